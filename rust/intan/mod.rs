@@ -1,0 +1,1 @@
+//! Intan RHD2000 file formats: header parsing and block / .dat reading.

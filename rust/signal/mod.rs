@@ -1,0 +1,1 @@
+//! Per-sample signal processing: filtering, referencing, thresholds, detection, waveforms.

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every test: Rust unit tests, a release wheel that installs without cargo, and the Python suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+echo "== cargo test (plain-Rust engine)"
+cargo test --release --quiet
+
+echo "== build the release wheel"
+rm -rf dist
+$PY -m pip install --quiet "maturin>=1.5,<2"
+$PY -m maturin build --release --quiet --out dist
+WHEEL=$(ls dist/blechrs-*.whl | head -n 1)
+
+echo "== install the wheel with the test extras"
+$PY -m pip install --quiet --force-reinstall --no-deps "$WHEEL"
+$PY -m pip install --quiet "$WHEEL[test]"
+
+echo "== the wheel installs and imports in a fresh virtual environment with no Rust toolchain"
+VENV=$(mktemp -d)/venv
+$PY -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet "$WHEEL"
+env -i HOME="$HOME" PATH="$VENV/bin:/usr/bin:/bin" "$VENV/bin/python" - <<'PY'
+import shutil, blechrs, blechrs._native
+assert shutil.which("cargo") is None and shutil.which("rustc") is None, "cargo must not be on PATH here"
+print("fresh venv import ok:", blechrs.__version__)
+PY
+rm -rf "$(dirname "$VENV")"
+
+echo "== pytest"
+cd tests && $PY -m pytest -q -p no:cacheprovider "$@"
