@@ -1,1 +1,2 @@
 //! Per-sample signal processing: filtering, referencing, thresholds, detection, waveforms.
+pub mod source;
