@@ -1,7 +1,11 @@
 //! PyO3 binding layer: converts numpy arrays and errors, releases the GIL, calls the plain-Rust
 //! modules. No signal math lives here.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
+
+use crate::signal::source::SampleSource;
 
 mod intan;
 mod signal;
@@ -15,9 +19,32 @@ pub(crate) fn to_pyerr(e: crate::error::EngineError) -> PyErr {
     }
 }
 
+/// A readable recording (numpy array or Intan files) handed from Python to the streaming engine.
+/// `bindings::intan` creates these for Intan folders; `bindings::signal` reads from them.
+#[pyclass(name = "SampleSource", module = "blechrs._native", frozen)]
+pub(crate) struct PySampleSource {
+    pub inner: Arc<dyn SampleSource>,
+}
+
+#[pymethods]
+impl PySampleSource {
+    #[getter]
+    fn n_channels(&self) -> usize {
+        self.inner.n_channels()
+    }
+    #[getter]
+    fn n_samples(&self) -> usize {
+        self.inner.n_samples()
+    }
+    fn __repr__(&self) -> String {
+        format!("SampleSource({} channels x {} samples)", self.inner.n_channels(), self.inner.n_samples())
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PySampleSource>()?;
     signal::register(m)?;
     intan::register(m)?;
     Ok(())
