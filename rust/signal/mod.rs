@@ -1,6 +1,12 @@
 //! Per-sample signal processing: filtering, referencing, thresholds, detection, waveforms.
+pub mod cutoff;
+pub mod detect;
 pub mod filter;
+pub mod reference;
 pub mod source;
+pub mod stream;
+pub mod threshold;
+pub mod waveforms;
 
 use std::sync::{Arc, Mutex};
 
