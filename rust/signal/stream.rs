@@ -435,7 +435,12 @@ pub fn extract_electrodes(
     // Electrodes filtered together (SIMD lanes), while still giving every thread work.
     let threads = super::thread_count(p.threads);
     let group = els.len().div_ceil(threads).clamp(1, 8);
-    let mut blk = Block { start: 0, len: 0, raw: Vec::new(), refs: Vec::new() };
+    let mut blk = Block {
+        start: 0,
+        len: 0,
+        raw: Vec::new(),
+        refs: Vec::new(),
+    };
     let total = n * passes;
     let k = p.k;
 
