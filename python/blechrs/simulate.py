@@ -16,6 +16,7 @@ with ``din_style="rhx"``, board-DIGITAL-IN-NN.dat), ``"one file per signal type"
 time.dat, amplifier.dat, digitalin.dat) and ``"traditional"`` (.rhd files with the header and
 128-sample blocks, or 60-sample blocks for ``rhd_version=(1, x)``, optionally split over several
 files and carrying auxiliary, supply, temperature, ADC and digital-output sections too).
+(neo 0.14 cannot read .rhd files with temperature sensors; ``rhd_temp_sensors`` defaults to 0.)
 
 The sample count is the duration rounded down to a multiple of 1920 samples (the common multiple
 of the 60- and 128-sample .rhd blocks) so every layout holds exactly the same samples.
@@ -364,17 +365,19 @@ class Simulation:
         rhd_version: tuple[int, int] = (3, 0),
         rhd_file_seconds: float | None = None,
         rhd_extra_sections: bool = False,
+        rhd_temp_sensors: int = 0,
         save_ground_truth: bool = True,
         progress=None,
     ) -> GroundTruth:
         """Write the recording into `directory` (created) in one Intan layout; returns (and by
         default saves as ``ground_truth.npz``) the ground truth."""
         return self.write_many({directory: layout}, rhd_version=rhd_version, rhd_file_seconds=rhd_file_seconds,
-                               rhd_extra_sections=rhd_extra_sections, save_ground_truth=save_ground_truth,
+                               rhd_extra_sections=rhd_extra_sections, rhd_temp_sensors=rhd_temp_sensors,
+                               save_ground_truth=save_ground_truth,
                                progress=progress)
 
     def write_many(self, targets: dict, *, rhd_version=(3, 0), rhd_file_seconds=None, rhd_extra_sections=False,
-                   save_ground_truth=True, progress=None) -> GroundTruth:
+                   rhd_temp_sensors=0, save_ground_truth=True, progress=None) -> GroundTruth:
         """Write several layouts in one pass: ``targets`` maps directory -> layout."""
         writers = []
         for d, layout in targets.items():
@@ -387,7 +390,8 @@ class Simulation:
             elif layout == "one file per signal type":
                 writers.append(_PerSignalWriter(d, self))
             else:
-                writers.append(_RhdWriter(d, self, tuple(rhd_version), rhd_file_seconds, rhd_extra_sections))
+                writers.append(_RhdWriter(d, self, tuple(rhd_version), rhd_file_seconds, rhd_extra_sections,
+                                           rhd_temp_sensors))
         try:
             for s0 in range(0, self.n_samples, _CHUNK):
                 s1 = min(self.n_samples, s0 + _CHUNK)
@@ -417,7 +421,7 @@ def _qstring(s: str) -> bytes:
     return struct.pack("<I", len(b)) + b
 
 
-def rhd_header(sim: Simulation, version=(3, 0), extra_sections=False, note="") -> bytes:
+def rhd_header(sim: Simulation, version=(3, 0), extra_sections=False, note="", temp_sensors=0) -> bytes:
     """RHD2000 header bytes (info.rhd, or the start of a .rhd file) for a simulation."""
     major, minor = version
     o = bytearray()
@@ -429,7 +433,7 @@ def rhd_header(sim: Simulation, version=(3, 0), extra_sections=False, note="") -
     o += struct.pack("<ff", 1000.0, 1000.0)
     o += _qstring(note or f"blechrs.simulate seed={sim.seed}") + _qstring("") + _qstring("")
     if (major, minor) >= (1, 1):
-        o += struct.pack("<h", 1 if extra_sections else 0)  # temperature sensors
+        o += struct.pack("<h", temp_sensors)  # temperature sensors
     if (major, minor) >= (1, 3):
         o += struct.pack("<h", 0)
     if major >= 2:
@@ -503,9 +507,10 @@ class _RhdWriter:
     """Traditional .rhd files: header + blocks; a new file every `file_seconds` (whole blocks),
     named <dir name>_YYMMDD_HHMMSS.rhd like the Intan software, time stamps continuing."""
 
-    def __init__(self, d: Path, sim: Simulation, version, file_seconds, extra):
+    def __init__(self, d: Path, sim: Simulation, version, file_seconds, extra, temp_sensors=0):
         self.d, self.sim, self.extra = d, sim, extra
-        self.header = rhd_header(sim, version, extra)
+        self.n_temp = temp_sensors if tuple(version) >= (1, 1) else 0
+        self.header = rhd_header(sim, version, extra, temp_sensors=self.n_temp)
         self.S = 128 if version[0] > 1 else 60
         self.ts_dtype = "<i4" if tuple(version) >= (1, 2) else "<u4"
         nch, S = sim.n_channels, self.S
@@ -513,8 +518,9 @@ class _RhdWriter:
         fields = [("timestamp", self.ts_dtype, (S,)), ("amplifier", "<u2", (nch, S))]
         if extra:
             fields += [("aux", "<u2", (3 * n_ports, S // 4)), ("supply", "<u2", (n_ports,))]
-            if tuple(version) >= (1, 1):  # the temperature-sensor count exists from 1.1 on
-                fields.append(("temp", "<i2", (1,)))
+        if self.n_temp:  # the temperature-sensor count exists from header version 1.1 on
+            fields.append(("temp", "<i2", (self.n_temp,)))
+        if extra:
             fields.append(("adc", "<u2", (1, S)))
         if sim.n_din:
             fields.append(("din", "<u2", (S,)))
@@ -557,10 +563,10 @@ class _RhdWriter:
             if self.extra:
                 blk["aux"] = (np.arange(take * S // 4) % 1000 + 20000).reshape(take, 1, S // 4).astype("<u2")
                 blk["supply"] = 44000
-                if "temp" in self.dtype.names:
-                    blk["temp"] = 3700
                 blk["adc"] = (np.arange(a0, a0 + take * S) % 65536).reshape(take, 1, S).astype("<u2")
                 blk["dout"] = 0xFFFF
+            if self.n_temp:
+                blk["temp"] = 3700
             if self.sim.n_din:
                 blk["din"] = din[sl].reshape(take, S)
             self.f.write(blk.tobytes())
@@ -574,6 +580,7 @@ class _RhdWriter:
 
 def simulate_recording(directory, layout: str = "one file per channel", seed: int = 0, **kwargs) -> GroundTruth:
     """One call: build a :class:`Simulation` from `kwargs` and write it in `layout`."""
-    write_keys = {"rhd_version", "rhd_file_seconds", "rhd_extra_sections", "save_ground_truth", "progress"}
+    write_keys = {"rhd_version", "rhd_file_seconds", "rhd_extra_sections", "rhd_temp_sensors", "save_ground_truth",
+                  "progress"}
     wk = {k: kwargs.pop(k) for k in list(kwargs) if k in write_keys}
     return Simulation(seed=seed, **kwargs).write(directory, layout, **wk)
