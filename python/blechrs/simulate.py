@@ -268,7 +268,8 @@ class Simulation:
         gap = plen * 2
         margin = int(0.1 * n)
         if per_input is None:
-            per_input = int(min(30, max(1, (n - 2 * margin) // max(1, n_din * (plen + gap)) // 2)))
+            fit = (n - 2 * margin) // max(1, n_din * (plen + gap))
+            per_input = int(min(30, max(fit // 2, min(fit, 1))))
         tot = n_din * per_input
         if tot == 0:
             z = np.zeros(0, np.int64)
