@@ -22,6 +22,9 @@ The sample count is the duration rounded down to a multiple of 1920 samples (the
 of the 60- and 128-sample .rhd blocks) so every layout holds exactly the same samples.
 Ground truth spike times are the sample of each spike's extremum after a 300-3000 Hz zero-phase
 band-pass (the convention of the sorter's detector).
+
+Faults for QA tests: ``dead_channels`` are flat (DC only), ``weak_channels`` carry LFP and 0.5 uV
+of noise but no units, and in ``bridged_pairs`` (a, b) channel b is a copy of a plus 2 uV noise.
 """
 
 from __future__ import annotations
@@ -151,6 +154,7 @@ class Simulation:
         pulse_ms: float = 50.0,
         din_style: str = "legacy",
         dead_channels: tuple[int, ...] = (),
+        weak_channels: tuple[int, ...] = (),
         bridged_pairs: tuple[tuple[int, int], ...] = (),
     ):
         if n_channels < 1:
@@ -165,6 +169,7 @@ class Simulation:
             raise ValueError(f"duration {duration_s} s is too short (at least {_ALIGN / self.fs:.3f} s)")
         self.din_style = din_style
         self.dead_channels = tuple(int(c) for c in dead_channels)
+        self.weak_channels = tuple(int(c) for c in weak_channels)
         self.bridged_pairs = tuple((int(a), int(b)) for a, b in bridged_pairs)
         fs = self.fs
         rng = np.random.default_rng([self.seed, 0xB1EC])
@@ -172,7 +177,7 @@ class Simulation:
 
         # --- units: count per wire, shapes, sizes, rates
         per_wire = rng.integers(0, max_units_per_channel + 1, size=nch)
-        for c in list(self.dead_channels) + [b for _, b in self.bridged_pairs]:
+        for c in list(self.dead_channels) + list(self.weak_channels) + [b for _, b in self.bridged_pairs]:
             per_wire[c] = 0  # a dead wire, or a copy of its bridged partner, has no units of its own
         self.unit_channel = np.repeat(np.arange(nch), per_wire).astype(np.int64)
         nu = len(self.unit_channel)
@@ -228,6 +233,7 @@ class Simulation:
         # --- noise: white noise through a low-pass FIR, scaled to the wanted 300-3000 Hz std
         self.noise_inband = rng.uniform(*noise_range_uv, size=nch)
         self.noise_inband[list(self.dead_channels)] = 0.0
+        self.noise_inband[list(self.weak_channels)] = 0.5  # a broken wire: LFP, hardly any noise
         k = np.arange(_FIR_TAPS) - _FIR_TAPS // 2
         fc = 5000.0 / fs
         fir = 2 * fc * np.sinc(2 * fc * k) * np.hamming(_FIR_TAPS)
