@@ -94,7 +94,19 @@ class SortParams:
     """ms before and after each trial onset."""
     spike_array_bin_ms: float = 1.0
     similarity_cutoff: float = 50.0
+    """% of one unit's spikes coinciding with another unit's above which the pair is reported."""
     similarity_window_ms: float = 1.0
+    """Two spikes coincide when at most this far apart."""
+    similarity_waveform_count_cutoff: float = 10.0
+    """A reported pair has "similar counts" when (max - min) / max of their spike counts is <= this %."""
+    n_trial_bins: int = 4
+    """Drift check: the session's trials are cut into this many consecutive groups (quarters)."""
+    drift_baseline_ms: float = 1000.0
+    """Drift check: spikes counted in [-drift_baseline_ms, 0) ms before each trial onset ..."""
+    drift_post_ms: float = 2500.0
+    """... and in [0, drift_post_ms) ms after it."""
+    drift_alpha: float = 0.05
+    """Drift check: a unit is flagged when the trial-group effect has p below this."""
     bridged_channel_threshold: float = 0.9
     n_corr_samples: int = 10000
 
