@@ -199,3 +199,33 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                         "--sort-file", str(tmp_path / "nope.csv")], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [f"blechrs: error: {tmp_path / 'nope.csv'}: sort file not found"]
+
+
+def test_pictures_and_index(rec, reference_engine):
+    import matplotlib.image as mpimg
+
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    assert not (d / "blechrs_plots").exists()  # --no-plots makes none
+    (d / "blechrs_plots" / "units").mkdir(parents=True)
+    (d / "blechrs_plots" / "units" / "unit999.png").write_bytes(b"stale")
+    from blechrs import plots
+
+    index = plots.plot_recording(d, pipeline.load_params(d), jobs=2)
+    assert not (d / "blechrs_plots" / "units" / "unit999.png").exists()
+    page = index.read_text()
+    with tables.open_file(str(d / "rec.h5")) as f:
+        desc = f.root.unit_descriptor.read()
+    for row in desc:
+        name = f"unit{row['unit_number']:03d}"
+        png = d / "blechrs_plots" / "units" / f"{name}.png"
+        img = mpimg.imread(png)
+        assert img.ndim == 3 and img.shape[0] > 50 and img.std() > 0
+        assert f"units/{name}.png'>{name}</a></td><td>{row['electrode_number']}</td><td>{row['waveform_count']}</td>" in page
+    for e in range(4):
+        data = store.load_electrode(store.electrode_path(d, e))
+        for key in (k for k in data if k.startswith("labels_")):
+            k = int(key.split("_")[1])
+            png = d / "blechrs_plots" / f"electrode{e:02d}" / f"solution{k:02d}.png"
+            assert mpimg.imread(png).shape[0] > 50
+            assert f"electrode{e:02d}/solution{k:02d}.png" in page
