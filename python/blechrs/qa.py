@@ -54,21 +54,41 @@ QA_DIR = "QA_output"
 # ------------------------------------------------------------------------------------------------
 # Similarity
 # ------------------------------------------------------------------------------------------------
-def unit_similarity(unit_times: Sequence[np.ndarray], sampling_rate: float, window_ms: float = 1.0) -> np.ndarray:
-    """``(n, n)`` float64: % of unit i's spikes with a unit-j spike within ``window_ms``; diagonal NaN."""
+def unit_similarity(
+    unit_times: Sequence[np.ndarray], sampling_rate: float, window_ms: float = 1.0, chunk: int = 1 << 18
+) -> np.ndarray:
+    """``(n, n)`` float64: % of unit i's spikes with a unit-j spike within ``window_ms``; diagonal NaN.
+
+    All spikes are merged in time order; each spike's neighbours within the window are a
+    contiguous run of the merged array, so every (spike, neighbouring unit) pair is found in one
+    pass (O(total spikes x neighbours), not O(units^2) searches), ``chunk`` spikes at a time to
+    bound memory.
+    """
     w = int(round(window_ms * sampling_rate / 1000.0))
-    ts = [np.sort(np.asarray(t, dtype=np.int64)) for t in unit_times]
-    n = len(ts)
-    sim = np.zeros((n, n), dtype=np.float64)
-    for i in range(n):
-        if ts[i].size == 0:
-            continue
-        for j in range(n):
-            if i == j or ts[j].size == 0:
-                continue
-            lo = np.searchsorted(ts[j], ts[i] - w, side="left")
-            hi = np.searchsorted(ts[j], ts[i] + w, side="right")
-            sim[i, j] = 100.0 * np.count_nonzero(hi > lo) / ts[i].size
+    n = len(unit_times)
+    lens = np.array([len(t) for t in unit_times], dtype=np.int64)
+    hits = np.zeros(n * n, dtype=np.int64)
+    if n and lens.sum():
+        all_t = np.concatenate([np.asarray(t, dtype=np.int64).reshape(-1) for t in unit_times])
+        lab = np.repeat(np.arange(n, dtype=np.int64), lens)
+        order = np.argsort(all_t, kind="stable")
+        all_t, lab = all_t[order], lab[order]
+        for start in range(0, len(all_t), chunk):
+            tp = all_t[start : start + chunk]
+            lo = np.searchsorted(all_t, tp - w, side="left")
+            hi = np.searchsorted(all_t, tp + w, side="right")
+            cnt = hi - lo  # >= 1: the spike itself
+            total = int(cnt.sum())
+            first = np.repeat(np.cumsum(cnt) - cnt, cnt)
+            q = np.arange(total, dtype=np.int64) - first + np.repeat(lo, cnt)
+            p = np.repeat(np.arange(start, start + len(tp), dtype=np.int64), cnt)
+            # one count per (spike, neighbouring unit), however many of that unit's spikes are near
+            key = np.sort(p * n + lab[q])  # already grouped by spike: a cheap sort
+            key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+            hits += np.bincount(lab[key // n] * n + key % n, minlength=n * n)
+    hits = hits.reshape(n, n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = np.where(lens[:, None] > 0, 100.0 * hits / np.maximum(lens, 1)[:, None], 0.0)
     np.fill_diagonal(sim, np.nan)
     return sim
 
