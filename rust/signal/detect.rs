@@ -1,0 +1,215 @@
+//! Spike detection: one event per excursion beyond the threshold, at its extremum.
+//!
+//! A sample is supra-threshold when `x - centre <= -threshold` (negative) or `>= threshold`
+//! (positive), for the polarities asked for. Supra-threshold samples closer than the dead time to
+//! the previous one (at least adjacent) belong to the same event, whatever their sign, so the two
+//! lobes of one biphasic spike are one event. The event is the sample of largest |x - centre|
+//! (the first one on a tie) and its polarity is that sample's sign. The detector is a state
+//! machine fed block by block, so a stream gives the same events as the whole signal, and the
+//! last event is kept.
+
+use crate::error::{EngineError, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Polarity {
+    Negative,
+    Positive,
+    Both,
+}
+
+impl Polarity {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "negative" | "neg" => Ok(Polarity::Negative),
+            "positive" | "pos" => Ok(Polarity::Positive),
+            "both" => Ok(Polarity::Both),
+            _ => Err(EngineError::Value(format!("polarity must be 'negative', 'positive' or 'both', not {s:?}"))),
+        }
+    }
+}
+
+/// Dead time in samples from milliseconds.
+pub fn dead_samples(dead_time_ms: f64, fs: f64) -> usize {
+    (dead_time_ms.max(0.0) * fs / 1000.0).round() as usize
+}
+
+#[derive(Clone, Debug)]
+pub struct Detector {
+    polarity: Polarity,
+    join: i64,
+    open: bool,
+    best_t: i64,
+    best_abs: f64,
+    best_sign: i8,
+    last_supra: i64,
+}
+
+impl Detector {
+    pub fn new(polarity: Polarity, dead_samples: usize) -> Self {
+        Detector {
+            polarity,
+            join: dead_samples.max(1) as i64,
+            open: false,
+            best_t: 0,
+            best_abs: 0.0,
+            best_sign: 0,
+            last_supra: i64::MIN / 2,
+        }
+    }
+
+    /// Time of the extremum of the event still open (its samples must be kept), if any.
+    pub fn open_event(&self) -> Option<i64> {
+        self.open.then_some(self.best_t)
+    }
+
+    /// Feed samples `t0 .. t0 + x.len()` with one centre and threshold; finished events go to
+    /// `out` as (time, polarity). A threshold <= 0 (a flat stretch) detects nothing.
+    pub fn push(&mut self, t0: i64, x: &[f32], centre: f64, threshold: f64, out: &mut Vec<(i64, i8)>) {
+        if x.is_empty() {
+            return;
+        }
+        if threshold > 0.0 && threshold.is_finite() {
+            let (neg, pos) = match self.polarity {
+                Polarity::Negative => (true, false),
+                Polarity::Positive => (false, true),
+                Polarity::Both => (true, true),
+            };
+            // f32 prefilter on blocks of 16: most blocks hold no supra-threshold sample.
+            let lo = (centre - threshold) as f32;
+            let hi = (centre + threshold) as f32;
+            let lo_s = if neg { lo.next_up_f32() } else { f32::NEG_INFINITY };
+            let hi_s = if pos { hi.next_down_f32() } else { f32::INFINITY };
+            let mut i = 0;
+            while i < x.len() {
+                let end = (i + 16).min(x.len());
+                let quiet = x[i..end].iter().fold(true, |q, &v| q & (v > lo_s) & (v < hi_s));
+                if !quiet {
+                    for j in i..end {
+                        let c = x[j] as f64 - centre;
+                        let sign: i8 = if neg && c <= -threshold {
+                            -1
+                        } else if pos && c >= threshold {
+                            1
+                        } else {
+                            0
+                        };
+                        if sign != 0 {
+                            self.supra(t0 + j as i64, c.abs(), sign, out);
+                        }
+                    }
+                }
+                i = end;
+            }
+        }
+        let last = t0 + x.len() as i64 - 1;
+        if self.open && last - self.last_supra >= self.join {
+            self.emit(out);
+        }
+    }
+
+    #[inline]
+    fn supra(&mut self, t: i64, a: f64, sign: i8, out: &mut Vec<(i64, i8)>) {
+        if self.open && t - self.last_supra > self.join {
+            self.emit(out);
+        }
+        if !self.open {
+            self.open = true;
+            self.best_t = t;
+            self.best_abs = a;
+            self.best_sign = sign;
+        } else if a > self.best_abs {
+            self.best_t = t;
+            self.best_abs = a;
+            self.best_sign = sign;
+        }
+        self.last_supra = t;
+    }
+
+    fn emit(&mut self, out: &mut Vec<(i64, i8)>) {
+        out.push((self.best_t, self.best_sign));
+        self.open = false;
+    }
+
+    /// End of the signal: the open event, if any, is complete.
+    pub fn finish(&mut self, out: &mut Vec<(i64, i8)>) {
+        if self.open {
+            self.emit(out);
+        }
+    }
+}
+
+/// Conservative bounds for the f32 prefilter: a value strictly inside never crosses in f64.
+trait NextF32 {
+    fn next_up_f32(self) -> f32;
+    fn next_down_f32(self) -> f32;
+}
+impl NextF32 for f32 {
+    fn next_up_f32(self) -> f32 {
+        // two ulps of margin for the f64 -> f32 rounding of the bounds
+        let mut v = self;
+        for _ in 0..2 {
+            v = if v == 0.0 { f32::from_bits(1) } else if v > 0.0 { f32::from_bits(v.to_bits() + 1) } else { f32::from_bits(v.to_bits() - 1) };
+        }
+        v
+    }
+    fn next_down_f32(self) -> f32 {
+        -(-self).next_up_f32()
+    }
+}
+
+/// Detect over a whole signal split into windows, each with its own (centre, threshold).
+pub fn detect(
+    x: &[f32],
+    windows: &[(usize, usize)],
+    centre_threshold: &[(f64, f64)],
+    polarity: Polarity,
+    dead_samples: usize,
+) -> Vec<(i64, i8)> {
+    let mut d = Detector::new(polarity, dead_samples);
+    let mut out = Vec::new();
+    for (&(a, b), &(c, th)) in windows.iter().zip(centre_threshold) {
+        d.push(a as i64, &x[a..b], c, th, &mut out);
+    }
+    d.finish(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn biphasic_spike_is_one_event_and_last_event_kept() {
+        let mut x = vec![0f32; 200];
+        // spike 1: trough -10 at 50, peak +6 at 55
+        x[49] = -6.0;
+        x[50] = -10.0;
+        x[51] = -7.0;
+        x[55] = 6.0;
+        // spike 2 at the very end
+        x[198] = -8.0;
+        x[199] = -9.0;
+        let ev = detect(&x, &[(0, 200)], &[(0.0, 5.0)], Polarity::Both, 15);
+        assert_eq!(ev, vec![(50, -1), (199, -1)]);
+        // without dead time the positive lobe is its own event
+        let ev = detect(&x, &[(0, 200)], &[(0.0, 5.0)], Polarity::Both, 0);
+        assert_eq!(ev, vec![(50, -1), (55, 1), (199, -1)]);
+        let ev = detect(&x, &[(0, 200)], &[(0.0, 5.0)], Polarity::Positive, 15);
+        assert_eq!(ev, vec![(55, 1)]);
+    }
+
+    #[test]
+    fn streaming_equals_whole() {
+        let x: Vec<f32> = (0..5000).map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 40.0).collect();
+        let whole = detect(&x, &[(0, 5000)], &[(0.0, 10.0)], Polarity::Both, 7);
+        let mut d = Detector::new(Polarity::Both, 7);
+        let mut out = Vec::new();
+        for s in (0..5000).step_by(333) {
+            let e = (s + 333).min(5000);
+            d.push(s as i64, &x[s..e], 0.0, 10.0, &mut out);
+        }
+        d.finish(&mut out);
+        assert_eq!(whole, out);
+        assert!(!out.is_empty());
+    }
+}

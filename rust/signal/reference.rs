@@ -1,0 +1,102 @@
+//! Common average reference by groups, as blech_clust HEAD does it (spec 3.2), without its bugs.
+//!
+//! Each channel is normalised as (x - median) / MAD, both from every 100th sample of the whole
+//! recording (MAD unscaled). A group's reference is the mean of its normalised channels, and each
+//! channel becomes ((x - median)/MAD - ref) * MAD + median = x - MAD * ref, kept as float (blech
+//! truncates to int32). A flat channel (MAD 0) is left out of the mean, reported, and passed
+//! through unchanged; a group with fewer than two live channels is not referenced.
+
+use super::threshold::{median_by, MedianScratch};
+
+/// Statistics come from every `STATS_STEP`-th sample (blech_clust's choice).
+pub const STATS_STEP: usize = 100;
+
+/// Per-channel (median, MAD) of decimated int16 rows (`rows.len() / m` rows of `m`).
+pub fn channel_stats(rows: &[i16], m: usize) -> Vec<(f64, f64)> {
+    let mut s = MedianScratch::default();
+    rows.chunks(m.max(1))
+        .map(|r| {
+            let med = median_by(|| r.iter().map(|&v| v as f32), r.len(), &mut s);
+            let mad = median_by(|| r.iter().map(move |&v| (v as f64 - med).abs() as f32), r.len(), &mut s);
+            (med, mad)
+        })
+        .collect()
+}
+
+/// One referenced group: its members' rows in the block and their MADs.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// (row in the block, MAD, median) of each live member.
+    pub live: Vec<(usize, f64, f64)>,
+}
+
+/// Build the groups from per-channel group ids (-1 = not referenced) and stats.
+/// Returns (groups with >= 2 live members, dead channels among referenced ones).
+pub fn make_groups(group_of: &[i64], stats: &[(f64, f64)]) -> (Vec<(i64, Group)>, Vec<usize>) {
+    let mut ids: Vec<i64> = Vec::new();
+    for &g in group_of {
+        if g >= 0 && !ids.contains(&g) {
+            ids.push(g);
+        }
+    }
+    let mut dead = Vec::new();
+    let mut groups = Vec::new();
+    for g in ids {
+        let members: Vec<usize> = (0..group_of.len()).filter(|&c| group_of[c] == g).collect();
+        let mut live = Vec::new();
+        for &c in &members {
+            let (med, mad) = stats[c];
+            if mad > 0.0 && mad.is_finite() {
+                live.push((c, mad, med));
+            } else {
+                dead.push(c);
+            }
+        }
+        if members.len() >= 2 && live.len() >= 2 {
+            groups.push((g, Group { live }));
+        }
+    }
+    dead.sort_unstable();
+    (groups, dead)
+}
+
+/// The group's reference for samples of a block: mean over live members of (x - median) / MAD.
+/// `row(r)` gives block row `r` as f64 values.
+pub fn group_reference(g: &Group, len: usize, row: impl Fn(usize) -> Vec<f64>, out: &mut Vec<f64>) {
+    out.clear();
+    out.resize(len, 0.0);
+    for &(r, mad, med) in &g.live {
+        let x = row(r);
+        let inv = 1.0 / mad;
+        for (o, v) in out.iter_mut().zip(x.iter()) {
+            *o += (v - med) * inv;
+        }
+    }
+    let k = 1.0 / g.live.len() as f64;
+    for o in out.iter_mut() {
+        *o *= k;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_channel_is_dead_and_skipped() {
+        let m = 50;
+        let mut rows = vec![0i16; 3 * m];
+        for i in 0..m {
+            rows[i] = (i % 7) as i16;
+            rows[m + i] = (i % 5) as i16 * 2;
+        }
+        let st = channel_stats(&rows, m);
+        assert_eq!(st[2], (0.0, 0.0));
+        let (groups, dead) = make_groups(&[0, 0, 0], &st);
+        assert_eq!(dead, vec![2]);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].1.live.len(), 2);
+        let (groups, _) = make_groups(&[0, 1, 0], &st);
+        assert!(groups.is_empty());
+    }
+}

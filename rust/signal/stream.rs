@@ -1,0 +1,524 @@
+//! The streaming workhorse: CAR -> band-pass -> cutoff -> threshold -> detect -> waveforms for
+//! many electrodes of one recording, chunk by chunk, electrodes in parallel.
+//!
+//! Memory is bounded by the chunk (one noise window, 5 s by default) times the channels read, not
+//! by the recording length. Each chunk is read with `BandPass::settle` extra samples on both
+//! sides, so its filtered samples equal whole-signal filtfilt to ~1e-12 (at the recording's true
+//! edges the block is odd-padded exactly as filtfilt). CAR statistics come once from every 100th
+//! sample of the whole recording, so a streamed CAR equals the whole-array one. With rolling
+//! thresholds chunks are the noise windows and one pass suffices; a global threshold needs a
+//! first pass for the median and MAD of the filtered trace.
+
+use std::collections::VecDeque;
+
+use rayon::prelude::*;
+
+use super::cutoff::{BreachCounter, CutoffParams};
+use super::detect::{dead_samples, Detector, Polarity};
+use super::filter::BandPass;
+use super::reference::{self, Group, STATS_STEP};
+use super::source::{read_strided, SampleSource};
+use super::threshold::{median_by, median_mad, window_bounds, MedianScratch, MAD_PER_SD};
+use super::waveforms::{cut, pad};
+use crate::error::{EngineError, Result};
+
+/// Filtered samples kept per electrode for global statistics (mad_val, global threshold): every
+/// sample up to this many, else an even stride over the recording.
+pub const SUBSAMPLE_MAX: usize = 1 << 20;
+
+#[derive(Clone, Debug)]
+pub struct ExtractParams {
+    pub fs: f64,
+    pub scale: f64,
+    pub low: f64,
+    pub high: f64,
+    pub order: usize,
+    pub use_car: bool,
+    pub cutoff: CutoffParams,
+    pub k: f64,
+    /// Rolling noise windows of this many seconds; None = one global threshold.
+    pub window_s: Option<f64>,
+    pub polarity: Polarity,
+    pub dead_time_ms: f64,
+    pub before: usize,
+    pub after: usize,
+    pub align: bool,
+    /// Worker threads (0 = BLECHRS_THREADS or all cores).
+    pub threads: usize,
+    /// Chunk length (samples) in global-threshold mode; rolling mode uses the windows.
+    pub chunk: usize,
+}
+
+impl ExtractParams {
+    pub fn blech_defaults(fs: f64) -> Self {
+        ExtractParams {
+            fs,
+            scale: 0.195,
+            low: 300.0,
+            high: 3000.0,
+            order: 2,
+            use_car: true,
+            cutoff: CutoffParams::default(),
+            k: 5.0,
+            window_s: Some(5.0),
+            polarity: Polarity::Both,
+            dead_time_ms: 0.5,
+            before: (1.0 * fs / 1000.0).round() as usize,
+            after: (1.5 * fs / 1000.0).round() as usize,
+            align: true,
+            threads: 0,
+            chunk: (5.0 * fs).round() as usize,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ElectrodeResult {
+    pub electrode: usize,
+    pub times: Vec<i64>,
+    pub times_subsample: Vec<f64>,
+    pub polarity: Vec<i8>,
+    /// n x (before + after), row-major, scaled units (uV).
+    pub waveforms: Vec<f32>,
+    pub threshold: f64,
+    pub mad_val: f64,
+    pub noise: Vec<f64>,
+    pub cutoff_sample: usize,
+    pub n_edge_dropped: usize,
+    pub dead: bool,
+}
+
+/// What a chunk of raw data looks like after reading: rows of `len` int16 values for `channels`,
+/// covering samples `[start, start + len)`, plus each referenced group's reference over it.
+struct Block {
+    start: usize,
+    len: usize,
+    raw: Vec<i16>,
+    refs: Vec<Vec<f64>>,
+}
+
+struct Electrode {
+    res: ElectrodeResult,
+    row: usize,
+    /// (group index, MAD) when the electrode is referenced.
+    car: Option<(usize, f64)>,
+    det: Detector,
+    hist: Vec<f32>,
+    hist_start: usize,
+    pending: VecDeque<(i64, i8)>,
+    breaches: BreachCounter,
+    sub: Vec<f32>,
+    win_th: Vec<(usize, f64)>,
+    centre: f64,
+    threshold: f64,
+    work: Vec<f64>,
+    tmp: Vec<f64>,
+    input: Vec<f64>,
+    scratch: MedianScratch,
+}
+
+struct Plan<'a> {
+    src: &'a dyn SampleSource,
+    p: &'a ExtractParams,
+    f: BandPass,
+    n: usize,
+    channels: Vec<usize>,
+    groups: Vec<Group>,
+    sub_step: usize,
+    sec: usize,
+    dead_samples: usize,
+}
+
+impl Plan<'_> {
+    fn read(&self, s: usize, e: usize) -> Result<Block> {
+        let rs = s.saturating_sub(self.f.settle);
+        let re = (e + self.f.settle).min(self.n);
+        let len = re - rs;
+        let mut raw = vec![0i16; self.channels.len() * len];
+        self.src.read_block(&self.channels, rs, len, &mut raw)?;
+        let refs = self
+            .groups
+            .iter()
+            .map(|g| {
+                let mut out = Vec::new();
+                reference::group_reference(g, len, |r| raw[r * len..(r + 1) * len].iter().map(|&v| v as f64).collect(), &mut out);
+                out
+            })
+            .collect();
+        Ok(Block { start: rs, len, raw, refs })
+    }
+
+    /// Filter the electrode's samples of chunk [s, e) into `el.tmp[..e - s]`.
+    fn filter(&self, el: &mut Electrode, b: &Block, s: usize, e: usize) {
+        let x = &b.raw[el.row * b.len..(el.row + 1) * b.len];
+        let left = b.start == 0;
+        let right = b.start + b.len == self.n;
+        el.tmp.resize(b.len, 0.0);
+        match el.car {
+            Some((g, mad)) => {
+                let r = &b.refs[g];
+                el.input.clear();
+                el.input.extend(x.iter().zip(r.iter()).map(|(&v, &c)| v as f64 - mad * c));
+                self.f.filtfilt_block(&el.input, self.p.scale, left, right, &mut el.tmp, &mut el.work);
+            }
+            None => self.f.filtfilt_block(x, self.p.scale, left, right, &mut el.tmp, &mut el.work),
+        }
+        el.tmp.copy_within(s - b.start..e - b.start, 0);
+        el.tmp.truncate(e - s);
+    }
+
+    /// Statistics pass work for one chunk: breaches and the subsample.
+    fn observe(&self, el: &mut Electrode, s: usize, y: &[f32]) {
+        el.breaches.push(s, y, self.p.cutoff.voltage_cutoff, self.sec);
+        let first = s.div_ceil(self.sub_step) * self.sub_step;
+        let mut t = first;
+        while t < s + y.len() {
+            el.sub.push(y[t - s]);
+            t += self.sub_step;
+        }
+    }
+
+    /// Detection pass work for one chunk [s, e) with filtered samples `y`.
+    fn detect(&self, el: &mut Electrode, s: usize, y: &[f32], centre: f64, th: f64) {
+        let mut evs = Vec::new();
+        el.det.push(s as i64, y, centre, th, &mut evs);
+        el.pending.extend(evs);
+        // Append to the history and cut every event whose window is now complete.
+        el.hist.extend_from_slice(y);
+        self.drain(el, false);
+    }
+
+    fn drain(&self, el: &mut Electrode, end: bool) {
+        let pd = pad(self.p.align) as i64;
+        let (before, after) = (self.p.before as i64, self.p.after as i64);
+        let hist_end = (el.hist_start + el.hist.len()) as i64;
+        let l = self.p.before + self.p.after;
+        let mut buf = vec![0f32; l];
+        while let Some(&(t, pol)) = el.pending.front() {
+            if t - before - pd < 0 || t + after + pd > self.n as i64 {
+                el.res.n_edge_dropped += 1;
+                el.pending.pop_front();
+                continue;
+            }
+            if t + after + pd > hist_end {
+                debug_assert!(!end);
+                break;
+            }
+            let lo = (t - before - pd) as usize;
+            let local = &el.hist[lo - el.hist_start..(t + after + pd) as usize - el.hist_start];
+            let d = cut(local, before + pd, self.p.before, self.p.after, self.p.align, &mut buf).unwrap_or(0.0);
+            el.res.times.push(t);
+            el.res.times_subsample.push(t as f64 + d);
+            el.res.polarity.push(pol);
+            el.res.waveforms.extend_from_slice(&buf);
+            el.pending.pop_front();
+        }
+        // Keep only the history still needed: the open event's window, pending events, and
+        // enough past samples for events not yet seen.
+        let mut keep = hist_end - before - pd - 2;
+        if let Some(t) = el.det.open_event() {
+            keep = keep.min(t - before - pd);
+        }
+        if let Some(&(t, _)) = el.pending.front() {
+            keep = keep.min(t - before - pd);
+        }
+        let keep = keep.max(el.hist_start as i64) as usize;
+        if keep > el.hist_start {
+            el.hist.drain(..keep - el.hist_start);
+            el.hist_start = keep;
+        }
+    }
+}
+
+/// Run the whole extraction. `group_of[c]` is channel c's CAR group (-1 = none); `progress` is
+/// called with (samples done, samples total) after each chunk and may abort by returning Err.
+pub fn extract_electrodes(
+    src: &dyn SampleSource,
+    electrodes: &[usize],
+    group_of: &[i64],
+    p: &ExtractParams,
+    progress: &mut (dyn FnMut(usize, usize) -> Result<()> + Send),
+) -> Result<Vec<ElectrodeResult>> {
+    let n = src.n_samples();
+    let nch = src.n_channels();
+    let f = BandPass::new(p.order, p.low, p.high, p.fs)?;
+    if let Some(&c) = electrodes.iter().find(|&&c| c >= nch) {
+        return Err(EngineError::Value(format!("electrode {c} out of range: the recording has {nch} channels")));
+    }
+    if !group_of.is_empty() && group_of.len() != nch {
+        return Err(EngineError::Value(format!(
+            "car_groups has {} entries but the recording has {nch} channels",
+            group_of.len()
+        )));
+    }
+    if n <= f.padlen {
+        return Err(EngineError::Value(format!(
+            "recording of {n} samples is too short to filter (needs more than {})",
+            f.padlen
+        )));
+    }
+    if p.before == 0 || p.after == 0 {
+        return Err(EngineError::Value("waveform window must have samples before and after the extremum".into()));
+    }
+    if !(p.k > 0.0 && p.k.is_finite()) {
+        return Err(EngineError::Value(format!("threshold factor must be > 0, not {}", p.k)));
+    }
+    if !(p.scale.is_finite() && p.scale != 0.0) {
+        return Err(EngineError::Value(format!("scale must be finite and non-zero, not {}", p.scale)));
+    }
+
+    // Channels to read: the electrodes, plus their CAR groups' members.
+    let groups_used: Vec<i64> = if p.use_car && !group_of.is_empty() {
+        let mut g: Vec<i64> = electrodes.iter().map(|&c| group_of[c]).filter(|&g| g >= 0).collect();
+        g.dedup();
+        g
+    } else {
+        Vec::new()
+    };
+    let mut channels: Vec<usize> = electrodes.to_vec();
+    for c in 0..nch {
+        if !group_of.is_empty() && groups_used.contains(&group_of[c]) {
+            channels.push(c);
+        }
+    }
+    channels.sort_unstable();
+    channels.dedup();
+    let row_of = |c: usize| channels.binary_search(&c).expect("channel read");
+
+    // CAR statistics once for the whole recording.
+    let mut dead_car: Vec<usize> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_ids: Vec<i64> = Vec::new();
+    if !groups_used.is_empty() {
+        let car_ch: Vec<usize> = channels.iter().copied().filter(|&c| groups_used.contains(&group_of[c])).collect();
+        let m = n.div_ceil(STATS_STEP);
+        let mut dec = vec![0i16; car_ch.len() * m];
+        read_strided(src, &car_ch, STATS_STEP, &mut dec)?;
+        let st = reference::channel_stats(&dec, m);
+        let mut stats = vec![(0.0, 0.0); nch];
+        let mut gof = vec![-1i64; nch];
+        for (i, &c) in car_ch.iter().enumerate() {
+            stats[c] = st[i];
+            gof[c] = group_of[c];
+        }
+        let (gs, dead) = reference::make_groups(&gof, &stats);
+        dead_car = dead;
+        for (id, mut g) in gs {
+            for m in g.live.iter_mut() {
+                m.0 = row_of(m.0);
+            }
+            group_ids.push(id);
+            groups.push(g);
+        }
+    }
+
+    let rolling = p.window_s.map(|w| (w * p.fs).round() as usize).filter(|&w| w > 0);
+    let chunks = match rolling {
+        Some(w) => window_bounds(n, Some(w)),
+        None => window_bounds(n, Some(p.chunk.max(f.settle).max(1))),
+    };
+    let plan = Plan {
+        src,
+        p,
+        n,
+        channels: channels.clone(),
+        groups,
+        sub_step: n.div_ceil(SUBSAMPLE_MAX).max(1),
+        sec: (p.fs.round() as usize).max(1),
+        dead_samples: dead_samples(p.dead_time_ms, p.fs),
+        f,
+    };
+
+    let mut els: Vec<Electrode> = electrodes
+        .iter()
+        .map(|&c| {
+            let car = if group_of.is_empty() || !p.use_car {
+                None
+            } else {
+                let g = group_of[c];
+                group_ids.iter().position(|&id| id == g).and_then(|gi| {
+                    plan.groups[gi].live.iter().find(|m| m.0 == row_of(c)).map(|m| (gi, m.1))
+                })
+            };
+            Electrode {
+                res: ElectrodeResult { electrode: c, dead: dead_car.contains(&c), ..Default::default() },
+                row: row_of(c),
+                car,
+                det: Detector::new(p.polarity, plan.dead_samples),
+                hist: Vec::new(),
+                hist_start: 0,
+                pending: VecDeque::new(),
+                breaches: BreachCounter::default(),
+                sub: Vec::new(),
+                win_th: Vec::new(),
+                centre: 0.0,
+                threshold: 0.0,
+                work: Vec::new(),
+                tmp: Vec::new(),
+                input: Vec::new(),
+                scratch: MedianScratch::default(),
+            }
+        })
+        .collect();
+
+    let passes = if rolling.is_some() { 1 } else { 2 };
+    let total = n * passes;
+    let k = p.k;
+
+    super::with_threads(p.threads, || -> Result<()> {
+        if rolling.is_none() {
+            // Pass 1: breaches and the subsample of the filtered trace for the global threshold.
+            for &(s, e) in &chunks {
+                let b = plan.read(s, e)?;
+                els.par_iter_mut().for_each(|el| {
+                    plan.filter(el, &b, s, e);
+                    let y: Vec<f32> = el.tmp.iter().map(|&v| v as f32).collect();
+                    plan.observe(el, s, &y);
+                });
+                progress(e, total)?;
+            }
+            els.par_iter_mut().for_each(|el| {
+                let cut = el.breaches.decide(n, p.fs, &p.cutoff);
+                let keep = cut.div_ceil(plan.sub_step).min(el.sub.len());
+                let (m, mad) = median_mad(&el.sub[..keep], &mut el.scratch);
+                el.centre = m;
+                el.threshold = k * mad / MAD_PER_SD;
+            });
+        }
+        // Detection pass (the only pass with rolling thresholds).
+        for &(s, e) in &chunks {
+            let b = plan.read(s, e)?;
+            els.par_iter_mut().for_each(|el| {
+                plan.filter(el, &b, s, e);
+                let y: Vec<f32> = el.tmp.iter().map(|&v| v as f32).collect();
+                let (c, th) = if rolling.is_some() {
+                    plan.observe(el, s, &y);
+                    let (m, mad) = median_mad(&y, &mut el.scratch);
+                    let th = k * mad / MAD_PER_SD;
+                    el.res.noise.push(mad / MAD_PER_SD);
+                    el.win_th.push((s, th));
+                    (m, th)
+                } else {
+                    (el.centre, el.threshold)
+                };
+                plan.detect(el, s, &y, c, th);
+            });
+            progress(n * (passes - 1) + e, total)?;
+        }
+        Ok(())
+    })?;
+
+    // Finish: last events, cutoff, summary statistics.
+    let results = els
+        .into_par_iter()
+        .map(|mut el| {
+            let mut evs = Vec::new();
+            el.det.finish(&mut evs);
+            el.pending.extend(evs);
+            plan.drain(&mut el, true);
+            let cut = el.breaches.decide(n, p.fs, &p.cutoff);
+            el.res.cutoff_sample = cut;
+            if cut < n {
+                // Events past the cutoff are gone; those whose window crosses it are edge drops.
+                let pd = pad(p.align) as i64;
+                let l = p.before + p.after;
+                let keep: Vec<bool> = el.res.times.iter().map(|&t| t + p.after as i64 + pd <= cut as i64).collect();
+                el.res.n_edge_dropped += el.res.times.iter().filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64).count();
+                let mut i = 0;
+                el.res.times.retain(|_| {
+                    i += 1;
+                    keep[i - 1]
+                });
+                let mut i = 0;
+                el.res.times_subsample.retain(|_| {
+                    i += 1;
+                    keep[i - 1]
+                });
+                let mut i = 0;
+                el.res.polarity.retain(|_| {
+                    i += 1;
+                    keep[i - 1]
+                });
+                let mut w = Vec::with_capacity(el.res.waveforms.len());
+                for (j, row) in el.res.waveforms.chunks(l).enumerate() {
+                    if keep[j] {
+                        w.extend_from_slice(row);
+                    }
+                }
+                el.res.waveforms = w;
+            }
+            let keep_sub = cut.div_ceil(plan.sub_step).min(el.sub.len());
+            let (_, mad) = median_mad(&el.sub[..keep_sub.max(1).min(el.sub.len())], &mut el.scratch);
+            el.res.mad_val = mad;
+            if rolling.is_some() {
+                let kept: Vec<usize> = (0..el.win_th.len()).filter(|&i| el.win_th[i].0 < cut.max(1)).collect();
+                el.res.noise = kept.iter().map(|&i| el.res.noise[i]).collect();
+                let ths: Vec<f32> = kept.iter().map(|&i| el.win_th[i].1 as f32).collect();
+                let mut sc = MedianScratch::default();
+                el.res.threshold = median_by(|| ths.iter().copied(), ths.len(), &mut sc);
+            } else {
+                el.res.threshold = el.threshold;
+                el.res.noise = vec![el.threshold / k];
+            }
+            el.res.dead |= mad == 0.0;
+            el.res
+        })
+        .collect();
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::detect::detect;
+    use super::super::source::ArraySource;
+    use super::super::threshold::noise_per_window;
+    use super::super::waveforms::extract;
+    use super::*;
+
+    fn synth(nch: usize, n: usize, seed: u64) -> Vec<i16> {
+        let mut s = seed;
+        let mut rnd = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let mut x = vec![0i16; nch * n];
+        for c in 0..nch {
+            for t in 0..n {
+                let mut v = 100.0 * (rnd() + rnd() + rnd());
+                if t % 997 == 500 {
+                    v -= 1500.0;
+                }
+                x[c * n + t] = v.round() as i16 + 300;
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn streamed_equals_whole_without_car() {
+        let (nch, n, fs) = (3, 40000, 10000.0);
+        let x = synth(nch, n, 7);
+        let src = ArraySource::new(&x, nch, n).unwrap();
+        let mut p = ExtractParams::blech_defaults(fs);
+        p.use_car = false;
+        p.window_s = Some(1.0);
+        let res = extract_electrodes(&src, &[0, 2], &[], &p, &mut |_, _| Ok(())).unwrap();
+        // whole-array reference
+        let f = BandPass::new(2, 300.0, 3000.0, fs).unwrap();
+        for r in &res {
+            let mut y = vec![0.0; n];
+            f.filtfilt(&x[r.electrode * n..(r.electrode + 1) * n], 0.195, &mut y, &mut Vec::new()).unwrap();
+            let y: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+            let w = window_bounds(n, Some(10000));
+            let ct: Vec<(f64, f64)> = noise_per_window(&y, &w).iter().map(|&(nz, m)| (m, 5.0 * nz)).collect();
+            let ev = detect(&y, &w, &ct, Polarity::Both, 5);
+            let times: Vec<i64> = ev.iter().map(|e| e.0).collect();
+            let (wf, _, dropped) = extract(&y, &times, p.before, p.after, true);
+            assert_eq!(r.times, times.iter().copied().filter(|&t| t >= 12 && t + 17 <= n as i64).collect::<Vec<_>>());
+            assert_eq!(r.n_edge_dropped, dropped);
+            assert!(r.times.len() > 30);
+            let maxdiff = r.waveforms.iter().zip(wf.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(maxdiff < 1e-3, "{maxdiff}");
+        }
+    }
+}
