@@ -245,6 +245,10 @@ class TrialTable:
             abs_trial_num=col("abs_trial_num", np.int64),
             taste_rel_trial_num=col("taste_rel_trial_num", np.int64),
         )
+        if rows and "valid_end_bin" in rows[0]:
+            t.truncated = np.array([r["truncated"] == "True" for r in rows], dtype=bool)
+            t.valid_first_bin = col("valid_first_bin", np.int64)
+            t.valid_end_bin = col("valid_end_bin", np.int64)
         if rows and "laser" in rows[0]:
             t.has_laser = True
             t.laser = np.array([r["laser"] == "True" for r in rows], dtype=bool)
@@ -518,8 +522,9 @@ def emg_channels(directory: str | os.PathLike) -> list[int]:
     return sorted(out)
 
 
-class _AtomicStore:
-    """Edit an HDF5 file on a copy, then os.replace it: a crash leaves the original intact."""
+class AtomicStore:
+    """``with AtomicStore(path) as h5:`` edits a copy of the HDF5 file (opened "a"), which replaces
+    the original (os.replace) only when the block succeeds: a crash leaves the original intact."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -697,7 +702,7 @@ def make_arrays(
         return result
 
     filters = tables.Filters(complevel=1, complib="zlib", shuffle=True)
-    with _AtomicStore(h5path) as h5:
+    with AtomicStore(h5path) as h5:
         for node in ("/spike_trains", "/emg_data"):
             if node in h5:
                 h5.remove_node(node, recursive=True)

@@ -33,7 +33,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from blechrs.arrays import TRIAL_TABLE_NAME, TrialTable, build_trials, load_info, store_path, trial_config
+from blechrs.arrays import (
+    TRIAL_TABLE_NAME,
+    AtomicStore,
+    TrialTable,
+    build_trials,
+    load_info,
+    store_path,
+    trial_config,
+)
 from blechrs.params import SortParams
 
 __all__ = [
@@ -218,17 +226,21 @@ def drift_check(
     tastes: Sequence[str],
     sampling_rate: float,
     params: SortParams | None = None,
-    n_samples: int | None = None,
+    n_samples: int | np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per unit: baseline and response F, p, group means (Hz) and ``flagged``.
 
     ``onsets``/``tastes``: every trial of the session, any order (sorted here by onset).
+    ``n_samples``: the recording length, or per trial (aligned with ``onsets``) the end of the
+    samples known to be recorded; trials whose windows pass it, or start before 0, are left out.
     """
     p = params or SortParams()
     fs = float(sampling_rate)
     onsets = np.asarray(onsets, dtype=np.int64)
     order = np.argsort(onsets, kind="stable")
     onsets, tastes = onsets[order], np.asarray(tastes, dtype=object)[order]
+    if n_samples is not None and np.ndim(n_samples):
+        n_samples = np.asarray(n_samples)[order]
     pre = int(round(p.drift_baseline_ms * fs / 1000.0))
     post = int(round(p.drift_post_ms * fs / 1000.0))
     keep = onsets - pre >= 0
@@ -453,13 +465,15 @@ def unit_qa(
     n_samples: int | None = None,
     recording: Any = None,
     pictures: bool = True,
+    write_store: bool = True,
 ) -> QAResult:
     """Similarity, drift and a picture per unit of the unit store in ``directory``.
 
     Trials come from ``trials``, else ``DIR/trial_info_frame.csv`` (written by
     :func:`blechrs.arrays.make_arrays`), else the digital inputs of ``recording`` if given; without
     any, drift is skipped and rasters are empty. Writes ``DIR/QA_output/unit_qa.json``,
-    ``DIR/QA_output/unit_similarity_violations.txt`` and ``DIR/QA_output/units/unitNNN.png``.
+    ``DIR/QA_output/unit_similarity_violations.txt``, ``DIR/QA_output/units/unitNNN.png`` and
+    (``write_store``) the similarity matrix as ``/unit_distances`` in the unit store (atomically).
     """
     t0 = time.perf_counter()
     directory = Path(directory)
@@ -489,7 +503,13 @@ def unit_qa(
     sim = unit_similarity(times, fs, p.similarity_window_ms)
     counts = [len(t) for t in times]
     viol = similarity_violations(sim, counts, names, p.similarity_cutoff, p.similarity_waveform_count_cutoff)
-    drift = (drift_check(times, trials.start, trials.taste, fs, p, n_samples)
+    limit: Any = n_samples
+    if limit is None and trials is not None and trials.valid_end_bin is not None:
+        # the trial table says which bins of each spike window hold recorded samples
+        pre_bins = round(p.spike_array_durations[0] / p.spike_array_bin_ms)
+        spb = fs * p.spike_array_bin_ms / 1000.0
+        limit = np.floor(trials.start - pre_bins * spb + trials.valid_end_bin * spb).astype(np.int64)
+    drift = (drift_check(times, trials.start, trials.taste, fs, p, limit)
              if trials is not None and len(trials) else [None] * len(units))
     if trials is not None and len(trials) and drift and drift[0]["n_trials"] < 2 * p.n_trial_bins:
         warnings.append(f"only {drift[0]['n_trials']} usable trials: too few for a drift test")
@@ -543,6 +563,13 @@ def unit_qa(
         "warnings": warnings,
     }
     _write_atomic(result.qa_file, json.dumps(_jsonable(doc), indent=1) + "\n")
+    if write_store and units:
+        with AtomicStore(h5path) as h5:
+            if "/unit_distances" in h5:
+                h5.remove_node("/unit_distances")
+            arr = h5.create_array("/", "unit_distances", sim, title="% of row unit's spikes within "
+                                  f"{p.similarity_window_ms:g} ms of a column unit's spike")
+            arr.attrs.units = names
     lines = [f"# pairs with > {p.similarity_cutoff:g}% of either unit's spikes within "
              f"{p.similarity_window_ms:g} ms of the other's"]
     lines += [f"{v['unit_a']}\t{v['unit_b']}\t{v['pct_a_in_b']:.2f}% of {v['unit_a']}\t{v['pct_b_in_a']:.2f}% of "
