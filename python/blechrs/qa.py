@@ -357,7 +357,7 @@ class QAResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    columns = ("unit", "electrode", "spikes", "most similar", "baseline p", "response p", "flags")
+    columns = ("unit", "electrode", "spikes", "most similar (% mine / % its)", "baseline p", "response p", "flags")
 
     @property
     def drifting(self) -> list[str]:
@@ -378,9 +378,14 @@ class QAResult:
                 flags.append("drift")
             ms = u["most_similar"]
             out.append((u["unit"], str(u["electrode"]), str(u["n_spikes"]),
-                        "-" if ms is None else f"{ms} {u['max_similarity_pct']:.1f}%",
+                        "-" if ms is None else f"{ms} {u['pct_self_in_other']:.0f}% / {u['pct_other_in_self']:.0f}%",
                         p(d.get("baseline", {}).get("p")), p(d.get("response", {}).get("p")), ",".join(flags)))
         return out
+
+    def _pair_lines(self) -> list[str]:
+        return [f"similar pair {v['unit_a']} / {v['unit_b']}: {v['pct_a_in_b']:.1f}% of {v['unit_a']}'s spikes, "
+                f"{v['pct_b_in_a']:.1f}% of {v['unit_b']}'s coincide" + (" (similar counts)" if v["similar_counts"] else "")
+                for v in self.violations]
 
     def _title(self) -> str:
         return (f"unit QA: {len(self.units)} units, {len(self.violations)} similar pair(s), "
@@ -391,8 +396,7 @@ class QAResult:
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
         lines = [self._title()]
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines += [f"similar: {v['unit_a']} / {v['unit_b']}: {v['pct_a_in_b']:.1f}% / {v['pct_b_in_a']:.1f}%"
-                  + (" (similar counts)" if v["similar_counts"] else "") for v in self.violations]
+        lines += self._pair_lines()
         lines += [f"warning: {w}" for w in self.warnings]
         if self.qa_file:
             lines.append(f"written: {self.qa_file}")
@@ -405,10 +409,11 @@ class QAResult:
 
         table = Table(title=self._title())
         for c in self.columns:
-            table.add_column(c, justify="left" if c in ("unit", "most similar", "flags") else "right")
+            table.add_column(c, justify="left" if c[:4] in ("unit", "most", "flag") else "right")
         for r in self.rows():
             table.add_row(*r, style="yellow" if r[-1] else None)
-        extra = [Text(f"warning: {w}", style="yellow") for w in self.warnings]
+        extra = [Text(line, style="yellow") for line in self._pair_lines()]
+        extra += [Text(f"warning: {w}", style="yellow") for w in self.warnings]
         if self.qa_file:
             extra.append(Text(f"written: {self.qa_file}"))
         return Group(table, *extra)
@@ -528,6 +533,9 @@ def unit_qa(
             "unit": u["name"], "electrode": u["electrode"], "n_spikes": int(len(u["times"])),
             "most_similar": names[j] if j >= 0 and both[j] > 0 else None,
             "max_similarity_pct": float(both[j]) if j >= 0 and both[j] > 0 else 0.0,
+            # the two directions for that unit: % of this unit's spikes near it, % of its near this
+            "pct_self_in_other": float(row[j]) if j >= 0 and both[j] > 0 else 0.0,
+            "pct_other_in_self": float(col[j]) if j >= 0 and both[j] > 0 else 0.0,
             "drift": drift[i],
         }
         records.append(rec)
