@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from blechrs.arrays import make_arrays, spike_array  # noqa: E402
 from blechrs.params import SortParams  # noqa: E402
-from blechrs.qa import unit_similarity  # noqa: E402
+from blechrs.qa import unit_qa, unit_similarity  # noqa: E402
 
 FS = 30000.0
 SECONDS = 2400
@@ -80,6 +80,15 @@ def main() -> None:
         out = (d / f"{d.name}.h5").stat().st_size
         print(f"make_arrays (trial table + HDF5 write + atomic replace of a {size / 1e6:.0f} MB store): "
               f"{t_dir:.3f} s; store now {out / 1e6:.0f} MB, {res.n_trials} trials")
+        t0 = time.perf_counter()
+        qa = unit_qa(d, SortParams(), pictures=False)
+        t_qa = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        unit_qa(d, SortParams())
+        t_pic = time.perf_counter() - t0 - t_qa
+        print(f"unit_qa whole step (similarity, drift, JSON, /unit_distances): {t_qa:.3f} s "
+              f"({len(qa.violations)} similar pairs, {len(qa.drifting)} drifting); "
+              f"+ {N_UNITS} pictures {t_pic:.2f} s ({t_pic / N_UNITS:.3f} s each)")
     t_sim, sim = best(lambda: unit_similarity(units, FS, 1.0), repeat=1)
     k = 16  # the pairwise reference is slow: compare on the first 16 units
     t_sim16, sim16 = best(lambda: unit_similarity(units[:k], FS, 1.0), repeat=1)

@@ -84,6 +84,14 @@ def _dig_in_name(value: Any) -> str:
     return str(value)
 
 
+def _names(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, int, np.integer)):
+        value = [value]
+    return [_dig_in_name(v) for v in value]
+
+
 def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, source: str = ".info") -> TrialConfig:
     """Taste and laser inputs from the ``.info`` JSON (spec 2.5).
 
@@ -93,7 +101,7 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
     """
     info = info or {}
     laser = info.get("laser_params") or {}
-    laser_names = [_dig_in_name(v) for v in (laser.get("dig_in_names") or [])]
+    laser_names = _names(laser.get("dig_in_names"))
     conditions = []
     for pair in laser.get("onset_duration") or []:
         try:
@@ -103,9 +111,10 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
         conditions.append((lag, dur))
 
     taste_params = info.get("taste_params") or {}
-    names = [_dig_in_name(v) for v in (taste_params.get("dig_in_names") or [])]
+    names = _names(taste_params.get("dig_in_names"))
     if names:
-        labels = list(taste_params.get("tastes") or [])
+        labels = taste_params.get("tastes") or []
+        labels = [labels] if isinstance(labels, str) else list(labels)
         tastes = {n: (str(labels[i]) if i < len(labels) and labels[i] not in (None, "") else n) for i, n in enumerate(names)}
     else:
         tastes = {

@@ -271,73 +271,100 @@ def drift_check(
 # ------------------------------------------------------------------------------------------------
 # Pictures
 # ------------------------------------------------------------------------------------------------
-def unit_picture(
-    path: Path,
-    title: str,
-    waveforms: np.ndarray,
-    unit_times: np.ndarray,
-    trials: TrialTable | None,
-    sampling_rate: float,
-    params: SortParams,
-    seed: int = 0,
-) -> None:
-    """Waveforms (up to 200 + mean +- SD) beside a raster of every trial, grouped by taste."""
-    import matplotlib
+class UnitPictures:
+    """Waveforms (up to 200 + mean +- SD) beside a raster of every trial grouped by taste, one PNG
+    per unit. The figure, its raster axes, legend and ticks are built once and only the data
+    change per unit: drawing dominates the cost, not building artists."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __init__(self, trials: TrialTable | None, sampling_rate: float, params: SortParams, seed: int = 0):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
 
-    fs = float(sampling_rate)
-    fig, (ax_w, ax_r) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.6]})
-    wf = np.asarray(waveforms, dtype=np.float64)
-    if wf.ndim == 2 and wf.shape[0] > 0:
-        x = (np.arange(wf.shape[1]) - params.samples_before) * 1000.0 / fs
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(wf.shape[0], size=min(200, wf.shape[0]), replace=False)
-        from matplotlib.collections import LineCollection
+        self.fs, self.params, self.seed = float(sampling_rate), params, seed
+        self.fig = Figure(figsize=(11, 4.2), dpi=80)
+        FigureCanvasAgg(self.fig)
+        self.ax_w, self.ax_r = self.fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.9, wspace=0.22)
+        self.title = self.fig.suptitle("", fontsize=10)
+        # many segments as ONE NaN-separated line: one path to draw, not one per segment
+        (self.waves,) = self.ax_w.plot([], [], color="0.75", lw=0.4, antialiased=False)
+        (self.mean,) = self.ax_w.plot([], [], color="k", lw=1.5)
+        (self.sd_hi,) = self.ax_w.plot([], [], "k--", lw=0.8)
+        (self.sd_lo,) = self.ax_w.plot([], [], "k--", lw=0.8)
+        self.no_wave = self.ax_w.text(0.5, 0.5, "no waveforms", ha="center", va="center", transform=self.ax_w.transAxes)
+        self.ax_w.set_xlabel("ms from extremum")
+        self.ax_w.set_ylabel("µV")
+        self.pre_ms, self.post_ms = params.spike_array_durations
+        self.groups: list[tuple[Any, np.ndarray, np.ndarray]] = []  # (collection, onsets, rows)
+        colors = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+        row = 0
+        handles = []
+        if trials is not None and len(trials):
+            for k, name in enumerate(trials.dig_ins):
+                onsets = trials.onsets(name)
+                (coll,) = self.ax_r.plot([], [], color=colors[k % len(colors)], lw=0.7, antialiased=False)
+                self.groups.append((coll, onsets, np.arange(row, row + len(onsets), dtype=np.float64)))
+                row += len(onsets)
+                self.ax_r.axhline(row - 0.5, color="0.6", lw=0.5)
+                taste = trials.taste[trials.rows_of(name)[0]]
+                handles.append(Line2D([], [], color=colors[k % len(colors)], lw=2,
+                                      label=name if taste == name else f"{taste} ({name})"))
+            self.ax_r.axvline(0, color="r", lw=0.8)
+            self.ax_r.set_ylim(row - 0.5, -0.5)
+            self.ax_r.legend(handles=handles, loc="upper right", fontsize=7)
+        else:
+            self.ax_r.text(0.5, 0.5, "no trials", ha="center", va="center", transform=self.ax_r.transAxes)
+        self.ax_r.set_xlim(-self.pre_ms, self.post_ms)
+        self.ax_r.set_xlabel("ms from trial onset")
+        self.ax_r.set_ylabel("trial")
 
-        segs = np.stack([np.broadcast_to(x, (len(pick), len(x))), wf[np.sort(pick)]], axis=-1)
-        ax_w.add_collection(LineCollection(segs, colors="0.75", linewidths=0.4))
-        m, sd = wf.mean(axis=0), wf.std(axis=0)
-        ax_w.plot(x, m, color="k", lw=1.5)
-        ax_w.plot(x, m + sd, "k--", lw=0.8)
-        ax_w.plot(x, m - sd, "k--", lw=0.8)
-        ax_w.autoscale_view()
-    else:
-        ax_w.text(0.5, 0.5, "no waveforms", ha="center", va="center", transform=ax_w.transAxes)
-    ax_w.set_xlabel("ms from extremum")
-    ax_w.set_ylabel("µV")
-    pre_ms, post_ms = params.spike_array_durations
-    t = np.sort(np.asarray(unit_times, dtype=np.int64))
-    row = 0
-    if trials is not None and len(trials):
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        for k, name in enumerate(trials.dig_ins):
-            onsets = trials.onsets(name)
-            xs, ys = [], []
-            for s in onsets:
-                lo, hi = np.searchsorted(t, [s - pre_ms * fs / 1000.0, s + post_ms * fs / 1000.0])
-                xs.append((t[lo:hi] - s) * 1000.0 / fs)
-                ys.append(np.full(hi - lo, row, dtype=np.float64))
-                row += 1
-            taste = trials.taste[trials.rows_of(name)[0]]
-            ax_r.scatter(np.concatenate(xs), np.concatenate(ys), marker="|", s=6, linewidths=0.6,
-                         color=colors[k % len(colors)], label=name if taste == name else f"{taste} ({name})")
-            ax_r.axhline(row - 0.5, color="0.6", lw=0.5)
-        ax_r.axvline(0, color="r", lw=0.8)
-        ax_r.set_xlim(-pre_ms, post_ms)
-        ax_r.set_ylim(row - 0.5, -0.5)
-        ax_r.legend(loc="upper right", fontsize=7, markerscale=2)
-    else:
-        ax_r.text(0.5, 0.5, "no trials", ha="center", va="center", transform=ax_r.transAxes)
-    ax_r.set_xlabel("ms from trial onset")
-    ax_r.set_ylabel("trial")
-    fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.9, wspace=0.22)  # tight_layout costs a draw
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    def save(self, path: Path, title: str, waveforms: np.ndarray, unit_times: np.ndarray) -> Path:
+        fs = self.fs
+        wf = np.asarray(waveforms, dtype=np.float64)
+        has = wf.ndim == 2 and wf.shape[0] > 0 and wf.shape[1] > 1
+        self.no_wave.set_visible(not has)
+        if has:
+            x = (np.arange(wf.shape[1]) - self.params.samples_before) * 1000.0 / fs
+            rng = np.random.default_rng(self.seed)
+            pick = np.sort(rng.choice(wf.shape[0], size=min(200, wf.shape[0]), replace=False))
+            nan = np.full((len(pick), 1), np.nan)
+            self.waves.set_data(np.hstack([np.broadcast_to(x, (len(pick), len(x))), nan]).ravel(),
+                                np.hstack([wf[pick], nan]).ravel())
+            # mean +- SD over at most 10 000 waveforms (seeded): the same picture, a fraction of the time
+            sub = wf if wf.shape[0] <= 10000 else wf[np.sort(rng.choice(wf.shape[0], 10000, replace=False))]
+            m, sd = sub.mean(axis=0), sub.std(axis=0)
+            self.mean.set_data(x, m)
+            self.sd_hi.set_data(x, m + sd)
+            self.sd_lo.set_data(x, m - sd)
+            lo, hi = min(wf[pick].min(), (m - sd).min()), max(wf[pick].max(), (m + sd).max())
+            pad = 0.05 * (hi - lo) if hi > lo else 1.0
+            self.ax_w.set_xlim(x[0], x[-1])
+            self.ax_w.set_ylim(lo - pad, hi + pad)
+        else:
+            for line in (self.waves, self.mean, self.sd_hi, self.sd_lo):
+                line.set_data([], [])
+        t = np.sort(np.asarray(unit_times, dtype=np.int64))
+        for coll, onsets, rows in self.groups:
+            lo = np.searchsorted(t, onsets - self.pre_ms * fs / 1000.0, side="left")
+            hi = np.searchsorted(t, onsets + self.post_ms * fs / 1000.0, side="left")
+            cnt = hi - lo
+            idx = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+            xs = (t[idx] - np.repeat(onsets, cnt)) * 1000.0 / fs
+            ys = np.repeat(rows, cnt)
+            nan = np.full(len(xs), np.nan)
+            coll.set_data(np.stack([xs, xs, nan], axis=1).ravel(), np.stack([ys - 0.4, ys + 0.4, nan], axis=1).ravel())
+        self.title.set_text(title)
+        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+        self.fig.savefig(tmp, dpi=80)
+        os.replace(tmp, path)
+        return path
+
+
+def unit_picture(path: Path, title: str, waveforms: np.ndarray, unit_times: np.ndarray, trials: TrialTable | None,
+                 sampling_rate: float, params: SortParams, seed: int = 0) -> Path:
+    """One unit's picture (see :class:`UnitPictures`; use that class for many units)."""
+    return UnitPictures(trials, sampling_rate, params, seed).save(path, title, waveforms, unit_times)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -524,6 +551,7 @@ def unit_qa(
     pic_dir = out_dir / "units"
     records = []
     pics: list[Path] = []
+    drawer = UnitPictures(trials, fs, p, seed=p.random_seed) if pictures and units else None
     for i, u in enumerate(units):
         row = np.where(np.isnan(sim[i]), -1.0, sim[i]) if len(units) > 1 else np.zeros(0)
         col = np.where(np.isnan(sim[:, i]), -1.0, sim[:, i]) if len(units) > 1 else np.zeros(0)
@@ -546,8 +574,7 @@ def unit_qa(
                      + (f"; drift p baseline {d['baseline']['p']:.3g}, response {d['response']['p']:.3g}"
                         if d and not math.isnan(d["baseline"]["p"]) and not math.isnan(d["response"]["p"]) else ""))
             path = pic_dir / f"{u['name']}.png"
-            unit_picture(path, title, u["waveforms"], u["times"], trials, fs, p, seed=p.random_seed)
-            pics.append(path)
+            pics.append(drawer.save(path, title, u["waveforms"], u["times"]))
 
     result = QAResult(directory=directory, units=records, violations=viol, similarity=sim,
                       pictures=pics, warnings=warnings)
