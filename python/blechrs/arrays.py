@@ -468,10 +468,9 @@ def emg_array(
             continue
         first, last = int(np.argmax(ok)), int(len(ok) - np.argmax(ok[::-1]))
         lo, hi = int(edges[first]) + a, int(edges[last]) + a
-        for c, ch in enumerate(channels):
-            x = np.asarray(traces[ch, lo:hi], dtype=np.float64) * scale
-            sums = np.add.reduceat(x, edges[first:last] - edges[first])
-            out[c, k, first:last] = sums / np.diff(edges[first : last + 1])
+        x = np.asarray(traces[list(channels), lo:hi], dtype=np.float64).reshape(len(channels), hi - lo) * scale
+        sums = np.add.reduceat(x, edges[first:last] - edges[first], axis=1)  # one read per trial
+        out[:, k, first:last] = sums / np.diff(edges[first : last + 1])
     return out
 
 
