@@ -144,9 +144,10 @@ def test_unit_qa_directory(tmp_path):
     units = [a, dup, np.sort(rng.choice(n, 1500, replace=False)), np.zeros(0, np.int64)]
     write_store(d / f"{d.name}.h5", units, electrodes=[3, 3, 7, 9])
     on = np.arange(5 * 30000, n - 6 * 30000, 8 * 30000)
-    rec = fake_recording({"dig_in_04": (on[::2], on[::2] + 10), "dig_in_01": (on[1::2], on[1::2] + 10)}, n)
+    late = np.append(on[::2], n - 30000)  # 1 s before the end: its 2.5 s response window is cut
+    rec = fake_recording({"dig_in_04": (late, late + 10), "dig_in_01": (on[1::2], on[1::2] + 10)}, n)
     make_arrays(d, SortParams(), recording=rec)
-    res = unit_qa(d, SortParams(), n_samples=n)
+    res = unit_qa(d, SortParams())  # the recording length is known only through the trial table
     assert [v["unit_a"] + "/" + v["unit_b"] for v in res.violations] == ["unit000/unit001"]
     assert res.violations[0]["pct_b_in_a"] == 100.0
     doc = json.loads((d / "QA_output" / "unit_qa.json").read_text())
@@ -157,6 +158,12 @@ def test_unit_qa_directory(tmp_path):
     assert [u["electrode"] for u in doc["units"]] == [3, 3, 7, 9]
     assert doc["units"][0]["drift"]["n_trials"] == len(on)
     assert doc["units"][3]["drift"]["baseline"]["p"] is None
+    import tables
+
+    with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+        stored = h5.root.unit_distances.read()
+        assert list(h5.root.unit_distances.attrs.units) == ["unit000", "unit001", "unit002", "unit003"]
+    np.testing.assert_array_equal(np.nan_to_num(stored, nan=-1), np.nan_to_num(ref, nan=-1))
     txt = (d / "QA_output" / "unit_similarity_violations.txt").read_text()
     assert "unit000\tunit001" in txt
     assert len(res.pictures) == 4 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in res.pictures)

@@ -84,6 +84,14 @@ def _dig_in_name(value: Any) -> str:
     return str(value)
 
 
+def _names(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, int, np.integer)):
+        value = [value]
+    return [_dig_in_name(v) for v in value]
+
+
 def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, source: str = ".info") -> TrialConfig:
     """Taste and laser inputs from the ``.info`` JSON (spec 2.5).
 
@@ -93,7 +101,7 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
     """
     info = info or {}
     laser = info.get("laser_params") or {}
-    laser_names = [_dig_in_name(v) for v in (laser.get("dig_in_names") or [])]
+    laser_names = _names(laser.get("dig_in_names"))
     conditions = []
     for pair in laser.get("onset_duration") or []:
         try:
@@ -103,9 +111,10 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
         conditions.append((lag, dur))
 
     taste_params = info.get("taste_params") or {}
-    names = [_dig_in_name(v) for v in (taste_params.get("dig_in_names") or [])]
+    names = _names(taste_params.get("dig_in_names"))
     if names:
-        labels = list(taste_params.get("tastes") or [])
+        labels = taste_params.get("tastes") or []
+        labels = [labels] if isinstance(labels, str) else list(labels)
         tastes = {n: (str(labels[i]) if i < len(labels) and labels[i] not in (None, "") else n) for i, n in enumerate(names)}
     else:
         tastes = {
@@ -245,6 +254,10 @@ class TrialTable:
             abs_trial_num=col("abs_trial_num", np.int64),
             taste_rel_trial_num=col("taste_rel_trial_num", np.int64),
         )
+        if rows and "valid_end_bin" in rows[0]:
+            t.truncated = np.array([r["truncated"] == "True" for r in rows], dtype=bool)
+            t.valid_first_bin = col("valid_first_bin", np.int64)
+            t.valid_end_bin = col("valid_end_bin", np.int64)
         if rows and "laser" in rows[0]:
             t.has_laser = True
             t.laser = np.array([r["laser"] == "True" for r in rows], dtype=bool)
@@ -455,10 +468,9 @@ def emg_array(
             continue
         first, last = int(np.argmax(ok)), int(len(ok) - np.argmax(ok[::-1]))
         lo, hi = int(edges[first]) + a, int(edges[last]) + a
-        for c, ch in enumerate(channels):
-            x = np.asarray(traces[ch, lo:hi], dtype=np.float64) * scale
-            sums = np.add.reduceat(x, edges[first:last] - edges[first])
-            out[c, k, first:last] = sums / np.diff(edges[first : last + 1])
+        x = np.asarray(traces[list(channels), lo:hi], dtype=np.float64).reshape(len(channels), hi - lo) * scale
+        sums = np.add.reduceat(x, edges[first:last] - edges[first], axis=1)  # one read per trial
+        out[:, k, first:last] = sums / np.diff(edges[first : last + 1])
     return out
 
 
@@ -518,8 +530,9 @@ def emg_channels(directory: str | os.PathLike) -> list[int]:
     return sorted(out)
 
 
-class _AtomicStore:
-    """Edit an HDF5 file on a copy, then os.replace it: a crash leaves the original intact."""
+class AtomicStore:
+    """``with AtomicStore(path) as h5:`` edits a copy of the HDF5 file (opened "a"), which replaces
+    the original (os.replace) only when the block succeeds: a crash leaves the original intact."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -697,7 +710,7 @@ def make_arrays(
         return result
 
     filters = tables.Filters(complevel=1, complib="zlib", shuffle=True)
-    with _AtomicStore(h5path) as h5:
+    with AtomicStore(h5path) as h5:
         for node in ("/spike_trains", "/emg_data"):
             if node in h5:
                 h5.remove_node(node, recursive=True)
