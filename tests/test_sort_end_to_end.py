@@ -8,7 +8,7 @@ import numpy as np
 from blechrs import store
 from blechrs.cli import main as cli_main
 from blechrs.demo import score_sorting
-from sort_reference import simulated_folder, write_layout
+from sort_reference import init_folder, simulated_folder
 
 
 def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
@@ -18,7 +18,7 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
     gt = simulated_folder(d, seed=11, n_channels=6, duration_s=20.0, max_units_per_channel=1,
                           amplitude_range_uv=(150.0, 400.0), rate_range_hz=(5.0, 20.0))
     assert gt.n_units >= 3
-    write_layout(d, 6, max_clusters=4, num_restarts=2, cluster_count_threshold=20)
+    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=20)
     code = cli_main(["run", str(d), "-j", "2", "-q"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

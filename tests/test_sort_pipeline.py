@@ -21,7 +21,7 @@ from blechrs import store
 from blechrs.cli import main as cli_main
 from blechrs.params import SortParams
 from blechrs.schemes import pipeline
-from sort_reference import reference_extract, simulated_folder, write_layout
+from sort_reference import reference_extract, init_folder, simulated_folder
 
 
 @pytest.fixture()
@@ -37,7 +37,7 @@ def sim_folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim") / "rec"
     d.mkdir()
     gt = simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
-    write_layout(d, 4, max_clusters=4, num_restarts=2, cluster_count_threshold=10)
+    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10)
     return d, gt
 
 

@@ -96,8 +96,9 @@ def _print_report(report, header: str | None = None) -> None:
 
 def cmd_init(args) -> int:
     from blechrs.schemes import pipeline
-    pipeline.init(args.dir, force=args.force)
-    console.print(f"initialised {args.dir}")
+    res = pipeline.init(args.dir, force=args.force)
+    for line in res.lines():
+        console.print(line)
     return 0
 
 
