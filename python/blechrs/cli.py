@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
 from rich.table import Table
 
 console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
@@ -55,11 +56,12 @@ def _params(directory):
 
 
 def units_table(units: Sequence[dict[str, Any]], title: str = "units") -> Table:
-    t = Table(title=title, title_justify="left")
-    for col, just in (("unit", "left"), ("electrode", "right"), ("spikes", "right"), ("rate Hz", "right"),
-                      ("SNR", "right"), ("ISI<1ms %", "right"), ("ISI<2ms %", "right"), ("single/multi", "left"),
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    # Short headers: the table must fit 80 columns (pipes and logs are 80 wide).
+    for col, just in (("unit", "left"), ("elec", "right"), ("spikes", "right"), ("Hz", "right"),
+                      ("SNR", "right"), ("ISI<1ms", "right"), ("ISI<2ms", "right"), ("single", "left"),
                       ("RS/FS", "left")):
-        t.add_column(col, justify=just)
+        t.add_column(col, justify=just, no_wrap=True)
     for u in units:
         t.add_row(u["unit"], f"{u['electrode']:02d}", str(u["spikes"]), _num(u["rate"], 2), _num(u["snr"], 1),
                   _num(u["isi_1ms"], 2), _num(u["isi_2ms"], 2), "single" if u["single_unit"] else "multi",
