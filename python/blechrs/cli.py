@@ -167,15 +167,11 @@ def cmd_plot(args) -> int:
 
 
 def cmd_arrays(args) -> int:
-    try:
-        from blechrs import arrays
-    except ImportError:
-        raise RuntimeError("spike-train arrays are not available in this build of blechrs") from None
-    fn = getattr(arrays, "make_arrays", None) or getattr(arrays, "run", None)
-    if fn is None:
-        raise RuntimeError("blechrs.arrays has no make_arrays()")
-    result = fn(args.dir, force=args.force) if "force" in fn.__code__.co_varnames else fn(args.dir)
-    console.print(f"spike-train arrays written to {result or args.dir}")
+    from blechrs import arrays
+    from blechrs.schemes import pipeline
+
+    result = arrays.make_arrays(args.dir, pipeline.load_params(args.dir))
+    out.print(result)
     return 0
 
 
@@ -185,38 +181,13 @@ def cmd_demo(args) -> int:
 
 
 def _copy_raw(directory) -> None:
-    """Store the raw amplifier channels in the unit store as /raw/electrodeNN (blech_clust's layout,
-    int16 ADC counts), streamed in chunks, atomically."""
-    import numpy as np
-    import tables
-
+    """Store the raw amplifier channels in ``<name>.h5:/raw/electrodeNN`` (blech_clust's layout)."""
     from blechrs import store
-    from blechrs.io import open_recording
+    from blechrs.io import copy_raw, open_recording
     from blechrs.schemes import pipeline
 
-    rec = open_recording(directory)
-    h5 = store.h5_path(directory)
-    tmp = store._temp_beside(h5)
-    try:
-        import shutil
-        if h5.exists():
-            shutil.copyfile(h5, tmp)
-        with tables.open_file(str(tmp), "a") as f:
-            if "/raw" in f:
-                f.remove_node("/raw", recursive=True)
-            f.create_group("/", "raw")
-            amp = rec.amplifier
-            chunk = 30000 * 10
-            for e in pipeline.sorted_electrodes(directory):
-                arr = f.create_earray("/raw", f"electrode{e:02d}", tables.Int16Atom(), (0,),
-                                      expectedrows=rec.n_samples)
-                for s in range(0, rec.n_samples, chunk):
-                    arr.append(np.asarray(amp[e, s:s + chunk], dtype=np.int16))
-        os.replace(tmp, h5)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    console.print(f"raw channels copied to {h5}:/raw")
+    written = copy_raw(open_recording(directory), store.h5_path(directory), pipeline.sorted_electrodes(directory))
+    console.print(f"raw channels copied to {store.h5_path(directory)}:/raw ({len(written)} electrodes)")
 
 
 # ------------------------------------------------------------------------------------------------
