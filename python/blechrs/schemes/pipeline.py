@@ -225,6 +225,7 @@ def extraction_to_data(d: dict[str, Any], params: SortParams, n_samples: int) ->
     data["n_edge_dropped"] = int(d.get("n_edge_dropped", 0))
     data["dead"] = bool(d.get("dead", False))
     data["n_samples"] = int(n_samples)
+    data["n_events"] = int(len(data["times"]))
     data["sampling_rate"] = float(params.sampling_rate)
     data["stage"] = "extracted"
     data["fp_extract"] = fingerprint(params, EXTRACT_KEYS)
@@ -268,8 +269,15 @@ def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], on
 
 
 def electrode_summary(data: dict[str, Any]) -> dict[str, Any]:
-    return dict(electrode=int(data["electrode"]), events=int(len(data["times"])), status=data.get("status", "ok"),
+    n = data["n_events"] if "n_events" in data else len(data["times"])
+    return dict(electrode=int(data["electrode"]), events=int(n), status=data.get("status", "ok"),
                 units=len(data.get("auto_units", [])), threshold=float(data.get("threshold", 0.0)))
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The scalar part of a work file, without loading its arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["__meta__"]))
 
 
 def _worker_init() -> None:
@@ -433,8 +441,7 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force)
                 for e in wanted if force or states[e] != "clustered"]
     _map(_cluster_job, todo, n_workers(jobs), "cluster", progress)
-    report.electrodes = [electrode_summary(store.load_electrode(store.electrode_path(directory, e)))
-                         for e in wanted]
+    report.electrodes = [electrode_summary(_read_meta(store.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
     return report
 
