@@ -15,11 +15,11 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
     d = tmp_path / "rec"
     d.mkdir()
     # One unit per wire at most, clearly above the noise: every one must be found.
-    gt = simulated_folder(d, seed=11, n_channels=6, duration_s=20.0, max_units_per_channel=1,
+    gt = simulated_folder(d, seed=11, n_channels=6, duration_s=12.0, max_units_per_channel=1,
                           amplitude_range_uv=(150.0, 400.0), rate_range_hz=(5.0, 20.0))
     assert gt.n_units >= 3
-    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=20)
-    code = cli_main(["run", str(d), "-j", "2", "-q"])
+    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=20, max_autosort_clusters=6)
+    code = cli_main(["run", str(d), "-j", "2", "-q", "--no-plots"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "units in" in captured.out
@@ -35,5 +35,5 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
         peak = np.median(u.waveforms[:, 30])
         assert abs(peak - gt.unit_peak_uv[s.gt_unit]) < 0.25 * abs(gt.unit_peak_uv[s.gt_unit])
     # Resume: a second run redoes nothing.
-    code = cli_main(["run", str(d), "-j", "2", "-q"])
+    code = cli_main(["run", str(d), "-j", "2", "-q", "--no-plots"])
     assert code == 0 and "resumed: 6 electrode(s) already done" in capsys.readouterr().err

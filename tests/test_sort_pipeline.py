@@ -37,7 +37,7 @@ def sim_folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim") / "rec"
     d.mkdir()
     gt = simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
-    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10)
+    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6)
     return d, gt
 
 

@@ -273,16 +273,12 @@ def plot_electrode(directory: str, electrode: int, params_dict: dict[str, Any]) 
     for key in sorted((k for k in data if k.startswith("labels_")), key=lambda k: int(k.split("_")[1])):
         sol = int(key.split("_")[1])
         made.append(str(plot_solution(data, sol, out_dir / f"solution{sol:02d}.png", fs, peak)))
-    for u in store.read_units(store.h5_path(directory), waveforms=True):
-        if u.electrode != electrode:
-            continue
-        m = u.metrics
+    for u in store.read_units(store.h5_path(directory), waveforms=True, electrode=electrode):
         sub = (f"{'single' if u.single_unit else 'multi'}-unit"
                + (", RS" if u.regular_spiking else ", FS" if u.fast_spiking else "")
                + f", SNR {u.snr:.1f}, solution {u.solution} cluster {u.clusters}")
         made.append(str(plot_unit(u.name, u.electrode, u.times, u.waveforms, fs, peak, _duration(data, fs),
                                   plot_dir(directory) / "units" / f"{u.name}.png", sub)))
-        del m
     return made
 
 
