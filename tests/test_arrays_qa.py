@@ -147,7 +147,9 @@ def test_unit_qa_directory(tmp_path):
     late = np.append(on[::2], n - 30000)  # 1 s before the end: its 2.5 s response window is cut
     rec = fake_recording({"dig_in_04": (late, late + 10), "dig_in_01": (on[1::2], on[1::2] + 10)}, n)
     make_arrays(d, SortParams(), recording=rec)
-    res = unit_qa(d, SortParams())  # the recording length is known only through the trial table
+    ticks = []
+    res = unit_qa(d, SortParams(), progress=lambda i, n: ticks.append((i, n)))  # length known only via the trial table
+    assert ticks == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert [v["unit_a"] + "/" + v["unit_b"] for v in res.violations] == ["unit000/unit001"]
     assert res.violations[0]["pct_b_in_a"] == 100.0
     doc = json.loads((d / "QA_output" / "unit_qa.json").read_text())

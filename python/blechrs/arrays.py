@@ -630,11 +630,10 @@ class ArraysResult:
         return Group(table, *[Text(f"warning: {w}", style="yellow") for w in self.warnings])
 
 
-def _recording_digital_inputs(directory: Path):
+def _open_recording(directory: Path):
     from blechrs.io import open_recording  # the Intan reader (owned by the io module)
 
-    rec = open_recording(directory)
-    return rec
+    return open_recording(directory)
 
 
 def make_arrays(
@@ -654,7 +653,8 @@ def make_arrays(
     from the recording in ``directory`` (``blechrs.io.open_recording``) unless given:
     ``digital_inputs`` maps ``dig_in_NN`` -> (onsets, offsets) in samples. The taste/laser
     assignment comes from ``DIR/<name>.info`` (or ``info``), with the defaults of
-    :func:`trial_config`.
+    :func:`trial_config`. EMG arrays need the recording (channels whose layout CAR group contains
+    ``emg``); with ``digital_inputs`` given and no ``recording`` there are none.
     """
     t0 = time.perf_counter()
     directory = Path(directory)
@@ -662,7 +662,7 @@ def make_arrays(
     h5path = store_path(directory)
     if digital_inputs is None:
         if recording is None:
-            recording = _recording_digital_inputs(directory)
+            recording = _open_recording(directory)
         digital_inputs = recording.digital_inputs
     if recording is not None:
         sampling_rate = sampling_rate or float(recording.sampling_rate)

@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -498,6 +498,7 @@ def unit_qa(
     recording: Any = None,
     pictures: bool = True,
     write_store: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> QAResult:
     """Similarity, drift and a picture per unit of the unit store in ``directory``.
 
@@ -506,6 +507,7 @@ def unit_qa(
     any, drift is skipped and rasters are empty. Writes ``DIR/QA_output/unit_qa.json``,
     ``DIR/QA_output/unit_similarity_violations.txt``, ``DIR/QA_output/units/unitNNN.png`` and
     (``write_store``) the similarity matrix as ``/unit_distances`` in the unit store (atomically).
+    ``progress(done, total)`` is called after each unit's picture.
     """
     t0 = time.perf_counter()
     directory = Path(directory)
@@ -575,6 +577,8 @@ def unit_qa(
                         if d and not math.isnan(d["baseline"]["p"]) and not math.isnan(d["response"]["p"]) else ""))
             path = pic_dir / f"{u['name']}.png"
             pics.append(drawer.save(path, title, u["waveforms"], u["times"]))
+            if progress is not None:
+                progress(i + 1, len(units))
 
     result = QAResult(directory=directory, units=records, violations=viol, similarity=sim,
                       pictures=pics, warnings=warnings)
