@@ -37,7 +37,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -53,6 +53,11 @@ __all__ = [
     "emg_array",
     "window_bins",
     "load_unit_times",
+    "load_info",
+    "emg_channels",
+    "store_path",
+    "AtomicStore",
+    "DigInSummary",
     "make_arrays",
     "TRIAL_TABLE_NAME",
 ]
