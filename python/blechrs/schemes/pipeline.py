@@ -165,24 +165,33 @@ def unit_metrics(data: dict[str, Any], indices: np.ndarray, params: SortParams) 
     m = metrics.unit_metrics(data["waveforms"], data["times"], data["features"], member,
                              params.sampling_rate, float(data.get("mad_val", 0.0)), duration_s(data, params),
                              peak)
-    return {k: (float(v) if np.isfinite(v) else None) if isinstance(v, (float, np.floating)) else v
-            for k, v in m.items()}
+    return _jsonable(m)
 
 
 def _choice_to_selection(electrode: int, choice: Any, labels_of: Callable[[int], np.ndarray]) -> sf.Selection:
-    """Adapt core.autosort's UnitChoice to a Selection (indices of the unit's events)."""
-    solution = int(getattr(choice, "solution"))
-    clusters = tuple(int(c) for c in np.atleast_1d(getattr(choice, "clusters")))
-    indices = getattr(choice, "indices", None)
-    if indices is None:
-        indices = np.flatnonzero(np.isin(labels_of(solution), clusters))
+    """Adapt core.autosort's UnitChoice (solution, clusters, single_unit, unit_type 'r'/'f')."""
+    solution = int(choice.solution)
+    clusters = tuple(int(c) for c in np.atleast_1d(choice.clusters))
+    indices = np.flatnonzero(np.isin(labels_of(solution), clusters))
+    unit_type = str(getattr(choice, "unit_type", "") or "")
     return sf.Selection(
-        electrode=electrode, solution=solution, clusters=clusters,
-        indices=np.sort(np.asarray(indices, dtype=np.int64)),
-        single_unit=bool(getattr(choice, "single_unit", False)),
-        regular_spiking=bool(getattr(choice, "regular_spiking", False)),
-        fast_spiking=bool(getattr(choice, "fast_spiking", False)),
+        electrode=electrode, solution=solution, clusters=clusters, indices=indices,
+        single_unit=bool(choice.single_unit), regular_spiking=unit_type == "r", fast_spiking=unit_type == "f",
         label="+".join(map(str, clusters)), source="autosort")
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, (bool, np.bool_)):
+            out[k] = bool(v)
+        elif isinstance(v, (int, np.integer)):
+            out[k] = int(v)
+        elif isinstance(v, (float, np.floating)):
+            out[k] = float(v) if np.isfinite(v) else None
+        else:
+            out[k] = v
+    return out
 
 
 def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
@@ -198,8 +207,8 @@ def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
                                                              data["solution_kinds"][k.split("_")[1]])
                      for k in data if k.startswith("labels_")}
         choices = autosort.autosort_electrode(
-            waveforms=data["waveforms"], times=data["times"], features=data["features"],
-            solutions=solutions, params=params, mad_val=float(data.get("mad_val", 0.0)),
+            data["waveforms"], data["times"], data["features"], solutions, params,
+            sampling_rate=params.sampling_rate, mad_val=float(data.get("mad_val", 0.0)),
             duration_s=duration_s(data, params))
         for i, choice in enumerate(choices):
             sel = _choice_to_selection(int(data["electrode"]), choice, lambda s: solutions[s].labels)
@@ -209,7 +218,9 @@ def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
             auto_labels[sel.indices] = len(units)
             units.append(dict(solution=sel.solution, clusters=list(sel.clusters), single_unit=sel.single_unit,
                               regular_spiking=sel.regular_spiking, fast_spiking=sel.fast_spiking,
-                              metrics=unit_metrics(data, sel.indices, params),
+                              metrics=_jsonable(choice.metrics) if len(sel.indices) == len(
+                                  np.flatnonzero(np.isin(solutions[sel.solution].labels, sel.clusters)))
+                              else unit_metrics(data, sel.indices, params),
                               reason=str(getattr(choice, "reason", ""))))
     out["auto_labels"] = auto_labels
     out["auto_units"] = units
@@ -579,9 +590,9 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
     """Apply a person's sort file: its units replace the store's units. Bad rows save nothing and
     are returned as problems; the applied report is written beside the sort file."""
     directory = Path(directory)
+    rows, problems, cells = sf.read_sort_file(sort_file)
     params = params or load_params(directory)
     report = report or RunReport(directory)
-    rows, problems, cells = sf.read_sort_file(sort_file)
     known = set(sorted_electrodes(directory))
 
     def load(e: int):
