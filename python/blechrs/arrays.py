@@ -517,22 +517,14 @@ def load_info(directory: str | os.PathLike) -> tuple[dict[str, Any], Path | None
     return data, p
 
 
-def emg_channels(directory: str | os.PathLike) -> list[int]:
-    """Channel indices (``electrode_ind``) whose CAR group names EMG, from the layout CSV."""
-    d = Path(directory)
-    p = d / f"{d.resolve().name}_electrode_layout.csv"
-    if not p.exists():
+def emg_channels(directory: str | os.PathLike, n_channels: int | None = None) -> list[int]:
+    """Channel indices (``electrode_ind``) whose CAR group names EMG, from the layout CSV (none
+    without a layout)."""
+    from blechrs.io import layout
+
+    if not layout.layout_path(directory).exists():
         return []
-    with open(p, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = []
-    for r in rows:
-        if "emg" in str(r.get("CAR_group", "")).lower():
-            try:
-                out.append(int(r["electrode_ind"]))
-            except (KeyError, ValueError):
-                raise ValueError(f"{p}: EMG row {r} has no integer electrode_ind") from None
-    return sorted(out)
+    return layout.emg_electrodes(layout.load_layout(directory, n_channels))
 
 
 class AtomicStore:
@@ -689,7 +681,9 @@ def make_arrays(
     trials.truncated = (valid[:, 0] > 0) | (valid[:, 1] < n_bins)
 
     unit_names, unit_times = load_unit_times(h5path)
-    emg = emg_channels(directory) if recording is not None else []
+    emg: list[int] = []
+    if recording is not None and getattr(recording, "amplifier", None) is not None:
+        emg = emg_channels(directory, int(np.shape(recording.amplifier)[0]))
     result = ArraysResult(
         directory=directory, store=h5path, trial_table=directory / TRIAL_TABLE_NAME, n_units=len(unit_names),
         sampling_rate=fs, durations_ms=durations, bin_ms=bin_ms, emg_channels=emg,
