@@ -178,3 +178,19 @@ def test_unit_qa_directory(tmp_path):
     res = unit_qa(d, SortParams(), pictures=False)
     assert any("drift check skipped" in w for w in res.warnings) and len(res.violations) == 1
     assert res.units[0]["drift"] is None and "-" in str(res)
+
+
+def test_drift_flag_rate_on_stationary_units():
+    """Stationary Poisson units: each window's p is uniform, and a unit is flagged when either p
+    is below alpha / 2, so about alpha of them are flagged."""
+    rng = np.random.default_rng(25)
+    n = int(1200 * FS)
+    onsets = np.sort(rng.choice(np.arange(300000, n - 300000, 300000), 80, replace=False))
+    tastes = rng.permutation(np.repeat(list("ABCD"), 20))
+    units = [np.sort(rng.choice(n, int(r * 1200), replace=False)) for r in rng.uniform(2, 20, 200)]
+    res = drift_check(units, onsets, tastes, FS)
+    p = np.array([[r["baseline"]["p"], r["response"]["p"]] for r in res])
+    flagged = np.array([r["flagged"] for r in res])
+    np.testing.assert_array_equal(flagged, p.min(axis=1) < 0.025)
+    assert 0.02 <= (p < 0.05).mean() <= 0.09  # each test at its nominal level
+    assert 0.01 <= flagged.mean() <= 0.09
