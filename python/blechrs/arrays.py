@@ -25,6 +25,18 @@ What blechrs does differently from blech_clust, on purpose:
   fully inside the recording (``valid_first_bin``, ``valid_end_bin``), also stored beside each
   spike array as ``valid_bins`` (trials x 2). blech_clust drops only trials beyond the end.
 * A digital input configured as a taste but without pulses gets no array (a warning says so).
+* Trial onsets are ``blechrs.io``'s: the first high sample of each pulse (blech_clust uses the
+  last low sample, one sample earlier).
+
+Written (``make_arrays``): ``DIR/trial_info_frame.csv`` (columns of blech_clust's trial table,
+plus ``truncated``, ``valid_first_bin``, ``valid_end_bin``; laser columns only with a laser
+input) and, replacing any earlier ones, in the unit store ``DIR/<name>.h5``:
+``/spike_trains/<dig_in_NN>/spike_array`` (trials x units x bins, units in ``/sorted_units``
+name order, group title = the taste), ``.../valid_bins``, with a laser ``.../laser_durations`` and
+``.../laser_onset_lag`` (ms per trial, snapped to the configured (lag, duration) pairs, 0 without
+laser); with EMG channels ``/emg_data/<dig_in_NN>/emg_array`` (channels x trials x bins, float32
+µV) and ``/emg_data/ind_electrode_map`` (rows [emg index, electrode_ind]). Arrays are
+blosc:lz4-compressed; the store is edited on a copy that replaces it (:class:`AtomicStore`).
 """
 
 from __future__ import annotations
