@@ -24,6 +24,8 @@ What blechrs does differently from blech_clust, on purpose:
   the EMG array: NaN); the trial table marks such trials ``truncated`` and gives the range of bins
   fully inside the recording (``valid_first_bin``, ``valid_end_bin``), also stored beside each
   spike array as ``valid_bins`` (trials x 2). blech_clust drops only trials beyond the end.
+  "The end" is the earliest point where extraction found the recording cut off (headstage fell
+  off, spec 4.2) on an electrode with units, if before the recording's last sample.
 * A digital input configured as a taste but without pulses gets no array (a warning says so).
 * Trial onsets are ``blechrs.io``'s: the first high sample of each pulse (blech_clust uses the
   last low sample, one sample earlier).
@@ -66,6 +68,8 @@ __all__ = [
     "window_bins",
     "load_unit_times",
     "load_info",
+    "unit_electrodes",
+    "recording_cutoffs",
     "emg_channels",
     "store_path",
     "AtomicStore",
@@ -515,6 +519,40 @@ def load_unit_times(h5path: str | os.PathLike) -> tuple[list[str], list[np.ndarr
     return names, times
 
 
+def unit_electrodes(h5path: str | os.PathLike) -> list[int]:
+    """Electrode of each unit (same order as :func:`load_unit_times`; -1 without metadata)."""
+    import tables
+
+    out = []
+    with tables.open_file(str(h5path), "r") as h5:
+        if "/sorted_units" not in h5:
+            return []
+        for g in sorted(h5.list_nodes("/sorted_units", classname="Group"), key=lambda g: g._v_name):
+            meta = g.unit_metadata.read() if "unit_metadata" in g else None
+            out.append(int(meta["electrode_number"][0]) if meta is not None and len(meta) else -1)
+    return out
+
+
+def recording_cutoffs(directory: str | os.PathLike, electrodes: Sequence[int]) -> dict[int, int]:
+    """Per electrode, the sample where extraction found the recording cut off (headstage fell
+    off, spec 4.2), from the extraction work files; electrodes without one are left out."""
+    from blechrs import store
+
+    out = {}
+    for e in sorted(set(int(x) for x in electrodes if x >= 0)):
+        path = store.electrode_path(directory, e)
+        if not path.exists():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+        except (OSError, ValueError, KeyError):
+            continue  # an unreadable work file only loses this refinement
+        if meta.get("cutoff_sample") is not None:
+            out[e] = int(meta["cutoff_sample"])
+    return out
+
+
 def load_info(directory: str | os.PathLike) -> tuple[dict[str, Any], Path | None]:
     d = Path(directory)
     p = d / f"{d.resolve().name}.info"
@@ -596,6 +634,9 @@ class ArraysResult:
     emg_channels: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    data_end: int | None = None
+    """Sample where the data end for the spike arrays: the recording's length, or earlier where
+    extraction found it cut off on an electrode with units."""
 
     @property
     def n_trials(self) -> int:
@@ -687,12 +728,20 @@ def make_arrays(
     _bins(durations, bin_ms, fs)  # validate before touching any file
 
     trials = build_trials(digital_inputs, config, fs)
-    valid = window_bins(trials.start, fs, durations, bin_ms, n_samples)
+    unit_names, unit_times = load_unit_times(h5path)
+    # Spikes exist only up to where extraction cut the recording (headstage fell off): bins past
+    # the earliest cut of any electrode with units are outside the data, like bins past the end.
+    cut = recording_cutoffs(directory, unit_electrodes(h5path)) if unit_names else {}
+    data_end = n_samples
+    if cut:
+        first_cut = min(cut.values())
+        if data_end is None or first_cut < data_end:
+            data_end = first_cut
+    valid = window_bins(trials.start, fs, durations, bin_ms, data_end)
     n_bins = int(round((durations[0] + durations[1]) / bin_ms))
     trials.valid_first_bin, trials.valid_end_bin = valid[:, 0], valid[:, 1]
     trials.truncated = (valid[:, 0] > 0) | (valid[:, 1] < n_bins)
 
-    unit_names, unit_times = load_unit_times(h5path)
     emg: list[int] = []
     if recording is not None and getattr(recording, "amplifier", None) is not None:
         emg = emg_channels(directory, int(np.shape(recording.amplifier)[0]))
@@ -700,6 +749,13 @@ def make_arrays(
         directory=directory, store=h5path, trial_table=directory / TRIAL_TABLE_NAME, n_units=len(unit_names),
         sampling_rate=fs, durations_ms=durations, bin_ms=bin_ms, emg_channels=emg,
     )
+    result.data_end = data_end
+    if data_end is not None and n_samples is not None and data_end < n_samples:
+        e = min(cut, key=cut.get)
+        result.warnings.append(
+            f"the recording was cut off at {data_end / fs:.1f} s of {n_samples / fs:.1f} s (electrode {e:02d}); "
+            f"{int(np.sum(trials.start + durations[1] * fs / 1000.0 > data_end))} trial(s) reach past it"
+        )
     if not digital_inputs:
         result.warnings.append("the recording has no digital inputs: no trials")
     for name in sorted(config.tastes):
