@@ -197,3 +197,14 @@ def test_recording_cutoff_marks_later_trials_truncated(tmp_path):
     np.testing.assert_array_equal(got, reference_spike_array(units, on, FS, 2000.0, 5000.0, 1.0))
     rows = _read_csv(d / TRIAL_TABLE_NAME)
     assert [r["truncated"] for r in rows] == ["False", "False", "True", "True"]
+
+
+def test_params_file_is_used_when_no_params_given(tmp_path):
+    d = make_dir(tmp_path)
+    write_store(d / f"{d.name}.h5", [np.array([100000, 100030, 100100])])
+    SortParams(spike_array_durations=[100.0, 200.0], spike_array_bin_ms=10.0).save(d / f"{d.name}.params")
+    on = np.array([100000])
+    res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
+    assert res.dig_ins[0].shape == (1, 1, 30) and res.bin_ms == 10.0
+    with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+        assert h5.root.spike_trains.dig_in_00.spike_array.read()[0, 0].tolist() == [0] * 10 + [2, 0, 0, 1] + [0] * 16

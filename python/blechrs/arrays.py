@@ -72,6 +72,7 @@ __all__ = [
     "recording_cutoffs",
     "emg_channels",
     "store_path",
+    "directory_params",
     "AtomicStore",
     "DigInSummary",
     "make_arrays",
@@ -680,6 +681,13 @@ class ArraysResult:
         return Group(table, *[Text(f"warning: {w}", style="yellow") for w in self.warnings])
 
 
+def directory_params(directory: str | os.PathLike) -> SortParams:
+    """``DIR/<name>.params`` if it exists, else the defaults."""
+    d = Path(directory)
+    p = d / f"{d.resolve().name}.params"
+    return SortParams.load(p) if p.exists() else SortParams()
+
+
 def _open_recording(directory: Path):
     from blechrs.io import open_recording  # the Intan reader (owned by the io module)
 
@@ -702,13 +710,14 @@ def make_arrays(
     store ``DIR/<name>.h5`` atomically. Digital inputs, sampling rate, length and EMG traces come
     from the recording in ``directory`` (``blechrs.io.open_recording``) unless given:
     ``digital_inputs`` maps ``dig_in_NN`` -> (onsets, offsets) in samples. The taste/laser
+    ``params`` default to ``DIR/<name>.params`` (else SortParams()). The taste/laser
     assignment comes from ``DIR/<name>.info`` (or ``info``), with the defaults of
     :func:`trial_config`. EMG arrays need the recording (channels whose layout CAR group contains
     ``emg``); with ``digital_inputs`` given and no ``recording`` there are none.
     """
     t0 = time.perf_counter()
     directory = Path(directory)
-    params = params or SortParams()
+    params = params or directory_params(directory)
     h5path = store_path(directory)
     if digital_inputs is None:
         if recording is None:

@@ -41,6 +41,7 @@ from blechrs.arrays import (
     AtomicStore,
     TrialTable,
     build_trials,
+    directory_params,
     load_info,
     store_path,
     trial_config,
@@ -516,11 +517,12 @@ def unit_qa(
     any, drift is skipped and rasters are empty. Writes ``DIR/QA_output/unit_qa.json``,
     ``DIR/QA_output/unit_similarity_violations.txt``, ``DIR/QA_output/units/unitNNN.png`` and
     (``write_store``) the similarity matrix as ``/unit_distances`` in the unit store (atomically).
-    ``progress(done, total)`` is called after each unit's picture.
+    ``progress(done, total)`` is called after each unit's picture. ``params`` default to
+    ``DIR/<name>.params`` (else SortParams()).
     """
     t0 = time.perf_counter()
     directory = Path(directory)
-    p = params or SortParams()
+    p = params or directory_params(directory)
     if recording is not None:
         sampling_rate = sampling_rate or float(recording.sampling_rate)
         n_samples = n_samples if n_samples is not None else int(recording.n_samples)
