@@ -207,4 +207,4 @@ def test_params_file_is_used_when_no_params_given(tmp_path):
     res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
     assert res.dig_ins[0].shape == (1, 1, 30) and res.bin_ms == 10.0
     with tables.open_file(str(d / f"{d.name}.h5")) as h5:
-        assert h5.root.spike_trains.dig_in_00.spike_array.read()[0, 0].tolist() == [0] * 10 + [2, 0, 0, 1] + [0] * 16
+        assert h5.root.spike_trains.dig_in_00.spike_array.read()[0, 0].tolist() == [0] * 10 + [3] + [0] * 19  # 0, 1, 3.3 ms: one 10 ms bin
