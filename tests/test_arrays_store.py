@@ -208,3 +208,14 @@ def test_params_file_is_used_when_no_params_given(tmp_path):
     assert res.dig_ins[0].shape == (1, 1, 30) and res.bin_ms == 10.0
     with tables.open_file(str(d / f"{d.name}.h5")) as h5:
         assert h5.root.spike_trains.dig_in_00.spike_array.read()[0, 0].tolist() == [0] * 10 + [3] + [0] * 19  # 0, 1, 3.3 ms: one 10 ms bin
+
+
+def test_unit_electrodes_with_and_without_descriptor(tmp_path):
+    from blechrs.arrays import unit_electrodes
+
+    p = tmp_path / "s.h5"
+    write_store(p, [np.array([1]), np.array([2]), np.array([3])], electrodes=[5, 2, 9])
+    assert unit_electrodes(p) == [5, 2, 9]
+    with tables.open_file(str(p), "a") as h5:
+        h5.remove_node("/unit_descriptor")
+    assert unit_electrodes(p) == [5, 2, 9]  # from each unit's metadata

@@ -45,6 +45,7 @@ from blechrs.arrays import (
     load_info,
     store_path,
     trial_config,
+    unit_electrodes,
 )
 from blechrs.params import SortParams
 
@@ -479,20 +480,20 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _load_units(h5path: Path) -> list[dict[str, Any]]:
+def _load_units(h5path: Path, waveforms: bool = True) -> list[dict[str, Any]]:
     import tables
 
+    electrodes = unit_electrodes(h5path)
     units = []
     with tables.open_file(str(h5path), "r") as h5:
         if "/sorted_units" not in h5:
             return []
-        for g in sorted(h5.list_nodes("/sorted_units", classname="Group"), key=lambda g: g._v_name):
-            meta = g.unit_metadata.read() if "unit_metadata" in g else None
-            electrode = int(meta["electrode_number"][0]) if meta is not None and len(meta) else -1
+        groups = sorted(h5.list_nodes("/sorted_units", classname="Group"), key=lambda g: g._v_name)
+        for g, electrode in zip(groups, electrodes):
             units.append({
                 "name": g._v_name,
                 "times": np.asarray(g.times.read(), dtype=np.int64).reshape(-1),
-                "waveforms": g.waveforms.read() if "waveforms" in g else np.zeros((0, 0)),
+                "waveforms": g.waveforms.read() if waveforms and "waveforms" in g else np.zeros((0, 0)),
                 "electrode": electrode,
             })
     return units
@@ -528,7 +529,7 @@ def unit_qa(
         n_samples = n_samples if n_samples is not None else int(recording.n_samples)
     fs = float(sampling_rate or p.sampling_rate)
     h5path = store_path(directory)
-    units = _load_units(h5path)
+    units = _load_units(h5path, waveforms=pictures)
     warnings: list[str] = []
     if not units:
         warnings.append(f"{h5path}: no sorted units")
