@@ -194,3 +194,27 @@ def test_drift_flag_rate_on_stationary_units():
     np.testing.assert_array_equal(flagged, p.min(axis=1) < 0.025)
     assert 0.02 <= (p < 0.05).mean() <= 0.09  # each test at its nominal level
     assert 0.01 <= flagged.mean() <= 0.09
+
+
+def test_outputs_are_deterministic(tmp_path):
+    rng = np.random.default_rng(26)
+    d = make_dir(tmp_path)
+    n = int(100 * FS)
+    write_store(d / f"{d.name}.h5", [np.sort(rng.choice(n, 800, replace=False)) for _ in range(3)])
+    on = np.arange(5 * 30000, n - 6 * 30000, 9 * 30000)
+    rec = fake_recording({"dig_in_02": (on[1::2], on[1::2] + 9), "dig_in_00": (on[::2], on[::2] + 9)}, n)
+    import tables
+
+    outs = []
+    for _ in range(2):
+        make_arrays(d, SortParams(), recording=rec)
+        unit_qa(d, SortParams())
+        with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+            arrays = [h5.get_node(f"/spike_trains/{k}/spike_array").read() for k in ("dig_in_00", "dig_in_02")]
+        outs.append(((d / "trial_info_frame.csv").read_bytes(), (d / "QA_output" / "unit_qa.json").read_bytes(),
+                     (d / "QA_output" / "unit_similarity_violations.txt").read_bytes(),
+                     [(d / "blechrs_plots" / "qa" / f"unit{i:03d}.png").read_bytes() for i in range(3)], arrays))
+    a, b = outs
+    assert a[:4] == b[:4]
+    for x, y in zip(a[4], b[4]):
+        np.testing.assert_array_equal(x, y)

@@ -48,6 +48,7 @@ from blechrs.arrays import (
     unit_electrodes,
 )
 from blechrs.params import SortParams
+from blechrs.plots import PLOT_DIR
 
 __all__ = [
     "unit_similarity",
@@ -64,7 +65,7 @@ __all__ = [
     "QA_DIR",
 ]
 
-#: QA outputs go under DIR/QA_output (blech_clust's folder).
+#: QA outputs go under DIR/QA_output (blech_clust's folder); pictures under DIR/blechrs_plots/qa.
 QA_DIR = "QA_output"
 
 
@@ -516,7 +517,8 @@ def unit_qa(
     Trials come from ``trials``, else ``DIR/trial_info_frame.csv`` (written by
     :func:`blechrs.arrays.make_arrays`), else the digital inputs of ``recording`` if given; without
     any, drift is skipped and rasters are empty. Writes ``DIR/QA_output/unit_qa.json``,
-    ``DIR/QA_output/unit_similarity_violations.txt``, ``DIR/QA_output/units/unitNNN.png`` and
+    ``DIR/QA_output/unit_similarity_violations.txt``, the pictures
+    ``DIR/blechrs_plots/qa/unitNNN.png`` (beside the other pictures, for the picture index) and
     (``write_store``) the similarity matrix as ``/unit_distances`` in the unit store (atomically).
     ``progress(done, total)`` is called after each unit's picture. ``params`` default to
     ``DIR/<name>.params`` (else SortParams()).
@@ -562,7 +564,7 @@ def unit_qa(
 
     out_dir = directory / QA_DIR
     out_dir.mkdir(exist_ok=True)
-    pic_dir = out_dir / "units"
+    pic_dir = directory / PLOT_DIR / "qa"
     records = []
     pics: list[Path] = []
     drawer = UnitPictures(trials, fs, p, seed=p.random_seed) if pictures and units else None
@@ -582,7 +584,7 @@ def unit_qa(
         }
         records.append(rec)
         if pictures:
-            pic_dir.mkdir(exist_ok=True)
+            pic_dir.mkdir(parents=True, exist_ok=True)
             d = drift[i]
             title = (f"{u['name']} (electrode {u['electrode']}): {len(u['times'])} spikes"
                      + (f"; drift p baseline {d['baseline']['p']:.3g}, response {d['response']['p']:.3g}"
