@@ -122,6 +122,10 @@ def test_make_arrays_without_digital_inputs_or_units(tmp_path):
     with tables.open_file(str(d2 / f"{d2.name}.h5")) as h5:
         assert h5.root.spike_trains.dig_in_00.spike_array.shape == (2, 0, 7000)
     assert res.n_units == 0 and any("no sorted units" in w for w in res.warnings)
+    from blechrs.qa import unit_qa
+
+    qa = unit_qa(d2, sampling_rate=FS)
+    assert qa.units == [] and qa.violations == [] and any("no sorted units" in w for w in qa.warnings)
 
 
 def test_make_arrays_errors_are_one_line(tmp_path):
