@@ -105,6 +105,9 @@ def test_trial_config_defaults_and_info():
     assert c.tastes == {"dig_in_04": "NaCl", "dig_in_01": "dig_in_01"}
     c = trial_config({"taste_params": {"dig_in_names": "dig_in_04", "tastes": "NaCl"}, "laser_params": {"dig_in_names": 0}}, di)
     assert c.tastes == {"dig_in_04": "NaCl"} and c.laser_dig_ins == ["dig_in_00"]
+    c = trial_config({"taste_params": {"dig_in_names": ["dig_in_00", "dig_in_04"]}, "laser_params": {"dig_in_names": ["dig_in_04"]}}, di)
+    assert c.tastes == {"dig_in_00": "dig_in_00"} and c.laser_dig_ins == ["dig_in_04"]
+    assert c.warnings and "used as laser" in c.warnings[0]
     with pytest.raises(ValueError, match="dig_in_07 is not in the recording"):
         trial_config({"taste_params": {"dig_in_names": ["dig_in_07"]}}, di, source="x.info")
     assert trial_config(None, {}).tastes == {}

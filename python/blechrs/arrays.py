@@ -97,6 +97,7 @@ class TrialConfig:
     laser_dig_ins: list[str] = field(default_factory=list)
     laser_conditions: list[tuple[float, float]] = field(default_factory=list)
     """Configured (onset lag ms, duration ms) pairs; measured values are snapped to the nearest."""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _dig_in_name(value: Any) -> str:
@@ -146,10 +147,12 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
         if n not in digital_inputs:
             have = ", ".join(sorted(digital_inputs)) or "none"
             raise ValueError(f"{source}: digital input {n} is not in the recording (it has: {have})")
+    warnings = []
     both = sorted(set(tastes) & set(laser_names))
-    if both:
-        raise ValueError(f"{source}: {', '.join(both)} listed both as taste and as laser input")
-    return TrialConfig(tastes=tastes, laser_dig_ins=laser_names, laser_conditions=conditions)
+    if both:  # init lists every pulsed input as a taste; adding the laser should be the only edit
+        warnings.append(f"{source}: {', '.join(both)} listed as taste and as laser input: used as laser")
+        tastes = {k: v for k, v in tastes.items() if k not in both}
+    return TrialConfig(tastes=tastes, laser_dig_ins=laser_names, laser_conditions=conditions, warnings=warnings)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -778,6 +781,7 @@ def make_arrays(
             f"the recording was cut off at {data_end / fs:.1f} s of {n_samples / fs:.1f} s (electrode {e:02d}); "
             f"{int(np.sum(trials.start + durations[1] * fs / 1000.0 > data_end))} trial(s) reach past it"
         )
+    result.warnings += config.warnings
     if not digital_inputs:
         result.warnings.append("the recording has no digital inputs: no trials")
     for name in sorted(config.tastes):
