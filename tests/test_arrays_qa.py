@@ -169,6 +169,8 @@ def test_unit_qa_directory(tmp_path):
     txt = (d / "QA_output" / "unit_similarity_violations.txt").read_text()
     assert "unit000\tunit001" in txt
     assert len(res.pictures) == 4 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in res.pictures)
+    assert sorted(p.name for p in (d / "blechrs_plots" / "qa").iterdir()) == [f"unit{i:03d}.png" for i in range(4)]
+
     s = str(res)
     assert "unit001" in s and "similar" in s
     assert not [p for p in (d / "QA_output").rglob(".*")]
@@ -178,6 +180,11 @@ def test_unit_qa_directory(tmp_path):
     res = unit_qa(d, SortParams(), pictures=False)
     assert any("drift check skipped" in w for w in res.warnings) and len(res.violations) == 1
     assert res.units[0]["drift"] is None and "-" in str(res)
+
+    # a re-sort with fewer units: the pictures of the units that went are removed
+    write_store(d / f"{d.name}.h5", units[:2])
+    unit_qa(d, SortParams())
+    assert sorted(p.name for p in (d / "blechrs_plots" / "qa").iterdir()) == ["unit000.png", "unit001.png"]
 
 
 def test_drift_flag_rate_on_stationary_units():

@@ -594,6 +594,12 @@ def unit_qa(
             if progress is not None:
                 progress(i + 1, len(units))
 
+    if pictures and pic_dir.exists():  # pictures of units that no longer exist would mislead
+        keep = {x.name for x in pics}
+        for old in pic_dir.glob("unit*.png"):
+            if old.name not in keep:
+                old.unlink()
+
     result = QAResult(directory=directory, units=records, violations=viol, similarity=sim,
                       pictures=pics, warnings=warnings)
     result.qa_file = out_dir / "unit_qa.json"
