@@ -10,9 +10,12 @@ Transparent criteria, all computed here (no downloaded classifier):
    well separated units far above). Pairs are merged closest first, re-scoring after each merge, and
    a merge is refused when it would break the ISI limits (blech_clust HEAD's ISI re-check of
    Mahalanobis merges).
-3. Keep a (merged) cluster as a unit when it has >= ``cluster_count_threshold`` events, fires at
+3. Drop echoes: a cluster most of whose events (> ``ECHO_FRACTION``) sit within ``ECHO_MS`` of a
+   larger event of another cluster is a second detection of the same spikes (the rebound of a large
+   spike re-crossing the threshold after the dead time), not a neuron.
+4. Keep a (merged) cluster as a unit when it has >= ``cluster_count_threshold`` events, fires at
    >= ``min_firing_rate`` Hz and has SNR >= ``min_snr``.
-4. Label it single unit when its ISI violations are within ``ISI_violations_thresholds`` (< 1 ms,
+5. Label it single unit when its ISI violations are within ``ISI_violations_thresholds`` (< 1 ms,
    < 2 ms) and its contamination estimate is <= ``single_unit_max_contamination``; else multi-unit.
    Fast spiking ('f') when the trough-to-peak width is below ``fast_spiking_max_width_ms``, else
    regular spiking ('r').
@@ -29,6 +32,11 @@ import numpy as np
 
 from blechrs.core.features import _get, peak_index
 from blechrs.core.metrics import contamination, isi_violations, unit_metrics
+
+#: An event within this many ms of a larger event of another cluster is an echo candidate.
+ECHO_MS = 1.5
+#: A cluster is an echo when more than this fraction of its events are echo candidates.
+ECHO_FRACTION = 0.5
 
 #: Events per cluster used to score a pair (deterministic subsample): plenty for a d' estimate.
 PAIR_SAMPLE = 3000
@@ -103,6 +111,26 @@ def merge_clusters(features, times, labels, fs, max_dprime, isi_limits) -> list[
     return groups
 
 
+def echo_fraction(times, amplitude, member, window) -> float:
+    """Fraction of the member events that have a larger non-member event within ``window``
+    samples."""
+    idx = np.nonzero(member)[0]
+    others = np.nonzero(~member)[0]
+    if len(idx) == 0 or len(others) == 0:
+        return 0.0
+    ot = times[others]
+    order = np.argsort(ot, kind="stable")
+    ot, oa = ot[order], np.abs(amplitude[others][order])
+    lo = np.searchsorted(ot, times[idx] - window, side="left")
+    hi = np.searchsorted(ot, times[idx] + window, side="right")
+    own = np.abs(amplitude[idx])
+    echo = np.zeros(len(idx), dtype=bool)
+    for k in range(len(idx)):
+        if hi[k] > lo[k]:
+            echo[k] = oa[lo[k]:hi[k]].max() > own[k]
+    return float(echo.mean())
+
+
 def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate, mad_val,
                        duration_s: float | None = None) -> list[UnitChoice]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc)."""
@@ -128,9 +156,13 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
 
     groups = merge_clusters(features, times, labels, fs, max_dprime, isi_limits)
+    amplitude = waveforms[:, peak] if len(waveforms) else np.zeros(n)
+    echo_window = ECHO_MS * fs / 1000.0
     choices = []
     for group in groups:
         member = np.isin(labels, group)
+        if echo_fraction(times, amplitude, member, echo_window) > ECHO_FRACTION:
+            continue
         m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak)
         if m["n_events"] < min_count:
             continue
