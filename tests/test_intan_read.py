@@ -154,3 +154,29 @@ def test_rhd_with_temperature_sensors(tmp_path, version):
     r = open_recording(tmp_path)
     np.testing.assert_array_equal(np.asarray(r.amplifier), sim.chunk(0, sim.n_samples).T)
     np.testing.assert_array_equal(r.digital_inputs["dig_in_00"][0], gt.digital_inputs["dig_in_00"][0])
+
+
+def test_amplifier_view_indexes_like_numpy(folders, sim):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    dirs, _ = folders
+    views = [open_recording(d).amplifier for d in dirs.values()]
+    ref = sim.chunk(0, sim.n_samples).T
+    n = sim.n_samples
+    idx = st.one_of(
+        st.integers(-n, n - 1),
+        st.builds(slice, st.none() | st.integers(-n, n), st.none() | st.integers(-n, n),
+                  st.none() | st.integers(1, 5000) | st.integers(-5000, -1)),
+        st.lists(st.integers(0, n - 1), min_size=0, max_size=5),
+    )
+    ch = st.one_of(st.integers(-N_CH, N_CH - 1), st.slices(N_CH), st.lists(st.integers(0, N_CH - 1), max_size=4))
+
+    @settings(max_examples=60, deadline=None)
+    @given(ch, idx)
+    def check(c, t):
+        want = ref[c][..., t] if not isinstance(c, list) else ref[c][:, t]
+        for v in views:
+            np.testing.assert_array_equal(v[c, t], want)
+
+    check()

@@ -150,6 +150,27 @@ def car_groups(rows: list[LayoutRow], n_channels: int, use_car: bool = True) -> 
     return ids
 
 
+def auto_car_layout(rows: list[LayoutRow], corr, max_clusters: int = 10, seed: int = 42) -> list[LayoutRow]:
+    """A copy of the layout with each CAR group split by channel correlation
+    (:func:`blechrs.rawqa.auto_car_groups`, ``corr`` = raw channel r matrix indexed by
+    electrode_ind). The groups before the split go to an ``original_CAR_group`` column; a layout
+    that already has one is split again from those original groups. Nothing is written."""
+    from blechrs.rawqa import auto_car_groups
+
+    base = [r.extra.get("original_CAR_group") or r.car_group for r in rows]
+    import numpy as np
+
+    corr = np.asarray(corr)
+    idx = [r.electrode_ind for r in rows]
+    new = auto_car_groups(corr[np.ix_(idx, idx)], base, max_clusters=max_clusters, seed=seed)
+    out = []
+    for r, b, g in zip(rows, base, new):
+        extra = dict(r.extra)
+        extra["original_CAR_group"] = b
+        out.append(LayoutRow(r.filename, r.electrode_ind, r.electrode_num, r.port, g, extra))
+    return out
+
+
 def sorted_electrodes(rows: list[LayoutRow]) -> list[int]:
     return sorted(r.electrode_ind for r in rows if r.sorted)
 
