@@ -379,6 +379,24 @@ def _work_state(directory, electrode: int, params: SortParams) -> str:
     return "extracted"
 
 
+def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_samples: int,
+                       params: SortParams) -> list[list[int]]:
+    """Electrodes to extract per engine pass: one CAR group per pass (the engine reads a group's
+    channels together), split so the expected waveforms (50 events/s) fit ``extract_memory_mb``."""
+    per_electrode = (n_samples / params.sampling_rate) * 50.0 * (params.samples_before + params.samples_after) * 4
+    size = max(1, int(params.extract_memory_mb * 2**20 // max(per_electrode, 1.0)))
+    by_group: dict[int, list[int]] = {}
+    for e in electrodes:
+        by_group.setdefault(groups[e] if 0 <= e < len(groups) else -1, []).append(e)
+    if len(electrodes) <= size:
+        return [list(electrodes)]
+    batches: list[list[int]] = []
+    for _, members in sorted(by_group.items()):
+        for k in range(0, len(members), size):
+            batches.append(members[k:k + size])
+    return batches
+
+
 def extract(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             electrodes: Sequence[int] | None = None, progress: Progress | None = None,
             report: RunReport | None = None) -> RunReport:
@@ -404,11 +422,16 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
 
         if progress:
             progress("extract", 0, 1)
-        results = _extract(rec, todo, groups, params, progress=engine_progress if progress else None)
-        for d in results:
-            data = extraction_to_data(d, params, rec.n_samples)
-            store.save_electrode(store.electrode_path(directory, data["electrode"]), data)
-        del results
+        batches = extraction_batches(todo, groups, rec.n_samples, params)
+        for i, batch in enumerate(batches):
+            results = _extract(rec, batch, groups, params, progress=None if len(batches) > 1 or not progress
+                               else engine_progress)
+            for d in results:
+                data = extraction_to_data(d, params, rec.n_samples)
+                store.save_electrode(store.electrode_path(directory, data["electrode"]), data)
+            results = None  # free this batch before the next
+            if progress and len(batches) > 1:
+                progress("extract", i + 1, len(batches))
         if progress:
             progress("extract", 1, 1)
     report.timings["extract"] = time.perf_counter() - t0
