@@ -492,6 +492,19 @@ def _units_from_selections(directory, selections: Iterable[sf.Selection], params
     return units, ordered
 
 
+def stored_units_table(h5: Path) -> list[dict[str, Any]]:
+    """The summary rows of the units already in a unit store."""
+    rows = []
+    for u in store.read_units(h5, waveforms=False):
+        m = u.metrics
+        rows.append(dict(unit=u.name, electrode=u.electrode, spikes=len(u.times), rate=m.get("firing_rate", np.nan),
+                         snr=u.snr, isi_1ms=m.get("isi_violations_1ms", np.nan),
+                         isi_2ms=m.get("isi_violations_2ms", np.nan), single_unit=u.single_unit,
+                         kind="RS" if u.regular_spiking else "FS" if u.fast_spiking else "", source=u.source,
+                         clusters=u.clusters, solution=u.solution))
+    return rows
+
+
 def _units_table(units: Sequence[store.Unit], names: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for name, u in zip(names, units):
@@ -556,6 +569,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
         report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
                             "them with auto-sort's)")
         report.h5 = h5
+        report.units = stored_units_table(h5)
         return report
     selections, comments = [], []
     for e in sorted_electrodes(directory):
@@ -608,9 +622,16 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
 
     selections, more, by_row = sf.apply_sort_rows(rows, load, params)
     problems = sorted(problems + more, key=lambda p: p.row)
+    h5 = store.h5_path(directory)
+    if not selections:
+        # Nothing usable: the store keeps its units rather than being emptied by a broken file.
+        applied = sf.write_applied_report(sort_file, cells, problems, by_row, {})
+        report.notes.append(f"{Path(sort_file).name} selects no unit; {h5.name} left as it was")
+        report.h5 = h5
+        report.units = stored_units_table(h5) if h5.exists() else []
+        return report, problems, applied
     units, ordered = _units_from_selections(directory, selections, params,
                                             lambda s, d: unit_metrics(d, s.indices, params))
-    h5 = store.h5_path(directory)
     names = store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
     info = {id(sel): dict(unit_name=name, spikes=len(sel.indices),
                           isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
