@@ -87,3 +87,32 @@ def test_qa_from_recording(experiment):
     np.testing.assert_array_equal(np.nan_to_num(got, nan=-1), np.nan_to_num(ref, nan=-1))
     assert len(res.units) == gt.n_units and res.pictures == []
     assert all(u["drift"]["n_trials"] <= 12 for u in res.units)
+
+
+def test_defaults_from_init_traditional_rhd(tmp_path):
+    """`blechrs init` defaults, no editing: every input with pulses is a taste; a .rhd recording
+    with RHX-style input names; one input never pulses."""
+    from blechrs.io.layout import init_experiment
+
+    d = tmp_path / "exp_rhd_230101_120000"
+    sim = Simulation(seed=5, n_channels=2, duration_s=6.0, n_digital_inputs=3, pulses_per_input=3, din_style="rhx")
+    # drop the pulses of the second input (the simulation draws them before writing)
+    sim.din_on, sim.din_off, sim.din_ch = (a[sim.din_ch != 1] for a in (sim.din_on, sim.din_off, sim.din_ch))
+    gt = sim.write(d, "traditional")
+    assert sorted(gt.digital_inputs) == ["dig_in_01", "dig_in_02", "dig_in_03"]
+    assert len(gt.digital_inputs["dig_in_02"][0]) == 0
+    init_experiment(d)
+    write_units(d / f"{d.name}.h5", [Unit(electrode=int(gt.unit_channel[u]), times=gt.spike_times[u],
+                                          waveforms=np.zeros((len(gt.spike_times[u]), 75), np.float32))
+                                     for u in range(gt.n_units)])
+    params = SortParams.load(d / f"{d.name}.params")
+    res = make_arrays(d, params)
+    assert [x.dig_in for x in res.dig_ins] == ["dig_in_01", "dig_in_03"] and res.n_trials == 6
+    with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+        stored = [g.times.read() for g in sorted(h5.root.sorted_units._v_groups.values(), key=lambda g: g._v_name)]
+        for name in ("dig_in_01", "dig_in_03"):
+            got = h5.get_node(f"/spike_trains/{name}/spike_array").read().astype(np.int64)
+            ref = reference_spike_array(stored, np.sort(gt.digital_inputs[name][0]), 30000.0, 2000, 5000, 1)
+            np.testing.assert_array_equal(got, ref)
+    qa = unit_qa(d, params, pictures=False)
+    assert len(qa.units) == gt.n_units and (d / "QA_output" / "unit_qa.json").exists()

@@ -106,7 +106,8 @@ class SortParams:
     drift_post_ms: float = 2500.0
     """... and in [0, drift_post_ms) ms after it."""
     drift_alpha: float = 0.05
-    """Drift check: a unit is flagged when the trial-group effect has p below this."""
+    """Drift check: a unit is flagged when the trial-group effect has p below this / 2 in either
+    window (baseline or response)."""
     bridged_channel_threshold: float = 0.9
     n_corr_samples: int = 10000
 
