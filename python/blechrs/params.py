@@ -120,6 +120,9 @@ class SortParams:
     # --- execution -----------------------------------------------------------------------------
     n_jobs: int = 0
     """Worker threads/processes; 0 = all cores."""
+    extract_memory_mb: float = 512.0
+    """Waveforms held at once by one extraction pass. Electrodes are extracted in batches (one CAR
+    group at a time, split when its expected waveforms, at 50 events/s, exceed this)."""
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> "SortParams":
