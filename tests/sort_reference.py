@@ -3,8 +3,6 @@ independently) and small recording folders made with blechrs.simulate."""
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +54,16 @@ def reference_extract(recording, electrodes, car_groups, params: dict, progress=
     return out
 
 
-def write_layout(directory: Path, n_channels: int, groups=None, fs: float = 30000.0, **params) -> None:
-    """<name>_electrode_layout.csv and <name>.params written directly (as `blechrs init` would)."""
-    name = directory.resolve().name
-    groups = groups or ["A"] * n_channels
-    with open(directory / f"{name}_electrode_layout.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["filename", "electrode_ind", "electrode_num", "port", "CAR_group"])
-        for i in range(n_channels):
-            w.writerow([f"amp-A-{i:03d}.dat", i, i, "A", groups[i]])
-    SortParams(sampling_rate=fs, **params).save(directory / f"{name}.params")
+def init_folder(directory: Path, **params) -> None:
+    """`blechrs init` on a recording folder, then the given parameters written into <name>.params."""
+    from blechrs.schemes import pipeline
+
+    pipeline.init(directory)
+    path = pipeline.params_path(directory)
+    p = SortParams.load(path)
+    for k, v in params.items():
+        setattr(p, k, v)
+    p.save(path)
 
 
 def simulated_folder(directory: Path, seed=3, n_channels=4, duration_s=8.0, **kw):

@@ -21,7 +21,7 @@ from blechrs import store
 from blechrs.cli import main as cli_main
 from blechrs.params import SortParams
 from blechrs.schemes import pipeline
-from sort_reference import reference_extract, simulated_folder, write_layout
+from sort_reference import reference_extract, init_folder, simulated_folder
 
 
 @pytest.fixture()
@@ -37,7 +37,7 @@ def sim_folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim") / "rec"
     d.mkdir()
     gt = simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
-    write_layout(d, 4, max_clusters=4, num_restarts=2, cluster_count_threshold=10)
+    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6)
     return d, gt
 
 
@@ -229,3 +229,23 @@ def test_pictures_and_index(rec, reference_engine):
             png = d / "blechrs_plots" / f"electrode{e:02d}" / f"solution{k:02d}.png"
             assert mpimg.imread(png).shape[0] > 50
             assert f"electrode{e:02d}/solution{k:02d}.png" in page
+
+
+def test_cli_run_copy_raw_then_arrays(rec, reference_engine, capsys):
+    from blechrs.io import open_recording
+
+    d, _ = rec
+    assert cli_main(["run", str(d), "--no-plots", "-q", "-j", "1", "--copy-raw"]) == 0
+    raw = open_recording(d).read([2], 0, None)[0]
+    with tables.open_file(str(d / "rec.h5")) as f:
+        np.testing.assert_array_equal(f.root.raw.electrode02[:], raw)
+        n_units = f.root.unit_descriptor.nrows
+    assert n_units > 0
+    assert cli_main(["arrays", str(d)]) == 0
+    with tables.open_file(str(d / "rec.h5")) as f:
+        arrays = [n for n in f.walk_nodes("/spike_trains", classname="Array") if n.name == "spike_array"]
+        assert arrays and all(a.shape[1] == n_units for a in arrays)
+    # Re-sorting keeps the raw channels but drops the now stale spike arrays.
+    assert cli_main(["autosort", str(d), "-q", "-j", "1", "--force"]) == 0
+    with tables.open_file(str(d / "rec.h5")) as f:
+        assert "/raw/electrode02" in f and "/spike_trains" not in f

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
 from rich.table import Table
 
 console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
@@ -55,11 +56,12 @@ def _params(directory):
 
 
 def units_table(units: Sequence[dict[str, Any]], title: str = "units") -> Table:
-    t = Table(title=title, title_justify="left")
-    for col, just in (("unit", "left"), ("electrode", "right"), ("spikes", "right"), ("rate Hz", "right"),
-                      ("SNR", "right"), ("ISI<1ms %", "right"), ("ISI<2ms %", "right"), ("single/multi", "left"),
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    # Short headers: the table must fit 80 columns (pipes and logs are 80 wide).
+    for col, just in (("unit", "left"), ("elec", "right"), ("spikes", "right"), ("Hz", "right"),
+                      ("SNR", "right"), ("ISI<1ms", "right"), ("ISI<2ms", "right"), ("single", "left"),
                       ("RS/FS", "left")):
-        t.add_column(col, justify=just)
+        t.add_column(col, justify=just, no_wrap=True)
     for u in units:
         t.add_row(u["unit"], f"{u['electrode']:02d}", str(u["spikes"]), _num(u["rate"], 2), _num(u["snr"], 1),
                   _num(u["isi_1ms"], 2), _num(u["isi_2ms"], 2), "single" if u["single_unit"] else "multi",
@@ -96,8 +98,9 @@ def _print_report(report, header: str | None = None) -> None:
 
 def cmd_init(args) -> int:
     from blechrs.schemes import pipeline
-    pipeline.init(args.dir, force=args.force)
-    console.print(f"initialised {args.dir}")
+    res = pipeline.init(args.dir, force=args.force)
+    for line in res.lines():
+        console.print(line)
     return 0
 
 
@@ -164,15 +167,11 @@ def cmd_plot(args) -> int:
 
 
 def cmd_arrays(args) -> int:
-    try:
-        from blechrs import arrays
-    except ImportError:
-        raise RuntimeError("spike-train arrays are not available in this build of blechrs") from None
-    fn = getattr(arrays, "make_arrays", None) or getattr(arrays, "run", None)
-    if fn is None:
-        raise RuntimeError("blechrs.arrays has no make_arrays()")
-    result = fn(args.dir, force=args.force) if "force" in fn.__code__.co_varnames else fn(args.dir)
-    console.print(f"spike-train arrays written to {result or args.dir}")
+    from blechrs import arrays
+    from blechrs.schemes import pipeline
+
+    result = arrays.make_arrays(args.dir, pipeline.load_params(args.dir))
+    out.print(result)
     return 0
 
 
@@ -182,38 +181,13 @@ def cmd_demo(args) -> int:
 
 
 def _copy_raw(directory) -> None:
-    """Store the raw amplifier channels in the unit store as /raw/electrodeNN (blech_clust's layout,
-    int16 ADC counts), streamed in chunks, atomically."""
-    import numpy as np
-    import tables
-
+    """Store the raw amplifier channels in ``<name>.h5:/raw/electrodeNN`` (blech_clust's layout)."""
     from blechrs import store
-    from blechrs.io import open_recording
+    from blechrs.io import copy_raw, open_recording
     from blechrs.schemes import pipeline
 
-    rec = open_recording(directory)
-    h5 = store.h5_path(directory)
-    tmp = store._temp_beside(h5)
-    try:
-        import shutil
-        if h5.exists():
-            shutil.copyfile(h5, tmp)
-        with tables.open_file(str(tmp), "a") as f:
-            if "/raw" in f:
-                f.remove_node("/raw", recursive=True)
-            f.create_group("/", "raw")
-            amp = rec.amplifier
-            chunk = 30000 * 10
-            for e in pipeline.sorted_electrodes(directory):
-                arr = f.create_earray("/raw", f"electrode{e:02d}", tables.Int16Atom(), (0,),
-                                      expectedrows=rec.n_samples)
-                for s in range(0, rec.n_samples, chunk):
-                    arr.append(np.asarray(amp[e, s:s + chunk], dtype=np.int16))
-        os.replace(tmp, h5)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    console.print(f"raw channels copied to {h5}:/raw")
+    written = copy_raw(open_recording(directory), store.h5_path(directory), pipeline.sorted_electrodes(directory))
+    console.print(f"raw channels copied to {store.h5_path(directory)}:/raw ({len(written)} electrodes)")
 
 
 # ------------------------------------------------------------------------------------------------

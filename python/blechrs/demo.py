@@ -156,6 +156,7 @@ def score_sorting(gt_times: Sequence[np.ndarray], gt_channels: Sequence[int], so
 
 
 def main(args, console, out) -> int:
+    from rich import box
     from rich.table import Table
 
     from blechrs import store
@@ -188,9 +189,9 @@ def main(args, console, out) -> int:
         units = store.read_units(store.h5_path(directory), waveforms=False)
         scores, unmatched = score_sorting(gt.spike_times, gt.unit_channel, {u.name: u.times for u in units},
                                           gt.sampling_rate, sorted_channels={u.name: u.electrode for u in units})
-        t = Table(title="accuracy per ground-truth unit (0.4 ms, Hungarian)", title_justify="left")
-        for col in ("gt unit", "wire", "rate Hz", "peak uV", "spikes", "sorted unit", "accuracy", "precision", "recall"):
-            t.add_column(col, justify="left" if col == "sorted unit" else "right")
+        t = Table(title="accuracy per ground-truth unit (0.4 ms, Hungarian)", title_justify="left", box=box.SIMPLE_HEAD)
+        for col in ("true unit", "wire", "Hz", "peak uV", "spikes", "sorted", "accuracy", "precision", "recall"):
+            t.add_column(col, justify="left" if col == "sorted" else "right", no_wrap=True)
         for s in scores:
             t.add_row(f"{s.gt_unit}", f"{s.channel:02d}", f"{gt.unit_rate_hz[s.gt_unit]:.1f}",
                       f"{gt.unit_peak_uv[s.gt_unit]:.0f}", str(s.n_true), s.sorted_unit or "-",

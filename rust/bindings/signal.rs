@@ -5,7 +5,10 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{Array2, ArrayViewD, Axis};
-use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -38,15 +41,26 @@ pub(crate) fn run_detached<R: Send>(
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(PyRuntimeError::new_err(format!("internal error in the blechrs engine: {msg}")))
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in the blechrs engine: {msg}"
+            )))
         }
     }
 }
 
 fn describe(x: &Bound<'_, PyAny>) -> String {
     match x.getattr("dtype") {
-        Ok(dt) => format!("an array of dtype {}", dt.str().map(|s| s.to_string()).unwrap_or_default()),
-        Err(_) => format!("a {}", x.get_type().name().map(|s| s.to_string()).unwrap_or_default()),
+        Ok(dt) => format!(
+            "an array of dtype {}",
+            dt.str().map(|s| s.to_string()).unwrap_or_default()
+        ),
+        Err(_) => format!(
+            "a {}",
+            x.get_type()
+                .name()
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        ),
     }
 }
 
@@ -86,8 +100,16 @@ fn rows_cols(shape: &[usize], name: &str) -> PyResult<(usize, usize)> {
 }
 
 /// Row `i` as a slice borrowed from the array when its samples are contiguous.
-pub(crate) fn with_row<T: Copy, R>(v: &ArrayViewD<'_, T>, i: usize, f: impl FnOnce(&[T]) -> R) -> R {
-    let r = if v.ndim() == 1 { v.view().into_dimensionality().unwrap() } else { v.index_axis(Axis(0), i) };
+pub(crate) fn with_row<T: Copy, R>(
+    v: &ArrayViewD<'_, T>,
+    i: usize,
+    f: impl FnOnce(&[T]) -> R,
+) -> R {
+    let r = if v.ndim() == 1 {
+        v.view().into_dimensionality().unwrap()
+    } else {
+        v.index_axis(Axis(0), i)
+    };
     match r.as_slice() {
         Some(s) => f(s),
         None => {
@@ -116,7 +138,11 @@ impl Finite for f64 {
     }
 }
 
-pub(crate) fn check_finite<T: Finite>(x: &[T], channel: usize, name: &str) -> Result<(), EngineError> {
+pub(crate) fn check_finite<T: Finite>(
+    x: &[T],
+    channel: usize,
+    name: &str,
+) -> Result<(), EngineError> {
     if let Some(i) = x.iter().position(|v| !v.finite()) {
         return Err(EngineError::Value(format!(
             "{name}: channel {channel} has a NaN or infinite value (at sample {i})"
@@ -153,19 +179,21 @@ fn bandpass_impl<T: Finite>(
     }
     let mut out = vec![0f32; rows * cols];
     with_threads(0, || {
-        out.par_chunks_mut(cols.max(1)).enumerate().try_for_each_init(
-            || (Vec::new(), vec![0f64; cols]),
-            |(work, tmp), (i, o)| {
-                with_row(v, i, |x| {
-                    check_finite(x, i, "x")?;
-                    f.filtfilt(x, scale, tmp, work)?;
-                    for (d, s) in o.iter_mut().zip(tmp.iter()) {
-                        *d = *s as f32;
-                    }
-                    Ok(())
-                })
-            },
-        )
+        out.par_chunks_mut(cols.max(1))
+            .enumerate()
+            .try_for_each_init(
+                || (Vec::new(), vec![0f64; cols]),
+                |(work, tmp), (i, o)| {
+                    with_row(v, i, |x| {
+                        check_finite(x, i, "x")?;
+                        f.filtfilt(x, scale, tmp, work)?;
+                        for (d, s) in o.iter_mut().zip(tmp.iter()) {
+                            *d = *s as f32;
+                        }
+                        Ok(())
+                    })
+                },
+            )
     })?;
     Ok(out)
 }
@@ -185,7 +213,9 @@ fn bandpass<'py>(
     let arr = any_array(x, "x")?;
     let f = BandPass::new(order, low, high, fs).map_err(to_pyerr)?;
     if !scale.is_finite() {
-        return Err(PyValueError::new_err(format!("scale must be finite, not {scale}")));
+        return Err(PyValueError::new_err(format!(
+            "scale must be finite, not {scale}"
+        )));
     }
     let shape: Vec<usize> = match &arr {
         AnyArray::I16(a) => a.shape().to_vec(),
@@ -212,7 +242,6 @@ fn bandpass<'py>(
     Ok(PyArrayDyn::from_owned_array(py, nd))
 }
 
-
 fn shape_of(a: &AnyArray<'_>) -> Vec<usize> {
     match a {
         AnyArray::I16(a) => a.shape().to_vec(),
@@ -226,10 +255,18 @@ fn shape_of(a: &AnyArray<'_>) -> Vec<usize> {
 fn f32_rows<'a>(a: &'a AnyArray<'_>, name: &str) -> PyResult<(Vec<Cow<'a, [f32]>>, bool)> {
     let shape = shape_of(a);
     let (rows, _) = rows_cols(&shape, name)?;
-    fn conv<'a, T: Finite>(v: ArrayViewD<'a, T>, rows: usize, name: &str) -> Result<Vec<Cow<'a, [f32]>>, EngineError> {
+    fn conv<'a, T: Finite>(
+        v: ArrayViewD<'a, T>,
+        rows: usize,
+        name: &str,
+    ) -> Result<Vec<Cow<'a, [f32]>>, EngineError> {
         (0..rows)
             .map(|i| {
-                let r = if v.ndim() == 1 { v.clone().into_dimensionality().unwrap() } else { v.clone().index_axis_move(Axis(0), i) };
+                let r = if v.ndim() == 1 {
+                    v.clone().into_dimensionality().unwrap()
+                } else {
+                    v.clone().index_axis_move(Axis(0), i)
+                };
                 let out: Vec<f32> = r.iter().map(|&x| x.to_f64() as f32).collect();
                 check_finite(&out, i, name)?;
                 Ok(Cow::Owned(out))
@@ -241,7 +278,11 @@ fn f32_rows<'a>(a: &'a AnyArray<'_>, name: &str) -> PyResult<(Vec<Cow<'a, [f32]>
             let v = x.as_array();
             (0..rows)
                 .map(|i| {
-                    let r = if v.ndim() == 1 { v.clone().into_dimensionality().unwrap() } else { v.clone().index_axis_move(Axis(0), i) };
+                    let r = if v.ndim() == 1 {
+                        v.clone().into_dimensionality().unwrap()
+                    } else {
+                        v.clone().index_axis_move(Axis(0), i)
+                    };
                     let c: Cow<'a, [f32]> = match r.to_slice() {
                         Some(s) => Cow::Borrowed(s),
                         None => Cow::Owned(r.iter().copied().collect()),
@@ -260,19 +301,28 @@ fn f32_rows<'a>(a: &'a AnyArray<'_>, name: &str) -> PyResult<(Vec<Cow<'a, [f32]>
 
 fn window_samples(fs: f64, window_s: Option<f64>) -> PyResult<Option<usize>> {
     if !(fs.is_finite() && fs > 0.0) {
-        return Err(PyValueError::new_err(format!("fs must be a positive number, not {fs}")));
+        return Err(PyValueError::new_err(format!(
+            "fs must be a positive number, not {fs}"
+        )));
     }
     match window_s {
         None => Ok(None),
         Some(w) if w.is_finite() && w > 0.0 => Ok(Some(((w * fs).round() as usize).max(1))),
-        Some(w) => Err(PyValueError::new_err(format!("window_s must be > 0 seconds or None, not {w}"))),
+        Some(w) => Err(PyValueError::new_err(format!(
+            "window_s must be > 0 seconds or None, not {w}"
+        ))),
     }
 }
 
 /// noise_level(x, fs, window_s=None) -> float64 per window (1-D x) or channels x windows (2-D x)
 #[pyfunction]
 #[pyo3(signature = (x, fs, window_s=None))]
-fn noise_level<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, fs: f64, window_s: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+fn noise_level<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    fs: f64,
+    window_s: Option<f64>,
+) -> PyResult<Bound<'py, PyAny>> {
     let arr = any_array(x, "x")?;
     let w = window_samples(fs, window_s)?;
     let (rows, one) = f32_rows(&arr, "x")?;
@@ -283,13 +333,22 @@ fn noise_level<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, fs: f64, window_s: O
     let bounds = threshold::window_bounds(n, w);
     let out: Vec<Vec<f64>> = run_detached(py, || {
         Ok(with_threads(0, || {
-            rows.par_iter().map(|r| threshold::noise_per_window(r, &bounds).into_iter().map(|v| v.0).collect()).collect()
+            rows.par_iter()
+                .map(|r| {
+                    threshold::noise_per_window(r, &bounds)
+                        .into_iter()
+                        .map(|v| v.0)
+                        .collect()
+                })
+                .collect()
         }))
     })?;
     if one {
         Ok(PyArray1::from_vec(py, out.into_iter().next().unwrap_or_default()).into_any())
     } else {
-        Ok(PyArray2::from_vec2(py, &out).map_err(|e| PyRuntimeError::new_err(e.to_string()))?.into_any())
+        Ok(PyArray2::from_vec2(py, &out)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
+            .into_any())
     }
 }
 
@@ -308,11 +367,15 @@ fn detect_spikes<'py>(
     let arr = any_array(x, "x")?;
     let (rows, one) = f32_rows(&arr, "x")?;
     if !one {
-        return Err(PyValueError::new_err("x must be 1-D (one filtered channel)"));
+        return Err(PyValueError::new_err(
+            "x must be 1-D (one filtered channel)",
+        ));
     }
     let pol = Polarity::parse(polarity).map_err(to_pyerr)?;
     if !(dead_time_ms.is_finite() && dead_time_ms >= 0.0) {
-        return Err(PyValueError::new_err(format!("dead_time_ms must be >= 0, not {dead_time_ms}")));
+        return Err(PyValueError::new_err(format!(
+            "dead_time_ms must be >= 0, not {dead_time_ms}"
+        )));
     }
     let w = window_samples(fs, window_s)?;
     let y = &rows[0];
@@ -321,7 +384,9 @@ fn detect_spikes<'py>(
         Ok(v) => vec![v; bounds.len()],
         Err(_) => {
             let t: Vec<f64> = thresholds.extract().map_err(|_| {
-                PyTypeError::new_err("thresholds must be a number or a sequence of numbers (one per window)")
+                PyTypeError::new_err(
+                    "thresholds must be a number or a sequence of numbers (one per window)",
+                )
             })?;
             if t.len() != bounds.len() {
                 return Err(PyValueError::new_err(format!(
@@ -334,7 +399,9 @@ fn detect_spikes<'py>(
         }
     };
     if let Some(t) = ths.iter().find(|t| !t.is_finite() || **t < 0.0) {
-        return Err(PyValueError::new_err(format!("thresholds must be finite and >= 0, not {t}")));
+        return Err(PyValueError::new_err(format!(
+            "thresholds must be finite and >= 0, not {t}"
+        )));
     }
     let ds = detect::dead_samples(dead_time_ms, fs);
     let ev = run_detached(py, || {
@@ -342,7 +409,12 @@ fn detect_spikes<'py>(
         let ct: Vec<(f64, f64)> = bounds
             .iter()
             .zip(&ths)
-            .map(|(&(a, b), &th)| (threshold::median_by(|| y[a..b].iter().copied(), b - a, &mut sc), th))
+            .map(|(&(a, b), &th)| {
+                (
+                    threshold::median_by(|| y[a..b].iter().copied(), b - a, &mut sc),
+                    th,
+                )
+            })
             .collect();
         Ok(detect::detect(y, &bounds, &ct, pol, ds))
     })?;
@@ -365,20 +437,28 @@ fn extract_waveforms<'py>(
     let arr = any_array(x, "x")?;
     let (rows, one) = f32_rows(&arr, "x")?;
     if !one {
-        return Err(PyValueError::new_err("x must be 1-D (one filtered channel)"));
+        return Err(PyValueError::new_err(
+            "x must be 1-D (one filtered channel)",
+        ));
     }
     if before + after == 0 {
         return Err(PyValueError::new_err("before + after must be > 0 samples"));
     }
-    let t: Vec<i64> = times
-        .extract()
-        .map_err(|_| PyTypeError::new_err("times must be a sequence of integer sample indices (int64)"))?;
+    let t: Vec<i64> = times.extract().map_err(|_| {
+        PyTypeError::new_err("times must be a sequence of integer sample indices (int64)")
+    })?;
     let y = &rows[0];
-    let (wf, tt, dropped) = run_detached(py, || Ok(waveforms::extract(y, &t, before, after, align)))?;
+    let (wf, tt, dropped) =
+        run_detached(py, || Ok(waveforms::extract(y, &t, before, after, align)))?;
     let l = before + after;
     let n = tt.len();
-    let wf = Array2::from_shape_vec((n, l), wf).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-    Ok((PyArray2::from_owned_array(py, wf), PyArray1::from_vec(py, tt), dropped))
+    let wf =
+        Array2::from_shape_vec((n, l), wf).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok((
+        PyArray2::from_owned_array(py, wf),
+        PyArray1::from_vec(py, tt),
+        dropped,
+    ))
 }
 
 /// recording_cutoff(x, fs, voltage_cutoff=10000, max_breach_rate=1, max_secs_above_cutoff=60,
@@ -397,15 +477,27 @@ fn recording_cutoff<'py>(
     let arr = any_array(x, "x")?;
     let (rows, one) = f32_rows(&arr, "x")?;
     if !one {
-        return Err(PyValueError::new_err("x must be 1-D (one filtered channel)"));
+        return Err(PyValueError::new_err(
+            "x must be 1-D (one filtered channel)",
+        ));
     }
     window_samples(fs, None)?;
-    let p = CutoffParams { voltage_cutoff, max_breach_rate, max_secs_above_cutoff, max_mean_breach_rate_persec };
+    let p = CutoffParams {
+        voltage_cutoff,
+        max_breach_rate,
+        max_secs_above_cutoff,
+        max_mean_breach_rate_persec,
+    };
     let y = &rows[0];
     run_detached(py, || Ok(cutoff::recording_cutoff(y, fs, &p)))
 }
 
-fn car_impl<T: Finite>(v: &ArrayViewD<'_, T>, groups: &[i64], rows: usize, cols: usize) -> Result<(Vec<f32>, Vec<usize>), EngineError> {
+fn car_impl<T: Finite>(
+    v: &ArrayViewD<'_, T>,
+    groups: &[i64],
+    rows: usize,
+    cols: usize,
+) -> Result<(Vec<f32>, Vec<usize>), EngineError> {
     // Whole-array CAR: the same statistics (every 100th sample) and arithmetic as the stream.
     let m = cols.div_ceil(reference::STATS_STEP);
     let mut dec = vec![0f64; rows * m];
@@ -431,20 +523,31 @@ fn car_impl<T: Finite>(v: &ArrayViewD<'_, T>, groups: &[i64], rows: usize, cols:
     let (gs, dead) = reference::make_groups(groups, &stats);
     let mut out = vec![0f32; rows * cols];
     with_threads(0, || {
-        out.par_chunks_mut(cols.max(1)).enumerate().for_each(|(c, o)| {
-            with_row(v, c, |x| {
-                for (d, s) in o.iter_mut().zip(x.iter()) {
-                    *d = s.to_f64() as f32;
-                }
+        out.par_chunks_mut(cols.max(1))
+            .enumerate()
+            .for_each(|(c, o)| {
+                with_row(v, c, |x| {
+                    for (d, s) in o.iter_mut().zip(x.iter()) {
+                        *d = s.to_f64() as f32;
+                    }
+                })
             })
-        })
     });
     let mut r = Vec::new();
     for (_, g) in &gs {
-        reference::group_reference(g, cols, |c| with_row(v, c, |x| x.iter().map(|s| s.to_f64()).collect()), &mut r);
+        reference::group_reference(
+            g,
+            cols,
+            |c| with_row(v, c, |x| x.iter().map(|s| s.to_f64()).collect()),
+            &mut r,
+        );
         for &(c, mad, _) in &g.live {
             with_row(v, c, |x| {
-                for ((d, s), rf) in out[c * cols..(c + 1) * cols].iter_mut().zip(x.iter()).zip(r.iter()) {
+                for ((d, s), rf) in out[c * cols..(c + 1) * cols]
+                    .iter_mut()
+                    .zip(x.iter())
+                    .zip(r.iter())
+                {
                     *d = (s.to_f64() - mad * rf) as f32;
                 }
             });
@@ -477,11 +580,17 @@ fn common_average_reference<'py>(
     let arr = any_array(x, "x")?;
     let shape = shape_of(&arr);
     if shape.len() != 2 {
-        return Err(PyValueError::new_err(format!("x must be 2-D (channels x samples), not {}-D", shape.len())));
+        return Err(PyValueError::new_err(format!(
+            "x must be 2-D (channels x samples), not {}-D",
+            shape.len()
+        )));
     }
     let (rows, cols) = (shape[0], shape[1]);
     if groups.len() != rows {
-        return Err(PyValueError::new_err(format!("groups has {} entries but x has {rows} channels", groups.len())));
+        return Err(PyValueError::new_err(format!(
+            "groups has {} entries but x has {rows} channels",
+            groups.len()
+        )));
     }
     let (out, dead) = match &arr {
         AnyArray::I16(a) => {
@@ -497,7 +606,8 @@ fn common_average_reference<'py>(
             run_detached(py, || car_impl(&v, &groups, rows, cols))?
         }
     };
-    let out = Array2::from_shape_vec((rows, cols), out).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let out = Array2::from_shape_vec((rows, cols), out)
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     Ok((PyArray2::from_owned_array(py, out), dead))
 }
 
@@ -505,13 +615,16 @@ fn req<'py, T: for<'a> FromPyObject<'a, 'py>>(d: &Bound<'py, PyDict>, key: &str)
     let v = d
         .get_item(key)?
         .ok_or_else(|| PyValueError::new_err(format!("params: missing parameter {key}")))?;
-    v.extract::<T>().map_err(|_| PyValueError::new_err(format!("params: parameter {key} has a bad value {v}")))
+    v.extract::<T>()
+        .map_err(|_| PyValueError::new_err(format!("params: parameter {key} has a bad value {v}")))
 }
 
 fn extract_params(d: &Bound<'_, PyDict>) -> PyResult<ExtractParams> {
     let fs: f64 = req(d, "sampling_rate")?;
     if !(fs.is_finite() && fs > 0.0) {
-        return Err(PyValueError::new_err(format!("params: sampling_rate must be > 0, not {fs}")));
+        return Err(PyValueError::new_err(format!(
+            "params: sampling_rate must be > 0, not {fs}"
+        )));
     }
     let mut p = ExtractParams::blech_defaults(fs);
     p.scale = match d.get_item("microvolts_per_bit")? {
@@ -532,19 +645,26 @@ fn extract_params(d: &Bound<'_, PyDict>) -> PyResult<ExtractParams> {
     let rolling: bool = req(d, "use_rolling_threshold")?;
     let w: f64 = req(d, "rolling_threshold_window")?;
     if rolling && !(w.is_finite() && w > 0.0) {
-        return Err(PyValueError::new_err(format!("params: rolling_threshold_window must be > 0 s, not {w}")));
+        return Err(PyValueError::new_err(format!(
+            "params: rolling_threshold_window must be > 0 s, not {w}"
+        )));
     }
     p.window_s = rolling.then_some(w);
     let pol: String = req(d, "spike_polarity")?;
     p.polarity = Polarity::parse(&pol).map_err(to_pyerr)?;
     p.dead_time_ms = req(d, "dead_time_ms")?;
     if !(p.dead_time_ms.is_finite() && p.dead_time_ms >= 0.0) {
-        return Err(PyValueError::new_err(format!("params: dead_time_ms must be >= 0, not {}", p.dead_time_ms)));
+        return Err(PyValueError::new_err(format!(
+            "params: dead_time_ms must be >= 0, not {}",
+            p.dead_time_ms
+        )));
     }
     let b: f64 = req(d, "spike_snapshot_before")?;
     let a: f64 = req(d, "spike_snapshot_after")?;
     if !(b > 0.0 && a > 0.0 && b.is_finite() && a.is_finite()) {
-        return Err(PyValueError::new_err("params: spike_snapshot_before and spike_snapshot_after must be > 0 ms"));
+        return Err(PyValueError::new_err(
+            "params: spike_snapshot_before and spike_snapshot_after must be > 0 ms",
+        ));
     }
     p.before = (b * fs / 1000.0).round() as usize;
     p.after = (a * fs / 1000.0).round() as usize;
@@ -568,7 +688,9 @@ fn extract_electrodes<'py>(
     let p = extract_params(params)?;
     let l = p.before + p.after;
     if let Some(e) = electrodes.iter().find(|&&e| e < 0) {
-        return Err(PyValueError::new_err(format!("electrode {e} is not a channel index")));
+        return Err(PyValueError::new_err(format!(
+            "electrode {e} is not a channel index"
+        )));
     }
     let electrodes: Vec<usize> = electrodes.iter().map(|&e| e as usize).collect();
     let cb_err: Mutex<Option<PyErr>> = Mutex::new(None);
@@ -587,7 +709,9 @@ fn extract_electrodes<'py>(
     };
     let res = if let Ok(s) = source.cast::<PySampleSource>() {
         let src: Arc<dyn SampleSource> = s.get().inner.clone();
-        run_detached(py, || stream::extract_electrodes(src.as_ref(), &electrodes, &car_groups, &p, &mut prog))
+        run_detached(py, || {
+            stream::extract_electrodes(src.as_ref(), &electrodes, &car_groups, &p, &mut prog)
+        })
     } else if let Ok(a) = source.extract::<PyReadonlyArray2<'py, i16>>() {
         let (nc, ns) = (a.shape()[0], a.shape()[1]);
         let (sc, st) = (a.strides()[0], a.strides()[1]);
@@ -616,7 +740,8 @@ fn extract_electrodes<'py>(
         d.set_item("times", PyArray1::from_vec(py, r.times))?;
         d.set_item("times_subsample", PyArray1::from_vec(py, r.times_subsample))?;
         d.set_item("polarity", PyArray1::from_vec(py, r.polarity))?;
-        let wf = Array2::from_shape_vec((n, l), r.waveforms).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let wf = Array2::from_shape_vec((n, l), r.waveforms)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         d.set_item("waveforms", PyArray2::from_owned_array(py, wf))?;
         d.set_item("threshold", r.threshold)?;
         d.set_item("mad_val", r.mad_val)?;
@@ -632,7 +757,11 @@ fn extract_electrodes<'py>(
 /// interleaved_file_source(path, n_channels, offset=0) -> SampleSource over a flat int16 file.
 #[pyfunction]
 #[pyo3(signature = (path, n_channels, offset=0))]
-fn interleaved_file_source(path: std::path::PathBuf, n_channels: usize, offset: u64) -> PyResult<PySampleSource> {
+fn interleaved_file_source(
+    path: std::path::PathBuf,
+    n_channels: usize,
+    offset: u64,
+) -> PyResult<PySampleSource> {
     let p = path.to_string_lossy().to_string();
     let s = InterleavedFileSource::open(&p, n_channels, offset).map_err(to_pyerr)?;
     Ok(PySampleSource { inner: Arc::new(s) })

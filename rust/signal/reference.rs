@@ -17,7 +17,11 @@ pub fn channel_stats(rows: &[i16], m: usize) -> Vec<(f64, f64)> {
     rows.chunks(m.max(1))
         .map(|r| {
             let med = median_by(|| r.iter().map(|&v| v as f32), r.len(), &mut s);
-            let mad = median_by(|| r.iter().map(move |&v| (v as f64 - med).abs() as f32), r.len(), &mut s);
+            let mad = median_by(
+                || r.iter().map(move |&v| (v as f64 - med).abs() as f32),
+                r.len(),
+                &mut s,
+            );
             (med, mad)
         })
         .collect()

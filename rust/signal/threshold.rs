@@ -36,7 +36,11 @@ pub struct MedianScratch {
 }
 
 /// Exact median of the `n` values yielded by `values()` (called twice), numpy semantics.
-pub fn median_by<I: Iterator<Item = f32>>(values: impl Fn() -> I, n: usize, s: &mut MedianScratch) -> f64 {
+pub fn median_by<I: Iterator<Item = f32>>(
+    values: impl Fn() -> I,
+    n: usize,
+    s: &mut MedianScratch,
+) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
@@ -65,19 +69,28 @@ pub fn median_by<I: Iterator<Item = f32>>(values: impl Fn() -> I, n: usize, s: &
     }
     let (lo, hi) = ((b_lo as u32) << 16, ((b_hi as u32) << 16) | 0xffff);
     s.keys.clear();
-    s.keys.extend(values().map(key).filter(|&k| k >= lo && k <= hi));
+    s.keys
+        .extend(values().map(key).filter(|&k| k >= lo && k <= hi));
     let r_lo = k_lo - below_lo;
     let r_hi = k_hi - below_lo;
     let (_, &mut a, rest) = s.keys.select_nth_unstable(r_lo);
     let a = unkey(a) as f64;
-    let b = if r_hi == r_lo { a } else { unkey(*rest.iter().min().expect("upper middle value")) as f64 };
+    let b = if r_hi == r_lo {
+        a
+    } else {
+        unkey(*rest.iter().min().expect("upper middle value")) as f64
+    };
     (a + b) / 2.0
 }
 
 /// (median, median |x - median|) of an f32 slice.
 pub fn median_mad(x: &[f32], s: &mut MedianScratch) -> (f64, f64) {
     let m = median_by(|| x.iter().copied(), x.len(), s);
-    let mad = median_by(|| x.iter().map(move |&v| (v as f64 - m).abs() as f32), x.len(), s);
+    let mad = median_by(
+        || x.iter().map(move |&v| (v as f64 - m).abs() as f32),
+        x.len(),
+        s,
+    );
     (m, mad)
 }
 
@@ -88,7 +101,9 @@ pub fn window_bounds(n: usize, window: Option<usize>) -> Vec<(usize, usize)> {
     match window {
         Some(w) if w > 0 && n >= 2 * w => {
             let k = n / w;
-            (0..k).map(|i| (i * w, if i + 1 == k { n } else { (i + 1) * w })).collect()
+            (0..k)
+                .map(|i| (i * w, if i + 1 == k { n } else { (i + 1) * w }))
+                .collect()
         }
         _ => vec![(0, n)],
     }
@@ -124,11 +139,17 @@ mod tests {
         for n in [1usize, 2, 3, 4, 5, 10, 101, 1000, 4097] {
             let v: Vec<f32> = (0..n)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((state >> 33) as f32 / 2e9 - 1.0) * 50.0
                 })
                 .collect();
-            assert_eq!(median_by(|| v.iter().copied(), n, &mut sc), naive_median(&v), "n={n}");
+            assert_eq!(
+                median_by(|| v.iter().copied(), n, &mut sc),
+                naive_median(&v),
+                "n={n}"
+            );
         }
         let ties = [3.0f32, 3.0, 3.0, -0.0, 0.0, 7.0];
         assert_eq!(median_by(|| ties.iter().copied(), 6, &mut sc), 3.0);

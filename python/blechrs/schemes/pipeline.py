@@ -20,7 +20,6 @@ other and of the scheduling, so the same input and seed give identical output.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -88,47 +87,15 @@ def fingerprint(params: SortParams, keys: Sequence[str], extra: Any = None) -> s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass
-class ElectrodeSpec:
-    electrode: int
-    """electrode_ind: the channel's index in the recording (the sort file's Chan)."""
-    car_group: str
-    sorted: bool
+def read_layout(directory: str | os.PathLike):
+    """The electrode layout rows (``blechrs.io.layout``): which channels are sorted, how referenced."""
+    from blechrs.io import layout
+    return layout.load_layout(directory)
 
 
-def read_layout(directory: str | os.PathLike) -> list[ElectrodeSpec]:
-    """The electrode layout CSV (``<name>_electrode_layout.csv``): which channels are sorted and
-    how they are referenced. CAR_group ``none`` = not sorted, a group containing ``emg`` = EMG."""
-    path = Path(directory) / f"{recording_name(directory)}_electrode_layout.csv"
-    if not path.exists():
-        raise PipelineError(f"{path}: no electrode layout; run `blechrs init {directory}` first")
-    specs = []
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = set(reader.fieldnames or [])
-        for need in ("electrode_ind", "CAR_group"):
-            if need not in cols:
-                raise PipelineError(f"{path}: missing column {need}")
-        for i, row in enumerate(reader, start=2):
-            try:
-                ind = int(float(row["electrode_ind"]))
-            except ValueError:
-                raise PipelineError(f"{path}: row {i}: electrode_ind {row['electrode_ind']!r} is not a number") from None
-            group = (row.get("CAR_group") or "").strip()
-            skip = group.lower() in ("none", "na", "") or "emg" in group.lower()
-            specs.append(ElectrodeSpec(ind, group, not skip))
-    return specs
-
-
-def car_group_ids(specs: Sequence[ElectrodeSpec], n_channels: int, use_car: bool) -> list[int]:
-    """Group id per recording channel (-1 = not referenced), groups numbered in order of appearance."""
-    ids = [-1] * n_channels
-    names: dict[str, int] = {}
-    for s in specs:
-        if not s.sorted or not use_car or not (0 <= s.electrode < n_channels):
-            continue
-        ids[s.electrode] = names.setdefault(s.car_group, len(names))
-    return ids
+def car_group_ids(rows, n_channels: int, use_car: bool) -> list[int]:
+    from blechrs.io import layout
+    return layout.car_groups(rows, n_channels, use_car)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,6 +225,7 @@ def extraction_to_data(d: dict[str, Any], params: SortParams, n_samples: int) ->
     data["n_edge_dropped"] = int(d.get("n_edge_dropped", 0))
     data["dead"] = bool(d.get("dead", False))
     data["n_samples"] = int(n_samples)
+    data["n_events"] = int(len(data["times"]))
     data["sampling_rate"] = float(params.sampling_rate)
     data["stage"] = "extracted"
     data["fp_extract"] = fingerprint(params, EXTRACT_KEYS)
@@ -282,8 +250,7 @@ def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: Sor
     group), features, clustering solutions, auto-sort. Returns the work-file dict; writes nothing."""
     params = params or load_params(recording_dir)
     rec = _open(recording_dir)
-    specs = read_layout(recording_dir)
-    groups = car_group_ids(specs, len(rec.channel_names), params.use_car)
+    groups = car_group_ids(read_layout(recording_dir), rec.n_channels, params.use_car)
     (result,) = _extract(rec, [electrode], groups, params)
     return cluster_data(extraction_to_data(result, params, rec.n_samples), params)
 
@@ -302,8 +269,15 @@ def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], on
 
 
 def electrode_summary(data: dict[str, Any]) -> dict[str, Any]:
-    return dict(electrode=int(data["electrode"]), events=int(len(data["times"])), status=data.get("status", "ok"),
+    n = data["n_events"] if "n_events" in data else len(data["times"])
+    return dict(electrode=int(data["electrode"]), events=int(n), status=data.get("status", "ok"),
                 units=len(data.get("auto_units", [])), threshold=float(data.get("threshold", 0.0)))
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The scalar part of a work file, without loading its arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["__meta__"]))
 
 
 def _worker_init() -> None:
@@ -370,12 +344,20 @@ class RunReport:
 
 
 def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
-    return sorted(s.electrode for s in read_layout(directory) if s.sorted)
+    return sorted(r.electrode_ind for r in read_layout(directory) if r.sorted)
 
 
-def init(directory: str | os.PathLike, force: bool = False) -> None:
+def init(directory: str | os.PathLike, force: bool = False):
+    """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
+    unless ``force``). Returns blechrs.io.layout's InitResult."""
     from blechrs.io.layout import init_experiment
-    init_experiment(directory, force=force)
+    return init_experiment(directory, force=force)
+
+
+def needs_init(directory: str | os.PathLike) -> bool:
+    from blechrs.io import layout
+    return not all(p.exists() for p in (layout.info_path(directory), layout.layout_path(directory),
+                                        layout.params_path(directory)))
 
 
 def _work_state(directory, electrode: int, params: SortParams) -> str:
@@ -404,17 +386,17 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
     params = params or load_params(directory)
     report = report or RunReport(directory)
     t0 = time.perf_counter()
-    specs = read_layout(directory)
-    wanted = sorted(electrodes) if electrodes is not None else sorted(s.electrode for s in specs if s.sorted)
+    rows = read_layout(directory)
+    wanted = sorted(electrodes) if electrodes is not None else sorted(r.electrode_ind for r in rows if r.sorted)
     todo = [e for e in wanted if force or _work_state(directory, e, params) == "none"]
     report.skipped = [e for e in wanted if e not in todo]
     if todo:
         rec = _open(directory)
-        bad = [e for e in todo if not 0 <= e < len(rec.channel_names)]
+        bad = [e for e in todo if not 0 <= e < rec.n_channels]
         if bad:
             raise PipelineError(f"electrode {bad[0]} is not a channel of {directory} "
-                                f"({len(rec.channel_names)} amplifier channels)")
-        groups = car_group_ids(specs, len(rec.channel_names), params.use_car)
+                                f"({rec.n_channels} amplifier channels)")
+        groups = car_group_ids(rows, rec.n_channels, params.use_car)
 
         def engine_progress(*args):
             if progress and len(args) >= 2:
@@ -459,8 +441,7 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force)
                 for e in wanted if force or states[e] != "clustered"]
     _map(_cluster_job, todo, n_workers(jobs), "cluster", progress)
-    report.electrodes = [electrode_summary(store.load_electrode(store.electrode_path(directory, e)))
-                         for e in wanted]
+    report.electrodes = [electrode_summary(_read_meta(store.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
     return report
 
@@ -626,8 +607,9 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         raise PipelineError(f"{directory}: not a directory")
     report = RunReport(directory)
     t0 = time.perf_counter()
-    if not params_path(directory).exists():
-        init(directory)
+    if needs_init(directory):
+        res = init(directory)
+        report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
         report.timings["init"] = time.perf_counter() - t0
     params = params or load_params(directory)
     if jobs:
