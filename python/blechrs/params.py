@@ -66,7 +66,9 @@ class SortParams:
     """GMM solutions are fitted for K = 2 .. max_clusters."""
     num_iter: int = 1000
     thresh: float = 1e-4
-    num_restarts: int = 10
+    num_restarts: int = 1
+    """GMM restarts per solution. blech_clust uses 10; on the ground-truth benchmark 10 restarts
+    sorted no better than 1 (docs/benchmarks.md, Accuracy) at 10x the clustering time."""
     max_autosort_clusters: int = 10
     """Components of the Dirichlet-process Bayesian GMM (saved as solution ``max_autosort_clusters``)."""
     max_training_events: int = 10000
@@ -82,6 +84,10 @@ class SortParams:
     min_firing_rate: float = 0.05
     """Hz; a cluster firing slower than this is not saved as a unit."""
     mahalanobis_merge_thresh: float = 3.0
+    autosort_merge_dprime: float = 3.5
+    """Auto-sort merges two clusters when their discriminant separation d' is below this ..."""
+    autosort_merge_valley: float = 0.5
+    """... and their discriminant projection has no valley deeper than this fraction of its peaks."""
     ISI_violations_thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0])
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
     min_snr: float = 3.0
@@ -94,13 +100,29 @@ class SortParams:
     """ms before and after each trial onset."""
     spike_array_bin_ms: float = 1.0
     similarity_cutoff: float = 50.0
+    """% of one unit's spikes coinciding with another unit's above which the pair is reported."""
     similarity_window_ms: float = 1.0
+    """Two spikes coincide when at most this far apart."""
+    similarity_waveform_count_cutoff: float = 10.0
+    """A reported pair has "similar counts" when (max - min) / max of their spike counts is <= this %."""
+    n_trial_bins: int = 4
+    """Drift check: the session's trials are cut into this many consecutive groups (quarters)."""
+    drift_baseline_ms: float = 1000.0
+    """Drift check: spikes counted in [-drift_baseline_ms, 0) ms before each trial onset ..."""
+    drift_post_ms: float = 2500.0
+    """... and in [0, drift_post_ms) ms after it."""
+    drift_alpha: float = 0.05
+    """Drift check: a unit is flagged when the trial-group effect has p below this / 2 in either
+    window (baseline or response)."""
     bridged_channel_threshold: float = 0.9
     n_corr_samples: int = 10000
 
     # --- execution -----------------------------------------------------------------------------
     n_jobs: int = 0
     """Worker threads/processes; 0 = all cores."""
+    extract_memory_mb: float = 512.0
+    """Waveforms held at once by one extraction pass. Electrodes are extracted in batches (one CAR
+    group at a time, split when its expected waveforms, at 50 events/s, exceed this)."""
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> "SortParams":

@@ -1,0 +1,298 @@
+"""The unit store ``DIR/<name>.h5`` and the per-electrode work files ``DIR/blechrs_work/``.
+
+The HDF5 layout is blech_clust's (spec 7.3), so its tools read blechrs's units:
+
+- ``/sorted_units/unitNNN/times``: int64 sample indices of the unit's spikes;
+- ``/sorted_units/unitNNN/waveforms``: n x samples, microvolts (float32: the precision of the
+  engine's waveforms; blech_clust writes float64, its readers accept either);
+- ``/sorted_units/unitNNN/unit_metadata``: one-row table electrode_number, single_unit,
+  regular_spiking, fast_spiking, waveform_count, hash, snr;
+- ``/unit_descriptor``: one row per unit, unit_number first, then the same fields.
+
+blechrs adds, beside them, ``/sorted_units/unitNNN/quality`` (one-row table of its quality
+metrics) and the attributes ``solution``, ``clusters`` and ``source`` on each unit group saying
+where the unit came from. Units are numbered in electrode order.
+
+Every write is atomic: the new file is written next to the old one and renamed over it, so a
+crash leaves the previous results intact and readable. The work files (one ``electrodeNN.npz``
+per electrode: waveforms, times, features, every clustering solution) are written the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import tables
+
+#: Nodes computed from the units; a new set of units makes them stale, so they are not carried over.
+DERIVED_FROM_UNITS = ("sorted_units", "unit_descriptor", "spike_trains", "unit_distances")
+
+WORK_DIR = "blechrs_work"
+
+
+class sorted_unit_metadata(tables.IsDescription):  # noqa: N801 - blech_clust's name
+    electrode_number = tables.Int32Col()
+    single_unit = tables.Int32Col()
+    regular_spiking = tables.Int32Col()
+    fast_spiking = tables.Int32Col()
+    waveform_count = tables.Int32Col()
+    hash = tables.StringCol(10)
+    snr = tables.Float32Col()
+
+
+class unit_descriptor(tables.IsDescription):  # noqa: N801 - blech_clust's name
+    unit_number = tables.Int32Col(pos=0)
+    electrode_number = tables.Int32Col()
+    single_unit = tables.Int32Col()
+    regular_spiking = tables.Int32Col()
+    fast_spiking = tables.Int32Col()
+    waveform_count = tables.Int32Col()
+    hash = tables.StringCol(10)
+    snr = tables.Float32Col()
+
+
+#: blechrs's quality metrics, stored per unit beside blech_clust's metadata.
+QUALITY_FIELDS = (
+    "firing_rate", "snr", "amplitude_uv", "isi_violations_1ms", "isi_violations_2ms",
+    "contamination", "isolation_distance", "l_ratio", "width_ms",
+)
+
+
+@dataclass
+class Unit:
+    """One sorted unit, ready to be stored."""
+
+    electrode: int
+    times: np.ndarray
+    """int64 sample indices."""
+    waveforms: np.ndarray
+    """n x samples, microvolts."""
+    single_unit: bool = False
+    regular_spiking: bool = False
+    fast_spiking: bool = False
+    snr: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    solution: int = -1
+    clusters: str = ""
+    """The sort-file notation of the clusters: "3", "1+5", "4 split 7: 2"."""
+    source: str = ""
+    """'autosort' or 'sort file row N'."""
+
+
+def unit_hash(electrode: int, waveform_count: int, taken: set[str] | None = None) -> str:
+    """blech_clust HEAD's hash: sha256("{electrode}_{count}")[:10]; made unique within a file."""
+    text = f"{electrode}_{waveform_count}"
+    h = hashlib.sha256(text.encode()).hexdigest()[:10]
+    k = 1
+    while taken is not None and h in taken:
+        # blech_clust refuses the second unit; blechrs keeps both units and disambiguates.
+        h = hashlib.sha256(f"{text}_{k}".encode()).hexdigest()[:10]
+        k += 1
+    return h
+
+
+def h5_path(directory: str | os.PathLike) -> Path:
+    directory = Path(directory)
+    return directory / f"{directory.resolve().name}.h5"
+
+
+def _temp_beside(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str, Any] | None = None) -> list[str]:
+    """Replace the sorted units of ``path`` by ``units`` (atomically). Returns the unit names.
+
+    Units are numbered unit000, unit001, ... in electrode order (stable within an electrode).
+    Other nodes of an existing file (for example ``/raw_emg``) are carried over, except those
+    derived from the units (``/spike_trains``, ``/unit_distances``), which would be stale.
+    ``attrs`` are set on the root group (e.g. ``units_from``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    units = sorted(units, key=lambda u: u.electrode)
+    tmp = _temp_beside(path)
+    names: list[str] = []
+    try:
+        with tables.open_file(str(tmp), "w", title="blechrs sorted units") as out:
+            if path.exists():
+                with tables.open_file(str(path), "r") as old:
+                    for node in old.root._f_iter_nodes():
+                        if node._v_name not in DERIVED_FROM_UNITS:
+                            node._f_copy(newparent=out.root, recursive=True)
+            for key, value in (attrs or {}).items():
+                out.root._v_attrs[key] = value
+            group = out.create_group("/", "sorted_units")
+            descriptor = out.create_table("/", "unit_descriptor", description=unit_descriptor)
+            taken: set[str] = set()
+            for number, unit in enumerate(units):
+                name = f"unit{number:03d}"
+                names.append(name)
+                times = np.ascontiguousarray(unit.times, dtype=np.int64)
+                waveforms = np.ascontiguousarray(unit.waveforms, dtype=np.float32)
+                if waveforms.ndim != 2 or len(waveforms) != len(times):
+                    raise ValueError(f"{name}: {len(times)} times but waveforms of shape {waveforms.shape}")
+                g = out.create_group(group, name)
+                out.create_array(g, "waveforms", waveforms)
+                out.create_array(g, "times", times)
+                h = unit_hash(unit.electrode, len(times), taken)
+                taken.add(h)
+                row_values = dict(
+                    electrode_number=int(unit.electrode), single_unit=int(bool(unit.single_unit)),
+                    regular_spiking=int(bool(unit.regular_spiking)), fast_spiking=int(bool(unit.fast_spiking)),
+                    waveform_count=len(times), hash=h.encode(), snr=float(unit.snr),
+                )
+                meta = out.create_table(g, "unit_metadata", description=sorted_unit_metadata)
+                meta.append([tuple(row_values[c] for c in meta.colnames)])
+                meta.flush()
+                row_values["unit_number"] = number
+                descriptor.append([tuple(row_values[c] for c in descriptor.colnames)])
+                quality = {k: float(unit.metrics.get(k, np.nan)) for k in QUALITY_FIELDS}
+                quality["snr"] = float(unit.snr)
+                qdesc = {k: tables.Float64Col(pos=i) for i, k in enumerate(QUALITY_FIELDS)}
+                qt = out.create_table(g, "quality", description=qdesc)
+                qt.append([tuple(quality[k] for k in qt.colnames)])
+                qt.flush()
+                g._v_attrs.solution = int(unit.solution)
+                g._v_attrs.clusters = str(unit.clusters)
+                g._v_attrs.source = str(unit.source)
+            descriptor.flush()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return names
+
+
+@dataclass
+class StoredUnit:
+    name: str
+    electrode: int
+    times: np.ndarray
+    waveforms: np.ndarray
+    single_unit: bool
+    regular_spiking: bool
+    fast_spiking: bool
+    snr: float
+    hash: str
+    metrics: dict[str, float]
+    solution: int
+    clusters: str
+    source: str
+
+
+def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int | None = None) -> list[StoredUnit]:
+    """Every unit of a unit store (or those of one electrode), in unit order; empty if none."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out: list[StoredUnit] = []
+    with tables.open_file(str(path), "r") as f:
+        if "/sorted_units" not in f:
+            return []
+        if electrode is not None and "/unit_descriptor" in f:
+            desc = f.root.unit_descriptor.read()
+            names = [f"unit{int(n):03d}" for n in desc["unit_number"][desc["electrode_number"] == electrode]]
+            groups = [(n, f.get_node(f"/sorted_units/{n}")) for n in names]
+        else:
+            groups = sorted(f.root.sorted_units._v_groups.items())
+        for name, g in groups:
+            meta = g.unit_metadata[0]
+            if electrode is not None and int(meta["electrode_number"]) != electrode:
+                continue
+            metrics = {}
+            if "quality" in g:
+                q = g.quality[0]
+                metrics = {k: float(q[k]) for k in g.quality.colnames}
+            attrs = g._v_attrs
+            out.append(StoredUnit(
+                name=name, electrode=int(meta["electrode_number"]), times=g.times[:],
+                waveforms=g.waveforms[:] if waveforms else np.zeros((0, 0), np.float32),
+                single_unit=bool(meta["single_unit"]), regular_spiking=bool(meta["regular_spiking"]),
+                fast_spiking=bool(meta["fast_spiking"]), snr=float(meta["snr"]),
+                hash=meta["hash"].decode(), metrics=metrics,
+                solution=int(getattr(attrs, "solution", -1)) if "solution" in attrs._v_attrnames else -1,
+                clusters=str(attrs.clusters) if "clusters" in attrs._v_attrnames else "",
+                source=str(attrs.source) if "source" in attrs._v_attrnames else "",
+            ))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-electrode work files
+
+
+def work_dir(directory: str | os.PathLike) -> Path:
+    return Path(directory) / WORK_DIR
+
+
+def electrode_path(directory: str | os.PathLike, electrode: int) -> Path:
+    return work_dir(directory) / f"electrode{int(electrode):02d}.npz"
+
+
+def save_electrode(path: str | os.PathLike, data: dict[str, Any]) -> None:
+    """Write one electrode's work file atomically. Values: numpy arrays, numbers, strings, or
+    JSON-able dicts/lists (stored as JSON text under their key)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, np.ndarray):
+            arrays[key] = value
+        else:
+            meta[key] = value
+    arrays["__meta__"] = np.array(json.dumps(meta, sort_keys=True, default=_json_default))
+    tmp = _temp_beside(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_electrode(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a work file back into a dict (arrays plus the scalar/JSON values)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data: dict[str, Any] = {k: z[k] for k in z.files if k != "__meta__"}
+            meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: unreadable work file ({e})") from None
+    data.update(meta)
+    return data
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in a work file")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    tmp = _temp_beside(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
