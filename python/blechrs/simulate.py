@@ -1,8 +1,8 @@
 """Seeded ground-truth recordings written as real Intan folders.
 
 A :class:`Simulation` is a microwire bundle: every wire (channel) carries 0-4 units with their
-own spike shape (trough width, repolarisation, polarity) and size (units on one wire differ by at
-least ``min_size_ratio``), Poisson trains at 1-30 Hz with a refractory period, band-limited
+own spike shape (trough width, repolarisation, polarity) and size (``amplitude_range_uv`` is the
+extremum after the 300-3000 Hz band-pass; units on one wire differ by at least ``min_size_ratio``), Poisson trains at 1-30 Hz with a refractory period, band-limited
 noise, a wide-band LFP and a DC offset per channel, and "taste delivery" pulses on board digital
 inputs. The same seed gives the same samples, in any layout and any chunking.
 
@@ -144,7 +144,7 @@ class Simulation:
         max_units_per_channel: int = 4,
         rate_range_hz: tuple[float, float] = (1.0, 30.0),
         refractory_ms: float = 2.0,
-        amplitude_range_uv: tuple[float, float] = (60.0, 400.0),
+        amplitude_range_uv: tuple[float, float] = (50.0, 300.0),
         min_size_ratio: float = 1.4,
         noise_range_uv: tuple[float, float] = (6.0, 12.0),
         positive_fraction: float = 0.1,
@@ -229,7 +229,12 @@ class Simulation:
             y0, y1, y2 = np.abs(wf[i - 1: i + 2])
             den = y0 - 2 * y1 + y2
             self.peak_shift[u] = i - pad // 2 + (0.5 * (y0 - y2) / den if den != 0 else 0.0)
-            self.peak_uv[u] = wf[i]
+            # scale the unit so its band-passed extremum is the drawn size: sizes (and the
+            # same-wire size ratios) are what a spike-band detector sees
+            scale = amps[u] / abs(wf[i])
+            self._shape[u, 0] *= scale
+            self.templates[u] *= scale
+            self.peak_uv[u] = wf[i] * scale
 
         # --- noise: white noise through a low-pass FIR, scaled to the wanted 300-3000 Hz std
         self.noise_inband = rng.uniform(*noise_range_uv, size=nch)
