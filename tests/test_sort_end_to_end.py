@@ -37,3 +37,32 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
     # Resume: a second run redoes nothing.
     code = cli_main(["run", str(d), "-j", "2", "-q", "--no-plots"])
     assert code == 0 and "resumed: 6 electrode(s) already done" in capsys.readouterr().err
+
+
+def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
+    from blechrs.params import SortParams
+    from blechrs.schemes import pipeline
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    simulated_folder(d, seed=2, n_channels=6, duration_s=4.0)
+    init_folder(d)
+    layout = pipeline.read_layout(d)
+    groups = pipeline.car_group_ids(layout, 6, True)
+    params = pipeline.load_params(d)
+    assert pipeline.extraction_batches(list(range(6)), groups, 120000, params) == [list(range(6))]
+    tiny = SortParams.from_dict(dict(params.to_dict(), extract_memory_mb=0.13))
+    assert pipeline.extraction_batches(list(range(6)), groups, 120000, tiny) == [[0, 1], [2, 3], [4, 5]]
+
+    def arrays():
+        out = {}
+        for e in range(6):
+            data = store.load_electrode(store.electrode_path(d, e))
+            out[e] = (data["times"].tobytes(), data["waveforms"].tobytes(), data["threshold"])
+        return out
+
+    pipeline.extract(d, params)
+    whole = arrays()
+    pipeline.extract(d, tiny, force=True)
+    assert arrays() == whole
+    assert sum(len(store.load_electrode(store.electrode_path(d, e))["times"]) for e in range(6)) > 0

@@ -249,3 +249,15 @@ def test_cli_run_copy_raw_then_arrays(rec, reference_engine, capsys):
     assert cli_main(["autosort", str(d), "-q", "-j", "1", "--force"]) == 0
     with tables.open_file(str(d / "rec.h5")) as f:
         assert "/raw/electrode02" in f and "/spike_trains" not in f
+
+
+def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, capsys):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    before = _h5_content(d / "rec.h5")
+    bad = d / "bad.csv"
+    bad.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n1,2,3,banana,,,,\n")
+    assert cli_main(["post-process", str(d), "--sort-file", str(bad), "--no-plots", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "row 2: Cluster 'banana'" in err and "left as it was" in err
+    assert _h5_content(d / "rec.h5") == before

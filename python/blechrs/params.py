@@ -66,7 +66,9 @@ class SortParams:
     """GMM solutions are fitted for K = 2 .. max_clusters."""
     num_iter: int = 1000
     thresh: float = 1e-4
-    num_restarts: int = 10
+    num_restarts: int = 1
+    """GMM restarts per solution. blech_clust uses 10; on the ground-truth benchmark 10 restarts
+    sorted no better than 1 (docs/benchmarks.md, Accuracy) at 10x the clustering time."""
     max_autosort_clusters: int = 10
     """Components of the Dirichlet-process Bayesian GMM (saved as solution ``max_autosort_clusters``)."""
     max_training_events: int = 10000
@@ -82,6 +84,10 @@ class SortParams:
     min_firing_rate: float = 0.05
     """Hz; a cluster firing slower than this is not saved as a unit."""
     mahalanobis_merge_thresh: float = 3.0
+    autosort_merge_dprime: float = 3.5
+    """Auto-sort merges two clusters when their discriminant separation d' is below this ..."""
+    autosort_merge_valley: float = 0.5
+    """... and their discriminant projection has no valley deeper than this fraction of its peaks."""
     ISI_violations_thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0])
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
     min_snr: float = 3.0
@@ -114,6 +120,9 @@ class SortParams:
     # --- execution -----------------------------------------------------------------------------
     n_jobs: int = 0
     """Worker threads/processes; 0 = all cores."""
+    extract_memory_mb: float = 512.0
+    """Waveforms held at once by one extraction pass. Electrodes are extracted in batches (one CAR
+    group at a time, split when its expected waveforms, at 50 events/s, exceed this)."""
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> "SortParams":

@@ -379,6 +379,24 @@ def _work_state(directory, electrode: int, params: SortParams) -> str:
     return "extracted"
 
 
+def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_samples: int,
+                       params: SortParams) -> list[list[int]]:
+    """Electrodes to extract per engine pass: one CAR group per pass (the engine reads a group's
+    channels together), split so the expected waveforms (50 events/s) fit ``extract_memory_mb``."""
+    per_electrode = (n_samples / params.sampling_rate) * 50.0 * (params.samples_before + params.samples_after) * 4
+    size = max(1, int(params.extract_memory_mb * 2**20 // max(per_electrode, 1.0)))
+    by_group: dict[int, list[int]] = {}
+    for e in electrodes:
+        by_group.setdefault(groups[e] if 0 <= e < len(groups) else -1, []).append(e)
+    if len(electrodes) <= size:
+        return [list(electrodes)]
+    batches: list[list[int]] = []
+    for _, members in sorted(by_group.items()):
+        for k in range(0, len(members), size):
+            batches.append(members[k:k + size])
+    return batches
+
+
 def extract(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             electrodes: Sequence[int] | None = None, progress: Progress | None = None,
             report: RunReport | None = None) -> RunReport:
@@ -404,11 +422,16 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
 
         if progress:
             progress("extract", 0, 1)
-        results = _extract(rec, todo, groups, params, progress=engine_progress if progress else None)
-        for d in results:
-            data = extraction_to_data(d, params, rec.n_samples)
-            store.save_electrode(store.electrode_path(directory, data["electrode"]), data)
-        del results
+        batches = extraction_batches(todo, groups, rec.n_samples, params)
+        for i, batch in enumerate(batches):
+            results = _extract(rec, batch, groups, params, progress=None if len(batches) > 1 or not progress
+                               else engine_progress)
+            for d in results:
+                data = extraction_to_data(d, params, rec.n_samples)
+                store.save_electrode(store.electrode_path(directory, data["electrode"]), data)
+            results = None  # free this batch before the next
+            if progress and len(batches) > 1:
+                progress("extract", i + 1, len(batches))
         if progress:
             progress("extract", 1, 1)
     report.timings["extract"] = time.perf_counter() - t0
@@ -467,6 +490,19 @@ def _units_from_selections(directory, selections: Iterable[sf.Selection], params
                 solution=sel.solution, clusters=sel.label, source=sel.source))
             ordered.append(sel)
     return units, ordered
+
+
+def stored_units_table(h5: Path) -> list[dict[str, Any]]:
+    """The summary rows of the units already in a unit store."""
+    rows = []
+    for u in store.read_units(h5, waveforms=False):
+        m = u.metrics
+        rows.append(dict(unit=u.name, electrode=u.electrode, spikes=len(u.times), rate=m.get("firing_rate", np.nan),
+                         snr=u.snr, isi_1ms=m.get("isi_violations_1ms", np.nan),
+                         isi_2ms=m.get("isi_violations_2ms", np.nan), single_unit=u.single_unit,
+                         kind="RS" if u.regular_spiking else "FS" if u.fast_spiking else "", source=u.source,
+                         clusters=u.clusters, solution=u.solution))
+    return rows
 
 
 def _units_table(units: Sequence[store.Unit], names: Sequence[str]) -> list[dict[str, Any]]:
@@ -533,6 +569,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
         report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
                             "them with auto-sort's)")
         report.h5 = h5
+        report.units = stored_units_table(h5)
         return report
     selections, comments = [], []
     for e in sorted_electrodes(directory):
@@ -585,9 +622,16 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
 
     selections, more, by_row = sf.apply_sort_rows(rows, load, params)
     problems = sorted(problems + more, key=lambda p: p.row)
+    h5 = store.h5_path(directory)
+    if not selections:
+        # Nothing usable: the store keeps its units rather than being emptied by a broken file.
+        applied = sf.write_applied_report(sort_file, cells, problems, by_row, {})
+        report.notes.append(f"{Path(sort_file).name} selects no unit; {h5.name} left as it was")
+        report.h5 = h5
+        report.units = stored_units_table(h5) if h5.exists() else []
+        return report, problems, applied
     units, ordered = _units_from_selections(directory, selections, params,
                                             lambda s, d: unit_metrics(d, s.indices, params))
-    h5 = store.h5_path(directory)
     names = store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
     info = {id(sel): dict(unit_name=name, spikes=len(sel.indices),
                           isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
