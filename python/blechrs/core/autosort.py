@@ -188,6 +188,53 @@ def echo_fraction(times, amplitude, member, window) -> float:
     return float(echo.mean())
 
 
+def classification_bic(features: np.ndarray, labels: np.ndarray) -> float:
+    """BIC of the labelled partition with one full-covariance Gaussian per cluster (outliers
+    ignored): -2 log-likelihood + parameters x log(n)."""
+    keep = labels >= 0
+    x, y = features[keep], labels[keep]
+    n, d = x.shape
+    if n == 0:
+        return float("inf")
+    ll = 0.0
+    ids = np.unique(y)
+    for c in ids:
+        xc = x[y == c]
+        cov = np.atleast_2d(np.cov(xc, rowvar=False)) if len(xc) > 1 else np.zeros((d, d))
+        cov = cov + np.eye(d) * 1e-4
+        sign, logdet = np.linalg.slogdet(cov)
+        diff = xc - xc.mean(axis=0)
+        maha = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)
+        ll += float(np.sum(-0.5 * (maha + logdet + d * np.log(2 * np.pi))) + len(xc) * np.log(len(xc) / n))
+    k = len(ids)
+    n_params = k * (d + d * (d + 1) / 2) + k - 1
+    return -2.0 * ll + n_params * np.log(n)
+
+
+BASE = "max"
+MIN_EVENTS_PER_CLUSTER = 40
+
+
+def base_solution(features, solutions, params) -> int:
+    max_clusters = int(_get(params, "max_clusters", 7))
+    gmm = sorted(k for k, s in solutions.items() if s.kind == "gmm")
+    if not gmm:
+        return max(solutions)
+    if BASE == "bgmm":
+        return max(k for k, s in solutions.items() if s.kind == "bgmm")
+    if BASE == "max":
+        # no more clusters than the events can fill: each needs enough events for its covariance
+        n = len(features)
+        cap = max(2, n // MIN_EVENTS_PER_CLUSTER)
+        fitting = [k for k in gmm if k <= min(max_clusters, cap)]
+        return fitting[-1] if fitting else gmm[0]
+    bics = {k: classification_bic(features, np.asarray(solutions[k].labels)) for k in gmm}
+    best = min(bics, key=bics.get)
+    if BASE.startswith("bic+"):
+        best = min(best + int(BASE[4:]), gmm[-1])
+    return best
+
+
 def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate=None, mad_val=0.0,
                        duration_s: float | None = None) -> list[UnitChoice]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
@@ -205,7 +252,7 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     if duration_s is None or duration_s <= 0:
         duration_s = max(float(times.max() - times.min()) / fs, 1.0 / fs)
     max_clusters = int(_get(params, "max_clusters", 7))
-    number = max_clusters if max_clusters in solutions else max(solutions)
+    number = base_solution(features, solutions, params)
     labels = np.asarray(solutions[number].labels)
     isi_limits = list(_get(params, "ISI_violations_thresholds", [0.5, 2.0]))
     max_dprime = float(_get(params, "autosort_merge_dprime", 3.5))
