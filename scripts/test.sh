@@ -9,8 +9,8 @@ cargo test --release --quiet
 
 echo "== build the release wheel"
 rm -rf dist
-$PY -m pip install --quiet "maturin>=1.5,<2"
-$PY -m maturin build --release --quiet --out dist
+# pip drives maturin through pyproject.toml (PEP 517), the same path `pip install .` takes.
+$PY -m pip wheel --quiet --no-deps --wheel-dir dist .
 WHEEL=$(ls dist/blechrs-*.whl | head -n 1)
 
 echo "== install the wheel with the test extras"

@@ -30,7 +30,6 @@ def write_store(path: Path, unit_times: list[np.ndarray], electrodes=None, n_wav
     electrodes = electrodes if electrodes is not None else list(range(len(unit_times)))
     with tables.open_file(str(path), "w") as h5:
         h5.create_group("/", "sorted_units")
-        desc = h5.create_table("/", "unit_descriptor", Desc)
         for i, t in enumerate(unit_times):
             g = h5.create_group("/sorted_units", f"unit{i:03d}")
             h5.create_array(g, "times", np.asarray(t, dtype=np.int64))
@@ -45,11 +44,18 @@ def write_store(path: Path, unit_times: list[np.ndarray], electrodes=None, n_wav
             row["hash"] = f"{i:010d}".encode()
             row["snr"] = 5.0
             row.append()
+            meta.flush()
+            meta.close()
+        # written last: a table node evicted from PyTables' node cache while still referenced
+        # here would outlive its file
+        desc = h5.create_table("/", "unit_descriptor", Desc)
+        for i, t in enumerate(unit_times):
             drow = desc.row
             drow["unit_number"] = i
             drow["electrode_number"] = electrodes[i]
             drow["waveform_count"] = len(t)
             drow.append()
+        desc.flush()
 
 
 def fake_recording(digital_inputs, n_samples, fs=30000.0, amplifier=None):

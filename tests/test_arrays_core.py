@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arrays_helpers import reference_spike_array
 from blechrs.arrays import build_trials, emg_array, spike_array, trial_config, window_bins
@@ -101,6 +103,11 @@ def test_trial_config_defaults_and_info():
     assert c.tastes == {"dig_in_04": "NaCl", "dig_in_00": "Suc"}
     c = trial_config({"taste_params": {"dig_in_names": [4, 1], "tastes": ["NaCl"]}}, di)
     assert c.tastes == {"dig_in_04": "NaCl", "dig_in_01": "dig_in_01"}
+    c = trial_config({"taste_params": {"dig_in_names": "dig_in_04", "tastes": "NaCl"}, "laser_params": {"dig_in_names": 0}}, di)
+    assert c.tastes == {"dig_in_04": "NaCl"} and c.laser_dig_ins == ["dig_in_00"]
+    c = trial_config({"taste_params": {"dig_in_names": ["dig_in_00", "dig_in_04"]}, "laser_params": {"dig_in_names": ["dig_in_04"]}}, di)
+    assert c.tastes == {"dig_in_00": "dig_in_00"} and c.laser_dig_ins == ["dig_in_04"]
+    assert c.warnings and "used as laser" in c.warnings[0]
     with pytest.raises(ValueError, match="dig_in_07 is not in the recording"):
         trial_config({"taste_params": {"dig_in_names": ["dig_in_07"]}}, di, source="x.info")
     assert trial_config(None, {}).tastes == {}
@@ -160,3 +167,28 @@ def test_emg_array_bin_means_against_loop():
                     want = np.float32(sum(int(v) for v in x[ch, a : a + 30]) * 0.195 / 30)
                     assert got[c, k, b] == pytest.approx(want, rel=1e-6)
     assert np.isnan(got[:, 0, :47]).all() and not np.isnan(got[:, 0, 47:]).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    fs=st.sampled_from([30000.0, 20000.0, 25000.0, 24414.0625, 1000.0]),
+    bin_ms=st.sampled_from([1.0, 2.0, 5.0, 10.0]),
+    pre_bins=st.integers(0, 40),
+    post_bins=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_spike_array_property(fs, bin_ms, pre_bins, post_bins, seed):
+    rng = np.random.default_rng(seed)
+    n = int(fs * 2)
+    units = [rng.integers(0, n, rng.integers(0, 300)) for _ in range(3)]
+    onsets = rng.integers(0, n, rng.integers(0, 6))
+    pre, post = pre_bins * bin_ms, post_bins * bin_ms
+    got = spike_array(units, onsets, fs, (pre, post), bin_ms)
+    np.testing.assert_array_equal(got.astype(np.int64), reference_spike_array(units, onsets, fs, pre, post, bin_ms))
+    valid = window_bins(onsets, fs, (pre, post), bin_ms, n)
+    spb = fs * bin_ms / 1000.0
+    for k, s in enumerate(onsets):  # every bin of [first, end) lies wholly in [0, n), its neighbours do not
+        first, end = valid[k]
+        starts = s - pre_bins * spb + np.arange(pre_bins + post_bins) * spb
+        inside = (np.ceil(starts - 1e-9) >= 0) & (np.ceil(starts + spb - 1e-9) <= n)
+        assert inside[first:end].all() and not inside[:first].any() and not inside[end:].any()

@@ -1,6 +1,7 @@
 """Unit QA: similarity, the F test without scipy, drift, files and pictures; references written here."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -144,9 +145,12 @@ def test_unit_qa_directory(tmp_path):
     units = [a, dup, np.sort(rng.choice(n, 1500, replace=False)), np.zeros(0, np.int64)]
     write_store(d / f"{d.name}.h5", units, electrodes=[3, 3, 7, 9])
     on = np.arange(5 * 30000, n - 6 * 30000, 8 * 30000)
-    rec = fake_recording({"dig_in_04": (on[::2], on[::2] + 10), "dig_in_01": (on[1::2], on[1::2] + 10)}, n)
+    late = np.append(on[::2], n - 30000)  # 1 s before the end: its 2.5 s response window is cut
+    rec = fake_recording({"dig_in_04": (late, late + 10), "dig_in_01": (on[1::2], on[1::2] + 10)}, n)
     make_arrays(d, SortParams(), recording=rec)
-    res = unit_qa(d, SortParams(), n_samples=n)
+    ticks = []
+    res = unit_qa(d, SortParams(), progress=lambda i, n: ticks.append((i, n)))  # length known only via the trial table
+    assert ticks == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert [v["unit_a"] + "/" + v["unit_b"] for v in res.violations] == ["unit000/unit001"]
     assert res.violations[0]["pct_b_in_a"] == 100.0
     doc = json.loads((d / "QA_output" / "unit_qa.json").read_text())
@@ -157,9 +161,17 @@ def test_unit_qa_directory(tmp_path):
     assert [u["electrode"] for u in doc["units"]] == [3, 3, 7, 9]
     assert doc["units"][0]["drift"]["n_trials"] == len(on)
     assert doc["units"][3]["drift"]["baseline"]["p"] is None
+    import tables
+
+    with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+        stored = h5.root.unit_distances.read()
+        assert list(h5.root.unit_distances.attrs.units) == ["unit000", "unit001", "unit002", "unit003"]
+    np.testing.assert_array_equal(np.nan_to_num(stored, nan=-1), np.nan_to_num(ref, nan=-1))
     txt = (d / "QA_output" / "unit_similarity_violations.txt").read_text()
     assert "unit000\tunit001" in txt
     assert len(res.pictures) == 4 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in res.pictures)
+    assert sorted(p.name for p in (d / "blechrs_plots" / "qa").iterdir()) == [f"unit{i:03d}.png" for i in range(4)]
+
     s = str(res)
     assert "unit001" in s and "similar" in s
     assert not [p for p in (d / "QA_output").rglob(".*")]
@@ -169,3 +181,68 @@ def test_unit_qa_directory(tmp_path):
     res = unit_qa(d, SortParams(), pictures=False)
     assert any("drift check skipped" in w for w in res.warnings) and len(res.violations) == 1
     assert res.units[0]["drift"] is None and "-" in str(res)
+
+    # a re-sort with fewer units: the pictures of the units that went are removed
+    write_store(d / f"{d.name}.h5", units[:2])
+    unit_qa(d, SortParams())
+    assert sorted(p.name for p in (d / "blechrs_plots" / "qa").iterdir()) == ["unit000.png", "unit001.png"]
+
+
+def test_drift_flag_rate_on_stationary_units():
+    """Stationary Poisson units: each window's p is uniform, and a unit is flagged when either p
+    is below alpha / 2, so about alpha of them are flagged."""
+    rng = np.random.default_rng(25)
+    n = int(1200 * FS)
+    onsets = np.sort(rng.choice(np.arange(300000, n - 300000, 300000), 80, replace=False))
+    tastes = rng.permutation(np.repeat(list("ABCD"), 20))
+    units = [np.sort(rng.choice(n, int(r * 1200), replace=False)) for r in rng.uniform(2, 20, 200)]
+    res = drift_check(units, onsets, tastes, FS)
+    p = np.array([[r["baseline"]["p"], r["response"]["p"]] for r in res])
+    flagged = np.array([r["flagged"] for r in res])
+    np.testing.assert_array_equal(flagged, p.min(axis=1) < 0.025)
+    assert 0.02 <= (p < 0.05).mean() <= 0.09  # each test at its nominal level
+    assert 0.01 <= flagged.mean() <= 0.09
+
+
+def test_outputs_are_deterministic(tmp_path):
+    rng = np.random.default_rng(26)
+    d = make_dir(tmp_path)
+    n = int(100 * FS)
+    write_store(d / f"{d.name}.h5", [np.sort(rng.choice(n, 800, replace=False)) for _ in range(3)])
+    on = np.arange(5 * 30000, n - 6 * 30000, 9 * 30000)
+    rec = fake_recording({"dig_in_02": (on[1::2], on[1::2] + 9), "dig_in_00": (on[::2], on[::2] + 9)}, n)
+    import tables
+
+    outs = []
+    for _ in range(2):
+        make_arrays(d, SortParams(), recording=rec)
+        unit_qa(d, SortParams())
+        with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+            arrays = [h5.get_node(f"/spike_trains/{k}/spike_array").read() for k in ("dig_in_00", "dig_in_02")]
+        outs.append(((d / "trial_info_frame.csv").read_bytes(), (d / "QA_output" / "unit_qa.json").read_bytes(),
+                     (d / "QA_output" / "unit_similarity_violations.txt").read_bytes(),
+                     [(d / "blechrs_plots" / "qa" / f"unit{i:03d}.png").read_bytes() for i in range(3)], arrays))
+    a, b = outs
+    assert a[:4] == b[:4]
+    for x, y in zip(a[4], b[4]):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_summaries_fit_80_columns(tmp_path):
+    from rich.console import Console
+
+    rng = np.random.default_rng(27)
+    d = make_dir(tmp_path)
+    n = int(60 * FS)
+    a = np.sort(rng.choice(n, 900, replace=False))
+    write_store(d / f"{d.name}.h5", [a, np.sort(a[::2] + 3), np.sort(rng.choice(n, 500, replace=False))],
+                electrodes=[12, 40, 127])
+    on = np.arange(5 * 30000, n - 6 * 30000, 7 * 30000)
+    rec = fake_recording({"dig_in_11": (on, on + 9), "dig_in_03": (on + 90000, on + 90009)}, n)
+    info = {"taste_params": {"dig_in_names": ["dig_in_11", "dig_in_03"], "tastes": ["0.1M NaCl", "QHCl"]}}
+    for result in (make_arrays(d, SortParams(), recording=rec, info=info), unit_qa(d, SortParams(), pictures=False)):
+        console = Console(width=80, record=True, file=open(os.devnull, "w"))
+        console.print(result)
+        text = console.export_text()
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+        assert all(len(line) <= 80 for line in str(result).splitlines() if not line.startswith(("warning", "written")))

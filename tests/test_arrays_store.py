@@ -122,6 +122,10 @@ def test_make_arrays_without_digital_inputs_or_units(tmp_path):
     with tables.open_file(str(d2 / f"{d2.name}.h5")) as h5:
         assert h5.root.spike_trains.dig_in_00.spike_array.shape == (2, 0, 7000)
     assert res.n_units == 0 and any("no sorted units" in w for w in res.warnings)
+    from blechrs.qa import unit_qa
+
+    qa = unit_qa(d2, sampling_rate=FS)
+    assert qa.units == [] and qa.violations == [] and any("no sorted units" in w for w in qa.warnings)
 
 
 def test_make_arrays_errors_are_one_line(tmp_path):
@@ -168,3 +172,54 @@ def test_emg_arrays_from_layout(tmp_path):
                 else:
                     assert e[c, k, b] == pytest.approx(amp[ch, a : a + 30].astype(np.float64).mean() * 0.195, rel=1e-6)
             assert not np.isnan(e[c, 1]).any()
+
+
+def test_recording_cutoff_marks_later_trials_truncated(tmp_path):
+    """Extraction found electrode 1 cut off at 40 s: bins after it are outside the data."""
+    from blechrs import store
+
+    rng = np.random.default_rng(13)
+    d = make_dir(tmp_path)
+    units = [np.sort(rng.integers(0, N, 500)), np.sort(rng.integers(0, int(40 * FS), 300))]
+    write_store(d / f"{d.name}.h5", units, electrodes=[0, 1])
+    store.save_electrode(store.electrode_path(d, 0), {"cutoff_sample": N, "times": np.zeros(0, np.int64)})
+    store.save_electrode(store.electrode_path(d, 1), {"cutoff_sample": int(40 * FS), "times": np.zeros(0, np.int64)})
+    store.save_electrode(store.electrode_path(d, 7), {"cutoff_sample": 5})  # no units there: ignored
+    on = np.array([int(10 * FS), int(34 * FS), int(39 * FS), int(50 * FS)])
+    res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
+    assert res.data_end == int(40 * FS) and any("cut off at 40.0 s" in w and "electrode 01" in w for w in res.warnings)
+    with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+        valid = h5.root.spike_trains.dig_in_00.valid_bins.read()
+        got = h5.root.spike_trains.dig_in_00.spike_array.read().astype(np.int64)
+    # independent: bin b of trial s spans [s - 60000 + 30 b, s - 60000 + 30 (b + 1)); valid if it ends by the cut
+    for k, s in enumerate(on):
+        ends = s - 60000 + 30 * (np.arange(7000) + 1)
+        inside = np.flatnonzero(ends <= int(40 * FS))
+        want_end = inside[-1] + 1 if len(inside) else 0
+        assert valid[k].tolist() == [0, want_end]
+    assert valid[:, 1].tolist() == [7000, 7000, 3000, 0]
+    np.testing.assert_array_equal(got, reference_spike_array(units, on, FS, 2000.0, 5000.0, 1.0))
+    rows = _read_csv(d / TRIAL_TABLE_NAME)
+    assert [r["truncated"] for r in rows] == ["False", "False", "True", "True"]
+
+
+def test_params_file_is_used_when_no_params_given(tmp_path):
+    d = make_dir(tmp_path)
+    write_store(d / f"{d.name}.h5", [np.array([100000, 100030, 100100])])
+    SortParams(spike_array_durations=[100.0, 200.0], spike_array_bin_ms=10.0).save(d / f"{d.name}.params")
+    on = np.array([100000])
+    res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
+    assert res.dig_ins[0].shape == (1, 1, 30) and res.bin_ms == 10.0
+    with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+        assert h5.root.spike_trains.dig_in_00.spike_array.read()[0, 0].tolist() == [0] * 10 + [3] + [0] * 19  # 0, 1, 3.3 ms: one 10 ms bin
+
+
+def test_unit_electrodes_with_and_without_descriptor(tmp_path):
+    from blechrs.arrays import unit_electrodes
+
+    p = tmp_path / "s.h5"
+    write_store(p, [np.array([1]), np.array([2]), np.array([3])], electrodes=[5, 2, 9])
+    assert unit_electrodes(p) == [5, 2, 9]
+    with tables.open_file(str(p), "a") as h5:
+        h5.remove_node("/unit_descriptor")
+    assert unit_electrodes(p) == [5, 2, 9]  # from each unit's metadata

@@ -163,3 +163,14 @@ def test_corrupt_work_file_is_one_clear_error(tmp_path):
     path.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="electrode01.npz: unreadable work file"):
         store.load_electrode(path)
+
+
+def test_read_units_of_one_electrode(tmp_path):
+    rng = np.random.default_rng(4)
+    units = _units(rng)
+    path = tmp_path / "rec.h5"
+    store.write_units(path, units)
+    five = store.read_units(path, electrode=5)
+    assert [len(u.times) for u in five] == [40, 10]
+    assert [u.name for u in five] == ["unit002", "unit003"]
+    assert store.read_units(path, electrode=7) == []

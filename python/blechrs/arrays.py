@@ -24,7 +24,21 @@ What blechrs does differently from blech_clust, on purpose:
   the EMG array: NaN); the trial table marks such trials ``truncated`` and gives the range of bins
   fully inside the recording (``valid_first_bin``, ``valid_end_bin``), also stored beside each
   spike array as ``valid_bins`` (trials x 2). blech_clust drops only trials beyond the end.
+  "The end" is the earliest point where extraction found the recording cut off (headstage fell
+  off, spec 4.2) on an electrode with units, if before the recording's last sample.
 * A digital input configured as a taste but without pulses gets no array (a warning says so).
+* Trial onsets are ``blechrs.io``'s: the first high sample of each pulse (blech_clust uses the
+  last low sample, one sample earlier).
+
+Written (``make_arrays``): ``DIR/trial_info_frame.csv`` (columns of blech_clust's trial table,
+plus ``truncated``, ``valid_first_bin``, ``valid_end_bin``; laser columns only with a laser
+input) and, replacing any earlier ones, in the unit store ``DIR/<name>.h5``:
+``/spike_trains/<dig_in_NN>/spike_array`` (trials x units x bins, units in ``/sorted_units``
+name order, group title = the taste), ``.../valid_bins``, with a laser ``.../laser_durations`` and
+``.../laser_onset_lag`` (ms per trial, snapped to the configured (lag, duration) pairs, 0 without
+laser); with EMG channels ``/emg_data/<dig_in_NN>/emg_array`` (channels x trials x bins, float32
+µV) and ``/emg_data/ind_electrode_map`` (rows [emg index, electrode_ind]). Arrays are
+blosc:lz4-compressed; the store is edited on a copy that replaces it (:class:`AtomicStore`).
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -53,6 +67,14 @@ __all__ = [
     "emg_array",
     "window_bins",
     "load_unit_times",
+    "load_info",
+    "unit_electrodes",
+    "recording_cutoffs",
+    "emg_channels",
+    "store_path",
+    "directory_params",
+    "AtomicStore",
+    "DigInSummary",
     "make_arrays",
     "TRIAL_TABLE_NAME",
 ]
@@ -75,6 +97,7 @@ class TrialConfig:
     laser_dig_ins: list[str] = field(default_factory=list)
     laser_conditions: list[tuple[float, float]] = field(default_factory=list)
     """Configured (onset lag ms, duration ms) pairs; measured values are snapped to the nearest."""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _dig_in_name(value: Any) -> str:
@@ -82,6 +105,14 @@ def _dig_in_name(value: Any) -> str:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return f"dig_in_{int(value):02d}"
     return str(value)
+
+
+def _names(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, int, np.integer)):
+        value = [value]
+    return [_dig_in_name(v) for v in value]
 
 
 def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, source: str = ".info") -> TrialConfig:
@@ -93,7 +124,7 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
     """
     info = info or {}
     laser = info.get("laser_params") or {}
-    laser_names = [_dig_in_name(v) for v in (laser.get("dig_in_names") or [])]
+    laser_names = _names(laser.get("dig_in_names"))
     conditions = []
     for pair in laser.get("onset_duration") or []:
         try:
@@ -103,9 +134,10 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
         conditions.append((lag, dur))
 
     taste_params = info.get("taste_params") or {}
-    names = [_dig_in_name(v) for v in (taste_params.get("dig_in_names") or [])]
+    names = _names(taste_params.get("dig_in_names"))
     if names:
-        labels = list(taste_params.get("tastes") or [])
+        labels = taste_params.get("tastes") or []
+        labels = [labels] if isinstance(labels, str) else list(labels)
         tastes = {n: (str(labels[i]) if i < len(labels) and labels[i] not in (None, "") else n) for i, n in enumerate(names)}
     else:
         tastes = {
@@ -115,10 +147,12 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
         if n not in digital_inputs:
             have = ", ".join(sorted(digital_inputs)) or "none"
             raise ValueError(f"{source}: digital input {n} is not in the recording (it has: {have})")
+    warnings = []
     both = sorted(set(tastes) & set(laser_names))
-    if both:
-        raise ValueError(f"{source}: {', '.join(both)} listed both as taste and as laser input")
-    return TrialConfig(tastes=tastes, laser_dig_ins=laser_names, laser_conditions=conditions)
+    if both:  # init lists every pulsed input as a taste; adding the laser should be the only edit
+        warnings.append(f"{source}: {', '.join(both)} listed as taste and as laser input: used as laser")
+        tastes = {k: v for k, v in tastes.items() if k not in both}
+    return TrialConfig(tastes=tastes, laser_dig_ins=laser_names, laser_conditions=conditions, warnings=warnings)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -245,6 +279,10 @@ class TrialTable:
             abs_trial_num=col("abs_trial_num", np.int64),
             taste_rel_trial_num=col("taste_rel_trial_num", np.int64),
         )
+        if rows and "valid_end_bin" in rows[0]:
+            t.truncated = np.array([r["truncated"] == "True" for r in rows], dtype=bool)
+            t.valid_first_bin = col("valid_first_bin", np.int64)
+            t.valid_end_bin = col("valid_end_bin", np.int64)
         if rows and "laser" in rows[0]:
             t.has_laser = True
             t.laser = np.array([r["laser"] == "True" for r in rows], dtype=bool)
@@ -455,10 +493,9 @@ def emg_array(
             continue
         first, last = int(np.argmax(ok)), int(len(ok) - np.argmax(ok[::-1]))
         lo, hi = int(edges[first]) + a, int(edges[last]) + a
-        for c, ch in enumerate(channels):
-            x = np.asarray(traces[ch, lo:hi], dtype=np.float64) * scale
-            sums = np.add.reduceat(x, edges[first:last] - edges[first])
-            out[c, k, first:last] = sums / np.diff(edges[first : last + 1])
+        x = np.asarray(traces[list(channels), lo:hi], dtype=np.float64).reshape(len(channels), hi - lo) * scale
+        sums = np.add.reduceat(x, edges[first:last] - edges[first], axis=1)  # one read per trial
+        out[:, k, first:last] = sums / np.diff(edges[first : last + 1])
     return out
 
 
@@ -486,6 +523,50 @@ def load_unit_times(h5path: str | os.PathLike) -> tuple[list[str], list[np.ndarr
     return names, times
 
 
+def unit_electrodes(h5path: str | os.PathLike) -> list[int]:
+    """Electrode of each unit (same order as :func:`load_unit_times`; -1 if unknown). Read from
+    /unit_descriptor (one table) when it covers every unit: opening 64 small tables costs ~1 s."""
+    import tables
+
+    with tables.open_file(str(h5path), "r") as h5:
+        if "/sorted_units" not in h5:
+            return []
+        groups = sorted(h5.list_nodes("/sorted_units", classname="Group"), key=lambda g: g._v_name)
+        names = [g._v_name for g in groups]
+        if "/unit_descriptor" in h5:
+            desc = h5.root.unit_descriptor.read()
+            if {"unit_number", "electrode_number"} <= set(desc.dtype.names or ()):
+                by_number = {int(n): int(e) for n, e in zip(desc["unit_number"], desc["electrode_number"])}
+                numbers = [int(n[4:]) if n[4:].isdigit() else -1 for n in names]
+                if all(k in by_number for k in numbers):
+                    return [by_number[k] for k in numbers]
+        out = []
+        for g in groups:
+            meta = g.unit_metadata.read() if "unit_metadata" in g else None
+            out.append(int(meta["electrode_number"][0]) if meta is not None and len(meta) else -1)
+    return out
+
+
+def recording_cutoffs(directory: str | os.PathLike, electrodes: Sequence[int]) -> dict[int, int]:
+    """Per electrode, the sample where extraction found the recording cut off (headstage fell
+    off, spec 4.2), from the extraction work files; electrodes without one are left out."""
+    from blechrs import store
+
+    out = {}
+    for e in sorted(set(int(x) for x in electrodes if x >= 0)):
+        path = store.electrode_path(directory, e)
+        if not path.exists():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+        except (OSError, ValueError, KeyError):
+            continue  # an unreadable work file only loses this refinement
+        if meta.get("cutoff_sample") is not None:
+            out[e] = int(meta["cutoff_sample"])
+    return out
+
+
 def load_info(directory: str | os.PathLike) -> tuple[dict[str, Any], Path | None]:
     d = Path(directory)
     p = d / f"{d.resolve().name}.info"
@@ -500,26 +581,19 @@ def load_info(directory: str | os.PathLike) -> tuple[dict[str, Any], Path | None
     return data, p
 
 
-def emg_channels(directory: str | os.PathLike) -> list[int]:
-    """Channel indices (``electrode_ind``) whose CAR group names EMG, from the layout CSV."""
-    d = Path(directory)
-    p = d / f"{d.resolve().name}_electrode_layout.csv"
-    if not p.exists():
+def emg_channels(directory: str | os.PathLike, n_channels: int | None = None) -> list[int]:
+    """Channel indices (``electrode_ind``) whose CAR group names EMG, from the layout CSV (none
+    without a layout)."""
+    from blechrs.io import layout
+
+    if not layout.layout_path(directory).exists():
         return []
-    with open(p, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = []
-    for r in rows:
-        if "emg" in str(r.get("CAR_group", "")).lower():
-            try:
-                out.append(int(r["electrode_ind"]))
-            except (KeyError, ValueError):
-                raise ValueError(f"{p}: EMG row {r} has no integer electrode_ind") from None
-    return sorted(out)
+    return layout.emg_electrodes(layout.load_layout(directory, n_channels))
 
 
-class _AtomicStore:
-    """Edit an HDF5 file on a copy, then os.replace it: a crash leaves the original intact."""
+class AtomicStore:
+    """``with AtomicStore(path) as h5:`` edits a copy of the HDF5 file (opened "a"), which replaces
+    the original (os.replace) only when the block succeeds: a crash leaves the original intact."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -574,12 +648,15 @@ class ArraysResult:
     emg_channels: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    data_end: int | None = None
+    """Sample where the data end for the spike arrays: the recording's length, or earlier where
+    extraction found it cut off on an electrode with units."""
 
     @property
     def n_trials(self) -> int:
         return sum(d.n_trials for d in self.dig_ins)
 
-    columns = ("dig_in", "taste", "trials", "truncated", "laser", "spike_array")
+    columns = ("dig_in", "taste", "trials", "truncated", "laser", "spike_array")  # fits 80 columns
 
     def rows(self) -> list[tuple[str, ...]]:
         return [
@@ -590,11 +667,15 @@ class ArraysResult:
 
     def _title(self) -> str:
         return (
-            f"spike-train arrays: {self.n_units} units, {self.n_trials} trials, "
-            f"[-{self.durations_ms[0]:g}, +{self.durations_ms[1]:g}) ms in {self.bin_ms:g} ms bins"
-            + (f", EMG channels {self.emg_channels}" if self.emg_channels else "")
-            + f" ({self.seconds:.2f} s)"
+            f"arrays: {self.n_units} units, {self.n_trials} trials, -{self.durations_ms[0]:g}..+"
+            f"{self.durations_ms[1]:g} ms, {self.bin_ms:g} ms bins"
+            + (f", EMG {self.emg_channels}" if self.emg_channels else "")
         )
+
+    def _written(self) -> str:
+        return (f"written: {self.trial_table.name if self.trial_table else '-'}"
+                + (" and the store's /spike_trains" if self.store and self.dig_ins else "")
+                + f" ({self.seconds:.2f} s)")
 
     def __str__(self) -> str:
         rows = [self.columns] + self.rows()
@@ -602,26 +683,35 @@ class ArraysResult:
         lines = [self._title()]
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines.append(self._written())
         return "\n".join(lines)
 
     def __rich__(self):
+        from rich import box
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=self._title())
+        table = Table(title=self._title(), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                      collapse_padding=True)
         for c in self.columns:
-            table.add_column(c, justify="left" if c in ("dig_in", "taste") else "right")
+            table.add_column(c, justify="left" if c in ("dig_in", "taste") else "right", no_wrap=True)
         for r in self.rows():
             table.add_row(*r)
-        return Group(table, *[Text(f"warning: {w}", style="yellow") for w in self.warnings])
+        return Group(table, *[Text(f"warning: {w}", style="yellow") for w in self.warnings], Text(self._written()))
 
 
-def _recording_digital_inputs(directory: Path):
+def directory_params(directory: str | os.PathLike) -> SortParams:
+    """``DIR/<name>.params`` if it exists, else the defaults."""
+    d = Path(directory)
+    p = d / f"{d.resolve().name}.params"
+    return SortParams.load(p) if p.exists() else SortParams()
+
+
+def _open_recording(directory: Path):
     from blechrs.io import open_recording  # the Intan reader (owned by the io module)
 
-    rec = open_recording(directory)
-    return rec
+    return open_recording(directory)
 
 
 def make_arrays(
@@ -640,16 +730,18 @@ def make_arrays(
     store ``DIR/<name>.h5`` atomically. Digital inputs, sampling rate, length and EMG traces come
     from the recording in ``directory`` (``blechrs.io.open_recording``) unless given:
     ``digital_inputs`` maps ``dig_in_NN`` -> (onsets, offsets) in samples. The taste/laser
+    ``params`` default to ``DIR/<name>.params`` (else SortParams()). The taste/laser
     assignment comes from ``DIR/<name>.info`` (or ``info``), with the defaults of
-    :func:`trial_config`.
+    :func:`trial_config`. EMG arrays need the recording (channels whose layout CAR group contains
+    ``emg``); with ``digital_inputs`` given and no ``recording`` there are none.
     """
     t0 = time.perf_counter()
     directory = Path(directory)
-    params = params or SortParams()
+    params = params or directory_params(directory)
     h5path = store_path(directory)
     if digital_inputs is None:
         if recording is None:
-            recording = _recording_digital_inputs(directory)
+            recording = _open_recording(directory)
         digital_inputs = recording.digital_inputs
     if recording is not None:
         sampling_rate = sampling_rate or float(recording.sampling_rate)
@@ -665,17 +757,38 @@ def make_arrays(
     _bins(durations, bin_ms, fs)  # validate before touching any file
 
     trials = build_trials(digital_inputs, config, fs)
-    valid = window_bins(trials.start, fs, durations, bin_ms, n_samples)
+    unit_names, unit_times = load_unit_times(h5path)
+    # Spikes exist only up to where extraction cut the recording (headstage fell off): bins past
+    # the earliest cut of any electrode with units are outside the data, like bins past the end.
+    from blechrs import store
+
+    has_work = store.work_dir(directory).exists()
+    cut = recording_cutoffs(directory, unit_electrodes(h5path)) if unit_names and has_work else {}
+    data_end = n_samples
+    if cut:
+        first_cut = min(cut.values())
+        if data_end is None or first_cut < data_end:
+            data_end = first_cut
+    valid = window_bins(trials.start, fs, durations, bin_ms, data_end)
     n_bins = int(round((durations[0] + durations[1]) / bin_ms))
     trials.valid_first_bin, trials.valid_end_bin = valid[:, 0], valid[:, 1]
     trials.truncated = (valid[:, 0] > 0) | (valid[:, 1] < n_bins)
 
-    unit_names, unit_times = load_unit_times(h5path)
-    emg = emg_channels(directory) if recording is not None else []
+    emg: list[int] = []
+    if recording is not None and getattr(recording, "amplifier", None) is not None:
+        emg = emg_channels(directory, int(np.shape(recording.amplifier)[0]))
     result = ArraysResult(
         directory=directory, store=h5path, trial_table=directory / TRIAL_TABLE_NAME, n_units=len(unit_names),
         sampling_rate=fs, durations_ms=durations, bin_ms=bin_ms, emg_channels=emg,
     )
+    result.data_end = data_end
+    if data_end is not None and n_samples is not None and data_end < n_samples:
+        e = min(cut, key=cut.get)
+        result.warnings.append(
+            f"the recording was cut off at {data_end / fs:.1f} s of {n_samples / fs:.1f} s (electrode {e:02d}); "
+            f"{int(np.sum(trials.start + durations[1] * fs / 1000.0 > data_end))} trial(s) reach past it"
+        )
+    result.warnings += config.warnings
     if not digital_inputs:
         result.warnings.append("the recording has no digital inputs: no trials")
     for name in sorted(config.tastes):
@@ -696,8 +809,10 @@ def make_arrays(
         result.seconds = time.perf_counter() - t0
         return result
 
-    filters = tables.Filters(complevel=1, complib="zlib", shuffle=True)
-    with _AtomicStore(h5path) as h5:
+    # blosc:lz4 (bundled with PyTables, and what blech_clust's ptrepack uses): ~4x faster than
+    # zlib here; a 30 x 64 x 7000 array of spikes takes ~0.9 MB instead of 13 MB
+    filters = tables.Filters(complevel=1, complib="blosc:lz4", shuffle=False)
+    with AtomicStore(h5path) as h5:
         for node in ("/spike_trains", "/emg_data"):
             if node in h5:
                 h5.remove_node(node, recursive=True)

@@ -115,13 +115,17 @@ class SortParams:
     drift_post_ms: float = 2500.0
     """... and in [0, drift_post_ms) ms after it."""
     drift_alpha: float = 0.05
-    """Drift check: a unit is flagged when the trial-group effect has p below this."""
+    """Drift check: a unit is flagged when the trial-group effect has p below this / 2 in either
+    window (baseline or response)."""
     bridged_channel_threshold: float = 0.9
     n_corr_samples: int = 10000
 
     # --- execution -----------------------------------------------------------------------------
     n_jobs: int = 0
     """Worker threads/processes; 0 = all cores."""
+    extract_memory_mb: float = 512.0
+    """Waveforms held at once by one extraction pass. Electrodes are extracted in batches (one CAR
+    group at a time, split when its expected waveforms, at 50 events/s, exceed this)."""
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> "SortParams":

@@ -16,11 +16,15 @@ with ``din_style="rhx"``, board-DIGITAL-IN-NN.dat), ``"one file per signal type"
 time.dat, amplifier.dat, digitalin.dat) and ``"traditional"`` (.rhd files with the header and
 128-sample blocks, or 60-sample blocks for ``rhd_version=(1, x)``, optionally split over several
 files and carrying auxiliary, supply, temperature, ADC and digital-output sections too).
+(neo 0.14 cannot read .rhd files with temperature sensors; ``rhd_temp_sensors`` defaults to 0.)
 
 The sample count is the duration rounded down to a multiple of 1920 samples (the common multiple
 of the 60- and 128-sample .rhd blocks) so every layout holds exactly the same samples.
 Ground truth spike times are the sample of each spike's extremum after a 300-3000 Hz zero-phase
 band-pass (the convention of the sorter's detector).
+
+Faults for QA tests: ``dead_channels`` are flat (DC only), ``weak_channels`` carry LFP and 0.5 uV
+of noise but no units, and in ``bridged_pairs`` (a, b) channel b is a copy of a plus 2 uV noise.
 """
 
 from __future__ import annotations
@@ -150,6 +154,7 @@ class Simulation:
         pulse_ms: float = 50.0,
         din_style: str = "legacy",
         dead_channels: tuple[int, ...] = (),
+        weak_channels: tuple[int, ...] = (),
         bridged_pairs: tuple[tuple[int, int], ...] = (),
     ):
         if n_channels < 1:
@@ -164,6 +169,7 @@ class Simulation:
             raise ValueError(f"duration {duration_s} s is too short (at least {_ALIGN / self.fs:.3f} s)")
         self.din_style = din_style
         self.dead_channels = tuple(int(c) for c in dead_channels)
+        self.weak_channels = tuple(int(c) for c in weak_channels)
         self.bridged_pairs = tuple((int(a), int(b)) for a, b in bridged_pairs)
         fs = self.fs
         rng = np.random.default_rng([self.seed, 0xB1EC])
@@ -171,7 +177,7 @@ class Simulation:
 
         # --- units: count per wire, shapes, sizes, rates
         per_wire = rng.integers(0, max_units_per_channel + 1, size=nch)
-        for c in list(self.dead_channels) + [b for _, b in self.bridged_pairs]:
+        for c in list(self.dead_channels) + list(self.weak_channels) + [b for _, b in self.bridged_pairs]:
             per_wire[c] = 0  # a dead wire, or a copy of its bridged partner, has no units of its own
         self.unit_channel = np.repeat(np.arange(nch), per_wire).astype(np.int64)
         nu = len(self.unit_channel)
@@ -227,6 +233,7 @@ class Simulation:
         # --- noise: white noise through a low-pass FIR, scaled to the wanted 300-3000 Hz std
         self.noise_inband = rng.uniform(*noise_range_uv, size=nch)
         self.noise_inband[list(self.dead_channels)] = 0.0
+        self.noise_inband[list(self.weak_channels)] = 0.5  # a broken wire: LFP, hardly any noise
         k = np.arange(_FIR_TAPS) - _FIR_TAPS // 2
         fc = 5000.0 / fs
         fir = 2 * fc * np.sinc(2 * fc * k) * np.hamming(_FIR_TAPS)
@@ -267,7 +274,8 @@ class Simulation:
         gap = plen * 2
         margin = int(0.1 * n)
         if per_input is None:
-            per_input = int(min(30, max(1, (n - 2 * margin) // max(1, n_din * (plen + gap)) // 2)))
+            fit = (n - 2 * margin) // max(1, n_din * (plen + gap))
+            per_input = int(min(30, max(fit // 2, min(fit, 1))))
         tot = n_din * per_input
         if tot == 0:
             z = np.zeros(0, np.int64)
@@ -364,17 +372,19 @@ class Simulation:
         rhd_version: tuple[int, int] = (3, 0),
         rhd_file_seconds: float | None = None,
         rhd_extra_sections: bool = False,
+        rhd_temp_sensors: int = 0,
         save_ground_truth: bool = True,
         progress=None,
     ) -> GroundTruth:
         """Write the recording into `directory` (created) in one Intan layout; returns (and by
         default saves as ``ground_truth.npz``) the ground truth."""
         return self.write_many({directory: layout}, rhd_version=rhd_version, rhd_file_seconds=rhd_file_seconds,
-                               rhd_extra_sections=rhd_extra_sections, save_ground_truth=save_ground_truth,
+                               rhd_extra_sections=rhd_extra_sections, rhd_temp_sensors=rhd_temp_sensors,
+                               save_ground_truth=save_ground_truth,
                                progress=progress)
 
     def write_many(self, targets: dict, *, rhd_version=(3, 0), rhd_file_seconds=None, rhd_extra_sections=False,
-                   save_ground_truth=True, progress=None) -> GroundTruth:
+                   rhd_temp_sensors=0, save_ground_truth=True, progress=None) -> GroundTruth:
         """Write several layouts in one pass: ``targets`` maps directory -> layout."""
         writers = []
         for d, layout in targets.items():
@@ -387,7 +397,8 @@ class Simulation:
             elif layout == "one file per signal type":
                 writers.append(_PerSignalWriter(d, self))
             else:
-                writers.append(_RhdWriter(d, self, tuple(rhd_version), rhd_file_seconds, rhd_extra_sections))
+                writers.append(_RhdWriter(d, self, tuple(rhd_version), rhd_file_seconds, rhd_extra_sections,
+                                           rhd_temp_sensors))
         try:
             for s0 in range(0, self.n_samples, _CHUNK):
                 s1 = min(self.n_samples, s0 + _CHUNK)
@@ -417,7 +428,7 @@ def _qstring(s: str) -> bytes:
     return struct.pack("<I", len(b)) + b
 
 
-def rhd_header(sim: Simulation, version=(3, 0), extra_sections=False, note="") -> bytes:
+def rhd_header(sim: Simulation, version=(3, 0), extra_sections=False, note="", temp_sensors=0) -> bytes:
     """RHD2000 header bytes (info.rhd, or the start of a .rhd file) for a simulation."""
     major, minor = version
     o = bytearray()
@@ -429,7 +440,7 @@ def rhd_header(sim: Simulation, version=(3, 0), extra_sections=False, note="") -
     o += struct.pack("<ff", 1000.0, 1000.0)
     o += _qstring(note or f"blechrs.simulate seed={sim.seed}") + _qstring("") + _qstring("")
     if (major, minor) >= (1, 1):
-        o += struct.pack("<h", 1 if extra_sections else 0)  # temperature sensors
+        o += struct.pack("<h", temp_sensors)  # temperature sensors
     if (major, minor) >= (1, 3):
         o += struct.pack("<h", 0)
     if major >= 2:
@@ -503,9 +514,10 @@ class _RhdWriter:
     """Traditional .rhd files: header + blocks; a new file every `file_seconds` (whole blocks),
     named <dir name>_YYMMDD_HHMMSS.rhd like the Intan software, time stamps continuing."""
 
-    def __init__(self, d: Path, sim: Simulation, version, file_seconds, extra):
+    def __init__(self, d: Path, sim: Simulation, version, file_seconds, extra, temp_sensors=0):
         self.d, self.sim, self.extra = d, sim, extra
-        self.header = rhd_header(sim, version, extra)
+        self.n_temp = temp_sensors if tuple(version) >= (1, 1) else 0
+        self.header = rhd_header(sim, version, extra, temp_sensors=self.n_temp)
         self.S = 128 if version[0] > 1 else 60
         self.ts_dtype = "<i4" if tuple(version) >= (1, 2) else "<u4"
         nch, S = sim.n_channels, self.S
@@ -513,8 +525,9 @@ class _RhdWriter:
         fields = [("timestamp", self.ts_dtype, (S,)), ("amplifier", "<u2", (nch, S))]
         if extra:
             fields += [("aux", "<u2", (3 * n_ports, S // 4)), ("supply", "<u2", (n_ports,))]
-            if tuple(version) >= (1, 1):  # the temperature-sensor count exists from 1.1 on
-                fields.append(("temp", "<i2", (1,)))
+        if self.n_temp:  # the temperature-sensor count exists from header version 1.1 on
+            fields.append(("temp", "<i2", (self.n_temp,)))
+        if extra:
             fields.append(("adc", "<u2", (1, S)))
         if sim.n_din:
             fields.append(("din", "<u2", (S,)))
@@ -557,10 +570,10 @@ class _RhdWriter:
             if self.extra:
                 blk["aux"] = (np.arange(take * S // 4) % 1000 + 20000).reshape(take, 1, S // 4).astype("<u2")
                 blk["supply"] = 44000
-                if "temp" in self.dtype.names:
-                    blk["temp"] = 3700
                 blk["adc"] = (np.arange(a0, a0 + take * S) % 65536).reshape(take, 1, S).astype("<u2")
                 blk["dout"] = 0xFFFF
+            if self.n_temp:
+                blk["temp"] = 3700
             if self.sim.n_din:
                 blk["din"] = din[sl].reshape(take, S)
             self.f.write(blk.tobytes())
@@ -574,6 +587,31 @@ class _RhdWriter:
 
 def simulate_recording(directory, layout: str = "one file per channel", seed: int = 0, **kwargs) -> GroundTruth:
     """One call: build a :class:`Simulation` from `kwargs` and write it in `layout`."""
-    write_keys = {"rhd_version", "rhd_file_seconds", "rhd_extra_sections", "save_ground_truth", "progress"}
+    write_keys = {"rhd_version", "rhd_file_seconds", "rhd_extra_sections", "rhd_temp_sensors", "save_ground_truth",
+                  "progress"}
     wk = {k: kwargs.pop(k) for k in list(kwargs) if k in write_keys}
     return Simulation(seed=seed, **kwargs).write(directory, layout, **wk)
+
+
+def main(argv=None) -> None:
+    """``python -m blechrs.simulate DIR [--layout ...] [--seed N] [--channels N] [--seconds S]``"""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m blechrs.simulate", description=main.__doc__)
+    ap.add_argument("directory")
+    ap.add_argument("--layout", default=LAYOUTS[0], choices=LAYOUTS)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--digital-inputs", type=int, default=4)
+    ap.add_argument("--din-style", default="legacy", choices=("legacy", "rhx"))
+    a = ap.parse_args(argv)
+    sim = Simulation(seed=a.seed, n_channels=a.channels, duration_s=a.seconds, n_digital_inputs=a.digital_inputs,
+                     din_style=a.din_style)
+    gt = sim.write(a.directory, a.layout)
+    print(f"{a.directory}: {a.layout}, {a.channels} channels, {gt.n_samples / gt.sampling_rate:.1f} s, "
+          f"{gt.n_units} units, {sum(len(t) for t in gt.spike_times)} spikes, ground truth in ground_truth.npz")
+
+
+if __name__ == "__main__":
+    main()

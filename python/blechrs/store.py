@@ -190,8 +190,8 @@ class StoredUnit:
     source: str
 
 
-def read_units(path: str | os.PathLike, waveforms: bool = True) -> list[StoredUnit]:
-    """Every unit of a unit store, in unit order (empty if the file has no units)."""
+def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int | None = None) -> list[StoredUnit]:
+    """Every unit of a unit store (or those of one electrode), in unit order; empty if none."""
     path = Path(path)
     if not path.exists():
         return []
@@ -199,9 +199,16 @@ def read_units(path: str | os.PathLike, waveforms: bool = True) -> list[StoredUn
     with tables.open_file(str(path), "r") as f:
         if "/sorted_units" not in f:
             return []
-        groups = sorted(f.root.sorted_units._v_groups.items())
+        if electrode is not None and "/unit_descriptor" in f:
+            desc = f.root.unit_descriptor.read()
+            names = [f"unit{int(n):03d}" for n in desc["unit_number"][desc["electrode_number"] == electrode]]
+            groups = [(n, f.get_node(f"/sorted_units/{n}")) for n in names]
+        else:
+            groups = sorted(f.root.sorted_units._v_groups.items())
         for name, g in groups:
             meta = g.unit_metadata[0]
+            if electrode is not None and int(meta["electrode_number"]) != electrode:
+                continue
             metrics = {}
             if "quality" in g:
                 q = g.quality[0]

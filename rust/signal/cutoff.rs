@@ -15,7 +15,12 @@ pub struct CutoffParams {
 
 impl Default for CutoffParams {
     fn default() -> Self {
-        CutoffParams { voltage_cutoff: 10000.0, max_breach_rate: 1.0, max_secs_above_cutoff: 60.0, max_mean_breach_rate_persec: 100.0 }
+        CutoffParams {
+            voltage_cutoff: 10000.0,
+            max_breach_rate: 1.0,
+            max_secs_above_cutoff: 60.0,
+            max_mean_breach_rate_persec: 100.0,
+        }
     }
 }
 
@@ -53,8 +58,15 @@ impl BreachCounter {
         let counts = |s: usize| self.per_sec.get(s).copied().unwrap_or(0) as f64;
         let above: Vec<f64> = (0..full).map(counts).filter(|&c| c > 0.0).collect();
         let secs_above = above.len() as f64;
-        let mean = if above.is_empty() { 0.0 } else { above.iter().sum::<f64>() / secs_above };
-        if breach_rate >= p.max_breach_rate && secs_above >= p.max_secs_above_cutoff && mean >= p.max_mean_breach_rate_persec {
+        let mean = if above.is_empty() {
+            0.0
+        } else {
+            above.iter().sum::<f64>() / secs_above
+        };
+        if breach_rate >= p.max_breach_rate
+            && secs_above >= p.max_secs_above_cutoff
+            && mean >= p.max_mean_breach_rate_persec
+        {
             if let Some(s) = (0..full).find(|&s| counts(s) > p.max_mean_breach_rate_persec) {
                 return s * sec;
             }
@@ -87,7 +99,10 @@ mod tests {
         }
         // only 100 samples per second here: mean 100 >= 100 but none > 100 -> kept
         assert_eq!(recording_cutoff(&x, fs, &CutoffParams::default()), x.len());
-        let p = CutoffParams { max_mean_breach_rate_persec: 50.0, ..Default::default() };
+        let p = CutoffParams {
+            max_mean_breach_rate_persec: 50.0,
+            ..Default::default()
+        };
         assert_eq!(recording_cutoff(&x, fs, &p), 120 * 100);
     }
 }

@@ -23,7 +23,9 @@ impl Polarity {
             "negative" | "neg" => Ok(Polarity::Negative),
             "positive" | "pos" => Ok(Polarity::Positive),
             "both" => Ok(Polarity::Both),
-            _ => Err(EngineError::Value(format!("polarity must be 'negative', 'positive' or 'both', not {s:?}"))),
+            _ => Err(EngineError::Value(format!(
+                "polarity must be 'negative', 'positive' or 'both', not {s:?}"
+            ))),
         }
     }
 }
@@ -64,7 +66,14 @@ impl Detector {
 
     /// Feed samples `t0 .. t0 + x.len()` with one centre and threshold; finished events go to
     /// `out` as (time, polarity). A threshold <= 0 (a flat stretch) detects nothing.
-    pub fn push(&mut self, t0: i64, x: &[f32], centre: f64, threshold: f64, out: &mut Vec<(i64, i8)>) {
+    pub fn push(
+        &mut self,
+        t0: i64,
+        x: &[f32],
+        centre: f64,
+        threshold: f64,
+        out: &mut Vec<(i64, i8)>,
+    ) {
         if x.is_empty() {
             return;
         }
@@ -77,12 +86,22 @@ impl Detector {
             // f32 prefilter on blocks of 16: most blocks hold no supra-threshold sample.
             let lo = (centre - threshold) as f32;
             let hi = (centre + threshold) as f32;
-            let lo_s = if neg { lo.next_up_f32() } else { f32::NEG_INFINITY };
-            let hi_s = if pos { hi.next_down_f32() } else { f32::INFINITY };
+            let lo_s = if neg {
+                lo.next_up_f32()
+            } else {
+                f32::NEG_INFINITY
+            };
+            let hi_s = if pos {
+                hi.next_down_f32()
+            } else {
+                f32::INFINITY
+            };
             let mut i = 0;
             while i < x.len() {
                 let end = (i + 16).min(x.len());
-                let quiet = x[i..end].iter().fold(true, |q, &v| q & (v > lo_s) & (v < hi_s));
+                let quiet = x[i..end]
+                    .iter()
+                    .fold(true, |q, &v| q & (v > lo_s) & (v < hi_s));
                 if !quiet {
                     for j in i..end {
                         let c = x[j] as f64 - centre;
@@ -148,7 +167,13 @@ impl NextF32 for f32 {
         // two ulps of margin for the f64 -> f32 rounding of the bounds
         let mut v = self;
         for _ in 0..2 {
-            v = if v == 0.0 { f32::from_bits(1) } else if v > 0.0 { f32::from_bits(v.to_bits() + 1) } else { f32::from_bits(v.to_bits() - 1) };
+            v = if v == 0.0 {
+                f32::from_bits(1)
+            } else if v > 0.0 {
+                f32::from_bits(v.to_bits() + 1)
+            } else {
+                f32::from_bits(v.to_bits() - 1)
+            };
         }
         v
     }
@@ -200,7 +225,9 @@ mod tests {
 
     #[test]
     fn streaming_equals_whole() {
-        let x: Vec<f32> = (0..5000).map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 40.0).collect();
+        let x: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 40.0)
+            .collect();
         let whole = detect(&x, &[(0, 5000)], &[(0.0, 10.0)], Polarity::Both, 7);
         let mut d = Detector::new(Polarity::Both, 7);
         let mut out = Vec::new();

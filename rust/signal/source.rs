@@ -10,13 +10,24 @@ pub trait SampleSource: Send + Sync {
     fn n_samples(&self) -> usize;
     /// Copy samples `[start, start + len)` of each channel in `channels` into `out`, row-major
     /// (`channels.len()` rows of `len` raw int16 values). `start + len` must be <= `n_samples()`.
-    fn read_block(&self, channels: &[usize], start: usize, len: usize, out: &mut [i16]) -> Result<()>;
+    fn read_block(
+        &self,
+        channels: &[usize],
+        start: usize,
+        len: usize,
+        out: &mut [i16],
+    ) -> Result<()>;
 }
 
 /// Read every `step`-th sample (`0, step, 2*step, ...`) of `channels` into `out`
 /// (`channels.len()` rows of `n_samples.div_ceil(step)` values). Used for statistics that need the
 /// whole recording but not every sample (CAR medians); reads block by block so memory stays small.
-pub fn read_strided(src: &dyn SampleSource, channels: &[usize], step: usize, out: &mut [i16]) -> Result<()> {
+pub fn read_strided(
+    src: &dyn SampleSource,
+    channels: &[usize],
+    step: usize,
+    out: &mut [i16],
+) -> Result<()> {
     let step = step.max(1);
     let n = src.n_samples();
     let m = n.div_ceil(step);
@@ -83,8 +94,21 @@ impl<'a> ArraySource<'a> {
     /// `ptr` points at element [0, 0] of a live int16 array whose element `[c, t]` is at byte
     /// offset `c * stride_ch + t * stride_t` for every `c < n_channels`, `t < n_samples`, and the
     /// array is neither freed nor written while the source exists.
-    pub unsafe fn from_raw(ptr: *const u8, n_channels: usize, n_samples: usize, stride_ch: isize, stride_t: isize) -> Self {
-        ArraySource { ptr, n_channels, n_samples, stride_ch, stride_t, _life: std::marker::PhantomData }
+    pub unsafe fn from_raw(
+        ptr: *const u8,
+        n_channels: usize,
+        n_samples: usize,
+        stride_ch: isize,
+        stride_t: isize,
+    ) -> Self {
+        ArraySource {
+            ptr,
+            n_channels,
+            n_samples,
+            stride_ch,
+            stride_t,
+            _life: std::marker::PhantomData,
+        }
     }
 }
 
@@ -95,18 +119,27 @@ impl SampleSource for ArraySource<'_> {
     fn n_samples(&self) -> usize {
         self.n_samples
     }
-    fn read_block(&self, channels: &[usize], start: usize, len: usize, out: &mut [i16]) -> Result<()> {
+    fn read_block(
+        &self,
+        channels: &[usize],
+        start: usize,
+        len: usize,
+        out: &mut [i16],
+    ) -> Result<()> {
         check_block(self, channels, start, len, out.len())?;
         for (r, &c) in channels.iter().enumerate() {
             let dst = &mut out[r * len..(r + 1) * len];
             // SAFETY: bounds checked above; from_raw's contract covers every [c, t] in range.
             unsafe {
-                let base = self.ptr.offset(c as isize * self.stride_ch + start as isize * self.stride_t);
+                let base = self
+                    .ptr
+                    .offset(c as isize * self.stride_ch + start as isize * self.stride_t);
                 if self.stride_t == 2 {
                     std::ptr::copy_nonoverlapping(base, dst.as_mut_ptr() as *mut u8, 2 * len);
                 } else {
                     for (j, d) in dst.iter_mut().enumerate() {
-                        *d = (base.offset(j as isize * self.stride_t) as *const i16).read_unaligned();
+                        *d = (base.offset(j as isize * self.stride_t) as *const i16)
+                            .read_unaligned();
                     }
                 }
             }
@@ -115,7 +148,13 @@ impl SampleSource for ArraySource<'_> {
     }
 }
 
-fn check_block(src: &dyn SampleSource, channels: &[usize], start: usize, len: usize, out_len: usize) -> Result<()> {
+fn check_block(
+    src: &dyn SampleSource,
+    channels: &[usize],
+    start: usize,
+    len: usize,
+    out_len: usize,
+) -> Result<()> {
     if let Some(&c) = channels.iter().find(|&&c| c >= src.n_channels()) {
         return Err(crate::error::EngineError::Value(format!(
             "channel {c} out of range: the recording has {} channels",
@@ -146,9 +185,15 @@ pub struct InterleavedFileSource {
 
 impl InterleavedFileSource {
     pub fn open(path: &str, n_channels: usize, offset: u64) -> Result<Self> {
-        let io = |e| crate::error::EngineError::Io { path: path.to_string(), source: e };
+        let io = |e| crate::error::EngineError::Io {
+            path: path.to_string(),
+            source: e,
+        };
         if n_channels == 0 {
-            return Err(crate::error::EngineError::File { path: path.into(), msg: "n_channels must be > 0".into() });
+            return Err(crate::error::EngineError::File {
+                path: path.into(),
+                msg: "n_channels must be > 0".into(),
+            });
         }
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
@@ -162,10 +207,19 @@ impl InterleavedFileSource {
         if (len - offset) % frame != 0 {
             return Err(crate::error::EngineError::File {
                 path: path.into(),
-                msg: format!("{} data bytes are not a whole number of {n_channels}-channel int16 samples", len - offset),
+                msg: format!(
+                    "{} data bytes are not a whole number of {n_channels}-channel int16 samples",
+                    len - offset
+                ),
             });
         }
-        Ok(InterleavedFileSource { path: path.into(), file, n_channels, n_samples: ((len - offset) / frame) as usize, offset })
+        Ok(InterleavedFileSource {
+            path: path.into(),
+            file,
+            n_channels,
+            n_samples: ((len - offset) / frame) as usize,
+            offset,
+        })
     }
 }
 
@@ -176,14 +230,23 @@ impl SampleSource for InterleavedFileSource {
     fn n_samples(&self) -> usize {
         self.n_samples
     }
-    fn read_block(&self, channels: &[usize], start: usize, len: usize, out: &mut [i16]) -> Result<()> {
+    fn read_block(
+        &self,
+        channels: &[usize],
+        start: usize,
+        len: usize,
+        out: &mut [i16],
+    ) -> Result<()> {
         use std::os::unix::fs::FileExt;
         check_block(self, channels, start, len, out.len())?;
         let frame = 2 * self.n_channels;
         let mut buf = vec![0u8; frame * len];
         self.file
             .read_exact_at(&mut buf, self.offset + (start * frame) as u64)
-            .map_err(|e| crate::error::EngineError::Io { path: self.path.clone(), source: e })?;
+            .map_err(|e| crate::error::EngineError::Io {
+                path: self.path.clone(),
+                source: e,
+            })?;
         for (r, &c) in channels.iter().enumerate() {
             let dst = &mut out[r * len..(r + 1) * len];
             for (j, d) in dst.iter_mut().enumerate() {
@@ -205,7 +268,8 @@ mod tests {
         let data: Vec<i16> = (0..nc * ns).map(|i| (i as i16).wrapping_mul(37)).collect();
         let a = ArraySource::new(&data, nc, ns).unwrap();
         // the same data interleaved in a file
-        let path = std::env::temp_dir().join(format!("blechrs_src_test_{}.dat", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("blechrs_src_test_{}.dat", std::process::id()));
         let mut bytes = vec![0u8; 10];
         for t in 0..ns {
             for c in 0..nc {

@@ -111,8 +111,9 @@ struct Electrode {
     win_th: Vec<(usize, f64)>,
     centre: f64,
     threshold: f64,
-    work: Vec<f64>,
-    tmp: Vec<f64>,
+    /// This chunk's filtered samples.
+    y: Vec<f32>,
+    /// This chunk's referenced input (CAR electrodes only).
     input: Vec<f64>,
     scratch: MedianScratch,
 }
@@ -130,46 +131,79 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    fn read(&self, s: usize, e: usize) -> Result<Block> {
+    /// Read chunk [s, e) plus the settling margins into `b` (buffers reused across chunks).
+    fn read(&self, s: usize, e: usize, b: &mut Block) -> Result<()> {
         let rs = s.saturating_sub(self.f.settle);
         let re = (e + self.f.settle).min(self.n);
         let len = re - rs;
-        let mut raw = vec![0i16; self.channels.len() * len];
-        self.src.read_block(&self.channels, rs, len, &mut raw)?;
-        let refs = self
-            .groups
-            .iter()
-            .map(|g| {
-                let mut out = Vec::new();
-                reference::group_reference(g, len, |r| raw[r * len..(r + 1) * len].iter().map(|&v| v as f64).collect(), &mut out);
-                out
-            })
-            .collect();
-        Ok(Block { start: rs, len, raw, refs })
+        b.start = rs;
+        b.len = len;
+        b.raw.resize(self.channels.len() * len, 0);
+        self.src.read_block(&self.channels, rs, len, &mut b.raw)?;
+        b.refs.resize(self.groups.len(), Vec::new());
+        for (g, out) in self.groups.iter().zip(b.refs.iter_mut()) {
+            reference::group_reference_i16(g, &b.raw, len, out);
+        }
+        Ok(())
     }
 
-    /// Filter the electrode's samples of chunk [s, e) into `el.tmp[..e - s]`.
-    fn filter(&self, el: &mut Electrode, b: &Block, s: usize, e: usize) {
-        let x = &b.raw[el.row * b.len..(el.row + 1) * b.len];
+    /// Filter a group of electrodes' samples of chunk [s, e) into each `el.y` (several channels
+    /// at once: see `BandPass::filtfilt_rows`).
+    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize) {
         let left = b.start == 0;
         let right = b.start + b.len == self.n;
-        el.tmp.resize(b.len, 0.0);
-        match el.car {
-            Some((g, mad)) => {
+        let keep = (s - b.start, e - s);
+        for el in els.iter_mut() {
+            el.y.resize(e - s, 0.0);
+            if let Some((g, mad)) = el.car {
+                let x = &b.raw[el.row * b.len..(el.row + 1) * b.len];
                 let r = &b.refs[g];
                 el.input.clear();
-                el.input.extend(x.iter().zip(r.iter()).map(|(&v, &c)| v as f64 - mad * c));
-                self.f.filtfilt_block(&el.input, self.p.scale, left, right, &mut el.tmp, &mut el.work);
+                el.input
+                    .extend(x.iter().zip(r.iter()).map(|(&v, &c)| v as f64 - mad * c));
             }
-            None => self.f.filtfilt_block(x, self.p.scale, left, right, &mut el.tmp, &mut el.work),
         }
-        el.tmp.copy_within(s - b.start..e - b.start, 0);
-        el.tmp.truncate(e - s);
+        let (car, plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
+            els.iter_mut().partition(|el| el.car.is_some());
+        if !plain.is_empty() {
+            let mut plain = plain;
+            let mut ys: Vec<Vec<f32>> = plain
+                .iter_mut()
+                .map(|el| std::mem::take(&mut el.y))
+                .collect();
+            {
+                let rows: Vec<&[i16]> = plain
+                    .iter()
+                    .map(|el| &b.raw[el.row * b.len..(el.row + 1) * b.len])
+                    .collect();
+                let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
+                self.f
+                    .filtfilt_rows(&rows, self.p.scale, left, right, keep, &mut outs);
+            }
+            for (el, y) in plain.iter_mut().zip(ys) {
+                el.y = y;
+            }
+        }
+        if !car.is_empty() {
+            let mut car = car;
+            let mut ys: Vec<Vec<f32>> =
+                car.iter_mut().map(|el| std::mem::take(&mut el.y)).collect();
+            {
+                let rows: Vec<&[f64]> = car.iter().map(|el| el.input.as_slice()).collect();
+                let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
+                self.f
+                    .filtfilt_rows(&rows, self.p.scale, left, right, keep, &mut outs);
+            }
+            for (el, y) in car.iter_mut().zip(ys) {
+                el.y = y;
+            }
+        }
     }
 
     /// Statistics pass work for one chunk: breaches and the subsample.
     fn observe(&self, el: &mut Electrode, s: usize, y: &[f32]) {
-        el.breaches.push(s, y, self.p.cutoff.voltage_cutoff, self.sec);
+        el.breaches
+            .push(s, y, self.p.cutoff.voltage_cutoff, self.sec);
         let first = s.div_ceil(self.sub_step) * self.sub_step;
         let mut t = first;
         while t < s + y.len() {
@@ -206,7 +240,15 @@ impl Plan<'_> {
             }
             let lo = (t - before - pd) as usize;
             let local = &el.hist[lo - el.hist_start..(t + after + pd) as usize - el.hist_start];
-            let d = cut(local, before + pd, self.p.before, self.p.after, self.p.align, &mut buf).unwrap_or(0.0);
+            let d = cut(
+                local,
+                before + pd,
+                self.p.before,
+                self.p.after,
+                self.p.align,
+                &mut buf,
+            )
+            .unwrap_or(0.0);
             el.res.times.push(t);
             el.res.times_subsample.push(t as f64 + d);
             el.res.polarity.push(pol);
@@ -243,7 +285,9 @@ pub fn extract_electrodes(
     let nch = src.n_channels();
     let f = BandPass::new(p.order, p.low, p.high, p.fs)?;
     if let Some(&c) = electrodes.iter().find(|&&c| c >= nch) {
-        return Err(EngineError::Value(format!("electrode {c} out of range: the recording has {nch} channels")));
+        return Err(EngineError::Value(format!(
+            "electrode {c} out of range: the recording has {nch} channels"
+        )));
     }
     if !group_of.is_empty() && group_of.len() != nch {
         return Err(EngineError::Value(format!(
@@ -258,18 +302,30 @@ pub fn extract_electrodes(
         )));
     }
     if p.before == 0 || p.after == 0 {
-        return Err(EngineError::Value("waveform window must have samples before and after the extremum".into()));
+        return Err(EngineError::Value(
+            "waveform window must have samples before and after the extremum".into(),
+        ));
     }
     if !(p.k > 0.0 && p.k.is_finite()) {
-        return Err(EngineError::Value(format!("threshold factor must be > 0, not {}", p.k)));
+        return Err(EngineError::Value(format!(
+            "threshold factor must be > 0, not {}",
+            p.k
+        )));
     }
     if !(p.scale.is_finite() && p.scale != 0.0) {
-        return Err(EngineError::Value(format!("scale must be finite and non-zero, not {}", p.scale)));
+        return Err(EngineError::Value(format!(
+            "scale must be finite and non-zero, not {}",
+            p.scale
+        )));
     }
 
     // Channels to read: the electrodes, plus their CAR groups' members.
     let groups_used: Vec<i64> = if p.use_car && !group_of.is_empty() {
-        let mut g: Vec<i64> = electrodes.iter().map(|&c| group_of[c]).filter(|&g| g >= 0).collect();
+        let mut g: Vec<i64> = electrodes
+            .iter()
+            .map(|&c| group_of[c])
+            .filter(|&g| g >= 0)
+            .collect();
         g.dedup();
         g
     } else {
@@ -290,7 +346,11 @@ pub fn extract_electrodes(
     let mut groups: Vec<Group> = Vec::new();
     let mut group_ids: Vec<i64> = Vec::new();
     if !groups_used.is_empty() {
-        let car_ch: Vec<usize> = channels.iter().copied().filter(|&c| groups_used.contains(&group_of[c])).collect();
+        let car_ch: Vec<usize> = channels
+            .iter()
+            .copied()
+            .filter(|&c| groups_used.contains(&group_of[c]))
+            .collect();
         let m = n.div_ceil(STATS_STEP);
         let mut dec = vec![0i16; car_ch.len() * m];
         read_strided(src, &car_ch, STATS_STEP, &mut dec)?;
@@ -312,7 +372,10 @@ pub fn extract_electrodes(
         }
     }
 
-    let rolling = p.window_s.map(|w| (w * p.fs).round() as usize).filter(|&w| w > 0);
+    let rolling = p
+        .window_s
+        .map(|w| (w * p.fs).round() as usize)
+        .filter(|&w| w > 0);
     let chunks = match rolling {
         Some(w) => window_bounds(n, Some(w)),
         None => window_bounds(n, Some(p.chunk.max(f.settle).max(1))),
@@ -337,11 +400,19 @@ pub fn extract_electrodes(
             } else {
                 let g = group_of[c];
                 group_ids.iter().position(|&id| id == g).and_then(|gi| {
-                    plan.groups[gi].live.iter().find(|m| m.0 == row_of(c)).map(|m| (gi, m.1))
+                    plan.groups[gi]
+                        .live
+                        .iter()
+                        .find(|m| m.0 == row_of(c))
+                        .map(|m| (gi, m.1))
                 })
             };
             Electrode {
-                res: ElectrodeResult { electrode: c, dead: dead_car.contains(&c), ..Default::default() },
+                res: ElectrodeResult {
+                    electrode: c,
+                    dead: dead_car.contains(&c),
+                    ..Default::default()
+                },
                 row: row_of(c),
                 car,
                 det: Detector::new(p.polarity, plan.dead_samples),
@@ -353,8 +424,7 @@ pub fn extract_electrodes(
                 win_th: Vec::new(),
                 centre: 0.0,
                 threshold: 0.0,
-                work: Vec::new(),
-                tmp: Vec::new(),
+                y: Vec::new(),
                 input: Vec::new(),
                 scratch: MedianScratch::default(),
             }
@@ -362,6 +432,10 @@ pub fn extract_electrodes(
         .collect();
 
     let passes = if rolling.is_some() { 1 } else { 2 };
+    // Electrodes filtered together (SIMD lanes), while still giving every thread work.
+    let threads = super::thread_count(p.threads);
+    let group = els.len().div_ceil(threads).clamp(1, 8);
+    let mut blk = Block { start: 0, len: 0, raw: Vec::new(), refs: Vec::new() };
     let total = n * passes;
     let k = p.k;
 
@@ -369,11 +443,15 @@ pub fn extract_electrodes(
         if rolling.is_none() {
             // Pass 1: breaches and the subsample of the filtered trace for the global threshold.
             for &(s, e) in &chunks {
-                let b = plan.read(s, e)?;
-                els.par_iter_mut().for_each(|el| {
-                    plan.filter(el, &b, s, e);
-                    let y: Vec<f32> = el.tmp.iter().map(|&v| v as f32).collect();
-                    plan.observe(el, s, &y);
+                plan.read(s, e, &mut blk)?;
+                let b = &blk;
+                els.par_chunks_mut(group).for_each(|g| {
+                    plan.filter(g, b, s, e);
+                    for el in g.iter_mut() {
+                        let y = std::mem::take(&mut el.y);
+                        plan.observe(el, s, &y);
+                        el.y = y;
+                    }
                 });
                 progress(e, total)?;
             }
@@ -387,21 +465,25 @@ pub fn extract_electrodes(
         }
         // Detection pass (the only pass with rolling thresholds).
         for &(s, e) in &chunks {
-            let b = plan.read(s, e)?;
-            els.par_iter_mut().for_each(|el| {
-                plan.filter(el, &b, s, e);
-                let y: Vec<f32> = el.tmp.iter().map(|&v| v as f32).collect();
-                let (c, th) = if rolling.is_some() {
-                    plan.observe(el, s, &y);
-                    let (m, mad) = median_mad(&y, &mut el.scratch);
-                    let th = k * mad / MAD_PER_SD;
-                    el.res.noise.push(mad / MAD_PER_SD);
-                    el.win_th.push((s, th));
-                    (m, th)
-                } else {
-                    (el.centre, el.threshold)
-                };
-                plan.detect(el, s, &y, c, th);
+            plan.read(s, e, &mut blk)?;
+            let b = &blk;
+            els.par_chunks_mut(group).for_each(|g| {
+                plan.filter(g, b, s, e);
+                for el in g.iter_mut() {
+                    let y = std::mem::take(&mut el.y);
+                    let (c, th) = if rolling.is_some() {
+                        plan.observe(el, s, &y);
+                        let (m, mad) = median_mad(&y, &mut el.scratch);
+                        let th = k * mad / MAD_PER_SD;
+                        el.res.noise.push(mad / MAD_PER_SD);
+                        el.win_th.push((s, th));
+                        (m, th)
+                    } else {
+                        (el.centre, el.threshold)
+                    };
+                    plan.detect(el, s, &y, c, th);
+                    el.y = y;
+                }
             });
             progress(n * (passes - 1) + e, total)?;
         }
@@ -422,8 +504,18 @@ pub fn extract_electrodes(
                 // Events past the cutoff are gone; those whose window crosses it are edge drops.
                 let pd = pad(p.align) as i64;
                 let l = p.before + p.after;
-                let keep: Vec<bool> = el.res.times.iter().map(|&t| t + p.after as i64 + pd <= cut as i64).collect();
-                el.res.n_edge_dropped += el.res.times.iter().filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64).count();
+                let keep: Vec<bool> = el
+                    .res
+                    .times
+                    .iter()
+                    .map(|&t| t + p.after as i64 + pd <= cut as i64)
+                    .collect();
+                el.res.n_edge_dropped += el
+                    .res
+                    .times
+                    .iter()
+                    .filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64)
+                    .count();
                 let mut i = 0;
                 el.res.times.retain(|_| {
                     i += 1;
@@ -448,10 +540,15 @@ pub fn extract_electrodes(
                 el.res.waveforms = w;
             }
             let keep_sub = cut.div_ceil(plan.sub_step).min(el.sub.len());
-            let (_, mad) = median_mad(&el.sub[..keep_sub.max(1).min(el.sub.len())], &mut el.scratch);
+            let (_, mad) = median_mad(
+                &el.sub[..keep_sub.max(1).min(el.sub.len())],
+                &mut el.scratch,
+            );
             el.res.mad_val = mad;
             if rolling.is_some() {
-                let kept: Vec<usize> = (0..el.win_th.len()).filter(|&i| el.win_th[i].0 < cut.max(1)).collect();
+                let kept: Vec<usize> = (0..el.win_th.len())
+                    .filter(|&i| el.win_th[i].0 < cut.max(1))
+                    .collect();
                 el.res.noise = kept.iter().map(|&i| el.res.noise[i]).collect();
                 let ths: Vec<f32> = kept.iter().map(|&i| el.win_th[i].1 as f32).collect();
                 let mut sc = MedianScratch::default();
@@ -478,7 +575,9 @@ mod tests {
     fn synth(nch: usize, n: usize, seed: u64) -> Vec<i16> {
         let mut s = seed;
         let mut rnd = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
         let mut x = vec![0i16; nch * n];
@@ -507,17 +606,38 @@ mod tests {
         let f = BandPass::new(2, 300.0, 3000.0, fs).unwrap();
         for r in &res {
             let mut y = vec![0.0; n];
-            f.filtfilt(&x[r.electrode * n..(r.electrode + 1) * n], 0.195, &mut y, &mut Vec::new()).unwrap();
+            f.filtfilt(
+                &x[r.electrode * n..(r.electrode + 1) * n],
+                0.195,
+                &mut y,
+                &mut Vec::new(),
+            )
+            .unwrap();
             let y: Vec<f32> = y.iter().map(|&v| v as f32).collect();
             let w = window_bounds(n, Some(10000));
-            let ct: Vec<(f64, f64)> = noise_per_window(&y, &w).iter().map(|&(nz, m)| (m, 5.0 * nz)).collect();
+            let ct: Vec<(f64, f64)> = noise_per_window(&y, &w)
+                .iter()
+                .map(|&(nz, m)| (m, 5.0 * nz))
+                .collect();
             let ev = detect(&y, &w, &ct, Polarity::Both, 5);
             let times: Vec<i64> = ev.iter().map(|e| e.0).collect();
             let (wf, _, dropped) = extract(&y, &times, p.before, p.after, true);
-            assert_eq!(r.times, times.iter().copied().filter(|&t| t >= 12 && t + 17 <= n as i64).collect::<Vec<_>>());
+            assert_eq!(
+                r.times,
+                times
+                    .iter()
+                    .copied()
+                    .filter(|&t| t >= 12 && t + 17 <= n as i64)
+                    .collect::<Vec<_>>()
+            );
             assert_eq!(r.n_edge_dropped, dropped);
             assert!(r.times.len() > 30);
-            let maxdiff = r.waveforms.iter().zip(wf.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let maxdiff = r
+                .waveforms
+                .iter()
+                .zip(wf.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(maxdiff < 1e-3, "{maxdiff}");
         }
     }

@@ -30,12 +30,21 @@ pub fn parabolic_offset(a: f64, b: f64, c: f64) -> f64 {
 
 #[inline(always)]
 fn catmull_rom(p0: f64, p1: f64, p2: f64, p3: f64, f: f64) -> f64 {
-    p1 + 0.5 * f * (p2 - p0 + f * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + f * (3.0 * (p1 - p2) + p3 - p0)))
+    p1 + 0.5
+        * f
+        * (p2 - p0 + f * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3 + f * (3.0 * (p1 - p2) + p3 - p0)))
 }
 
 /// Cut the snippet of the event whose extremum is `x[t]` into `out` (`before + after` values).
 /// Returns the refined time offset (0 without alignment), or None when the window leaves `x`.
-pub fn cut(x: &[f32], t: i64, before: usize, after: usize, align: bool, out: &mut [f32]) -> Option<f64> {
+pub fn cut(
+    x: &[f32],
+    t: i64,
+    before: usize,
+    after: usize,
+    align: bool,
+    out: &mut [f32],
+) -> Option<f64> {
     let p = pad(align) as i64;
     if t - before as i64 - p < 0 || t + after as i64 + p > x.len() as i64 {
         return None;
@@ -47,20 +56,36 @@ pub fn cut(x: &[f32], t: i64, before: usize, after: usize, align: bool, out: &mu
     }
     let delta = parabolic_offset(x[t - 1] as f64, x[t] as f64, x[t + 1] as f64);
     // Sample k of the snippet is at position t + delta + (k - before).
-    let (base, f) = if delta >= 0.0 { (t as i64, delta) } else { (t as i64 - 1, 1.0 + delta) };
+    let (base, f) = if delta >= 0.0 {
+        (t as i64, delta)
+    } else {
+        (t as i64 - 1, 1.0 + delta)
+    };
     for (k, o) in out.iter_mut().enumerate() {
         let i = (base + k as i64 - before as i64) as usize;
         *o = if f == 0.0 {
             x[i]
         } else {
-            catmull_rom(x[i - 1] as f64, x[i] as f64, x[i + 1] as f64, x[i + 2] as f64, f) as f32
+            catmull_rom(
+                x[i - 1] as f64,
+                x[i] as f64,
+                x[i + 1] as f64,
+                x[i + 2] as f64,
+                f,
+            ) as f32
         };
     }
     Some(delta)
 }
 
 /// Snippets for many events: (waveforms n x (before+after), refined times, number dropped).
-pub fn extract(x: &[f32], times: &[i64], before: usize, after: usize, align: bool) -> (Vec<f32>, Vec<f64>, usize) {
+pub fn extract(
+    x: &[f32],
+    times: &[i64],
+    before: usize,
+    after: usize,
+    align: bool,
+) -> (Vec<f32>, Vec<f64>, usize) {
     let l = before + after;
     let mut wf = Vec::with_capacity(times.len() * l);
     let mut tt = Vec::with_capacity(times.len());
@@ -85,7 +110,9 @@ mod tests {
     #[test]
     fn parabola_vertex_and_alignment() {
         // samples of -(u - 10.3)^2 : vertex at 10.3
-        let x: Vec<f32> = (0..30).map(|u| -((u as f32 - 10.3) * (u as f32 - 10.3))).collect();
+        let x: Vec<f32> = (0..30)
+            .map(|u| -((u as f32 - 10.3) * (u as f32 - 10.3)))
+            .collect();
         let (wf, tt, dropped) = extract(&x, &[10, 1, 28], 5, 6, true);
         assert_eq!(dropped, 2);
         assert!((tt[0] - 10.3).abs() < 1e-6);

@@ -14,7 +14,8 @@ Type, Comments``. One row selects clusters of one electrode's clustering solutio
   numbered by size of their mean waveform's extremum, largest first, so a person can look at the
   "7x" result (same input and seed = same split) and then choose.
 - ``single_unit``: blank, 0, n, no, false or mu = multi-unit; x, 1, y, yes, true or su = single.
-- ``Type``: r / regular or f / fast (only recorded for single units, as in blech_clust).
+- ``Type``: r / regular or f / fast spiking (recorded for multi-units too; blech_clust reads it
+  only for single units).
 - ``Unit``, ``Comments``: free text, copied to the applied report.
 
 The person's CSV is never modified. Applying writes ``<name>_applied.csv`` beside it, the same rows
@@ -299,8 +300,8 @@ def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], dict[str, Any
             continue
         indices = np.flatnonzero(np.isin(labels, row.clusters))
         single = row.single_unit
-        regular = single and row.unit_type == "regular"
-        fast = single and row.unit_type == "fast"
+        regular = row.unit_type == "regular"
+        fast = row.unit_type == "fast"
         chosen: list[tuple[np.ndarray, str]] = []
         if row.split is None:
             chosen.append((indices, row.cluster_text))
@@ -403,6 +404,6 @@ def selection_row(number: int, sel: Selection, comment: str = "") -> dict[str, A
         "Unit": number, "Chan": sel.electrode, "Solution": sel.solution,
         "Cluster": "+".join(str(c) for c in sel.clusters), "Split": "",
         "single_unit": "x" if sel.single_unit else "",
-        "Type": ("r" if sel.regular_spiking else "f" if sel.fast_spiking else "") if sel.single_unit else "",
+        "Type": "r" if sel.regular_spiking else "f" if sel.fast_spiking else "",
         "Comments": comment,
     }

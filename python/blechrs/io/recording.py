@@ -276,7 +276,11 @@ def _edges_to_dict(names: list[str], edges) -> dict[str, tuple[np.ndarray, np.nd
 
 
 def _time_warnings(path: Path, n_amp: int, warns: list[str]) -> None:
-    n, jumps = _native_call(_native.intan_time_dat_jumps, str(path))
+    try:
+        n, jumps = _native_call(_native.intan_time_dat_jumps, str(path))
+    except RecordingError as e:  # time stamps are only checked; the amplifier data stay readable
+        warns.append(f"{e}; dropped samples cannot be detected")
+        return
     if n != n_amp:
         warns.append(f"{path}: {n} time stamps but {n_amp} amplifier samples")
     if jumps:

@@ -20,7 +20,6 @@ other and of the scheduling, so the same input and seed give identical output.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -88,47 +87,15 @@ def fingerprint(params: SortParams, keys: Sequence[str], extra: Any = None) -> s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass
-class ElectrodeSpec:
-    electrode: int
-    """electrode_ind: the channel's index in the recording (the sort file's Chan)."""
-    car_group: str
-    sorted: bool
+def read_layout(directory: str | os.PathLike):
+    """The electrode layout rows (``blechrs.io.layout``): which channels are sorted, how referenced."""
+    from blechrs.io import layout
+    return layout.load_layout(directory)
 
 
-def read_layout(directory: str | os.PathLike) -> list[ElectrodeSpec]:
-    """The electrode layout CSV (``<name>_electrode_layout.csv``): which channels are sorted and
-    how they are referenced. CAR_group ``none`` = not sorted, a group containing ``emg`` = EMG."""
-    path = Path(directory) / f"{recording_name(directory)}_electrode_layout.csv"
-    if not path.exists():
-        raise PipelineError(f"{path}: no electrode layout; run `blechrs init {directory}` first")
-    specs = []
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = set(reader.fieldnames or [])
-        for need in ("electrode_ind", "CAR_group"):
-            if need not in cols:
-                raise PipelineError(f"{path}: missing column {need}")
-        for i, row in enumerate(reader, start=2):
-            try:
-                ind = int(float(row["electrode_ind"]))
-            except ValueError:
-                raise PipelineError(f"{path}: row {i}: electrode_ind {row['electrode_ind']!r} is not a number") from None
-            group = (row.get("CAR_group") or "").strip()
-            skip = group.lower() in ("none", "na", "") or "emg" in group.lower()
-            specs.append(ElectrodeSpec(ind, group, not skip))
-    return specs
-
-
-def car_group_ids(specs: Sequence[ElectrodeSpec], n_channels: int, use_car: bool) -> list[int]:
-    """Group id per recording channel (-1 = not referenced), groups numbered in order of appearance."""
-    ids = [-1] * n_channels
-    names: dict[str, int] = {}
-    for s in specs:
-        if not s.sorted or not use_car or not (0 <= s.electrode < n_channels):
-            continue
-        ids[s.electrode] = names.setdefault(s.car_group, len(names))
-    return ids
+def car_group_ids(rows, n_channels: int, use_car: bool) -> list[int]:
+    from blechrs.io import layout
+    return layout.car_groups(rows, n_channels, use_car)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,24 +132,33 @@ def unit_metrics(data: dict[str, Any], indices: np.ndarray, params: SortParams) 
     m = metrics.unit_metrics(data["waveforms"], data["times"], data["features"], member,
                              params.sampling_rate, float(data.get("mad_val", 0.0)), duration_s(data, params),
                              peak)
-    return {k: (float(v) if np.isfinite(v) else None) if isinstance(v, (float, np.floating)) else v
-            for k, v in m.items()}
+    return _jsonable(m)
 
 
 def _choice_to_selection(electrode: int, choice: Any, labels_of: Callable[[int], np.ndarray]) -> sf.Selection:
-    """Adapt core.autosort's UnitChoice to a Selection (indices of the unit's events)."""
-    solution = int(getattr(choice, "solution"))
-    clusters = tuple(int(c) for c in np.atleast_1d(getattr(choice, "clusters")))
-    indices = getattr(choice, "indices", None)
-    if indices is None:
-        indices = np.flatnonzero(np.isin(labels_of(solution), clusters))
+    """Adapt core.autosort's UnitChoice (solution, clusters, single_unit, unit_type 'r'/'f')."""
+    solution = int(choice.solution)
+    clusters = tuple(int(c) for c in np.atleast_1d(choice.clusters))
+    indices = np.flatnonzero(np.isin(labels_of(solution), clusters))
+    unit_type = str(getattr(choice, "unit_type", "") or "")
     return sf.Selection(
-        electrode=electrode, solution=solution, clusters=clusters,
-        indices=np.sort(np.asarray(indices, dtype=np.int64)),
-        single_unit=bool(getattr(choice, "single_unit", False)),
-        regular_spiking=bool(getattr(choice, "regular_spiking", False)),
-        fast_spiking=bool(getattr(choice, "fast_spiking", False)),
+        electrode=electrode, solution=solution, clusters=clusters, indices=indices,
+        single_unit=bool(choice.single_unit), regular_spiking=unit_type == "r", fast_spiking=unit_type == "f",
         label="+".join(map(str, clusters)), source="autosort")
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, (bool, np.bool_)):
+            out[k] = bool(v)
+        elif isinstance(v, (int, np.integer)):
+            out[k] = int(v)
+        elif isinstance(v, (float, np.floating)):
+            out[k] = float(v) if np.isfinite(v) else None
+        else:
+            out[k] = v
+    return out
 
 
 def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
@@ -198,8 +174,8 @@ def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
                                                              data["solution_kinds"][k.split("_")[1]])
                      for k in data if k.startswith("labels_")}
         choices = autosort.autosort_electrode(
-            waveforms=data["waveforms"], times=data["times"], features=data["features"],
-            solutions=solutions, params=params, mad_val=float(data.get("mad_val", 0.0)),
+            data["waveforms"], data["times"], data["features"], solutions, params,
+            sampling_rate=params.sampling_rate, mad_val=float(data.get("mad_val", 0.0)),
             duration_s=duration_s(data, params))
         for i, choice in enumerate(choices):
             sel = _choice_to_selection(int(data["electrode"]), choice, lambda s: solutions[s].labels)
@@ -209,7 +185,9 @@ def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
             auto_labels[sel.indices] = len(units)
             units.append(dict(solution=sel.solution, clusters=list(sel.clusters), single_unit=sel.single_unit,
                               regular_spiking=sel.regular_spiking, fast_spiking=sel.fast_spiking,
-                              metrics=unit_metrics(data, sel.indices, params),
+                              metrics=_jsonable(choice.metrics) if len(sel.indices) == len(
+                                  np.flatnonzero(np.isin(solutions[sel.solution].labels, sel.clusters)))
+                              else unit_metrics(data, sel.indices, params),
                               reason=str(getattr(choice, "reason", ""))))
     out["auto_labels"] = auto_labels
     out["auto_units"] = units
@@ -247,6 +225,7 @@ def extraction_to_data(d: dict[str, Any], params: SortParams, n_samples: int) ->
     data["n_edge_dropped"] = int(d.get("n_edge_dropped", 0))
     data["dead"] = bool(d.get("dead", False))
     data["n_samples"] = int(n_samples)
+    data["n_events"] = int(len(data["times"]))
     data["sampling_rate"] = float(params.sampling_rate)
     data["stage"] = "extracted"
     data["fp_extract"] = fingerprint(params, EXTRACT_KEYS)
@@ -271,8 +250,7 @@ def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: Sor
     group), features, clustering solutions, auto-sort. Returns the work-file dict; writes nothing."""
     params = params or load_params(recording_dir)
     rec = _open(recording_dir)
-    specs = read_layout(recording_dir)
-    groups = car_group_ids(specs, len(rec.channel_names), params.use_car)
+    groups = car_group_ids(read_layout(recording_dir), rec.n_channels, params.use_car)
     (result,) = _extract(rec, [electrode], groups, params)
     return cluster_data(extraction_to_data(result, params, rec.n_samples), params)
 
@@ -291,8 +269,15 @@ def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], on
 
 
 def electrode_summary(data: dict[str, Any]) -> dict[str, Any]:
-    return dict(electrode=int(data["electrode"]), events=int(len(data["times"])), status=data.get("status", "ok"),
+    n = data["n_events"] if "n_events" in data else len(data["times"])
+    return dict(electrode=int(data["electrode"]), events=int(n), status=data.get("status", "ok"),
                 units=len(data.get("auto_units", [])), threshold=float(data.get("threshold", 0.0)))
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The scalar part of a work file, without loading its arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["__meta__"]))
 
 
 def _worker_init() -> None:
@@ -359,12 +344,20 @@ class RunReport:
 
 
 def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
-    return sorted(s.electrode for s in read_layout(directory) if s.sorted)
+    return sorted(r.electrode_ind for r in read_layout(directory) if r.sorted)
 
 
-def init(directory: str | os.PathLike, force: bool = False) -> None:
+def init(directory: str | os.PathLike, force: bool = False):
+    """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
+    unless ``force``). Returns blechrs.io.layout's InitResult."""
     from blechrs.io.layout import init_experiment
-    init_experiment(directory, force=force)
+    return init_experiment(directory, force=force)
+
+
+def needs_init(directory: str | os.PathLike) -> bool:
+    from blechrs.io import layout
+    return not all(p.exists() for p in (layout.info_path(directory), layout.layout_path(directory),
+                                        layout.params_path(directory)))
 
 
 def _work_state(directory, electrode: int, params: SortParams) -> str:
@@ -386,6 +379,24 @@ def _work_state(directory, electrode: int, params: SortParams) -> str:
     return "extracted"
 
 
+def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_samples: int,
+                       params: SortParams) -> list[list[int]]:
+    """Electrodes to extract per engine pass: one CAR group per pass (the engine reads a group's
+    channels together), split so the expected waveforms (50 events/s) fit ``extract_memory_mb``."""
+    per_electrode = (n_samples / params.sampling_rate) * 50.0 * (params.samples_before + params.samples_after) * 4
+    size = max(1, int(params.extract_memory_mb * 2**20 // max(per_electrode, 1.0)))
+    by_group: dict[int, list[int]] = {}
+    for e in electrodes:
+        by_group.setdefault(groups[e] if 0 <= e < len(groups) else -1, []).append(e)
+    if len(electrodes) <= size:
+        return [list(electrodes)]
+    batches: list[list[int]] = []
+    for _, members in sorted(by_group.items()):
+        for k in range(0, len(members), size):
+            batches.append(members[k:k + size])
+    return batches
+
+
 def extract(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             electrodes: Sequence[int] | None = None, progress: Progress | None = None,
             report: RunReport | None = None) -> RunReport:
@@ -393,17 +404,17 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
     params = params or load_params(directory)
     report = report or RunReport(directory)
     t0 = time.perf_counter()
-    specs = read_layout(directory)
-    wanted = sorted(electrodes) if electrodes is not None else sorted(s.electrode for s in specs if s.sorted)
+    rows = read_layout(directory)
+    wanted = sorted(electrodes) if electrodes is not None else sorted(r.electrode_ind for r in rows if r.sorted)
     todo = [e for e in wanted if force or _work_state(directory, e, params) == "none"]
     report.skipped = [e for e in wanted if e not in todo]
     if todo:
         rec = _open(directory)
-        bad = [e for e in todo if not 0 <= e < len(rec.channel_names)]
+        bad = [e for e in todo if not 0 <= e < rec.n_channels]
         if bad:
             raise PipelineError(f"electrode {bad[0]} is not a channel of {directory} "
-                                f"({len(rec.channel_names)} amplifier channels)")
-        groups = car_group_ids(specs, len(rec.channel_names), params.use_car)
+                                f"({rec.n_channels} amplifier channels)")
+        groups = car_group_ids(rows, rec.n_channels, params.use_car)
 
         def engine_progress(*args):
             if progress and len(args) >= 2:
@@ -411,11 +422,16 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
 
         if progress:
             progress("extract", 0, 1)
-        results = _extract(rec, todo, groups, params, progress=engine_progress if progress else None)
-        for d in results:
-            data = extraction_to_data(d, params, rec.n_samples)
-            store.save_electrode(store.electrode_path(directory, data["electrode"]), data)
-        del results
+        batches = extraction_batches(todo, groups, rec.n_samples, params)
+        for i, batch in enumerate(batches):
+            results = _extract(rec, batch, groups, params, progress=None if len(batches) > 1 or not progress
+                               else engine_progress)
+            for d in results:
+                data = extraction_to_data(d, params, rec.n_samples)
+                store.save_electrode(store.electrode_path(directory, data["electrode"]), data)
+            results = None  # free this batch before the next
+            if progress and len(batches) > 1:
+                progress("extract", i + 1, len(batches))
         if progress:
             progress("extract", 1, 1)
     report.timings["extract"] = time.perf_counter() - t0
@@ -448,8 +464,7 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force)
                 for e in wanted if force or states[e] != "clustered"]
     _map(_cluster_job, todo, n_workers(jobs), "cluster", progress)
-    report.electrodes = [electrode_summary(store.load_electrode(store.electrode_path(directory, e)))
-                         for e in wanted]
+    report.electrodes = [electrode_summary(_read_meta(store.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
     return report
 
@@ -475,6 +490,19 @@ def _units_from_selections(directory, selections: Iterable[sf.Selection], params
                 solution=sel.solution, clusters=sel.label, source=sel.source))
             ordered.append(sel)
     return units, ordered
+
+
+def stored_units_table(h5: Path) -> list[dict[str, Any]]:
+    """The summary rows of the units already in a unit store."""
+    rows = []
+    for u in store.read_units(h5, waveforms=False):
+        m = u.metrics
+        rows.append(dict(unit=u.name, electrode=u.electrode, spikes=len(u.times), rate=m.get("firing_rate", np.nan),
+                         snr=u.snr, isi_1ms=m.get("isi_violations_1ms", np.nan),
+                         isi_2ms=m.get("isi_violations_2ms", np.nan), single_unit=u.single_unit,
+                         kind="RS" if u.regular_spiking else "FS" if u.fast_spiking else "", source=u.source,
+                         clusters=u.clusters, solution=u.solution))
+    return rows
 
 
 def _units_table(units: Sequence[store.Unit], names: Sequence[str]) -> list[dict[str, Any]]:
@@ -541,6 +569,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
         report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
                             "them with auto-sort's)")
         report.h5 = h5
+        report.units = stored_units_table(h5)
         return report
     selections, comments = [], []
     for e in sorted_electrodes(directory):
@@ -579,9 +608,9 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
     """Apply a person's sort file: its units replace the store's units. Bad rows save nothing and
     are returned as problems; the applied report is written beside the sort file."""
     directory = Path(directory)
+    rows, problems, cells = sf.read_sort_file(sort_file)
     params = params or load_params(directory)
     report = report or RunReport(directory)
-    rows, problems, cells = sf.read_sort_file(sort_file)
     known = set(sorted_electrodes(directory))
 
     def load(e: int):
@@ -593,9 +622,16 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
 
     selections, more, by_row = sf.apply_sort_rows(rows, load, params)
     problems = sorted(problems + more, key=lambda p: p.row)
+    h5 = store.h5_path(directory)
+    if not selections:
+        # Nothing usable: the store keeps its units rather than being emptied by a broken file.
+        applied = sf.write_applied_report(sort_file, cells, problems, by_row, {})
+        report.notes.append(f"{Path(sort_file).name} selects no unit; {h5.name} left as it was")
+        report.h5 = h5
+        report.units = stored_units_table(h5) if h5.exists() else []
+        return report, problems, applied
     units, ordered = _units_from_selections(directory, selections, params,
                                             lambda s, d: unit_metrics(d, s.indices, params))
-    h5 = store.h5_path(directory)
     names = store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
     info = {id(sel): dict(unit_name=name, spikes=len(sel.indices),
                           isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
@@ -615,8 +651,9 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         raise PipelineError(f"{directory}: not a directory")
     report = RunReport(directory)
     t0 = time.perf_counter()
-    if not params_path(directory).exists():
-        init(directory)
+    if needs_init(directory):
+        res = init(directory)
+        report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
         report.timings["init"] = time.perf_counter() - t0
     params = params or load_params(directory)
     if jobs:

@@ -1,0 +1,204 @@
+"""extract_electrodes (the streaming workhorse) and CAR against whole-array numpy/scipy."""
+
+import numpy as np
+import pytest
+import scipy.signal as ss
+from hypothesis import given, settings, strategies as st
+
+import engine_reference as ref
+from blechrs import kernels
+from blechrs.params import SortParams
+
+FS = 20000.0
+
+
+def recording(nch=6, seconds=5.5, fs=FS, seed=0, spikes_per_ch=40):
+    """int16 channels x samples: shared noise (what CAR removes), own noise, spikes, DC offsets."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fs)
+    common = rng.normal(size=n) * 40
+    x = np.empty((nch, n))
+    truth = []
+    t = np.arange(int(2e-3 * fs))
+    tpl = -700 * np.exp(-(((t - 10) / 2.0) ** 2)) + 250 * np.exp(-(((t - 17) / 4.0) ** 2))
+    for c in range(nch):
+        x[c] = common * rng.uniform(0.8, 1.2) + rng.normal(size=n) * 30 + rng.uniform(-3000, 3000)
+        starts = np.sort(rng.choice(np.arange(200, n - 200, 200), size=spikes_per_ch, replace=False))
+        for s in starts:
+            x[c, s : s + len(t)] += tpl
+        truth.append(starts + 10)
+    return np.round(x).astype(np.int16), truth
+
+
+def params(**kw):
+    p = SortParams(sampling_rate=FS, rolling_threshold_window=1.0, n_jobs=2)
+    for k, v in kw.items():
+        setattr(p, k, v)
+    return p.to_dict()
+
+
+def check_against_reference(got, exp, before):
+    assert got["electrode"] == exp["electrode"]
+    np.testing.assert_array_equal(got["times"], exp["times"])
+    np.testing.assert_array_equal(got["polarity"], exp["polarity"])
+    assert got["times"].dtype == np.int64 and got["polarity"].dtype == np.int8
+    assert got["waveforms"].dtype == np.float32
+    scale = max(1.0, float(np.abs(exp["waveforms"]).max())) if len(exp["waveforms"]) else 1.0
+    np.testing.assert_allclose(got["waveforms"], exp["waveforms"], atol=1e-4 * scale)
+    np.testing.assert_allclose(got["times_subsample"], exp["times_subsample"], atol=1e-4)
+    assert got["n_edge_dropped"] == exp["n_edge_dropped"]
+    assert got["cutoff_sample"] == exp["cutoff_sample"]
+    np.testing.assert_allclose(got["noise"], exp["noise"], rtol=1e-5)
+    np.testing.assert_allclose(got["mad_val"], exp["mad_val"], rtol=1e-5)
+    assert got["dead"] == exp["dead"]
+
+
+@pytest.mark.parametrize("use_car", [False, True])
+@pytest.mark.parametrize("rolling", [True, False])
+def test_extract_matches_whole_array_pipeline(use_car, rolling):
+    x, truth = recording()
+    groups = [0, 0, 0, 1, 1, -1]
+    p = params(use_car=use_car, use_rolling_threshold=rolling)
+    electrodes = [0, 2, 3, 5]
+    got = kernels.extract_electrodes(x, electrodes, groups, p)
+    exp = ref.pipeline(x, FS, p, electrodes, groups)
+    assert len(got) == len(electrodes)
+    for g, e in zip(got, exp):
+        check_against_reference(g, e, int(round(FS / 1000)))
+        # every inserted spike found within 1 sample, none twice
+        tr = truth[g["electrode"]]
+        d = np.abs(g["times"][:, None] - tr[None, :])
+        assert np.all(d.min(axis=0) <= 1) and np.all((d <= 1).sum(axis=0) == 1)
+        assert g["threshold"] > 0
+        if not use_car:  # (with CAR, a group-mate's spike leaves an inverted echo)
+            assert len(g["times"]) == len(tr)
+            assert np.all(np.argmax(np.abs(g["waveforms"]), axis=1) == round(FS / 1000))
+
+
+def test_car_removes_common_noise_and_matches_numpy():
+    x, _ = recording(nch=5)
+    groups = [0, 0, 0, 1, 1]
+    y, dead = kernels.common_average_reference(x, groups)
+    ey, ed = ref.car(x, groups)
+    assert y.dtype == np.float32 and y.shape == x.shape and dead == ed == []
+    np.testing.assert_allclose(y, ey, rtol=1e-6, atol=1e-2)
+    # float input gives the same
+    y2, _ = kernels.common_average_reference(x.astype(np.float64), groups)
+    np.testing.assert_allclose(y2, ey, rtol=1e-6, atol=1e-2)
+
+
+def test_dead_channel_left_out_and_reported():
+    x, _ = recording(nch=4)
+    x[1] = 123  # flat: MAD 0
+    groups = [0, 0, 0, -1]
+    y, dead = kernels.common_average_reference(x, groups)
+    ey, ed = ref.car(x, groups)
+    assert dead == ed == [1]
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y, ey, rtol=1e-6, atol=1e-2)
+    np.testing.assert_array_equal(y[1], 123)
+    res = kernels.extract_electrodes(x, [0, 1, 2], groups, params())
+    assert [r["dead"] for r in res] == [False, True, False]
+    assert len(res[1]["times"]) == 0 and res[1]["waveforms"].shape == (0, 50)
+    assert all(np.all(np.isfinite(r["waveforms"])) for r in res)
+
+
+def test_sources_agree(tmp_path):
+    """np.memmap, strided views and the interleaved-file source give identical results."""
+    x, _ = recording(nch=4, seconds=3.2)
+    groups = [0, 0, 1, 1]
+    p = params()
+    base = kernels.extract_electrodes(x, [0, 1, 2, 3], groups, p)
+    path = tmp_path / "amplifier.dat"
+    x.T.tofile(path)  # interleaved by sample, like Intan's amplifier.dat
+    mm = np.memmap(path, dtype=np.int16, mode="r").reshape(-1, 4).T  # a strided channels x samples view
+    src = kernels._native.interleaved_file_source(str(path), 4)
+    assert src.n_channels == 4 and src.n_samples == x.shape[1]
+    big = np.zeros((8, x.shape[1] * 2), np.int16)
+    big[::2, ::2] = x
+    for s in (mm, src, np.asfortranarray(x), big[::2, ::2]):
+        other = kernels.extract_electrodes(s, [0, 1, 2, 3], groups, p)
+        for a, b in zip(base, other):
+            np.testing.assert_array_equal(a["times"], b["times"])
+            np.testing.assert_array_equal(a["waveforms"], b["waveforms"])
+
+
+def test_threads_and_progress_do_not_change_results():
+    x, _ = recording(nch=4, seconds=3.0)
+    seen = []
+    a = kernels.extract_electrodes(x, [0, 1, 2, 3], [0] * 4, params(n_jobs=1), progress=lambda d, t: seen.append((d, t)))
+    b = kernels.extract_electrodes(x, [0, 1, 2, 3], [0] * 4, params(n_jobs=2))
+    assert seen and seen[-1][0] == seen[-1][1] == x.shape[1]
+    for r, s in zip(a, b):
+        np.testing.assert_array_equal(r["waveforms"], s["waveforms"])
+
+
+def test_progress_exception_propagates():
+    x, _ = recording(nch=2, seconds=3.0)
+
+    def boom(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kernels.extract_electrodes(x, [0], [], params(), progress=boom)
+
+
+def test_cutoff_in_stream():
+    x, _ = recording(nch=2, seconds=8.0)
+    # the "headstage falls off" at 5 s: rail-to-rail square wave on channel 0
+    x[0, int(5 * FS):] = np.where((np.arange(x.shape[1] - int(5 * FS)) // 7) % 2, 30000, -30000)
+    p = params(voltage_cutoff=1000.0, max_secs_above_cutoff=2.0, use_car=False)
+    got = kernels.extract_electrodes(x, [0, 1], [], p)
+    exp = ref.pipeline(x, FS, p, [0, 1], [])
+    assert got[0]["cutoff_sample"] == exp[0]["cutoff_sample"] == int(5 * FS)
+    assert got[1]["cutoff_sample"] == x.shape[1]
+    assert got[0]["times"].max() < 5 * FS
+    np.testing.assert_array_equal(got[0]["times"], exp[0]["times"])
+    assert got[0]["n_edge_dropped"] == exp[0]["n_edge_dropped"]
+    assert len(got[0]["noise"]) == 5  # windows after the cutoff are not reported
+
+
+def test_bad_input():
+    x, _ = recording(nch=3, seconds=2.0)
+    with pytest.raises(TypeError, match="int16"):
+        kernels.extract_electrodes(x.astype(np.float32), [0], [], params())
+    with pytest.raises(TypeError, match="SampleSource"):
+        kernels.extract_electrodes([[1, 2, 3]], [0], [], params())
+    with pytest.raises(ValueError, match="electrode 3 out of range"):
+        kernels.extract_electrodes(x, [3], [], params())
+    with pytest.raises(ValueError, match="car_groups"):
+        kernels.extract_electrodes(x, [0], [0, 0], params())
+    with pytest.raises(ValueError, match="Nyquist"):
+        kernels.extract_electrodes(x, [0], [], params(bandpass_upper_cutoff=10000.0))
+    with pytest.raises(ValueError, match="too short"):
+        kernels.extract_electrodes(x[:, :10], [0], [], params())
+    with pytest.raises(ValueError, match="polarity"):
+        kernels.extract_electrodes(x, [0], [], params(spike_polarity="up"))
+    with pytest.raises(ValueError, match="groups"):
+        kernels.common_average_reference(x, [0, 0])
+    bad = x.astype(np.float64)
+    bad[2, 7] = np.inf
+    with pytest.raises(ValueError, match="channel 2"):
+        kernels.common_average_reference(bad, [0, 0, 0])
+    with pytest.raises(OSError):
+        kernels._native.interleaved_file_source("/nonexistent/amplifier.dat", 4)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    nch=st.integers(1, 5),
+    n=st.integers(3000, 45001),
+    seed=st.integers(0, 2**31),
+    car=st.booleans(),
+    window=st.sampled_from([0.3, 0.5, 5.0]),
+    polarity=st.sampled_from(["negative", "positive", "both"]),
+)
+def test_stream_property(nch, n, seed, car, window, polarity):
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_t(4, size=(nch, n)) * 60 + rng.uniform(-500, 500, size=(nch, 1))).astype(np.int16)
+    groups = list(rng.integers(-1, 2, size=nch))
+    p = params(use_car=car, rolling_threshold_window=window, spike_polarity=polarity)
+    got = kernels.extract_electrodes(x, list(range(nch)), groups, p)
+    exp = ref.pipeline(x, FS, p, list(range(nch)), groups)
+    for g, e in zip(got, exp):
+        check_against_reference(g, e, int(round(FS / 1000)))

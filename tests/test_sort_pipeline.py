@@ -1,0 +1,263 @@
+"""The pipeline after extraction (features -> clustering -> auto-sort -> store -> sort file),
+resume and --force, determinism, quiet electrodes and the CLI's error lines.
+
+Extraction is done by an independent numpy/scipy extractor (tests/sort_reference.py) so these
+tests exercise the stages the sort module owns; test_sort_end_to_end.py runs the real engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tables
+
+from blechrs import store
+from blechrs.cli import main as cli_main
+from blechrs.params import SortParams
+from blechrs.schemes import pipeline
+from sort_reference import reference_extract, init_folder, simulated_folder
+
+
+@pytest.fixture()
+def reference_engine(monkeypatch):
+    def fake(recording, electrodes, groups, params, progress=None):
+        return reference_extract(recording, electrodes, groups, params.to_dict())
+
+    monkeypatch.setattr(pipeline, "_extract", fake)
+
+
+@pytest.fixture(scope="module")
+def sim_folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim") / "rec"
+    d.mkdir()
+    gt = simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
+    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6)
+    return d, gt
+
+
+@pytest.fixture()
+def rec(sim_folder, tmp_path):
+    d = tmp_path / "rec"
+    shutil.copytree(sim_folder[0], d)
+    return d, sim_folder[1]
+
+
+def _h5_content(path):
+    out = {}
+    with tables.open_file(str(path)) as f:
+        for node in f.walk_nodes("/"):
+            if isinstance(node, tables.Table):
+                out[node._v_pathname] = node.read().tobytes()
+            elif isinstance(node, tables.Array):
+                out[node._v_pathname] = node.read().tobytes()
+    return out
+
+
+def _work_labels(d):
+    out = {}
+    for p in sorted((d / "blechrs_work").glob("electrode*.npz")):
+        data = store.load_electrode(p)
+        out[p.name] = {k: v.tobytes() for k, v in data.items() if isinstance(v, np.ndarray)}
+    return out
+
+
+def test_run_resume_force_and_determinism(rec, reference_engine):
+    d, gt = rec
+    report = pipeline.run(d, jobs=1, plots=False)
+    assert report.skipped == []
+    assert [e["electrode"] for e in report.electrodes] == [0, 1, 2, 3]
+    h5 = d / "rec.h5"
+    first = _h5_content(h5)
+    labels = _work_labels(d)
+    units = store.read_units(h5)
+    assert len(units) == len(report.units) > 0
+    # Every stored unit is exactly the events its work file says auto-sort chose.
+    for u in units:
+        data = store.load_electrode(store.electrode_path(d, u.electrode))
+        assert set(u.times.tolist()) <= set(data["times"].tolist())
+    # Resume: nothing redone, same units.
+    again = pipeline.run(d, jobs=1, plots=False)
+    assert again.skipped == [0, 1, 2, 3]
+    assert _h5_content(h5) == first
+    # --force redoes everything, with 2 worker processes: identical output.
+    forced = pipeline.run(d, jobs=2, plots=False, force=True)
+    assert forced.skipped == []
+    assert _work_labels(d) == labels
+    assert _h5_content(h5) == first
+    # Changing a clustering parameter redoes clustering only for the affected stage.
+    params = SortParams.load(d / "rec.params")
+    params.max_clusters = 3
+    params.save(d / "rec.params")
+    changed = pipeline.run(d, jobs=1, plots=False)
+    assert changed.skipped == [0, 1, 2, 3]  # extraction reused
+    assert "labels_4" not in store.load_electrode(store.electrode_path(d, 1))
+
+
+def test_autosort_sort_file_round_trip(rec, reference_engine):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    auto = store.read_units(d / "rec.h5")
+    sort_csv = d / "rec_autosort.csv"
+    assert sort_csv.exists()
+    with open(sort_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(auto)
+    # Applying auto-sort's own sort file gives the same units.
+    copy = d / "mine.csv"
+    shutil.copy(sort_csv, copy)
+    before = copy.read_bytes()
+    report, problems, applied = pipeline.post_process(d, copy)
+    assert problems == []
+    assert copy.read_bytes() == before
+    assert applied == d / "mine_applied.csv"
+    back = store.read_units(d / "rec.h5")
+    assert [(u.electrode, u.times.tolist(), u.single_unit, u.regular_spiking, u.fast_spiking) for u in back] == \
+        [(u.electrode, u.times.tolist(), u.single_unit, u.regular_spiking, u.fast_spiking) for u in auto]
+    # A person's units are not replaced by a later run, and an edited auto-sort file is kept.
+    sort_csv.write_text(sort_csv.read_text() + "99,1,2,0,,,,mine\n")
+    edited = sort_csv.read_bytes()
+    rep = pipeline.run(d, jobs=1, plots=False)
+    assert any("sort file" in n for n in rep.notes)
+    assert sort_csv.read_bytes() == edited
+    assert [u.source for u in store.read_units(d / "rec.h5")][0].startswith("sort file")
+
+
+def test_post_process_cli_bad_rows(rec, reference_engine, capsys):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    data = store.load_electrode(store.electrode_path(d, 2))
+    sort_csv = d / "person.csv"
+    sort_csv.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"
+                        "0,2,3,0+1,,x,r,merge\n"
+                        "1,9,3,0,,,,unknown electrode\n"
+                        "2,2,3,x7,,,,bad cluster\n")
+    before = sort_csv.read_bytes()
+    code = cli_main(["post-process", str(d), "--sort-file", str(sort_csv), "--no-plots", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "row 3: electrode 9 has no sorting results" in err
+    assert "row 4: Cluster 'x7'" in err
+    assert "Traceback" not in err
+    assert sort_csv.read_bytes() == before
+    units = store.read_units(d / "rec.h5")
+    assert len(units) == 1
+    expected = data["times"][np.isin(data["labels_3"], [0, 1])]
+    np.testing.assert_array_equal(units[0].times, expected)
+    assert units[0].single_unit and units[0].regular_spiking
+    with open(d / "person_applied.csv") as fh:
+        assert [r["status"] for r in csv.DictReader(fh)] == ["saved", "rejected", "rejected"]
+
+
+def _quiet(n, rng, polarity=-1, amplitude=0.0):
+    w = rng.normal(0, 10, (n, 75)).astype(np.float32)
+    w[:, 30] += polarity * amplitude
+    return dict(electrode=5, times=np.sort(rng.choice(300000, n, replace=False)).astype(np.int64),
+                waveforms=w, threshold=50.0, mad_val=6.0, cutoff_sample=300000, n_samples=300000,
+                dead=False, stage="extracted")
+
+
+@pytest.mark.parametrize("case", ["no events", "three events", "dead", "one polarity", "pure noise"])
+def test_quiet_electrodes_are_reported_not_crashed(case):
+    rng = np.random.default_rng(0)
+    params = SortParams(cluster_count_threshold=10, max_clusters=4, num_restarts=1)
+    data = {"no events": lambda: _quiet(0, rng), "three events": lambda: _quiet(3, rng),
+            "dead": lambda: dict(_quiet(0, rng), dead=True),
+            "one polarity": lambda: _quiet(400, rng, +1, 120.0),
+            "pure noise": lambda: _quiet(400, rng)}[case]()
+    out = pipeline.cluster_data(data, params)
+    expected_status = {"no events": "no events", "three events": "3 events, fewer than max_clusters (4)",
+                       "dead": "dead channel"}
+    if case in expected_status:
+        assert out["status"] == expected_status[case]
+        assert not any(k.startswith("labels_") for k in out)
+        assert out["auto_units"] == []
+    else:
+        assert out["status"] == "ok"
+        assert "labels_4" in out
+    assert out["features"].shape[0] == len(data["times"])
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    code = cli_main(["run", str(tmp_path / "missing"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err == [f"blechrs: error: {tmp_path / 'missing'}: not a directory"]
+    (tmp_path / "empty").mkdir()
+    code = cli_main(["cluster", str(tmp_path / "empty"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "no parameter file" in err[0] and "blechrs init" in err[0]
+    with pytest.raises(pipeline.PipelineError):
+        cli_main(["cluster", str(tmp_path / "empty"), "-q", "--debug"])
+    # The installed entry point: exit code 1, no traceback.
+    r = subprocess.run([sys.executable, "-m", "blechrs.cli", "post-process", str(tmp_path / "empty"),
+                        "--sort-file", str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"blechrs: error: {tmp_path / 'nope.csv'}: sort file not found"]
+
+
+def test_pictures_and_index(rec, reference_engine):
+    import matplotlib.image as mpimg
+
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    assert not (d / "blechrs_plots").exists()  # --no-plots makes none
+    (d / "blechrs_plots" / "units").mkdir(parents=True)
+    (d / "blechrs_plots" / "units" / "unit999.png").write_bytes(b"stale")
+    from blechrs import plots
+
+    index = plots.plot_recording(d, pipeline.load_params(d), jobs=2)
+    assert not (d / "blechrs_plots" / "units" / "unit999.png").exists()
+    page = index.read_text()
+    with tables.open_file(str(d / "rec.h5")) as f:
+        desc = f.root.unit_descriptor.read()
+    for row in desc:
+        name = f"unit{row['unit_number']:03d}"
+        png = d / "blechrs_plots" / "units" / f"{name}.png"
+        img = mpimg.imread(png)
+        assert img.ndim == 3 and img.shape[0] > 50 and img.std() > 0
+        assert f"units/{name}.png'>{name}</a></td><td>{row['electrode_number']}</td><td>{row['waveform_count']}</td>" in page
+    for e in range(4):
+        data = store.load_electrode(store.electrode_path(d, e))
+        for key in (k for k in data if k.startswith("labels_")):
+            k = int(key.split("_")[1])
+            png = d / "blechrs_plots" / f"electrode{e:02d}" / f"solution{k:02d}.png"
+            assert mpimg.imread(png).shape[0] > 50
+            assert f"electrode{e:02d}/solution{k:02d}.png" in page
+
+
+def test_cli_run_copy_raw_then_arrays(rec, reference_engine, capsys):
+    from blechrs.io import open_recording
+
+    d, _ = rec
+    assert cli_main(["run", str(d), "--no-plots", "-q", "-j", "1", "--copy-raw"]) == 0
+    raw = open_recording(d).read([2], 0, None)[0]
+    with tables.open_file(str(d / "rec.h5")) as f:
+        np.testing.assert_array_equal(f.root.raw.electrode02[:], raw)
+        n_units = f.root.unit_descriptor.nrows
+    assert n_units > 0
+    assert cli_main(["arrays", str(d)]) == 0
+    with tables.open_file(str(d / "rec.h5")) as f:
+        arrays = [n for n in f.walk_nodes("/spike_trains", classname="Array") if n.name == "spike_array"]
+        assert arrays and all(a.shape[1] == n_units for a in arrays)
+    # Re-sorting keeps the raw channels but drops the now stale spike arrays.
+    assert cli_main(["autosort", str(d), "-q", "-j", "1", "--force"]) == 0
+    with tables.open_file(str(d / "rec.h5")) as f:
+        assert "/raw/electrode02" in f and "/spike_trains" not in f
+
+
+def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, capsys):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    before = _h5_content(d / "rec.h5")
+    bad = d / "bad.csv"
+    bad.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n1,2,3,banana,,,,\n")
+    assert cli_main(["post-process", str(d), "--sort-file", str(bad), "--no-plots", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "row 2: Cluster 'banana'" in err and "left as it was" in err
+    assert _h5_content(d / "rec.h5") == before
