@@ -85,9 +85,21 @@ def scipy_extract(x_int16, fs, params):
         times.append(p)
         last = p
     times = np.asarray(times, dtype=np.int64)
-    times = times[(times >= before) & (times + after <= len(x))]
-    idx = times[:, None] + np.arange(-before, after)[None, :]
-    w = x[idx] if len(times) else np.zeros((0, before + after))
+    times = times[(times >= before + 2) & (times + after + 2 <= len(x))]
+    if not params.align_subsample or len(times) == 0:
+        idx = times[:, None] + np.arange(-before, after)[None, :]
+        w = x[idx] if len(times) else np.zeros((0, before + after))
+        return w.astype(np.float32), times, mad_val
+    # the engine's alignment: parabola vertex through the extremum, Catmull-Rom resampling
+    a, b0, c = x[times - 1], x[times], x[times + 1]
+    d = a - 2 * b0 + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = np.where(d != 0, np.clip(0.5 * (a - c) / d, -0.5, 0.5), 0.0)
+    base = np.where(delta >= 0, times, times - 1)
+    f = np.where(delta >= 0, delta, 1 + delta)[:, None]
+    i = base[:, None] + np.arange(-before, after)[None, :]
+    p0, p1, p2, p3 = x[i - 1], x[i], x[i + 1], x[i + 2]
+    w = p1 + 0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)))
     return w.astype(np.float32), times, mad_val
 
 

@@ -76,7 +76,7 @@ def main() -> None:
         write_store(d / f"{d.name}.h5", units, n_wave=2)  # times are what matters; waveforms kept tiny
         size = (d / f"{d.name}.h5").stat().st_size
         rec = fake_recording(dig, n)
-        t_dir, res = best(lambda: make_arrays(d, SortParams(), recording=rec), repeat=2)
+        t_dir, res = best(lambda: make_arrays(d, SortParams(), recording=rec), repeat=3)
         out = (d / f"{d.name}.h5").stat().st_size
         print(f"make_arrays (trial table + HDF5 write + atomic replace of a {size / 1e6:.0f} MB store): "
               f"{t_dir:.3f} s; store now {out / 1e6:.0f} MB, {res.n_trials} trials")

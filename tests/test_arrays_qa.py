@@ -1,6 +1,7 @@
 """Unit QA: similarity, the F test without scipy, drift, files and pictures; references written here."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -225,3 +226,23 @@ def test_outputs_are_deterministic(tmp_path):
     assert a[:4] == b[:4]
     for x, y in zip(a[4], b[4]):
         np.testing.assert_array_equal(x, y)
+
+
+def test_summaries_fit_80_columns(tmp_path):
+    from rich.console import Console
+
+    rng = np.random.default_rng(27)
+    d = make_dir(tmp_path)
+    n = int(60 * FS)
+    a = np.sort(rng.choice(n, 900, replace=False))
+    write_store(d / f"{d.name}.h5", [a, np.sort(a[::2] + 3), np.sort(rng.choice(n, 500, replace=False))],
+                electrodes=[12, 40, 127])
+    on = np.arange(5 * 30000, n - 6 * 30000, 7 * 30000)
+    rec = fake_recording({"dig_in_11": (on, on + 9), "dig_in_03": (on + 90000, on + 90009)}, n)
+    info = {"taste_params": {"dig_in_names": ["dig_in_11", "dig_in_03"], "tastes": ["0.1M NaCl", "QHCl"]}}
+    for result in (make_arrays(d, SortParams(), recording=rec, info=info), unit_qa(d, SortParams(), pictures=False)):
+        console = Console(width=80, record=True, file=open(os.devnull, "w"))
+        console.print(result)
+        text = console.export_text()
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+        assert all(len(line) <= 80 for line in str(result).splitlines() if not line.startswith(("warning", "written")))

@@ -158,3 +158,22 @@ def test_rhd_files_of_different_recordings(copy, tmp_path):
     f = sorted(other.glob("*.rhd"))[0]
     shutil.copy(f, d / "zzz_later.rhd")
     fails(d, "zzz_later.rhd", "differs")
+
+
+def test_truncated_time_dat_is_a_warning_not_an_error(copy):
+    d = copy("ps")
+    with open(d / "time.dat", "ab") as f:
+        f.write(b"\x00\x00")
+    with pytest.warns(RecordingWarning, match="time.dat.*not a whole number of int32 time stamps"):
+        r = open_recording(d)
+    assert r.amplifier[0, :10].shape == (10,)
+
+
+def test_digital_input_file_of_other_length(copy):
+    d = copy("pc")
+    f = sorted(d.glob("board-DIN-*.dat"))[0]
+    with open(f, "r+b") as fh:
+        fh.truncate(f.stat().st_size - 20)
+    r = open_recording(d)
+    with pytest.raises(RecordingError, match=f"{f.name}: .* samples but the amplifier files have"):
+        r.digital_inputs

@@ -121,3 +121,26 @@ def test_copy_raw_writes_int32_counts(rec_dir, tmp_path):
             x = f.get_node(f"/raw/electrode{e:02d}").read()
             assert x.dtype == np.int32
             np.testing.assert_array_equal(x, ref[:, e].astype(np.int32))
+
+
+def test_auto_car_layout_keeps_the_original_groups(rec_dir):
+    d, _, _ = rec_dir
+    from blechrs.io.layout import auto_car_layout, layout_csv, save_layout
+
+    init_experiment(d)
+    rows = load_layout(d)
+    rng = np.random.default_rng(1)
+    m = 4000
+    a, b = rng.standard_normal(m), rng.standard_normal(m)
+    x = np.stack([(a if i < 16 else b) + rng.standard_normal(m) for i in range(36)])
+    corr = np.corrcoef(x)
+    new = auto_car_layout(rows, corr, max_clusters=4)
+    assert [r.car_group for r in new] == ["A-00"] * 16 + ["A-01"] * 16 + ["B"] * 4
+    assert all(r.extra["original_CAR_group"] == o.car_group for r, o in zip(new, rows))
+    save_layout(d, new)
+    again = load_layout(d)
+    assert [r.car_group for r in again] == [r.car_group for r in new]
+    assert "original_CAR_group" in layout_csv(again).splitlines()[0]
+    assert car_groups(again, 36)[15] == 0 and car_groups(again, 36)[16] == 1 and car_groups(again, 36)[33] == 2
+    # splitting again starts from the original groups, not the split ones
+    assert [r.car_group for r in auto_car_layout(again, corr, max_clusters=4)] == [r.car_group for r in new]

@@ -124,6 +124,18 @@ def test_legacy_board_din_names_are_read(tmp_path):
         np.testing.assert_array_equal(r.digital_inputs[k][0], e_on)
         np.testing.assert_array_equal(r.digital_inputs[k][1], e_off)
         np.testing.assert_array_equal(on, e_on)
+    # neo 0.14 globs only board-DIGITAL-IN-*.dat: give it the same bytes under that name
+    view = tmp_path / "neo_view"
+    view.mkdir()
+    for f in tmp_path.iterdir():
+        if f.is_file():
+            (view / f.name.replace("board-DIN-", "board-DIGITAL-IN-")).symlink_to(f)
+    r2, names = _neo(view / "info.rhd")
+    d = _neo_stream(r2, names, "USB board digital input channel", r.n_samples)
+    for j, k in enumerate(["dig_in_00", "dig_in_01"]):
+        on, off = edges_numpy(d[:, j])
+        np.testing.assert_array_equal(r.digital_inputs[k][0], on)
+        np.testing.assert_array_equal(r.digital_inputs[k][1], off)
 
 
 def test_opening_by_info_rhd_or_single_rhd_file(folders):
@@ -154,3 +166,29 @@ def test_rhd_with_temperature_sensors(tmp_path, version):
     r = open_recording(tmp_path)
     np.testing.assert_array_equal(np.asarray(r.amplifier), sim.chunk(0, sim.n_samples).T)
     np.testing.assert_array_equal(r.digital_inputs["dig_in_00"][0], gt.digital_inputs["dig_in_00"][0])
+
+
+def test_amplifier_view_indexes_like_numpy(folders, sim):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    dirs, _ = folders
+    views = [open_recording(d).amplifier for d in dirs.values()]
+    ref = sim.chunk(0, sim.n_samples).T
+    n = sim.n_samples
+    idx = st.one_of(
+        st.integers(-n, n - 1),
+        st.builds(slice, st.none() | st.integers(-n, n), st.none() | st.integers(-n, n),
+                  st.none() | st.integers(1, 5000) | st.integers(-5000, -1)),
+        st.lists(st.integers(0, n - 1), min_size=0, max_size=5),
+    )
+    ch = st.one_of(st.integers(-N_CH, N_CH - 1), st.slices(N_CH), st.lists(st.integers(0, N_CH - 1), max_size=4))
+
+    @settings(max_examples=60, deadline=None)
+    @given(ch, idx)
+    def check(c, t):
+        want = ref[c][..., t] if not isinstance(c, list) else ref[c][:, t]
+        for v in views:
+            np.testing.assert_array_equal(v[c, t], want)
+
+    check()

@@ -656,7 +656,7 @@ class ArraysResult:
     def n_trials(self) -> int:
         return sum(d.n_trials for d in self.dig_ins)
 
-    columns = ("dig_in", "taste", "trials", "truncated", "laser", "spike_array")
+    columns = ("dig_in", "taste", "trials", "truncated", "laser", "spike_array")  # fits 80 columns
 
     def rows(self) -> list[tuple[str, ...]]:
         return [
@@ -667,11 +667,15 @@ class ArraysResult:
 
     def _title(self) -> str:
         return (
-            f"spike-train arrays: {self.n_units} units, {self.n_trials} trials, "
-            f"[-{self.durations_ms[0]:g}, +{self.durations_ms[1]:g}) ms in {self.bin_ms:g} ms bins"
-            + (f", EMG channels {self.emg_channels}" if self.emg_channels else "")
-            + f" ({self.seconds:.2f} s)"
+            f"arrays: {self.n_units} units, {self.n_trials} trials, -{self.durations_ms[0]:g}..+"
+            f"{self.durations_ms[1]:g} ms, {self.bin_ms:g} ms bins"
+            + (f", EMG {self.emg_channels}" if self.emg_channels else "")
         )
+
+    def _written(self) -> str:
+        return (f"written: {self.trial_table.name if self.trial_table else '-'}"
+                + (" and the store's /spike_trains" if self.store and self.dig_ins else "")
+                + f" ({self.seconds:.2f} s)")
 
     def __str__(self) -> str:
         rows = [self.columns] + self.rows()
@@ -679,19 +683,22 @@ class ArraysResult:
         lines = [self._title()]
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines.append(self._written())
         return "\n".join(lines)
 
     def __rich__(self):
+        from rich import box
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=self._title())
+        table = Table(title=self._title(), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                      collapse_padding=True)
         for c in self.columns:
-            table.add_column(c, justify="left" if c in ("dig_in", "taste") else "right")
+            table.add_column(c, justify="left" if c in ("dig_in", "taste") else "right", no_wrap=True)
         for r in self.rows():
             table.add_row(*r)
-        return Group(table, *[Text(f"warning: {w}", style="yellow") for w in self.warnings])
+        return Group(table, *[Text(f"warning: {w}", style="yellow") for w in self.warnings], Text(self._written()))
 
 
 def directory_params(directory: str | os.PathLike) -> SortParams:

@@ -66,7 +66,9 @@ class SortParams:
     """GMM solutions are fitted for K = 2 .. max_clusters."""
     num_iter: int = 1000
     thresh: float = 1e-4
-    num_restarts: int = 10
+    num_restarts: int = 1
+    """GMM restarts per solution. blech_clust uses 10; on the ground-truth benchmark 10 restarts
+    sorted no better than 1 (docs/benchmarks.md, Accuracy) at 10x the clustering time."""
     max_autosort_clusters: int = 10
     """Components of the Dirichlet-process Bayesian GMM (saved as solution ``max_autosort_clusters``)."""
     max_training_events: int = 10000
@@ -82,6 +84,13 @@ class SortParams:
     min_firing_rate: float = 0.05
     """Hz; a cluster firing slower than this is not saved as a unit."""
     mahalanobis_merge_thresh: float = 3.0
+    autosort_merge_dprime: float = 3.5
+    """Auto-sort merges two clusters when their discriminant separation d' is below this ..."""
+    autosort_merge_valley: float = 0.5
+    """... and their discriminant projection has no valley deeper than this fraction of its peaks."""
+    autosort_max_l_ratio: float = 1.0
+    """A cluster whose L-ratio (contamination by its neighbours in feature space) exceeds this is
+    a mixture, not saved as a unit."""
     ISI_violations_thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0])
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
     min_snr: float = 3.0

@@ -396,7 +396,9 @@ class QAResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    columns = ("unit", "electrode", "spikes", "most similar (% mine / % its)", "baseline p", "response p", "flags")
+    # short headers: the table fits 80 columns (the CLI's rule). "closest" = the unit sharing the
+    # most coincident spikes; "%this" / "%that" = % of this unit's / of that unit's spikes coinciding
+    columns = ("unit", "elec", "spikes", "closest", "%this", "%that", "base p", "resp p", "flags")
 
     @property
     def drifting(self) -> list[str]:
@@ -404,7 +406,7 @@ class QAResult:
 
     def rows(self) -> list[tuple[str, ...]]:
         def p(v: Any) -> str:
-            return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
+            return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2g}"
 
         out = []
         flagged_pairs = {v["unit_a"] for v in self.violations} | {v["unit_b"] for v in self.violations}
@@ -416,19 +418,20 @@ class QAResult:
             if d.get("flagged"):
                 flags.append("drift")
             ms = u["most_similar"]
-            out.append((u["unit"], str(u["electrode"]), str(u["n_spikes"]),
-                        "-" if ms is None else f"{ms} {u['pct_self_in_other']:.0f}% / {u['pct_other_in_self']:.0f}%",
-                        p(d.get("baseline", {}).get("p")), p(d.get("response", {}).get("p")), ",".join(flags)))
+            out.append((u["unit"], f"{u['electrode']:02d}", str(u["n_spikes"]), ms or "-",
+                        "-" if ms is None else f"{u['pct_self_in_other']:.0f}",
+                        "-" if ms is None else f"{u['pct_other_in_self']:.0f}",
+                        p(d.get("baseline", {}).get("p")), p(d.get("response", {}).get("p")), " ".join(flags)))
         return out
 
     def _pair_lines(self) -> list[str]:
-        return [f"similar pair {v['unit_a']} / {v['unit_b']}: {v['pct_a_in_b']:.1f}% of {v['unit_a']}'s spikes, "
-                f"{v['pct_b_in_a']:.1f}% of {v['unit_b']}'s coincide" + (" (similar counts)" if v["similar_counts"] else "")
+        return [f"similar: {v['unit_a']}/{v['unit_b']} {v['pct_a_in_b']:.0f}%/{v['pct_b_in_a']:.0f}% of their spikes "
+                "coincide" + (", similar counts" if v["similar_counts"] else "")
                 for v in self.violations]
 
     def _title(self) -> str:
-        return (f"unit QA: {len(self.units)} units, {len(self.violations)} similar pair(s), "
-                f"{len(self.drifting)} drifting unit(s) ({self.seconds:.2f} s)")
+        return (f"unit QA: {len(self.units)} units, {len(self.violations)} similar pairs, "
+                f"{len(self.drifting)} drifting ({self.seconds:.2f} s)")
 
     def __str__(self) -> str:
         rows = [self.columns] + self.rows()
@@ -442,13 +445,15 @@ class QAResult:
         return "\n".join(lines)
 
     def __rich__(self):
+        from rich import box
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=self._title())
+        table = Table(title=self._title(), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                      collapse_padding=True)
         for c in self.columns:
-            table.add_column(c, justify="left" if c[:4] in ("unit", "most", "flag") else "right")
+            table.add_column(c, justify="left" if c in ("unit", "closest", "flags") else "right", no_wrap=True)
         for r in self.rows():
             table.add_row(*r, style="yellow" if r[-1] else None)
         extra = [Text(line, style="yellow") for line in self._pair_lines()]

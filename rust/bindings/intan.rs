@@ -15,7 +15,8 @@ use crate::intan::header::{read_header, Header};
 use crate::intan::rhd::RhdSource;
 use crate::signal::source::SampleSource;
 
-type Edges = Vec<(Vec<i64>, Vec<i64>)>;
+type Edges = Vec<crate::intan::dat::Edges>;
+type Jumps = Vec<crate::intan::dat::Jump>;
 
 fn header_dict<'py>(py: Python<'py>, h: &Header) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -30,8 +31,14 @@ fn header_dict<'py>(py: Python<'py>, h: &Header) -> PyResult<Bound<'py, PyDict>>
     d.set_item("desired_upper_bandwidth", h.desired_upper_bandwidth as f64)?;
     d.set_item("notch_filter_mode", h.notch_mode)?;
     d.set_item("notch_filter_frequency", h.notch_hz() as f64)?;
-    d.set_item("desired_impedance_test_frequency", h.desired_impedance_test_frequency as f64)?;
-    d.set_item("actual_impedance_test_frequency", h.actual_impedance_test_frequency as f64)?;
+    d.set_item(
+        "desired_impedance_test_frequency",
+        h.desired_impedance_test_frequency as f64,
+    )?;
+    d.set_item(
+        "actual_impedance_test_frequency",
+        h.actual_impedance_test_frequency as f64,
+    )?;
     d.set_item("notes", h.notes.to_vec())?;
     d.set_item("num_temp_sensor_channels", h.num_temp_sensors)?;
     d.set_item("eval_board_mode", h.eval_board_mode)?;
@@ -50,7 +57,10 @@ fn header_dict<'py>(py: Python<'py>, h: &Header) -> PyResult<Bound<'py, PyDict>>
         cd.set_item("signal_type", c.signal_type)?;
         cd.set_item("chip_channel", c.chip_channel)?;
         cd.set_item("board_stream", c.board_stream)?;
-        cd.set_item("electrode_impedance_magnitude", c.impedance_magnitude as f64)?;
+        cd.set_item(
+            "electrode_impedance_magnitude",
+            c.impedance_magnitude as f64,
+        )?;
         cd.set_item("electrode_impedance_phase", c.impedance_phase as f64)?;
         chans.append(cd)?;
     }
@@ -76,14 +86,22 @@ fn intan_read_header<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py,
 /// Amplifier channels from one int16 file per channel (all files the same length).
 #[pyfunction]
 fn intan_per_channel_source(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<PySampleSource> {
-    let s = py.detach(|| PerChannelSource::open(&paths)).map_err(to_pyerr)?;
+    let s = py
+        .detach(|| PerChannelSource::open(&paths))
+        .map_err(to_pyerr)?;
     Ok(PySampleSource { inner: Arc::new(s) })
 }
 
 /// Amplifier channels from amplifier.dat (int16, interleaved sample-major).
 #[pyfunction]
-fn intan_per_signal_source(py: Python<'_>, path: PathBuf, n_channels: usize) -> PyResult<PySampleSource> {
-    let s = py.detach(|| PerSignalSource::open(&path, n_channels)).map_err(to_pyerr)?;
+fn intan_per_signal_source(
+    py: Python<'_>,
+    path: PathBuf,
+    n_channels: usize,
+) -> PyResult<PySampleSource> {
+    let s = py
+        .detach(|| PerSignalSource::open(&path, n_channels))
+        .map_err(to_pyerr)?;
     Ok(PySampleSource { inner: Arc::new(s) })
 }
 
@@ -92,7 +110,8 @@ fn intan_per_signal_source(py: Python<'_>, path: PathBuf, n_channels: usize) -> 
 #[pyfunction]
 #[pyo3(signature = (path, n_words=1))]
 fn intan_dat_samples(py: Python<'_>, path: PathBuf, n_words: usize) -> PyResult<usize> {
-    py.detach(|| dat::dat_samples(&path, n_words)).map_err(to_pyerr)
+    py.detach(|| dat::dat_samples(&path, n_words))
+        .map_err(to_pyerr)
 }
 
 /// Onsets/offsets (int64 sample indices) of each mask over a file of uint16 words.
@@ -103,13 +122,15 @@ fn intan_word_file_edges<'py>(
     path: PathBuf,
     masks: Vec<u16>,
 ) -> PyResult<(usize, Bound<'py, PyList>)> {
-    let (n, e) = py.detach(|| dat::word_file_edges(&path, &masks)).map_err(to_pyerr)?;
+    let (n, e) = py
+        .detach(|| dat::word_file_edges(&path, &masks))
+        .map_err(to_pyerr)?;
     Ok((n, edges_py(py, e)?))
 }
 
 /// time.dat check: (n_samples, [(sample index, counter before, counter at index)]).
 #[pyfunction]
-fn intan_time_dat_jumps(py: Python<'_>, path: PathBuf) -> PyResult<(usize, Vec<(i64, i64, i64)>)> {
+fn intan_time_dat_jumps(py: Python<'_>, path: PathBuf) -> PyResult<(usize, Jumps)> {
     py.detach(|| dat::time_dat_jumps(&path)).map_err(to_pyerr)
 }
 
@@ -127,7 +148,9 @@ fn read_source<'py>(
     let v = py
         .detach(|| {
             let mut out = vec![0i16; channels.len() * len];
-            inner.read_block(&channels, start, len, &mut out).map(|_| out)
+            inner
+                .read_block(&channels, start, len, &mut out)
+                .map(|_| out)
         })
         .map_err(to_pyerr)?;
     let a = Array2::from_shape_vec((channels.len(), len), v)
@@ -151,7 +174,9 @@ impl PyRhdRecording {
     /// The amplifier channels as a SampleSource (int16 counts, 0.195 uV/bit).
     #[getter]
     fn source(&self) -> PySampleSource {
-        PySampleSource { inner: self.inner.clone() as Arc<dyn SampleSource> }
+        PySampleSource {
+            inner: self.inner.clone() as Arc<dyn SampleSource>,
+        }
     }
     #[getter]
     fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -168,24 +193,38 @@ impl PyRhdRecording {
     /// [(path, first sample, number of blocks)] per file.
     #[getter]
     fn parts(&self) -> Vec<(String, usize, usize)> {
-        self.inner.parts.iter().map(|p| (p.path.display().to_string(), p.first_sample, p.n_blocks)).collect()
+        self.inner
+            .parts
+            .iter()
+            .map(|p| (p.path.display().to_string(), p.first_sample, p.n_blocks))
+            .collect()
     }
     #[getter]
     fn block_bytes(&self) -> usize {
         self.inner.layout.size
     }
-    fn timestamp_jumps(&self, py: Python<'_>) -> PyResult<Vec<(i64, i64, i64)>> {
+    fn timestamp_jumps(&self, py: Python<'_>) -> PyResult<Jumps> {
         let s = self.inner.clone();
         py.detach(|| s.timestamp_jumps()).map_err(to_pyerr)
     }
-    fn digital_in_edges<'py>(&self, py: Python<'py>, masks: Vec<u16>) -> PyResult<Bound<'py, PyList>> {
+    fn digital_in_edges<'py>(
+        &self,
+        py: Python<'py>,
+        masks: Vec<u16>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let s = self.inner.clone();
         let e = py.detach(|| s.digital_in_edges(&masks)).map_err(to_pyerr)?;
         edges_py(py, e)
     }
-    fn digital_out_edges<'py>(&self, py: Python<'py>, masks: Vec<u16>) -> PyResult<Bound<'py, PyList>> {
+    fn digital_out_edges<'py>(
+        &self,
+        py: Python<'py>,
+        masks: Vec<u16>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let s = self.inner.clone();
-        let e = py.detach(|| s.digital_out_edges(&masks)).map_err(to_pyerr)?;
+        let e = py
+            .detach(|| s.digital_out_edges(&masks))
+            .map_err(to_pyerr)?;
         edges_py(py, e)
     }
     /// uint16 words of a board section ('adc' channel `index`, 'dig_in', 'dig_out').
@@ -212,7 +251,6 @@ impl PyRhdRecording {
         )
     }
 }
-
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(intan_read_header, m)?)?;

@@ -164,6 +164,24 @@ fn butter_bandpass<'py>(
     Ok((PyArray1::from_vec(py, d.b), PyArray1::from_vec(py, d.a)))
 }
 
+/// Row `i` of a 1-D or 2-D view: borrowed when its samples are contiguous, copied otherwise.
+fn row_cow<'a, T: Copy>(v: &ArrayViewD<'a, T>, i: usize) -> Cow<'a, [T]> {
+    let r = if v.ndim() == 1 {
+        v.clone()
+            .into_dimensionality::<numpy::ndarray::Ix1>()
+            .expect("1-D")
+    } else {
+        v.clone()
+            .index_axis_move(Axis(0), i)
+            .into_dimensionality::<numpy::ndarray::Ix1>()
+            .expect("row")
+    };
+    match r.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(r.iter().copied().collect()),
+    }
+}
+
 fn bandpass_impl<T: Finite>(
     v: &ArrayViewD<'_, T>,
     f: &BandPass,
@@ -178,22 +196,24 @@ fn bandpass_impl<T: Finite>(
         )));
     }
     let mut out = vec![0f32; rows * cols];
+    // Channels are filtered in groups of up to 8 (SIMD lanes), groups in parallel.
+    let threads = crate::signal::thread_count(0);
+    let group = rows.div_ceil(threads).clamp(1, 8);
     with_threads(0, || {
-        out.par_chunks_mut(cols.max(1))
+        out.par_chunks_mut(cols * group)
             .enumerate()
-            .try_for_each_init(
-                || (Vec::new(), vec![0f64; cols]),
-                |(work, tmp), (i, o)| {
-                    with_row(v, i, |x| {
-                        check_finite(x, i, "x")?;
-                        f.filtfilt(x, scale, tmp, work)?;
-                        for (d, s) in o.iter_mut().zip(tmp.iter()) {
-                            *d = *s as f32;
-                        }
-                        Ok(())
-                    })
-                },
-            )
+            .try_for_each(|(gi, o)| {
+                let r0 = gi * group;
+                let n = o.len() / cols;
+                let rs: Vec<Cow<'_, [T]>> = (r0..r0 + n).map(|i| row_cow(v, i)).collect();
+                for (k, r) in rs.iter().enumerate() {
+                    check_finite(r, r0 + k, "x")?;
+                }
+                let refs: Vec<&[T]> = rs.iter().map(|r| r.as_ref()).collect();
+                let mut outs: Vec<&mut [f32]> = o.chunks_mut(cols).collect();
+                f.filtfilt_rows(&refs, scale, true, true, (0, cols), &mut outs);
+                Ok(())
+            })
     })?;
     Ok(out)
 }

@@ -61,7 +61,11 @@ pub struct Header {
 impl Header {
     /// Samples per data block: 128 from version 2.0 on, 60 before.
     pub fn block_samples(&self) -> usize {
-        if self.version.0 > 1 { 128 } else { 60 }
+        if self.version.0 > 1 {
+            128
+        } else {
+            60
+        }
     }
     pub fn notch_hz(&self) -> f32 {
         match self.notch_mode {
@@ -71,7 +75,9 @@ impl Header {
         }
     }
     pub fn channels_of(&self, signal_type: i16) -> impl Iterator<Item = &Channel> {
-        self.channels.iter().filter(move |c| c.signal_type == signal_type)
+        self.channels
+            .iter()
+            .filter(move |c| c.signal_type == signal_type)
     }
     pub fn count(&self, signal_type: i16) -> usize {
         self.channels_of(signal_type).count()
@@ -143,7 +149,10 @@ impl<'a> Cursor<'a> {
         if self.pos + n > self.buf.len() {
             return Err(EngineError::File {
                 path: self.path.to_string(),
-                msg: format!("header ends early (truncated while reading {what} at byte {})", self.pos),
+                msg: format!(
+                    "header ends early (truncated while reading {what} at byte {})",
+                    self.pos
+                ),
             });
         }
         let s = &self.buf[self.pos..self.pos + n];
@@ -173,7 +182,10 @@ impl<'a> Cursor<'a> {
             });
         }
         let b = self.take(n, what)?;
-        let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         Ok(String::from_utf16_lossy(&units))
     }
 }
@@ -181,18 +193,28 @@ impl<'a> Cursor<'a> {
 /// Parse a header from the first bytes of a file (`buf` may hold more than the header).
 pub fn parse_header(buf: &[u8], path: &str) -> Result<Header> {
     let mut c = Cursor { buf, pos: 0, path };
-    let bad = |msg: String| EngineError::File { path: path.to_string(), msg };
+    let bad = |msg: String| EngineError::File {
+        path: path.to_string(),
+        msg,
+    };
     if buf.len() < 4 {
-        return Err(bad(format!("too short to be an Intan RHD file ({} bytes)", buf.len())));
+        return Err(bad(format!(
+            "too short to be an Intan RHD file ({} bytes)",
+            buf.len()
+        )));
     }
     let magic = c.u32("magic number")?;
     if magic != RHD_MAGIC {
-        return Err(bad(format!("not an Intan RHD2000 file: magic number 0x{magic:08X}, expected 0x{RHD_MAGIC:08X}")));
+        return Err(bad(format!(
+            "not an Intan RHD2000 file: magic number 0x{magic:08X}, expected 0x{RHD_MAGIC:08X}"
+        )));
     }
     let major = c.i16("version")?;
     let minor = c.i16("version")?;
     if !(1..=3).contains(&major) || minor < 0 {
-        return Err(bad(format!("unsupported RHD header version {major}.{minor} (blechrs reads 1.x to 3.x)")));
+        return Err(bad(format!(
+            "unsupported RHD header version {major}.{minor} (blechrs reads 1.x to 3.x)"
+        )));
     }
     let version = (major, minor);
     let sample_rate = c.f32("sample rate")?;
@@ -209,10 +231,26 @@ pub fn parse_header(buf: &[u8], path: &str) -> Result<Header> {
     let notch_mode = c.i16("notch mode")?;
     let desired_impedance_test_frequency = c.f32("impedance frequency")?;
     let actual_impedance_test_frequency = c.f32("impedance frequency")?;
-    let notes = [c.qstring("note 1")?, c.qstring("note 2")?, c.qstring("note 3")?];
-    let num_temp_sensors = if version >= (1, 1) { c.i16("temperature sensors")? } else { 0 };
-    let eval_board_mode = if version >= (1, 3) { c.i16("eval board mode")? } else { 0 };
-    let reference_channel = if version >= (2, 0) { c.qstring("reference channel")? } else { String::new() };
+    let notes = [
+        c.qstring("note 1")?,
+        c.qstring("note 2")?,
+        c.qstring("note 3")?,
+    ];
+    let num_temp_sensors = if version >= (1, 1) {
+        c.i16("temperature sensors")?
+    } else {
+        0
+    };
+    let eval_board_mode = if version >= (1, 3) {
+        c.i16("eval board mode")?
+    } else {
+        0
+    };
+    let reference_channel = if version >= (2, 0) {
+        c.qstring("reference channel")?
+    } else {
+        String::new()
+    };
     let n_groups = c.i16("number of signal groups")?;
     if !(0..=64).contains(&n_groups) {
         return Err(bad(format!("corrupt header: {n_groups} signal groups")));
@@ -225,7 +263,9 @@ pub fn parse_header(buf: &[u8], path: &str) -> Result<Header> {
         let n_chan = c.i16("signal group")?;
         let _n_amp = c.i16("signal group")?;
         if n_chan < 0 {
-            return Err(bad(format!("corrupt header: group {port_name} has {n_chan} channels")));
+            return Err(bad(format!(
+                "corrupt header: group {port_name} has {n_chan} channels"
+            )));
         }
         if !(enabled && n_chan > 0) {
             continue;
@@ -245,7 +285,9 @@ pub fn parse_header(buf: &[u8], path: &str) -> Result<Header> {
             let impedance_magnitude = c.f32("channel impedance")?;
             let impedance_phase = c.f32("channel impedance")?;
             if !(0..=5).contains(&signal_type) {
-                return Err(bad(format!("corrupt header: channel {native_name} has signal type {signal_type}")));
+                return Err(bad(format!(
+                    "corrupt header: channel {native_name} has signal type {signal_type}"
+                )));
             }
             if ch_enabled {
                 channels.push(Channel {
@@ -290,7 +332,10 @@ pub fn parse_header(buf: &[u8], path: &str) -> Result<Header> {
 pub fn read_header(path: &Path) -> Result<Header> {
     use std::os::unix::fs::FileExt;
     let p = path.display().to_string();
-    let io = |e| EngineError::Io { path: p.clone(), source: e };
+    let io = |e| EngineError::Io {
+        path: p.clone(),
+        source: e,
+    };
     let f = std::fs::File::open(path).map_err(io)?;
     let file_len = f.metadata().map_err(io)?.len() as usize;
     // Headers are a few kB; 64 kB covers hundreds of channels, and we grow the buffer if needed.
@@ -300,7 +345,9 @@ pub fn read_header(path: &Path) -> Result<Header> {
         let mut buf = vec![0u8; n];
         f.read_exact_at(&mut buf, 0).map_err(io)?;
         match parse_header(&buf, &p) {
-            Err(EngineError::File { msg, .. }) if msg.starts_with("header ends early") && n < file_len => {
+            Err(EngineError::File { msg, .. })
+                if msg.starts_with("header ends early") && n < file_len =>
+            {
                 limit *= 4;
             }
             other => return other,
@@ -361,8 +408,16 @@ pub(crate) mod tests {
                     .collect(),
             ),
             ("Board ADC", "ADC", vec![("ADC-00".to_string(), 3, 0)]),
-            ("Board Digital Inputs", "DIN", vec![("DIN-00".to_string(), 4, 0), ("DIN-03".to_string(), 4, 3)]),
-            ("Board Digital Outputs", "DOUT", vec![("DOUT-00".to_string(), 5, 0)]),
+            (
+                "Board Digital Inputs",
+                "DIN",
+                vec![("DIN-00".to_string(), 4, 0), ("DIN-03".to_string(), 4, 3)],
+            ),
+            (
+                "Board Digital Outputs",
+                "DOUT",
+                vec![("DOUT-00".to_string(), 5, 0)],
+            ),
             ("Disabled", "X", vec![]),
         ];
         o.extend_from_slice(&(groups.len() as i16).to_le_bytes());
@@ -401,7 +456,10 @@ pub(crate) mod tests {
             let s = if v.0 > 1 { 128 } else { 60 };
             assert_eq!(l.samples, s);
             let t = if v >= (1, 1) { 1 } else { 0 };
-            assert_eq!(l.size, 4 * s + 2 * s * 4 + 2 * (s / 4) * 3 + 2 + 2 * t + 2 * s + 2 * s + 2 * s);
+            assert_eq!(
+                l.size,
+                4 * s + 2 * s * 4 + 2 * (s / 4) * 3 + 2 + 2 * t + 2 * s + 2 * s + 2 * s
+            );
         }
     }
 
@@ -416,7 +474,9 @@ pub(crate) mod tests {
         let e = parse_header(&b, "f.rhd").unwrap_err().to_string();
         assert!(e.contains("version 7.0"), "{e}");
         let b = make_header((3, 0), 2, 0);
-        let e = parse_header(&b[..b.len() - 3], "f.rhd").unwrap_err().to_string();
+        let e = parse_header(&b[..b.len() - 3], "f.rhd")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated"), "{e}");
     }
 }

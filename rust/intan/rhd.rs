@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
-use crate::intan::dat::{check_request, file_len, open, read_at, EdgeTracker, Jump};
+use crate::intan::dat::{check_request, file_len, open, read_at, EdgeTracker, Edges, Jump};
 use crate::intan::header::{read_header, BlockLayout, Header};
 use crate::signal::source::SampleSource;
 
@@ -34,12 +34,18 @@ pub struct RhdSource {
 }
 
 fn bad(path: &Path, msg: String) -> EngineError {
-    EngineError::File { path: path.display().to_string(), msg }
+    EngineError::File {
+        path: path.display().to_string(),
+        msg,
+    }
 }
 
 fn same_layout(a: &Header, b: &Header) -> bool {
     let key = |h: &Header| {
-        h.channels.iter().map(|c| (c.native_name.clone(), c.signal_type, c.native_order)).collect::<Vec<_>>()
+        h.channels
+            .iter()
+            .map(|c| (c.native_name.clone(), c.signal_type, c.native_order))
+            .collect::<Vec<_>>()
     };
     a.version == b.version
         && a.sample_rate == b.sample_rate
@@ -59,7 +65,11 @@ impl RhdSource {
         let mut warnings = Vec::new();
         let mut first_sample = 0;
         for p in paths {
-            let h = if parts.is_empty() { header.clone() } else { read_header(p)? };
+            let h = if parts.is_empty() {
+                header.clone()
+            } else {
+                read_header(p)?
+            };
             if !same_layout(&h, &header) {
                 return Err(bad(
                     p,
@@ -80,10 +90,22 @@ impl RhdSource {
                     p.display()
                 ));
             }
-            parts.push(RhdPart { file: f, path: p.clone(), header_size: h.header_size, n_blocks, first_sample });
+            parts.push(RhdPart {
+                file: f,
+                path: p.clone(),
+                header_size: h.header_size,
+                n_blocks,
+                first_sample,
+            });
             first_sample += n_blocks * layout.samples;
         }
-        Ok(Self { header, layout, parts, n_samples: first_sample, warnings })
+        Ok(Self {
+            header,
+            layout,
+            parts,
+            n_samples: first_sample,
+            warnings,
+        })
     }
 
     /// Call `f(part, first_block, bytes)` over whole blocks `[b0, b1)` of one part, in batches.
@@ -101,7 +123,12 @@ impl RhdSource {
         while b < b1 {
             let m = per.min(b1 - b);
             let bytes = &mut buf[..m * size];
-            read_at(&part.file, &part.path, bytes, (part.header_size + b * size) as u64)?;
+            read_at(
+                &part.file,
+                &part.path,
+                bytes,
+                (part.header_size + b * size) as u64,
+            )?;
             f(b, bytes)?;
             b += m;
         }
@@ -131,7 +158,12 @@ impl RhdSource {
             let mut b = vec![0u8; 4 * s];
             read_at(&part.file, &part.path, &mut b, part.header_size as u64)?;
             let first = self.timestamp(&b, 0);
-            read_at(&part.file, &part.path, &mut b, (part.header_size + (part.n_blocks - 1) * size) as u64)?;
+            read_at(
+                &part.file,
+                &part.path,
+                &mut b,
+                (part.header_size + (part.n_blocks - 1) * size) as u64,
+            )?;
             let last = self.timestamp(&b, s - 1);
             if let Some(p) = prev_last {
                 if first != p + 1 {
@@ -162,15 +194,15 @@ impl RhdSource {
     }
 
     /// Onset/offset sample indices of each digital-input mask (bit = the channel's native order).
-    pub fn digital_in_edges(&self, masks: &[u16]) -> Result<Vec<(Vec<i64>, Vec<i64>)>> {
+    pub fn digital_in_edges(&self, masks: &[u16]) -> Result<Vec<Edges>> {
         self.word_edges(self.layout.dig_in, masks)
     }
 
-    pub fn digital_out_edges(&self, masks: &[u16]) -> Result<Vec<(Vec<i64>, Vec<i64>)>> {
+    pub fn digital_out_edges(&self, masks: &[u16]) -> Result<Vec<Edges>> {
         self.word_edges(self.layout.dig_out, masks)
     }
 
-    fn word_edges(&self, section: Option<usize>, masks: &[u16]) -> Result<Vec<(Vec<i64>, Vec<i64>)>> {
+    fn word_edges(&self, section: Option<usize>, masks: &[u16]) -> Result<Vec<Edges>> {
         let mut t = EdgeTracker::new(masks);
         let s = self.layout.samples;
         if let Some(off) = section {
@@ -192,16 +224,30 @@ impl RhdSource {
 
     /// Raw uint16 samples of a per-sample section (board ADC channel `index`, or the whole
     /// digital-in / digital-out word with `index` ignored), samples `[start, start + len)`.
-    pub fn read_board_words(&self, section: &str, index: usize, start: usize, len: usize) -> Result<Vec<u16>> {
+    pub fn read_board_words(
+        &self,
+        section: &str,
+        index: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<Vec<u16>> {
         let l = self.layout;
         let off = match section {
             "adc" if index < l.n_adc => l.adc + 2 * l.samples * index,
             "dig_in" if l.dig_in.is_some() => l.dig_in.unwrap(),
             "dig_out" if l.dig_out.is_some() => l.dig_out.unwrap(),
-            _ => return Err(EngineError::Value(format!("the recording has no {section} section {index}"))),
+            _ => {
+                return Err(EngineError::Value(format!(
+                    "the recording has no {section} section {index}"
+                )))
+            }
         };
         if start + len > self.n_samples {
-            return Err(EngineError::Value(format!("samples {start}..{} beyond {}", start + len, self.n_samples)));
+            return Err(EngineError::Value(format!(
+                "samples {start}..{} beyond {}",
+                start + len,
+                self.n_samples
+            )));
         }
         let mut out = vec![0u16; len];
         self.for_range(start, len, |part_block_sample, blk, i0, i1, dst0| {
@@ -252,7 +298,13 @@ impl SampleSource for RhdSource {
     fn n_samples(&self) -> usize {
         self.n_samples
     }
-    fn read_block(&self, channels: &[usize], start: usize, len: usize, out: &mut [i16]) -> Result<()> {
+    fn read_block(
+        &self,
+        channels: &[usize],
+        start: usize,
+        len: usize,
+        out: &mut [i16],
+    ) -> Result<()> {
         check_request(self, channels, start, len, out)?;
         let s = self.layout.samples;
         let amp = self.layout.amplifier;
@@ -305,7 +357,12 @@ mod tests {
     #[test]
     fn reads_blocks_across_files_for_each_version() {
         for v in [(1, 0), (1, 2), (1, 3), (2, 0), (3, 0)] {
-            let d = std::env::temp_dir().join(format!("blechrs_rhd_{}_{}_{}", v.0, v.1, std::process::id()));
+            let d = std::env::temp_dir().join(format!(
+                "blechrs_rhd_{}_{}_{}",
+                v.0,
+                v.1,
+                std::process::id()
+            ));
             std::fs::create_dir_all(&d).unwrap();
             let s = if v.0 > 1 { 128 } else { 60 };
             let p1 = d.join("a_1.rhd");
@@ -319,7 +376,10 @@ mod tests {
             r.read_block(&[3, 1], 0, n, &mut out).unwrap();
             for g in 0..n {
                 assert_eq!(out[g], (((g * 13 + 3000) % 65536) as u16 ^ 0x8000) as i16);
-                assert_eq!(out[n + g], (((g * 13 + 1000) % 65536) as u16 ^ 0x8000) as i16);
+                assert_eq!(
+                    out[n + g],
+                    (((g * 13 + 1000) % 65536) as u16 ^ 0x8000) as i16
+                );
             }
             let mut o2 = vec![0i16; 7];
             r.read_block(&[1], 3 * s - 3, 7, &mut o2).unwrap();
@@ -336,7 +396,14 @@ mod tests {
             write_rhd(&p2, v, 2, 100 + 3 * s as i64 + 7, 3 * s);
             let r = RhdSource::open(&[p1.clone(), p2.clone()]).unwrap();
             let j = r.timestamp_jumps().unwrap();
-            assert_eq!(j, vec![((3 * s) as i64, 100 + 3 * s as i64 - 1, 100 + 3 * s as i64 + 7)]);
+            assert_eq!(
+                j,
+                vec![(
+                    (3 * s) as i64,
+                    100 + 3 * s as i64 - 1,
+                    100 + 3 * s as i64 + 7
+                )]
+            );
             std::fs::remove_dir_all(&d).unwrap();
         }
     }

@@ -82,6 +82,22 @@ pub fn group_reference(g: &Group, len: usize, row: impl Fn(usize) -> Vec<f64>, o
     }
 }
 
+/// [`group_reference`] over int16 block rows (`raw` holds rows of `len` samples).
+pub fn group_reference_i16(g: &Group, raw: &[i16], len: usize, out: &mut Vec<f64>) {
+    out.clear();
+    out.resize(len, 0.0);
+    for &(r, mad, med) in &g.live {
+        let inv = 1.0 / mad;
+        for (o, &v) in out.iter_mut().zip(&raw[r * len..(r + 1) * len]) {
+            *o += (v as f64 - med) * inv;
+        }
+    }
+    let k = 1.0 / g.live.len() as f64;
+    for o in out.iter_mut() {
+        *o *= k;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,37 +131,20 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    fn read(&self, s: usize, e: usize) -> Result<Block> {
+    /// Read chunk [s, e) plus the settling margins into `b` (buffers reused across chunks).
+    fn read(&self, s: usize, e: usize, b: &mut Block) -> Result<()> {
         let rs = s.saturating_sub(self.f.settle);
         let re = (e + self.f.settle).min(self.n);
         let len = re - rs;
-        let mut raw = vec![0i16; self.channels.len() * len];
-        self.src.read_block(&self.channels, rs, len, &mut raw)?;
-        let refs = self
-            .groups
-            .iter()
-            .map(|g| {
-                let mut out = Vec::new();
-                reference::group_reference(
-                    g,
-                    len,
-                    |r| {
-                        raw[r * len..(r + 1) * len]
-                            .iter()
-                            .map(|&v| v as f64)
-                            .collect()
-                    },
-                    &mut out,
-                );
-                out
-            })
-            .collect();
-        Ok(Block {
-            start: rs,
-            len,
-            raw,
-            refs,
-        })
+        b.start = rs;
+        b.len = len;
+        b.raw.resize(self.channels.len() * len, 0);
+        self.src.read_block(&self.channels, rs, len, &mut b.raw)?;
+        b.refs.resize(self.groups.len(), Vec::new());
+        for (g, out) in self.groups.iter().zip(b.refs.iter_mut()) {
+            reference::group_reference_i16(g, &b.raw, len, out);
+        }
+        Ok(())
     }
 
     /// Filter a group of electrodes' samples of chunk [s, e) into each `el.y` (several channels
@@ -452,6 +435,12 @@ pub fn extract_electrodes(
     // Electrodes filtered together (SIMD lanes), while still giving every thread work.
     let threads = super::thread_count(p.threads);
     let group = els.len().div_ceil(threads).clamp(1, 8);
+    let mut blk = Block {
+        start: 0,
+        len: 0,
+        raw: Vec::new(),
+        refs: Vec::new(),
+    };
     let total = n * passes;
     let k = p.k;
 
@@ -459,9 +448,10 @@ pub fn extract_electrodes(
         if rolling.is_none() {
             // Pass 1: breaches and the subsample of the filtered trace for the global threshold.
             for &(s, e) in &chunks {
-                let b = plan.read(s, e)?;
+                plan.read(s, e, &mut blk)?;
+                let b = &blk;
                 els.par_chunks_mut(group).for_each(|g| {
-                    plan.filter(g, &b, s, e);
+                    plan.filter(g, b, s, e);
                     for el in g.iter_mut() {
                         let y = std::mem::take(&mut el.y);
                         plan.observe(el, s, &y);
@@ -480,9 +470,10 @@ pub fn extract_electrodes(
         }
         // Detection pass (the only pass with rolling thresholds).
         for &(s, e) in &chunks {
-            let b = plan.read(s, e)?;
+            plan.read(s, e, &mut blk)?;
+            let b = &blk;
             els.par_chunks_mut(group).for_each(|g| {
-                plan.filter(g, &b, s, e);
+                plan.filter(g, b, s, e);
                 for el in g.iter_mut() {
                     let y = std::mem::take(&mut el.y);
                     let (c, th) = if rolling.is_some() {

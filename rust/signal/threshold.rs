@@ -33,7 +33,17 @@ fn unkey(k: u32) -> f32 {
 pub struct MedianScratch {
     hist: Vec<u32>,
     keys: Vec<u32>,
+    vals: Vec<f32>,
+    dist: Vec<f64>,
+    prefix: Vec<usize>,
 }
+
+/// Coarse bins of the radix pre-selection: the top 12 bits of the key (sign, exponent and 3
+/// mantissa bits, i.e. eighths of a binade), counted in 4 interleaved histograms so runs of
+/// similar values (a smooth filtered trace) do not serialise on one counter.
+const SHIFT: u32 = 20;
+const BINS: usize = 1 << (32 - SHIFT);
+const SUB: usize = 4;
 
 /// Exact median of the `n` values yielded by `values()` (called twice), numpy semantics.
 pub fn median_by<I: Iterator<Item = f32>>(
@@ -46,16 +56,19 @@ pub fn median_by<I: Iterator<Item = f32>>(
     }
     let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
     s.hist.clear();
-    s.hist.resize(1 << 16, 0);
-    for v in values() {
-        s.hist[(key(v) >> 16) as usize] += 1;
+    s.hist.resize(BINS * SUB, 0);
+    for (i, v) in values().enumerate() {
+        s.hist[((key(v) >> SHIFT) as usize) * SUB + (i & (SUB - 1))] += 1;
     }
     // Bins holding the two middle ranks, and how many values lie below the lower bin.
-    let (mut b_lo, mut below_lo, mut b_hi) = (0usize, 0usize, 0usize);
+    let (mut b_lo, mut below_lo, mut b_hi, mut below_hi) = (0usize, 0usize, 0usize, 0usize);
     let mut cum = 0usize;
     let mut found_lo = false;
-    for (b, &c) in s.hist.iter().enumerate() {
-        let c = c as usize;
+    for b in 0..BINS {
+        let c: usize = s.hist[b * SUB..(b + 1) * SUB]
+            .iter()
+            .map(|&v| v as usize)
+            .sum();
         if !found_lo && cum + c > k_lo {
             b_lo = b;
             below_lo = cum;
@@ -63,17 +76,29 @@ pub fn median_by<I: Iterator<Item = f32>>(
         }
         if cum + c > k_hi {
             b_hi = b;
+            below_hi = cum + c;
             break;
         }
         cum += c;
     }
-    let (lo, hi) = ((b_lo as u32) << 16, ((b_hi as u32) << 16) | 0xffff);
+    let (lo, hi) = (
+        (b_lo as u32) << SHIFT,
+        ((b_hi as u32) << SHIFT) | ((1u32 << SHIFT) - 1),
+    );
+    // Branch-free compaction of the values in those bins.
+    let m = below_hi - below_lo;
     s.keys.clear();
-    s.keys
-        .extend(values().map(key).filter(|&k| k >= lo && k <= hi));
+    s.keys.resize(m + 1, 0);
+    let mut j = 0usize;
+    for v in values() {
+        let k = key(v);
+        s.keys[j.min(m)] = k;
+        j += (k >= lo && k <= hi) as usize;
+    }
+    let keys = &mut s.keys[..m];
     let r_lo = k_lo - below_lo;
     let r_hi = k_hi - below_lo;
-    let (_, &mut a, rest) = s.keys.select_nth_unstable(r_lo);
+    let (_, &mut a, rest) = keys.select_nth_unstable(r_lo);
     let a = unkey(a) as f64;
     let b = if r_hi == r_lo {
         a
@@ -83,15 +108,228 @@ pub fn median_by<I: Iterator<Item = f32>>(
     (a + b) / 2.0
 }
 
-/// (median, median |x - median|) of an f32 slice.
+/// (median, median |x - median|) of an f32 slice, exact (the MAD of the f64 differences).
+///
+/// Two passes instead of four: one histogram of the values brackets both the median and, using
+/// the histogram's prefix sums, the MAD; one more pass keeps only the values that can still
+/// matter (those near the median, and those whose distance from it is near the MAD), counts
+/// those surely closer than the MAD, and exact selections finish the job.
 pub fn median_mad(x: &[f32], s: &mut MedianScratch) -> (f64, f64) {
+    let n = x.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    match median_mad_fast(x, s) {
+        Some(r) => r,
+        None => median_mad_slow(x, s),
+    }
+}
+
+fn median_mad_slow(x: &[f32], s: &mut MedianScratch) -> (f64, f64) {
     let m = median_by(|| x.iter().copied(), x.len(), s);
-    let mad = median_by(
-        || x.iter().map(move |&v| (v as f64 - m).abs() as f32),
-        x.len(),
-        s,
+    let mut d: Vec<f64> = x.iter().map(|&v| (v as f64 - m).abs()).collect();
+    (m, median_f64(&mut d))
+}
+
+/// numpy median of f64 values (reorders them).
+pub fn median_f64(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let (_, &mut a, rest) = v.select_nth_unstable_by((n - 1) / 2, |a, b| a.total_cmp(b));
+    if n % 2 == 1 {
+        a
+    } else {
+        let b = rest.iter().copied().fold(f64::INFINITY, f64::min);
+        (a + b) / 2.0
+    }
+}
+
+/// Smallest f32 >= v.
+fn f32_up(v: f64) -> f32 {
+    let f = v as f32;
+    if (f as f64) >= v || !f.is_finite() {
+        f
+    } else if f == 0.0 {
+        f32::from_bits(1)
+    } else if f > 0.0 {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f32::from_bits(f.to_bits() - 1)
+    }
+}
+
+/// Largest f32 <= v.
+fn f32_down(v: f64) -> f32 {
+    -f32_up(-v)
+}
+
+#[inline(always)]
+fn bin_of(v: f64) -> usize {
+    (key(v as f32) >> SHIFT) as usize
+}
+
+fn median_mad_fast(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
+    s.hist.clear();
+    s.hist.resize(BINS * SUB, 0);
+    for (i, &v) in x.iter().enumerate() {
+        s.hist[((key(v) >> SHIFT) as usize) * SUB + (i & (SUB - 1))] += 1;
+    }
+    // prefix[b] = values in bins < b
+    let mut prefix = std::mem::take(&mut s.prefix);
+    prefix.clear();
+    prefix.resize(BINS + 1, 0);
+    let r = median_mad_select(x, s, &mut prefix);
+    s.prefix = prefix;
+    r
+}
+
+fn median_mad_select(x: &[f32], s: &mut MedianScratch, prefix: &mut [usize]) -> Option<(f64, f64)> {
+    median_mad_select_inner(x, s, prefix)
+}
+
+#[inline(always)]
+fn median_mad_select_inner(
+    x: &[f32],
+    s: &mut MedianScratch,
+    prefix: &mut [usize],
+) -> Option<(f64, f64)> {
+    let n = x.len();
+    let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
+    for b in 0..BINS {
+        let c: usize = s.hist[b * SUB..(b + 1) * SUB]
+            .iter()
+            .map(|&v| v as usize)
+            .sum();
+        prefix[b + 1] = prefix[b] + c;
+    }
+    let b_lo = prefix.partition_point(|&p| p <= k_lo) - 1;
+    let b_hi = prefix.partition_point(|&p| p <= k_hi) - 1;
+    let (below_lo, below_hi) = (prefix[b_lo], prefix[b_hi + 1]);
+    let (key_lo, key_hi) = (
+        (b_lo as u32) << SHIFT,
+        ((b_hi as u32) << SHIFT) | ((1u32 << SHIFT) - 1),
     );
-    (m, mad)
+    let (m_lo, m_hi) = (unkey(key_lo) as f64, unkey(key_hi) as f64);
+    if !(m_lo.is_finite() && m_hi.is_finite()) {
+        return None;
+    }
+    // Counts of |x - m| <= d for any m in [m_lo, m_hi]: an upper bound (bins touching the
+    // interval, one bin of slack) and a lower bound (bins surely inside, one bin of slack).
+    let upper = |d: f64| -> usize {
+        let a = bin_of(m_lo - d).saturating_sub(1);
+        let b = (bin_of(m_hi + d) + 2).min(BINS);
+        prefix[b] - prefix[a]
+    };
+    let lower = |d: f64| -> usize {
+        let a = bin_of(m_hi - d) + 2;
+        let b = bin_of(m_lo + d).saturating_sub(1);
+        if b > a {
+            prefix[b] - prefix[a]
+        } else {
+            0
+        }
+    };
+    // d_hi: a d with at least k_hi + 1 values surely within it (exponential search, bisection).
+    let mut hi = 1e-30f64;
+    while lower(hi) < k_hi + 1 {
+        hi *= 2.0;
+        if hi > 1e300 {
+            return None;
+        }
+    }
+    let mut lo = 0.0f64;
+    for _ in 0..64 {
+        let mid = 0.5 * (lo + hi);
+        if lower(mid) >= k_hi + 1 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let d_hi = hi;
+    // d_lo: a d with at most k_lo values possibly within it (-1 when none).
+    let d_lo = if upper(0.0) > k_lo {
+        -1.0
+    } else {
+        let (mut lo, mut hi) = (0.0f64, d_hi);
+        for _ in 0..64 {
+            let mid = 0.5 * (lo + hi);
+            if upper(mid) <= k_lo {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    // One pass: the median bin's keys, the candidates for the MAD, and how many are surely below.
+    let (sb_lo, sb_hi) = if d_lo >= 0.0 {
+        (m_hi - d_lo, m_lo + d_lo)
+    } else {
+        (1.0, -1.0)
+    };
+    let (out_lo, out_hi) = (m_lo - d_hi, m_hi + d_hi);
+    let nm = below_hi - below_lo;
+    s.keys.clear();
+    s.keys.resize(nm + 1, 0);
+    s.vals.clear();
+    s.vals.resize(n + 1, 0.0);
+    // f32 bounds rounded so "surely below" only shrinks and "keep" only grows: still exact.
+    let (sbl, sbh) = if d_lo >= 0.0 {
+        (f32_up(sb_lo), f32_down(sb_hi))
+    } else {
+        (1.0, -1.0)
+    };
+    let (ol, oh) = (f32_down(out_lo), f32_up(out_hi));
+    let (mut j, mut c, mut surely_below) = (0usize, 0usize, 0usize);
+    let keys = &mut s.keys[..nm + 1];
+    let vals = &mut s.vals[..n + 1];
+    for &v in x {
+        // branch-free: these tests are unpredictable
+        let k = key(v);
+        keys[j.min(nm)] = k;
+        j += ((k >= key_lo) & (k <= key_hi)) as usize;
+        let below = (v >= sbl) & (v <= sbh);
+        let keep = !below & (v >= ol) & (v <= oh);
+        vals[c.min(n)] = v;
+        c += keep as usize;
+        surely_below += below as usize;
+    }
+    if j != nm {
+        return None;
+    }
+    let keys = &mut s.keys[..nm];
+    let (r_lo, r_hi) = (k_lo - below_lo, k_hi - below_lo);
+    let (_, &mut a, rest) = keys.select_nth_unstable(r_lo);
+    let a = unkey(a) as f64;
+    let b = if r_hi == r_lo {
+        a
+    } else {
+        unkey(*rest.iter().min()?) as f64
+    };
+    let m = (a + b) / 2.0;
+    if k_lo < surely_below || k_hi - surely_below >= c {
+        return None;
+    }
+    let mut d = std::mem::take(&mut s.dist);
+    d.clear();
+    d.extend(s.vals[..c].iter().map(|&v| (v as f64 - m).abs()));
+    let (t_lo, t_hi) = (k_lo - surely_below, k_hi - surely_below);
+    let (_, &mut da, rest) = d.select_nth_unstable_by(t_lo, |p, q| p.total_cmp(q));
+    let db = if t_hi == t_lo {
+        da
+    } else {
+        rest.iter().copied().fold(f64::INFINITY, f64::min)
+    };
+    let mad = (da + db) / 2.0;
+    s.dist = d;
+    // The bracket guarantees the answer lies in (d_lo, d_hi]; anything else means a bug: recompute.
+    if !(mad > d_lo && mad <= d_hi) {
+        return None;
+    }
+    Some((m, mad))
 }
 
 /// Noise windows over `n` samples: consecutive windows of `window` samples, the remainder folded
@@ -153,6 +391,45 @@ mod tests {
         }
         let ties = [3.0f32, 3.0, 3.0, -0.0, 0.0, 7.0];
         assert_eq!(median_by(|| ties.iter().copied(), 6, &mut sc), 3.0);
+    }
+
+    #[test]
+    fn fast_median_mad_equals_slow() {
+        let mut sc = MedianScratch::default();
+        let mut state = 99u64;
+        for n in [1usize, 2, 3, 7, 64, 1000, 10001, 150000] {
+            for shape in 0..4 {
+                let v: Vec<f32> = (0..n)
+                    .map(|i| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let u = (state >> 33) as f32 / 2e9 - 1.0;
+                        match shape {
+                            0 => u * 30.0,
+                            1 => u * 30.0 + 1000.0, // offset
+                            2 => (i % 5) as f32,    // heavy ties
+                            _ => {
+                                if i % 100 == 0 {
+                                    1e6
+                                } else {
+                                    u
+                                }
+                            } // outliers
+                        }
+                    })
+                    .collect();
+                let slow = median_mad_slow(&v, &mut sc);
+                let fast = median_mad_fast(&v, &mut sc);
+                assert_eq!(fast.unwrap_or(slow), slow, "n={n} shape={shape}");
+                assert_eq!(median_mad(&v, &mut sc), slow);
+                if n > 100 && shape != 2 {
+                    assert!(fast.is_some(), "fast path declined n={n} shape={shape}");
+                }
+            }
+        }
+        let flat = vec![3.0f32; 1000];
+        assert_eq!(median_mad(&flat, &mut sc), (3.0, 0.0));
     }
 
     #[test]

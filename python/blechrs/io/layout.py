@@ -150,6 +150,27 @@ def car_groups(rows: list[LayoutRow], n_channels: int, use_car: bool = True) -> 
     return ids
 
 
+def auto_car_layout(rows: list[LayoutRow], corr, max_clusters: int = 10, seed: int = 42) -> list[LayoutRow]:
+    """A copy of the layout with each CAR group split by channel correlation
+    (:func:`blechrs.rawqa.auto_car_groups`, ``corr`` = raw channel r matrix indexed by
+    electrode_ind). The groups before the split go to an ``original_CAR_group`` column; a layout
+    that already has one is split again from those original groups. Nothing is written."""
+    from blechrs.rawqa import auto_car_groups
+
+    base = [r.extra.get("original_CAR_group") or r.car_group for r in rows]
+    import numpy as np
+
+    corr = np.asarray(corr)
+    idx = [r.electrode_ind for r in rows]
+    new = auto_car_groups(corr[np.ix_(idx, idx)], base, max_clusters=max_clusters, seed=seed)
+    out = []
+    for r, b, g in zip(rows, base, new):
+        extra = dict(r.extra)
+        extra["original_CAR_group"] = b
+        out.append(LayoutRow(r.filename, r.electrode_ind, r.electrode_num, r.port, g, extra))
+    return out
+
+
 def sorted_electrodes(rows: list[LayoutRow]) -> list[int]:
     return sorted(r.electrode_ind for r in rows if r.sorted)
 
@@ -231,6 +252,8 @@ class InitResult:
     skipped: list[Path] = field(default_factory=list)
     """Existing files left as they are (pass force=True to overwrite them)."""
     warnings: list[str] = field(default_factory=list)
+    qa: Any = None
+    """The raw QA result (:class:`blechrs.rawqa.RawQAResult`) when init ran it."""
 
     def lines(self) -> list[str]:
         r = self.recording
@@ -244,16 +267,20 @@ class InitResult:
         out += [f"wrote {p}" for p in self.written]
         out += [f"kept {p} (exists; --force overwrites it)" for p in self.skipped]
         out += [f"warning: {w}" for w in self.warnings]
+        if self.qa is not None:
+            out += self.qa.lines()
         return out
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
 
-def init_experiment(directory: str | os.PathLike, force: bool = False) -> InitResult:
+def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False) -> InitResult:
     """Write ``<name>.info``, ``<name>_electrode_layout.csv`` and ``<name>.params`` for the
     recording in ``directory``; existing files are kept unless ``force``. The .info is built from
-    the layout on disk when the layout is kept, so edited CAR groups and EMG rows carry over."""
+    the layout on disk when the layout is kept, so edited CAR groups and EMG rows carry over.
+    ``qa=True`` also runs the raw-data QA (:func:`blechrs.rawqa.raw_qa`, files in
+    ``DIR/QA_output``) on the channels the layout sorts; its summary is part of the result."""
     directory = Path(directory)
     rec = open_recording(directory)
     res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
@@ -287,4 +314,12 @@ def init_experiment(directory: str | os.PathLike, force: bool = False) -> InitRe
     else:
         SortParams(sampling_rate=rec.sampling_rate).save(pp)
         res.written.append(pp)
+    if qa:
+        from blechrs.rawqa import raw_qa
+
+        try:
+            params = SortParams.load(pp)
+        except ValueError:
+            params = SortParams(sampling_rate=rec.sampling_rate)
+        res.qa = raw_qa(directory, recording=rec, params=params, channels_in_use=sorted_electrodes(rows))
     return res

@@ -276,7 +276,11 @@ def _edges_to_dict(names: list[str], edges) -> dict[str, tuple[np.ndarray, np.nd
 
 
 def _time_warnings(path: Path, n_amp: int, warns: list[str]) -> None:
-    n, jumps = _native_call(_native.intan_time_dat_jumps, str(path))
+    try:
+        n, jumps = _native_call(_native.intan_time_dat_jumps, str(path))
+    except RecordingError as e:  # time stamps are only checked; the amplifier data stay readable
+        warns.append(f"{e}; dropped samples cannot be detected")
+        return
     if n != n_amp:
         warns.append(f"{path}: {n} time stamps but {n_amp} amplifier samples")
     if jumps:
@@ -318,7 +322,6 @@ def open_recording(path: str | os.PathLike) -> Recording:
             edges = _native_call(rec.digital_in_edges, [1 << c["native_order"] for c in din])
             return _edges_to_dict([din_name(c["native_channel_name"]) for c in din], edges)
 
-        directory = path if path.is_dir() else path.parent
     else:
         directory = path
         header = _native_call(_native.intan_read_header, str(directory / "info.rhd"))
@@ -380,7 +383,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
 
     for w in warns:
         warnings.warn(w, RecordingWarning, stacklevel=2)
-    return Recording(path if path.is_dir() else path, kind, header, source, list(files), din_reader, warns)
+    return Recording(path, kind, header, source, list(files), din_reader, warns)
 
 
 # ----------------------------------------------------------------------------------------------
