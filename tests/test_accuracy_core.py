@@ -178,3 +178,37 @@ def test_waveform_width_and_snr():
     assert metrics.waveform_width_ms(w, 30, FS) == pytest.approx((i - 30) / 30.0)
     wf = np.stack([template(6, 100), template(6, 50)])
     assert metrics.snr(wf, 10.0) == pytest.approx(np.abs(wf).max(1).mean() / 10.0, rel=1e-9)
+
+
+def test_cross_refractory_matches_brute_force():
+    from blechrs.core.autosort import cross_refractory
+
+    rng = np.random.default_rng(4)
+    ta = np.sort(rng.choice(30000 * 20, 800, replace=False))
+    tb = np.sort(rng.choice(30000 * 20, 600, replace=False))
+    obs, exp = cross_refractory(ta, tb, FS, 20.0)
+    dt = np.abs(ta[:, None] - tb[None, :])
+    assert obs == np.count_nonzero((dt > 15) & (dt < 60))  # 0.5 ms < |dt| < 2 ms
+    assert exp == pytest.approx(800 * 600 * 2 * (60 - 15) / (30000 * 20.0))
+    assert 0.5 * exp < obs < 1.5 * exp  # independent trains: as expected
+
+
+def test_echo_clusters_are_not_units():
+    """A large negative unit whose positive rebound re-crosses the threshold after the dead time
+    gives a second, positive event per spike: that cluster is a duplicate, not a neuron."""
+    p = SortParams()
+    w, t, y = electrode([(200, 6, 15)], seed=7)
+    rng = np.random.default_rng(8)
+    echo_t = t + 25  # 0.83 ms after each spike
+    echo_w = (60 * np.exp(-0.5 * ((np.arange(75) - 30) / 4.0) ** 2))[None, :] + rng.normal(0, 8, (len(t), 75))
+    W = np.vstack([w, echo_w.astype(np.float32)])
+    T = np.concatenate([t, echo_t])
+    Y = np.concatenate([y, np.full(len(t), 1)])
+    order = np.argsort(T, kind="stable")
+    W, T, Y = W[order], T[order], Y[order]
+    f = compute_features(W, p)
+    sols = cluster_electrode(f, p)
+    choices = autosort_electrode(W, T, f, sols, p, FS, 8.0 * 0.6745)
+    assert len(choices) == 1
+    ev = np.isin(sols[choices[0].solution].labels, choices[0].clusters)
+    assert np.mean(Y[ev] == 0) > 0.99 and ev.sum() > 0.95 * np.sum(Y == 0)

@@ -88,6 +88,9 @@ class SortParams:
     """Auto-sort merges two clusters when their discriminant separation d' is below this ..."""
     autosort_merge_valley: float = 0.5
     """... and their discriminant projection has no valley deeper than this fraction of its peaks."""
+    autosort_max_l_ratio: float = 1.0
+    """A cluster whose L-ratio (contamination by its neighbours in feature space) exceeds this is
+    a mixture, not saved as a unit."""
     ISI_violations_thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0])
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
     min_snr: float = 3.0

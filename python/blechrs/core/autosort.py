@@ -3,20 +3,26 @@
 Transparent criteria, all computed here (no downloaded classifier):
 
 1. Start from an over-clustered solution: the GMM with K = ``max_clusters`` (more clusters than
-   units is the safe side: splitting one unit in two can be undone, lumping two cannot).
-2. Merge clusters that are one unit. For every pair, the events of both are projected on their
-   linear discriminant (pooled covariance); the pair is one unit when the separation d' of the two
-   projections is below ``autosort_merge_dprime`` (halves of one Gaussian cluster sit at d' ~ 2.7,
-   well separated units far above) AND the projections are unimodal: the density at the deepest
-   point between the two clusters is more than ``autosort_merge_valley`` of the smaller peak (two
-   close but distinct units leave a valley). Pairs are merged closest first, re-scoring after each
-   merge, and a merge is refused when it would break the ISI limits (blech_clust HEAD's ISI re-check
-   of Mahalanobis merges).
+   units is the safe side: splitting one unit in two can be undone, lumping two cannot), but no
+   more than one cluster per ``MIN_EVENTS_PER_CLUSTER`` events.
+2. Merge clusters that are one unit, closest pair first, re-scoring after each merge. For a pair,
+   the events of both are projected on their linear discriminant (pooled covariance):
+   - refractory evidence first: events of the two clusters closer than the refractory period
+     (0.5-2 ms) are counted against the count expected if they fired independently. Clearly
+     independent firing (observed > max(3, half the expected)) means two neurons: never merged.
+     A shared refractory period (expected >= 5, observed <= 10 % of it) means one neuron: merged
+     up to d' < ``ISI_MERGE_DPRIME``.
+   - otherwise the pair is one unit when the separation d' of the projections is below
+     ``autosort_merge_dprime`` (halves of one Gaussian cluster sit at d' ~ 2.7, well separated
+     units far above) AND the projection is unimodal: the density at the deepest point between the
+     two clusters is more than ``autosort_merge_valley`` of the smaller peak (two close but distinct
+     units leave a valley).
 3. Drop echoes: a cluster most of whose events (> ``ECHO_FRACTION``) sit within ``ECHO_MS`` of a
    larger event of another cluster is a second detection of the same spikes (the rebound of a large
    spike re-crossing the threshold after the dead time), not a neuron.
 4. Keep a (merged) cluster as a unit when it has >= ``cluster_count_threshold`` events, fires at
-   >= ``min_firing_rate`` Hz and has SNR >= ``min_snr``.
+   >= ``min_firing_rate`` Hz, has SNR >= ``min_snr`` and an L-ratio <= ``autosort_max_l_ratio``
+   (a higher one is a mixture of its neighbours).
 5. Label it single unit when its ISI violations are within ``ISI_violations_thresholds`` (< 1 ms,
    < 2 ms) and its contamination estimate is <= ``single_unit_max_contamination``; else multi-unit.
    Fast spiking ('f') when the trough-to-peak width is below ``fast_spiking_max_width_ms``, else
@@ -33,12 +39,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from blechrs.core.features import _get, peak_index
-from blechrs.core.metrics import isi_violations, unit_metrics
+from blechrs.core.metrics import CENSORED_MS, REFRACTORY_MS, isi_violations, unit_metrics
 
 #: An event within this many ms of a larger event of another cluster is an echo candidate.
 ECHO_MS = 1.5
 #: A cluster is an echo when more than this fraction of its events are echo candidates.
 ECHO_FRACTION = 0.5
+
+#: Fewest events per cluster of the solution auto-sort starts from.
+MIN_EVENTS_PER_CLUSTER = 40
+#: Two clusters whose events keep a shared refractory period (see cross_refractory) are merged up
+#: to this d' even when their projection looks bimodal.
+ISI_MERGE_DPRIME = 6.0
 
 #: Events per cluster used to score a pair (deterministic subsample): plenty for a d' estimate.
 PAIR_SAMPLE = 3000
@@ -124,9 +136,21 @@ def _subsample(idx: np.ndarray, k: int) -> np.ndarray:
     return idx[np.linspace(0, len(idx) - 1, k).astype(np.int64)]
 
 
-def _isi_ok(times, fs, limits) -> bool:
-    v1, v2 = isi_violations(times, fs)
-    return v1 < limits[0] and v2 < limits[1]
+def cross_refractory(ta: np.ndarray, tb: np.ndarray, fs: float, duration_s: float) -> tuple[int, float]:
+    """(observed, expected-if-independent) pairs of one event of each group closer than the
+    refractory period but farther than the detector's censored period (events closer than that
+    cannot both be detected, whoever fired them)."""
+    ta, tb = np.sort(ta), np.sort(tb)
+    lo_s = CENSORED_MS * fs / 1000.0
+    hi_s = REFRACTORY_MS * fs / 1000.0
+    obs = 0
+    if len(ta) and len(tb):
+        for sign in (-1, 1):
+            a = np.searchsorted(tb, ta + sign * lo_s, side="right" if sign > 0 else "left")
+            b = np.searchsorted(tb, ta + sign * hi_s, side="left" if sign > 0 else "right")
+            obs += int(np.abs(b - a).sum())
+    expected = len(ta) * len(tb) * 2.0 * (hi_s - lo_s) / fs / max(duration_s, 1e-9)
+    return obs, expected
 
 
 def merge_score(a: np.ndarray, b: np.ndarray, min_valley: float) -> float:
@@ -136,13 +160,29 @@ def merge_score(a: np.ndarray, b: np.ndarray, min_valley: float) -> float:
     return d if _valley_ratio(a, b) > min_valley else float("inf")
 
 
-def merge_clusters(features, times, labels, fs, max_dprime, isi_limits, min_valley=0.5) -> list[list[int]]:
+def merge_clusters(features, times, labels, fs, max_dprime, min_valley=0.5, duration_s=None) -> list[list[int]]:
     """Greedy closest-first merging of clusters (lists of label ids): see the module doc."""
     groups = [[int(c)] for c in np.unique(labels[labels >= 0])]
     members = {g[0]: np.nonzero(labels == g[0])[0] for g in groups}
+    if duration_s is None:
+        duration_s = max(float(times.max() - times.min()) / fs, 1.0) if len(times) else 1.0
 
     def idx_of(group):
         return np.sort(np.concatenate([members[c] for c in group]))
+
+    def score(ga, gb):
+        ia, ib = idx_of(ga), idx_of(gb)
+        a = features[_subsample(ia, PAIR_SAMPLE)]
+        b = features[_subsample(ib, PAIR_SAMPLE)]
+        d = _pair_dprime(a, b)
+        obs, exp = cross_refractory(times[ia], times[ib], fs, duration_s)
+        if obs > max(3.0, 0.5 * exp):
+            return float("inf")  # they fire independently: two neurons
+        if exp >= 5.0 and obs <= 0.1 * exp and d < ISI_MERGE_DPRIME:
+            return min(d, max_dprime * 0.999)  # a shared refractory period: one neuron
+        if d >= max_dprime:
+            return float("inf")
+        return d if _valley_ratio(a, b) > min_valley else float("inf")
 
     scores: dict[tuple, float] = {}
     while len(groups) > 1:
@@ -151,18 +191,13 @@ def merge_clusters(features, times, labels, fs, max_dprime, isi_limits, min_vall
             for j in range(i + 1, len(groups)):
                 key = (tuple(groups[i]), tuple(groups[j]))
                 if key not in scores:
-                    a = features[_subsample(idx_of(groups[i]), PAIR_SAMPLE)]
-                    b = features[_subsample(idx_of(groups[j]), PAIR_SAMPLE)]
-                    scores[key] = merge_score(a, b, min_valley)
+                    scores[key] = score(groups[i], groups[j])
                 if scores[key] < max_dprime and (best is None or scores[key] < best[0]):
                     best = (scores[key], i, j)
         if best is None:
             break
         _, i, j = best
         merged = sorted(groups[i] + groups[j])
-        if not _isi_ok(times[idx_of(merged)], fs, isi_limits):
-            scores[(tuple(groups[i]), tuple(groups[j]))] = np.inf  # refused: never retried
-            continue
         groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [merged]
         groups.sort()
     return groups
@@ -188,6 +223,19 @@ def echo_fraction(times, amplitude, member, window) -> float:
     return float(echo.mean())
 
 
+def base_solution(features, solutions, params) -> int:
+    """The over-clustered GMM solution auto-sort starts from: K = max_clusters, but no more
+    clusters than one per ``MIN_EVENTS_PER_CLUSTER`` events (a cluster needs enough events for its
+    covariance, or its merges cannot be judged)."""
+    max_clusters = int(_get(params, "max_clusters", 7))
+    gmm = sorted(k for k, s in solutions.items() if s.kind == "gmm")
+    if not gmm:
+        return max(solutions)
+    cap = max(2, len(features) // MIN_EVENTS_PER_CLUSTER)
+    fitting = [k for k in gmm if k <= min(max_clusters, cap)]
+    return fitting[-1] if fitting else gmm[0]
+
+
 def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate=None, mad_val=0.0,
                        duration_s: float | None = None) -> list[UnitChoice]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
@@ -205,11 +253,12 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     if duration_s is None or duration_s <= 0:
         duration_s = max(float(times.max() - times.min()) / fs, 1.0 / fs)
     max_clusters = int(_get(params, "max_clusters", 7))
-    number = max_clusters if max_clusters in solutions else max(solutions)
+    number = base_solution(features, solutions, params)
     labels = np.asarray(solutions[number].labels)
     isi_limits = list(_get(params, "ISI_violations_thresholds", [0.5, 2.0]))
     max_dprime = float(_get(params, "autosort_merge_dprime", 3.5))
     min_valley = float(_get(params, "autosort_merge_valley", 0.5))
+    max_l_ratio = float(_get(params, "autosort_max_l_ratio", 1.0))
     min_count = int(_get(params, "cluster_count_threshold", 50))
     min_rate = float(_get(params, "min_firing_rate", 0.05))
     min_snr = float(_get(params, "min_snr", 3.0))
@@ -217,7 +266,7 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     fs_width = float(_get(params, "fast_spiking_max_width_ms", 0.4))
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
 
-    groups = merge_clusters(features, times, labels, fs, max_dprime, isi_limits, min_valley)
+    groups = merge_clusters(features, times, labels, fs, max_dprime, min_valley, duration_s)
     amplitude = waveforms[:, peak] if len(waveforms) else np.zeros(n)
     echo_window = ECHO_MS * fs / 1000.0
     choices = []
@@ -231,6 +280,8 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
         if m["firing_rate"] < min_rate:
             continue
         if m["snr"] < min_snr:
+            continue
+        if np.isfinite(m["l_ratio"]) and m["l_ratio"] > max_l_ratio:
             continue
         isi_ok = m["isi_violations_1ms"] < isi_limits[0] and m["isi_violations_2ms"] < isi_limits[1]
         single = bool(isi_ok and m["contamination"] <= max_contamination)
