@@ -16,11 +16,12 @@ def windows(n, w):
     return [(i * w, n if i == k - 1 else (i + 1) * w) for i in range(k)]
 
 
-def noise(y, bounds):
+def noise(y, bounds, step=1):
+    """(noise, median) per window, both from every `step`-th sample of the window."""
     y = np.asarray(y, dtype=np.float64)
     out = []
     for a, b in bounds:
-        seg = y[a:b]
+        seg = y[a:b:step]
         m = np.median(seg)
         out.append((np.median(np.abs(seg - m)) / 0.6745, m))
     return out
@@ -124,18 +125,22 @@ def pipeline(x, fs, params, electrodes, car_groups):
         y = ss.filtfilt(b, a, raw[e] * 0.195).astype(np.float32)
         n = len(y)
         cut = cutoff(y, fs, params["voltage_cutoff"], params["max_breach_rate"], params["max_secs_above_cutoff"], params["max_mean_breach_rate_persec"])
+        step = params["noise_subsample"]
+        # global statistics (mad_val, a global threshold): y[:cut:S], S grown to keep <= 2**20 samples
+        gstep = max(step, -(-n // 2**20))
+        kept = y[:cut:gstep].astype(np.float64)
         if params["use_rolling_threshold"]:
             bounds = windows(n, int(round(params["rolling_threshold_window"] * fs)))
-            nz = noise(y, bounds)
+            nz = noise(y, bounds, step)
             ths = [params["waveform_threshold"] * v for v, _ in nz]
+            centres = [m for _, m in nz]
         else:
+            # global mode: centre and threshold from the kept part, applied everywhere
             bounds = [(0, n)]
-            v, _ = noise(y[:cut], [(0, cut)])[0]
-            centre = np.median(y[:cut].astype(np.float64))
+            v, centre = noise(kept, [(0, len(kept))])[0]
             ths = [params["waveform_threshold"] * v]
             nz = [(v, centre)]
-        # global mode: centre and threshold from the kept part, applied everywhere
-        centres = None if params["use_rolling_threshold"] else [centre]
+            centres = [centre]
         times, pol = detect(y, bounds, ths, params["spike_polarity"], dead_s, centres)
         pad = 2 if params["align_subsample"] else 0
         keep = times + after + pad <= cut
@@ -146,5 +151,5 @@ def pipeline(x, fs, params, electrodes, car_groups):
         out.append(dict(electrode=e, times=ok_t, polarity=pol[keep][np.isin(times[keep], ok_t)], waveforms=wf,
                         times_subsample=tt, n_edge_dropped=dropped + n_cut_edge, cutoff_sample=cut,
                         noise=np.array([v for v, _ in nz]), dead=e in dead,
-                        mad_val=np.median(np.abs(y[:cut] - np.median(y[:cut].astype(np.float64))))))
+                        mad_val=np.median(np.abs(kept - np.median(kept)))))
     return out

@@ -55,6 +55,40 @@ def test_noise_level_matches_numpy():
     np.testing.assert_allclose(kernels.noise_level(xi, FS), [ref.noise(xi, [(0, len(xi))])[0][0]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("step", [2, 7, 10])
+def test_subsampled_noise_and_centres_match_numpy(step):
+    """subsample=N: both medians over x[a:b:N] of each window, checked against numpy exactly."""
+    x, _ = synthetic(seed=3)
+    for w in (None, 1.0, 1.3):
+        bounds = ref.windows(len(x), None if w is None else int(round(w * FS)))
+        nz = ref.noise(x, bounds, step)
+        got = kernels.noise_level(x, FS, w, subsample=step)
+        np.testing.assert_allclose(got, [v for v, _ in nz], rtol=1e-6)
+        # detection centres each window on the same subsampled median
+        th = 5 * got
+        times, pol = kernels.detect_spikes(x, th, FS, w, "both", 0.5, subsample=step)
+        et, ep = ref.detect(x, bounds, th, "both", int(round(0.5 * FS / 1000)), centres=[m for _, m in nz])
+        np.testing.assert_array_equal(times, et)
+        np.testing.assert_array_equal(pol, ep)
+    np.testing.assert_array_equal(kernels.noise_level(x, FS, 1.0, subsample=1), kernels.noise_level(x, FS, 1.0))
+    with pytest.raises(ValueError, match="subsample"):
+        kernels.noise_level(x, FS, subsample=0)
+
+
+def test_subsampled_threshold_is_close_to_exact():
+    """The default 1/10 subsample moves 5 s-window thresholds of band-passed Gaussian noise by ~1 %."""
+    fs = 30000.0
+    rng = np.random.default_rng(11)
+    y = kernels.bandpass(rng.normal(size=int(60 * fs)) * 40, fs)
+    exact = kernels.noise_level(y, fs, 5.0)
+    sub = kernels.noise_level(y, fs, 5.0, subsample=10)
+    rel = np.abs(sub / exact - 1)
+    assert len(rel) == 12
+    assert rel.mean() < 0.01 and rel.max() < 0.02, rel
+    whole = kernels.noise_level(y, fs, None, subsample=10)[0] / kernels.noise_level(y, fs)[0] - 1
+    assert abs(whole) < 0.005
+
+
 @pytest.mark.parametrize("polarity", ["negative", "positive", "both"])
 @pytest.mark.parametrize("window_s", [None, 1.0])
 @pytest.mark.parametrize("dead_ms", [0.0, 0.5, 1.0])

@@ -55,10 +55,11 @@ def check_against_reference(got, exp, before):
 
 @pytest.mark.parametrize("use_car", [False, True])
 @pytest.mark.parametrize("rolling", [True, False])
-def test_extract_matches_whole_array_pipeline(use_car, rolling):
+@pytest.mark.parametrize("subsample", [1, 10])
+def test_extract_matches_whole_array_pipeline(use_car, rolling, subsample):
     x, truth = recording()
     groups = [0, 0, 0, 1, 1, -1]
-    p = params(use_car=use_car, use_rolling_threshold=rolling)
+    p = params(use_car=use_car, use_rolling_threshold=rolling, noise_subsample=subsample)
     electrodes = [0, 2, 3, 5]
     got = kernels.extract_electrodes(x, electrodes, groups, p)
     exp = ref.pipeline(x, FS, p, electrodes, groups)
@@ -67,12 +68,26 @@ def test_extract_matches_whole_array_pipeline(use_car, rolling):
         check_against_reference(g, e, int(round(FS / 1000)))
         # every inserted spike found within 1 sample, none twice
         tr = truth[g["electrode"]]
+        if use_car:  # a spike shared with a group-mate is common signal, which CAR removes
+            e = g["electrode"]
+            mates = [c for c in range(len(groups)) if c != e and groups[c] == groups[e] and groups[e] >= 0]
+            if mates:
+                tr = tr[~np.isin(tr, np.concatenate([truth[c] for c in mates]))]
         d = np.abs(g["times"][:, None] - tr[None, :])
         assert np.all(d.min(axis=0) <= 1) and np.all((d <= 1).sum(axis=0) == 1)
         assert g["threshold"] > 0
         if not use_car:  # (with CAR, a group-mate's spike leaves an inverted echo)
-            assert len(g["times"]) == len(tr)
-            assert np.all(np.argmax(np.abs(g["waveforms"]), axis=1) == round(FS / 1000))
+            extra = d.min(axis=1) > 1
+            if subsample == 1:
+                assert not extra.any()
+            else:
+                # 1 s windows at 20 kHz keep 2000 samples per window, so thresholds scatter a few
+                # %: an extra event can only be a noise crossing at the threshold's margin.
+                before = round(FS / 1000)
+                assert np.all(np.abs(g["waveforms"][extra, before]) < 1.1 * g["threshold"])
+                assert extra.sum() <= 1
+            true = ~extra
+            assert np.all(np.argmax(np.abs(g["waveforms"][true]), axis=1) == round(FS / 1000))
 
 
 def test_car_removes_common_noise_and_matches_numpy():

@@ -51,14 +51,16 @@ def common_average_reference(x: np.ndarray, groups: Sequence[int]) -> tuple[np.n
     return _native.common_average_reference(x, [int(g) for g in groups])
 
 
-def noise_level(x: np.ndarray, fs: float, window_s: float | None = None) -> np.ndarray:
+def noise_level(x: np.ndarray, fs: float, window_s: float | None = None, subsample: int = 1) -> np.ndarray:
     """Noise ``median(|x - median(x)|) / 0.6745`` per window, float64.
 
     ``window_s=None``: one value for the whole trace. Otherwise consecutive windows of
     ``round(window_s * fs)`` samples; the remainder is folded into the last window (a trace
     shorter than two windows is one window). 2-D input gives channels x windows.
+    ``subsample=N`` takes both medians over every Nth sample of each window (numpy's
+    ``x[a:b:N]``), as ``extract_electrodes`` does with ``params["noise_subsample"]``; 1 = exact.
     """
-    return _native.noise_level(x, float(fs), None if window_s is None else float(window_s))
+    return _native.noise_level(x, float(fs), None if window_s is None else float(window_s), int(subsample))
 
 
 def detect_spikes(
@@ -68,11 +70,13 @@ def detect_spikes(
     window_s: float | None = None,
     polarity: str = "both",
     dead_time_ms: float = 0.5,
+    subsample: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Events of a filtered trace: ``(times int64, polarity int8)``, sorted by time.
 
     Windows as in :func:`noise_level`; ``thresholds`` is one value or one per window, and each
-    window is centred on its median. A sample is supra-threshold when ``x - centre <= -th``
+    window is centred on its median (of every ``subsample``-th sample of the window, as in
+    :func:`noise_level`). A sample is supra-threshold when ``x - centre <= -th``
     (negative) or ``>= th`` (positive), for the polarities asked for. Supra-threshold samples
     within ``dead_time_ms`` of the previous one (at least adjacent) are one event, whatever their
     sign, so both lobes of a spike give one event; the event is at the largest ``|x - centre|``
@@ -81,7 +85,9 @@ def detect_spikes(
     """
     th = np.asarray(thresholds, dtype=np.float64)
     th = float(th) if th.ndim == 0 else th.tolist()
-    return _native.detect_spikes(x, th, float(fs), None if window_s is None else float(window_s), polarity, float(dead_time_ms))
+    return _native.detect_spikes(
+        x, th, float(fs), None if window_s is None else float(window_s), polarity, float(dead_time_ms), int(subsample)
+    )
 
 
 def extract_waveforms(
@@ -139,7 +145,9 @@ def extract_electrodes(
     ``times_subsample`` (float64), ``polarity`` (int8), ``waveforms`` (float32 n x L, uV,
     extremum at index ``samples_before``), ``threshold`` (uV; median of the window thresholds),
     ``mad_val`` (uV, median |x - median| of the filtered trace), ``noise`` (float64 per window),
-    ``cutoff_sample``, ``n_edge_dropped``, ``dead`` (flat channel).
+    ``cutoff_sample``, ``n_edge_dropped``, ``dead`` (flat channel). Window medians and MADs use
+    every ``noise_subsample``-th sample of the window (``y[a:b:N]``); ``mad_val`` and a global
+    threshold use ``y[:cutoff:S]`` with ``S = max(noise_subsample, ceil(n_samples / 2**20))``.
     """
     from blechrs.params import SortParams
 

@@ -23,8 +23,11 @@ def bandpass(
 def common_average_reference(x: npt.NDArray[Any], groups: Sequence[int]) -> tuple[npt.NDArray[np.float32], list[int]]:
     """blech_clust HEAD's normalised CAR by groups (-1 = none); returns (referenced, dead channels)."""
 
-def noise_level(x: npt.NDArray[Any], fs: float, window_s: float | None = None) -> npt.NDArray[np.float64]:
-    """median(|x - median|) / 0.6745 per window (remainder folded into the last window)."""
+def noise_level(
+    x: npt.NDArray[Any], fs: float, window_s: float | None = None, subsample: int = 1
+) -> npt.NDArray[np.float64]:
+    """median(|x - median|) / 0.6745 per window (remainder folded into the last window), over
+    every ``subsample``-th sample of each window."""
 
 def detect_spikes(
     x: npt.NDArray[Any],
@@ -33,6 +36,7 @@ def detect_spikes(
     window_s: float | None = None,
     polarity: str = "both",
     dead_time_ms: float = 0.5,
+    subsample: int = 1,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
     """One event per excursion (merged within the dead time) at its extremum: (times, polarity)."""
 

@@ -334,15 +334,27 @@ fn window_samples(fs: f64, window_s: Option<f64>) -> PyResult<Option<usize>> {
     }
 }
 
-/// noise_level(x, fs, window_s=None) -> float64 per window (1-D x) or channels x windows (2-D x)
+fn check_subsample(subsample: i64, name: &str) -> PyResult<usize> {
+    if subsample < 1 {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be an integer >= 1 (1 = every sample), not {subsample}"
+        )));
+    }
+    Ok(subsample as usize)
+}
+
+/// noise_level(x, fs, window_s=None, subsample=1) -> float64 per window (1-D x) or
+/// channels x windows (2-D x)
 #[pyfunction]
-#[pyo3(signature = (x, fs, window_s=None))]
+#[pyo3(signature = (x, fs, window_s=None, subsample=1))]
 fn noise_level<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     fs: f64,
     window_s: Option<f64>,
+    subsample: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let step = check_subsample(subsample, "subsample")?;
     let arr = any_array(x, "x")?;
     let w = window_samples(fs, window_s)?;
     let (rows, one) = f32_rows(&arr, "x")?;
@@ -355,7 +367,7 @@ fn noise_level<'py>(
         Ok(with_threads(0, || {
             rows.par_iter()
                 .map(|r| {
-                    threshold::noise_per_window(r, &bounds)
+                    threshold::noise_per_window(r, &bounds, step)
                         .into_iter()
                         .map(|v| v.0)
                         .collect()
@@ -372,9 +384,10 @@ fn noise_level<'py>(
     }
 }
 
-/// detect_spikes(x, thresholds, fs, window_s=None, polarity="both", dead_time_ms=0.5)
+/// detect_spikes(x, thresholds, fs, window_s=None, polarity="both", dead_time_ms=0.5, subsample=1)
 #[pyfunction]
-#[pyo3(signature = (x, thresholds, fs, window_s=None, polarity="both", dead_time_ms=0.5))]
+#[pyo3(signature = (x, thresholds, fs, window_s=None, polarity="both", dead_time_ms=0.5, subsample=1))]
+#[allow(clippy::too_many_arguments)]
 fn detect_spikes<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -383,7 +396,9 @@ fn detect_spikes<'py>(
     window_s: Option<f64>,
     polarity: &str,
     dead_time_ms: f64,
+    subsample: i64,
 ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i8>>)> {
+    let step = check_subsample(subsample, "subsample")?;
     let arr = any_array(x, "x")?;
     let (rows, one) = f32_rows(&arr, "x")?;
     if !one {
@@ -430,10 +445,7 @@ fn detect_spikes<'py>(
             .iter()
             .zip(&ths)
             .map(|(&(a, b), &th)| {
-                (
-                    threshold::median_by(|| y[a..b].iter().copied(), b - a, &mut sc),
-                    th,
-                )
+                (threshold::median_step(&y[a..b], step, &mut sc), th)
             })
             .collect();
         Ok(detect::detect(y, &bounds, &ct, pol, ds))
@@ -670,6 +682,7 @@ fn extract_params(d: &Bound<'_, PyDict>) -> PyResult<ExtractParams> {
         )));
     }
     p.window_s = rolling.then_some(w);
+    p.noise_subsample = check_subsample(req(d, "noise_subsample")?, "params: noise_subsample")?;
     let pol: String = req(d, "spike_polarity")?;
     p.polarity = Polarity::parse(&pol).map_err(to_pyerr)?;
     p.dead_time_ms = req(d, "dead_time_ms")?;

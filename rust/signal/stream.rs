@@ -18,12 +18,15 @@ use super::detect::{dead_samples, Detector, Polarity};
 use super::filter::BandPass;
 use super::reference::{self, Group, STATS_STEP};
 use super::source::{read_strided, SampleSource};
-use super::threshold::{median_by, median_mad, window_bounds, MedianScratch, MAD_PER_SD};
+use super::threshold::{
+    median_by, median_mad, median_mad_step, window_bounds, MedianScratch, MAD_PER_SD,
+};
 use super::waveforms::{cut, pad};
 use crate::error::{EngineError, Result};
 
 /// Filtered samples kept per electrode for global statistics (mad_val, global threshold): every
-/// sample up to this many, else an even stride over the recording.
+/// `noise_subsample`-th sample (absolute sample index a multiple of the stride), the stride grown
+/// so that at most this many are kept.
 pub const SUBSAMPLE_MAX: usize = 1 << 20;
 
 #[derive(Clone, Debug)]
@@ -38,6 +41,9 @@ pub struct ExtractParams {
     pub k: f64,
     /// Rolling noise windows of this many seconds; None = one global threshold.
     pub window_s: Option<f64>,
+    /// Noise statistics (window median and MAD, mad_val, global threshold) from every this-many-th
+    /// filtered sample; 1 = every sample.
+    pub noise_subsample: usize,
     pub polarity: Polarity,
     pub dead_time_ms: f64,
     pub before: usize,
@@ -61,6 +67,7 @@ impl ExtractParams {
             cutoff: CutoffParams::default(),
             k: 5.0,
             window_s: Some(5.0),
+            noise_subsample: 10,
             polarity: Polarity::Both,
             dead_time_ms: 0.5,
             before: (1.0 * fs / 1000.0).round() as usize,
@@ -389,7 +396,7 @@ pub fn extract_electrodes(
         n,
         channels: channels.clone(),
         groups,
-        sub_step: n.div_ceil(SUBSAMPLE_MAX).max(1),
+        sub_step: n.div_ceil(SUBSAMPLE_MAX).max(p.noise_subsample).max(1),
         sec: (p.fs.round() as usize).max(1),
         dead_samples: dead_samples(p.dead_time_ms, p.fs),
         f,
@@ -489,7 +496,8 @@ pub fn extract_electrodes(
                         let y = std::mem::take(&mut el.y);
                         let (c, th) = if rolling.is_some() {
                             plan.observe(el, s, &y);
-                            let (m, mad) = median_mad(&y, &mut el.scratch);
+                            let (m, mad) =
+                                median_mad_step(&y, p.noise_subsample, &mut el.scratch);
                             let th = k * mad / MAD_PER_SD;
                             el.res.noise.push(mad / MAD_PER_SD);
                             el.win_th.push((s, th));
@@ -637,7 +645,7 @@ mod tests {
             .unwrap();
             let y: Vec<f32> = y.iter().map(|&v| v as f32).collect();
             let w = window_bounds(n, Some(10000));
-            let ct: Vec<(f64, f64)> = noise_per_window(&y, &w)
+            let ct: Vec<(f64, f64)> = noise_per_window(&y, &w, p.noise_subsample)
                 .iter()
                 .map(|&(nz, m)| (m, 5.0 * nz))
                 .collect();

@@ -45,6 +45,7 @@ EXTRACT_KEYS = (
     "voltage_cutoff", "max_breach_rate", "max_secs_above_cutoff", "max_mean_breach_rate_persec",
     "waveform_threshold", "use_rolling_threshold", "rolling_threshold_window", "rolling_threshold_step",
     "spike_polarity", "dead_time_ms", "spike_snapshot_before", "spike_snapshot_after", "align_subsample",
+    "noise_subsample",
 )
 CLUSTER_KEYS = (
     "max_clusters", "num_iter", "thresh", "num_restarts", "max_autosort_clusters", "max_training_events",
