@@ -91,13 +91,22 @@ def blechrs_run(x, threads):
     return sum(len(r["times"]) for r in res)
 
 
-def best_of(f, reps):
+CPU = {}
+
+
+def best_of(f, reps, label=None):
+    """Best wall-clock time of `reps` runs (CPU seconds of that run kept in CPU[label])."""
     best = np.inf
     out = None
     for _ in range(reps):
+        c = time.process_time()
         t = time.perf_counter()
         out = f()
-        best = min(best, time.perf_counter() - t)
+        dt = time.perf_counter() - t
+        if dt < best:
+            best = dt
+            if label:
+                CPU[label] = time.process_time() - c
     return best, out
 
 
@@ -121,12 +130,17 @@ def speed(args):
     print(f"band-pass   scipy filtfilt {t_sp:7.3f} s | blechrs 1 thread {t_b1:6.3f} s ({t_sp / t_b1:5.1f}x)"
           f" | {cores} threads {t_bn:6.3f} s ({t_sp / t_bn:5.1f}x, {t_b1 / t_bn:.2f}x over 1 thread)")
 
-    t_ref, n_ref = best_of(lambda: blech_reference(x), 1)
-    t_1, n_1 = best_of(lambda: blechrs_run(x, 1), args.reps)
-    t_n, n_n = best_of(lambda: blechrs_run(x, 0), args.reps)
+    t_ref, n_ref = best_of(lambda: blech_reference(x), 1, "ref")
+    t_1, n_1 = best_of(lambda: blechrs_run(x, 1), args.reps, "one")
+    t_n, n_n = best_of(lambda: blechrs_run(x, 0), args.reps, "all")
     print(f"extraction  blech_clust path {t_ref:7.3f} s ({n_ref} events) | blechrs 1 thread {t_1:6.3f} s"
           f" ({t_ref / t_1:5.1f}x) | {cores} threads {t_n:6.3f} s ({t_ref / t_n:5.1f}x, {t_1 / t_n:.2f}x over 1 thread)"
           f" ({n_n} events)")
+    print(f"            CPU seconds: blech_clust path {CPU['ref']:.3f} | blechrs 1 thread {CPU['one']:.3f}"
+          f" ({CPU['ref'] / CPU['one']:.1f}x less CPU) | {cores} threads {CPU['all']:.3f}")
+    load = os.getloadavg()[0]
+    print(f"load average during the run: {load:.1f} on {cores} cores"
+          + ("  (shared machine: wall-clock ratios and thread scaling are distorted)" if load > cores else ""))
 
     def with_car(threads):
         p = SortParams(sampling_rate=FS, n_jobs=threads).to_dict()

@@ -57,3 +57,16 @@ def test_auto_car_splits_two_references_and_keeps_one_whole():
     assert auto_car_groups(correlation(two), groups) == ["gc-00"] * 8 + ["gc-01"] * 8
     assert auto_car_groups(correlation(one), groups) == groups
     assert auto_car_groups(correlation(two), ["none"] * 16) == ["none"] * 16
+
+
+def test_init_runs_raw_qa_on_the_sorted_channels(tmp_path):
+    from blechrs.io.layout import init_experiment, layout_path
+
+    d = tmp_path / "exp"
+    Simulation(seed=2, n_channels=6, duration_s=1.0, dead_channels=(4,)).write(d, "one file per channel")
+    res = init_experiment(d, qa=True)
+    assert res.qa.flat == [4] and "flat channel 4" in str(res)
+    lay = layout_path(d)
+    lay.write_text(lay.read_text().replace("amp-A-004.dat,4,004,A,A", "amp-A-004.dat,4,004,A,none"))
+    res = init_experiment(d, qa=True)  # the layout is kept; channel 4 is not sorted, so not reported
+    assert res.qa.flat == [] and res.qa.ok

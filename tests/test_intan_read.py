@@ -124,6 +124,18 @@ def test_legacy_board_din_names_are_read(tmp_path):
         np.testing.assert_array_equal(r.digital_inputs[k][0], e_on)
         np.testing.assert_array_equal(r.digital_inputs[k][1], e_off)
         np.testing.assert_array_equal(on, e_on)
+    # neo 0.14 globs only board-DIGITAL-IN-*.dat: give it the same bytes under that name
+    view = tmp_path / "neo_view"
+    view.mkdir()
+    for f in tmp_path.iterdir():
+        if f.is_file():
+            (view / f.name.replace("board-DIN-", "board-DIGITAL-IN-")).symlink_to(f)
+    r2, names = _neo(view / "info.rhd")
+    d = _neo_stream(r2, names, "USB board digital input channel", r.n_samples)
+    for j, k in enumerate(["dig_in_00", "dig_in_01"]):
+        on, off = edges_numpy(d[:, j])
+        np.testing.assert_array_equal(r.digital_inputs[k][0], on)
+        np.testing.assert_array_equal(r.digital_inputs[k][1], off)
 
 
 def test_opening_by_info_rhd_or_single_rhd_file(folders):

@@ -66,3 +66,16 @@ def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
     pipeline.extract(d, tiny, force=True)
     assert arrays() == whole
     assert sum(len(store.load_electrode(store.electrode_path(d, e))["times"]) for e in range(6)) > 0
+
+
+def test_dead_and_silent_wires_are_reported(tmp_path, capsys):
+    d = tmp_path / "rec"
+    d.mkdir()
+    simulated_folder(d, seed=4, n_channels=4, duration_s=4.0, dead_channels=(1,))
+    init_folder(d, max_clusters=3, num_restarts=1, max_autosort_clusters=4)
+    code = cli_main(["run", str(d), "-j", "1", "-q", "--no-plots"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "electrode 01: quiet (" in err
+    units = store.read_units(d / "rec.h5", waveforms=False)
+    assert all(u.electrode != 1 for u in units)

@@ -24,12 +24,8 @@ def extract_electrodes(source: npt.NDArray[np.int16] | SampleSource, electrodes:
 def interleaved_file_source(path: str, n_channels: int, offset: int = 0) -> SampleSource:
     """A SampleSource over a flat little-endian int16 file interleaved by channel (amplifier.dat)."""
 
-# --- Intan readers (rust/bindings/intan.rs) ------------------------------------------------------
+# --- Intan readers (rust/bindings/intan.rs); documented in blechrs/io/recording.py ---------------
 import os
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
 
 _Path = str | os.PathLike[str]
 _Edges = list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]

@@ -204,7 +204,7 @@ def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int |
             names = [f"unit{int(n):03d}" for n in desc["unit_number"][desc["electrode_number"] == electrode]]
             groups = [(n, f.get_node(f"/sorted_units/{n}")) for n in names]
         else:
-            groups = sorted(f.root.sorted_units._v_groups.items())
+            groups = sorted((g._v_name, g) for g in f.list_nodes("/sorted_units", classname="Group"))
         for name, g in groups:
             meta = g.unit_metadata[0]
             if electrode is not None and int(meta["electrode_number"]) != electrode:

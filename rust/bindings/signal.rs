@@ -167,9 +167,14 @@ fn butter_bandpass<'py>(
 /// Row `i` of a 1-D or 2-D view: borrowed when its samples are contiguous, copied otherwise.
 fn row_cow<'a, T: Copy>(v: &ArrayViewD<'a, T>, i: usize) -> Cow<'a, [T]> {
     let r = if v.ndim() == 1 {
-        v.clone().into_dimensionality::<numpy::ndarray::Ix1>().expect("1-D")
+        v.clone()
+            .into_dimensionality::<numpy::ndarray::Ix1>()
+            .expect("1-D")
     } else {
-        v.clone().index_axis_move(Axis(0), i).into_dimensionality::<numpy::ndarray::Ix1>().expect("row")
+        v.clone()
+            .index_axis_move(Axis(0), i)
+            .into_dimensionality::<numpy::ndarray::Ix1>()
+            .expect("row")
     };
     match r.to_slice() {
         Some(s) => Cow::Borrowed(s),
@@ -195,18 +200,20 @@ fn bandpass_impl<T: Finite>(
     let threads = crate::signal::thread_count(0);
     let group = rows.div_ceil(threads).clamp(1, 8);
     with_threads(0, || {
-        out.par_chunks_mut(cols * group).enumerate().try_for_each(|(gi, o)| {
-            let r0 = gi * group;
-            let n = o.len() / cols;
-            let rs: Vec<Cow<'_, [T]>> = (r0..r0 + n).map(|i| row_cow(v, i)).collect();
-            for (k, r) in rs.iter().enumerate() {
-                check_finite(r, r0 + k, "x")?;
-            }
-            let refs: Vec<&[T]> = rs.iter().map(|r| r.as_ref()).collect();
-            let mut outs: Vec<&mut [f32]> = o.chunks_mut(cols).collect();
-            f.filtfilt_rows(&refs, scale, true, true, (0, cols), &mut outs);
-            Ok(())
-        })
+        out.par_chunks_mut(cols * group)
+            .enumerate()
+            .try_for_each(|(gi, o)| {
+                let r0 = gi * group;
+                let n = o.len() / cols;
+                let rs: Vec<Cow<'_, [T]>> = (r0..r0 + n).map(|i| row_cow(v, i)).collect();
+                for (k, r) in rs.iter().enumerate() {
+                    check_finite(r, r0 + k, "x")?;
+                }
+                let refs: Vec<&[T]> = rs.iter().map(|r| r.as_ref()).collect();
+                let mut outs: Vec<&mut [f32]> = o.chunks_mut(cols).collect();
+                f.filtfilt_rows(&refs, scale, true, true, (0, cols), &mut outs);
+                Ok(())
+            })
     })?;
     Ok(out)
 }

@@ -34,6 +34,8 @@ pub struct MedianScratch {
     hist: Vec<u32>,
     keys: Vec<u32>,
     vals: Vec<f32>,
+    dist: Vec<f64>,
+    prefix: Vec<usize>,
 }
 
 /// Coarse bins of the radix pre-selection: the top 12 bits of the key (sign, exponent and 3
@@ -44,7 +46,11 @@ const BINS: usize = 1 << (32 - SHIFT);
 const SUB: usize = 4;
 
 /// Exact median of the `n` values yielded by `values()` (called twice), numpy semantics.
-pub fn median_by<I: Iterator<Item = f32>>(values: impl Fn() -> I, n: usize, s: &mut MedianScratch) -> f64 {
+pub fn median_by<I: Iterator<Item = f32>>(
+    values: impl Fn() -> I,
+    n: usize,
+    s: &mut MedianScratch,
+) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
@@ -59,7 +65,10 @@ pub fn median_by<I: Iterator<Item = f32>>(values: impl Fn() -> I, n: usize, s: &
     let mut cum = 0usize;
     let mut found_lo = false;
     for b in 0..BINS {
-        let c: usize = s.hist[b * SUB..(b + 1) * SUB].iter().map(|&v| v as usize).sum();
+        let c: usize = s.hist[b * SUB..(b + 1) * SUB]
+            .iter()
+            .map(|&v| v as usize)
+            .sum();
         if !found_lo && cum + c > k_lo {
             b_lo = b;
             below_lo = cum;
@@ -72,7 +81,10 @@ pub fn median_by<I: Iterator<Item = f32>>(values: impl Fn() -> I, n: usize, s: &
         }
         cum += c;
     }
-    let (lo, hi) = ((b_lo as u32) << SHIFT, ((b_hi as u32) << SHIFT) | ((1u32 << SHIFT) - 1));
+    let (lo, hi) = (
+        (b_lo as u32) << SHIFT,
+        ((b_hi as u32) << SHIFT) | ((1u32 << SHIFT) - 1),
+    );
     // Branch-free compaction of the values in those bins.
     let m = below_hi - below_lo;
     s.keys.clear();
@@ -88,7 +100,11 @@ pub fn median_by<I: Iterator<Item = f32>>(values: impl Fn() -> I, n: usize, s: &
     let r_hi = k_hi - below_lo;
     let (_, &mut a, rest) = keys.select_nth_unstable(r_lo);
     let a = unkey(a) as f64;
-    let b = if r_hi == r_lo { a } else { unkey(*rest.iter().min().expect("upper middle value")) as f64 };
+    let b = if r_hi == r_lo {
+        a
+    } else {
+        unkey(*rest.iter().min().expect("upper middle value")) as f64
+    };
     (a + b) / 2.0
 }
 
@@ -130,29 +146,71 @@ pub fn median_f64(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Smallest f32 >= v.
+fn f32_up(v: f64) -> f32 {
+    let f = v as f32;
+    if (f as f64) >= v || !f.is_finite() {
+        f
+    } else if f == 0.0 {
+        f32::from_bits(1)
+    } else if f > 0.0 {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f32::from_bits(f.to_bits() - 1)
+    }
+}
+
+/// Largest f32 <= v.
+fn f32_down(v: f64) -> f32 {
+    -f32_up(-v)
+}
+
 #[inline(always)]
 fn bin_of(v: f64) -> usize {
     (key(v as f32) >> SHIFT) as usize
 }
 
 fn median_mad_fast(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
-    let n = x.len();
-    let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
     s.hist.clear();
     s.hist.resize(BINS * SUB, 0);
     for (i, &v) in x.iter().enumerate() {
         s.hist[((key(v) >> SHIFT) as usize) * SUB + (i & (SUB - 1))] += 1;
     }
     // prefix[b] = values in bins < b
-    let mut prefix = vec![0usize; BINS + 1];
+    let mut prefix = std::mem::take(&mut s.prefix);
+    prefix.clear();
+    prefix.resize(BINS + 1, 0);
+    let r = median_mad_select(x, s, &mut prefix);
+    s.prefix = prefix;
+    r
+}
+
+fn median_mad_select(x: &[f32], s: &mut MedianScratch, prefix: &mut [usize]) -> Option<(f64, f64)> {
+    median_mad_select_inner(x, s, prefix)
+}
+
+#[inline(always)]
+fn median_mad_select_inner(
+    x: &[f32],
+    s: &mut MedianScratch,
+    prefix: &mut [usize],
+) -> Option<(f64, f64)> {
+    let n = x.len();
+    let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
     for b in 0..BINS {
-        let c: usize = s.hist[b * SUB..(b + 1) * SUB].iter().map(|&v| v as usize).sum();
+        let c: usize = s.hist[b * SUB..(b + 1) * SUB]
+            .iter()
+            .map(|&v| v as usize)
+            .sum();
         prefix[b + 1] = prefix[b] + c;
     }
     let b_lo = prefix.partition_point(|&p| p <= k_lo) - 1;
     let b_hi = prefix.partition_point(|&p| p <= k_hi) - 1;
     let (below_lo, below_hi) = (prefix[b_lo], prefix[b_hi + 1]);
-    let (key_lo, key_hi) = ((b_lo as u32) << SHIFT, ((b_hi as u32) << SHIFT) | ((1u32 << SHIFT) - 1));
+    let (key_lo, key_hi) = (
+        (b_lo as u32) << SHIFT,
+        ((b_hi as u32) << SHIFT) | ((1u32 << SHIFT) - 1),
+    );
     let (m_lo, m_hi) = (unkey(key_lo) as f64, unkey(key_hi) as f64);
     if !(m_lo.is_finite() && m_hi.is_finite()) {
         return None;
@@ -207,22 +265,35 @@ fn median_mad_fast(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
         lo
     };
     // One pass: the median bin's keys, the candidates for the MAD, and how many are surely below.
-    let (sb_lo, sb_hi) = if d_lo >= 0.0 { (m_hi - d_lo, m_lo + d_lo) } else { (1.0, -1.0) };
+    let (sb_lo, sb_hi) = if d_lo >= 0.0 {
+        (m_hi - d_lo, m_lo + d_lo)
+    } else {
+        (1.0, -1.0)
+    };
     let (out_lo, out_hi) = (m_lo - d_hi, m_hi + d_hi);
     let nm = below_hi - below_lo;
     s.keys.clear();
     s.keys.resize(nm + 1, 0);
     s.vals.clear();
     s.vals.resize(n + 1, 0.0);
+    // f32 bounds rounded so "surely below" only shrinks and "keep" only grows: still exact.
+    let (sbl, sbh) = if d_lo >= 0.0 {
+        (f32_up(sb_lo), f32_down(sb_hi))
+    } else {
+        (1.0, -1.0)
+    };
+    let (ol, oh) = (f32_down(out_lo), f32_up(out_hi));
     let (mut j, mut c, mut surely_below) = (0usize, 0usize, 0usize);
+    let keys = &mut s.keys[..nm + 1];
+    let vals = &mut s.vals[..n + 1];
     for &v in x {
+        // branch-free: these tests are unpredictable
         let k = key(v);
-        s.keys[j.min(nm)] = k;
-        j += (k >= key_lo && k <= key_hi) as usize;
-        let a = v as f64;
-        let below = a >= sb_lo && a <= sb_hi;
-        let keep = !below && a >= out_lo && a <= out_hi;
-        s.vals[c] = v;
+        keys[j.min(nm)] = k;
+        j += ((k >= key_lo) & (k <= key_hi)) as usize;
+        let below = (v >= sbl) & (v <= sbh);
+        let keep = !below & (v >= ol) & (v <= oh);
+        vals[c.min(n)] = v;
         c += keep as usize;
         surely_below += below as usize;
     }
@@ -233,16 +304,27 @@ fn median_mad_fast(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
     let (r_lo, r_hi) = (k_lo - below_lo, k_hi - below_lo);
     let (_, &mut a, rest) = keys.select_nth_unstable(r_lo);
     let a = unkey(a) as f64;
-    let b = if r_hi == r_lo { a } else { unkey(*rest.iter().min()?) as f64 };
+    let b = if r_hi == r_lo {
+        a
+    } else {
+        unkey(*rest.iter().min()?) as f64
+    };
     let m = (a + b) / 2.0;
     if k_lo < surely_below || k_hi - surely_below >= c {
         return None;
     }
-    let mut d: Vec<f64> = s.vals[..c].iter().map(|&v| (v as f64 - m).abs()).collect();
+    let mut d = std::mem::take(&mut s.dist);
+    d.clear();
+    d.extend(s.vals[..c].iter().map(|&v| (v as f64 - m).abs()));
     let (t_lo, t_hi) = (k_lo - surely_below, k_hi - surely_below);
     let (_, &mut da, rest) = d.select_nth_unstable_by(t_lo, |p, q| p.total_cmp(q));
-    let db = if t_hi == t_lo { da } else { rest.iter().copied().fold(f64::INFINITY, f64::min) };
+    let db = if t_hi == t_lo {
+        da
+    } else {
+        rest.iter().copied().fold(f64::INFINITY, f64::min)
+    };
     let mad = (da + db) / 2.0;
+    s.dist = d;
     // The bracket guarantees the answer lies in (d_lo, d_hi]; anything else means a bug: recompute.
     if !(mad > d_lo && mad <= d_hi) {
         return None;
@@ -319,13 +401,21 @@ mod tests {
             for shape in 0..4 {
                 let v: Vec<f32> = (0..n)
                     .map(|i| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         let u = (state >> 33) as f32 / 2e9 - 1.0;
                         match shape {
                             0 => u * 30.0,
-                            1 => u * 30.0 + 1000.0,               // offset
-                            2 => (i % 5) as f32,                  // heavy ties
-                            _ => if i % 100 == 0 { 1e6 } else { u }, // outliers
+                            1 => u * 30.0 + 1000.0, // offset
+                            2 => (i % 5) as f32,    // heavy ties
+                            _ => {
+                                if i % 100 == 0 {
+                                    1e6
+                                } else {
+                                    u
+                                }
+                            } // outliers
                         }
                     })
                     .collect();

@@ -252,6 +252,8 @@ class InitResult:
     skipped: list[Path] = field(default_factory=list)
     """Existing files left as they are (pass force=True to overwrite them)."""
     warnings: list[str] = field(default_factory=list)
+    qa: Any = None
+    """The raw QA result (:class:`blechrs.rawqa.RawQAResult`) when init ran it."""
 
     def lines(self) -> list[str]:
         r = self.recording
@@ -265,16 +267,20 @@ class InitResult:
         out += [f"wrote {p}" for p in self.written]
         out += [f"kept {p} (exists; --force overwrites it)" for p in self.skipped]
         out += [f"warning: {w}" for w in self.warnings]
+        if self.qa is not None:
+            out += self.qa.lines()
         return out
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
 
-def init_experiment(directory: str | os.PathLike, force: bool = False) -> InitResult:
+def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False) -> InitResult:
     """Write ``<name>.info``, ``<name>_electrode_layout.csv`` and ``<name>.params`` for the
     recording in ``directory``; existing files are kept unless ``force``. The .info is built from
-    the layout on disk when the layout is kept, so edited CAR groups and EMG rows carry over."""
+    the layout on disk when the layout is kept, so edited CAR groups and EMG rows carry over.
+    ``qa=True`` also runs the raw-data QA (:func:`blechrs.rawqa.raw_qa`, files in
+    ``DIR/QA_output``) on the channels the layout sorts; its summary is part of the result."""
     directory = Path(directory)
     rec = open_recording(directory)
     res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
@@ -308,4 +314,12 @@ def init_experiment(directory: str | os.PathLike, force: bool = False) -> InitRe
     else:
         SortParams(sampling_rate=rec.sampling_rate).save(pp)
         res.written.append(pp)
+    if qa:
+        from blechrs.rawqa import raw_qa
+
+        try:
+            params = SortParams.load(pp)
+        except ValueError:
+            params = SortParams(sampling_rate=rec.sampling_rate)
+        res.qa = raw_qa(directory, recording=rec, params=params, channels_in_use=sorted_electrodes(rows))
     return res

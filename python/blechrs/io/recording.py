@@ -322,7 +322,6 @@ def open_recording(path: str | os.PathLike) -> Recording:
             edges = _native_call(rec.digital_in_edges, [1 << c["native_order"] for c in din])
             return _edges_to_dict([din_name(c["native_channel_name"]) for c in din], edges)
 
-        directory = path if path.is_dir() else path.parent
     else:
         directory = path
         header = _native_call(_native.intan_read_header, str(directory / "info.rhd"))
@@ -384,7 +383,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
 
     for w in warns:
         warnings.warn(w, RecordingWarning, stacklevel=2)
-    return Recording(path if path.is_dir() else path, kind, header, source, list(files), din_reader, warns)
+    return Recording(path, kind, header, source, list(files), din_reader, warns)
 
 
 # ----------------------------------------------------------------------------------------------

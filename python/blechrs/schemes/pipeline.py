@@ -463,6 +463,9 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     else:
         todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force)
                 for e in wanted if force or states[e] != "clustered"]
+    # Largest electrodes first: the pool then finishes together (longest-processing-time first).
+    size = {e: int(_read_meta(store.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
+    todo.sort(key=lambda t: (-size[t[1]], t[1]))
     _map(_cluster_job, todo, n_workers(jobs), "cluster", progress)
     report.electrodes = [electrode_summary(_read_meta(store.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
