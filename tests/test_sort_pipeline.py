@@ -194,6 +194,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert code == 1 and len(err) == 1 and "no parameter file" in err[0] and "blechrs init" in err[0]
     with pytest.raises(pipeline.PipelineError):
         cli_main(["cluster", str(tmp_path / "empty"), "-q", "--debug"])
+    with pytest.raises(pipeline.PipelineError):  # options also work before the command
+        cli_main(["--debug", "cluster", str(tmp_path / "empty")])
     # The installed entry point: exit code 1, no traceback.
     r = subprocess.run([sys.executable, "-m", "blechrs.cli", "post-process", str(tmp_path / "empty"),
                         "--sort-file", str(tmp_path / "nope.csv")], capture_output=True, text=True)
