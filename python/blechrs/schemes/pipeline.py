@@ -416,9 +416,12 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
                                 f"({rec.n_channels} amplifier channels)")
         groups = car_group_ids(rows, rec.n_channels, params.use_car)
 
+        last = [1]
+
         def engine_progress(*args):
             if progress and len(args) >= 2:
-                progress("extract", int(args[0]), int(args[1]))
+                last[0] = max(int(args[1]), 1)
+                progress("extract", int(args[0]), last[0])
 
         if progress:
             progress("extract", 0, 1)
@@ -432,8 +435,8 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
             results = None  # free this batch before the next
             if progress and len(batches) > 1:
                 progress("extract", i + 1, len(batches))
-        if progress:
-            progress("extract", 1, 1)
+        if progress and len(batches) == 1:
+            progress("extract", last[0], last[0])
     report.timings["extract"] = time.perf_counter() - t0
     return report
 
