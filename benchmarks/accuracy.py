@@ -6,13 +6,16 @@ $BENCH_DATA, sorts every wire, and scores the units with the shared scorer (spik
 compare_sorter_to_ground_truth, 0.4 ms window). Prints one table row per set, with the split by
 how many units share a wire, and the peers' figures from ../shared/spec/peers.md beside it.
 
-Extraction: ``--extract scipy`` (default until the whole pipeline runs on Intan folders) filters
-the flat binary with scipy (filtfilt, Butterworth 2 x 300-3000 Hz), thresholds at
-waveform_threshold x MAD/0.6745, takes the extremum of each crossing with a 0.5 ms dead time and cuts
-75-sample windows (extremum at 30); ``--extract engine`` uses blechrs.kernels.extract_electrodes.
-Clustering and auto-sort are always blechrs's own (blechrs.core).
+Modes (``--extract``):
+- ``pipeline`` (default): ``blechrs run DIR/intan --no-plots --force`` on the Intan one-file-per-
+  channel folder (the product, end to end: CAR, engine extraction, features, clustering, auto-sort,
+  unit store), then the units are read back from the unit store and scored.
+- ``engine``: blechrs.kernels.extract_electrodes on the flat binary, then blechrs.core in-process.
+- ``scipy``: a reference extraction (filtfilt Butterworth 2 x 300-3000 Hz, threshold
+  waveform_threshold x MAD/0.6745, extremum of each crossing, 0.5 ms dead time, the engine's
+  parabola + Catmull-Rom sub-sample alignment), then blechrs.core in-process.
 
-    python benchmarks/accuracy.py [--sets s2_60,s1_60] [--extract scipy|engine] [--json out.json]
+    python benchmarks/accuracy.py [--sets s2_60,s1_60] [--extract pipeline|engine|scipy] [--json out.json]
 Needs the `bench` extra (spikeinterface) and scipy.
 """
 from __future__ import annotations
@@ -104,11 +107,40 @@ def scipy_extract(x_int16, fs, params):
 
 
 def engine_extract(rec, params):
+    """The engine's streaming extraction (blechrs.kernels.extract_electrodes); with use_car the
+    32 wires form one common-average group (as one Intan port would)."""
     from blechrs import kernels
 
-    out = kernels.extract_electrodes(np.ascontiguousarray(rec.T), list(range(rec.shape[1])),
-                                     [0] * rec.shape[1], params.to_dict())
+    groups = [0 if params.use_car else -1] * rec.shape[1]
+    out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params.to_dict())
     return [(o["waveforms"], o["times"], o["mad_val"]) for o in out]
+
+
+def pipeline_set(folder, jobs=None):
+    """``blechrs run`` on the set's Intan folder; (times, labels, unit_channel, timing)."""
+    from blechrs import store
+
+    d = Path(folder) / "intan"
+    cmd = [sys.executable, "-m", "blechrs.cli", "run", str(d), "--no-plots", "--force", "-q"]
+    if jobs:
+        cmd += ["-j", str(jobs)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    import tables
+
+    all_times, all_labels, channel = [], [], []
+    with tables.open_file(str(store.h5_path(d)), "r") as f:
+        if "/sorted_units" in f:
+            for g in sorted(f.list_nodes("/sorted_units"), key=lambda g: g._v_name):
+                t = g.times[:]
+                all_times.append(t)
+                all_labels.append(np.full(len(t), len(channel)))
+                channel.append(int(g.unit_metadata[0]["electrode_number"]))
+    times = np.concatenate(all_times) if all_times else np.zeros(0, np.int64)
+    labels = np.concatenate(all_labels) if all_labels else np.zeros(0, np.int64)
+    order = np.argsort(times, kind="stable")
+    return times[order], labels[order], np.array(channel), dict(pipeline_s=wall)
 
 
 def sort_set(folder, params, extract="scipy", progress=True):
@@ -152,6 +184,54 @@ def sort_set(folder, params, extract="scipy", progress=True):
     return times[order], labels[order], np.asarray(unit_channel), timing
 
 
+def supervised_ceiling(folder, per_wire, n_pcs=8):
+    """What a classifier GIVEN THE TRUE LABELS reaches on these detected events: each event gets
+    the unit of the ground-truth spike within 0.4 ms, a quadratic discriminant on the first
+    ``n_pcs`` principal components of the waveforms is trained and scored on the same events
+    (in-sample, so optimistic). Returns (detection-only accuracies, classifier accuracies), one per
+    ground-truth unit, and the units-per-wire of each."""
+    import gtio
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+
+    gt = gtio.load_gt_arrays(folder)
+    window = int(round(0.4e-3 * gtio.load_meta(folder)["fs"]))
+    det, clf, per = [], [], []
+    n_on_wire = np.bincount(gt["unit_channel"], minlength=len(per_wire))
+    for c, (w, t, _) in enumerate(per_wire):
+        units = [u for u in range(len(gt["unit_ids"])) if gt["unit_channel"][u] == c]
+        if not units:
+            continue
+        label = np.full(len(t), -1)
+        for u in units:
+            s = gt["spike_times"][gt["spike_units"] == u]
+            j = np.searchsorted(s, t)
+            for jj in (j - 1, j):
+                ok = (jj >= 0) & (jj < len(s))
+                d = np.full(len(t), 10**12)
+                d[ok] = np.abs(s[jj[ok]] - t[ok])
+                label[d <= window] = u
+        pred = np.full(len(t), -2)
+        known = label >= 0
+        classes = [u for u in units if np.count_nonzero(label == u) >= 2 * n_pcs]
+        if len(classes) >= 2:
+            x = w.astype(np.float64)
+            _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+            z = (x - x.mean(0)) @ vt[:n_pcs].T
+            train = np.isin(label, classes)
+            q = QuadraticDiscriminantAnalysis(reg_param=0.01).fit(z[train], label[train])
+            pred[known] = q.predict(z[known])
+        elif len(classes) == 1:
+            pred[known] = classes[0]
+        for u in units:
+            n = np.count_nonzero(gt["spike_units"] == u)
+            tp = np.count_nonzero((pred == u) & (label == u))
+            fp = np.count_nonzero((pred == u) & (label != u))
+            det.append(np.count_nonzero(label == u) / n)
+            clf.append(tp / (n + fp))
+            per.append(n_on_wire[c])
+    return np.array(det), np.array(clf), np.array(per)
+
+
 def score(folder, times, labels):
     import evaluate
     import gtio
@@ -174,11 +254,14 @@ def score(folder, times, labels):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="s2_60,s1_60")
-    ap.add_argument("--extract", default="scipy", choices=["scipy", "engine"])
+    ap.add_argument("--extract", default="pipeline", choices=["pipeline", "engine", "scipy"])
+    ap.add_argument("--jobs", type=int, default=None, help="pipeline worker processes")
     ap.add_argument("--data", default=os.environ.get("BENCH_DATA", str(REPO.parent / "bench_data")))
     ap.add_argument("--json", default=None)
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE SortParams override (JSON value)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also print the supervised ceiling (engine extraction + labelled classifier)")
     args = ap.parse_args()
     from blechrs.params import SortParams
 
@@ -188,17 +271,30 @@ def main():
     for key in args.sets.split(","):
         folder = ensure_set(key, args.data)
         t0 = time.perf_counter()
-        times, labels, unit_channel, timing = sort_set(folder, params, args.extract, not args.quiet)
+        if args.extract == "pipeline":
+            times, labels, unit_channel, timing = pipeline_set(folder, args.jobs)
+        else:
+            times, labels, unit_channel, timing = sort_set(folder, params, args.extract, not args.quiet)
         wall = time.perf_counter() - t0
         r = score(folder, times, labels)
         r.update(timing, wall_s=wall)
         rows[key] = r
         sp = " | ".join(f"{k}/wire: {v['n']}, {v['well']}, {v['mean']:.2f}" for k, v in r["split"].items())
-        print(f"{key}: well {r['well_detected']}/{r['n_gt_units']}  mean acc {r['mean_accuracy']:.3f}  "
-              f"prec {r['mean_precision']:.3f} rec {r['mean_recall']:.3f}  sorted {r['n_sorted_units']}  "
-              f"FP {r['false_positive_units']}  wall {wall:.1f} s (extract {timing['extract_s']:.1f}, "
-              f"cluster {timing['cluster_s']:.1f}, autosort {timing['autosort_s']:.1f})\n    split: {sp}\n"
-              f"    peers: {PEERS[key]}", flush=True)
+        stages = ", ".join(f"{k[:-2]} {v:.1f}" for k, v in timing.items())
+        print(f"{key} [{args.extract}]: well {r['well_detected']}/{r['n_gt_units']}  mean acc "
+              f"{r['mean_accuracy']:.3f}  prec {r['mean_precision']:.3f} rec {r['mean_recall']:.3f}  sorted "
+              f"{r['n_sorted_units']}  FP {r['false_positive_units']}  wall {wall:.1f} s ({stages})\n"
+              f"    split (units, well, mean acc): {sp}\n    peers: {PEERS[key]}", flush=True)
+        if args.ceiling:
+            import gtio
+
+            meta = gtio.load_meta(folder)
+            rec = np.memmap(Path(folder) / "recording.bin", dtype="<i2", mode="r").reshape(-1, meta["n_channels"])
+            det, clf, per = supervised_ceiling(folder, engine_extract(rec, params))
+            split = " | ".join(f"{k}/wire: {np.sum(per == k)}, {np.sum(clf[per == k] >= 0.8)}, "
+                               f"{clf[per == k].mean():.2f}" for k in np.unique(per))
+            print(f"    ceiling: detection only {np.sum(det >= 0.8)}/{len(det)} (mean {det.mean():.3f}); "
+                  f"labelled QDA {np.sum(clf >= 0.8)}/{len(clf)} (mean {clf.mean():.3f}); {split}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
 

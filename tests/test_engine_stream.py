@@ -158,6 +158,11 @@ def test_cutoff_in_stream():
     assert len(got[0]["noise"]) == 5  # windows after the cutoff are not reported
 
 
+def test_no_electrodes():
+    x, _ = recording(nch=2, seconds=2.0)
+    assert kernels.extract_electrodes(x, [], [0, 0], params()) == []
+
+
 def test_bad_input():
     x, _ = recording(nch=3, seconds=2.0)
     with pytest.raises(TypeError, match="int16"):

@@ -301,6 +301,9 @@ pub fn extract_electrodes(
             f.padlen
         )));
     }
+    if electrodes.is_empty() {
+        return Ok(Vec::new());
+    }
     if p.before == 0 || p.after == 0 {
         return Err(EngineError::Value(
             "waveform window must have samples before and after the extremum".into(),
@@ -563,6 +566,10 @@ pub fn extract_electrodes(
                 el.res.noise = vec![el.threshold / k];
             }
             el.res.dead |= mad == 0.0;
+            el.res.waveforms.shrink_to_fit();
+            el.res.times.shrink_to_fit();
+            el.res.times_subsample.shrink_to_fit();
+            el.res.polarity.shrink_to_fit();
             el.res
         })
         .collect();
