@@ -263,3 +263,20 @@ def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, ca
     err = capsys.readouterr().err
     assert "row 2: Cluster 'banana'" in err and "left as it was" in err
     assert _h5_content(d / "rec.h5") == before
+
+
+def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    path = store.electrode_path(d, 2)
+    before = store.load_electrode(path)
+    params = SortParams.load(d / "rec.params")
+    params.min_snr = 1000.0  # no unit can pass
+    params.save(d / "rec.params")
+    report = pipeline.run(d, jobs=1, plots=False)
+    after = store.load_electrode(path)
+    assert after["fp_cluster"] == before["fp_cluster"] and after["fp_autosort"] != before["fp_autosort"]
+    for k in (k for k in before if k.startswith("labels_")):
+        np.testing.assert_array_equal(after[k], before[k])
+    assert after["auto_units"] == [] and report.units == []
+    assert store.read_units(d / "rec.h5") == []

@@ -20,6 +20,7 @@ other and of the scheduling, so the same input and seed give identical output.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -50,11 +51,15 @@ CLUSTER_KEYS = (
     "max_clusters", "num_iter", "thresh", "num_restarts", "max_autosort_clusters", "max_training_events",
     "wf_amplitude_sd_cutoff", "random_seed",
 )
-AUTOSORT_KEYS = (
-    "auto_cluster", "auto_post_process", "cluster_count_threshold", "min_firing_rate",
-    "mahalanobis_merge_thresh", "ISI_violations_thresholds", "min_snr", "single_unit_max_contamination",
-    "fast_spiking_max_width_ms",
+#: Parameters that never change a sort (execution, arrays, QA).
+NON_SORT_KEYS = (
+    "n_jobs", "extract_memory_mb", "spike_array_durations", "spike_array_bin_ms", "similarity_cutoff",
+    "similarity_window_ms", "bridged_channel_threshold", "n_corr_samples", "similarity_waveform_count_cutoff",
+    "n_trial_bins", "drift_baseline_ms", "drift_post_ms", "drift_alpha",
 )
+#: Every other parameter may change auto-sort's decisions (new auto-sort parameters count too).
+AUTOSORT_KEYS = tuple(f.name for f in dataclasses.fields(SortParams)
+                      if f.name not in EXTRACT_KEYS + CLUSTER_KEYS + NON_SORT_KEYS)
 WORK_VERSION = 1
 
 
