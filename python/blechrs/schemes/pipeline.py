@@ -384,6 +384,17 @@ def _work_state(directory, electrode: int, params: SortParams) -> str:
     return "extracted"
 
 
+def _release_memory() -> None:
+    """Hand the engine's freed buffers back to the OS before the worker processes start (glibc
+    keeps freed heap pages otherwise: ~250 MB after a 32 x 600 s extraction)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_samples: int,
                        params: SortParams) -> list[list[int]]:
     """Electrodes to extract per engine pass: one CAR group per pass (the engine reads a group's
@@ -442,6 +453,8 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
                 progress("extract", i + 1, len(batches))
         if progress and len(batches) == 1:
             progress("extract", last[0], last[0])
+        del rec
+        _release_memory()
     report.timings["extract"] = time.perf_counter() - t0
     return report
 
