@@ -56,6 +56,24 @@ def isi_violations(times: np.ndarray, fs: float) -> tuple[float, float]:
     return 100.0 * np.count_nonzero(isi < 1) / len(times), 100.0 * np.count_nonzero(isi < 2) / len(times)
 
 
+_REUSED: list = []
+
+
+def _reused_canvas(width: float, height: float):
+    """One figure and axes per process, emptied and resized for each picture (creating an axes
+    costs more than drawing a figure's collections)."""
+    if not _REUSED:
+        fig = _figure(width, height)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        _REUSED.extend([fig, ax])
+    fig, ax = _REUSED
+    for artist in list(ax.collections) + list(ax.lines) + list(ax.texts):
+        artist.remove()
+    fig.set_size_inches(width, height)
+    return fig, ax
+
+
 class _Canvas:
     """One axes covering the whole figure, axis off; panels are rectangles on it.
 
@@ -68,9 +86,7 @@ class _Canvas:
 
         self._lc, self._pc = LineCollection, PolyCollection
         self.rows, self.cols = rows, cols
-        self.fig = _figure(3.0 * cols, 1.45 * rows + 0.35)
-        self.ax = self.fig.add_axes((0, 0, 1, 1))
-        self.ax.set_axis_off()
+        self.fig, self.ax = _reused_canvas(3.0 * cols, 1.45 * rows + 0.35)
         self.W, self.H = float(cols), float(rows) + 0.35 / 1.45
         self.ax.set_xlim(0, self.W)
         self.ax.set_ylim(0, self.H)
@@ -178,8 +194,10 @@ def _draw_row(cv: _Canvas, row: int, waveforms: np.ndarray, times: np.ndarray, f
         return
     L = waveforms.shape[1]
     x = (np.arange(L) - peak) * (1000.0 / fs)
-    mean = waveforms.mean(axis=0, dtype=np.float64)
-    sd = waveforms.std(axis=0, dtype=np.float64)
+    # Mean and SD from at most 5000 events (a deterministic subsample): plenty for a picture.
+    stats = waveforms if n <= 5000 else waveforms[np.linspace(0, n - 1, 5000).astype(np.int64)]
+    mean = stats.mean(axis=0, dtype=np.float64)
+    sd = stats.std(axis=0, dtype=np.float64)
     pick = np.sort(rng.choice(n, min(n, MAX_WAVEFORMS), replace=False))
     sample = waveforms[pick].astype(np.float64)
     lo = float(min(np.min(mean - 2 * sd), np.percentile(sample, 1)))
