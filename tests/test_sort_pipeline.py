@@ -280,3 +280,23 @@ def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):
         np.testing.assert_array_equal(after[k], before[k])
     assert after["auto_units"] == [] and report.units == []
     assert store.read_units(d / "rec.h5") == []
+
+
+def test_run_draws_solution_pictures_once(rec, reference_engine):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=True)
+    pngs = sorted((d / "blechrs_plots").glob("electrode*/solution*.png"))
+    expected = sum(len([k for k in store.load_electrode(store.electrode_path(d, e)) if k.startswith("labels_")])
+                   for e in range(4))
+    assert len(pngs) == expected > 0
+    units = store.read_units(d / "rec.h5", waveforms=False)
+    assert sorted(p.stem for p in (d / "blechrs_plots" / "units").glob("*.png")) == [u.name for u in units]
+    stamps = {p: p.stat().st_mtime_ns for p in pngs}
+    pipeline.run(d, jobs=1, plots=True)  # resumed: solution pictures are current, not redrawn
+    assert {p: p.stat().st_mtime_ns for p in pngs} == stamps
+    params = SortParams.load(d / "rec.params")
+    params.max_clusters = 3
+    params.save(d / "rec.params")
+    pipeline.run(d, jobs=1, plots=True)  # re-clustered: redrawn, old solutions removed
+    assert not list((d / "blechrs_plots").glob("electrode*/solution04.png"))  # solutions are now 2, 3, 6
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in pngs if p.exists())

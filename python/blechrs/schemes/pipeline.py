@@ -264,12 +264,17 @@ def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: Sor
 # Jobs run in worker processes (top-level so they pickle)
 
 
-def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], only_autosort: bool) -> dict:
+def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], only_autosort: bool,
+                 plots: bool = False) -> dict:
     params = SortParams.from_dict(params_dict)
     path = store.electrode_path(directory, electrode)
     data = store.load_electrode(path)
     data = autosort_data(data, params) if only_autosort else cluster_data(data, params)
     store.save_electrode(path, data)
+    if plots and not only_autosort:
+        # Solution pictures while the electrode is in memory, in the worker that clustered it.
+        from blechrs import plots as plots_mod
+        plots_mod.plot_solutions(directory, data, params)
     return electrode_summary(data)
 
 
@@ -461,7 +466,7 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
 
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
-            only_autosort: bool = False) -> RunReport:
+            only_autosort: bool = False, plots: bool = False) -> RunReport:
     """Features + solutions + auto-sort choices for every extracted electrode (process pool)."""
     directory = Path(directory)
     params = params or load_params(directory)
@@ -480,9 +485,9 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         not_clustered = [e for e, st in states.items() if st == "extracted"]
         if not_clustered:
             raise PipelineError(f"electrode {not_clustered[0]} has not been clustered; run `blechrs cluster {directory}`")
-        todo = [(str(directory), e, params.to_dict(), True) for e in wanted]
+        todo = [(str(directory), e, params.to_dict(), True, False) for e in wanted]
     else:
-        todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force)
+        todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
     size = {e: int(_read_meta(store.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
@@ -683,12 +688,13 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     if jobs:
         params.n_jobs = int(jobs)
     extract(directory, params, force=force, progress=progress, report=report)
-    cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report)
+    cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots)
     save_autosort(directory, params, force=force, report=report)
     if plots:
         t1 = time.perf_counter()
         from blechrs import plots as plots_mod
-        plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress)
+        plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
+                                 redraw_solutions=False)
         report.timings["plots"] = time.perf_counter() - t1
     report.timings["total"] = time.perf_counter() - t0
     return report
