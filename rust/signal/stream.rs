@@ -447,132 +447,142 @@ pub fn extract_electrodes(
     let total = n * passes;
     let k = p.k;
 
-    super::with_threads(p.threads, || -> Result<()> {
+    // Reading and progress run on the calling thread (so Ctrl-C reaches Python's check), the
+    // per-electrode work in the pool.
+    let pool = |f: &mut (dyn FnMut() + Send)| super::with_threads(p.threads, f);
+    (|| -> Result<()> {
         if rolling.is_none() {
             // Pass 1: breaches and the subsample of the filtered trace for the global threshold.
             for &(s, e) in &chunks {
                 plan.read(s, e, &mut blk)?;
                 let b = &blk;
-                els.par_chunks_mut(group).for_each(|g| {
-                    plan.filter(g, b, s, e);
-                    for el in g.iter_mut() {
-                        let y = std::mem::take(&mut el.y);
-                        plan.observe(el, s, &y);
-                        el.y = y;
-                    }
+                pool(&mut || {
+                    els.par_chunks_mut(group).for_each(|g| {
+                        plan.filter(g, b, s, e);
+                        for el in g.iter_mut() {
+                            let y = std::mem::take(&mut el.y);
+                            plan.observe(el, s, &y);
+                            el.y = y;
+                        }
+                    })
                 });
                 progress(e, total)?;
             }
-            els.par_iter_mut().for_each(|el| {
-                let cut = el.breaches.decide(n, p.fs, &p.cutoff);
-                let keep = cut.div_ceil(plan.sub_step).min(el.sub.len());
-                let (m, mad) = median_mad(&el.sub[..keep], &mut el.scratch);
-                el.centre = m;
-                el.threshold = k * mad / MAD_PER_SD;
+            pool(&mut || {
+                els.par_iter_mut().for_each(|el| {
+                    let cut = el.breaches.decide(n, p.fs, &p.cutoff);
+                    let keep = cut.div_ceil(plan.sub_step).min(el.sub.len());
+                    let (m, mad) = median_mad(&el.sub[..keep], &mut el.scratch);
+                    el.centre = m;
+                    el.threshold = k * mad / MAD_PER_SD;
+                })
             });
         }
         // Detection pass (the only pass with rolling thresholds).
         for &(s, e) in &chunks {
             plan.read(s, e, &mut blk)?;
             let b = &blk;
-            els.par_chunks_mut(group).for_each(|g| {
-                plan.filter(g, b, s, e);
-                for el in g.iter_mut() {
-                    let y = std::mem::take(&mut el.y);
-                    let (c, th) = if rolling.is_some() {
-                        plan.observe(el, s, &y);
-                        let (m, mad) = median_mad(&y, &mut el.scratch);
-                        let th = k * mad / MAD_PER_SD;
-                        el.res.noise.push(mad / MAD_PER_SD);
-                        el.win_th.push((s, th));
-                        (m, th)
-                    } else {
-                        (el.centre, el.threshold)
-                    };
-                    plan.detect(el, s, &y, c, th);
-                    el.y = y;
-                }
+            pool(&mut || {
+                els.par_chunks_mut(group).for_each(|g| {
+                    plan.filter(g, b, s, e);
+                    for el in g.iter_mut() {
+                        let y = std::mem::take(&mut el.y);
+                        let (c, th) = if rolling.is_some() {
+                            plan.observe(el, s, &y);
+                            let (m, mad) = median_mad(&y, &mut el.scratch);
+                            let th = k * mad / MAD_PER_SD;
+                            el.res.noise.push(mad / MAD_PER_SD);
+                            el.win_th.push((s, th));
+                            (m, th)
+                        } else {
+                            (el.centre, el.threshold)
+                        };
+                        plan.detect(el, s, &y, c, th);
+                        el.y = y;
+                    }
+                })
             });
             progress(n * (passes - 1) + e, total)?;
         }
         Ok(())
-    })?;
+    })()?;
 
     // Finish: last events, cutoff, summary statistics.
-    let results = els
-        .into_par_iter()
-        .map(|mut el| {
-            let mut evs = Vec::new();
-            el.det.finish(&mut evs);
-            el.pending.extend(evs);
-            plan.drain(&mut el, true);
-            let cut = el.breaches.decide(n, p.fs, &p.cutoff);
-            el.res.cutoff_sample = cut;
-            if cut < n {
-                // Events past the cutoff are gone; those whose window crosses it are edge drops.
-                let pd = pad(p.align) as i64;
-                let l = p.before + p.after;
-                let keep: Vec<bool> = el
-                    .res
-                    .times
-                    .iter()
-                    .map(|&t| t + p.after as i64 + pd <= cut as i64)
-                    .collect();
-                el.res.n_edge_dropped += el
-                    .res
-                    .times
-                    .iter()
-                    .filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64)
-                    .count();
-                let mut i = 0;
-                el.res.times.retain(|_| {
-                    i += 1;
-                    keep[i - 1]
-                });
-                let mut i = 0;
-                el.res.times_subsample.retain(|_| {
-                    i += 1;
-                    keep[i - 1]
-                });
-                let mut i = 0;
-                el.res.polarity.retain(|_| {
-                    i += 1;
-                    keep[i - 1]
-                });
-                let mut w = Vec::with_capacity(el.res.waveforms.len());
-                for (j, row) in el.res.waveforms.chunks(l).enumerate() {
-                    if keep[j] {
-                        w.extend_from_slice(row);
+    let results = super::with_threads(p.threads, || {
+        els.into_par_iter()
+            .map(|mut el| {
+                let mut evs = Vec::new();
+                el.det.finish(&mut evs);
+                el.pending.extend(evs);
+                plan.drain(&mut el, true);
+                let cut = el.breaches.decide(n, p.fs, &p.cutoff);
+                el.res.cutoff_sample = cut;
+                if cut < n {
+                    // Events past the cutoff are gone; those whose window crosses it are edge drops.
+                    let pd = pad(p.align) as i64;
+                    let l = p.before + p.after;
+                    let keep: Vec<bool> = el
+                        .res
+                        .times
+                        .iter()
+                        .map(|&t| t + p.after as i64 + pd <= cut as i64)
+                        .collect();
+                    el.res.n_edge_dropped += el
+                        .res
+                        .times
+                        .iter()
+                        .filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64)
+                        .count();
+                    let mut i = 0;
+                    el.res.times.retain(|_| {
+                        i += 1;
+                        keep[i - 1]
+                    });
+                    let mut i = 0;
+                    el.res.times_subsample.retain(|_| {
+                        i += 1;
+                        keep[i - 1]
+                    });
+                    let mut i = 0;
+                    el.res.polarity.retain(|_| {
+                        i += 1;
+                        keep[i - 1]
+                    });
+                    let mut w = Vec::with_capacity(el.res.waveforms.len());
+                    for (j, row) in el.res.waveforms.chunks(l).enumerate() {
+                        if keep[j] {
+                            w.extend_from_slice(row);
+                        }
                     }
+                    el.res.waveforms = w;
                 }
-                el.res.waveforms = w;
-            }
-            let keep_sub = cut.div_ceil(plan.sub_step).min(el.sub.len());
-            let (_, mad) = median_mad(
-                &el.sub[..keep_sub.max(1).min(el.sub.len())],
-                &mut el.scratch,
-            );
-            el.res.mad_val = mad;
-            if rolling.is_some() {
-                let kept: Vec<usize> = (0..el.win_th.len())
-                    .filter(|&i| el.win_th[i].0 < cut.max(1))
-                    .collect();
-                el.res.noise = kept.iter().map(|&i| el.res.noise[i]).collect();
-                let ths: Vec<f32> = kept.iter().map(|&i| el.win_th[i].1 as f32).collect();
-                let mut sc = MedianScratch::default();
-                el.res.threshold = median_by(|| ths.iter().copied(), ths.len(), &mut sc);
-            } else {
-                el.res.threshold = el.threshold;
-                el.res.noise = vec![el.threshold / k];
-            }
-            el.res.dead |= mad == 0.0;
-            el.res.waveforms.shrink_to_fit();
-            el.res.times.shrink_to_fit();
-            el.res.times_subsample.shrink_to_fit();
-            el.res.polarity.shrink_to_fit();
-            el.res
-        })
-        .collect();
+                let keep_sub = cut.div_ceil(plan.sub_step).min(el.sub.len());
+                let (_, mad) = median_mad(
+                    &el.sub[..keep_sub.max(1).min(el.sub.len())],
+                    &mut el.scratch,
+                );
+                el.res.mad_val = mad;
+                if rolling.is_some() {
+                    let kept: Vec<usize> = (0..el.win_th.len())
+                        .filter(|&i| el.win_th[i].0 < cut.max(1))
+                        .collect();
+                    el.res.noise = kept.iter().map(|&i| el.res.noise[i]).collect();
+                    let ths: Vec<f32> = kept.iter().map(|&i| el.win_th[i].1 as f32).collect();
+                    let mut sc = MedianScratch::default();
+                    el.res.threshold = median_by(|| ths.iter().copied(), ths.len(), &mut sc);
+                } else {
+                    el.res.threshold = el.threshold;
+                    el.res.noise = vec![el.threshold / k];
+                }
+                el.res.dead |= mad == 0.0;
+                el.res.waveforms.shrink_to_fit();
+                el.res.times.shrink_to_fit();
+                el.res.times_subsample.shrink_to_fit();
+                el.res.polarity.shrink_to_fit();
+                el.res
+            })
+            .collect()
+    });
     Ok(results)
 }
 
