@@ -79,3 +79,22 @@ def test_dead_and_silent_wires_are_reported(tmp_path, capsys):
     assert "electrode 01: quiet (" in err
     units = store.read_units(d / "rec.h5", waveforms=False)
     assert all(u.electrode != 1 for u in units)
+
+
+def test_sort_electrode_pure_function_matches_the_pipeline(tmp_path):
+    from blechrs.schemes import pipeline
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    simulated_folder(d, seed=7, n_channels=4, duration_s=6.0)
+    init_folder(d, max_clusters=3, num_restarts=1, max_autosort_clusters=4, cluster_count_threshold=10)
+    files_before = sorted(p.name for p in d.iterdir())
+    alone = pipeline.sort_electrode(d, 2, pipeline.load_params(d))
+    assert sorted(p.name for p in d.iterdir()) == files_before  # writes nothing
+    pipeline.run(d, jobs=1, plots=False)
+    stored = store.load_electrode(store.electrode_path(d, 2))
+    # Extracted alone (its CAR group read for it) or with every electrode: the same events,
+    # waveforms, solutions and auto-sort labels.
+    for key in ("times", "waveforms", "features", "auto_labels", "labels_2", "labels_3", "labels_4"):
+        np.testing.assert_array_equal(alone[key], stored[key], err_msg=key)
+    assert alone["auto_units"] == stored["auto_units"]

@@ -193,15 +193,24 @@ def _copy_raw(directory) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    # The options work before or after the command; after it, SUPPRESS keeps a sub-command's
+    # defaults from overwriting what was given before it.
+    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
-    common.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
-    common.add_argument("--force", action="store_true", help="redo finished work / replace existing files")
-    common.add_argument("--no-plots", action="store_true", help="skip the pictures")
-    common.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks")
+    common.add_argument("--jobs", "-j", type=int, default=d(0), help="worker processes (default: all cores)")
+    common.add_argument("--force", action="store_true", default=d(False),
+                        help="redo finished work / replace existing files")
+    common.add_argument("--no-plots", action="store_true", default=d(False), help="skip the pictures")
+    common.add_argument("--quiet", "-q", action="store_true", default=d(False), help="no progress bars")
+    return common
 
-    p = argparse.ArgumentParser(prog="blechrs", description="Fast, non-interactive spike sorting of Intan recordings.")
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(suppress=True)
+    p = argparse.ArgumentParser(prog="blechrs", description="Fast, non-interactive spike sorting of Intan recordings.",
+                                parents=[_common(suppress=False)])
     p.add_argument("--version", action="version", version=f"blechrs {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
