@@ -216,10 +216,12 @@ def echo_fraction(times, amplitude, member, window) -> float:
     lo = np.searchsorted(ot, times[idx] - window, side="left")
     hi = np.searchsorted(ot, times[idx] + window, side="right")
     own = np.abs(amplitude[idx])
+    # Windows hold a handful of events: step through them for all members at once.
     echo = np.zeros(len(idx), dtype=bool)
-    for k in range(len(idx)):
-        if hi[k] > lo[k]:
-            echo[k] = oa[lo[k]:hi[k]].max() > own[k]
+    count = hi - lo
+    for j in range(int(count.max()) if len(count) else 0):
+        has = count > j
+        echo[has] |= oa[lo[has] + j] > own[has]
     return float(echo.mean())
 
 

@@ -76,7 +76,8 @@ def chi2_sf(x: np.ndarray, df: int) -> np.ndarray:
             total += term
         return np.exp(-half) * total
     root = np.sqrt(x)
-    sf = np.array([math.erfc(r / math.sqrt(2.0)) for r in root.ravel()]).reshape(x.shape)
+    flat = (root / math.sqrt(2.0)).ravel()
+    sf = np.fromiter(map(math.erfc, flat.tolist()), dtype=np.float64, count=flat.size).reshape(x.shape)
     term = root * math.sqrt(2.0 / math.pi) * np.exp(-half)
     for k in range(1, (df - 1) // 2 + 1):
         sf = sf + term
