@@ -86,6 +86,8 @@ def _print_report(report, header: str | None = None) -> None:
         console.print(f"electrode {e['electrode']:02d}: quiet ({e['status']}), no units")
     for note in report.notes:
         console.print(note)
+    for summary in getattr(report, "summaries", []):
+        out.print(summary)
     if report.units or report.h5:
         out.print(units_table(report.units, header or f"{len(report.units)} units in {report.h5}"))
     if report.timings:
@@ -175,6 +177,14 @@ def cmd_arrays(args) -> int:
     return 0
 
 
+def cmd_qa(args) -> int:
+    from blechrs import qa
+    from blechrs.schemes import pipeline
+
+    out.print(qa.unit_qa(args.dir, pipeline.load_params(args.dir), pictures=not args.no_plots))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from blechrs import demo
     return demo.main(args, console, out)
@@ -231,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
     add("plot", cmd_plot, "pictures of every electrode, solution and unit, and an index.html")
     add("arrays", cmd_arrays, "spike-train arrays per trial")
+    add("qa", cmd_qa, "unit QA: similarity, drift across trials, a picture per unit")
     d = add("demo", cmd_demo, "simulate a recording with ground truth, sort it and score it", needs_dir=False)
     d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording (default: a temp folder)")
     d.add_argument("--seconds", type=float, default=60.0)

@@ -348,6 +348,8 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     h5: Path | None = None
+    summaries: list[Any] = field(default_factory=list)
+    """Printable results of the later steps (raw QA, arrays, unit QA), in order."""
 
     @property
     def quiet(self) -> list[dict[str, Any]]:
@@ -358,11 +360,12 @@ def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
     return sorted(r.electrode_ind for r in read_layout(directory) if r.sorted)
 
 
-def init(directory: str | os.PathLike, force: bool = False):
+def init(directory: str | os.PathLike, force: bool = False, qa: bool = True):
     """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
-    unless ``force``). Returns blechrs.io.layout's InitResult."""
+    unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``. Returns
+    blechrs.io.layout's InitResult."""
     from blechrs.io.layout import init_experiment
-    return init_experiment(directory, force=force)
+    return init_experiment(directory, force=force, qa=qa)
 
 
 def needs_init(directory: str | os.PathLike) -> bool:
@@ -684,6 +687,8 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     if needs_init(directory):
         res = init(directory)
         report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
+        if res.qa is not None:
+            report.summaries.append(res.qa)
         report.timings["init"] = time.perf_counter() - t0
     params = params or load_params(directory)
     if jobs:
@@ -697,5 +702,26 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
                                  redraw_solutions=False)
         report.timings["plots"] = time.perf_counter() - t1
+    trials_and_qa(directory, params, report, pictures=plots)
     report.timings["total"] = time.perf_counter() - t0
     return report
+
+
+def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True) -> None:
+    """Spike-train arrays when the recording has digital-input pulses, then unit QA (similarity,
+    drift across trials, a picture per unit). Skipped when no unit was stored."""
+    if not report.units:
+        return
+    from blechrs import arrays, qa
+
+    t = time.perf_counter()
+    recording = _open(directory)
+    if any(len(onsets) for onsets, _ in recording.digital_inputs.values()):
+        report.summaries.append(arrays.make_arrays(directory, params, recording=recording))
+        report.timings["arrays"] = time.perf_counter() - t
+        t = time.perf_counter()
+    report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures))
+    if pictures:  # the index was written before the QA pictures existed
+        from blechrs import plots as plots_mod
+        plots_mod.write_index(directory, sorted_electrodes(directory))
+    report.timings["unit QA"] = time.perf_counter() - t
