@@ -142,8 +142,8 @@ def main() -> int:
     stages = {}
     if stage_line:
         for part in stage_line[0][len("time:"):].split(","):
-            k, v = part.split()[:2]
-            stages[k] = float(v)
+            words = part.split()  # "<stage name> <seconds> s"; names may hold spaces ("unit QA")
+            stages[" ".join(words[:-2])] = float(words[-2])
 
     from blechrs import store
     from blechrs.demo import score_sorting
