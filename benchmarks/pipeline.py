@@ -122,6 +122,13 @@ def main() -> int:
     gt = make_recording(directory, args.seconds, args.channels, args.seed)
     for p in list(directory.glob("*.h5")) + list(directory.glob("*_autosort.csv")):
         p.unlink()
+    # Always measure the current defaults (the folder is the benchmark's own).
+    from blechrs.params import SortParams
+    from blechrs.schemes import pipeline as pl
+
+    if pl.needs_init(directory):
+        pl.init(directory)
+    SortParams(sampling_rate=gt.sampling_rate).save(pl.params_path(directory))
 
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "blechrs.cli", "run", str(directory), "--force", "-q", "-j", str(args.jobs)]

@@ -79,3 +79,77 @@ def test_dead_and_silent_wires_are_reported(tmp_path, capsys):
     assert "electrode 01: quiet (" in err
     units = store.read_units(d / "rec.h5", waveforms=False)
     assert all(u.electrode != 1 for u in units)
+
+
+def test_sort_electrode_pure_function_matches_the_pipeline(tmp_path):
+    from blechrs.schemes import pipeline
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    simulated_folder(d, seed=7, n_channels=4, duration_s=6.0)
+    init_folder(d, max_clusters=3, num_restarts=1, max_autosort_clusters=4, cluster_count_threshold=10)
+    files_before = sorted(p.name for p in d.iterdir())
+    alone = pipeline.sort_electrode(d, 2, pipeline.load_params(d))
+    assert sorted(p.name for p in d.iterdir()) == files_before  # writes nothing
+    pipeline.run(d, jobs=1, plots=False)
+    stored = store.load_electrode(store.electrode_path(d, 2))
+    # Extracted alone (its CAR group read for it) or with every electrode: the same events,
+    # waveforms, solutions and auto-sort labels.
+    for key in ("times", "waveforms", "features", "auto_labels", "labels_2", "labels_3", "labels_4"):
+        np.testing.assert_array_equal(alone[key], stored[key], err_msg=key)
+    assert alone["auto_units"] == stored["auto_units"]
+
+
+def _count_array(times: np.ndarray, onsets: np.ndarray, pre: int, post: int, fs: float) -> np.ndarray:
+    """Independent reference: per trial, spikes in [onset - pre, onset + post) ms counted per 1 ms bin."""
+    out = np.zeros((len(onsets), pre + post), dtype=np.int64)
+    per_ms = fs / 1000.0
+    for i, on in enumerate(onsets):
+        for t in times:
+            ms = (int(t) - int(on)) / per_ms
+            if -pre <= ms < post:
+                out[i, int(np.floor(ms)) + pre] += 1
+    return out
+
+
+def test_run_builds_trial_arrays_and_unit_qa_when_digital_inputs_pulse(tmp_path, capsys):
+    import tables
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    gt = simulated_folder(d, seed=5, n_channels=4, duration_s=20.0, n_digital_inputs=2,
+                          amplitude_range_uv=(150.0, 400.0))
+    assert any(len(on) for on, _ in gt.digital_inputs.values())
+    init_folder(d, max_clusters=4, num_restarts=1, cluster_count_threshold=20, max_autosort_clusters=6)
+    code = cli_main(["run", str(d), "-j", "1", "-q", "--no-plots"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    units = store.read_units(d / "rec.h5")
+    assert units
+    fs = gt.sampling_rate
+    with tables.open_file(str(d / "rec.h5")) as h5:
+        for name, (onsets, _) in gt.digital_inputs.items():
+            if not len(onsets):
+                continue
+            arr = h5.get_node(f"/spike_trains/{name}/spike_array").read()
+            assert arr.shape == (len(onsets), len(units), 7000)
+            for k, u in enumerate(sorted(units, key=lambda u: u.name)):
+                ref = _count_array(u.times, np.sort(onsets), 2000, 5000, fs)
+                np.testing.assert_array_equal(arr[:, k, :], ref)
+    assert (d / "QA_output" / "unit_qa.json").exists()
+    assert (d / "trial_info_frame.csv").exists()
+
+
+def test_run_without_digital_pulses_skips_arrays_but_runs_unit_qa(tmp_path, capsys):
+    import tables
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    simulated_folder(d, seed=6, n_channels=3, duration_s=8.0, n_digital_inputs=0,
+                     amplitude_range_uv=(150.0, 400.0))
+    init_folder(d, max_clusters=3, num_restarts=1, cluster_count_threshold=20, max_autosort_clusters=4)
+    assert cli_main(["run", str(d), "-j", "1", "-q", "--no-plots"]) == 0
+    capsys.readouterr()
+    with tables.open_file(str(d / "rec.h5")) as h5:
+        assert "/spike_trains" not in h5
+    assert (d / "QA_output" / "unit_qa.json").exists()

@@ -194,6 +194,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert code == 1 and len(err) == 1 and "no parameter file" in err[0] and "blechrs init" in err[0]
     with pytest.raises(pipeline.PipelineError):
         cli_main(["cluster", str(tmp_path / "empty"), "-q", "--debug"])
+    with pytest.raises(pipeline.PipelineError):  # options also work before the command
+        cli_main(["--debug", "cluster", str(tmp_path / "empty")])
     # The installed entry point: exit code 1, no traceback.
     r = subprocess.run([sys.executable, "-m", "blechrs.cli", "post-process", str(tmp_path / "empty"),
                         "--sort-file", str(tmp_path / "nope.csv")], capture_output=True, text=True)
@@ -261,3 +263,40 @@ def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, ca
     err = capsys.readouterr().err
     assert "row 2: Cluster 'banana'" in err and "left as it was" in err
     assert _h5_content(d / "rec.h5") == before
+
+
+def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    path = store.electrode_path(d, 2)
+    before = store.load_electrode(path)
+    params = SortParams.load(d / "rec.params")
+    params.min_snr = 1000.0  # no unit can pass
+    params.save(d / "rec.params")
+    report = pipeline.run(d, jobs=1, plots=False)
+    after = store.load_electrode(path)
+    assert after["fp_cluster"] == before["fp_cluster"] and after["fp_autosort"] != before["fp_autosort"]
+    for k in (k for k in before if k.startswith("labels_")):
+        np.testing.assert_array_equal(after[k], before[k])
+    assert after["auto_units"] == [] and report.units == []
+    assert store.read_units(d / "rec.h5") == []
+
+
+def test_run_draws_solution_pictures_once(rec, reference_engine):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=True)
+    pngs = sorted((d / "blechrs_plots").glob("electrode*/solution*.png"))
+    expected = sum(len([k for k in store.load_electrode(store.electrode_path(d, e)) if k.startswith("labels_")])
+                   for e in range(4))
+    assert len(pngs) == expected > 0
+    units = store.read_units(d / "rec.h5", waveforms=False)
+    assert sorted(p.stem for p in (d / "blechrs_plots" / "units").glob("*.png")) == [u.name for u in units]
+    stamps = {p: p.stat().st_mtime_ns for p in pngs}
+    pipeline.run(d, jobs=1, plots=True)  # resumed: solution pictures are current, not redrawn
+    assert {p: p.stat().st_mtime_ns for p in pngs} == stamps
+    params = SortParams.load(d / "rec.params")
+    params.max_clusters = 3
+    params.save(d / "rec.params")
+    pipeline.run(d, jobs=1, plots=True)  # re-clustered: redrawn, old solutions removed
+    assert not list((d / "blechrs_plots").glob("electrode*/solution04.png"))  # solutions are now 2, 3, 6
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in pngs if p.exists())

@@ -86,6 +86,8 @@ def _print_report(report, header: str | None = None) -> None:
         console.print(f"electrode {e['electrode']:02d}: quiet ({e['status']}), no units")
     for note in report.notes:
         console.print(note)
+    for summary in getattr(report, "summaries", []):
+        out.print(summary)
     if report.units or report.h5:
         out.print(units_table(report.units, header or f"{len(report.units)} units in {report.h5}"))
     if report.timings:
@@ -175,6 +177,14 @@ def cmd_arrays(args) -> int:
     return 0
 
 
+def cmd_qa(args) -> int:
+    from blechrs import qa
+    from blechrs.schemes import pipeline
+
+    out.print(qa.unit_qa(args.dir, pipeline.load_params(args.dir), pictures=not args.no_plots))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from blechrs import demo
     return demo.main(args, console, out)
@@ -193,15 +203,24 @@ def _copy_raw(directory) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    # The options work before or after the command; after it, SUPPRESS keeps a sub-command's
+    # defaults from overwriting what was given before it.
+    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
-    common.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
-    common.add_argument("--force", action="store_true", help="redo finished work / replace existing files")
-    common.add_argument("--no-plots", action="store_true", help="skip the pictures")
-    common.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks")
+    common.add_argument("--jobs", "-j", type=int, default=d(0), help="worker processes (default: all cores)")
+    common.add_argument("--force", action="store_true", default=d(False),
+                        help="redo finished work / replace existing files")
+    common.add_argument("--no-plots", action="store_true", default=d(False), help="skip the pictures")
+    common.add_argument("--quiet", "-q", action="store_true", default=d(False), help="no progress bars")
+    return common
 
-    p = argparse.ArgumentParser(prog="blechrs", description="Fast, non-interactive spike sorting of Intan recordings.")
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(suppress=True)
+    p = argparse.ArgumentParser(prog="blechrs", description="Fast, non-interactive spike sorting of Intan recordings.",
+                                parents=[_common(suppress=False)])
     p.add_argument("--version", action="version", version=f"blechrs {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -222,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
     add("plot", cmd_plot, "pictures of every electrode, solution and unit, and an index.html")
     add("arrays", cmd_arrays, "spike-train arrays per trial")
+    add("qa", cmd_qa, "unit QA: similarity, drift across trials, a picture per unit")
     d = add("demo", cmd_demo, "simulate a recording with ground truth, sort it and score it", needs_dir=False)
     d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording (default: a temp folder)")
     d.add_argument("--seconds", type=float, default=60.0)

@@ -70,7 +70,9 @@ class SortParams:
     max_clusters: int = 7
     """GMM solutions are fitted for K = 2 .. max_clusters."""
     num_iter: int = 1000
-    thresh: float = 1e-4
+    thresh: float = 1e-3
+    """EM convergence tolerance (change of the mean log-likelihood per event). blech_clust uses
+    1e-4; 1e-3 halves the clustering time with the same ground-truth accuracy (docs/benchmarks.md)."""
     num_restarts: int = 1
     """GMM restarts per solution. blech_clust uses 10; on the ground-truth benchmark 10 restarts
     sorted no better than 1 (docs/benchmarks.md, Accuracy) at 10x the clustering time."""

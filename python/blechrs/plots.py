@@ -56,6 +56,24 @@ def isi_violations(times: np.ndarray, fs: float) -> tuple[float, float]:
     return 100.0 * np.count_nonzero(isi < 1) / len(times), 100.0 * np.count_nonzero(isi < 2) / len(times)
 
 
+_REUSED: list = []
+
+
+def _reused_canvas(width: float, height: float):
+    """One figure and axes per process, emptied and resized for each picture (creating an axes
+    costs more than drawing a figure's collections)."""
+    if not _REUSED:
+        fig = _figure(width, height)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_axis_off()
+        _REUSED.extend([fig, ax])
+    fig, ax = _REUSED
+    for artist in list(ax.collections) + list(ax.lines) + list(ax.texts):
+        artist.remove()
+    fig.set_size_inches(width, height)
+    return fig, ax
+
+
 class _Canvas:
     """One axes covering the whole figure, axis off; panels are rectangles on it.
 
@@ -68,9 +86,7 @@ class _Canvas:
 
         self._lc, self._pc = LineCollection, PolyCollection
         self.rows, self.cols = rows, cols
-        self.fig = _figure(3.0 * cols, 1.45 * rows + 0.35)
-        self.ax = self.fig.add_axes((0, 0, 1, 1))
-        self.ax.set_axis_off()
+        self.fig, self.ax = _reused_canvas(3.0 * cols, 1.45 * rows + 0.35)
         self.W, self.H = float(cols), float(rows) + 0.35 / 1.45
         self.ax.set_xlim(0, self.W)
         self.ax.set_ylim(0, self.H)
@@ -178,8 +194,10 @@ def _draw_row(cv: _Canvas, row: int, waveforms: np.ndarray, times: np.ndarray, f
         return
     L = waveforms.shape[1]
     x = (np.arange(L) - peak) * (1000.0 / fs)
-    mean = waveforms.mean(axis=0, dtype=np.float64)
-    sd = waveforms.std(axis=0, dtype=np.float64)
+    # Mean and SD from at most 5000 events (a deterministic subsample): plenty for a picture.
+    stats = waveforms if n <= 5000 else waveforms[np.linspace(0, n - 1, 5000).astype(np.int64)]
+    mean = stats.mean(axis=0, dtype=np.float64)
+    sd = stats.std(axis=0, dtype=np.float64)
     pick = np.sort(rng.choice(n, min(n, MAX_WAVEFORMS), replace=False))
     sample = waveforms[pick].astype(np.float64)
     lo = float(min(np.min(mean - 2 * sd), np.percentile(sample, 1)))
@@ -259,8 +277,36 @@ def _duration(data: dict[str, Any], fs: float) -> float:
     return n / fs
 
 
-def plot_electrode(directory: str, electrode: int, params_dict: dict[str, Any]) -> list[str]:
-    """Every picture of one electrode (its solutions and its stored units). Runs in a worker."""
+def _stamp(data: dict[str, Any]) -> str:
+    return f"{data.get('fp_extract', '')}-{data.get('fp_cluster', '')}\n"
+
+
+def solutions_current(directory, electrode: int, meta: dict[str, Any]) -> bool:
+    """Whether the electrode's solution figures were drawn from its current clustering."""
+    stamp = plot_dir(directory) / f"electrode{electrode:02d}" / "solutions.stamp"
+    return stamp.exists() and stamp.read_text() == _stamp(meta)
+
+
+def plot_solutions(directory, data: dict[str, Any], params) -> list[str]:
+    """One figure per clustering solution of one electrode (from its work-file dict)."""
+    fs = params.sampling_rate
+    electrode = int(data["electrode"])
+    peak = min(params.samples_before, max(data["waveforms"].shape[1] - 1, 0))
+    out_dir = plot_dir(directory) / f"electrode{electrode:02d}"
+    if out_dir.exists():  # solutions of an earlier clustering (e.g. another max_clusters)
+        for p in out_dir.glob("solution*.png"):
+            p.unlink()
+    made = []
+    for key in sorted((k for k in data if k.startswith("labels_")), key=lambda k: int(k.split("_")[1])):
+        sol = int(key.split("_")[1])
+        made.append(str(plot_solution(data, sol, out_dir / f"solution{sol:02d}.png", fs, peak)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "solutions.stamp").write_text(_stamp(data))
+    return made
+
+
+def plot_electrode(directory: str, electrode: int, params_dict: dict[str, Any], solutions: bool = True) -> list[str]:
+    """The pictures of one electrode: its solutions (if ``solutions``) and its stored units."""
     from blechrs import store
     from blechrs.params import SortParams
 
@@ -268,11 +314,7 @@ def plot_electrode(directory: str, electrode: int, params_dict: dict[str, Any]) 
     fs = params.sampling_rate
     data = store.load_electrode(store.electrode_path(directory, electrode))
     peak = min(params.samples_before, max(data["waveforms"].shape[1] - 1, 0))
-    out_dir = plot_dir(directory) / f"electrode{electrode:02d}"
-    made = []
-    for key in sorted((k for k in data if k.startswith("labels_")), key=lambda k: int(k.split("_")[1])):
-        sol = int(key.split("_")[1])
-        made.append(str(plot_solution(data, sol, out_dir / f"solution{sol:02d}.png", fs, peak)))
+    made = plot_solutions(directory, data, params) if solutions else []
     for u in store.read_units(store.h5_path(directory), waveforms=True, electrode=electrode):
         sub = (f"{'single' if u.single_unit else 'multi'}-unit"
                + (", RS" if u.regular_spiking else ", FS" if u.fast_spiking else "")
@@ -322,8 +364,11 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
 
 def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
                    progress: Callable[[str, int, int], None] | None = None,
-                   electrodes: Sequence[int] | None = None) -> Path:
-    """Every picture of a recording, one process-pool task per electrode, then the index page."""
+                   electrodes: Sequence[int] | None = None, redraw_solutions: bool = True) -> Path:
+    """Every picture of a recording, one process-pool task per electrode, then the index page.
+    With ``redraw_solutions`` False, solution figures already drawn from the current clustering
+    (``run`` draws them in the clustering workers) are kept."""
+    from blechrs import store
     from blechrs.schemes import pipeline
 
     directory = Path(directory)
@@ -333,6 +378,12 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     if old_units.exists():  # unit numbers change between sorts; stale pictures would mislead
         for p in old_units.glob("unit*.png"):
             p.unlink()
-    args = [(str(directory), int(e), params.to_dict()) for e in electrodes]
-    pipeline._map(plot_electrode, args, jobs, "plots", progress)
+    args = []
+    for e in electrodes:
+        redo = redraw_solutions or not solutions_current(
+            directory, e, pipeline._read_meta(store.electrode_path(directory, e)))
+        args.append((str(directory), int(e), params.to_dict(), redo))
+    # Unit pictures alone are cheap: no worker processes for them.
+    heavy = sum(1 for a in args if a[3])
+    pipeline._map(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
     return write_index(directory, electrodes)

@@ -93,20 +93,25 @@ def cluster_electrode(features: np.ndarray, params=None) -> dict[int, Solution]:
     sd_cutoff = float(_get(params, "wf_amplitude_sd_cutoff", 3.0))
     train = x[training_indices(n, int(_get(params, "max_training_events", 10000)), seed)]
 
+    # distinct training events bound the number of components any fit can have
+    n_distinct = len(np.unique(train, axis=0)) if len(train) else 0
     solutions: dict[int, Solution] = {}
     for k in range(2, max_clusters + 1):
-        solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff), "gmm")
+        solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct),
+                                "gmm")
     bgmm_train = train[training_indices(len(train), BGMM_TRAINING_EVENTS, seed + 1)]
-    solutions[n_bgmm] = Solution(n_bgmm, _bgmm_labels(x, bgmm_train, n_bgmm, seed, num_iter, tol, sd_cutoff), "bgmm")
+    n_distinct_b = len(np.unique(bgmm_train, axis=0)) if len(bgmm_train) else 0
+    solutions[n_bgmm] = Solution(n_bgmm, _bgmm_labels(x, bgmm_train, n_bgmm, seed, num_iter, tol, sd_cutoff,
+                                                      n_distinct_b), "bgmm")
     return solutions
 
 
-def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff) -> np.ndarray:
+def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     k_eff = min(k, len(train))
-    if k_eff <= 1 or len(np.unique(train, axis=0)) < k_eff:
+    if k_eff <= 1 or n_distinct < k_eff:
         return np.zeros(n, dtype=np.int64)
     model = GaussianMixture(n_components=k_eff, covariance_type="full", max_iter=num_iter, tol=tol,
                             n_init=restarts, reg_covar=REG_COVAR, random_state=seed)
@@ -114,12 +119,12 @@ def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff) -> np.nda
     return _contiguous(mark_outliers(x, labels, sd_cutoff))
 
 
-def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff) -> np.ndarray:
+def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     k_eff = min(k, len(train))
-    if k_eff <= 1 or len(np.unique(train, axis=0)) < k_eff:
+    if k_eff <= 1 or n_distinct < k_eff:
         return np.zeros(n, dtype=np.int64)
     model = BayesianGaussianMixture(
         n_components=k_eff, covariance_type="full", weight_concentration_prior_type="dirichlet_process",

@@ -20,6 +20,7 @@ other and of the scheduling, so the same input and seed give identical output.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -51,11 +52,15 @@ CLUSTER_KEYS = (
     "max_clusters", "num_iter", "thresh", "num_restarts", "max_autosort_clusters", "max_training_events",
     "wf_amplitude_sd_cutoff", "random_seed",
 )
-AUTOSORT_KEYS = (
-    "auto_cluster", "auto_post_process", "cluster_count_threshold", "min_firing_rate",
-    "mahalanobis_merge_thresh", "ISI_violations_thresholds", "min_snr", "single_unit_max_contamination",
-    "fast_spiking_max_width_ms",
+#: Parameters that never change a sort (execution, arrays, QA).
+NON_SORT_KEYS = (
+    "n_jobs", "extract_memory_mb", "spike_array_durations", "spike_array_bin_ms", "similarity_cutoff",
+    "similarity_window_ms", "bridged_channel_threshold", "n_corr_samples", "similarity_waveform_count_cutoff",
+    "n_trial_bins", "drift_baseline_ms", "drift_post_ms", "drift_alpha",
 )
+#: Every other parameter may change auto-sort's decisions (new auto-sort parameters count too).
+AUTOSORT_KEYS = tuple(f.name for f in dataclasses.fields(SortParams)
+                      if f.name not in EXTRACT_KEYS + CLUSTER_KEYS + NON_SORT_KEYS)
 WORK_VERSION = 1
 
 
@@ -260,12 +265,17 @@ def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: Sor
 # Jobs run in worker processes (top-level so they pickle)
 
 
-def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], only_autosort: bool) -> dict:
+def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], only_autosort: bool,
+                 plots: bool = False) -> dict:
     params = SortParams.from_dict(params_dict)
     path = store.electrode_path(directory, electrode)
     data = store.load_electrode(path)
     data = autosort_data(data, params) if only_autosort else cluster_data(data, params)
     store.save_electrode(path, data)
+    if plots and not only_autosort:
+        # Solution pictures while the electrode is in memory, in the worker that clustered it.
+        from blechrs import plots as plots_mod
+        plots_mod.plot_solutions(directory, data, params)
     return electrode_summary(data)
 
 
@@ -338,6 +348,8 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     h5: Path | None = None
+    summaries: list[Any] = field(default_factory=list)
+    """Printable results of the later steps (raw QA, arrays, unit QA), in order."""
 
     @property
     def quiet(self) -> list[dict[str, Any]]:
@@ -348,11 +360,12 @@ def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
     return sorted(r.electrode_ind for r in read_layout(directory) if r.sorted)
 
 
-def init(directory: str | os.PathLike, force: bool = False):
+def init(directory: str | os.PathLike, force: bool = False, qa: bool = True):
     """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
-    unless ``force``). Returns blechrs.io.layout's InitResult."""
+    unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``. Returns
+    blechrs.io.layout's InitResult."""
     from blechrs.io.layout import init_experiment
-    return init_experiment(directory, force=force)
+    return init_experiment(directory, force=force, qa=qa)
 
 
 def needs_init(directory: str | os.PathLike) -> bool:
@@ -378,6 +391,17 @@ def _work_state(directory, electrode: int, params: SortParams) -> str:
             return "clustered"
         return "autosort-stale"
     return "extracted"
+
+
+def _release_memory() -> None:
+    """Hand the engine's freed buffers back to the OS before the worker processes start (glibc
+    keeps freed heap pages otherwise: ~250 MB after a 32 x 600 s extraction)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_samples: int,
@@ -417,9 +441,12 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
                                 f"({rec.n_channels} amplifier channels)")
         groups = car_group_ids(rows, rec.n_channels, params.use_car)
 
+        last = [1]
+
         def engine_progress(*args):
             if progress and len(args) >= 2:
-                progress("extract", int(args[0]), int(args[1]))
+                last[0] = max(int(args[1]), 1)
+                progress("extract", int(args[0]), last[0])
 
         if progress:
             progress("extract", 0, 1)
@@ -433,15 +460,17 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
             results = None  # free this batch before the next
             if progress and len(batches) > 1:
                 progress("extract", i + 1, len(batches))
-        if progress:
-            progress("extract", 1, 1)
+        if progress and len(batches) == 1:
+            progress("extract", last[0], last[0])
+        del rec
+        _release_memory()
     report.timings["extract"] = time.perf_counter() - t0
     return report
 
 
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
-            only_autosort: bool = False) -> RunReport:
+            only_autosort: bool = False, plots: bool = False) -> RunReport:
     """Features + solutions + auto-sort choices for every extracted electrode (process pool)."""
     directory = Path(directory)
     params = params or load_params(directory)
@@ -460,9 +489,9 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         not_clustered = [e for e, st in states.items() if st == "extracted"]
         if not_clustered:
             raise PipelineError(f"electrode {not_clustered[0]} has not been clustered; run `blechrs cluster {directory}`")
-        todo = [(str(directory), e, params.to_dict(), True) for e in wanted]
+        todo = [(str(directory), e, params.to_dict(), True, False) for e in wanted]
     else:
-        todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force)
+        todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
     size = {e: int(_read_meta(store.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
@@ -658,17 +687,38 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     if needs_init(directory):
         res = init(directory)
         report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
+        if res.qa is not None:
+            report.summaries.append(res.qa)
         report.timings["init"] = time.perf_counter() - t0
     params = params or load_params(directory)
     if jobs:
         params.n_jobs = int(jobs)
     extract(directory, params, force=force, progress=progress, report=report)
-    cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report)
+    cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots)
     save_autosort(directory, params, force=force, report=report)
     if plots:
         t1 = time.perf_counter()
         from blechrs import plots as plots_mod
-        plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress)
+        plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
+                                 redraw_solutions=False)
         report.timings["plots"] = time.perf_counter() - t1
+    trials_and_qa(directory, params, report, pictures=plots)
     report.timings["total"] = time.perf_counter() - t0
     return report
+
+
+def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True) -> None:
+    """Spike-train arrays when the recording has digital-input pulses, then unit QA (similarity,
+    drift across trials, a picture per unit). Skipped when no unit was stored."""
+    if not report.units:
+        return
+    from blechrs import arrays, qa
+
+    t = time.perf_counter()
+    recording = _open(directory)
+    if any(len(onsets) for onsets, _ in recording.digital_inputs.values()):
+        report.summaries.append(arrays.make_arrays(directory, params, recording=recording))
+        report.timings["arrays"] = time.perf_counter() - t
+        t = time.perf_counter()
+    report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures))
+    report.timings["unit QA"] = time.perf_counter() - t
