@@ -515,7 +515,15 @@ fn rows_lanes_impl<T: Sample, const L: usize, const FMA: bool>(
         let p1 = (p0 + TILE).min(m);
         // body samples of this tile
         let (b0, b1) = (p0.max(lp), p1.min(lp + n));
-        if b0 < b1 {
+        if b0 < b1 && rows.len() == L {
+            // sample-major: one full vector store per sample instead of L strided lane stores
+            let xs: [&[T]; L] = std::array::from_fn(|l| &rows[l][b0 - lp..b1 - lp]);
+            for (i, w) in buf[b0..b1].iter_mut().enumerate() {
+                for l in 0..L {
+                    w[l] = xs[l][i].to_f64() * scale;
+                }
+            }
+        } else if b0 < b1 {
             for (l, x) in rows.iter().enumerate() {
                 for (w, v) in buf[b0..b1].iter_mut().zip(x[b0 - lp..b1 - lp].iter()) {
                     w[l] = v.to_f64() * scale;
@@ -545,7 +553,19 @@ fn rows_lanes_impl<T: Sample, const L: usize, const FMA: bool>(
         let p0 = p1.saturating_sub(TILE);
         tile_pass::<L, FMA>(&f.b, &f.a, &mut z, &mut buf[p0..p1], true);
         let (o0, o1) = (p0.max(k0), p1.min(k1));
-        if o0 < o1 {
+        if o0 < o1 && outs.len() == L {
+            // sample-major: one vector load per sample, L sequential output streams
+            let mut it = outs.iter_mut();
+            let mut os: [&mut [f32]; L] = std::array::from_fn(|_| {
+                let o = it.next().expect("L outputs");
+                &mut o[o0 - k0..o1 - k0]
+            });
+            for (j, w) in buf[o0..o1].iter().enumerate() {
+                for l in 0..L {
+                    os[l][j] = w[l] as f32;
+                }
+            }
+        } else if o0 < o1 {
             for (l, o) in outs.iter_mut().enumerate() {
                 for (d, w) in o[o0 - k0..o1 - k0].iter_mut().zip(buf[o0..o1].iter()) {
                     *d = w[l] as f32;
