@@ -419,7 +419,9 @@ impl BandPass {
                     return;
                 }
             }
-            rows_lanes_impl::<T, L, false>(self, rows, scale, left_edge, right_edge, keep, outs, buf)
+            rows_lanes_impl::<T, L, false>(
+                self, rows, scale, left_edge, right_edge, keep, outs, buf,
+            )
         })
     }
 

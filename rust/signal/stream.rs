@@ -496,8 +496,7 @@ pub fn extract_electrodes(
                         let y = std::mem::take(&mut el.y);
                         let (c, th) = if rolling.is_some() {
                             plan.observe(el, s, &y);
-                            let (m, mad) =
-                                median_mad_step(&y, p.noise_subsample, &mut el.scratch);
+                            let (m, mad) = median_mad_step(&y, p.noise_subsample, &mut el.scratch);
                             let th = k * mad / MAD_PER_SD;
                             el.res.noise.push(mad / MAD_PER_SD);
                             el.win_th.push((s, th));
