@@ -558,7 +558,7 @@ fn rows_lanes_impl<T: Sample, const L: usize, const FMA: bool>(
         if o0 < o1 && outs.len() == L {
             // sample-major: one vector load per sample, L sequential output streams
             let mut it = outs.iter_mut();
-            let mut os: [&mut [f32]; L] = std::array::from_fn(|_| {
+            let os: [&mut [f32]; L] = std::array::from_fn(|_| {
                 let o = it.next().expect("L outputs");
                 &mut o[o0 - k0..o1 - k0]
             });
