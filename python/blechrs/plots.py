@@ -352,7 +352,9 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
         links = " ".join(f"<a href='{d.name}/{p.name}'>{int(p.stem[8:])}</a>"
                          for p in sorted(d.glob("solution*.png"))) if d.exists() else "(no clusters)"
         parts.append(f"<tr><td>{e:02d}</td><td>{links or '(quiet)'}</td></tr>")
-    parts.append("</table><h2>Unit pictures</h2>")
+    parts.append("</table>")
+    parts.extend(_qa_index_parts(directory, root, units))
+    parts.append("<h2>Unit pictures</h2>")
     for u in units:
         parts.append(f"<div><img loading='lazy' src='units/{u.name}.png' alt='{u.name}'></div>")
     parts.append("</body></html>\n")
@@ -360,6 +362,25 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
     root.mkdir(parents=True, exist_ok=True)
     store.write_text_atomic(path, "\n".join(parts))
     return path
+
+
+def _qa_index_parts(directory: Path, root: Path, units) -> list[str]:
+    """Links to the quality checks: raw-data QA pictures and files (init), unit QA (similarity,
+    drift) and each unit's waveform + raster picture, when they exist."""
+    qa_out = directory / "QA_output"
+    files = sorted(qa_out.glob("*")) if qa_out.exists() else []
+    unit_qa = [u for u in units if (root / "qa" / f"{u.name}.png").exists()]
+    if not files and not unit_qa:
+        return []
+    rel = os.path.relpath(qa_out, root)
+    parts = ["<h2>Quality checks</h2><ul>"]
+    parts += [f"<li><a href='{html.escape(rel)}/{html.escape(p.name)}'>{html.escape(p.name)}</a></li>"
+              for p in files if p.is_file()]
+    parts.append("</ul>")
+    if unit_qa:
+        parts.append("<p>Waveform and raster per unit: "
+                     + " ".join(f"<a href='qa/{u.name}.png'>{u.name}</a>" for u in unit_qa) + "</p>")
+    return parts
 
 
 def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,

@@ -721,4 +721,7 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
     report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures))
+    if pictures:  # the index was written before the QA pictures existed
+        from blechrs import plots as plots_mod
+        plots_mod.write_index(directory, sorted_electrodes(directory))
     report.timings["unit QA"] = time.perf_counter() - t
