@@ -144,3 +144,33 @@ def test_auto_car_layout_keeps_the_original_groups(rec_dir):
     assert car_groups(again, 36)[15] == 0 and car_groups(again, 36)[16] == 1 and car_groups(again, 36)[33] == 2
     # splitting again starts from the original groups, not the split ones
     assert [r.car_group for r in auto_car_layout(again, corr, max_clusters=4)] == [r.car_group for r in new]
+
+
+def test_init_auto_car_splits_groups_with_two_references(tmp_path):
+    """Channels 0-3 and 4-7 of one port share different references: --auto-car splits port A in
+    two (checked against the known construction), keeps the original group, and never changes a
+    layout that already exists."""
+    import csv
+
+    from blechrs.io.layout import init_experiment, layout_path
+    from blechrs.simulate import Simulation
+
+    d = tmp_path / "exp"
+    Simulation(seed=4, n_channels=8, duration_s=2.0).write(d, "one file per channel")
+    rng = np.random.default_rng(1)
+    files = sorted(d.glob("amp-A-*.dat"))
+    n = len(np.fromfile(files[0], dtype="<i2"))
+    refs = [rng.standard_normal(n) * 300 for _ in range(2)]  # large shared reference noise
+    for i, f in enumerate(files):
+        x = np.fromfile(f, dtype="<i2").astype(np.float64) + refs[i // 4]
+        np.clip(x, -32768, 32767).astype("<i2").tofile(f)
+    res = init_experiment(d, auto_car=True)
+    with open(layout_path(d)) as fh:
+        rows = list(csv.DictReader(fh))
+    groups = [r["CAR_group"] for r in rows]
+    assert len(set(groups[:4])) == 1 and len(set(groups[4:])) == 1 and groups[0] != groups[4]
+    assert {r["original_CAR_group"] for r in rows} == {"A"}
+    assert "automatic CAR groups" in str(res)
+    before = layout_path(d).read_text()
+    init_experiment(d, auto_car=True)  # kept: nothing rewritten
+    assert layout_path(d).read_text() == before

@@ -100,7 +100,7 @@ def _print_report(report, header: str | None = None) -> None:
 
 def cmd_init(args) -> int:
     from blechrs.schemes import pipeline
-    res = pipeline.init(args.dir, force=args.force)
+    res = pipeline.init(args.dir, force=args.force, auto_car=args.auto_car)
     for line in res.lines():
         console.print(line)
     return 0
@@ -110,7 +110,7 @@ def cmd_run(args) -> int:
     from blechrs.schemes import pipeline
     with _Bars(not args.quiet) as bars:
         report = pipeline.run(args.dir, force=args.force, jobs=_jobs(args), plots=not args.no_plots,
-                              progress=bars)
+                              progress=bars, auto_car=args.auto_car)
     if args.copy_raw:
         _copy_raw(args.dir)
     _print_report(report)
@@ -233,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = add("run", cmd_run, "sort a recording folder end to end")
     r.add_argument("--copy-raw", action="store_true", help="also store the raw channels in DIR/<name>.h5:/raw")
-    add("init", cmd_init, "write <name>.info, the electrode layout and <name>.params")
+    i = add("init", cmd_init, "write <name>.info, the electrode layout and <name>.params, check the raw data")
+    auto_car_help = "split CAR groups by channel correlation when the layout is written (spec 3.4)"
+    i.add_argument("--auto-car", action="store_true", help=auto_car_help)
+    r.add_argument("--auto-car", action="store_true", help=auto_car_help)
     add("extract", cmd_extract, "reference, filter, detect and cut waveforms per electrode")
     add("cluster", cmd_cluster, "features and every clustering solution per electrode")
     add("autosort", cmd_autosort, "choose units automatically, store them and write the sort file applied")

@@ -37,7 +37,11 @@ impl PySampleSource {
         self.inner.n_samples()
     }
     fn __repr__(&self) -> String {
-        format!("SampleSource({} channels x {} samples)", self.inner.n_channels(), self.inner.n_samples())
+        format!(
+            "SampleSource({} channels x {} samples)",
+            self.inner.n_channels(),
+            self.inner.n_samples()
+        )
     }
 }
 

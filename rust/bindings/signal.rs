@@ -444,9 +444,7 @@ fn detect_spikes<'py>(
         let ct: Vec<(f64, f64)> = bounds
             .iter()
             .zip(&ths)
-            .map(|(&(a, b), &th)| {
-                (threshold::median_step(&y[a..b], step, &mut sc), th)
-            })
+            .map(|(&(a, b), &th)| (threshold::median_step(&y[a..b], step, &mut sc), th))
             .collect();
         Ok(detect::detect(y, &bounds, &ct, pol, ds))
     })?;

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
-use crate::signal::source::SampleSource;
+use crate::signal::source::{InterleavedFileSource, SampleSource, READ_BYTES};
 
 pub(crate) fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| EngineError::Io {
@@ -150,61 +150,33 @@ pub(crate) fn check_request(
     len: usize,
     out: &[i16],
 ) -> Result<()> {
-    if start.checked_add(len).is_none_or(|e| e > s.n_samples()) {
-        return Err(EngineError::Value(format!(
-            "samples {start}..{} are outside the recording (0..{})",
-            start.saturating_add(len),
-            s.n_samples()
-        )));
-    }
-    if let Some(&c) = channels.iter().find(|&&c| c >= s.n_channels()) {
-        return Err(EngineError::Value(format!(
-            "channel {c} does not exist (recording has {})",
-            s.n_channels()
-        )));
-    }
-    if out.len() < channels.len() * len {
-        return Err(EngineError::Value(format!(
-            "output buffer holds {} values, {} needed",
-            out.len(),
-            channels.len() * len
-        )));
-    }
-    Ok(())
+    crate::signal::source::check_block(s, channels, start, len, out.len())
 }
 
 /// "One file per signal type": amplifier.dat, int16 interleaved (sample-major) over channels.
+/// The reading is the engine's `InterleavedFileSource`; this adds Intan's checks and messages.
 pub struct PerSignalSource {
-    file: File,
-    path: PathBuf,
-    n_channels: usize,
-    n_samples: usize,
+    inner: InterleavedFileSource,
 }
-
-/// Bytes read per pread when de-interleaving (bounded memory, large enough for full speed).
-const READ_BYTES: usize = 4 << 20;
 
 impl PerSignalSource {
     pub fn open(path: &Path, n_channels: usize) -> Result<Self> {
         if n_channels == 0 {
             return Err(bad(path, "info.rhd declares no amplifier channels".into()));
         }
-        let n_samples = dat_samples(path, n_channels)?;
-        Ok(Self {
-            file: open(path)?,
-            path: path.to_path_buf(),
-            n_channels,
-            n_samples,
-        })
+        // Validates the size (odd bytes, partial samples) with messages naming the file.
+        dat_samples(path, n_channels)?;
+        let inner = InterleavedFileSource::open(&path.display().to_string(), n_channels, 0)?;
+        Ok(Self { inner })
     }
 }
 
 impl SampleSource for PerSignalSource {
     fn n_channels(&self) -> usize {
-        self.n_channels
+        self.inner.n_channels()
     }
     fn n_samples(&self) -> usize {
-        self.n_samples
+        self.inner.n_samples()
     }
     fn read_block(
         &self,
@@ -213,37 +185,7 @@ impl SampleSource for PerSignalSource {
         len: usize,
         out: &mut [i16],
     ) -> Result<()> {
-        check_request(self, channels, start, len, out)?;
-        let nc = self.n_channels;
-        let per = (READ_BYTES / (2 * nc)).max(1);
-        let mut buf = vec![0i16; per.min(len) * nc];
-        let mut done = 0;
-        while done < len {
-            let m = per.min(len - done);
-            let b = &mut buf[..m * nc];
-            read_at(
-                &self.file,
-                &self.path,
-                as_bytes_mut(b),
-                ((start + done) * nc * 2) as u64,
-            )?;
-            fix_endian(b);
-            // De-interleave in tiles that stay in L1 cache (one pass per channel over a whole
-            // 4 MB buffer would stream it from memory once per channel).
-            const TILE: usize = 256;
-            for t0 in (0..m).step_by(TILE) {
-                let t1 = (t0 + TILE).min(m);
-                let tile = &b[t0 * nc..t1 * nc];
-                for (row, &c) in channels.iter().enumerate() {
-                    let dst = &mut out[row * len + done + t0..row * len + done + t1];
-                    for (d, s) in dst.iter_mut().zip(tile.chunks_exact(nc)) {
-                        *d = s[c];
-                    }
-                }
-            }
-            done += m;
-        }
-        Ok(())
+        self.inner.read_block(channels, start, len, out)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Where samples come from. The streaming engine reads recordings only through this trait, so it
 //! never needs a whole recording in memory; `crate::intan` implements it for each Intan layout.
 
+use std::os::unix::fs::FileExt;
+
 use crate::error::Result;
 
 pub trait SampleSource: Send + Sync {
@@ -148,7 +150,9 @@ impl SampleSource for ArraySource<'_> {
     }
 }
 
-fn check_block(
+/// Validate a `read_block` request: channels exist, the samples are inside the recording and
+/// `out` holds them. Every source calls this first, so the readers can index without checks.
+pub fn check_block(
     src: &dyn SampleSource,
     channels: &[usize],
     start: usize,
@@ -157,19 +161,28 @@ fn check_block(
 ) -> Result<()> {
     if let Some(&c) = channels.iter().find(|&&c| c >= src.n_channels()) {
         return Err(crate::error::EngineError::Value(format!(
-            "channel {c} out of range: the recording has {} channels",
+            "channel {c} does not exist (the recording has {} channels)",
             src.n_channels()
         )));
     }
-    if start + len > src.n_samples() || out_len != channels.len() * len {
+    if start.checked_add(len).is_none_or(|e| e > src.n_samples()) {
         return Err(crate::error::EngineError::Value(format!(
-            "block [{start}, {}) out of range or wrong buffer size (recording has {} samples)",
-            start + len,
+            "samples {start}..{} are outside the recording (0..{})",
+            start.saturating_add(len),
             src.n_samples()
+        )));
+    }
+    if out_len < channels.len() * len {
+        return Err(crate::error::EngineError::Value(format!(
+            "output buffer holds {out_len} values, {} needed",
+            channels.len() * len
         )));
     }
     Ok(())
 }
+
+/// Bytes one `InterleavedFileSource` read may take at once.
+pub(crate) const READ_BYTES: usize = 4 << 20;
 
 /// A flat binary file of little-endian int16 samples interleaved by channel
 /// (`s0c0 s0c1 ... s0cN s1c0 ...`), after `offset` header bytes: Intan's `amplifier.dat`
@@ -237,22 +250,35 @@ impl SampleSource for InterleavedFileSource {
         len: usize,
         out: &mut [i16],
     ) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         check_block(self, channels, start, len, out.len())?;
-        let frame = 2 * self.n_channels;
-        let mut buf = vec![0u8; frame * len];
-        self.file
-            .read_exact_at(&mut buf, self.offset + (start * frame) as u64)
-            .map_err(|e| crate::error::EngineError::Io {
-                path: self.path.clone(),
-                source: e,
-            })?;
-        for (r, &c) in channels.iter().enumerate() {
-            let dst = &mut out[r * len..(r + 1) * len];
-            for (j, d) in dst.iter_mut().enumerate() {
-                let o = j * frame + 2 * c;
-                *d = i16::from_le_bytes([buf[o], buf[o + 1]]);
+        let nc = self.n_channels;
+        // Read at most READ_BYTES at a time, so memory stays bounded whatever `len` is.
+        let per = (READ_BYTES / (2 * nc)).max(1);
+        let mut buf = vec![0u8; per.min(len) * nc * 2];
+        let mut done = 0;
+        while done < len {
+            let m = per.min(len - done);
+            let b = &mut buf[..m * nc * 2];
+            self.file
+                .read_exact_at(b, self.offset + ((start + done) * nc * 2) as u64)
+                .map_err(|e| crate::error::EngineError::Io {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            // De-interleave in tiles that stay in L1 cache (one pass per channel over a whole
+            // 4 MB buffer would stream it from memory once per channel).
+            const TILE: usize = 256;
+            for t0 in (0..m).step_by(TILE) {
+                let t1 = (t0 + TILE).min(m);
+                let tile = &b[t0 * nc * 2..t1 * nc * 2];
+                for (row, &c) in channels.iter().enumerate() {
+                    let dst = &mut out[row * len + done + t0..row * len + done + t1];
+                    for (d, s) in dst.iter_mut().zip(tile.chunks_exact(nc * 2)) {
+                        *d = i16::from_le_bytes([s[2 * c], s[2 * c + 1]]);
+                    }
+                }
             }
+            done += m;
         }
         Ok(())
     }

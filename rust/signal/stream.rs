@@ -224,17 +224,26 @@ impl Plan<'_> {
         let mut evs = Vec::new();
         el.det.push(s as i64, y, centre, th, &mut evs);
         el.pending.extend(evs);
-        // Append to the history and cut every event whose window is now complete.
-        el.hist.extend_from_slice(y);
-        self.drain(el, false);
+        debug_assert_eq!(
+            el.hist_start + el.hist.len(),
+            s,
+            "history ends where the chunk starts"
+        );
+        // Cut every event whose window is now complete (from the kept history and this chunk).
+        self.drain(el, y, false);
     }
 
-    fn drain(&self, el: &mut Electrode, end: bool) {
+    /// Cut the pending events whose windows end within the history (which ends where `y`, the
+    /// newest filtered samples, starts) plus `y`; then keep as history only the samples later
+    /// windows can still need, so most samples are never copied.
+    fn drain(&self, el: &mut Electrode, y: &[f32], end: bool) {
         let pd = pad(self.p.align) as i64;
         let (before, after) = (self.p.before as i64, self.p.after as i64);
-        let hist_end = (el.hist_start + el.hist.len()) as i64;
+        let s = el.hist_start + el.hist.len();
+        let hist_end = (s + y.len()) as i64;
         let l = self.p.before + self.p.after;
         let mut buf = vec![0f32; l];
+        let mut joined: Vec<f32> = Vec::new();
         while let Some(&(t, pol)) = el.pending.front() {
             if t - before - pd < 0 || t + after + pd > self.n as i64 {
                 el.res.n_edge_dropped += 1;
@@ -245,8 +254,17 @@ impl Plan<'_> {
                 debug_assert!(!end);
                 break;
             }
-            let lo = (t - before - pd) as usize;
-            let local = &el.hist[lo - el.hist_start..(t + after + pd) as usize - el.hist_start];
+            let (lo, hi) = ((t - before - pd) as usize, (t + after + pd) as usize);
+            let local: &[f32] = if lo >= s {
+                &y[lo - s..hi - s]
+            } else if hi <= s {
+                &el.hist[lo - el.hist_start..hi - el.hist_start]
+            } else {
+                joined.clear();
+                joined.extend_from_slice(&el.hist[lo - el.hist_start..]);
+                joined.extend_from_slice(&y[..hi - s]);
+                &joined
+            };
             let d = cut(
                 local,
                 before + pd,
@@ -271,11 +289,15 @@ impl Plan<'_> {
         if let Some(&(t, _)) = el.pending.front() {
             keep = keep.min(t - before - pd);
         }
-        let keep = keep.max(el.hist_start as i64) as usize;
-        if keep > el.hist_start {
+        let keep = (keep.max(el.hist_start as i64) as usize).min(hist_end as usize);
+        if keep >= s {
+            el.hist.clear();
+            el.hist.extend_from_slice(&y[keep - s..]);
+        } else {
             el.hist.drain(..keep - el.hist_start);
-            el.hist_start = keep;
+            el.hist.extend_from_slice(y);
         }
+        el.hist_start = keep;
     }
 }
 
@@ -496,8 +518,7 @@ pub fn extract_electrodes(
                         let y = std::mem::take(&mut el.y);
                         let (c, th) = if rolling.is_some() {
                             plan.observe(el, s, &y);
-                            let (m, mad) =
-                                median_mad_step(&y, p.noise_subsample, &mut el.scratch);
+                            let (m, mad) = median_mad_step(&y, p.noise_subsample, &mut el.scratch);
                             let th = k * mad / MAD_PER_SD;
                             el.res.noise.push(mad / MAD_PER_SD);
                             el.win_th.push((s, th));
@@ -522,7 +543,7 @@ pub fn extract_electrodes(
                 let mut evs = Vec::new();
                 el.det.finish(&mut evs);
                 el.pending.extend(evs);
-                plan.drain(&mut el, true);
+                plan.drain(&mut el, &[], true);
                 let cut = el.breaches.decide(n, p.fs, &p.cutoff);
                 el.res.cutoff_sample = cut;
                 if cut < n {

@@ -145,7 +145,11 @@ pub fn median_mad_step(x: &[f32], step: usize, s: &mut MedianScratch) -> (f64, f
 /// Exact median of every `step`-th sample of `x` (from the first).
 pub fn median_step(x: &[f32], step: usize, s: &mut MedianScratch) -> f64 {
     let step = step.max(1);
-    median_by(|| x.iter().step_by(step).copied(), x.len().div_ceil(step), s)
+    median_by(
+        || x.iter().step_by(step).copied(),
+        x.len().div_ceil(step),
+        s,
+    )
 }
 
 fn median_mad_slow(x: &[f32], s: &mut MedianScratch) -> (f64, f64) {

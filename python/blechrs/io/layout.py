@@ -275,12 +275,15 @@ class InitResult:
         return "\n".join(self.lines())
 
 
-def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False) -> InitResult:
+def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False,
+                    auto_car: bool = False) -> InitResult:
     """Write ``<name>.info``, ``<name>_electrode_layout.csv`` and ``<name>.params`` for the
     recording in ``directory``; existing files are kept unless ``force``. The .info is built from
     the layout on disk when the layout is kept, so edited CAR groups and EMG rows carry over.
     ``qa=True`` also runs the raw-data QA (:func:`blechrs.rawqa.raw_qa`, files in
-    ``DIR/QA_output``) on the channels the layout sorts; its summary is part of the result."""
+    ``DIR/QA_output``) on the channels the layout sorts; its summary is part of the result.
+    ``auto_car=True`` (implies ``qa``) splits each CAR group by raw channel correlation
+    (:func:`auto_car_layout`, spec 3.4) in a layout this call writes; a kept layout is never changed."""
     directory = Path(directory)
     rec = open_recording(directory)
     res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
@@ -314,7 +317,7 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
     else:
         SortParams(sampling_rate=rec.sampling_rate).save(pp)
         res.written.append(pp)
-    if qa:
+    if qa or auto_car:
         from blechrs.rawqa import raw_qa
 
         try:
@@ -322,4 +325,11 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
         except ValueError:
             params = SortParams(sampling_rate=rec.sampling_rate)
         res.qa = raw_qa(directory, recording=rec, params=params, channels_in_use=sorted_electrodes(rows))
+        if auto_car and lp in res.written:
+            rows = auto_car_layout(rows, res.qa.raw_corr, seed=params.random_seed)
+            save_layout(directory, rows)
+            if ip in res.written:
+                _atomic_write(ip, json.dumps(build_info(directory, rec, rows), indent=2) + "\n")
+            split = sorted({r.car_group for r in rows} - {r.extra["original_CAR_group"] for r in rows})
+            res.warnings.append(f"automatic CAR groups: {', '.join(split) if split else 'no group split'}")
     return res

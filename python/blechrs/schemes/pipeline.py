@@ -360,12 +360,12 @@ def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
     return sorted(r.electrode_ind for r in read_layout(directory) if r.sorted)
 
 
-def init(directory: str | os.PathLike, force: bool = False, qa: bool = True):
+def init(directory: str | os.PathLike, force: bool = False, qa: bool = True, auto_car: bool = False):
     """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
-    unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``. Returns
-    blechrs.io.layout's InitResult."""
+    unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``; ``auto_car``
+    splits CAR groups by channel correlation in a new layout. Returns blechrs.io.layout's InitResult."""
     from blechrs.io.layout import init_experiment
-    return init_experiment(directory, force=force, qa=qa)
+    return init_experiment(directory, force=force, qa=qa, auto_car=auto_car)
 
 
 def needs_init(directory: str | os.PathLike) -> bool:
@@ -677,7 +677,7 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
 
 
 def run(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False, jobs: int | None = None,
-        plots: bool = True, progress: Progress | None = None) -> RunReport:
+        plots: bool = True, progress: Progress | None = None, auto_car: bool = False) -> RunReport:
     """The whole chain: init (if needed) -> extract -> cluster -> auto-sort -> store -> plots."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -685,7 +685,7 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     report = RunReport(directory)
     t0 = time.perf_counter()
     if needs_init(directory):
-        res = init(directory)
+        res = init(directory, auto_car=auto_car)
         report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
         if res.qa is not None:
             report.summaries.append(res.qa)
