@@ -545,9 +545,9 @@ fn car_impl<T: Finite>(
         .map(|r| {
             // float input: exact f64 medians (the int16 path in the stream gives the same values)
             let mut s: Vec<f64> = r.to_vec();
-            let med = median_f64(&mut s);
+            let med = threshold::median_f64(&mut s);
             let mut d: Vec<f64> = r.iter().map(|v| (v - med).abs()).collect();
-            (med, median_f64(&mut d))
+            (med, threshold::median_f64(&mut d))
         })
         .collect();
     let (gs, dead) = reference::make_groups(groups, &stats);
@@ -584,20 +584,6 @@ fn car_impl<T: Finite>(
         }
     }
     Ok((out, dead))
-}
-
-fn median_f64(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let (_, &mut a, rest) = v.select_nth_unstable_by((n - 1) / 2, |a, b| a.total_cmp(b));
-    if n % 2 == 1 {
-        a
-    } else {
-        let b = rest.iter().copied().fold(f64::INFINITY, f64::min);
-        (a + b) / 2.0
-    }
 }
 
 /// common_average_reference(x, groups) -> (float32 channels x samples, dead channels)
