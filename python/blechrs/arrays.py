@@ -568,17 +568,11 @@ def recording_cutoffs(directory: str | os.PathLike, electrodes: Sequence[int]) -
 
 
 def load_info(directory: str | os.PathLike) -> tuple[dict[str, Any], Path | None]:
-    d = Path(directory)
-    p = d / f"{d.resolve().name}.info"
-    if not p.exists():
-        return {}, None
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a JSON object")
-    return data, p
+    """``<name>.info`` and its path, or ({}, None) when there is none (defaults then apply)."""
+    from blechrs.io import layout
+
+    p = layout.info_path(directory)
+    return (layout.load_info(directory), p) if p.exists() else ({}, None)
 
 
 def emg_channels(directory: str | os.PathLike, n_channels: int | None = None) -> list[int]:

@@ -47,15 +47,9 @@ class sorted_unit_metadata(tables.IsDescription):  # noqa: N801 - blech_clust's 
     snr = tables.Float32Col()
 
 
-class unit_descriptor(tables.IsDescription):  # noqa: N801 - blech_clust's name
+class unit_descriptor(sorted_unit_metadata):  # noqa: N801 - blech_clust's name
+    """One row per unit: its number first, then the fields of its unit_metadata."""
     unit_number = tables.Int32Col(pos=0)
-    electrode_number = tables.Int32Col()
-    single_unit = tables.Int32Col()
-    regular_spiking = tables.Int32Col()
-    fast_spiking = tables.Int32Col()
-    waveform_count = tables.Int32Col()
-    hash = tables.StringCol(10)
-    snr = tables.Float32Col()
 
 
 #: blechrs's quality metrics, stored per unit beside blech_clust's metadata.
