@@ -15,8 +15,12 @@ Modes (``--extract``):
   waveform_threshold x MAD/0.6745, extremum of each crossing, 0.5 ms dead time, the engine's
   parabola + Catmull-Rom sub-sample alignment), then blechrs.core in-process.
 
-    python benchmarks/accuracy.py [--sets s2_60,s1_60] [--extract pipeline|engine|scipy] [--json out.json]
-Needs the `bench` extra (spikeinterface) and scipy.
+``--peers tdc2,ms5`` also runs Tridesclous2 and MountainSort5 (the shared bench's configurations)
+on the same data in the same run; ``--ceiling`` prints what the template classifier reaches when
+started from the true labels.
+
+    python benchmarks/accuracy.py [--sets s2_60,s1_60] [--extract pipeline|engine|scipy] [--peers tdc2,ms5] [--json out.json]
+Needs the `bench` extra (spikeinterface, mountainsort5) and scipy.
 """
 from __future__ import annotations
 
@@ -249,6 +253,18 @@ def score(folder, times, labels):
     return r
 
 
+def run_peer(key, folder):
+    """One peer sorter on the set's flat binary, through the shared bench's run_peers.py (its own
+    subprocess, one thread; wall time, peak RSS and the same scorer)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    import run_peers
+
+    with tempfile.TemporaryDirectory(prefix=f"peer_{key}_") as work:
+        return run_peers.run_one(key, SimpleNamespace(data=str(folder), threads=1, source="binary"), work)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="s2_60,s1_60")
@@ -258,6 +274,9 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE SortParams override (JSON value)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--peers", default="",
+                    help="also run these peers on the same data in this run, e.g. tdc2,ms5 (the shared "
+                         "bench's run_peers.py configurations; needs the bench extra)")
     ap.add_argument("--ceiling", action="store_true",
                     help="also print the supervised ceiling (engine extraction + template classifier "
                          "started from the true labels)")
@@ -284,6 +303,16 @@ def main():
               f"{r['mean_accuracy']:.3f}  prec {r['mean_precision']:.3f} rec {r['mean_recall']:.3f}  sorted "
               f"{r['n_sorted_units']}  FP {r['false_positive_units']}  wall {wall:.1f} s ({stages})\n"
               f"    split (units, well, mean acc): {sp}\n    peers: {PEERS[key]}", flush=True)
+        for peer in filter(None, args.peers.split(",")):
+            rows.setdefault("peers", {})[f"{key}/{peer}"] = r_peer = run_peer(peer, folder)
+            if r_peer.get("status") != "ok":
+                print(f"    {peer}: failed ({r_peer.get('error_tail', '')[-300:]})", flush=True)
+                continue
+            print(f"    {peer} (same run, 1 thread): well {r_peer['well_detected']}/{r_peer['n_gt_units']}  "
+                  f"mean acc {r_peer['mean_accuracy']:.3f}  prec {r_peer['mean_precision']:.3f} rec "
+                  f"{r_peer['mean_recall']:.3f}  sorted {r_peer['n_sorted_units']}  FP "
+                  f"{r_peer['false_positive_units']}  wall {r_peer['sorter_wall_s']:.1f} s  peak RSS "
+                  f"{r_peer['peak_rss_mb']:.0f} MB", flush=True)
         if args.ceiling:
             import gtio
 
