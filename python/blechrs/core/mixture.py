@@ -1,0 +1,318 @@
+"""Gaussian mixtures for the clustering solutions, without scikit-learn on the hot path.
+
+The same algorithms as scikit-learn's ``KMeans(n_init=1)`` (k-means++ seeding, Lloyd iterations),
+``GaussianMixture(covariance_type="full", init_params="kmeans")`` and
+``BayesianGaussianMixture(covariance_type="full", weight_concentration_prior_type="dirichlet_process")``:
+same random stream, same updates, same stopping rules, so the solutions are scikit-learn's up to
+rounding (tests/test_speed_cluster.py checks them against scikit-learn). Why not call scikit-learn:
+on an electrode's few features its per-component Python loops and input checks cost several times
+the arithmetic, and importing it takes 2 s in every worker process. Here every step is a few
+matrix products over all components at once:
+
+- E-step: the log-density of every event under every component is one product of the events'
+  monomials (x_i x_j, x_i, 1) with a matrix of per-component coefficients.
+- M-step: sums of responsibilities, first and second moments are products with the same monomials
+  (computed about the training mean, so no precision is lost in the moment differences).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Small diagonal added to every covariance: features are of order one, this only keeps
+#: covariances of tiny or flat clusters invertible (scikit-learn's ``reg_covar``).
+REG_COVAR = 1e-4
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# --- k-means (scikit-learn's KMeans(n_init=1, algorithm="lloyd")) --------------------------------
+
+def _sq_distances(centres: np.ndarray, x: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+    """Squared distances (centres x events) as scikit-learn's ``_euclidean_distances`` computes them."""
+    d = -2.0 * (centres @ x.T)
+    d += np.einsum("ij,ij->i", centres, centres)[:, None]
+    d += x_sq[None, :]
+    np.maximum(d, 0, out=d)
+    return d
+
+
+def _kmeans_plusplus(x: np.ndarray, k: int, x_sq: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
+    """Greedy k-means++ seeding (2 + log k candidates per centre), drawing from ``rs`` exactly as
+    scikit-learn's ``_kmeans_plusplus`` with unit sample weights does."""
+    n = len(x)
+    n_local = 2 + int(np.log(k))
+    centres = np.empty((k, x.shape[1]))
+    first = rs.choice(n, p=np.ones(n) / n)
+    centres[0] = x[first]
+    closest = _sq_distances(centres[:1], x, x_sq)[0]
+    pot = closest.sum()
+    for c in range(1, k):
+        rand = rs.uniform(size=n_local) * pot
+        cand = np.searchsorted(np.cumsum(closest), rand)
+        np.clip(cand, None, n - 1, out=cand)
+        dist = _sq_distances(x[cand], x, x_sq)
+        np.minimum(closest, dist, out=dist)
+        pots = dist.sum(axis=1)
+        best = int(np.argmin(pots))
+        pot = pots[best]
+        closest = dist[best]
+        centres[c] = x[cand[best]]
+    return centres
+
+
+def _assign(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    # ||c||^2 - 2 x.c: the per-event ||x||^2 does not change the nearest centre.
+    d = np.einsum("ij,ij->i", centres, centres)[None, :] - 2.0 * (x @ centres.T)
+    return np.argmin(d, axis=1)
+
+
+def kmeans_labels(x: np.ndarray, k: int, rs: np.random.RandomState, max_iter: int = 300,
+                  tol: float = 1e-4) -> np.ndarray:
+    """Labels of scikit-learn's ``KMeans(n_clusters=k, n_init=1, random_state=rs).fit(x).labels_``."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    tol = float(np.mean(np.var(x, axis=0))) * tol
+    x = x - x.mean(axis=0)
+    x_sq = np.einsum("ij,ij->i", x, x)
+    centres = _kmeans_plusplus(x, k, x_sq, rs)
+    labels_old = np.full(n, -1)
+    strict = False
+    for _ in range(max_iter):
+        labels = _assign(x, centres)
+        weight = np.bincount(labels, minlength=k).astype(np.float64)
+        sums = np.zeros((k, x.shape[1]))
+        for j in range(x.shape[1]):
+            sums[:, j] = np.bincount(labels, weights=x[:, j], minlength=k)
+        empty = np.flatnonzero(weight == 0)
+        if len(empty):
+            # scikit-learn's relocation: the events farthest from their centre seed empty clusters.
+            far_d = ((x - centres[labels]) ** 2).sum(axis=1)
+            far = np.argpartition(far_d, -len(empty))[:-len(empty) - 1:-1]
+            for new, idx in zip(empty, far):
+                old = labels[idx]
+                sums[old] -= x[idx]
+                sums[new] = x[idx]
+                weight[new] = 1.0
+                weight[old] -= 1.0
+        new_centres = sums / np.where(weight > 0, weight, 1.0)[:, None]
+        shift = float(((new_centres - centres) ** 2).sum())
+        centres = new_centres
+        if np.array_equal(labels, labels_old):
+            strict = True
+            break
+        if shift <= tol:
+            break
+        labels_old = labels
+    if not strict:
+        labels = _assign(x, centres)
+    return labels
+
+
+# --- shared Gaussian algebra -----------------------------------------------------------------------
+
+class _Monomials:
+    """An event matrix's monomials about its mean: columns x_i x_j (i <= j), x_i, 1."""
+
+    def __init__(self, x: np.ndarray, centre: np.ndarray):
+        self.centre = centre
+        y = x - centre
+        d = y.shape[1]
+        self.d = d
+        self.iu = np.triu_indices(d)
+        self.m = np.hstack([y[:, self.iu[0]] * y[:, self.iu[1]], y, np.ones((len(y), 1))])
+
+    def moments(self, resp: np.ndarray):
+        """nk, means (about the centre) and covariances of every component."""
+        s = resp.T @ self.m  # k x (q + d + 1)
+        q = len(self.iu[0])
+        nk = s[:, -1] + 10 * np.finfo(np.float64).eps
+        mean = s[:, q:q + self.d] / nk[:, None]
+        second = np.empty((len(nk), self.d, self.d))
+        second[:, self.iu[0], self.iu[1]] = s[:, :q] / nk[:, None]
+        second[:, self.iu[1], self.iu[0]] = second[:, self.iu[0], self.iu[1]]
+        cov = second - mean[:, :, None] * mean[:, None, :]
+        return nk, mean, cov
+
+    def log_density(self, mean: np.ndarray, prec_chol: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        """-0.5 (y - mean)' P (y - mean) + extra[k] for every event and component, P = L L'."""
+        p = prec_chol @ np.swapaxes(prec_chol, 1, 2)
+        pm = np.einsum("kij,kj->ki", p, mean)
+        coef = np.empty((self.m.shape[1], len(mean)))
+        q = len(self.iu[0])
+        off = np.where(self.iu[0] == self.iu[1], -0.5, -1.0)
+        coef[:q] = (p[:, self.iu[0], self.iu[1]] * off).T
+        coef[q:q + self.d] = pm.T
+        coef[-1] = -0.5 * np.einsum("ki,ki->k", pm, mean) + extra
+        return self.m @ coef
+
+
+def _precision_cholesky(cov: np.ndarray) -> np.ndarray:
+    """Upper-triangular L with L L' = inverse(cov), per component (scikit-learn's convention)."""
+    chol = np.linalg.cholesky(cov)
+    d = cov.shape[-1]
+    return np.swapaxes(np.linalg.solve(chol, np.broadcast_to(np.eye(d), cov.shape)), 1, 2)
+
+
+def _log_det_chol(prec_chol: np.ndarray) -> np.ndarray:
+    return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+
+
+def _normalise(wlp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log-sum-exp per event, responsibilities)."""
+    top = wlp.max(axis=1, keepdims=True)
+    e = np.exp(wlp - top)
+    s = e.sum(axis=1)
+    e /= s[:, None]
+    return top[:, 0] + np.log(s), e
+
+
+def _one_hot(labels: np.ndarray, k: int) -> np.ndarray:
+    resp = np.zeros((len(labels), k))
+    resp[np.arange(len(labels)), labels] = 1.0
+    return resp
+
+
+# --- GMM (scikit-learn's GaussianMixture, full covariances, k-means initialisation) -------------
+
+class GMM:
+    """Fitted weights, means (in the original coordinates) and precision Cholesky factors."""
+
+    def __init__(self, weights, means, prec_chol, lower_bound=-np.inf):
+        self.weights, self.means, self.prec_chol, self.lower_bound = weights, means, prec_chol, lower_bound
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        n, d = x.shape
+        mono = _Monomials(np.asarray(x, dtype=np.float64), self.means.mean(axis=0))
+        extra = -0.5 * d * _LOG_2PI + _log_det_chol(self.prec_chol) + np.log(self.weights)
+        return mono.log_density(self.means - mono.centre, self.prec_chol, extra)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.argmax(self.log_prob(x), axis=1).astype(np.int64)
+
+
+def fit_gmm(train: np.ndarray, k: int, seed: int, max_iter: int = 100, tol: float = 1e-3,
+            n_init: int = 1) -> GMM:
+    """``GaussianMixture(n_components=k, covariance_type="full", max_iter, tol, n_init,
+    reg_covar=REG_COVAR, random_state=seed).fit(train)``. Raises ``np.linalg.LinAlgError`` on a
+    covariance that is not positive definite (scikit-learn raises ValueError there)."""
+    train = np.asarray(train, dtype=np.float64)
+    n, d = train.shape
+    rs = np.random.RandomState(seed)
+    mono = _Monomials(train, train.mean(axis=0))
+    reg = REG_COVAR * np.eye(d)
+    best = None
+    for _ in range(n_init):
+        nk, mean, cov = mono.moments(_one_hot(kmeans_labels(train, k, rs), k))
+        prec_chol = _precision_cholesky(cov + reg)
+        weights = nk / n
+        lower = -np.inf
+        for _ in range(max_iter):
+            prev = lower
+            extra = -0.5 * d * _LOG_2PI + _log_det_chol(prec_chol) + np.log(weights)
+            norm, resp = _normalise(mono.log_density(mean, prec_chol, extra))
+            nk, mean, cov = mono.moments(resp)
+            prec_chol = _precision_cholesky(cov + reg)
+            weights = nk / nk.sum()
+            lower = float(norm.mean())
+            if abs(lower - prev) < tol:
+                break
+        if best is None or lower > best.lower_bound:
+            best = GMM(weights, mean + mono.centre, prec_chol, lower)
+    return best
+
+
+# --- Bayesian GMM (scikit-learn's BayesianGaussianMixture, Dirichlet process, full covariances) --
+
+def digamma(x: np.ndarray) -> np.ndarray:
+    """The digamma function for x > 0 (recurrence up to x >= 10, then the asymptotic series)."""
+    x = np.array(x, dtype=np.float64)
+    out = np.zeros_like(x)
+    small = x < 10.0
+    while np.any(small):
+        out[small] -= 1.0 / x[small]
+        x[small] += 1.0
+        small = x < 10.0
+    inv2 = 1.0 / (x * x)
+    series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 * (1 / 132)))))
+    return out + np.log(x) - 0.5 / x - series
+
+
+def _gammaln(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.lgamma, otypes=[np.float64])(x)
+
+
+class BGMM:
+    """The variational posterior of a Dirichlet-process Gaussian mixture (full covariances)."""
+
+    def __init__(self, train: np.ndarray, k: int, concentration: float):
+        n, d = train.shape
+        self.k, self.d = k, d
+        self.concentration = concentration  # weight_concentration_prior
+        self.mean_precision_prior = 1.0
+        self.mean_prior = train.mean(axis=0)
+        self.dof_prior = float(d)
+        self.covariance_prior = np.atleast_2d(np.cov(train.T))
+
+    def update(self, nk, xk, sk):
+        """The M-step from responsibilities' counts, means and covariances (+ REG_COVAR)."""
+        d = self.d
+        self.alpha = 1.0 + nk
+        self.beta = self.concentration + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0))
+        self.mean_precision = self.mean_precision_prior + nk
+        self.means = (self.mean_precision_prior * self.mean_prior + nk[:, None] * xk) / self.mean_precision[:, None]
+        self.dof = self.dof_prior + nk
+        diff = xk - self.mean_prior
+        cov = (self.covariance_prior + nk[:, None, None] * sk
+               + (nk * self.mean_precision_prior / self.mean_precision)[:, None, None]
+               * diff[:, :, None] * diff[:, None, :])
+        cov /= self.dof[:, None, None]
+        self.prec_chol = _precision_cholesky(cov)
+        # Terms of the expected log-density that do not depend on the event.
+        dg_sum = digamma(self.alpha + self.beta)
+        log_w = digamma(self.alpha) - dg_sum + np.hstack((0, np.cumsum(digamma(self.beta) - dg_sum)[:-1]))
+        log_lambda = d * np.log(2.0) + digamma(0.5 * (self.dof - np.arange(d)[:, None])).sum(axis=0)
+        self.extra = (-0.5 * d * _LOG_2PI + _log_det_chol(self.prec_chol) - 0.5 * d * np.log(self.dof)
+                      + 0.5 * (log_lambda - d / self.mean_precision) + log_w)
+
+    def lower_bound(self, resp: np.ndarray) -> float:
+        d = self.d
+        log_det = _log_det_chol(self.prec_chol) - 0.5 * d * np.log(self.dof)
+        log_wishart = -(self.dof * log_det + self.dof * d * 0.5 * math.log(2.0)
+                        + _gammaln(0.5 * (self.dof - np.arange(d)[:, None])).sum(axis=0))
+        betaln = _gammaln(self.alpha) + _gammaln(self.beta) - _gammaln(self.alpha + self.beta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = np.where(resp > 0, resp * np.log(resp), 0.0).sum()
+        return float(-ent - log_wishart.sum() + betaln.sum() - 0.5 * d * np.log(self.mean_precision).sum())
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        mono = _Monomials(np.asarray(x, dtype=np.float64), self.mean_prior)
+        return mono.log_density(self.means - self.mean_prior, self.prec_chol, self.extra)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.argmax(self.log_prob(x), axis=1).astype(np.int64)
+
+
+def fit_bgmm(train: np.ndarray, k: int, seed: int, max_iter: int = 100, tol: float = 1e-3,
+             concentration: float = 0.1) -> BGMM:
+    """``BayesianGaussianMixture(n_components=k, covariance_type="full",
+    weight_concentration_prior_type="dirichlet_process", weight_concentration_prior=concentration,
+    max_iter, tol, n_init=1, reg_covar=REG_COVAR, random_state=seed).fit(train)``."""
+    train = np.asarray(train, dtype=np.float64)
+    model = BGMM(train, k, concentration)
+    mono = _Monomials(train, model.mean_prior)
+    reg = REG_COVAR * np.eye(model.d)
+    nk, mean, cov = mono.moments(_one_hot(kmeans_labels(train, k, np.random.RandomState(seed)), k))
+    model.update(nk, mean + model.mean_prior, cov + reg)
+    lower = -np.inf
+    for _ in range(max_iter):
+        prev = lower
+        _, resp = _normalise(mono.log_density(model.means - model.mean_prior, model.prec_chol, model.extra))
+        nk, mean, cov = mono.moments(resp)
+        model.update(nk, mean + model.mean_prior, cov + reg)
+        lower = model.lower_bound(resp)
+        if abs(lower - prev) < tol:
+            break
+    return model
