@@ -503,16 +503,19 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
 
 
 def _units_from_selections(directory, selections: Iterable[sf.Selection], params: SortParams,
-                           metrics_of: Callable[[sf.Selection, dict], dict]
+                           metrics_of: Callable[[sf.Selection, dict], dict], needs_arrays: Sequence[str] | None = None
                            ) -> tuple[list[store.Unit], list[sf.Selection]]:
-    """Units in electrode order (stable within an electrode) and their selections in that order."""
+    """Units in electrode order (stable within an electrode) and their selections in that order.
+    ``needs_arrays``: the work-file arrays ``metrics_of`` uses besides times and waveforms (None: all)."""
+    if needs_arrays is not None:
+        needs_arrays = ("times", "waveforms", *needs_arrays)
     units: list[store.Unit] = []
     ordered: list[sf.Selection] = []
     by_electrode: dict[int, list[sf.Selection]] = {}
     for s in selections:
         by_electrode.setdefault(s.electrode, []).append(s)
     for electrode in sorted(by_electrode):
-        data = store.load_electrode(store.electrode_path(directory, electrode))
+        data = store.load_electrode(store.electrode_path(directory, electrode), arrays=needs_arrays)
         for sel in by_electrode[electrode]:
             m = metrics_of(sel, data)
             units.append(store.Unit(
@@ -607,7 +610,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     selections, comments = [], []
     for e in sorted_electrodes(directory):
         path = store.electrode_path(directory, e)
-        data = store.load_electrode(path)
+        data = store.load_electrode(path, arrays=("auto_labels",))
         if data.get("stage") != "clustered":
             raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
         for i, u in enumerate(data.get("auto_units", [])):
@@ -621,7 +624,8 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
             m = u["metrics"]
             comments.append(f"auto: {len(idx)} spikes, snr {_f(m.get('snr'))}, "
                             f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {u['reason']}" if u.get("reason") else ""))
-    units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics)  # type: ignore[attr-defined]
+    units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics,  # type: ignore[attr-defined]
+                                      needs_arrays=())
     names = store.write_units(h5, units, attrs={"units_from": "autosort"})
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
     if not written:
