@@ -30,16 +30,18 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 # --- k-means (scikit-learn's KMeans(n_init=1, algorithm="lloyd")) --------------------------------
 
-def _sq_distances(centres: np.ndarray, x: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
-    """Squared distances (centres x events) as scikit-learn's ``_euclidean_distances`` computes them."""
-    d = -2.0 * (centres @ x.T)
+def _sq_distances(centres: np.ndarray, xt: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+    """Squared distances (centres x events) as scikit-learn's ``_euclidean_distances`` computes
+    them; ``xt`` is the d x n transposed event matrix."""
+    d = -2.0 * (centres @ xt)
     d += np.einsum("ij,ij->i", centres, centres)[:, None]
     d += x_sq[None, :]
     np.maximum(d, 0, out=d)
     return d
 
 
-def _kmeans_plusplus(x: np.ndarray, k: int, x_sq: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
+def _kmeans_plusplus(x: np.ndarray, xt: np.ndarray, k: int, x_sq: np.ndarray,
+                     rs: np.random.RandomState) -> np.ndarray:
     """Greedy k-means++ seeding (2 + log k candidates per centre), drawing from ``rs`` exactly as
     scikit-learn's ``_kmeans_plusplus`` with unit sample weights does."""
     n = len(x)
@@ -47,13 +49,13 @@ def _kmeans_plusplus(x: np.ndarray, k: int, x_sq: np.ndarray, rs: np.random.Rand
     centres = np.empty((k, x.shape[1]))
     first = rs.choice(n, p=np.ones(n) / n)
     centres[0] = x[first]
-    closest = _sq_distances(centres[:1], x, x_sq)[0]
+    closest = _sq_distances(centres[:1], xt, x_sq)[0]
     pot = closest.sum()
     for c in range(1, k):
         rand = rs.uniform(size=n_local) * pot
         cand = np.searchsorted(np.cumsum(closest), rand)
         np.clip(cand, None, n - 1, out=cand)
-        dist = _sq_distances(x[cand], x, x_sq)
+        dist = _sq_distances(x[cand], xt, x_sq)
         np.minimum(closest, dist, out=dist)
         pots = dist.sum(axis=1)
         best = int(np.argmin(pots))
@@ -63,10 +65,18 @@ def _kmeans_plusplus(x: np.ndarray, k: int, x_sq: np.ndarray, rs: np.random.Rand
     return centres
 
 
-def _assign(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    # ||c||^2 - 2 x.c: the per-event ||x||^2 does not change the nearest centre.
-    d = np.einsum("ij,ij->i", centres, centres)[None, :] - 2.0 * (x @ centres.T)
-    return np.argmin(d, axis=1)
+def _assign(xt: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """The nearest centre of every event (first one on ties, like argmin)."""
+    # ||c||^2 - 2 x.c: the per-event ||x||^2 does not change the nearest centre. A running
+    # minimum over the few centres is 3x faster than argmin across each event's short row.
+    d = -2.0 * (centres @ xt)
+    d += np.einsum("ij,ij->i", centres, centres)[:, None]
+    best = d[0]
+    labels = np.zeros(d.shape[1], dtype=np.intp)
+    for j in range(1, len(d)):
+        labels = np.where(d[j] < best, j, labels)
+        best = np.minimum(best, d[j])
+    return labels
 
 
 def kmeans_labels(events, k: int, rs: np.random.RandomState, max_iter: int = 300,
@@ -74,14 +84,14 @@ def kmeans_labels(events, k: int, rs: np.random.RandomState, max_iter: int = 300
     """Labels of scikit-learn's ``KMeans(n_clusters=k, n_init=1, random_state=rs).fit(x).labels_``
     (``events``: an ``Events`` or the n x d array x)."""
     events = _as_events(events)
-    scale, x, x_sq = events.for_kmeans()
+    scale, x, xt, x_sq = events.for_kmeans()
     n = len(x)
     tol = scale * tol
-    centres = _kmeans_plusplus(x, k, x_sq, rs)
+    centres = _kmeans_plusplus(x, xt, k, x_sq, rs)
     labels_old = np.full(n, -1)
     strict = False
     for _ in range(max_iter):
-        labels = _assign(x, centres)
+        labels = _assign(xt, centres)
         weight = np.bincount(labels, minlength=k).astype(np.float64)
         sums = np.zeros((k, x.shape[1]))
         for j in range(x.shape[1]):
@@ -107,7 +117,7 @@ def kmeans_labels(events, k: int, rs: np.random.RandomState, max_iter: int = 300
             break
         labels_old = labels
     if not strict:
-        labels = _assign(x, centres)
+        labels = _assign(xt, centres)
     return labels
 
 
@@ -129,10 +139,12 @@ class Events:
         self._kmeans = None
 
     def for_kmeans(self):
-        """(tolerance scale, events centred on their mean, squared norms) as KMeans computes them."""
+        """(tolerance scale, events centred on their mean, the same transposed, squared norms) as
+        KMeans computes them."""
         if self._kmeans is None:
             y = self.x - self.x.mean(axis=0)
-            self._kmeans = (float(np.mean(np.var(self.x, axis=0))), y, np.einsum("ij,ij->i", y, y))
+            self._kmeans = (float(np.mean(np.var(self.x, axis=0))), y, np.ascontiguousarray(y.T),
+                            np.einsum("ij,ij->i", y, y))
         return self._kmeans
 
     def moments(self, resp: np.ndarray):
