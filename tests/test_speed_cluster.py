@@ -112,3 +112,13 @@ def test_echo_fraction_matches_loop():
 def test_chi2_sf_matches_scipy(df):
     x = np.linspace(0, 80, 500)
     np.testing.assert_allclose(metrics.chi2_sf(x, df), chi2.sf(x, df), rtol=1e-9, atol=1e-300)
+
+
+def test_predict_in_chunks_matches_sklearn(monkeypatch):
+    # Labelling all events in bounded passes gives scikit-learn's labels for the same fit.
+    x = _blobs(12, n=5000, k=5)
+    ref = GaussianMixture(n_components=5, covariance_type="full", max_iter=1000, tol=1e-3,
+                          reg_covar=mixture.REG_COVAR, random_state=4).fit(x[:3000])
+    monkeypatch.setattr(mixture, "PREDICT_CHUNK", 777)
+    got = mixture.fit_gmm(x[:3000], 5, 4, 1000, 1e-3).predict(x)
+    assert np.mean(got == ref.predict(x)) > 0.999

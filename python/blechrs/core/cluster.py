@@ -99,20 +99,20 @@ def cluster_electrode(features: np.ndarray, params=None) -> dict[int, Solution]:
 
     # distinct training events bound the number of components any fit can have
     n_distinct = len(np.unique(train, axis=0)) if len(train) else 0
-    # Monomials of all events and of the training events, shared by every fit.
-    events = (mixture.Events(x), mixture.Events(train)) if n else None
+    # The training events' monomials, shared by every GMM fit.
+    train_events = mixture.Events(train) if n else None
     solutions: dict[int, Solution] = {}
     for k in range(2, max_clusters + 1):
         solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct,
-                                               events), "gmm")
+                                               train_events), "gmm")
     bgmm_train = train[training_indices(len(train), BGMM_TRAINING_EVENTS, seed + 1)]
     n_distinct_b = len(np.unique(bgmm_train, axis=0)) if len(bgmm_train) else 0
     solutions[n_bgmm] = Solution(n_bgmm, _bgmm_labels(x, bgmm_train, n_bgmm, seed, num_iter, tol, sd_cutoff,
-                                                      n_distinct_b, events), "bgmm")
+                                                      n_distinct_b), "bgmm")
     return solutions
 
 
-def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct, events=None) -> np.ndarray:
+def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct, train_events=None) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -120,8 +120,8 @@ def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinc
     if k_eff <= 1 or n_distinct < k_eff:
         return np.zeros(n, dtype=np.int64)
     try:
-        x_events, train_events = events or (x, train)
-        labels = mixture.fit_gmm(train_events, k_eff, seed, num_iter, tol, restarts).predict(x_events)
+        fit_on = train_events if train_events is not None else train
+        labels = mixture.fit_gmm(fit_on, k_eff, seed, num_iter, tol, restarts).predict(x)
     except np.linalg.LinAlgError:
         from sklearn.mixture import GaussianMixture
 
@@ -131,7 +131,7 @@ def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinc
     return _contiguous(mark_outliers(x, labels, sd_cutoff))
 
 
-def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct, events=None) -> np.ndarray:
+def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -139,8 +139,7 @@ def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct, events
     if k_eff <= 1 or n_distinct < k_eff:
         return np.zeros(n, dtype=np.int64)
     try:
-        model = mixture.fit_bgmm(train, k_eff, seed, num_iter, max(tol, 1e-3), BGMM_CONCENTRATION)
-        labels = model.predict(events[0] if events else x)
+        labels = mixture.fit_bgmm(train, k_eff, seed, num_iter, max(tol, 1e-3), BGMM_CONCENTRATION).predict(x)
     except np.linalg.LinAlgError:
         from sklearn.mixture import BayesianGaussianMixture
 

@@ -172,6 +172,19 @@ class Events:
         return coef @ self.m
 
 
+#: Events labelled per pass by ``predict`` (bounds the monomials' memory on long recordings).
+PREDICT_CHUNK = 1 << 16
+
+
+def _predict(model, x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), PREDICT_CHUNK):
+        chunk = Events(x[start:start + PREDICT_CHUNK], centre)
+        out[start:start + len(chunk.x)] = np.argmax(model.log_prob(chunk), axis=0)
+    return out
+
+
 def _as_events(x) -> "Events":
     return x if isinstance(x, Events) else Events(x)
 
@@ -213,14 +226,14 @@ class GMM:
     def __init__(self, weights, means, prec_chol, lower_bound=-np.inf):
         self.weights, self.means, self.prec_chol, self.lower_bound = weights, means, prec_chol, lower_bound
 
-    def log_prob(self, events) -> np.ndarray:
+    def log_prob(self, events: Events) -> np.ndarray:
         """k x n weighted log-densities."""
-        events = _as_events(events)
         extra = -0.5 * events.d * _LOG_2PI + _log_det_chol(self.prec_chol) + np.log(self.weights)
         return events.log_density(self.means - events.centre, self.prec_chol, extra)
 
-    def predict(self, events) -> np.ndarray:
-        return np.argmax(self.log_prob(events), axis=0).astype(np.int64)
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The most likely component of every event (n x d array)."""
+        return _predict(self, x, self.weights @ self.means)
 
 
 def fit_gmm(train, k: int, seed: int, max_iter: int = 100, tol: float = 1e-3,
@@ -316,13 +329,13 @@ class BGMM:
             ent = np.where(resp > 0, resp * np.log(resp), 0.0).sum()
         return float(-ent - log_wishart.sum() + betaln.sum() - 0.5 * d * np.log(self.mean_precision).sum())
 
-    def log_prob(self, events) -> np.ndarray:
+    def log_prob(self, events: Events) -> np.ndarray:
         """k x n weighted log-densities."""
-        events = _as_events(events)
         return events.log_density(self.means - events.centre, self.prec_chol, self.extra)
 
-    def predict(self, events) -> np.ndarray:
-        return np.argmax(self.log_prob(events), axis=0).astype(np.int64)
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The most likely component of every event (n x d array)."""
+        return _predict(self, x, self.mean_prior)
 
 
 def fit_bgmm(train: np.ndarray, k: int, seed: int, max_iter: int = 100, tol: float = 1e-3,
