@@ -122,3 +122,15 @@ def test_predict_in_chunks_matches_sklearn(monkeypatch):
     monkeypatch.setattr(mixture, "PREDICT_CHUNK", 777)
     got = mixture.fit_gmm(x[:3000], 5, 4, 1000, 1e-3).predict(x)
     assert np.mean(got == ref.predict(x)) > 0.999
+
+
+def test_distinct_row_count_is_exact_below_the_component_counts():
+    rng = np.random.default_rng(3)
+    few = np.repeat(rng.normal(size=(4, 5)), 500, axis=0)[rng.permutation(2000)]
+    assert cluster._n_distinct(few, 10) == 4  # exact when fewer than 10: fits are skipped
+    many = rng.normal(size=(2000, 5))
+    assert cluster._n_distinct(many, 10) >= 10
+    assert cluster._n_distinct(many[:0], 10) == 0
+    # An electrode with 4 distinct events: no solution asks for more than 4 components.
+    sols = cluster.cluster_electrode(few, dict(max_clusters=7, max_autosort_clusters=10, num_restarts=1))
+    assert all(s.labels.max() < 4 for s in sols.values())

@@ -98,21 +98,35 @@ def cluster_electrode(features: np.ndarray, params=None) -> dict[int, Solution]:
     train = x[training_indices(n, int(_get(params, "max_training_events", 10000)), seed)]
 
     # distinct training events bound the number of components any fit can have
-    n_distinct = len(np.unique(train, axis=0)) if len(train) else 0
-    # The training events' monomials, shared by every GMM fit.
+    enough = max(max_clusters, n_bgmm)
+    n_distinct = _n_distinct(train, enough)
+    # Monomials shared by every fit: the training events', and all events' (when they fit in
+    # one labelling pass; longer recordings are labelled in passes).
     train_events = mixture.Events(train) if n else None
+    x_events = mixture.Events(x) if 0 < n <= mixture.PREDICT_CHUNK else x
     solutions: dict[int, Solution] = {}
     for k in range(2, max_clusters + 1):
         solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct,
-                                               train_events), "gmm")
+                                               train_events, x_events), "gmm")
     bgmm_train = train[training_indices(len(train), BGMM_TRAINING_EVENTS, seed + 1)]
-    n_distinct_b = len(np.unique(bgmm_train, axis=0)) if len(bgmm_train) else 0
+    n_distinct_b = _n_distinct(bgmm_train, enough)
     solutions[n_bgmm] = Solution(n_bgmm, _bgmm_labels(x, bgmm_train, n_bgmm, seed, num_iter, tol, sd_cutoff,
-                                                      n_distinct_b), "bgmm")
+                                                      n_distinct_b, x_events), "bgmm")
     return solutions
 
 
-def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct, train_events=None) -> np.ndarray:
+def _n_distinct(rows: np.ndarray, enough: int) -> int:
+    """The number of distinct rows, or some number >= ``enough`` when there are that many (it is
+    only compared with component counts <= enough): counting all rows sorts them, and is needed
+    only on degenerate electrodes."""
+    if len(rows) == 0:
+        return 0
+    n = len(np.unique(rows[:4 * enough], axis=0))
+    return n if n >= enough else len(np.unique(rows, axis=0))
+
+
+def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct, train_events=None,
+                x_events=None) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -121,7 +135,8 @@ def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinc
         return np.zeros(n, dtype=np.int64)
     try:
         fit_on = train_events if train_events is not None else train
-        labels = mixture.fit_gmm(fit_on, k_eff, seed, num_iter, tol, restarts).predict(x)
+        labels = mixture.fit_gmm(fit_on, k_eff, seed, num_iter, tol, restarts).predict(
+            x if x_events is None else x_events)
     except np.linalg.LinAlgError:
         from sklearn.mixture import GaussianMixture
 
@@ -131,7 +146,7 @@ def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinc
     return _contiguous(mark_outliers(x, labels, sd_cutoff))
 
 
-def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct) -> np.ndarray:
+def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct, x_events=None) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -139,7 +154,8 @@ def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct) -> np.
     if k_eff <= 1 or n_distinct < k_eff:
         return np.zeros(n, dtype=np.int64)
     try:
-        labels = mixture.fit_bgmm(train, k_eff, seed, num_iter, max(tol, 1e-3), BGMM_CONCENTRATION).predict(x)
+        labels = mixture.fit_bgmm(train, k_eff, seed, num_iter, max(tol, 1e-3), BGMM_CONCENTRATION).predict(
+            x if x_events is None else x_events)
     except np.linalg.LinAlgError:
         from sklearn.mixture import BayesianGaussianMixture
 

@@ -176,12 +176,17 @@ class Events:
 PREDICT_CHUNK = 1 << 16
 
 
-def _predict(model, x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+def _predict(model, x) -> np.ndarray:
+    """Most likely components of the events ``x`` (an ``Events``, or an n x d array labelled in
+    passes of PREDICT_CHUNK events about the array's mean: the same numbers either way)."""
+    if isinstance(x, Events):
+        return np.argmax(model.log_prob(x), axis=0).astype(np.int64)
     x = np.asarray(x, dtype=np.float64)
+    centre = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
     out = np.empty(len(x), dtype=np.int64)
     for start in range(0, len(x), PREDICT_CHUNK):
         chunk = Events(x[start:start + PREDICT_CHUNK], centre)
-        out[start:start + len(chunk.x)] = np.argmax(model.log_prob(chunk), axis=0)
+        out[start:start + chunk.n] = np.argmax(model.log_prob(chunk), axis=0)
     return out
 
 
@@ -231,9 +236,9 @@ class GMM:
         extra = -0.5 * events.d * _LOG_2PI + _log_det_chol(self.prec_chol) + np.log(self.weights)
         return events.log_density(self.means - events.centre, self.prec_chol, extra)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The most likely component of every event (n x d array)."""
-        return _predict(self, x, self.weights @ self.means)
+    def predict(self, x) -> np.ndarray:
+        """The most likely component of every event (``Events`` or n x d array)."""
+        return _predict(self, x)
 
 
 def fit_gmm(train, k: int, seed: int, max_iter: int = 100, tol: float = 1e-3,
@@ -333,9 +338,9 @@ class BGMM:
         """k x n weighted log-densities."""
         return events.log_density(self.means - events.centre, self.prec_chol, self.extra)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The most likely component of every event (n x d array)."""
-        return _predict(self, x, self.mean_prior)
+    def predict(self, x) -> np.ndarray:
+        """The most likely component of every event (``Events`` or n x d array)."""
+        return _predict(self, x)
 
 
 def fit_bgmm(train: np.ndarray, k: int, seed: int, max_iter: int = 100, tol: float = 1e-3,
