@@ -98,6 +98,10 @@ class SortParams:
     autosort_max_l_ratio: float = 1.0
     """A cluster whose L-ratio (contamination by its neighbours in feature space) exceeds this is
     a mixture, not saved as a unit."""
+    template_assignment: bool = True
+    """After auto-sort picks its units, re-assign every event to a unit or to noise by the units'
+    mean waveforms and the electrode's noise covariance, and split units whose amplitudes are
+    bimodal (core/templates.py); the result is saved as solution 1 (kind 'templates')."""
     ISI_violations_thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0])
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
     min_snr: float = 3.0

@@ -179,10 +179,20 @@ def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
         solutions = {int(k.split("_")[1]): cluster.Solution(int(k.split("_")[1]), data[k],
                                                              data["solution_kinds"][k.split("_")[1]])
                      for k in data if k.startswith("labels_")}
+        # A template assignment saved by an earlier auto-sort is redone (or dropped) here.
+        for number in [k for k, sol in solutions.items() if sol.kind == "templates"]:
+            del solutions[number]
+            out.pop(f"labels_{number}", None)
+        kinds = {k: v for k, v in data["solution_kinds"].items() if v != "templates"}
         choices = autosort.autosort_electrode(
             data["waveforms"], data["times"], data["features"], solutions, params,
             sampling_rate=params.sampling_rate, mad_val=float(data.get("mad_val", 0.0)),
             duration_s=duration_s(data, params))
+        for number, sol in solutions.items():
+            if sol.kind == "templates":  # added by auto-sort
+                out[f"labels_{number}"] = np.asarray(sol.labels, dtype=np.int64)
+                kinds[str(number)] = sol.kind
+        out["solution_kinds"] = kinds
         for i, choice in enumerate(choices):
             sel = _choice_to_selection(int(data["electrode"]), choice, lambda s: solutions[s].labels)
             sel.indices = sel.indices[auto_labels[sel.indices] < 0]  # units never share events
