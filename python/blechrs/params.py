@@ -42,8 +42,14 @@ class SortParams:
     max_mean_breach_rate_persec: float = 100.0
 
     # --- threshold and detection ---------------------------------------------------------------
-    waveform_threshold: float = 5.0
-    """Threshold = waveform_threshold x noise, noise = median(|x - median|) / 0.6745."""
+    waveform_threshold: float = 4.0
+    """Detection threshold = waveform_threshold x noise, noise = median(|x - median|) / 0.6745
+    (blech_clust: 5). Events between this and ``cluster_threshold`` are not clustered; they join
+    a unit only through the template assignment (``template_assignment``), which also rejects the
+    noise crossings among them."""
+    cluster_threshold: float = 4.5
+    """Events whose extremum exceeds cluster_threshold x noise (of their noise window) are
+    clustered; a value at or below ``waveform_threshold`` clusters every event."""
     use_rolling_threshold: bool = True
     rolling_threshold_window: float = 5.0
     """Seconds per noise window (blech_clust HEAD default)."""

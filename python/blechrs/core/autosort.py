@@ -270,11 +270,14 @@ def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration
 
 
 def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate=None, mad_val=0.0,
-                       duration_s: float | None = None) -> list[UnitChoice]:
+                       duration_s: float | None = None, clustered: np.ndarray | None = None
+                       ) -> list[UnitChoice]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
 
     ``sampling_rate`` defaults to ``params.sampling_rate``; ``duration_s`` (the recording's length,
-    for firing rates) defaults to the span of ``times``.
+    for firing rates) defaults to the span of ``times``. ``clustered`` marks the events the
+    clustering saw (default: all); the others (label -1 in every solution) can join a unit only
+    through the template assignment, which also adds the template solution to ``solutions``.
     """
     waveforms = np.asarray(waveforms)
     times = np.asarray(times)
@@ -307,7 +310,7 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     if choices and bool(_get(params, "template_assignment", True)):
         from blechrs.core.templates import refine_choices
         refined = refine_choices(waveforms, times, features, choices, solutions, params, fs, mad_val,
-                                 duration_s)
+                                 duration_s, clustered)
         if refined is not None:
             solution, choices = refined
             solutions[solution.number] = solution

@@ -274,7 +274,7 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarr
 
 
 def refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
-                   duration_s):
+                   duration_s, clustered=None):
     """Auto-sort's units re-decided by template assignment, with bimodal units split.
 
     Returns (the template solution, the new unit choices on it), or None when the electrode has
@@ -287,8 +287,11 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     for k, c in enumerate(choices):
         sel = np.isin(solutions[c.solution].labels, c.clusters) & (unit_labels < 0)
         unit_labels[sel] = k
-    # the clustering's amplitude outliers (artifacts) stay out of every unit
+    # the clustering's amplitude outliers (artifacts) stay out of every unit; events the
+    # clustering did not see (below cluster_threshold) are all candidates
     eligible = np.asarray(solutions[choices[0].solution].labels) >= 0
+    if clustered is not None:
+        eligible |= ~np.asarray(clustered, dtype=bool)
     assigned = assign_to_templates(w, unit_labels, sampling_rate, duration_s, eligible)
     if assigned is None:
         return None
