@@ -34,7 +34,8 @@ def _reference(a, n_iter=200):
     if low == 1:
         part = 1 - part
     bic2 = -2.0 * ll + 5.0 * np.log(n)
-    return bic1 - bic2, part, mu[low] - templates.SPLIT_CLEAR_SDS * np.sqrt(var[low])
+    ashman_d = abs(mu[1] - mu[0]) * np.sqrt(2.0 / (var[0] + var[1]))
+    return bic1 - bic2, part, mu[low] - templates.SPLIT_CLEAR_SDS * np.sqrt(var[low]), ashman_d
 
 
 @pytest.mark.parametrize("seed,shape", [(0, "bimodal"), (1, "unimodal"), (2, "skewed"), (3, "small")])
@@ -44,8 +45,9 @@ def test_bic_gain_of_two_matches_the_plain_form(seed, shape):
          "unimodal": lambda: rng.normal(1.0, 0.2, 5000),
          "skewed": lambda: rng.gamma(3.0, 0.3, 4000),
          "small": lambda: rng.normal(1.0, 0.2, 60)}[shape]()
-    gain, part, edge = templates._bic_gain_of_two(a)
-    ref_gain, ref_part, ref_edge = _reference(a)
+    gain, part, edge, separation = templates._bic_gain_of_two(a)
+    ref_gain, ref_part, ref_edge, ref_separation = _reference(a)
+    assert separation == pytest.approx(ref_separation, rel=1e-7)
     assert gain == pytest.approx(ref_gain, rel=1e-7, abs=1e-6)
     assert edge == pytest.approx(ref_edge, rel=1e-7, abs=1e-9)
     assert np.mean(part == ref_part) > 0.999
