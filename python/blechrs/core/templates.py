@@ -38,6 +38,9 @@ MIN_RESIDUALS_PER_SAMPLE = 3
 #: Ridge added to the noise covariance, as a fraction of its mean variance: the band-passed noise
 #: has almost no power near Nyquist, and whitening must not blow those components up.
 RIDGE = 1e-2
+#: Residual events (evenly spaced) the noise covariance is estimated from, at most: each of its
+#: lags averages ~window x this many products.
+NOISE_EVENTS = 4000
 #: Bounds of a unit's relative amplitude spread beyond noise.
 MIN_SPREAD, MAX_SPREAD = 0.02, 0.5
 #: An event whose Mahalanobis distance to its unit exceeds the chi-square mean by this many SDs
@@ -53,7 +56,8 @@ def _whitener(w: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> np.nd
     cluster, do not count as noise), then averaged along its diagonals: background noise is
     stationary, so C depends only on the lag between two samples. A ridge keeps the whitening
     of bands without noise power finite."""
-    m = labels >= 0
+    m = np.flatnonzero(labels >= 0)
+    m = m[:: max(1, len(m) // NOISE_EVENTS)]  # a few thousand residuals fix C's few lags well
     t = templates[labels[m]]
     scale = np.einsum("ij,ij->i", w[m], t) / np.maximum(np.einsum("ij,ij->i", t, t), 1e-12)
     c = np.cov(w[m] - scale[:, None] * t, rowvar=False)
