@@ -1,5 +1,5 @@
-"""The vectorised two-Gaussian amplitude EM of core/templates.py against the plain n x 2 form
-(written here: the reference it re-arranges)."""
+"""The two-Gaussian amplitude EM of core/templates.py (iterated on a 1024-bin histogram, the
+likelihood and parts from every value) against the plain EM over every value, written here."""
 
 import numpy as np
 import pytest
@@ -47,7 +47,8 @@ def test_bic_gain_of_two_matches_the_plain_form(seed, shape):
          "small": lambda: rng.normal(1.0, 0.2, 60)}[shape]()
     gain, part, edge, separation = templates._bic_gain_of_two(a)
     ref_gain, ref_part, ref_edge, ref_separation = _reference(a)
-    assert separation == pytest.approx(ref_separation, rel=1e-7)
-    assert gain == pytest.approx(ref_gain, rel=1e-7, abs=1e-6)
-    assert edge == pytest.approx(ref_edge, rel=1e-7, abs=1e-9)
-    assert np.mean(part == ref_part) > 0.999
+    # binning moves the fit by far less than the split tests' margins (BIC gain 10, D 2)
+    assert separation == pytest.approx(ref_separation, abs=0.02)
+    assert gain == pytest.approx(ref_gain, rel=1e-3, abs=0.05)
+    assert edge == pytest.approx(ref_edge, abs=0.01 * a.std())
+    assert np.mean(part == ref_part) > 0.99
