@@ -33,6 +33,7 @@ pub struct BreachCounter {
 
 impl BreachCounter {
     /// Count samples `t0 .. t0 + x.len()` above `cutoff`, with seconds of `sec` samples.
+    #[inline(always)]
     pub fn push(&mut self, t0: usize, x: &[f32], cutoff: f64, sec: usize) {
         // f32 pre-test never above the f64 cutoff (so it misses nothing); exact test after it.
         let c = match cutoff as f32 {

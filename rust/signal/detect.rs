@@ -66,6 +66,7 @@ impl Detector {
 
     /// Feed samples `t0 .. t0 + x.len()` with one centre and threshold; finished events go to
     /// `out` as (time, polarity). A threshold <= 0 (a flat stretch) detects nothing.
+    #[inline(always)]
     pub fn push(
         &mut self,
         t0: i64,
