@@ -75,35 +75,55 @@ impl Detector {
         threshold: f64,
         out: &mut Vec<(i64, i8)>,
     ) {
+        self.push_scan(t0, x, centre, threshold, out, f32::INFINITY, |_, _| {});
+    }
+
+    /// [`Detector::push`] that also hands every block of samples holding a value above `above`
+    /// to `loud(offset in x, block)` (one scan of the samples for detection and the cutoff's
+    /// breach count: a block is skipped only when every value is inside the thresholds and
+    /// at most `above`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_scan(
+        &mut self,
+        t0: i64,
+        x: &[f32],
+        centre: f64,
+        threshold: f64,
+        out: &mut Vec<(i64, i8)>,
+        above: f32,
+        mut loud: impl FnMut(usize, &[f32]),
+    ) {
         if x.is_empty() {
             return;
         }
-        if threshold > 0.0 && threshold.is_finite() {
-            let (neg, pos) = match self.polarity {
-                Polarity::Negative => (true, false),
-                Polarity::Positive => (false, true),
-                Polarity::Both => (true, true),
-            };
-            // f32 prefilter on blocks of 16: most blocks hold no supra-threshold sample.
-            let lo = (centre - threshold) as f32;
-            let hi = (centre + threshold) as f32;
-            let lo_s = if neg {
-                lo.next_up_f32()
-            } else {
-                f32::NEG_INFINITY
-            };
-            let hi_s = if pos {
-                hi.next_down_f32()
-            } else {
-                f32::INFINITY
-            };
-            let mut i = 0;
-            while i < x.len() {
-                let end = (i + 16).min(x.len());
-                let quiet = x[i..end]
-                    .iter()
-                    .fold(true, |q, &v| q & (v > lo_s) & (v < hi_s));
-                if !quiet {
+        let active = threshold > 0.0 && threshold.is_finite();
+        let (neg, pos) = match self.polarity {
+            Polarity::Negative => (active, false),
+            Polarity::Positive => (false, active),
+            Polarity::Both => (active, active),
+        };
+        // f32 prefilter on blocks of 16: most blocks hold no supra-threshold sample.
+        let lo = (centre - threshold) as f32;
+        let hi = (centre + threshold) as f32;
+        let lo_s = if neg {
+            lo.next_up_f32()
+        } else {
+            f32::NEG_INFINITY
+        };
+        let hi_s = if pos {
+            hi.next_down_f32()
+        } else {
+            f32::INFINITY
+        };
+        let mut i = 0;
+        while i < x.len() {
+            let end = (i + 16).min(x.len());
+            let quiet = x[i..end]
+                .iter()
+                .fold(true, |q, &v| q & (v > lo_s) & (v < hi_s) & (v <= above));
+            if !quiet {
+                if active {
                     for j in i..end {
                         let c = x[j] as f64 - centre;
                         let sign: i8 = if neg && c <= -threshold {
@@ -118,8 +138,9 @@ impl Detector {
                         }
                     }
                 }
-                i = end;
+                loud(i, &x[i..end]);
             }
+            i = end;
         }
         let last = t0 + x.len() as i64 - 1;
         if self.open && last - self.last_supra >= self.join {

@@ -252,7 +252,7 @@ impl<'a> Plan<'a> {
         let p = self.p;
         let y = std::mem::take(&mut el.y);
         let (c, th) = if rolling {
-            let first = self.observe(el, s, &y);
+            let first = self.keep_subsample(el, s, &y);
             // The window's subsample is the one just kept for mad_val when the strides agree.
             let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
                 median_mad(&el.sub[first..], &mut el.scratch)
@@ -266,17 +266,22 @@ impl<'a> Plan<'a> {
         } else {
             (el.centre, el.threshold)
         };
-        self.detect(el, s, &y, c, th);
+        self.detect(el, s, &y, c, th, rolling);
         el.y = y;
     }
 
     /// Statistics pass work for one chunk: breaches and the subsample (returns where this
     /// chunk's part of `el.sub` starts).
-    #[inline(always)]
     fn observe(&self, el: &mut Electrode, s: usize, y: &[f32]) -> usize {
-        let start = el.sub.len();
         el.breaches
             .push(s, y, self.p.cutoff.voltage_cutoff, self.sec);
+        self.keep_subsample(el, s, y)
+    }
+
+    /// Append this chunk's share of the subsample to `el.sub` (returns where it starts).
+    #[inline(always)]
+    fn keep_subsample(&self, el: &mut Electrode, s: usize, y: &[f32]) -> usize {
+        let start = el.sub.len();
         let first = s.div_ceil(self.sub_step) * self.sub_step;
         if first < s + y.len() {
             el.sub
@@ -287,9 +292,25 @@ impl<'a> Plan<'a> {
 
     /// Detection pass work for one chunk [s, e) with filtered samples `y`.
     #[inline(always)]
-    fn detect(&self, el: &mut Electrode, s: usize, y: &[f32], centre: f64, th: f64) {
+    /// With `breaches`, the same scan also counts the cutoff's breaches.
+    fn detect(&self, el: &mut Electrode, s: usize, y: &[f32], centre: f64, th: f64, breaches: bool) {
         let mut evs = Vec::new();
-        el.det.push(s as i64, y, centre, th, &mut evs);
+        if breaches {
+            let cutoff = self.p.cutoff.voltage_cutoff;
+            let sec = self.sec;
+            let bc = &mut el.breaches;
+            el.det.push_scan(
+                s as i64,
+                y,
+                centre,
+                th,
+                &mut evs,
+                BreachCounter::prefilter_bound(cutoff),
+                |off, blk| bc.push(s + off, blk, cutoff, sec),
+            );
+        } else {
+            el.det.push(s as i64, y, centre, th, &mut evs);
+        }
         el.pending.extend(evs);
         debug_assert_eq!(
             el.hist_start + el.hist.len(),
