@@ -13,6 +13,16 @@
 
 use super::filter::{Sample, C64};
 
+/// Where the backward pass also appends every `step`-th kept sample (from kept index `first`)
+/// to `rows[l]` (a subsample for the noise statistics, taken while the samples are in cache).
+pub struct Sub<'a> {
+    pub first: usize,
+    pub step: usize,
+    pub rows: &'a mut [Vec<f32>],
+    /// Scratch (sample-major).
+    pub tmp: &'a mut Vec<[f32; LANES]>,
+}
+
 /// Lanes per vector (8 x f32 = one AVX2 register).
 pub const LANES: usize = 8;
 type V = [f32; LANES];
@@ -147,6 +157,7 @@ pub fn filtfilt_rows<T: Sample>(
     right_edge: bool,
     keep: (usize, usize),
     outs: &mut [&mut [f32]],
+    sub: Option<Sub<'_>>,
 ) {
     debug_assert!(!rows.is_empty() && rows.len() <= LANES && rows.len() == outs.len());
     if rows[0].is_empty() {
@@ -163,12 +174,16 @@ pub fn filtfilt_rows<T: Sample>(
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                 unsafe {
-                    rows_avx2_fma(s, rows, scale, left_edge, right_edge, keep, outs, &mut w)
+                    rows_avx2_fma(
+                        s, rows, scale, left_edge, right_edge, keep, outs, &mut w, sub,
+                    )
                 };
                 return;
             }
         }
-        rows_impl::<T, false>(s, rows, scale, left_edge, right_edge, keep, outs, &mut w)
+        rows_impl::<T, false>(
+            s, rows, scale, left_edge, right_edge, keep, outs, &mut w, sub,
+        )
     })
 }
 
@@ -191,8 +206,9 @@ unsafe fn rows_avx2_fma<T: Sample>(
     keep: (usize, usize),
     outs: &mut [&mut [f32]],
     buf: &mut [V],
+    sub: Option<Sub<'_>>,
 ) {
-    rows_impl::<T, true>(s, rows, scale, left_edge, right_edge, keep, outs, buf)
+    rows_impl::<T, true>(s, rows, scale, left_edge, right_edge, keep, outs, buf, sub)
 }
 
 #[inline(always)]
@@ -206,6 +222,7 @@ fn rows_impl<T: Sample, const FMA: bool>(
     keep: (usize, usize),
     outs: &mut [&mut [f32]],
     buf: &mut [V],
+    mut sub: Option<Sub<'_>>,
 ) {
     let nr = rows.len();
     let n = rows[0].len();
@@ -284,6 +301,20 @@ fn rows_impl<T: Sample, const FMA: bool>(
         let p0 = p1.saturating_sub(TILE);
         run::<FMA, false>(s, g, &mut st, &mut buf[p0..p1], true);
         let (o0, o1) = (p0.max(k0), p1.min(k1));
+        if let Some(sb) = sub.as_mut() {
+            // kept samples j = first + i * step in this tile, newest first (reversed below)
+            if o0 < o1 && o1 - k0 > sb.first {
+                let top = o1 - k0 - 1;
+                let mut j = sb.first + (top - sb.first) / sb.step * sb.step;
+                while j + k0 >= o0 {
+                    sb.tmp.push(buf[j + k0]);
+                    if j < sb.first + sb.step {
+                        break;
+                    }
+                    j -= sb.step;
+                }
+            }
+        }
         if o0 < o1 && nr == LANES {
             let mut it = outs.iter_mut();
             let mut os: [&mut [f32]; LANES] = std::array::from_fn(|_| {
@@ -316,6 +347,14 @@ fn rows_impl<T: Sample, const FMA: bool>(
             break;
         }
         p1 = p0;
+    }
+    if let Some(sb) = sub {
+        for v in sb.tmp.iter().rev() {
+            for (l, r) in sb.rows.iter_mut().enumerate() {
+                r.push(v[l]);
+            }
+        }
+        sb.tmp.clear();
     }
 }
 
@@ -378,7 +417,10 @@ unsafe fn fill_i16_avx2(xs: [&[i16]; LANES], g: f32, out: &mut [V]) {
         let cur = load(i + 2);
         let prev = load(i);
         for k in 0..8 {
-            let d = _mm256_sub_epi32(_mm256_cvtepi16_epi32(cur[k]), _mm256_cvtepi16_epi32(prev[k]));
+            let d = _mm256_sub_epi32(
+                _mm256_cvtepi16_epi32(cur[k]),
+                _mm256_cvtepi16_epi32(prev[k]),
+            );
             let v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), gv);
             _mm256_storeu_ps(out[i + k].as_mut_ptr(), v);
         }
@@ -469,12 +511,18 @@ mod tests {
                 let f = BandPass::new(2, low, high, fs).unwrap();
                 assert!(f.sos.is_some());
                 let n = 60011;
-                let xs: Vec<Vec<f64>> = (0..8).map(|r| signal(n, r, 1500.0 * r as f64 - 3000.0)).collect();
-                let xi: Vec<Vec<i16>> = xs.iter().map(|r| r.iter().map(|&v| v.round() as i16).collect()).collect();
+                let xs: Vec<Vec<f64>> = (0..8)
+                    .map(|r| signal(n, r, 1500.0 * r as f64 - 3000.0))
+                    .collect();
+                let xi: Vec<Vec<i16>> = xs
+                    .iter()
+                    .map(|r| r.iter().map(|&v| v.round() as i16).collect())
+                    .collect();
                 for int in [false, true] {
                     let mut outs = vec![vec![0f32; n]; 8];
                     {
-                        let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                        let mut o: Vec<&mut [f32]> =
+                            outs.iter_mut().map(|v| v.as_mut_slice()).collect();
                         if int {
                             let r: Vec<&[i16]> = xi.iter().map(|v| v.as_slice()).collect();
                             f.filtfilt_rows(&r, 0.195, true, true, (0, n), &mut o);
@@ -486,9 +534,23 @@ mod tests {
                     for r in 0..8 {
                         let mut whole = vec![0.0; n];
                         if int {
-                            f.filtfilt_block(&xi[r], 0.195, true, true, &mut whole, &mut Vec::new());
+                            f.filtfilt_block(
+                                &xi[r],
+                                0.195,
+                                true,
+                                true,
+                                &mut whole,
+                                &mut Vec::new(),
+                            );
                         } else {
-                            f.filtfilt_block(&xs[r], 0.195, true, true, &mut whole, &mut Vec::new());
+                            f.filtfilt_block(
+                                &xs[r],
+                                0.195,
+                                true,
+                                true,
+                                &mut whole,
+                                &mut Vec::new(),
+                            );
                         }
                         let rms = (whole.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
                         let err = whole
@@ -496,9 +558,19 @@ mod tests {
                             .zip(&outs[r])
                             .map(|(a, &b)| (a - b as f64).abs())
                             .fold(0.0, f64::max);
-                        let erms = (whole.iter().zip(&outs[r]).map(|(a, &b)| (a - b as f64).powi(2)).sum::<f64>() / n as f64).sqrt();
+                        let erms = (whole
+                            .iter()
+                            .zip(&outs[r])
+                            .map(|(a, &b)| (a - b as f64).powi(2))
+                            .sum::<f64>()
+                            / n as f64)
+                            .sqrt();
                         eprintln!("fs {fs} {low}-{high} int {int} row {r}: max err {:.2e} rms err {:.2e} x RMS", err / rms, erms / rms);
-                        assert!(err <= 3e-5 * rms, "{fs} {low}-{high}: {:.2e} x RMS", err / rms);
+                        assert!(
+                            err <= 3e-5 * rms,
+                            "{fs} {low}-{high}: {:.2e} x RMS",
+                            err / rms
+                        );
                     }
                 }
             }
@@ -510,7 +582,9 @@ mod tests {
     fn bench_sections() {
         let f = BandPass::new(2, 300.0, 3000.0, 30000.0).unwrap();
         let n = 150000 + 2 * f.settle;
-        let xi: Vec<Vec<i16>> = (0..8).map(|r| signal(n, r, 0.0).iter().map(|&v| v as i16).collect()).collect();
+        let xi: Vec<Vec<i16>> = (0..8)
+            .map(|r| signal(n, r, 0.0).iter().map(|&v| v as i16).collect())
+            .collect();
         let r: Vec<&[i16]> = xi.iter().map(|v| v.as_slice()).collect();
         let mut outs = vec![vec![0f32; 150000]; 8];
         for sos in [true, false] {
@@ -529,7 +603,10 @@ mod tests {
                 g.filtfilt_rows(&r, 0.195, false, false, (f.settle, 150000), &mut o);
             }
             let dt = cpu() - t;
-            eprintln!("sos {sos}: {:.2} ns per sample", dt * 1e9 / (reps * 8 * n) as f64);
+            eprintln!(
+                "sos {sos}: {:.2} ns per sample",
+                dt * 1e9 / (reps * 8 * n) as f64
+            );
         }
     }
 }

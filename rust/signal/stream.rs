@@ -127,6 +127,9 @@ struct Electrode {
     pending: VecDeque<(i64, i8)>,
     breaches: BreachCounter,
     sub: Vec<f32>,
+    /// `sub.len()` before this chunk, and whether the band-pass appended the chunk's share.
+    sub_mark: usize,
+    sub_filled: bool,
     win_th: Vec<(usize, f64)>,
     centre: f64,
     threshold: f64,
@@ -175,11 +178,14 @@ impl<'a> Plan<'a> {
 
     /// Filter a group of electrodes' samples of chunk [s, e) into each `el.y` (several channels
     /// at once: see `BandPass::filtfilt_rows`).
-    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize) {
+    /// The band-pass also keeps the noise subsample (see `keep_subsample`) when it can.
+    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize, want_sub: bool) {
         let left = b.start == 0;
         let right = b.start + b.len == self.n;
         let keep = (s - b.start, e - s);
+        let first = s.div_ceil(self.sub_step) * self.sub_step - s;
         for el in els.iter_mut() {
+            el.sub_mark = el.sub.len();
             el.y.resize(e - s, 0.0);
             if let Some((g, mad)) = el.car {
                 let x = b.row(el.row);
@@ -197,31 +203,58 @@ impl<'a> Plan<'a> {
                 .iter_mut()
                 .map(|el| std::mem::take(&mut el.y))
                 .collect();
+            let mut subs: Vec<Vec<f32>> = plain
+                .iter_mut()
+                .map(|el| std::mem::take(&mut el.sub))
+                .collect();
             {
-                let rows: Vec<&[i16]> = plain
-                    .iter()
-                    .map(|el| b.row(el.row))
-                    .collect();
+                let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
                 let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-                self.f
-                    .filtfilt_rows(&rows, self.p.scale, left, right, keep, &mut outs);
+                let done = self.f.filtfilt_rows_sub(
+                    &rows,
+                    self.p.scale,
+                    left,
+                    right,
+                    keep,
+                    &mut outs,
+                    want_sub.then_some((first, self.sub_step, &mut subs[..])),
+                );
+                for el in plain.iter_mut() {
+                    el.sub_filled = done;
+                }
             }
-            for (el, y) in plain.iter_mut().zip(ys) {
+            for ((el, y), sb) in plain.iter_mut().zip(ys).zip(subs) {
                 el.y = y;
+                el.sub = sb;
             }
         }
         if !car.is_empty() {
             let mut car = car;
             let mut ys: Vec<Vec<f32>> =
                 car.iter_mut().map(|el| std::mem::take(&mut el.y)).collect();
+            let mut subs: Vec<Vec<f32>> = car
+                .iter_mut()
+                .map(|el| std::mem::take(&mut el.sub))
+                .collect();
             {
                 let rows: Vec<&[f64]> = car.iter().map(|el| el.input.as_slice()).collect();
                 let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-                self.f
-                    .filtfilt_rows(&rows, self.p.scale, left, right, keep, &mut outs);
+                let done = self.f.filtfilt_rows_sub(
+                    &rows,
+                    self.p.scale,
+                    left,
+                    right,
+                    keep,
+                    &mut outs,
+                    want_sub.then_some((first, self.sub_step, &mut subs[..])),
+                );
+                for el in car.iter_mut() {
+                    el.sub_filled = done;
+                }
             }
-            for (el, y) in car.iter_mut().zip(ys) {
+            for ((el, y), sb) in car.iter_mut().zip(ys).zip(subs) {
                 el.y = y;
+                el.sub = sb;
             }
         }
     }
@@ -281,6 +314,11 @@ impl<'a> Plan<'a> {
     /// Append this chunk's share of the subsample to `el.sub` (returns where it starts).
     #[inline(always)]
     fn keep_subsample(&self, el: &mut Electrode, s: usize, y: &[f32]) -> usize {
+        if el.sub_filled {
+            // the band-pass kept it already
+            el.sub_filled = false;
+            return el.sub_mark;
+        }
         let start = el.sub.len();
         let first = s.div_ceil(self.sub_step) * self.sub_step;
         if first < s + y.len() {
@@ -293,7 +331,15 @@ impl<'a> Plan<'a> {
     /// Detection pass work for one chunk [s, e) with filtered samples `y`.
     #[inline(always)]
     /// With `breaches`, the same scan also counts the cutoff's breaches.
-    fn detect(&self, el: &mut Electrode, s: usize, y: &[f32], centre: f64, th: f64, breaches: bool) {
+    fn detect(
+        &self,
+        el: &mut Electrode,
+        s: usize,
+        y: &[f32],
+        centre: f64,
+        th: f64,
+        breaches: bool,
+    ) {
         let mut evs = Vec::new();
         if breaches {
             let cutoff = self.p.cutoff.voltage_cutoff;
@@ -541,6 +587,8 @@ pub fn extract_electrodes(
                 pending: VecDeque::new(),
                 breaches: BreachCounter::default(),
                 sub: Vec::new(),
+                sub_mark: 0,
+                sub_filled: false,
                 win_th: Vec::new(),
                 centre: 0.0,
                 threshold: 0.0,
@@ -576,7 +624,7 @@ pub fn extract_electrodes(
                 let b = &blk;
                 pool(&mut || {
                     els.par_chunks_mut(group).for_each(|g| {
-                        plan.filter(g, b, s, e);
+                        plan.filter(g, b, s, e, true);
                         for el in g.iter_mut() {
                             let y = std::mem::take(&mut el.y);
                             plan.observe(el, s, &y);
@@ -602,7 +650,7 @@ pub fn extract_electrodes(
             let b = &blk;
             pool(&mut || {
                 els.par_chunks_mut(group).for_each(|g| {
-                    plan.filter(g, b, s, e);
+                    plan.filter(g, b, s, e, rolling.is_some());
                     for el in g.iter_mut() {
                         plan.window(el, s, rolling.is_some());
                     }

@@ -232,7 +232,12 @@ fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)
     bins.resize(n, 0);
     for (o, &v) in bins.iter_mut().zip(x) {
         // SAFETY: max() maps NaN to 0 and the value is clamped to [0, top]: in i32 range.
-        *o = unsafe { ((v - lo) * inv + 1.0).max(0.0).min(top).to_int_unchecked::<i32>() } as u32;
+        *o = unsafe {
+            ((v - lo) * inv + 1.0)
+                .max(0.0)
+                .min(top)
+                .to_int_unchecked::<i32>()
+        } as u32;
     }
     histogram(&bins, nb, &mut s.hist);
     let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
@@ -266,7 +271,12 @@ fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)
     let dtop = (LIN_BINS + 1) as f64;
     for (o, &v) in bins.iter_mut().zip(x) {
         // SAFETY: |d| >= 0 (NaN-free: finite input) and clamped to dtop: in i32 range.
-        *o = unsafe { ((v as f64 - m).abs() * dinv).max(0.0).min(dtop).to_int_unchecked::<i32>() } as u32;
+        *o = unsafe {
+            ((v as f64 - m).abs() * dinv)
+                .max(0.0)
+                .min(dtop)
+                .to_int_unchecked::<i32>()
+        } as u32;
     }
     histogram(&bins, nb, &mut s.hist);
     let (d_lo, d_hi, dbelow) = ranks_bins(&s.hist[..nb], k_lo, k_hi);
@@ -647,8 +657,20 @@ mod tests {
                             1 => g * 30.0 + 1000.0,
                             2 => (i % 5) as f32,
                             3 => (g * 8.0).round() * 0.195, // quantised, many ties
-                            4 => if g > 0.0 { g * g * 100.0 } else { g }, // skewed
-                            _ => if i % 100 == 0 { 1e6 } else { g },
+                            4 => {
+                                if g > 0.0 {
+                                    g * g * 100.0
+                                } else {
+                                    g
+                                }
+                            } // skewed
+                            _ => {
+                                if i % 100 == 0 {
+                                    1e6
+                                } else {
+                                    g
+                                }
+                            }
                         }
                     })
                     .collect();
@@ -692,7 +714,11 @@ mod tests {
                 };
                 acc += r.1;
             }
-            eprintln!("{}: {:.1} us per 15000 ({acc})", ["linear", "radix"][which], (cpu() - t) * 1e6 / 400.0);
+            eprintln!(
+                "{}: {:.1} us per 15000 ({acc})",
+                ["linear", "radix"][which],
+                (cpu() - t) * 1e6 / 400.0
+            );
         }
     }
 
