@@ -105,45 +105,46 @@ fn run<const FMA: bool, const DIFF: bool>(
     tile: &mut [V],
     reverse: bool,
 ) {
-    let ((a11, a12), (a21, a22)) = (s.na[0], s.na[1]);
-    let State {
-        mut u1,
-        mut u2,
-        mut y1,
-        mut y2,
-        mut w1,
-        mut w2,
-    } = *st;
-    let n = tile.len();
-    for k in 0..n {
-        let v = &mut tile[if reverse { n - 1 - k } else { k }];
-        let x = *v;
-        let mut out = [0.0; LANES];
-        for l in 0..LANES {
-            let d = if DIFF { x[l] } else { g * (x[l] - u2[l]) };
-            let y = fma::<FMA>(a11, y1[l], fma::<FMA>(a12, y2[l], d));
-            let e = y - y2[l];
-            let w = fma::<FMA>(a21, w1[l], fma::<FMA>(a22, w2[l], e));
-            out[l] = w;
-            if !DIFF {
-                u2[l] = u1[l];
-                u1[l] = x[l];
-            }
-            y2[l] = y1[l];
-            y1[l] = y;
-            w2[l] = w1[l];
-            w1[l] = w;
+    let c = (s.na[0], s.na[1], g);
+    let mut z = *st;
+    // (iterators, not indices: no bounds checks in the loop)
+    if reverse {
+        for v in tile.iter_mut().rev() {
+            step::<FMA, DIFF>(c, &mut z, v);
         }
-        *v = out;
+    } else {
+        for v in tile.iter_mut() {
+            step::<FMA, DIFF>(c, &mut z, v);
+        }
     }
-    *st = State {
-        u1,
-        u2,
-        y1,
-        y2,
-        w1,
-        w2,
-    };
+    *st = z;
+}
+
+/// One sample of both sections (see [`run`]).
+#[inline(always)]
+fn step<const FMA: bool, const DIFF: bool>(
+    ((a11, a12), (a21, a22), g): ((f32, f32), (f32, f32), f32),
+    z: &mut State,
+    v: &mut V,
+) {
+    let x = *v;
+    let mut out = [0.0; LANES];
+    for l in 0..LANES {
+        let d = if DIFF { x[l] } else { g * (x[l] - z.u2[l]) };
+        let y = fma::<FMA>(a11, z.y1[l], fma::<FMA>(a12, z.y2[l], d));
+        let e = y - z.y2[l];
+        let w = fma::<FMA>(a21, z.w1[l], fma::<FMA>(a22, z.w2[l], e));
+        out[l] = w;
+        if !DIFF {
+            z.u2[l] = z.u1[l];
+            z.u1[l] = x[l];
+        }
+        z.y2[l] = z.y1[l];
+        z.y1[l] = y;
+        z.w2[l] = z.w1[l];
+        z.w1[l] = w;
+    }
+    *v = out;
 }
 
 /// Forward-backward filter up to 8 equally long rows (see `BandPass::filtfilt_rows`), keeping
@@ -349,6 +350,9 @@ fn rows_impl<T: Sample, const FMA: bool>(
         p1 = p0;
     }
     if let Some(sb) = sub {
+        for r in sb.rows.iter_mut() {
+            r.reserve(sb.tmp.len());
+        }
         for v in sb.tmp.iter().rev() {
             for (l, r) in sb.rows.iter_mut().enumerate() {
                 r.push(v[l]);
