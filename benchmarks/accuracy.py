@@ -63,7 +63,7 @@ def ensure_set(key, data_dir):
 
 
 def scipy_extract(x_int16, fs, params):
-    """One wire: (waveforms uV n x L, times int64, mad_val) the way blech_clust extracts them."""
+    """One wire: (waveforms uV n x L, times int64, mad_val, [noise]) the way blech_clust extracts them."""
     from scipy.signal import butter, filtfilt
 
     b, a = butter(params.bandpass_order, [params.bandpass_lower_cutoff, params.bandpass_upper_cutoff],
@@ -92,7 +92,7 @@ def scipy_extract(x_int16, fs, params):
     if not params.align_subsample or len(times) == 0:
         idx = times[:, None] + np.arange(-before, after)[None, :]
         w = x[idx] if len(times) else np.zeros((0, before + after))
-        return w.astype(np.float32), times, mad_val
+        return w.astype(np.float32), times, mad_val, np.array([mad_val / 0.6745])
     # the engine's alignment: parabola vertex through the extremum, Catmull-Rom resampling
     a, b0, c = x[times - 1], x[times], x[times + 1]
     d = a - 2 * b0 + c
@@ -103,7 +103,7 @@ def scipy_extract(x_int16, fs, params):
     i = base[:, None] + np.arange(-before, after)[None, :]
     p0, p1, p2, p3 = x[i - 1], x[i], x[i + 1], x[i + 2]
     w = p1 + 0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)))
-    return w.astype(np.float32), times, mad_val
+    return w.astype(np.float32), times, mad_val, np.array([mad_val / 0.6745])
 
 
 def engine_extract(rec, params):
@@ -113,7 +113,7 @@ def engine_extract(rec, params):
 
     groups = [0 if params.use_car else -1] * rec.shape[1]
     out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params.to_dict())
-    return [(o["waveforms"], o["times"], o["mad_val"]) for o in out]
+    return [(o["waveforms"], o["times"], o["mad_val"], o["noise"]) for o in out]
 
 
 def pipeline_set(folder, jobs=None):
@@ -146,13 +146,14 @@ def pipeline_set(folder, jobs=None):
 
 
 def sort_set(folder, params, extract="scipy", progress=True):
-    from blechrs.core import autosort_electrode, cluster_electrode, compute_features
+    """Extract (engine or the scipy reference) then the pipeline's own per-electrode clustering and
+    auto-sort (``schemes.pipeline.cluster_data``, the function ``blechrs run`` applies)."""
+    from blechrs.schemes import pipeline
     import gtio
 
     meta = gtio.load_meta(folder)
     fs, nch = meta["fs"], meta["n_channels"]
     rec = np.memmap(Path(folder) / "recording.bin", dtype="<i2", mode="r").reshape(-1, nch)
-    duration = rec.shape[0] / fs
     t0 = time.perf_counter()
     if extract == "engine":
         per_wire = engine_extract(rec, params)
@@ -160,29 +161,28 @@ def sort_set(folder, params, extract="scipy", progress=True):
         per_wire = [scipy_extract(np.asarray(rec[:, c]), fs, params) for c in range(nch)]
     t_extract = time.perf_counter() - t0
     spike_times, spike_labels, unit_channel = [], [], []
-    t_feat = t_clust = t_auto = 0.0
-    for c, (w, t, mad_val) in enumerate(per_wire):
+    t_sort = 0.0
+    for c, wire in enumerate(per_wire):
+        w, t, mad_val = wire[:3]
+        data = dict(electrode=c, times=np.asarray(t, dtype=np.int64), waveforms=np.asarray(w, dtype=np.float32),
+                    mad_val=float(mad_val), n_samples=rec.shape[0], cutoff_sample=rec.shape[0])
+        if len(wire) > 3:
+            data["noise"] = np.asarray(wire[3], dtype=np.float64)
         a = time.perf_counter()
-        f = compute_features(w, params)
-        b = time.perf_counter()
-        sols = cluster_electrode(f, params)
-        d = time.perf_counter()
-        units = autosort_electrode(w, t, f, sols, params, fs, mad_val, duration_s=duration)
-        e = time.perf_counter()
-        t_feat += b - a
-        t_clust += d - b
-        t_auto += e - d
-        for u in units:
-            ev = np.isin(sols[u.solution].labels, u.clusters)
-            spike_times.append(t[ev])
+        data = pipeline.cluster_data(data, params)
+        t_sort += time.perf_counter() - a
+        labels = data["auto_labels"]
+        for k in range(len(data["auto_units"])):
+            ev = labels == k
+            spike_times.append(data["times"][ev])
             spike_labels.append(np.full(int(ev.sum()), len(unit_channel)))
             unit_channel.append(c)
         if progress:
-            print(f"  wire {c:2d}: {len(t):6d} events -> {len(units)} units", flush=True)
+            print(f"  wire {c:2d}: {len(t):6d} events -> {len(data['auto_units'])} units", flush=True)
     times = np.concatenate(spike_times) if spike_times else np.zeros(0, np.int64)
     labels = np.concatenate(spike_labels) if spike_labels else np.zeros(0, np.int64)
     order = np.argsort(times, kind="stable")
-    timing = dict(extract_s=t_extract, features_s=t_feat, cluster_s=t_clust, autosort_s=t_auto)
+    timing = dict(extract_s=t_extract, sort_s=t_sort)
     return times[order], labels[order], np.asarray(unit_channel), timing
 
 
@@ -199,7 +199,7 @@ def supervised_ceiling(folder, per_wire, n_pcs=8):
     window = int(round(0.4e-3 * gtio.load_meta(folder)["fs"]))
     det, clf, per = [], [], []
     n_on_wire = np.bincount(gt["unit_channel"], minlength=len(per_wire))
-    for c, (w, t, _) in enumerate(per_wire):
+    for c, (w, t, *_) in enumerate(per_wire):
         units = [u for u in range(len(gt["unit_ids"])) if gt["unit_channel"][u] == c]
         if not units:
             continue

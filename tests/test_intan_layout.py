@@ -81,7 +81,7 @@ def test_init_never_overwrites_edits_without_force(rec_dir):
     assert car_groups(rows, 36, use_car=False) == [-1] * 36
     res = init_experiment(d, force=True)
     assert len(res.written) == 3
-    assert "none" not in lay.read_text() and SortParams.load(params).waveform_threshold == 5.0
+    assert "none" not in lay.read_text() and SortParams.load(params).waveform_threshold == SortParams().waveform_threshold != 4.5
 
 
 def test_layout_errors_name_the_file_and_line(rec_dir):

@@ -276,8 +276,13 @@ def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):
     report = pipeline.run(d, jobs=1, plots=False)
     after = store.load_electrode(path)
     assert after["fp_cluster"] == before["fp_cluster"] and after["fp_autosort"] != before["fp_autosort"]
-    for k in (k for k in before if k.startswith("labels_")):
+    # the clustering solutions stay; the template solution is auto-sort's own (none: no units)
+    clustering = [k for k in before if k.startswith("labels_")
+                  and before["solution_kinds"][k.split("_")[1]] != "templates"]
+    assert clustering
+    for k in clustering:
         np.testing.assert_array_equal(after[k], before[k])
+    assert "templates" not in after["solution_kinds"].values()
     assert after["auto_units"] == [] and report.units == []
     assert store.read_units(d / "rec.h5") == []
 

@@ -42,8 +42,14 @@ class SortParams:
     max_mean_breach_rate_persec: float = 100.0
 
     # --- threshold and detection ---------------------------------------------------------------
-    waveform_threshold: float = 5.0
-    """Threshold = waveform_threshold x noise, noise = median(|x - median|) / 0.6745."""
+    waveform_threshold: float = 4.0
+    """Detection threshold = waveform_threshold x noise, noise = median(|x - median|) / 0.6745
+    (blech_clust: 5). Events between this and ``cluster_threshold`` are not clustered; they join
+    a unit only through the template assignment (``template_assignment``), which also rejects the
+    noise crossings among them."""
+    cluster_threshold: float = 4.5
+    """Events whose extremum exceeds cluster_threshold x noise (of their noise window) are
+    clustered; a value at or below ``waveform_threshold`` clusters every event."""
     use_rolling_threshold: bool = True
     rolling_threshold_window: float = 5.0
     """Seconds per noise window (blech_clust HEAD default)."""
@@ -98,6 +104,10 @@ class SortParams:
     autosort_max_l_ratio: float = 1.0
     """A cluster whose L-ratio (contamination by its neighbours in feature space) exceeds this is
     a mixture, not saved as a unit."""
+    template_assignment: bool = True
+    """After auto-sort picks its units, re-assign every event to a unit or to noise by the units'
+    mean waveforms and the electrode's noise covariance, and split units whose amplitudes are
+    bimodal (core/templates.py); the result is saved as solution 1 (kind 'templates')."""
     ISI_violations_thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0])
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
     min_snr: float = 3.0

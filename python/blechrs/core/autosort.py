@@ -28,6 +28,11 @@ Transparent criteria, all computed here (no downloaded classifier):
    Fast spiking ('f') when the trough-to-peak width is below ``fast_spiking_max_width_ms``, else
    regular spiking ('r').
 
+6. With ``template_assignment`` (default), the kept units are re-decided event by event against
+   their mean waveforms and a noise model, units of one shape and one amplitude mode are merged
+   and units with bimodal amplitudes split (core/templates.py); the units are then those of the
+   template solution (number 1), judged by steps 4-5 without the L-ratio test.
+
 Each choice carries its metrics and a one-line reason, so a person can check or overrule it in the
 sort file.
 """
@@ -238,12 +243,41 @@ def base_solution(features, solutions, params) -> int:
     return fitting[-1] if fitting else gmm[0]
 
 
+def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s, number, clusters,
+               origin, check_isolation: bool = True) -> UnitChoice | None:
+    """The events where ``member`` is True as a unit: None when they fail a keep criterion (step 4
+    of the module doc), else the choice with its single/multi and RS/FS labels (step 5)."""
+    isi_limits = list(_get(params, "ISI_violations_thresholds", [0.5, 2.0]))
+    peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
+    m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak)
+    if m["n_events"] < int(_get(params, "cluster_count_threshold", 50)):
+        return None
+    if m["firing_rate"] < float(_get(params, "min_firing_rate", 0.05)):
+        return None
+    if m["snr"] < float(_get(params, "min_snr", 3.0)):
+        return None
+    if check_isolation and np.isfinite(m["l_ratio"]) and m["l_ratio"] > float(_get(params, "autosort_max_l_ratio", 1.0)):
+        return None
+    isi_ok = m["isi_violations_1ms"] < isi_limits[0] and m["isi_violations_2ms"] < isi_limits[1]
+    single = bool(isi_ok and m["contamination"] <= float(_get(params, "single_unit_max_contamination", 0.1)))
+    fs_width = float(_get(params, "fast_spiking_max_width_ms", 0.4))
+    unit_type = "f" if np.isfinite(m["width_ms"]) and m["width_ms"] < fs_width else "r"
+    reason = (f"{origin}: {m['n_events']} events, "
+              f"{m['firing_rate']:.2f} Hz, SNR {m['snr']:.1f}, ISI<1ms {m['isi_violations_1ms']:.2f}% "
+              f"ISI<2ms {m['isi_violations_2ms']:.2f}%, contamination {m['contamination']:.2f} -> "
+              f"{'single' if single else 'multi'} unit, width {m['width_ms']:.2f} ms -> {unit_type}")
+    return UnitChoice(number, list(clusters), single, unit_type, m, reason)
+
+
 def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate=None, mad_val=0.0,
-                       duration_s: float | None = None) -> list[UnitChoice]:
+                       duration_s: float | None = None, clustered: np.ndarray | None = None
+                       ) -> list[UnitChoice]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
 
     ``sampling_rate`` defaults to ``params.sampling_rate``; ``duration_s`` (the recording's length,
-    for firing rates) defaults to the span of ``times``.
+    for firing rates) defaults to the span of ``times``. ``clustered`` marks the events the
+    clustering saw (default: all); the others (label -1 in every solution) can join a unit only
+    through the template assignment, which also adds the template solution to ``solutions``.
     """
     waveforms = np.asarray(waveforms)
     times = np.asarray(times)
@@ -254,18 +288,10 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     fs = float(sampling_rate if sampling_rate is not None else _get(params, "sampling_rate", 30000.0))
     if duration_s is None or duration_s <= 0:
         duration_s = max(float(times.max() - times.min()) / fs, 1.0 / fs)
-    max_clusters = int(_get(params, "max_clusters", 7))
     number = base_solution(features, solutions, params)
     labels = np.asarray(solutions[number].labels)
-    isi_limits = list(_get(params, "ISI_violations_thresholds", [0.5, 2.0]))
     max_dprime = float(_get(params, "autosort_merge_dprime", 3.5))
     min_valley = float(_get(params, "autosort_merge_valley", 0.5))
-    max_l_ratio = float(_get(params, "autosort_max_l_ratio", 1.0))
-    min_count = int(_get(params, "cluster_count_threshold", 50))
-    min_rate = float(_get(params, "min_firing_rate", 0.05))
-    min_snr = float(_get(params, "min_snr", 3.0))
-    max_contamination = float(_get(params, "single_unit_max_contamination", 0.1))
-    fs_width = float(_get(params, "fast_spiking_max_width_ms", 0.4))
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
 
     groups = merge_clusters(features, times, labels, fs, max_dprime, min_valley, duration_s)
@@ -276,22 +302,16 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
         member = np.isin(labels, group)
         if echo_fraction(times, amplitude, member, echo_window) > ECHO_FRACTION:
             continue
-        m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak)
-        if m["n_events"] < min_count:
-            continue
-        if m["firing_rate"] < min_rate:
-            continue
-        if m["snr"] < min_snr:
-            continue
-        if np.isfinite(m["l_ratio"]) and m["l_ratio"] > max_l_ratio:
-            continue
-        isi_ok = m["isi_violations_1ms"] < isi_limits[0] and m["isi_violations_2ms"] < isi_limits[1]
-        single = bool(isi_ok and m["contamination"] <= max_contamination)
-        unit_type = "f" if np.isfinite(m["width_ms"]) and m["width_ms"] < fs_width else "r"
         merged = "+".join(str(c) for c in group)
-        reason = (f"clusters {merged} of solution {number}: {m['n_events']} events, "
-                  f"{m['firing_rate']:.2f} Hz, SNR {m['snr']:.1f}, ISI<1ms {m['isi_violations_1ms']:.2f}% "
-                  f"ISI<2ms {m['isi_violations_2ms']:.2f}%, contamination {m['contamination']:.2f} -> "
-                  f"{'single' if single else 'multi'} unit, width {m['width_ms']:.2f} ms -> {unit_type}")
-        choices.append(UnitChoice(number, list(group), single, unit_type, m, reason))
+        choice = judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s,
+                            number, list(group), f"clusters {merged} of solution {number}")
+        if choice is not None:
+            choices.append(choice)
+    if choices and bool(_get(params, "template_assignment", True)):
+        from blechrs.core.templates import refine_choices
+        refined = refine_choices(waveforms, times, features, choices, solutions, params, fs, mad_val,
+                                 duration_s, clustered)
+        if refined is not None:
+            solution, choices = refined
+            solutions[solution.number] = solution
     return choices

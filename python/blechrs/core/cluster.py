@@ -36,7 +36,7 @@ class Solution:
     labels: np.ndarray
     """int64, one per event, 0..k-1; -1 = outlier (amplitude beyond wf_amplitude_sd_cutoff SD)."""
     kind: str
-    """'gmm' or 'bgmm'."""
+    """'gmm', 'bgmm' or 'templates' (auto-sort's template assignment, core/templates.py)."""
 
     @property
     def n_clusters(self) -> int:

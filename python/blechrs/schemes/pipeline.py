@@ -50,7 +50,7 @@ EXTRACT_KEYS = (
 )
 CLUSTER_KEYS = (
     "max_clusters", "num_iter", "thresh", "num_restarts", "max_autosort_clusters", "max_training_events",
-    "wf_amplitude_sd_cutoff", "random_seed",
+    "wf_amplitude_sd_cutoff", "random_seed", "cluster_threshold",
 )
 #: Parameters that never change a sort (execution, arrays, QA).
 NON_SORT_KEYS = (
@@ -179,10 +179,20 @@ def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
         solutions = {int(k.split("_")[1]): cluster.Solution(int(k.split("_")[1]), data[k],
                                                              data["solution_kinds"][k.split("_")[1]])
                      for k in data if k.startswith("labels_")}
+        # A template assignment saved by an earlier auto-sort is redone (or dropped) here.
+        for number in [k for k, sol in solutions.items() if sol.kind == "templates"]:
+            del solutions[number]
+            out.pop(f"labels_{number}", None)
+        kinds = {k: v for k, v in data["solution_kinds"].items() if v != "templates"}
         choices = autosort.autosort_electrode(
             data["waveforms"], data["times"], data["features"], solutions, params,
             sampling_rate=params.sampling_rate, mad_val=float(data.get("mad_val", 0.0)),
-            duration_s=duration_s(data, params))
+            duration_s=duration_s(data, params), clustered=data.get("clustered"))
+        for number, sol in solutions.items():
+            if sol.kind == "templates":  # added by auto-sort
+                out[f"labels_{number}"] = np.asarray(sol.labels, dtype=np.int64)
+                kinds[str(number)] = sol.kind
+        out["solution_kinds"] = kinds
         for i, choice in enumerate(choices):
             sel = _choice_to_selection(int(data["electrode"]), choice, lambda s: solutions[s].labels)
             sel.indices = sel.indices[auto_labels[sel.indices] < 0]  # units never share events
@@ -201,17 +211,40 @@ def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
     return out
 
 
+def events_to_cluster(data: dict[str, Any], params: SortParams) -> np.ndarray:
+    """Which events the clustering sees: extremum beyond ``cluster_threshold`` x the noise of the
+    event's noise window (the smaller ones are only template-assigned). Every event when that
+    leaves fewer than ``max_clusters`` or the threshold is at or below detection."""
+    n = len(data["times"])
+    everything = np.ones(n, dtype=bool)
+    noise = np.atleast_1d(np.asarray(data.get("noise", []), dtype=np.float64))
+    if n == 0 or params.cluster_threshold <= params.waveform_threshold or noise.size == 0:
+        return everything
+    step = max(1, int(round(params.rolling_threshold_step * params.sampling_rate)))
+    window = np.minimum(np.asarray(data["times"]) // step, noise.size - 1) if params.use_rolling_threshold \
+        else np.zeros(n, dtype=np.int64)
+    peak = min(params.samples_before, data["waveforms"].shape[1] - 1)
+    big = np.abs(np.asarray(data["waveforms"])[:, peak]) >= params.cluster_threshold * noise[window]
+    return big if big.sum() >= params.max_clusters else everything
+
+
 def cluster_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
-    """Features, every clustering solution and the auto-sort choices of one extracted electrode."""
+    """Features, every clustering solution and the auto-sort choices of one extracted electrode.
+    Solutions label only the events of ``events_to_cluster`` (the others -1)."""
     features, cluster, _, _ = _core()
     out = {k: v for k, v in data.items() if not k.startswith("labels_")}
     reason = quiet_reason(data, params)
     out["features"] = features.compute_features(data["waveforms"], params)
     out["solution_kinds"] = {}
+    clustered = events_to_cluster(data, params)
+    out["clustered"] = clustered
     if reason is None:
-        solutions = cluster.cluster_electrode(out["features"], params)
+        idx = np.flatnonzero(clustered)
+        solutions = cluster.cluster_electrode(out["features"][idx], params)
         for number, sol in sorted(solutions.items()):
-            out[f"labels_{number}"] = np.asarray(sol.labels, dtype=np.int64)
+            labels = np.full(len(clustered), -1, dtype=np.int64)
+            labels[idx] = sol.labels
+            out[f"labels_{number}"] = labels
             out["solution_kinds"][str(number)] = sol.kind
     out["status"] = "ok" if reason is None else reason
     out["stage"] = "clustered"

@@ -1,0 +1,317 @@
+"""Template assignment: re-decide which events belong to which unit with a noise model.
+
+Clustering draws boundaries in a few feature dimensions; once auto-sort has chosen the units of an
+electrode, every event is judged against the units' full mean waveforms (templates) instead:
+
+1. Model. A unit is its template plus the electrode's noise plus its own amplitude variability:
+   ``w ~ N(t, C + s^2 t t^T)``. ``C``, the noise covariance across the window, comes from the
+   units' residuals (stationary: a function of the lag only); ``s``, the unit's relative amplitude
+   spread beyond noise, from its events' projections on the template. Background noise is
+   ``N(0, C)``. Each event goes to the most probable of noise and the units, weighted by how often
+   each occurs (unit events per second; noise: one independent window per window length); an event
+   far from every unit (chi-square) goes to none. Hard-assignment EM passes re-estimate templates,
+   spreads and rates. This puts right the noise crossings clustering gave to a unit and the
+   boundary between neighbours.
+2. Merge units of one shape whose amplitudes form one mode together (clustering cut a neuron in
+   two along its noise).
+3. Split a unit whose amplitudes along its template are bimodal (two neurons of one shape but
+   different sizes on one wire, which feature-space merging cannot tell from halves of one), then
+   assign again.
+
+The result is a solution of its own (number ``TEMPLATE_SOLUTION``, kind ``"templates"``): cluster
+``k`` is unit ``k``, -1 is noise, so the sort file can select or overrule it like any other
+solution. ``SortParams.template_assignment = False`` turns the step off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Solution number of the template assignment (GMM solutions start at K = 2).
+TEMPLATE_SOLUTION = 1
+#: EM passes (assign, then re-estimate templates, spreads and rates).
+N_PASSES = 3
+#: Fewest residual events to estimate the noise covariance from, per window sample.
+MIN_RESIDUALS_PER_SAMPLE = 3
+#: Ridge added to the noise covariance, as a fraction of its mean variance: the band-passed noise
+#: has almost no power near Nyquist, and whitening must not blow those components up.
+RIDGE = 1e-2
+#: Bounds of a unit's relative amplitude spread beyond noise.
+MIN_SPREAD, MAX_SPREAD = 0.02, 0.5
+#: An event whose Mahalanobis distance to its unit exceeds the chi-square mean by this many SDs
+#: fits no unit (artifacts, overlapping spikes) and is left out.
+OUTLIER_SDS = 20.0
+
+
+def _whitener(w: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """Lower-triangular L with C = L L^T, C the noise covariance across the window.
+
+    From the residuals of the unit events around their templates, each template first scaled to
+    the event (so amplitude variability, and a second unit of similar shape lumped into the
+    cluster, do not count as noise), then averaged along its diagonals: background noise is
+    stationary, so C depends only on the lag between two samples. A ridge keeps the whitening
+    of bands without noise power finite."""
+    m = labels >= 0
+    t = templates[labels[m]]
+    scale = np.einsum("ij,ij->i", w[m], t) / np.maximum(np.einsum("ij,ij->i", t, t), 1e-12)
+    c = np.cov(w[m] - scale[:, None] * t, rowvar=False)
+    d = c.shape[0]
+    lag = np.array([np.diagonal(c, k).mean() for k in range(d)])
+    c = lag[np.abs(np.subtract.outer(np.arange(d), np.arange(d)))]
+    # Averaging diagonals can leave small negative eigenvalues: floor them at the ridge.
+    val, vec = np.linalg.eigh(c)
+    floor = RIDGE * max(float(lag[0]), 1e-12)
+    c = (vec * (np.maximum(val, 0.0) + floor)) @ vec.T
+    return np.linalg.cholesky((c + c.T) / 2.0)
+
+
+def _solve(l: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """L^-1 x for each row of x."""
+    return np.linalg.solve(l, x.T).T
+
+
+def unit_loglik(z: np.ndarray, zz: np.ndarray, u: np.ndarray, spread: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Mahalanobis distances and log-likelihoods (n x units) of whitened events ``z`` (with
+    ``zz`` = |z|^2) under N(t, C + s^2 t t^T) for whitened templates ``u`` and spreads ``s``, the
+    log-likelihoods relative to N(0, C) taken as -|z|^2 / 2. Sherman-Morrison on the whitened
+    form: n x units x window operations, no matrix per unit."""
+    uu = np.einsum("ij,ij->i", u, u)
+    zu = z @ u.T
+    along = zu - uu[None, :]                    # (z - u) . u
+    g = spread**2 / (1.0 + spread**2 * uu)
+    maha = zz[:, None] - 2.0 * zu + uu[None, :] - g[None, :] * along**2
+    return maha, -0.5 * maha - 0.5 * np.log1p(spread**2 * uu)[None, :]
+
+
+def _estimate(w, z, whiten, assigned, n_units, templates):
+    """Templates (mean waveforms), relative amplitude spreads beyond noise and event counts of
+    the units under an assignment. A unit left with < 2 events keeps its template."""
+    templates = templates.copy()
+    spread = np.full(n_units, MIN_SPREAD)
+    counts = np.bincount(assigned[assigned >= 0], minlength=n_units).astype(float)
+    for k in range(n_units):
+        m = assigned == k
+        if counts[k] < 2:
+            continue
+        templates[k] = w[m].mean(axis=0)
+        uk = _solve(whiten, templates[k][None, :])[0]
+        ukk = float(uk @ uk)
+        a = (z[m] @ uk) / ukk                   # each event's amplitude relative to the template
+        excess = float(np.var(a)) - 1.0 / ukk   # minus what the noise alone spreads it by
+        spread[k] = float(np.clip(np.sqrt(max(excess, 0.0)), MIN_SPREAD, MAX_SPREAD))
+    return templates, spread, counts
+
+
+def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling_rate: float,
+                        duration_s: float, eligible: np.ndarray | None = None) -> np.ndarray | None:
+    """Re-assign every event to a unit or to noise.
+
+    ``unit_labels``: auto-sort's unit index per event (-1 = in no unit). Returns the new unit index
+    per event (-1 = noise or fits no unit), or None when there are too few unit events to estimate
+    the noise covariance (the clustering's assignment then stands). Events where ``eligible`` is
+    False (the clustering's amplitude outliers) stay in no unit.
+    """
+    w = np.asarray(waveforms, dtype=np.float64)
+    labels = np.asarray(unit_labels, dtype=np.int64)
+    n_units = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    if n_units == 0 or w.ndim != 2:
+        return None
+    d = w.shape[1]
+    if np.count_nonzero(labels >= 0) < MIN_RESIDUALS_PER_SAMPLE * d:
+        return None
+    templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(d)
+                          for k in range(n_units)])
+    whiten = _whitener(w, labels, templates)
+    z = _solve(whiten, w)                       # whitened events
+    zz = np.einsum("ij,ij->i", z, z)
+    noise_loglik = -0.5 * zz
+    # One independent noise window per window length: the prior odds of noise against a unit.
+    log_noise_rate = np.log(sampling_rate / d)
+    chi_limit = d + OUTLIER_SDS * np.sqrt(2.0 * d)
+    assigned = labels.copy()
+    templates, spread, counts = _estimate(w, z, whiten, assigned, n_units, templates)
+    for _ in range(N_PASSES):
+        maha, loglik = unit_loglik(z, zz, _solve(whiten, templates), spread)
+        with np.errstate(divide="ignore"):
+            log_rate = np.log(counts / max(duration_s, 1e-9))
+        score = loglik + log_rate[None, :]
+        best = np.argmax(score, axis=1)
+        rows = np.arange(len(best))
+        fits = maha[rows, best] <= chi_limit
+        keep = (score[rows, best] > noise_loglik + log_noise_rate) & fits
+        if eligible is not None:
+            keep &= eligible
+        new = np.where(keep, best, -1)
+        if np.array_equal(new, assigned):
+            break
+        assigned = new
+        templates, spread, counts = _estimate(w, z, whiten, assigned, n_units, templates)
+    return assigned
+
+
+#: A unit is split when a two-Gaussian fit of its amplitudes (along its template) beats one
+#: Gaussian by this much BIC: two neurons of similar shape but different size on one wire.
+SPLIT_MIN_BIC_GAIN = 10.0
+#: ... and each part has at least this many events ...
+SPLIT_MIN_EVENTS = 50
+#: ... and the smaller part's amplitudes clear the detection threshold by this many of their SDs:
+#: a unit near the threshold has its amplitude distribution cut off there, a skew a two-Gaussian
+#: fit mistakes for a second mode.
+SPLIT_CLEAR_SDS = 1.0
+
+
+def _bic_gain_of_two(a: np.ndarray, n_iter: int = 200) -> tuple[float, np.ndarray, float]:
+    """BIC(one Gaussian) - BIC(two Gaussians) of the 1-D sample ``a``, the two-Gaussian part
+    (0 = lower mean) of each value, and the lower Gaussian's mean minus SPLIT_CLEAR_SDS of its
+    SDs. Deterministic start at the quartiles."""
+    n = len(a)
+    v = float(a.var())
+    if n < 4 or v <= 0:
+        return -np.inf, np.zeros(n, dtype=np.int64), 0.0
+    bic1 = n * (np.log(2 * np.pi * v) + 1.0) + 2.0 * np.log(n)
+    mu = np.quantile(a, [0.25, 0.75])
+    var = np.full(2, v / 4.0)
+    pi = np.array([0.5, 0.5])
+    prev = -np.inf
+    for _ in range(n_iter):
+        lp = np.log(pi) - 0.5 * np.log(2 * np.pi * var) - 0.5 * (a[:, None] - mu) ** 2 / var
+        top = lp.max(axis=1, keepdims=True)
+        r = np.exp(lp - top)
+        tot = r.sum(axis=1, keepdims=True)
+        r /= tot
+        ll = float((top[:, 0] + np.log(tot[:, 0])).sum())
+        nk = r.sum(axis=0) + 1e-12
+        pi = nk / n
+        mu = (r * a[:, None]).sum(axis=0) / nk
+        var = np.maximum((r * (a[:, None] - mu) ** 2).sum(axis=0) / nk, 1e-6 * v)
+        if ll - prev < 1e-8 * abs(ll):
+            break
+        prev = ll
+    bic2 = -2.0 * ll + 5.0 * np.log(n)
+    part = np.argmax(r, axis=1)
+    low = int(np.argmin(mu))
+    if low == 1:
+        part = 1 - part
+    return float(bic1 - bic2), part.astype(np.int64), float(mu[low] - SPLIT_CLEAR_SDS * np.sqrt(var[low]))
+
+
+def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold: float = 0.0,
+                       peak_index: int = 0) -> np.ndarray:
+    """Split every unit whose amplitudes along its template are bimodal (see SPLIT_MIN_BIC_GAIN,
+    SPLIT_MIN_EVENTS, SPLIT_CLEAR_SDS; ``threshold`` is the detection threshold in the units of
+    the waveforms, compared with their sample ``peak_index``); the new units get the next
+    indices. Returns the new labels (unchanged when nothing splits)."""
+    w = np.asarray(waveforms, dtype=np.float64)
+    labels = np.asarray(unit_labels, dtype=np.int64).copy()
+    next_unit = int(labels.max()) + 1 if labels.size else 0
+    for k in range(next_unit):
+        idx = np.flatnonzero(labels == k)
+        if len(idx) < 2 * SPLIT_MIN_EVENTS:
+            continue
+        t = w[idx].mean(axis=0)
+        tt = float(t @ t)
+        if tt <= 0:
+            continue
+        gain, part, low_edge = _bic_gain_of_two((w[idx] @ t) / tt)
+        clear = low_edge * abs(float(t[peak_index])) >= threshold
+        if gain > SPLIT_MIN_BIC_GAIN and clear and min(np.bincount(part, minlength=2)) >= SPLIT_MIN_EVENTS:
+            labels[idx[part == 1]] = next_unit
+            next_unit += 1
+    return labels
+
+
+#: Two units whose whitened templates, one scaled to fit the other, are closer than this (in
+#: noise SDs: the d' of a discriminant between the two shapes) have one shape. Halves of one
+#: unit cut apart in feature space sit at ~1.6 (the means of a Gaussian cut in two), units of
+#: different shape far above.
+MERGE_MAX_SHAPE_DPRIME = 3.0
+
+
+def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:
+    """Merge pairs of units that are one neuron cut in two by the clustering: the same shape (see
+    MERGE_MAX_SHAPE_DPRIME) and amplitudes that are one mode together (the split test of
+    ``split_by_amplitude`` does not fire on their union). Most similar pair first, repeated until
+    no pair merges. Returns the new labels (units renumbered 0..k-1 by first appearance)."""
+    w = np.asarray(waveforms, dtype=np.float64)
+    labels = np.asarray(unit_labels, dtype=np.int64).copy()
+    if labels.size == 0 or labels.max() < 1:
+        return labels
+    templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(w.shape[1])
+                          for k in range(int(labels.max()) + 1)])
+    whiten = _whitener(w, labels, templates)
+    while True:
+        ids = [k for k in np.unique(labels) if k >= 0]
+        if len(ids) < 2:
+            break
+        u = {k: _solve(whiten, w[labels == k].mean(axis=0)[None, :])[0] for k in ids}
+        pairs = []
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                alpha = float(u[a] @ u[b]) / max(float(u[b] @ u[b]), 1e-12)
+                diff = u[a] - alpha * u[b]
+                dprime = float(np.sqrt(diff @ diff))
+                if dprime < MERGE_MAX_SHAPE_DPRIME:
+                    pairs.append((dprime, a, b))
+        merged = False
+        for _, a, b in sorted(pairs):
+            idx = np.flatnonzero((labels == a) | (labels == b))
+            t = w[idx].mean(axis=0)
+            gain = _bic_gain_of_two((w[idx] @ t) / float(t @ t))[0]
+            if gain <= SPLIT_MIN_BIC_GAIN:
+                labels[labels == b] = a
+                merged = True
+                break
+        if not merged:
+            break
+    ids = [k for k in np.unique(labels) if k >= 0]
+    remap = {k: i for i, k in enumerate(ids)}
+    return np.array([remap[k] if k >= 0 else -1 for k in labels], dtype=np.int64)
+
+
+def refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
+                   duration_s, clustered=None):
+    """Auto-sort's units re-decided by template assignment, with bimodal units split.
+
+    Returns (the template solution, the new unit choices on it), or None when the electrode has
+    too few unit events for a noise model (auto-sort's choices then stand)."""
+    from blechrs.core.autosort import judge_unit
+    from blechrs.core.cluster import Solution
+
+    w = np.asarray(waveforms)
+    unit_labels = np.full(len(w), -1, dtype=np.int64)
+    for k, c in enumerate(choices):
+        sel = np.isin(solutions[c.solution].labels, c.clusters) & (unit_labels < 0)
+        unit_labels[sel] = k
+    # the clustering's amplitude outliers (artifacts) stay out of every unit; events the
+    # clustering did not see (below cluster_threshold) are all candidates
+    eligible = np.asarray(solutions[choices[0].solution].labels) >= 0
+    if clustered is not None:
+        eligible |= ~np.asarray(clustered, dtype=bool)
+    assigned = assign_to_templates(w, unit_labels, sampling_rate, duration_s, eligible)
+    if assigned is None:
+        return None
+    from blechrs.core.features import _get, peak_index
+    threshold = float(_get(params, "waveform_threshold", 5.0)) * float(mad_val) / 0.6745
+    merged = merge_same_units(w, assigned)
+    split = split_by_amplitude(w, merged, threshold, peak_index(params, w.shape[1]))
+    if not np.array_equal(split, assigned):
+        again = assign_to_templates(w, split, sampling_rate, duration_s, eligible)
+        assigned = merge_same_units(w, again if again is not None else split)
+    # Number units by size (largest first) so the solution reads like the others.
+    ids, counts = np.unique(assigned[assigned >= 0], return_counts=True)
+    order = ids[np.argsort(-counts, kind="stable")]
+    remap = np.full(int(assigned.max()) + 2 if assigned.size else 1, -1, dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    labels = np.where(assigned >= 0, remap[np.maximum(assigned, 0)], -1)
+    new = []
+    for k in range(len(order)):
+        choice = judge_unit(w, times, features, labels == k, params, sampling_rate, mad_val, duration_s,
+                            TEMPLATE_SOLUTION, [k], f"unit {k} of the template assignment (solution "
+                            f"{TEMPLATE_SOLUTION})",
+                            # split neighbours are close in feature space by construction: their
+                            # L-ratio says nothing about a mixture
+                            check_isolation=False)
+        if choice is not None:
+            new.append(choice)
+    return Solution(TEMPLATE_SOLUTION, labels, "templates"), new

@@ -1,0 +1,154 @@
+"""Template assignment (core/templates.py) against independent references: scipy's multivariate
+normal density, and ground truth on simulated events (known templates, band-limited noise,
+amplitude jitter)."""
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+from scipy.signal import butter, lfilter
+from scipy.stats import multivariate_normal
+
+from blechrs.core import templates
+from blechrs.params import SortParams
+
+FS = 30000.0
+L = 75
+
+
+def spike_shape(width=1.0, ratio=0.35):
+    """A negative trough at index 30 with a slower positive rebound (mean waveform of a unit)."""
+    t = (np.arange(L) - 30) / FS * 1000.0  # ms
+    trough = -np.exp(-0.5 * (t / (0.12 * width)) ** 2)
+    rebound = ratio * np.exp(-0.5 * ((t - 0.45 * width) / (0.25 * width)) ** 2)
+    return trough + rebound
+
+
+def noise_windows(rng, n, sd=10.0):
+    """n windows of band-limited noise (300-3000 Hz, like a filtered wire), one continuous trace."""
+    b, a = butter(2, [300, 3000], btype="bandpass", fs=FS)
+    x = lfilter(b, a, rng.standard_normal(n * L + 1000))[1000:]
+    x *= sd / x.std()
+    return x.reshape(n, L)
+
+
+def simulate(rng, sizes=(70.0, 95.0), counts=(600, 400), n_noise=300, jitter=0.08, sd=10.0):
+    """Events of units with the given trough sizes (uV) plus noise-only windows whose most
+    negative sample was moved to index 30 (as a detector aligns them). Returns waveforms, truth
+    (unit index per event, -1 = noise), the templates."""
+    shapes = [spike_shape(1.0 + 0.1 * k) for k in range(len(sizes))]
+    tpl = [s * size / -s.min() for s, size in zip(shapes, sizes)]
+    w, truth = [], []
+    for k, (t, n) in enumerate(zip(tpl, counts)):
+        amp = rng.normal(1.0, jitter, n)
+        w.append(amp[:, None] * t[None, :] + noise_windows(rng, n, sd))
+        truth.append(np.full(n, k))
+    if n_noise:
+        noise = noise_windows(rng, n_noise * 4, sd)
+        noise = np.stack([np.roll(x, 30 - int(np.argmin(x))) for x in noise])
+        noise = noise[np.argsort(noise[:, 30])[:n_noise]]  # the deepest, the ones a threshold keeps
+        w.append(noise)
+        truth.append(np.full(n_noise, -1))
+    return np.concatenate(w), np.concatenate(truth), tpl
+
+
+def accuracy_per_unit(truth, labels):
+    """Hungarian matching of true units to labels; accuracy = tp / (n_true + n_label - tp)."""
+    t_ids = [u for u in np.unique(truth) if u >= 0]
+    l_ids = [u for u in np.unique(labels) if u >= 0]
+    acc = np.zeros((len(t_ids), max(1, len(l_ids))))
+    for i, a in enumerate(t_ids):
+        for j, b in enumerate(l_ids):
+            tp = np.sum((truth == a) & (labels == b))
+            acc[i, j] = tp / (np.sum(truth == a) + np.sum(labels == b) - tp)
+    rows, cols = linear_sum_assignment(-acc)
+    out = np.zeros(len(t_ids))
+    out[rows] = acc[rows, cols]
+    return out
+
+
+def test_unit_loglik_matches_scipy_multivariate_normal():
+    rng = np.random.default_rng(0)
+    d, n = 12, 50
+    a = rng.standard_normal((d, d))
+    cov = a @ a.T + d * np.eye(d)
+    chol = np.linalg.cholesky(cov)
+    tpl = rng.standard_normal((3, d)) * 4
+    spread = np.array([0.05, 0.1, 0.3])
+    x = rng.standard_normal((n, d)) * 3
+    z = np.linalg.solve(chol, x.T).T
+    u = np.linalg.solve(chol, tpl.T).T
+    maha, loglik = templates.unit_loglik(z, np.einsum("ij,ij->i", z, z), u, spread)
+    ref_noise = multivariate_normal(np.zeros(d), cov).logpdf(x)
+    for k in range(3):
+        ck = cov + spread[k] ** 2 * np.outer(tpl[k], tpl[k])
+        ref = multivariate_normal(tpl[k], ck).logpdf(x)
+        # relative to the noise density N(0, C), whose own value is -|z|^2 / 2 in these units
+        np.testing.assert_allclose(loglik[:, k] - (-0.5 * np.einsum("ij,ij->i", z, z)),
+                                   ref - ref_noise, rtol=1e-9, atol=1e-8)
+        diff = x - tpl[k]
+        np.testing.assert_allclose(maha[:, k], np.einsum("ij,ij->i", diff @ np.linalg.inv(ck), diff),
+                                   rtol=1e-9)
+
+
+def test_noise_events_given_to_a_unit_are_rejected():
+    rng = np.random.default_rng(1)
+    w, truth, _ = simulate(rng, sizes=(80.0,), counts=(800,), n_noise=400)
+    lumped = np.zeros(len(w), dtype=np.int64)  # clustering put every event in the unit
+    out = templates.assign_to_templates(w, lumped, FS, duration_s=60.0)
+    assert np.mean(out[truth == 0] == 0) >= 0.97
+    assert np.mean(out[truth == -1] == -1) >= 0.90
+
+
+def test_two_units_lumped_by_clustering_are_split_and_reassigned():
+    rng = np.random.default_rng(2)
+    w, truth, _ = simulate(rng, sizes=(60.0, 85.0), counts=(600, 400), n_noise=200)
+    lumped = np.where(truth >= 0, 0, -1)
+    split = templates.split_by_amplitude(w, templates.assign_to_templates(w, lumped, FS, 60.0))
+    out = templates.assign_to_templates(w, split, FS, 60.0)
+    acc = accuracy_per_unit(truth, out)
+    assert len(np.unique(out[out >= 0])) == 2
+    assert acc.min() >= 0.85, acc
+    before = accuracy_per_unit(truth, lumped)
+    assert acc.mean() > before.mean() + 0.2
+
+
+def test_one_unit_with_jitter_is_not_split():
+    rng = np.random.default_rng(3)
+    w, truth, _ = simulate(rng, sizes=(90.0,), counts=(1500,), n_noise=0, jitter=0.12)
+    labels = templates.split_by_amplitude(w, np.zeros(len(w), dtype=np.int64))
+    assert set(np.unique(labels)) == {0}
+
+
+def test_too_few_events_leave_the_clustering_alone():
+    rng = np.random.default_rng(4)
+    w, truth, _ = simulate(rng, sizes=(80.0,), counts=(60,), n_noise=10)
+    assert templates.assign_to_templates(w, np.where(truth >= 0, 0, -1), FS, 60.0) is None
+
+
+def test_autosort_saves_the_template_solution_and_is_deterministic():
+    from blechrs.core import autosort_electrode, cluster_electrode, compute_features
+
+    rng = np.random.default_rng(5)
+    w, truth, _ = simulate(rng, sizes=(60.0, 110.0), counts=(900, 600), n_noise=200)
+    times = np.sort(rng.choice(60 * 30000, len(w), replace=False))
+    params = SortParams()
+    runs = []
+    for _ in range(2):
+        f = compute_features(w.astype(np.float32), params)
+        sols = cluster_electrode(f, params)
+        choices = autosort_electrode(w.astype(np.float32), times, f, sols, params, FS, 10.0 * 0.6745, 60.0)
+        assert templates.TEMPLATE_SOLUTION in sols and sols[templates.TEMPLATE_SOLUTION].kind == "templates"
+        assert all(c.solution == templates.TEMPLATE_SOLUTION for c in choices)
+        runs.append((sols[templates.TEMPLATE_SOLUTION].labels.copy(), [c.clusters for c in choices]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    labels = runs[0][0]
+    acc = accuracy_per_unit(truth, labels)
+    assert acc.min() >= 0.9, acc
+
+    off = SortParams(template_assignment=False)
+    sols = cluster_electrode(compute_features(w.astype(np.float32), off), off)
+    choices = autosort_electrode(w.astype(np.float32), times, compute_features(w.astype(np.float32), off),
+                                 sols, off, FS, 10.0 * 0.6745, 60.0)
+    assert templates.TEMPLATE_SOLUTION not in sols
+    assert all(c.solution != templates.TEMPLATE_SOLUTION for c in choices)
