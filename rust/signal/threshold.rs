@@ -229,16 +229,17 @@ fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)
     // NaN to 0, so the cast is in range).
     let mut bins = std::mem::take(&mut s.bins);
     bins.clear();
-    bins.resize(n, 0);
-    for (o, &v) in bins.iter_mut().zip(x) {
+    // (extend, not resize + overwrite: no zeroing pass)
+    bins.extend(x.iter().map(|&v| {
         // SAFETY: max() maps NaN to 0 and the value is clamped to [0, top]: in i32 range.
-        *o = unsafe {
+        let b: i32 = unsafe {
             ((v - lo) * inv + 1.0)
                 .max(0.0)
                 .min(top)
                 .to_int_unchecked::<i32>()
-        } as u32;
-    }
+        };
+        b as u32
+    }));
     histogram(&bins, nb, &mut s.hist);
     let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
     let (b_lo, b_hi, below_lo) = ranks_bins(&s.hist[..nb], k_lo, k_hi);
