@@ -15,8 +15,12 @@ Modes (``--extract``):
   waveform_threshold x MAD/0.6745, extremum of each crossing, 0.5 ms dead time, the engine's
   parabola + Catmull-Rom sub-sample alignment), then blechrs.core in-process.
 
-    python benchmarks/accuracy.py [--sets s2_60,s1_60] [--extract pipeline|engine|scipy] [--json out.json]
-Needs the `bench` extra (spikeinterface) and scipy.
+``--peers tdc2,ms5`` also runs Tridesclous2 and MountainSort5 (the shared bench's configurations)
+on the same data in the same run; ``--ceiling`` prints what the template classifier reaches when
+started from the true labels.
+
+    python benchmarks/accuracy.py [--sets s2_60,s1_60] [--extract pipeline|engine|scipy] [--peers tdc2,ms5] [--json out.json]
+Needs the `bench` extra (spikeinterface, mountainsort5) and scipy.
 """
 from __future__ import annotations
 
@@ -186,17 +190,19 @@ def sort_set(folder, params, extract="scipy", progress=True):
     return times[order], labels[order], np.asarray(unit_channel), timing
 
 
-def supervised_ceiling(folder, per_wire, n_pcs=8):
-    """What a classifier GIVEN THE TRUE LABELS reaches on these detected events: each event gets
-    the unit of the ground-truth spike within 0.4 ms, a quadratic discriminant on the first
-    ``n_pcs`` principal components of the waveforms is trained and scored on the same events
-    (in-sample, so optimistic). Returns (detection-only accuracies, classifier accuracies), one per
-    ground-truth unit, and the units-per-wire of each."""
+def supervised_ceiling(folder, per_wire, params):
+    """What the template classifier reaches when it starts from the TRUE labels: each detected
+    event gets the unit of the ground-truth spike within 0.4 ms, then ``core.templates``'s
+    assignment (templates, noise model, noise class) re-decides every event, as auto-sort does
+    from the clustering's units. Returns (detection-only accuracies, classifier accuracies), one
+    per ground-truth unit, and the units-per-wire of each."""
     import gtio
-    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+    from blechrs.core.templates import assign_to_templates
 
     gt = gtio.load_gt_arrays(folder)
-    window = int(round(0.4e-3 * gtio.load_meta(folder)["fs"]))
+    meta = gtio.load_meta(folder)
+    window = int(round(0.4e-3 * meta["fs"]))
+    duration = meta["n_samples"] / meta["fs"]
     det, clf, per = [], [], []
     n_on_wire = np.bincount(gt["unit_channel"], minlength=len(per_wire))
     for c, (w, t, *_) in enumerate(per_wire):
@@ -212,18 +218,12 @@ def supervised_ceiling(folder, per_wire, n_pcs=8):
                 d = np.full(len(t), 10**12)
                 d[ok] = np.abs(s[jj[ok]] - t[ok])
                 label[d <= window] = u
-        pred = np.full(len(t), -2)
-        known = label >= 0
-        classes = [u for u in units if np.count_nonzero(label == u) >= 2 * n_pcs]
-        if len(classes) >= 2:
-            x = w.astype(np.float64)
-            _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
-            z = (x - x.mean(0)) @ vt[:n_pcs].T
-            train = np.isin(label, classes)
-            q = QuadraticDiscriminantAnalysis(reg_param=0.01).fit(z[train], label[train])
-            pred[known] = q.predict(z[known])
-        elif len(classes) == 1:
-            pred[known] = classes[0]
+        start = np.full(len(t), -1)
+        for k, u in enumerate(units):
+            start[label == u] = k
+        got = assign_to_templates(w, start, meta["fs"], duration) if len(t) else None
+        # too few events for the noise model: the true labels stand (as auto-sort's do)
+        pred = label if got is None else np.where(got >= 0, np.asarray(units)[np.maximum(got, 0)], -1)
         for u in units:
             n = np.count_nonzero(gt["spike_units"] == u)
             tp = np.count_nonzero((pred == u) & (label == u))
@@ -253,6 +253,18 @@ def score(folder, times, labels):
     return r
 
 
+def run_peer(key, folder):
+    """One peer sorter on the set's flat binary, through the shared bench's run_peers.py (its own
+    subprocess, one thread; wall time, peak RSS and the same scorer)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    import run_peers
+
+    with tempfile.TemporaryDirectory(prefix=f"peer_{key}_") as work:
+        return run_peers.run_one(key, SimpleNamespace(data=str(folder), threads=1, source="binary"), work)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="s2_60,s1_60")
@@ -262,8 +274,12 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE SortParams override (JSON value)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--peers", default="",
+                    help="also run these peers on the same data in this run, e.g. tdc2,ms5 (the shared "
+                         "bench's run_peers.py configurations; needs the bench extra)")
     ap.add_argument("--ceiling", action="store_true",
-                    help="also print the supervised ceiling (engine extraction + labelled classifier)")
+                    help="also print the supervised ceiling (engine extraction + template classifier "
+                         "started from the true labels)")
     args = ap.parse_args()
     from blechrs.params import SortParams
 
@@ -287,16 +303,27 @@ def main():
               f"{r['mean_accuracy']:.3f}  prec {r['mean_precision']:.3f} rec {r['mean_recall']:.3f}  sorted "
               f"{r['n_sorted_units']}  FP {r['false_positive_units']}  wall {wall:.1f} s ({stages})\n"
               f"    split (units, well, mean acc): {sp}\n    peers: {PEERS[key]}", flush=True)
+        for peer in filter(None, args.peers.split(",")):
+            rows.setdefault("peers", {})[f"{key}/{peer}"] = r_peer = run_peer(peer, folder)
+            if r_peer.get("status") != "ok":
+                print(f"    {peer}: failed ({r_peer.get('error_tail', '')[-300:]})", flush=True)
+                continue
+            print(f"    {peer} (same run, 1 thread): well {r_peer['well_detected']}/{r_peer['n_gt_units']}  "
+                  f"mean acc {r_peer['mean_accuracy']:.3f}  prec {r_peer['mean_precision']:.3f} rec "
+                  f"{r_peer['mean_recall']:.3f}  sorted {r_peer['n_sorted_units']}  FP "
+                  f"{r_peer['false_positive_units']}  wall {r_peer['sorter_wall_s']:.1f} s  peak RSS "
+                  f"{r_peer['peak_rss_mb']:.0f} MB", flush=True)
         if args.ceiling:
             import gtio
 
             meta = gtio.load_meta(folder)
             rec = np.memmap(Path(folder) / "recording.bin", dtype="<i2", mode="r").reshape(-1, meta["n_channels"])
-            det, clf, per = supervised_ceiling(folder, engine_extract(rec, params))
+            det, clf, per = supervised_ceiling(folder, engine_extract(rec, params), params)
             split = " | ".join(f"{k}/wire: {np.sum(per == k)}, {np.sum(clf[per == k] >= 0.8)}, "
                                f"{clf[per == k].mean():.2f}" for k in np.unique(per))
             print(f"    ceiling: detection only {np.sum(det >= 0.8)}/{len(det)} (mean {det.mean():.3f}); "
-                  f"labelled QDA {np.sum(clf >= 0.8)}/{len(clf)} (mean {clf.mean():.3f}); {split}", flush=True)
+                  f"template classifier from the true labels {np.sum(clf >= 0.8)}/{len(clf)} "
+                  f"(mean {clf.mean():.3f}); {split}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
 

@@ -51,6 +51,23 @@ def simulate(rng, sizes=(70.0, 95.0), counts=(600, 400), n_noise=300, jitter=0.0
     return np.concatenate(w), np.concatenate(truth), tpl
 
 
+def event_times(rng, truth, duration_s):
+    """Spike times (samples) for each true unit: Poisson with a 2.5 ms refractory period, as a
+    neuron fires; noise events (truth -1) at uniformly random times. Events stay in truth order."""
+    times = np.zeros(len(truth), dtype=np.int64)
+    n_samples = int(duration_s * FS)
+    for u in np.unique(truth):
+        idx = np.flatnonzero(truth == u)
+        if u < 0:
+            times[idx] = rng.integers(0, n_samples, len(idx))
+            continue
+        refractory = 0.0025 * FS
+        mean_isi = n_samples / len(idx) - refractory
+        t = np.cumsum(refractory + rng.exponential(mean_isi, len(idx)))
+        times[idx] = np.minimum(t, n_samples - 1).astype(np.int64)
+    return times
+
+
 def accuracy_per_unit(truth, labels):
     """Hungarian matching of true units to labels; accuracy = tp / (n_true + n_label - tp)."""
     t_ids = [u for u in np.unique(truth) if u >= 0]
@@ -130,7 +147,7 @@ def test_autosort_saves_the_template_solution_and_is_deterministic():
 
     rng = np.random.default_rng(5)
     w, truth, _ = simulate(rng, sizes=(60.0, 110.0), counts=(900, 600), n_noise=200)
-    times = np.sort(rng.choice(60 * 30000, len(w), replace=False))
+    times = event_times(rng, truth, 60.0)
     params = SortParams()
     runs = []
     for _ in range(2):
@@ -152,3 +169,29 @@ def test_autosort_saves_the_template_solution_and_is_deterministic():
                                  sols, off, FS, 10.0 * 0.6745, 60.0)
     assert templates.TEMPLATE_SOLUTION not in sols
     assert all(c.solution != templates.TEMPLATE_SOLUTION for c in choices)
+
+
+def test_noise_crossing_rate_matches_counted_crossings():
+    """Rice's formula against crossings counted on band-passed Gaussian noise."""
+    rng = np.random.default_rng(6)
+    b, a = butter(2, [300, 3000], btype="bandpass", fs=FS)
+    x = lfilter(b, a, rng.standard_normal(int(200 * FS)))
+    x /= x.std()
+    lags = np.array([np.mean(x[: len(x) - k] * x[k:]) for k in range(L)])
+    cov = lags[np.abs(np.subtract.outer(np.arange(L), np.arange(L)))]
+    for k in (3.0, 3.5):
+        above = np.abs(x) > k
+        counted = np.count_nonzero(above[1:] & ~above[:-1]) / 200.0  # entries beyond +-k per second
+        predicted = templates.noise_crossing_rate(cov, k, FS)
+        assert predicted == pytest.approx(counted, rel=0.15), (k, predicted, counted)
+
+
+def test_a_unit_of_noise_crossings_is_dropped_but_a_small_neuron_is_not():
+    rng = np.random.default_rng(7)
+    # a real unit (SNR ~6) and a "unit" made of noise windows aligned on their deepest dip
+    w, truth, _ = simulate(rng, sizes=(60.0,), counts=(600,), n_noise=60)
+    labels = np.where(truth >= 0, 0, 1)
+    duration = 600.0  # the 60 noise "events" fire at 0.1 Hz, below noise's own crossing rate
+    assert templates.noise_like_units(w, labels, 30, FS, duration, threshold_sds=4.0) == [1]
+    # the same noise shape firing far more often than noise crosses the threshold is kept
+    assert templates.noise_like_units(w, labels, 30, FS, 6.0, threshold_sds=4.0) == []

@@ -128,6 +128,7 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
             group = out.create_group("/", "sorted_units")
             descriptor = out.create_table("/", "unit_descriptor", description=unit_descriptor)
             taken: set[str] = set()
+            qdesc = {k: tables.Float64Col(pos=i) for i, k in enumerate(QUALITY_FIELDS)}
             for number, unit in enumerate(units):
                 name = f"unit{number:03d}"
                 names.append(name)
@@ -152,7 +153,6 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
                 descriptor.append([tuple(row_values[c] for c in descriptor.colnames)])
                 quality = {k: float(unit.metrics.get(k, np.nan)) for k in QUALITY_FIELDS}
                 quality["snr"] = float(unit.snr)
-                qdesc = {k: tables.Float64Col(pos=i) for i, k in enumerate(QUALITY_FIELDS)}
                 qt = out.create_table(g, "quality", description=qdesc)
                 qt.append([tuple(quality[k] for k in qt.colnames)])
                 qt.flush()
@@ -256,12 +256,14 @@ def save_electrode(path: str | os.PathLike, data: dict[str, Any]) -> None:
             tmp.unlink()
 
 
-def load_electrode(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a work file back into a dict (arrays plus the scalar/JSON values)."""
+def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None) -> dict[str, Any]:
+    """Read a work file back into a dict (arrays plus the scalar/JSON values); ``arrays``: read
+    only these arrays (those present), e.g. ("times", "waveforms")."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            data: dict[str, Any] = {k: z[k] for k in z.files if k != "__meta__"}
+            wanted = [k for k in z.files if k != "__meta__" and (arrays is None or k in arrays)]
+            data: dict[str, Any] = {k: z[k] for k in wanted}
             meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"{path}: unreadable work file ({e})") from None

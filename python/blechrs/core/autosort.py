@@ -46,8 +46,10 @@ import numpy as np
 from blechrs.core.features import _get, peak_index
 from blechrs.core.metrics import CENSORED_MS, REFRACTORY_MS, isi_violations, unit_metrics
 
-#: An event within this many ms of a larger event of another cluster is an echo candidate.
-ECHO_MS = 1.5
+#: An event within this many ms of a larger event of another cluster is an echo candidate: the
+#: rebound of a large spike (0.5-1 ms) and its after-hyperpolarisation dip (1.5-2 ms after the
+#: trough, crossing a 4 x noise threshold on large units).
+ECHO_MS = 2.5
 #: A cluster is an echo when more than this fraction of its events are echo candidates.
 ECHO_FRACTION = 0.5
 
@@ -309,9 +311,8 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
             choices.append(choice)
     if choices and bool(_get(params, "template_assignment", True)):
         from blechrs.core.templates import refine_choices
-        refined = refine_choices(waveforms, times, features, choices, solutions, params, fs, mad_val,
-                                 duration_s, clustered)
-        if refined is not None:
-            solution, choices = refined
+        solution, choices = refine_choices(waveforms, times, features, choices, solutions, params, fs,
+                                           mad_val, duration_s, clustered)
+        if solution is not None:
             solutions[solution.number] = solution
     return choices

@@ -13,20 +13,20 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
+from blechrs.core import mixture
 from blechrs.core.features import _get, training_indices
 
-#: Events the Bayesian GMM is fitted on (a subset of the training events): its variational fit
-#: is ~10x slower per event than a GMM's, and 2000 events pin down 10 components well (blech_clust
-#: fits it on 1000 k-means centroids for the same reason). Its tolerance is at least 1e-3: the
-#: variational bound creeps for hundreds of iterations without changing the labels.
+#: Events the Bayesian GMM is fitted on (a subset of the training events): 1000 events pin down
+#: 10 components well (blech_clust fits it on 1000 k-means centroids). Its tolerance is at least
+#: 1e-3: the variational bound creeps for hundreds of iterations without changing the labels.
 BGMM_TRAINING_EVENTS = 1000
 
-#: Small diagonal added to every covariance: features are of order one, this only keeps
-#: covariances of tiny or flat clusters invertible.
-REG_COVAR = 1e-4
+#: The Dirichlet process's concentration (weight_concentration_prior): small, so that unused
+#: components get pruned.
+BGMM_CONCENTRATION = 0.1
+
+REG_COVAR = mixture.REG_COVAR
 
 
 @dataclass
@@ -71,7 +71,11 @@ def mark_outliers(features: np.ndarray, labels: np.ndarray, sd_cutoff: float) ->
     return labels
 
 
-def _fit_predict(model, train: np.ndarray, features: np.ndarray) -> np.ndarray:
+def _sklearn_fit_predict(model, train: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """scikit-learn's fit for what the own mixtures cannot fit (a covariance that is not positive
+    definite): it regularises or reports it. Imported here only: it costs 2 s per process."""
+    from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(train)
@@ -94,19 +98,35 @@ def cluster_electrode(features: np.ndarray, params=None) -> dict[int, Solution]:
     train = x[training_indices(n, int(_get(params, "max_training_events", 10000)), seed)]
 
     # distinct training events bound the number of components any fit can have
-    n_distinct = len(np.unique(train, axis=0)) if len(train) else 0
+    enough = max(max_clusters, n_bgmm)
+    n_distinct = _n_distinct(train, enough)
+    # Monomials shared by every fit: the training events', and all events' (when they fit in
+    # one labelling pass; longer recordings are labelled in passes).
+    train_events = mixture.Events(train) if n else None
+    x_events = mixture.Events(x) if 0 < n <= mixture.PREDICT_CHUNK else x
     solutions: dict[int, Solution] = {}
     for k in range(2, max_clusters + 1):
-        solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct),
-                                "gmm")
+        solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct,
+                                               train_events, x_events), "gmm")
     bgmm_train = train[training_indices(len(train), BGMM_TRAINING_EVENTS, seed + 1)]
-    n_distinct_b = len(np.unique(bgmm_train, axis=0)) if len(bgmm_train) else 0
+    n_distinct_b = _n_distinct(bgmm_train, enough)
     solutions[n_bgmm] = Solution(n_bgmm, _bgmm_labels(x, bgmm_train, n_bgmm, seed, num_iter, tol, sd_cutoff,
-                                                      n_distinct_b), "bgmm")
+                                                      n_distinct_b, x_events), "bgmm")
     return solutions
 
 
-def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct) -> np.ndarray:
+def _n_distinct(rows: np.ndarray, enough: int) -> int:
+    """The number of distinct rows, or some number >= ``enough`` when there are that many (it is
+    only compared with component counts <= enough): counting all rows sorts them, and is needed
+    only on degenerate electrodes."""
+    if len(rows) == 0:
+        return 0
+    n = len(np.unique(rows[:4 * enough], axis=0))
+    return n if n >= enough else len(np.unique(rows, axis=0))
+
+
+def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct, train_events=None,
+                x_events=None) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -114,86 +134,34 @@ def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinc
     if k_eff <= 1 or n_distinct < k_eff:
         return np.zeros(n, dtype=np.int64)
     try:
-        labels = _fast_gmm_labels(x, train, k_eff, seed, num_iter, tol, restarts)
+        fit_on = train_events if train_events is not None else train
+        labels = mixture.fit_gmm(fit_on, k_eff, seed, num_iter, tol, restarts).predict(
+            x if x_events is None else x_events)
     except np.linalg.LinAlgError:
-        # A degenerate covariance: let scikit-learn handle (and report) it.
+        from sklearn.mixture import GaussianMixture
+
         model = GaussianMixture(n_components=k_eff, covariance_type="full", max_iter=num_iter, tol=tol,
                                 n_init=restarts, reg_covar=REG_COVAR, random_state=seed)
-        labels = _fit_predict(model, train, x)
+        labels = _sklearn_fit_predict(model, train, x)
     return _contiguous(mark_outliers(x, labels, sd_cutoff))
 
 
-# --- full-covariance EM ---------------------------------------------------------------------------
-# The same algorithm as scikit-learn's GaussianMixture(covariance_type="full", init_params="kmeans")
-# (same k-means initialisation and random stream, same updates, same stopping rule), with the
-# E-step vectorised over components: scikit-learn's per-component Python loop and input checks
-# cost ~5x the arithmetic on electrodes' 5-feature data. Labels agree with scikit-learn's
-# (tests/test_speed_cluster.py).
-
-def _gaussian_parameters(x, resp):
-    nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps
-    means = (resp.T @ x) / nk[:, None]
-    d = x.shape[1]
-    cov = np.empty((len(nk), d, d))
-    for k in range(len(nk)):
-        diff = x - means[k]
-        cov[k] = (resp[:, k] * diff.T) @ diff / nk[k]
-        cov[k].flat[:: d + 1] += REG_COVAR
-    chol = np.linalg.cholesky(cov)
-    prec_chol = np.swapaxes(np.linalg.solve(chol, np.broadcast_to(np.eye(d), cov.shape)), 1, 2)
-    return nk, means, prec_chol
-
-
-def _weighted_log_prob(x, weights, means, prec_chol):
-    n, d = x.shape
-    k = len(means)
-    log_det = np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
-    # y[:, k, :] = x @ P_k - mu_k @ P_k, as one matrix product for all components.
-    p = np.transpose(prec_chol, (1, 0, 2)).reshape(d, k * d)
-    y = (x @ p).reshape(n, k, d) - np.einsum("kd,kde->ke", means, prec_chol)[None]
-    sq = np.einsum("nke,nke->nk", y, y)
-    return -0.5 * (d * np.log(2 * np.pi) + sq) + log_det + np.log(weights)
-
-
-def _fast_gmm_labels(x, train, k, seed, max_iter, tol, restarts) -> np.ndarray:
-    from sklearn.cluster import KMeans
-
-    n = len(train)
-    rs = np.random.RandomState(seed)
-    best = None
-    for _ in range(restarts):
-        resp = np.zeros((n, k))
-        resp[np.arange(n), KMeans(n_clusters=k, n_init=1, random_state=rs).fit(train).labels_] = 1
-        nk, means, prec_chol = _gaussian_parameters(train, resp)
-        weights = nk / n
-        lower = -np.inf
-        for _ in range(max_iter):
-            prev = lower
-            wlp = _weighted_log_prob(train, weights, means, prec_chol)
-            top = wlp.max(axis=1, keepdims=True)
-            norm = top[:, 0] + np.log(np.exp(wlp - top).sum(axis=1))
-            resp = np.exp(wlp - norm[:, None])
-            nk, means, prec_chol = _gaussian_parameters(train, resp)
-            weights = nk / nk.sum()
-            lower = float(norm.mean())
-            if abs(lower - prev) < tol:
-                break
-        if best is None or lower > best[0]:
-            best = (lower, weights, means, prec_chol)
-    _, weights, means, prec_chol = best
-    return np.argmax(_weighted_log_prob(x, weights, means, prec_chol), axis=1).astype(np.int64)
-
-
-def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct) -> np.ndarray:
+def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct, x_events=None) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     k_eff = min(k, len(train))
     if k_eff <= 1 or n_distinct < k_eff:
         return np.zeros(n, dtype=np.int64)
-    model = BayesianGaussianMixture(
-        n_components=k_eff, covariance_type="full", weight_concentration_prior_type="dirichlet_process",
-        weight_concentration_prior=0.1, max_iter=num_iter, tol=max(tol, 1e-3), n_init=1, reg_covar=REG_COVAR,
-        random_state=seed)
-    labels = _fit_predict(model, train, x)
+    try:
+        labels = mixture.fit_bgmm(train, k_eff, seed, num_iter, max(tol, 1e-3), BGMM_CONCENTRATION).predict(
+            x if x_events is None else x_events)
+    except np.linalg.LinAlgError:
+        from sklearn.mixture import BayesianGaussianMixture
+
+        model = BayesianGaussianMixture(
+            n_components=k_eff, covariance_type="full", weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=BGMM_CONCENTRATION, max_iter=num_iter, tol=max(tol, 1e-3), n_init=1,
+            reg_covar=REG_COVAR, random_state=seed)
+        labels = _sklearn_fit_predict(model, train, x)
     return _contiguous(mark_outliers(x, labels, sd_cutoff))

@@ -13,10 +13,12 @@ electrode, every event is judged against the units' full mean waveforms (templat
    spreads and rates. This puts right the noise crossings clustering gave to a unit and the
    boundary between neighbours.
 2. Merge units of one shape whose amplitudes form one mode together (clustering cut a neuron in
-   two along its noise).
-3. Split a unit whose amplitudes along its template are bimodal (two neurons of one shape but
-   different sizes on one wire, which feature-space merging cannot tell from halves of one), then
-   assign again.
+   two along its noise), unless they fire independently (close pairs as often as chance).
+3. Split a unit whose amplitudes along its template are clearly bimodal (two neurons of one shape
+   but different sizes on one wire, which feature-space merging cannot tell from halves of one),
+   then assign again.
+4. Drop units that cannot be told from noise crossings (the shape noise averages to, and no more
+   events than the noise crosses the threshold) and, as auto-sort does, echoes of larger spikes.
 
 The result is a solution of its own (number ``TEMPLATE_SOLUTION``, kind ``"templates"``): cluster
 ``k`` is unit ``k``, -1 is noise, so the sort file can select or overrule it like any other
@@ -153,6 +155,10 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
 #: A unit is split when a two-Gaussian fit of its amplitudes (along its template) beats one
 #: Gaussian by this much BIC: two neurons of similar shape but different size on one wire.
 SPLIT_MIN_BIC_GAIN = 10.0
+#: ... and the two Gaussians are this far apart (Ashman's D: mean difference over the RMS SD;
+#: > 2 is a clean two-mode mixture). With thousands of events BIC alone also splits one unit
+#: whose amplitudes are merely skewed (drift, bursts); D does not grow with the event count ...
+SPLIT_MIN_SEPARATION = 2.0
 #: ... and each part has at least this many events ...
 SPLIT_MIN_EVENTS = 50
 #: ... and the smaller part's amplitudes clear the detection threshold by this many of their SDs:
@@ -161,47 +167,57 @@ SPLIT_MIN_EVENTS = 50
 SPLIT_CLEAR_SDS = 1.0
 
 
-def _bic_gain_of_two(a: np.ndarray, n_iter: int = 200) -> tuple[float, np.ndarray, float]:
+def _bic_gain_of_two(a: np.ndarray, n_iter: int = 200) -> tuple[float, np.ndarray, float, float]:
     """BIC(one Gaussian) - BIC(two Gaussians) of the 1-D sample ``a``, the two-Gaussian part
-    (0 = lower mean) of each value, and the lower Gaussian's mean minus SPLIT_CLEAR_SDS of its
-    SDs. Deterministic start at the quartiles."""
+    (0 = lower mean) of each value, the lower Gaussian's mean minus SPLIT_CLEAR_SDS of its SDs,
+    and the two Gaussians' separation (Ashman's D). Deterministic start at the quartiles."""
     n = len(a)
     v = float(a.var())
     if n < 4 or v <= 0:
-        return -np.inf, np.zeros(n, dtype=np.int64), 0.0
+        return -np.inf, np.zeros(n, dtype=np.int64), 0.0, 0.0
     bic1 = n * (np.log(2 * np.pi * v) + 1.0) + 2.0 * np.log(n)
     mu = np.quantile(a, [0.25, 0.75])
     var = np.full(2, v / 4.0)
     pi = np.array([0.5, 0.5])
     prev = -np.inf
+    # Components along rows (2 x n): no reductions across each value's two components (numpy
+    # loops per value for those); sums over values pairwise / BLAS (not the column order of an
+    # n x 2 array: gains agree to ~1e-11).
+    row = a[None, :]
     for _ in range(n_iter):
-        lp = np.log(pi) - 0.5 * np.log(2 * np.pi * var) - 0.5 * (a[:, None] - mu) ** 2 / var
-        top = lp.max(axis=1, keepdims=True)
+        lp = (np.log(pi) - 0.5 * np.log(2 * np.pi * var))[:, None] - 0.5 * (row - mu[:, None]) ** 2 / var[:, None]
+        top = np.maximum(lp[0], lp[1])
         r = np.exp(lp - top)
-        tot = r.sum(axis=1, keepdims=True)
+        tot = r[0] + r[1]
         r /= tot
-        ll = float((top[:, 0] + np.log(tot[:, 0])).sum())
-        nk = r.sum(axis=0) + 1e-12
+        ll = float((top + np.log(tot)).sum())
+        nk = r.sum(axis=1) + 1e-12
         pi = nk / n
-        mu = (r * a[:, None]).sum(axis=0) / nk
-        var = np.maximum((r * (a[:, None] - mu) ** 2).sum(axis=0) / nk, 1e-6 * v)
+        mu = (r @ a) / nk
+        dev = row - mu[:, None]
+        dev *= dev
+        dev *= r
+        var = np.maximum(dev.sum(axis=1) / nk, 1e-6 * v)
         if ll - prev < 1e-8 * abs(ll):
             break
         prev = ll
     bic2 = -2.0 * ll + 5.0 * np.log(n)
-    part = np.argmax(r, axis=1)
+    part = (r[1] > r[0]).astype(np.int64)  # argmax over the two, first on ties
     low = int(np.argmin(mu))
     if low == 1:
         part = 1 - part
-    return float(bic1 - bic2), part.astype(np.int64), float(mu[low] - SPLIT_CLEAR_SDS * np.sqrt(var[low]))
+    separation = float(abs(mu[1] - mu[0]) * np.sqrt(2.0 / (var[0] + var[1])))  # Ashman's D
+    return (float(bic1 - bic2), part.astype(np.int64), float(mu[low] - SPLIT_CLEAR_SDS * np.sqrt(var[low])),
+            separation)
 
 
 def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold: float = 0.0,
-                       peak_index: int = 0) -> np.ndarray:
+                       peak_index: int = 0, times: np.ndarray | None = None, sampling_rate: float = 30000.0,
+                       duration_s: float = 0.0) -> np.ndarray:
     """Split every unit whose amplitudes along its template are bimodal (see SPLIT_MIN_BIC_GAIN,
-    SPLIT_MIN_EVENTS, SPLIT_CLEAR_SDS; ``threshold`` is the detection threshold in the units of
-    the waveforms, compared with their sample ``peak_index``); the new units get the next
-    indices. Returns the new labels (unchanged when nothing splits)."""
+    SPLIT_MIN_SEPARATION, SPLIT_MIN_EVENTS, SPLIT_CLEAR_SDS; ``threshold`` is the detection
+    threshold in the units of the waveforms, compared with their sample ``peak_index``); the new
+    units get the next indices. Returns the new labels (unchanged when nothing splits)."""
     w = np.asarray(waveforms, dtype=np.float64)
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
     next_unit = int(labels.max()) + 1 if labels.size else 0
@@ -213,12 +229,73 @@ def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold
         tt = float(t @ t)
         if tt <= 0:
             continue
-        gain, part, low_edge = _bic_gain_of_two((w[idx] @ t) / tt)
+        gain, part, low_edge, separation = _bic_gain_of_two((w[idx] @ t) / tt)
         clear = low_edge * abs(float(t[peak_index])) >= threshold
-        if gain > SPLIT_MIN_BIC_GAIN and clear and min(np.bincount(part, minlength=2)) >= SPLIT_MIN_EVENTS:
-            labels[idx[part == 1]] = next_unit
-            next_unit += 1
+        if not (gain > SPLIT_MIN_BIC_GAIN and separation >= SPLIT_MIN_SEPARATION and clear
+                and min(np.bincount(part, minlength=2)) >= SPLIT_MIN_EVENTS):
+            continue
+        labels[idx[part == 1]] = next_unit
+        next_unit += 1
     return labels
+
+
+def _fire_independently(ta: np.ndarray, tb: np.ndarray, sampling_rate: float, duration_s: float) -> bool:
+    """Pairs closer than the refractory period as often as chance predicts: two neurons (the veto
+    of auto-sort's merge test). The converse (few close pairs: one neuron) is no evidence on one
+    wire: two spikes that overlap in one window are lost to detection or to the assignment, so
+    close pairs of two neurons go missing too."""
+    from blechrs.core.autosort import cross_refractory
+
+    if duration_s <= 0:
+        return False
+    obs, exp = cross_refractory(ta, tb, sampling_rate, duration_s)
+    return obs > max(3.0, 0.5 * exp)
+
+
+#: A unit whose template differs from the mean of noise windows with the same extremum by less
+#: than this (whitened norm, in noise SDs) has the shape of noise crossings: noise windows
+#: aligned on a dip average to the noise's own autocovariance, C[:, peak] scaled. Noise-only
+#: "units" sit at 1.0-1.3; spikes of SNR >= 6 at >= 3.5, but SNR 4-5 units at 1.5-2.8, so a
+#: unit is dropped as noise only when it also fires no more often than noise crosses the
+#: threshold (noise_crossing_rate).
+NOISE_SHAPE_MAX = 2.5
+
+
+def noise_crossing_rate(cov: np.ndarray, k: float, sampling_rate: float) -> float:
+    """Rice's formula: how often stationary Gaussian noise with this covariance crosses +-k SDs
+    (both polarities), per second, from the lag-1 correlation of the noise."""
+    rho1 = float(cov[0, 1] / cov[0, 0]) if cov[0, 0] > 0 else 0.0
+    per_sample = np.sqrt(max(2.0 * (1.0 - rho1), 0.0)) / (2.0 * np.pi) * np.exp(-0.5 * k * k)
+    return float(2.0 * per_sample * sampling_rate)
+
+
+def noise_like_units(waveforms: np.ndarray, unit_labels: np.ndarray, peak_index: int,
+                     sampling_rate: float = 30000.0, duration_s: float = 0.0, threshold_sds: float = 4.0
+                     ) -> list[int]:
+    """Units that cannot be told from noise crossings: a mean waveform that noise alone averages
+    to (see NOISE_SHAPE_MAX) and events no more frequent than the noise crosses the detection
+    threshold (``threshold_sds`` noise SDs; Rice's formula on the noise covariance)."""
+    w = np.asarray(waveforms, dtype=np.float64)
+    labels = np.asarray(unit_labels, dtype=np.int64)
+    ids = [int(k) for k in np.unique(labels) if k >= 0]
+    if not ids:
+        return []
+    templates = np.zeros((max(ids) + 1, w.shape[1]))
+    for k in ids:
+        templates[k] = w[labels == k].mean(axis=0)
+    whiten = _whitener(w, labels, templates)
+    cov = whiten @ whiten.T
+    column = cov[:, peak_index] / cov[peak_index, peak_index]
+    noise_rate = noise_crossing_rate(cov, threshold_sds, sampling_rate)
+    out = []
+    for k in ids:
+        if duration_s > 0 and np.sum(labels == k) / duration_s > noise_rate:
+            continue
+        t = templates[k]
+        beyond = _solve(whiten, (t - t[peak_index] * column)[None, :])[0]
+        if float(np.sqrt(beyond @ beyond)) < NOISE_SHAPE_MAX:
+            out.append(k)
+    return out
 
 
 #: Two units whose whitened templates, one scaled to fit the other, are closer than this (in
@@ -228,11 +305,13 @@ def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold
 MERGE_MAX_SHAPE_DPRIME = 3.0
 
 
-def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:
+def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.ndarray | None = None,
+                     sampling_rate: float = 30000.0, duration_s: float = 0.0) -> np.ndarray:
     """Merge pairs of units that are one neuron cut in two by the clustering: the same shape (see
-    MERGE_MAX_SHAPE_DPRIME) and amplitudes that are one mode together (the split test of
-    ``split_by_amplitude`` does not fire on their union). Most similar pair first, repeated until
-    no pair merges. Returns the new labels (units renumbered 0..k-1 by first appearance)."""
+    MERGE_MAX_SHAPE_DPRIME) and amplitudes that are one mode together (the BIC test of
+    ``split_by_amplitude`` does not fire on their union); never when, given ``times``, they fire
+    independently. Most similar pair first, repeated until no pair merges. Returns the new labels (units
+    renumbered 0..k-1 by first appearance)."""
     w = np.asarray(waveforms, dtype=np.float64)
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
     if labels.size == 0 or labels.max() < 1:
@@ -255,6 +334,9 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarr
                     pairs.append((dprime, a, b))
         merged = False
         for _, a, b in sorted(pairs):
+            if times is not None and _fire_independently(times[labels == a], times[labels == b],
+                                                         sampling_rate, duration_s):
+                continue
             idx = np.flatnonzero((labels == a) | (labels == b))
             t = w[idx].mean(axis=0)
             gain = _bic_gain_of_two((w[idx] @ t) / float(t @ t))[0]
@@ -269,16 +351,28 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarr
     return np.array([remap[k] if k >= 0 else -1 for k in labels], dtype=np.int64)
 
 
+def _drop_noise_like(w: np.ndarray, labels: np.ndarray, peak: int, sampling_rate: float, duration_s: float,
+                     threshold_sds: float) -> np.ndarray:
+    out = labels.copy()
+    out[np.isin(out, noise_like_units(w, labels, peak, sampling_rate, duration_s, threshold_sds))] = -1
+    return out
+
+
 def refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
                    duration_s, clustered=None):
     """Auto-sort's units re-decided by template assignment, with bimodal units split.
 
-    Returns (the template solution, the new unit choices on it), or None when the electrode has
-    too few unit events for a noise model (auto-sort's choices then stand)."""
-    from blechrs.core.autosort import judge_unit
+    Returns (the template solution, the new unit choices on it); (None, auto-sort's choices less
+    those indistinguishable from noise crossings) when the electrode has too few unit events for
+    the noise model."""
+    from blechrs.core.autosort import ECHO_FRACTION, ECHO_MS, echo_fraction, judge_unit
     from blechrs.core.cluster import Solution
+    from blechrs.core.features import _get, peak_index
 
     w = np.asarray(waveforms)
+    t = np.asarray(times)
+    peak = peak_index(params, w.shape[1])
+    sds = float(_get(params, "waveform_threshold", 5.0))
     unit_labels = np.full(len(w), -1, dtype=np.int64)
     for k, c in enumerate(choices):
         sel = np.isin(solutions[c.solution].labels, c.clusters) & (unit_labels < 0)
@@ -289,15 +383,19 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     if clustered is not None:
         eligible |= ~np.asarray(clustered, dtype=bool)
     assigned = assign_to_templates(w, unit_labels, sampling_rate, duration_s, eligible)
-    if assigned is None:
-        return None
-    from blechrs.core.features import _get, peak_index
-    threshold = float(_get(params, "waveform_threshold", 5.0)) * float(mad_val) / 0.6745
-    merged = merge_same_units(w, assigned)
-    split = split_by_amplitude(w, merged, threshold, peak_index(params, w.shape[1]))
+    if assigned is None:  # too few events for the model: auto-sort's units, less noise crossings
+        noise = set(noise_like_units(w, unit_labels, peak, sampling_rate, duration_s, sds))
+        return None, [c for k, c in enumerate(choices) if k not in noise]
+    threshold = sds * float(mad_val) / 0.6745
+    merged = merge_same_units(w, _drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
+                              sampling_rate, duration_s)
+    split = split_by_amplitude(w, merged, threshold, peak, t, sampling_rate, duration_s)
     if not np.array_equal(split, assigned):
         again = assign_to_templates(w, split, sampling_rate, duration_s, eligible)
-        assigned = merge_same_units(w, again if again is not None else split)
+        assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s)
+    assigned = _drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds)
+    if assigned.max() < 0:
+        return Solution(TEMPLATE_SOLUTION, assigned, "templates"), []
     # Number units by size (largest first) so the solution reads like the others.
     ids, counts = np.unique(assigned[assigned >= 0], return_counts=True)
     order = ids[np.argsort(-counts, kind="stable")]
@@ -306,6 +404,9 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     labels = np.where(assigned >= 0, remap[np.maximum(assigned, 0)], -1)
     new = []
     for k in range(len(order)):
+        # the rebound of a larger unit's spikes re-crossing the threshold (auto-sort's echo test)
+        if echo_fraction(t, w[:, peak], labels == k, ECHO_MS * sampling_rate / 1000.0) > ECHO_FRACTION:
+            continue
         choice = judge_unit(w, times, features, labels == k, params, sampling_rate, mad_val, duration_s,
                             TEMPLATE_SOLUTION, [k], f"unit {k} of the template assignment (solution "
                             f"{TEMPLATE_SOLUTION})",

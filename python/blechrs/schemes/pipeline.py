@@ -334,8 +334,40 @@ def n_workers(jobs: int | None) -> int:
     return max(1, jobs or os.cpu_count() or 1)
 
 
-def _map(fn, args: list[tuple], jobs: int, stage: str, progress: Progress | None) -> list:
-    """Run fn(*a) for every a, in a process pool when jobs > 1; results in input order."""
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+
+
+def _warm_worker() -> None:
+    """A pre-started worker's first task: import the clustering code."""
+    _core()
+
+
+def start_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """``jobs`` spawned worker processes, started now and importing the clustering code (None for
+    one job). ``run`` starts them before the extraction, which leaves part of a core idle, so their
+    start-up (~0.4 s each) is off the critical path."""
+    if jobs <= 1:
+        return None
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    _worker_init()  # inherited by the spawned workers before they import numpy
+    try:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+        for _ in range(jobs):  # a process is spawned per submitted task while none is idle
+            pool.submit(_warm_worker)
+    finally:
+        # The parent keeps its own thread settings (the engine's thread pool may start later).
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+    return pool
+
+
+def _map(fn, args: list[tuple], jobs: int, stage: str, progress: Progress | None,
+         pool: ProcessPoolExecutor | None = None) -> list:
+    """Run fn(*a) for every a, in a process pool when jobs > 1 (``pool`` if given, else a new
+    one); results in input order."""
     results: list = [None] * len(args)
     if progress:
         progress(stage, 0, len(args))
@@ -345,25 +377,21 @@ def _map(fn, args: list[tuple], jobs: int, stage: str, progress: Progress | None
             if progress:
                 progress(stage, i + 1, len(args))
         return results
-    saved = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    _worker_init()  # inherited by the spawned workers before they import numpy
+    own = pool is None
+    if own:
+        pool = start_pool(min(jobs, len(args)))
     try:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(args)), mp_context=get_context("spawn"),
-                                 initializer=_worker_init) as pool:
-            futures = {pool.submit(fn, *a): i for i, a in enumerate(args)}
-            done = 0
-            from concurrent.futures import as_completed
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                done += 1
-                if progress:
-                    progress(stage, done, len(args))
+        futures = {pool.submit(fn, *a): i for i, a in enumerate(args)}
+        done = 0
+        from concurrent.futures import as_completed
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            done += 1
+            if progress:
+                progress(stage, done, len(args))
     finally:
-        for v, old in saved.items():
-            if old is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = old
+        if own:
+            pool.shutdown(cancel_futures=True)
     return results
 
 
@@ -503,8 +531,9 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
 
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
-            only_autosort: bool = False, plots: bool = False) -> RunReport:
-    """Features + solutions + auto-sort choices for every extracted electrode (process pool)."""
+            only_autosort: bool = False, plots: bool = False, pool: ProcessPoolExecutor | None = None) -> RunReport:
+    """Features + solutions + auto-sort choices for every extracted electrode (process pool:
+    ``pool`` if given, see ``start_pool``)."""
     directory = Path(directory)
     params = params or load_params(directory)
     report = report or RunReport(directory)
@@ -529,23 +558,26 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
     size = {e: int(_read_meta(store.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
     todo.sort(key=lambda t: (-size[t[1]], t[1]))
-    _map(_cluster_job, todo, n_workers(jobs), "cluster", progress)
+    _map(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
     report.electrodes = [electrode_summary(_read_meta(store.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
     return report
 
 
 def _units_from_selections(directory, selections: Iterable[sf.Selection], params: SortParams,
-                           metrics_of: Callable[[sf.Selection, dict], dict]
+                           metrics_of: Callable[[sf.Selection, dict], dict], needs_arrays: Sequence[str] | None = None
                            ) -> tuple[list[store.Unit], list[sf.Selection]]:
-    """Units in electrode order (stable within an electrode) and their selections in that order."""
+    """Units in electrode order (stable within an electrode) and their selections in that order.
+    ``needs_arrays``: the work-file arrays ``metrics_of`` uses besides times and waveforms (None: all)."""
+    if needs_arrays is not None:
+        needs_arrays = ("times", "waveforms", *needs_arrays)
     units: list[store.Unit] = []
     ordered: list[sf.Selection] = []
     by_electrode: dict[int, list[sf.Selection]] = {}
     for s in selections:
         by_electrode.setdefault(s.electrode, []).append(s)
     for electrode in sorted(by_electrode):
-        data = store.load_electrode(store.electrode_path(directory, electrode))
+        data = store.load_electrode(store.electrode_path(directory, electrode), arrays=needs_arrays)
         for sel in by_electrode[electrode]:
             m = metrics_of(sel, data)
             units.append(store.Unit(
@@ -640,7 +672,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     selections, comments = [], []
     for e in sorted_electrodes(directory):
         path = store.electrode_path(directory, e)
-        data = store.load_electrode(path)
+        data = store.load_electrode(path, arrays=("auto_labels",))
         if data.get("stage") != "clustered":
             raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
         for i, u in enumerate(data.get("auto_units", [])):
@@ -654,7 +686,8 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
             m = u["metrics"]
             comments.append(f"auto: {len(idx)} spikes, snr {_f(m.get('snr'))}, "
                             f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {u['reason']}" if u.get("reason") else ""))
-    units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics)  # type: ignore[attr-defined]
+    units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics,  # type: ignore[attr-defined]
+                                      needs_arrays=())
     names = store.write_units(h5, units, attrs={"units_from": "autosort"})
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
     if not written:
@@ -726,8 +759,14 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     params = params or load_params(directory)
     if jobs:
         params.n_jobs = int(jobs)
-    extract(directory, params, force=force, progress=progress, report=report)
-    cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots)
+    pool = start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
+    try:
+        extract(directory, params, force=force, progress=progress, report=report)
+        cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots,
+                pool=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     save_autosort(directory, params, force=force, report=report)
     if plots:
         t1 = time.perf_counter()

@@ -1,0 +1,48 @@
+"""The pipeline's worker pool (pre-started before the extraction): the same output with one
+process or several, and the parent's thread settings left as they were."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from blechrs import store
+from blechrs.schemes import pipeline
+from sort_reference import init_folder, simulated_folder
+
+
+def _outputs(d, electrodes):
+    out = {}
+    for e in electrodes:
+        data = store.load_electrode(store.electrode_path(d, e))
+        out[e] = {k: v.tobytes() for k, v in data.items() if k.startswith("labels_") or k in ("auto_labels", "features")}
+    units = [(u.electrode, u.times.tobytes(), u.waveforms.tobytes()) for u in store.read_units(store.h5_path(d))]
+    return out, units
+
+
+def test_run_is_identical_with_one_or_two_workers(tmp_path):
+    d = tmp_path / "rec"
+    d.mkdir()
+    simulated_folder(d, seed=5, n_channels=4, duration_s=6.0)
+    init_folder(d, max_clusters=4, num_restarts=1, max_autosort_clusters=5, cluster_count_threshold=10)
+    electrodes = pipeline.sorted_electrodes(d)
+    before = {v: os.environ.get(v) for v in pipeline._THREAD_VARS}
+    pipeline.run(d, jobs=2, plots=False, force=True)
+    assert {v: os.environ.get(v) for v in pipeline._THREAD_VARS} == before
+    two = _outputs(d, electrodes)
+    pipeline.run(d, jobs=1, plots=False, force=True)
+    one = _outputs(d, electrodes)
+    assert one == two
+    work, units = one
+    assert units and any("labels_2" in labels for labels in work.values())  # something was sorted
+
+
+def test_start_pool_runs_jobs_in_other_processes():
+    pool = pipeline.start_pool(2)
+    try:
+        pids = {pool.submit(os.getpid).result() for _ in range(4)}
+    finally:
+        pool.shutdown()
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert pipeline.start_pool(1) is None
