@@ -32,13 +32,19 @@ pub struct BreachCounter {
 }
 
 impl BreachCounter {
-    /// Count samples `t0 .. t0 + x.len()` above `cutoff`, with seconds of `sec` samples.
-    pub fn push(&mut self, t0: usize, x: &[f32], cutoff: f64, sec: usize) {
-        // f32 pre-test never above the f64 cutoff (so it misses nothing); exact test after it.
-        let c = match cutoff as f32 {
+    /// An f32 bound never above the f64 cutoff: every breach is `> bound` (so a pre-test with it
+    /// misses nothing; the exact test follows).
+    pub fn prefilter_bound(cutoff: f64) -> f32 {
+        match cutoff as f32 {
             f if (f as f64) > cutoff => f.next_down(),
             f => f,
-        };
+        }
+    }
+
+    /// Count samples `t0 .. t0 + x.len()` above `cutoff`, with seconds of `sec` samples.
+    #[inline(always)]
+    pub fn push(&mut self, t0: usize, x: &[f32], cutoff: f64, sec: usize) {
+        let c = Self::prefilter_bound(cutoff);
         // Breaches are rare: a vectorised any-above test per block skips almost every block.
         for (k, blk) in x.chunks(64).enumerate() {
             if !blk.iter().fold(false, |a, &v| a | (v > c)) {

@@ -66,6 +66,7 @@ impl Detector {
 
     /// Feed samples `t0 .. t0 + x.len()` with one centre and threshold; finished events go to
     /// `out` as (time, polarity). A threshold <= 0 (a flat stretch) detects nothing.
+    #[inline(always)]
     pub fn push(
         &mut self,
         t0: i64,
@@ -74,35 +75,73 @@ impl Detector {
         threshold: f64,
         out: &mut Vec<(i64, i8)>,
     ) {
+        self.push_scan(t0, x, centre, threshold, out, f32::INFINITY, |_, _| {});
+    }
+
+    /// [`Detector::push`] that also hands every block of samples holding a value above `above`
+    /// to `loud(offset in x, block)` (one scan of the samples for detection and the cutoff's
+    /// breach count: a block is skipped only when every value is inside the thresholds and
+    /// at most `above`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_scan(
+        &mut self,
+        t0: i64,
+        x: &[f32],
+        centre: f64,
+        threshold: f64,
+        out: &mut Vec<(i64, i8)>,
+        above: f32,
+        mut loud: impl FnMut(usize, &[f32]),
+    ) {
         if x.is_empty() {
             return;
         }
-        if threshold > 0.0 && threshold.is_finite() {
-            let (neg, pos) = match self.polarity {
-                Polarity::Negative => (true, false),
-                Polarity::Positive => (false, true),
-                Polarity::Both => (true, true),
-            };
-            // f32 prefilter on blocks of 16: most blocks hold no supra-threshold sample.
-            let lo = (centre - threshold) as f32;
-            let hi = (centre + threshold) as f32;
-            let lo_s = if neg {
-                lo.next_up_f32()
-            } else {
-                f32::NEG_INFINITY
-            };
-            let hi_s = if pos {
-                hi.next_down_f32()
-            } else {
-                f32::INFINITY
-            };
-            let mut i = 0;
-            while i < x.len() {
-                let end = (i + 16).min(x.len());
-                let quiet = x[i..end]
-                    .iter()
-                    .fold(true, |q, &v| q & (v > lo_s) & (v < hi_s));
-                if !quiet {
+        let active = threshold > 0.0 && threshold.is_finite();
+        let (neg, pos) = match self.polarity {
+            Polarity::Negative => (active, false),
+            Polarity::Positive => (false, active),
+            Polarity::Both => (active, active),
+        };
+        // f32 prefilter on blocks of 16: most blocks hold no supra-threshold sample.
+        let lo = (centre - threshold) as f32;
+        let hi = (centre + threshold) as f32;
+        let lo_s = if neg {
+            lo.next_up_f32()
+        } else {
+            f32::NEG_INFINITY
+        };
+        let hi_s = if pos {
+            hi.next_down_f32()
+        } else {
+            f32::INFINITY
+        };
+        #[cfg(target_arch = "x86_64")]
+        let avx = std::is_x86_feature_detected!("avx");
+        let mut i = 0;
+        while i < x.len() {
+            // Blocks of 64 first (min and max in 8 lanes: vectorised), then of 16.
+            if i + 64 <= x.len() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX is present (checked once above); 64 samples from i are in bounds.
+                let (mn, mx) = if avx {
+                    unsafe { min_max64_avx(x[i..i + 64].as_ptr()) }
+                } else {
+                    min_max(&x[i..i + 64])
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let (mn, mx) = min_max(&x[i..i + 64]);
+                if mn > lo_s && mx < hi_s && mx <= above {
+                    i += 64;
+                    continue;
+                }
+            }
+            let end = (i + 16).min(x.len());
+            let quiet = x[i..end]
+                .iter()
+                .fold(true, |q, &v| q & (v > lo_s) & (v < hi_s) & (v <= above));
+            if !quiet {
+                if active {
                     for j in i..end {
                         let c = x[j] as f64 - centre;
                         let sign: i8 = if neg && c <= -threshold {
@@ -117,8 +156,9 @@ impl Detector {
                         }
                     }
                 }
-                i = end;
+                loud(i, &x[i..end]);
             }
+            i = end;
         }
         let last = t0 + x.len() as i64 - 1;
         if self.open && last - self.last_supra >= self.join {
@@ -155,6 +195,51 @@ impl Detector {
             self.emit(out);
         }
     }
+}
+
+/// (min, max) of a slice whose length is a multiple of 8 (NaN-free input), 8 lanes at a time.
+#[inline(always)]
+fn min_max(x: &[f32]) -> (f32, f32) {
+    let mut mn = [f32::INFINITY; 8];
+    let mut mx = [f32::NEG_INFINITY; 8];
+    for c in x.chunks_exact(8) {
+        for l in 0..8 {
+            mn[l] = if c[l] < mn[l] { c[l] } else { mn[l] };
+            mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
+        }
+    }
+    let a = mn
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, |a, b| if b < a { b } else { a });
+    let b = mx
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    (a, b)
+}
+
+/// (min, max) of the 64 floats at `p`, in AVX registers (a NaN makes the block look loud,
+/// which only sends it to the exact test).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn min_max64_avx(p: *const f32) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    let mut mn = _mm256_loadu_ps(p);
+    let mut mx = mn;
+    for k in 1..8 {
+        let v = _mm256_loadu_ps(p.add(8 * k));
+        mn = _mm256_min_ps(mn, v);
+        mx = _mm256_max_ps(mx, v);
+    }
+    let m4 = _mm_min_ps(_mm256_castps256_ps128(mn), _mm256_extractf128_ps::<1>(mn));
+    let x4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps::<1>(mx));
+    let m2 = _mm_min_ps(m4, _mm_movehl_ps(m4, m4));
+    let x2 = _mm_max_ps(x4, _mm_movehl_ps(x4, x4));
+    let m1 = _mm_min_ss(m2, _mm_shuffle_ps::<1>(m2, m2));
+    let x1 = _mm_max_ss(x2, _mm_shuffle_ps::<1>(x2, x2));
+    (_mm_cvtss_f32(m1), _mm_cvtss_f32(x1))
 }
 
 /// Conservative bounds for the f32 prefilter: a value strictly inside never crosses in f64.

@@ -8,6 +8,7 @@
 //! Using the same transfer function (not second-order sections) keeps the result equal to
 //! scipy's to rounding; at order 2 (a 4th-order band-pass) it is well conditioned.
 
+use super::sos32::{self, Sos32, LANES};
 use crate::error::{EngineError, Result};
 
 /// Minimal complex number for the filter design (a dependency for ten lines is not worth it).
@@ -211,11 +212,21 @@ pub fn lfilter_zi(b: &[f64], a: &[f64]) -> Vec<f64> {
 /// Anything the filter accepts as input: converted to f64 (and scaled) on the way in.
 pub trait Sample: Copy + Send + Sync + 'static {
     fn to_f64(self) -> f64;
+    /// `(a - b) * g` rounded to f32, the difference taken exactly (f64 for floats).
+    #[inline(always)]
+    fn diff_scaled(a: Self, b: Self, g: f64, _g32: f32) -> f32 {
+        ((a.to_f64() - b.to_f64()) * g) as f32
+    }
 }
 impl Sample for i16 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    /// The int16 difference is exact in f32: one rounding, all in f32 lanes.
+    #[inline(always)]
+    fn diff_scaled(a: Self, b: Self, _g: f64, g32: f32) -> f32 {
+        (a as i32 - b as i32) as f32 * g32
     }
 }
 impl Sample for f32 {
@@ -242,6 +253,8 @@ pub struct BandPass {
     /// Samples after which a start-up transient has decayed below ~1e-12 of its size: the overlap
     /// a streamed chunk needs on each side to match whole-signal filtering.
     pub settle: usize,
+    /// The float32 second-order-section form of the default order-2 band-pass (see `sos32`).
+    pub sos: Option<Sos32>,
 }
 
 impl BandPass {
@@ -260,12 +273,18 @@ impl BandPass {
             .min(1.0 - 1e-9);
         // r^n < 1e-13, doubled for the polynomial growth of near-repeated poles, plus the padding.
         let settle = (2.0 * (1e-13f64).ln() / r.ln()).ceil() as usize + padlen + 64;
+        let sos = if a.len() == 5 && bandpass_zeros(&b) {
+            Sos32::from_poles(b[0], &d.poles)
+        } else {
+            None
+        };
         Ok(BandPass {
             b,
             a,
             zi,
             padlen,
             settle,
+            sos,
         })
     }
 
@@ -343,6 +362,61 @@ impl BandPass {
         keep: (usize, usize),
         outs: &mut [&mut [f32]],
     ) {
+        self.filtfilt_rows_sub(rows, scale, left_edge, right_edge, keep, outs, None);
+    }
+
+    /// [`BandPass::filtfilt_rows`] that also appends every `step`-th kept sample from kept index
+    /// `first` to `sub[r]` when `sub = Some((first, step, sub))` and the float32 sections run
+    /// (returns whether it did; otherwise the caller takes the subsample from the output).
+    #[allow(clippy::too_many_arguments)]
+    pub fn filtfilt_rows_sub<T: Sample>(
+        &self,
+        rows: &[&[T]],
+        scale: f64,
+        left_edge: bool,
+        right_edge: bool,
+        keep: (usize, usize),
+        outs: &mut [&mut [f32]],
+        sub: Option<(usize, usize, &mut [Vec<f32>])>,
+    ) -> bool {
+        if let Some(s) = &self.sos {
+            return SUBTMP.with(|t| {
+                let mut tmp = t.borrow_mut();
+                match sub {
+                    Some((first, step, subs)) => {
+                        for ((r, o), sr) in rows
+                            .chunks(LANES)
+                            .zip(outs.chunks_mut(LANES))
+                            .zip(subs.chunks_mut(LANES))
+                        {
+                            let sb = sos32::Sub {
+                                first,
+                                step: step.max(1),
+                                rows: sr,
+                                tmp: &mut tmp,
+                            };
+                            sos32::filtfilt_rows(
+                                s,
+                                r,
+                                scale,
+                                left_edge,
+                                right_edge,
+                                keep,
+                                o,
+                                Some(sb),
+                            );
+                        }
+                        true
+                    }
+                    None => {
+                        for (r, o) in rows.chunks(LANES).zip(outs.chunks_mut(LANES)) {
+                            sos32::filtfilt_rows(s, r, scale, left_edge, right_edge, keep, o, None);
+                        }
+                        false
+                    }
+                }
+            });
+        }
         let mut i = 0;
         while i < rows.len() {
             let left = rows.len() - i;
@@ -363,6 +437,7 @@ impl BandPass {
             }
             i += take;
         }
+        false
     }
 
     fn rows_lanes<T: Sample, const L: usize>(
@@ -439,6 +514,8 @@ impl BandPass {
 }
 
 thread_local! {
+    /// Per-thread scratch of the subsample kept by the float32 sections.
+    static SUBTMP: std::cell::RefCell<Vec<[f32; LANES]>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Per-thread interleaved work buffer of the multi-channel filter (reused: no page faults).
     static WORK: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -830,7 +907,9 @@ mod tests {
 
     #[test]
     fn lanes_equal_scalar() {
-        let f = BandPass::new(2, 300.0, 3000.0, 30000.0).unwrap();
+        // The float64 lanes kernel (orders other than 2; sos32 has its own test).
+        let mut f = BandPass::new(2, 300.0, 3000.0, 30000.0).unwrap();
+        f.sos = None;
         let n = 5000;
         let rows: Vec<Vec<i16>> = (0..11)
             .map(|r| {

@@ -3,6 +3,7 @@ pub mod cutoff;
 pub mod detect;
 pub mod filter;
 pub mod reference;
+pub mod sos32;
 pub mod source;
 pub mod stream;
 pub mod threshold;

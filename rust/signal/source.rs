@@ -19,6 +19,12 @@ pub trait SampleSource: Send + Sync {
         len: usize,
         out: &mut [i16],
     ) -> Result<()>;
+
+    /// The rows of `channels` over samples `[start, start + len)` borrowed in place, when the
+    /// source holds each row contiguously in memory (saves copying every sample); None otherwise.
+    fn borrow_rows(&self, _channels: &[usize], _start: usize, _len: usize) -> Option<Vec<&[i16]>> {
+        None
+    }
 }
 
 /// Read every `step`-th sample (`0, step, 2*step, ...`) of `channels` into `out`
@@ -115,6 +121,33 @@ impl<'a> ArraySource<'a> {
 }
 
 impl SampleSource for ArraySource<'_> {
+    fn borrow_rows(&self, channels: &[usize], start: usize, len: usize) -> Option<Vec<&[i16]>> {
+        if self.stride_t != 2
+            || (self.ptr as usize) % std::mem::align_of::<i16>() != 0
+            || self.stride_ch % 2 != 0
+            || start + len > self.n_samples
+            || channels.iter().any(|&c| c >= self.n_channels)
+        {
+            return None;
+        }
+        Some(
+            channels
+                .iter()
+                .map(|&c| {
+                    // SAFETY: in bounds (checked above), aligned, unit stride; from_raw's contract
+                    // keeps the array alive and unwritten while the source (and so `self`) lives.
+                    unsafe {
+                        std::slice::from_raw_parts(
+                            self.ptr
+                                .offset(c as isize * self.stride_ch + start as isize * 2)
+                                as *const i16,
+                            len,
+                        )
+                    }
+                })
+                .collect(),
+        )
+    }
     fn n_channels(&self) -> usize {
         self.n_channels
     }

@@ -97,11 +97,23 @@ pub struct ElectrodeResult {
 
 /// What a chunk of raw data looks like after reading: rows of `len` int16 values for `channels`,
 /// covering samples `[start, start + len)`, plus each referenced group's reference over it.
-struct Block {
+struct Block<'a> {
     start: usize,
     len: usize,
     raw: Vec<i16>,
+    /// The rows borrowed from the source instead of `raw`, when it allows (no CAR).
+    direct: Vec<&'a [i16]>,
     refs: Vec<Vec<f64>>,
+}
+
+impl Block<'_> {
+    fn row(&self, r: usize) -> &[i16] {
+        if self.direct.is_empty() {
+            &self.raw[r * self.len..(r + 1) * self.len]
+        } else {
+            self.direct[r]
+        }
+    }
 }
 
 struct Electrode {
@@ -115,6 +127,9 @@ struct Electrode {
     pending: VecDeque<(i64, i8)>,
     breaches: BreachCounter,
     sub: Vec<f32>,
+    /// `sub.len()` before this chunk, and whether the band-pass appended the chunk's share.
+    sub_mark: usize,
+    sub_filled: bool,
     win_th: Vec<(usize, f64)>,
     centre: f64,
     threshold: f64,
@@ -137,14 +152,21 @@ struct Plan<'a> {
     dead_samples: usize,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
     /// Read chunk [s, e) plus the settling margins into `b` (buffers reused across chunks).
-    fn read(&self, s: usize, e: usize, b: &mut Block) -> Result<()> {
+    fn read(&self, s: usize, e: usize, b: &mut Block<'a>) -> Result<()> {
         let rs = s.saturating_sub(self.f.settle);
         let re = (e + self.f.settle).min(self.n);
         let len = re - rs;
         b.start = rs;
         b.len = len;
+        if self.groups.is_empty() {
+            if let Some(rows) = self.src.borrow_rows(&self.channels, rs, len) {
+                b.direct = rows;
+                return Ok(());
+            }
+        }
+        b.direct.clear();
         b.raw.resize(self.channels.len() * len, 0);
         self.src.read_block(&self.channels, rs, len, &mut b.raw)?;
         b.refs.resize(self.groups.len(), Vec::new());
@@ -156,14 +178,17 @@ impl Plan<'_> {
 
     /// Filter a group of electrodes' samples of chunk [s, e) into each `el.y` (several channels
     /// at once: see `BandPass::filtfilt_rows`).
-    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize) {
+    /// The band-pass also keeps the noise subsample (see `keep_subsample`) when it can.
+    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize, want_sub: bool) {
         let left = b.start == 0;
         let right = b.start + b.len == self.n;
         let keep = (s - b.start, e - s);
+        let first = s.div_ceil(self.sub_step) * self.sub_step - s;
         for el in els.iter_mut() {
+            el.sub_mark = el.sub.len();
             el.y.resize(e - s, 0.0);
             if let Some((g, mad)) = el.car {
-                let x = &b.raw[el.row * b.len..(el.row + 1) * b.len];
+                let x = b.row(el.row);
                 let r = &b.refs[g];
                 el.input.clear();
                 el.input
@@ -178,51 +203,160 @@ impl Plan<'_> {
                 .iter_mut()
                 .map(|el| std::mem::take(&mut el.y))
                 .collect();
+            let mut subs: Vec<Vec<f32>> = plain
+                .iter_mut()
+                .map(|el| std::mem::take(&mut el.sub))
+                .collect();
             {
-                let rows: Vec<&[i16]> = plain
-                    .iter()
-                    .map(|el| &b.raw[el.row * b.len..(el.row + 1) * b.len])
-                    .collect();
+                let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
                 let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-                self.f
-                    .filtfilt_rows(&rows, self.p.scale, left, right, keep, &mut outs);
+                let done = self.f.filtfilt_rows_sub(
+                    &rows,
+                    self.p.scale,
+                    left,
+                    right,
+                    keep,
+                    &mut outs,
+                    want_sub.then_some((first, self.sub_step, &mut subs[..])),
+                );
+                for el in plain.iter_mut() {
+                    el.sub_filled = done;
+                }
             }
-            for (el, y) in plain.iter_mut().zip(ys) {
+            for ((el, y), sb) in plain.iter_mut().zip(ys).zip(subs) {
                 el.y = y;
+                el.sub = sb;
             }
         }
         if !car.is_empty() {
             let mut car = car;
             let mut ys: Vec<Vec<f32>> =
                 car.iter_mut().map(|el| std::mem::take(&mut el.y)).collect();
+            let mut subs: Vec<Vec<f32>> = car
+                .iter_mut()
+                .map(|el| std::mem::take(&mut el.sub))
+                .collect();
             {
                 let rows: Vec<&[f64]> = car.iter().map(|el| el.input.as_slice()).collect();
                 let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-                self.f
-                    .filtfilt_rows(&rows, self.p.scale, left, right, keep, &mut outs);
+                let done = self.f.filtfilt_rows_sub(
+                    &rows,
+                    self.p.scale,
+                    left,
+                    right,
+                    keep,
+                    &mut outs,
+                    want_sub.then_some((first, self.sub_step, &mut subs[..])),
+                );
+                for el in car.iter_mut() {
+                    el.sub_filled = done;
+                }
             }
-            for (el, y) in car.iter_mut().zip(ys) {
+            for ((el, y), sb) in car.iter_mut().zip(ys).zip(subs) {
                 el.y = y;
+                el.sub = sb;
             }
         }
     }
 
-    /// Statistics pass work for one chunk: breaches and the subsample.
-    fn observe(&self, el: &mut Electrode, s: usize, y: &[f32]) {
+    /// Detection-pass work for one electrode's chunk starting at `s` (filtered samples in
+    /// `el.y`): rolling statistics when `rolling`, detection, waveforms. Compiled for AVX2 when
+    /// the CPU has it (the scans vectorise 8 wide).
+    fn window(&self, el: &mut Electrode, s: usize, rolling: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                unsafe { self.window_avx2(el, s, rolling) };
+                return;
+            }
+        }
+        self.window_impl(el, s, rolling)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn window_avx2(&self, el: &mut Electrode, s: usize, rolling: bool) {
+        self.window_impl(el, s, rolling)
+    }
+
+    #[inline(always)]
+    fn window_impl(&self, el: &mut Electrode, s: usize, rolling: bool) {
+        let p = self.p;
+        let y = std::mem::take(&mut el.y);
+        let (c, th) = if rolling {
+            let first = self.keep_subsample(el, s, &y);
+            // The window's subsample is the one just kept for mad_val when the strides agree.
+            let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
+                median_mad(&el.sub[first..], &mut el.scratch)
+            } else {
+                median_mad_step(&y, p.noise_subsample, &mut el.scratch)
+            };
+            let th = p.k * mad / MAD_PER_SD;
+            el.res.noise.push(mad / MAD_PER_SD);
+            el.win_th.push((s, th));
+            (m, th)
+        } else {
+            (el.centre, el.threshold)
+        };
+        self.detect(el, s, &y, c, th, rolling);
+        el.y = y;
+    }
+
+    /// Statistics pass work for one chunk: breaches and the subsample (returns where this
+    /// chunk's part of `el.sub` starts).
+    fn observe(&self, el: &mut Electrode, s: usize, y: &[f32]) -> usize {
         el.breaches
             .push(s, y, self.p.cutoff.voltage_cutoff, self.sec);
-        let first = s.div_ceil(self.sub_step) * self.sub_step;
-        let mut t = first;
-        while t < s + y.len() {
-            el.sub.push(y[t - s]);
-            t += self.sub_step;
+        self.keep_subsample(el, s, y)
+    }
+
+    /// Append this chunk's share of the subsample to `el.sub` (returns where it starts).
+    #[inline(always)]
+    fn keep_subsample(&self, el: &mut Electrode, s: usize, y: &[f32]) -> usize {
+        if el.sub_filled {
+            // the band-pass kept it already
+            el.sub_filled = false;
+            return el.sub_mark;
         }
+        let start = el.sub.len();
+        let first = s.div_ceil(self.sub_step) * self.sub_step;
+        if first < s + y.len() {
+            el.sub
+                .extend(y[first - s..].iter().step_by(self.sub_step).copied());
+        }
+        start
     }
 
     /// Detection pass work for one chunk [s, e) with filtered samples `y`.
-    fn detect(&self, el: &mut Electrode, s: usize, y: &[f32], centre: f64, th: f64) {
+    #[inline(always)]
+    /// With `breaches`, the same scan also counts the cutoff's breaches.
+    fn detect(
+        &self,
+        el: &mut Electrode,
+        s: usize,
+        y: &[f32],
+        centre: f64,
+        th: f64,
+        breaches: bool,
+    ) {
         let mut evs = Vec::new();
-        el.det.push(s as i64, y, centre, th, &mut evs);
+        if breaches {
+            let cutoff = self.p.cutoff.voltage_cutoff;
+            let sec = self.sec;
+            let bc = &mut el.breaches;
+            el.det.push_scan(
+                s as i64,
+                y,
+                centre,
+                th,
+                &mut evs,
+                BreachCounter::prefilter_bound(cutoff),
+                |off, blk| bc.push(s + off, blk, cutoff, sec),
+            );
+        } else {
+            el.det.push(s as i64, y, centre, th, &mut evs);
+        }
         el.pending.extend(evs);
         debug_assert_eq!(
             el.hist_start + el.hist.len(),
@@ -453,6 +587,8 @@ pub fn extract_electrodes(
                 pending: VecDeque::new(),
                 breaches: BreachCounter::default(),
                 sub: Vec::new(),
+                sub_mark: 0,
+                sub_filled: false,
                 win_th: Vec::new(),
                 centre: 0.0,
                 threshold: 0.0,
@@ -471,6 +607,7 @@ pub fn extract_electrodes(
         start: 0,
         len: 0,
         raw: Vec::new(),
+        direct: Vec::new(),
         refs: Vec::new(),
     };
     let total = n * passes;
@@ -487,7 +624,7 @@ pub fn extract_electrodes(
                 let b = &blk;
                 pool(&mut || {
                     els.par_chunks_mut(group).for_each(|g| {
-                        plan.filter(g, b, s, e);
+                        plan.filter(g, b, s, e, true);
                         for el in g.iter_mut() {
                             let y = std::mem::take(&mut el.y);
                             plan.observe(el, s, &y);
@@ -513,21 +650,9 @@ pub fn extract_electrodes(
             let b = &blk;
             pool(&mut || {
                 els.par_chunks_mut(group).for_each(|g| {
-                    plan.filter(g, b, s, e);
+                    plan.filter(g, b, s, e, rolling.is_some());
                     for el in g.iter_mut() {
-                        let y = std::mem::take(&mut el.y);
-                        let (c, th) = if rolling.is_some() {
-                            plan.observe(el, s, &y);
-                            let (m, mad) = median_mad_step(&y, p.noise_subsample, &mut el.scratch);
-                            let th = k * mad / MAD_PER_SD;
-                            el.res.noise.push(mad / MAD_PER_SD);
-                            el.win_th.push((s, th));
-                            (m, th)
-                        } else {
-                            (el.centre, el.threshold)
-                        };
-                        plan.detect(el, s, &y, c, th);
-                        el.y = y;
+                        plan.window(el, s, rolling.is_some());
                     }
                 })
             });

@@ -39,6 +39,7 @@ pub struct MedianScratch {
     vals: Vec<f32>,
     dist: Vec<f64>,
     prefix: Vec<usize>,
+    bins: Vec<u32>,
     gather: Vec<f32>,
 }
 
@@ -123,10 +124,188 @@ pub fn median_mad(x: &[f32], s: &mut MedianScratch) -> (f64, f64) {
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
+    if let Some(r) = median_mad_linear(x, s) {
+        return r;
+    }
     match median_mad_fast(x, s) {
         Some(r) => r,
         None => median_mad_slow(x, s),
     }
+}
+
+/// Counts of `bins` (each < nb) into `hist[..nb]` (two interleaved histograms, so runs of equal
+/// bins do not serialise on one counter).
+#[inline(always)]
+fn histogram(bins: &[u32], nb: usize, hist: &mut Vec<u32>) {
+    hist.clear();
+    hist.resize(2 * nb, 0);
+    let (h0, h1) = hist.split_at_mut(nb);
+    let mut it = bins.chunks_exact(2);
+    for p in &mut it {
+        h0[p[0] as usize] += 1;
+        h1[p[1] as usize] += 1;
+    }
+    for &b in it.remainder() {
+        h0[b as usize] += 1;
+    }
+    for (a, b) in h0.iter_mut().zip(h1.iter()) {
+        *a += *b;
+    }
+}
+
+/// (bin of rank k_lo, bin of rank k_hi, count below the first).
+#[inline(always)]
+fn ranks_bins(h: &[u32], k_lo: usize, k_hi: usize) -> (usize, usize, usize) {
+    let (mut b_lo, mut below_lo) = (usize::MAX, 0usize);
+    let mut cum = 0usize;
+    for (b, &c) in h.iter().enumerate() {
+        let c = c as usize;
+        if b_lo == usize::MAX && cum + c > k_lo {
+            b_lo = b;
+            below_lo = cum;
+        }
+        if cum + c > k_hi {
+            return (b_lo, b, below_lo);
+        }
+        cum += c;
+    }
+    (usize::MAX, usize::MAX, 0)
+}
+
+/// Regular bins of the linear histogram (plus one underflow and one overflow bin).
+const LIN_BINS: usize = 1024;
+/// Values sampled (evenly) to place the linear histogram.
+const LIN_PROBE: usize = 255;
+
+/// [`median_mad`] by two linear histograms placed from a small sorted probe of the values: bins
+/// of ~1/256 MAD around the median, so the bins holding the median and the MAD keep a few dozen
+/// values each and exact selections on those finish the job. Four cheap passes in all. Bin
+/// indices are monotone in the value (or distance), so counting by bins is exact; None when
+/// the probe misjudged the spread (the median or the MAD outside the bins) or n is small.
+fn median_mad_linear(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { median_mad_linear_avx2(x, s) };
+        }
+    }
+    median_mad_linear_impl(x, s)
+}
+
+/// The same code compiled for AVX2 (vectorised bin computation).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn median_mad_linear_avx2(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
+    median_mad_linear_impl(x, s)
+}
+
+#[inline(always)]
+fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
+    let n = x.len();
+    if n < 4 * LIN_PROBE {
+        return None;
+    }
+    // Probe: every (n / LIN_PROBE)-th value, sorted.
+    let stride = n / LIN_PROBE;
+    let mut probe: [f32; LIN_PROBE] = std::array::from_fn(|i| x[i * stride]);
+    probe.sort_unstable_by(|a, b| a.total_cmp(b));
+    let mid = probe[LIN_PROBE / 2];
+    // Quartiles of the probe: the median +- 2 inter-quartile ranges holds both the median
+    // and median +- MAD with a wide margin for anything near symmetric.
+    let iqr = probe[3 * LIN_PROBE / 4] - probe[LIN_PROBE / 4];
+    if !(iqr > 0.0 && iqr.is_finite() && mid.is_finite()) {
+        return None;
+    }
+    let half = 2.0 * iqr;
+    let lo = mid - half;
+    let inv = LIN_BINS as f32 / (2.0 * half);
+    if !(inv.is_finite() && inv > 0.0) {
+        return None;
+    }
+    let top = (LIN_BINS + 1) as f32;
+    let nb = LIN_BINS + 2;
+    // bin 0: below lo; 1..=LIN_BINS: regular; LIN_BINS + 1: above. Monotone in v (max() maps a
+    // NaN to 0, so the cast is in range).
+    let mut bins = std::mem::take(&mut s.bins);
+    bins.clear();
+    // (extend, not resize + overwrite: no zeroing pass)
+    bins.extend(x.iter().map(|&v| {
+        // SAFETY: max() maps NaN to 0 and the value is clamped to [0, top]: in i32 range.
+        let b: i32 = unsafe {
+            ((v - lo) * inv + 1.0)
+                .max(0.0)
+                .min(top)
+                .to_int_unchecked::<i32>()
+        };
+        b as u32
+    }));
+    histogram(&bins, nb, &mut s.hist);
+    let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
+    let (b_lo, b_hi, below_lo) = ranks_bins(&s.hist[..nb], k_lo, k_hi);
+    if b_lo == 0 || b_hi >= nb - 1 {
+        s.bins = bins;
+        return None;
+    }
+    // The values in the median's bins, branch-free.
+    let cnt: usize = s.hist[b_lo..=b_hi].iter().map(|&c| c as usize).sum();
+    // (a few dozen of thousands: the branch is well predicted)
+    s.vals.clear();
+    let (bl, bh) = (b_lo as u32, b_hi as u32);
+    for (&v, &b) in x.iter().zip(bins.iter()) {
+        if b.wrapping_sub(bl) <= bh - bl {
+            s.vals.push(v);
+        }
+    }
+    debug_assert_eq!(s.vals.len(), cnt);
+    let vals = &mut s.vals[..cnt];
+    let (r_lo, r_hi) = (k_lo - below_lo, k_hi - below_lo);
+    let (_, &mut a, rest) = vals.select_nth_unstable_by(r_lo, |p, q| p.total_cmp(q));
+    let b = if r_hi == r_lo {
+        a
+    } else {
+        rest.iter().copied().fold(f32::INFINITY, f32::min)
+    };
+    let m = (a as f64 + b as f64) / 2.0;
+    // Distances |v - m| (f64, as numpy on the f64 differences) in bins of the same width.
+    let dinv = inv as f64;
+    let dtop = (LIN_BINS + 1) as f64;
+    for (o, &v) in bins.iter_mut().zip(x) {
+        // SAFETY: |d| >= 0 (NaN-free: finite input) and clamped to dtop: in i32 range.
+        *o = unsafe {
+            ((v as f64 - m).abs() * dinv)
+                .max(0.0)
+                .min(dtop)
+                .to_int_unchecked::<i32>()
+        } as u32;
+    }
+    histogram(&bins, nb, &mut s.hist);
+    let (d_lo, d_hi, dbelow) = ranks_bins(&s.hist[..nb], k_lo, k_hi);
+    if d_hi > LIN_BINS {
+        s.bins = bins;
+        return None;
+    }
+    let cnt: usize = s.hist[d_lo..=d_hi].iter().map(|&c| c as usize).sum();
+    let mut d = std::mem::take(&mut s.dist);
+    d.clear();
+    let (bl, bh) = (d_lo as u32, d_hi as u32);
+    for (&v, &b) in x.iter().zip(bins.iter()) {
+        if b.wrapping_sub(bl) <= bh - bl {
+            d.push((v as f64 - m).abs());
+        }
+    }
+    debug_assert_eq!(d.len(), cnt);
+    s.bins = bins;
+    let (t_lo, t_hi) = (k_lo - dbelow, k_hi - dbelow);
+    let dd = &mut d[..cnt];
+    let (_, &mut da, rest) = dd.select_nth_unstable_by(t_lo, |p, q| p.total_cmp(q));
+    let db = if t_hi == t_lo {
+        da
+    } else {
+        rest.iter().copied().fold(f64::INFINITY, f64::min)
+    };
+    s.dist = d;
+    Some((m, (da + db) / 2.0))
 }
 
 /// [`median_mad`] of every `step`-th sample of `x` (from the first); step 1 (or 0) = all.
@@ -458,6 +637,90 @@ mod tests {
         }
         let flat = vec![3.0f32; 1000];
         assert_eq!(median_mad(&flat, &mut sc), (3.0, 0.0));
+    }
+
+    #[test]
+    fn linear_median_mad_equals_slow() {
+        let mut sc = MedianScratch::default();
+        let mut state = 5u64;
+        let mut taken = 0;
+        for n in [1020usize, 1021, 2000, 15000, 15001, 40000] {
+            for shape in 0..6 {
+                let v: Vec<f32> = (0..n)
+                    .map(|i| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let u = (state >> 33) as f32 / 2e9 - 1.0;
+                        let g = u + ((state >> 7) & 0xffff) as f32 / 65536.0 - 0.5;
+                        match shape {
+                            0 => g * 30.0,
+                            1 => g * 30.0 + 1000.0,
+                            2 => (i % 5) as f32,
+                            3 => (g * 8.0).round() * 0.195, // quantised, many ties
+                            4 => {
+                                if g > 0.0 {
+                                    g * g * 100.0
+                                } else {
+                                    g
+                                }
+                            } // skewed
+                            _ => {
+                                if i % 100 == 0 {
+                                    1e6
+                                } else {
+                                    g
+                                }
+                            }
+                        }
+                    })
+                    .collect();
+                let slow = median_mad_slow(&v, &mut sc);
+                if let Some(r) = median_mad_linear(&v, &mut sc) {
+                    taken += 1;
+                    assert_eq!(r, slow, "n={n} shape={shape}");
+                }
+                assert_eq!(median_mad(&v, &mut sc), slow, "n={n} shape={shape}");
+            }
+        }
+        assert!(taken >= 20, "linear path taken {taken} times");
+    }
+
+    #[test]
+    #[ignore]
+    fn bench_median_mad() {
+        let mut sc = MedianScratch::default();
+        let mut state = 5u64;
+        let v: Vec<f32> = (0..15000)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (state >> 33) as f32 / 2e9 - 1.0;
+                (u + ((state >> 7) & 0xffff) as f32 / 65536.0 - 0.5) * 30.0
+            })
+            .collect();
+        let cpu = || -> f64 {
+            let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+            s.split_whitespace().next().unwrap().parse::<f64>().unwrap() * 1e-9
+        };
+        for which in 0..2 {
+            let t = cpu();
+            let mut acc = 0.0;
+            for _ in 0..400 {
+                let r = if which == 0 {
+                    median_mad_linear(&v, &mut sc).unwrap()
+                } else {
+                    median_mad_fast(&v, &mut sc).unwrap()
+                };
+                acc += r.1;
+            }
+            eprintln!(
+                "{}: {:.1} us per 15000 ({acc})",
+                ["linear", "radix"][which],
+                (cpu() - t) * 1e6 / 400.0
+            );
+        }
     }
 
     #[test]
