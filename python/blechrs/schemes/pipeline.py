@@ -20,6 +20,7 @@ other and of the scheduling, so the same input and seed give identical output.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -167,7 +168,24 @@ def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+    except ImportError:  # pragma: no cover - scikit-learn requires it
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
 def autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
+    """See ``_autosort_data``; one BLAS thread (see ``cluster_data``)."""
+    with _one_blas_thread():
+        return _autosort_data(data, params)
+
+
+def _autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
     """Auto-sort one clustered electrode: adds ``auto_labels`` (unit index per event, -1 = none)
     and ``auto_units`` (one dict per unit: solution, clusters, single/RS/FS, metrics)."""
     _, cluster, autosort, _ = _core()
@@ -230,7 +248,15 @@ def events_to_cluster(data: dict[str, Any], params: SortParams) -> np.ndarray:
 
 def cluster_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
     """Features, every clustering solution and the auto-sort choices of one extracted electrode.
-    Solutions label only the events of ``events_to_cluster`` (the others -1)."""
+    Solutions label only the events of ``events_to_cluster`` (the others -1).
+
+    BLAS runs on one thread here, as in the worker processes: a multi-threaded BLAS sums in
+    another order, and the labels would depend on where the electrode was sorted."""
+    with _one_blas_thread():
+        return _cluster_data(data, params)
+
+
+def _cluster_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
     features, cluster, _, _ = _core()
     out = {k: v for k, v in data.items() if not k.startswith("labels_")}
     reason = quiet_reason(data, params)
@@ -249,7 +275,7 @@ def cluster_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
     out["status"] = "ok" if reason is None else reason
     out["stage"] = "clustered"
     out["fp_cluster"] = fingerprint(params, CLUSTER_KEYS)
-    return autosort_data(out, params)
+    return _autosort_data(out, params)
 
 
 def extraction_to_data(d: dict[str, Any], params: SortParams, n_samples: int) -> dict[str, Any]:
