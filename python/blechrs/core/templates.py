@@ -227,8 +227,7 @@ def _bic_gain_of_two(a: np.ndarray, n_iter: int = 200) -> tuple[float, np.ndarra
 
 
 def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold: float = 0.0,
-                       peak_index: int = 0, times: np.ndarray | None = None, sampling_rate: float = 30000.0,
-                       duration_s: float = 0.0) -> np.ndarray:
+                       peak_index: int = 0) -> np.ndarray:
     """Split every unit whose amplitudes along its template are bimodal (see SPLIT_MIN_BIC_GAIN,
     SPLIT_MIN_SEPARATION, SPLIT_MIN_EVENTS, SPLIT_CLEAR_SDS; ``threshold`` is the detection
     threshold in the units of the waveforms, compared with their sample ``peak_index``); the new
@@ -404,7 +403,7 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     threshold = sds * float(mad_val) / 0.6745
     merged = merge_same_units(w, _drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
                               sampling_rate, duration_s)
-    split = split_by_amplitude(w, merged, threshold, peak, t, sampling_rate, duration_s)
+    split = split_by_amplitude(w, merged, threshold, peak)
     if not np.array_equal(split, assigned):
         again = assign_to_templates(w, split, sampling_rate, duration_s, eligible)
         assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s)
