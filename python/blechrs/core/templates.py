@@ -71,9 +71,10 @@ def _whitener(w: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> np.nd
     return np.linalg.cholesky((c + c.T) / 2.0)
 
 
-def _solve(l: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """L^-1 x for each row of x."""
-    return np.linalg.solve(l, x.T).T
+def _whitening(l: np.ndarray) -> np.ndarray:
+    """W = L^-T, so that a row x is whitened as x @ W (= L^-1 x): one matrix product for all
+    events instead of a solve per call."""
+    return np.linalg.inv(l).T
 
 
 def unit_loglik(z: np.ndarray, zz: np.ndarray, u: np.ndarray, spread: np.ndarray
@@ -101,7 +102,7 @@ def _estimate(w, z, whiten, assigned, n_units, templates):
         if counts[k] < 2:
             continue
         templates[k] = w[m].mean(axis=0)
-        uk = _solve(whiten, templates[k][None, :])[0]
+        uk = templates[k] @ whiten
         ukk = float(uk @ uk)
         a = (z[m] @ uk) / ukk                   # each event's amplitude relative to the template
         excess = float(np.var(a)) - 1.0 / ukk   # minus what the noise alone spreads it by
@@ -128,8 +129,8 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
         return None
     templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(d)
                           for k in range(n_units)])
-    whiten = _whitener(w, labels, templates)
-    z = _solve(whiten, w)                       # whitened events
+    whiten = _whitening(_whitener(w, labels, templates))
+    z = w @ whiten                              # whitened events
     zz = np.einsum("ij,ij->i", z, z)
     noise_loglik = -0.5 * zz
     # One independent noise window per window length: the prior odds of noise against a unit.
@@ -138,7 +139,7 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     assigned = labels.copy()
     templates, spread, counts = _estimate(w, z, whiten, assigned, n_units, templates)
     for _ in range(N_PASSES):
-        maha, loglik = unit_loglik(z, zz, _solve(whiten, templates), spread)
+        maha, loglik = unit_loglik(z, zz, templates @ whiten, spread)
         with np.errstate(divide="ignore"):
             log_rate = np.log(counts / max(duration_s, 1e-9))
         score = loglik + log_rate[None, :]
@@ -297,8 +298,9 @@ def noise_like_units(waveforms: np.ndarray, unit_labels: np.ndarray, peak_index:
     templates = np.zeros((max(ids) + 1, w.shape[1]))
     for k in ids:
         templates[k] = w[labels == k].mean(axis=0)
-    whiten = _whitener(w, labels, templates)
-    cov = whiten @ whiten.T
+    chol = _whitener(w, labels, templates)
+    cov = chol @ chol.T
+    whiten = _whitening(chol)
     column = cov[:, peak_index] / cov[peak_index, peak_index]
     noise_rate = noise_crossing_rate(cov, threshold_sds, sampling_rate)
     out = []
@@ -306,7 +308,7 @@ def noise_like_units(waveforms: np.ndarray, unit_labels: np.ndarray, peak_index:
         if duration_s > 0 and np.sum(labels == k) / duration_s > noise_rate:
             continue
         t = templates[k]
-        beyond = _solve(whiten, (t - t[peak_index] * column)[None, :])[0]
+        beyond = (t - t[peak_index] * column) @ whiten
         if float(np.sqrt(beyond @ beyond)) < NOISE_SHAPE_MAX:
             out.append(k)
     return out
@@ -332,12 +334,12 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
         return labels
     templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(w.shape[1])
                           for k in range(int(labels.max()) + 1)])
-    whiten = _whitener(w, labels, templates)
+    whiten = _whitening(_whitener(w, labels, templates))
     while True:
         ids = [k for k in np.unique(labels) if k >= 0]
         if len(ids) < 2:
             break
-        u = {k: _solve(whiten, w[labels == k].mean(axis=0)[None, :])[0] for k in ids}
+        u = {k: w[labels == k].mean(axis=0) @ whiten for k in ids}
         pairs = []
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
