@@ -195,3 +195,30 @@ def test_a_unit_of_noise_crossings_is_dropped_but_a_small_neuron_is_not():
     assert templates.noise_like_units(w, labels, 30, FS, duration, threshold_sds=4.0) == [1]
     # the same noise shape firing far more often than noise crosses the threshold is kept
     assert templates.noise_like_units(w, labels, 30, FS, 6.0, threshold_sds=4.0) == []
+
+
+def test_two_units_of_one_size_and_different_shapes_are_split():
+    rng = np.random.default_rng(8)
+    shapes = [spike_shape(1.0, 0.35), spike_shape(1.6, 0.6)]  # same trough, wider / larger rebound
+    w, truth = [], []
+    for k, s in enumerate(shapes):
+        t = s * 80.0 / -s.min()
+        w.append(rng.normal(1.0, 0.08, (500, 1)) * t[None, :] + noise_windows(rng, 500))
+        truth.append(np.full(500, k))
+    w, truth = np.concatenate(w), np.concatenate(truth)
+    labels = templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64))
+    assert len(np.unique(labels)) == 2
+    assert accuracy_per_unit(truth, labels).min() >= 0.9
+
+
+def test_one_unit_detected_at_sub_sample_offsets_is_not_split_by_shape():
+    """One neuron whose spikes were aligned a sample apart (two groups, +-0.5 sample): not two
+    shapes once re-aligned (without the re-alignment the split test cuts it in two)."""
+    rng = np.random.default_rng(9)
+    t = spike_shape(0.5) * 150.0 / -spike_shape(0.5).min()  # a narrow spike: misalignment shows
+    i = np.arange(L, dtype=np.float64)
+    shifted = [np.interp(i + s, i, t) for s in (-0.5, 0.5)]
+    w = np.concatenate([rng.normal(1.0, 0.05, (1000, 1)) * s[None, :] + noise_windows(rng, 1000, sd=5.0)
+                        for s in shifted])
+    labels = templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64))
+    assert set(np.unique(labels)) == {0}

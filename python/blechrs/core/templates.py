@@ -16,7 +16,8 @@ electrode, every event is judged against the units' full mean waveforms (templat
    two along its noise), unless they fire independently (close pairs as often as chance).
 3. Split a unit whose amplitudes along its template are clearly bimodal (two neurons of one shape
    but different sizes on one wire, which feature-space merging cannot tell from halves of one),
-   then assign again.
+   and a unit whose re-aligned, whitened events form two clouds (two neurons of one size but
+   slightly different shapes), then assign again.
 4. Drop units that cannot be told from noise crossings (the shape noise averages to, and no more
    events than the noise crosses the threshold) and, as auto-sort does, echoes of larger spikes.
 
@@ -254,6 +255,127 @@ def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold
     return labels
 
 
+#: Shape split: a unit is also cut in two when, its events re-aligned on its template, a
+#: two-Gaussian model of them in their first SHAPE_PCS whitened principal components beats one
+#: Gaussian by SPLIT_MIN_BIC_GAIN and the two parts sit SHAPE_SPLIT_DPRIME apart on their
+#: discriminant (halves of one Gaussian cloud: ~1.6). It finds same-size neighbours of slightly
+#: different shape, which the amplitude test cannot; the re-alignment keeps one neuron's spikes
+#: detected half a sample apart from looking like two shapes.
+SHAPE_PCS = 5
+SHAPE_SPLIT_DPRIME = 3.0
+#: Events of a unit the shape test looks at, at most (evenly spaced).
+SHAPE_EVENTS = 1000
+#: Samples either side of the extremum compared when re-aligning.
+REALIGN_HALF_WIDTH = 15
+#: Sub-sample shifts (samples) tried when re-aligning an event on its unit's template.
+REALIGN_SHIFTS = np.arange(-1.0, 1.001, 0.125)
+
+
+def _shift(x: np.ndarray, shift: float) -> np.ndarray:
+    """Rows of x resampled at i + shift (Catmull-Rom cubic, the engine's interpolation; edges
+    held)."""
+    n = x.shape[-1]
+    pos = np.arange(n) + shift
+    base = np.floor(pos).astype(np.int64)
+    f = pos - base
+    p0, p1, p2, p3 = (x[..., np.clip(base + k, 0, n - 1)] for k in (-1, 0, 1, 2))
+    return p1 + 0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)))
+
+
+def _realign(w: np.ndarray, template: np.ndarray, peak: int) -> np.ndarray:
+    """Each event shifted by the sub-sample amount whose samples around the extremum (the
+    template's steep part, +-REALIGN_HALF_WIDTH) best fit the scaled template."""
+    lo, hi = max(0, peak - REALIGN_HALF_WIDTH), min(w.shape[1], peak + REALIGN_HALF_WIDTH)
+    t = template[lo:hi]
+    tt = float(t @ t)
+    # shift only the compared samples, with the 3 either side the cubic reaches for |shift| <= 1
+    a, b = max(0, lo - 3), min(w.shape[1], hi + 3)
+    part = w[:, a:b]
+    best = np.full(len(w), np.inf)
+    chosen = np.zeros(len(w))
+    for shift in REALIGN_SHIFTS:
+        ws = _shift(part, shift)[:, lo - a:hi - a]
+        resid = ws - np.outer(ws @ t / tt, t)
+        dist = np.einsum("ij,ij->i", resid, resid)
+        better = dist < best
+        best[better] = dist[better]
+        chosen[better] = shift
+    out = w.copy()
+    for shift in np.unique(chosen):
+        rows = chosen == shift
+        out[rows] = _shift(w[rows], shift)
+    return out
+
+
+def _two_clouds(x: np.ndarray, n_iter: int = 100):
+    """Hard-assignment EM of two full-covariance Gaussians on the rows of ``x``, started by
+    cutting the first coordinate at its median. Returns (part per row, log-likelihood of the
+    mixture, discriminant projection of every row), or None when a part gets too small."""
+    n, d = x.shape
+    part = (x[:, 0] > np.median(x[:, 0])).astype(np.int64)
+    for _ in range(n_iter):
+        if min(np.bincount(part, minlength=2)) < d + 2:
+            return None
+        mus = [x[part == k].mean(axis=0) for k in (0, 1)]
+        covs = [np.cov(x[part == k], rowvar=False) + 1e-6 * np.eye(d) for k in (0, 1)]
+        logp = np.stack([np.log(np.mean(part == k)) - 0.5 * np.linalg.slogdet(covs[k])[1]
+                         - 0.5 * np.einsum("ij,ij->i", (x - mus[k]) @ np.linalg.inv(covs[k]), x - mus[k])
+                         for k in (0, 1)])
+        new = np.argmax(logp, axis=0)
+        if np.array_equal(new, part):
+            break
+        part = new
+    top = logp.max(axis=0)
+    ll = float((top + np.log(np.exp(logp - top).sum(axis=0))).sum() - 0.5 * n * d * np.log(2 * np.pi))
+    return part, ll, x @ np.linalg.solve((covs[0] + covs[1]) / 2.0, mus[1] - mus[0])
+
+
+def split_by_shape(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:
+    """Split every unit whose re-aligned, whitened events form two clouds (see SHAPE_PCS,
+    SHAPE_SPLIT_DPRIME); new units get the next indices."""
+    w = np.asarray(waveforms, dtype=np.float64)
+    labels = np.asarray(unit_labels, dtype=np.int64).copy()
+    n_units = int(labels.max()) + 1 if labels.size else 0
+    if n_units == 0:
+        return labels
+    templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(w.shape[1])
+                          for k in range(n_units)])
+    whiten = _whitening(_whitener(w, labels, templates))
+    next_unit = n_units
+    for k in range(n_units):
+        idx = np.flatnonzero(labels == k)
+        if len(idx) < 2 * SPLIT_MIN_EVENTS:
+            continue
+        # the test on evenly spaced events, at most SHAPE_EVENTS (the assignment after the split
+        # re-decides every event anyway)
+        sub = idx[:: max(1, len(idx) // SHAPE_EVENTS)]
+        z = _realign(w[sub], templates[k], int(np.argmax(np.abs(templates[k])))) @ whiten
+        z -= z.mean(axis=0)
+        x = z @ np.linalg.svd(z, full_matrices=False)[2][:SHAPE_PCS].T
+        n, d = x.shape
+        fit = _two_clouds(x)
+        if fit is None:
+            continue
+        part, ll2, proj = fit
+        ll1 = -0.5 * n * float(np.linalg.slogdet(2 * np.pi * np.e * np.cov(x, rowvar=False))[1])
+        params1 = d + d * (d + 1) / 2
+        gain = (-2 * ll1 + params1 * np.log(n)) - (-2 * ll2 + (2 * params1 + 1) * np.log(n))
+        if gain <= SPLIT_MIN_BIC_GAIN or min(np.bincount(part, minlength=2)) < SPLIT_MIN_EVENTS:
+            continue
+        a, b = proj[part == 0], proj[part == 1]
+        if abs(a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2.0) < SHAPE_SPLIT_DPRIME:
+            continue
+        if len(sub) == len(idx):
+            labels[idx[part == 1]] = next_unit
+        else:  # every event to the nearer of the two parts' templates (whitened)
+            halves = np.stack([w[sub[part == j]].mean(axis=0) for j in (0, 1)]) @ whiten
+            zi = w[idx] @ whiten
+            dist = [np.einsum("ij,ij->i", zi - h, zi - h) for h in halves]
+            labels[idx[dist[1] < dist[0]]] = next_unit
+        next_unit += 1
+    return labels
+
+
 def _fire_independently(ta: np.ndarray, tb: np.ndarray, sampling_rate: float, duration_s: float) -> bool:
     """Pairs closer than the refractory period as often as chance predicts: two neurons (the veto
     of auto-sort's merge test). The converse (few close pairs: one neuron) is no evidence on one
@@ -405,7 +527,7 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     threshold = sds * float(mad_val) / 0.6745
     merged = merge_same_units(w, _drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
                               sampling_rate, duration_s)
-    split = split_by_amplitude(w, merged, threshold, peak)
+    split = split_by_shape(w, split_by_amplitude(w, merged, threshold, peak))
     if not np.array_equal(split, assigned):
         again = assign_to_templates(w, split, sampling_rate, duration_s, eligible)
         assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s)
