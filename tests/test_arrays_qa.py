@@ -246,3 +246,21 @@ def test_summaries_fit_80_columns(tmp_path):
         text = console.export_text()
         assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
         assert all(len(line) <= 80 for line in str(result).splitlines() if not line.startswith(("warning", "written")))
+
+
+def test_unit_pictures_in_worker_processes_equal_one_process(tmp_path):
+    """Pictures drawn by 2 worker processes are byte-identical to those drawn in one."""
+    from blechrs import qa
+
+    rng = np.random.default_rng(31)
+    n = int(30 * FS)
+    units = [np.sort(rng.choice(n, 200, replace=False)) for _ in range(qa.PARALLEL_PICTURES)]
+    out = {}
+    for jobs in (1, 2):
+        (tmp_path / f"j{jobs}").mkdir()
+        d = make_dir(tmp_path / f"j{jobs}")
+        write_store(d / f"{d.name}.h5", units, electrodes=list(range(len(units))))
+        res = unit_qa(d, SortParams(), jobs=jobs)
+        assert len(res.pictures) == len(units)
+        out[jobs] = {p.name: p.read_bytes() for p in res.pictures}
+    assert out[1] == out[2]

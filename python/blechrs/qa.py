@@ -505,6 +505,41 @@ def _load_units(h5path: Path, waveforms: bool = True) -> list[dict[str, Any]]:
     return units
 
 
+#: Fewest pictures worth starting worker processes for (each imports matplotlib, ~0.5 s).
+PARALLEL_PICTURES = 16
+
+
+def _draw_chunk(trials, fs: float, params: SortParams, chunk: list) -> list[Path]:
+    drawer = UnitPictures(trials, fs, params, seed=params.random_seed)
+    return [drawer.save(path, title, wf, t) for path, title, wf, t in chunk]
+
+
+def _draw_unit_pictures(trials, fs: float, params: SortParams, to_draw: list, jobs: int,
+                        progress: Callable[[int, int], None] | None) -> list[Path]:
+    """The unit pictures, in one process or split between ``jobs`` spawned workers."""
+    if jobs <= 1 or len(to_draw) < PARALLEL_PICTURES:
+        drawer = UnitPictures(trials, fs, params, seed=params.random_seed)
+        out = []
+        for i, (path, title, wf, t) in enumerate(to_draw):
+            out.append(drawer.save(path, title, wf, t))
+            if progress is not None:
+                progress(i + 1, len(to_draw))
+        return out
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    chunks = [to_draw[k::jobs] for k in range(jobs)]
+    done = 0
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_draw_chunk, trials, fs, params, c) for c in chunks]
+        for fut in as_completed(futures):
+            done += len(fut.result())
+            if progress is not None:
+                progress(done, len(to_draw))
+        drawn = {path for fut in futures for path in fut.result()}
+    return [path for path, *_ in to_draw if path in drawn]
+
+
 def unit_qa(
     directory: str | os.PathLike,
     params: SortParams | None = None,
@@ -516,6 +551,7 @@ def unit_qa(
     pictures: bool = True,
     write_store: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> QAResult:
     """Similarity, drift and a picture per unit of the unit store in ``directory``.
 
@@ -526,7 +562,8 @@ def unit_qa(
     ``DIR/blechrs_plots/qa/unitNNN.png`` (beside the other pictures, for the picture index) and
     (``write_store``) the similarity matrix as ``/unit_distances`` in the unit store (atomically).
     ``progress(done, total)`` is called after each unit's picture. ``params`` default to
-    ``DIR/<name>.params`` (else SortParams()).
+    ``DIR/<name>.params`` (else SortParams()). With ``jobs`` > 1 the pictures are drawn by that
+    many worker processes (each picture depends only on its unit: the same files either way).
     """
     t0 = time.perf_counter()
     directory = Path(directory)
@@ -572,7 +609,7 @@ def unit_qa(
     pic_dir = directory / PLOT_DIR / "qa"
     records = []
     pics: list[Path] = []
-    drawer = UnitPictures(trials, fs, p, seed=p.random_seed) if pictures and units else None
+    to_draw: list[tuple[Path, str, np.ndarray, np.ndarray]] = []
     for i, u in enumerate(units):
         row = np.where(np.isnan(sim[i]), -1.0, sim[i]) if len(units) > 1 else np.zeros(0)
         col = np.where(np.isnan(sim[:, i]), -1.0, sim[:, i]) if len(units) > 1 else np.zeros(0)
@@ -594,10 +631,9 @@ def unit_qa(
             title = (f"{u['name']} (electrode {u['electrode']}): {len(u['times'])} spikes"
                      + (f"; drift p baseline {d['baseline']['p']:.3g}, response {d['response']['p']:.3g}"
                         if d and not math.isnan(d["baseline"]["p"]) and not math.isnan(d["response"]["p"]) else ""))
-            path = pic_dir / f"{u['name']}.png"
-            pics.append(drawer.save(path, title, u["waveforms"], u["times"]))
-            if progress is not None:
-                progress(i + 1, len(units))
+            to_draw.append((pic_dir / f"{u['name']}.png", title, u["waveforms"], u["times"]))
+    if to_draw:
+        pics = _draw_unit_pictures(trials, fs, p, to_draw, jobs, progress)
 
     if pictures and pic_dir.exists():  # pictures of units that no longer exist would mislead
         keep = {x.name for x in pics}

@@ -818,7 +818,8 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
         report.summaries.append(arrays.make_arrays(directory, params, recording=recording))
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
-    report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures))
+    report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures,
+                                       jobs=n_workers(params.n_jobs) if pictures else 1))
     if pictures:  # the index was written before the QA pictures existed
         from blechrs import plots as plots_mod
         plots_mod.write_index(directory, sorted_electrodes(directory))
