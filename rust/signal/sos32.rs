@@ -581,36 +581,4 @@ mod tests {
         }
     }
 
-    #[test]
-    #[ignore]
-    fn bench_sections() {
-        let f = BandPass::new(2, 300.0, 3000.0, 30000.0).unwrap();
-        let n = 150000 + 2 * f.settle;
-        let xi: Vec<Vec<i16>> = (0..8)
-            .map(|r| signal(n, r, 0.0).iter().map(|&v| v as i16).collect())
-            .collect();
-        let r: Vec<&[i16]> = xi.iter().map(|v| v.as_slice()).collect();
-        let mut outs = vec![vec![0f32; 150000]; 8];
-        for sos in [true, false] {
-            let mut g = f.clone();
-            if !sos {
-                g.sos = None;
-            }
-            let cpu = || -> f64 {
-                let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-                s.split_whitespace().next().unwrap().parse::<f64>().unwrap() * 1e-9
-            };
-            let t = cpu();
-            let reps = 50;
-            for _ in 0..reps {
-                let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                g.filtfilt_rows(&r, 0.195, false, false, (f.settle, 150000), &mut o);
-            }
-            let dt = cpu() - t;
-            eprintln!(
-                "sos {sos}: {:.2} ns per sample",
-                dt * 1e9 / (reps * 8 * n) as f64
-            );
-        }
-    }
 }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::cutoff::{BreachCounter, CutoffParams};
 use super::detect::{dead_samples, Detector, Polarity};
-use super::filter::BandPass;
+use super::filter::{BandPass, Sample};
 use super::reference::{self, Group, STATS_STEP};
 use super::source::{read_strided, SampleSource};
 use super::threshold::{
@@ -195,68 +195,47 @@ impl<'a> Plan<'a> {
                     .extend(x.iter().zip(r.iter()).map(|(&v, &c)| v as f64 - mad * c));
             }
         }
-        let (car, plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
+        let (mut car, mut plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
             els.iter_mut().partition(|el| el.car.is_some());
+        let sub = want_sub.then_some((first, self.sub_step));
+        // Outputs are taken out of the electrodes while their input rows are borrowed.
         if !plain.is_empty() {
-            let mut plain = plain;
-            let mut ys: Vec<Vec<f32>> = plain
-                .iter_mut()
-                .map(|el| std::mem::take(&mut el.y))
-                .collect();
-            let mut subs: Vec<Vec<f32>> = plain
-                .iter_mut()
-                .map(|el| std::mem::take(&mut el.sub))
-                .collect();
-            {
-                let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
-                let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-                let done = self.f.filtfilt_rows_sub(
-                    &rows,
-                    self.p.scale,
-                    left,
-                    right,
-                    keep,
-                    &mut outs,
-                    want_sub.then_some((first, self.sub_step, &mut subs[..])),
-                );
-                for el in plain.iter_mut() {
-                    el.sub_filled = done;
-                }
-            }
-            for ((el, y), sb) in plain.iter_mut().zip(ys).zip(subs) {
-                el.y = y;
-                el.sub = sb;
-            }
+            let (mut ys, mut subs) = take_outputs(&mut plain);
+            let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
+            let done = self.filter_rows(&rows, left, right, keep, &mut ys, &mut subs, sub);
+            put_outputs(&mut plain, ys, subs, done);
         }
         if !car.is_empty() {
-            let mut car = car;
-            let mut ys: Vec<Vec<f32>> =
-                car.iter_mut().map(|el| std::mem::take(&mut el.y)).collect();
-            let mut subs: Vec<Vec<f32>> = car
-                .iter_mut()
-                .map(|el| std::mem::take(&mut el.sub))
-                .collect();
-            {
-                let rows: Vec<&[f64]> = car.iter().map(|el| el.input.as_slice()).collect();
-                let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-                let done = self.f.filtfilt_rows_sub(
-                    &rows,
-                    self.p.scale,
-                    left,
-                    right,
-                    keep,
-                    &mut outs,
-                    want_sub.then_some((first, self.sub_step, &mut subs[..])),
-                );
-                for el in car.iter_mut() {
-                    el.sub_filled = done;
-                }
-            }
-            for ((el, y), sb) in car.iter_mut().zip(ys).zip(subs) {
-                el.y = y;
-                el.sub = sb;
-            }
+            let (mut ys, mut subs) = take_outputs(&mut car);
+            let rows: Vec<&[f64]> = car.iter().map(|el| el.input.as_slice()).collect();
+            let done = self.filter_rows(&rows, left, right, keep, &mut ys, &mut subs, sub);
+            put_outputs(&mut car, ys, subs, done);
         }
+    }
+
+    /// One band-pass call over `rows` into `ys` (and the noise subsample into `subs` when `sub`
+    /// gives its first index and step); whether the subsample was kept.
+    #[allow(clippy::too_many_arguments)]
+    fn filter_rows<T: Sample>(
+        &self,
+        rows: &[&[T]],
+        left: bool,
+        right: bool,
+        keep: (usize, usize),
+        ys: &mut [Vec<f32>],
+        subs: &mut [Vec<f32>],
+        sub: Option<(usize, usize)>,
+    ) -> bool {
+        let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
+        self.f.filtfilt_rows_sub(
+            rows,
+            self.p.scale,
+            left,
+            right,
+            keep,
+            &mut outs,
+            sub.map(|(first, step)| (first, step, subs)),
+        )
     }
 
     /// Detection-pass work for one electrode's chunk starting at `s` (filtered samples in
@@ -816,5 +795,24 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(maxdiff < 1e-3, "{maxdiff}");
         }
+    }
+}
+
+
+/// The filtered output and noise subsample buffers of a group of electrodes, taken out so the
+/// electrodes' input rows can be borrowed while the filter writes them.
+fn take_outputs(group: &mut [&mut Electrode]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    group
+        .iter_mut()
+        .map(|el| (std::mem::take(&mut el.y), std::mem::take(&mut el.sub)))
+        .unzip()
+}
+
+/// The buffers back into their electrodes, with whether the subsample was kept.
+fn put_outputs(group: &mut [&mut Electrode], ys: Vec<Vec<f32>>, subs: Vec<Vec<f32>>, done: bool) {
+    for ((el, y), sb) in group.iter_mut().zip(ys).zip(subs) {
+        el.y = y;
+        el.sub = sb;
+        el.sub_filled = done;
     }
 }

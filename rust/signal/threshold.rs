@@ -686,42 +686,6 @@ mod tests {
         assert!(taken >= 20, "linear path taken {taken} times");
     }
 
-    #[test]
-    #[ignore]
-    fn bench_median_mad() {
-        let mut sc = MedianScratch::default();
-        let mut state = 5u64;
-        let v: Vec<f32> = (0..15000)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let u = (state >> 33) as f32 / 2e9 - 1.0;
-                (u + ((state >> 7) & 0xffff) as f32 / 65536.0 - 0.5) * 30.0
-            })
-            .collect();
-        let cpu = || -> f64 {
-            let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-            s.split_whitespace().next().unwrap().parse::<f64>().unwrap() * 1e-9
-        };
-        for which in 0..2 {
-            let t = cpu();
-            let mut acc = 0.0;
-            for _ in 0..400 {
-                let r = if which == 0 {
-                    median_mad_linear(&v, &mut sc).unwrap()
-                } else {
-                    median_mad_fast(&v, &mut sc).unwrap()
-                };
-                acc += r.1;
-            }
-            eprintln!(
-                "{}: {:.1} us per 15000 ({acc})",
-                ["linear", "radix"][which],
-                (cpu() - t) * 1e6 / 400.0
-            );
-        }
-    }
 
     #[test]
     fn strided_statistics_are_those_of_the_subsample() {

@@ -160,6 +160,11 @@ def cross_refractory(ta: np.ndarray, tb: np.ndarray, fs: float, duration_s: floa
     return obs, expected
 
 
+def fire_independently(observed: int, expected: float) -> bool:
+    """Close pairs (see cross_refractory) as often as chance predicts: two neurons."""
+    return observed > max(3.0, 0.5 * expected)
+
+
 def merge_score(a: np.ndarray, b: np.ndarray, min_valley: float) -> float:
     """d' of the pair, or inf when their discriminant projection has a valley deeper than
     ``min_valley`` (two modes: two units, however close)."""
@@ -183,8 +188,8 @@ def merge_clusters(features, times, labels, fs, max_dprime, min_valley=0.5, dura
         b = features[_subsample(ib, PAIR_SAMPLE)]
         d = _pair_dprime(a, b)
         obs, exp = cross_refractory(times[ia], times[ib], fs, duration_s)
-        if obs > max(3.0, 0.5 * exp):
-            return float("inf")  # they fire independently: two neurons
+        if fire_independently(obs, exp):
+            return float("inf")  # two neurons
         if exp >= 5.0 and obs <= 0.1 * exp and d < ISI_MERGE_DPRIME:
             return min(d, max_dprime * 0.999)  # a shared refractory period: one neuron
         if d >= max_dprime:

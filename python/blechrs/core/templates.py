@@ -49,6 +49,16 @@ MIN_SPREAD, MAX_SPREAD = 0.02, 0.5
 OUTLIER_SDS = 20.0
 
 
+def _mean_waveforms(w: np.ndarray, labels: np.ndarray, n_units: int) -> np.ndarray:
+    """Mean waveform of each unit 0..n_units-1 (zeros for a unit without events)."""
+    out = np.zeros((n_units, w.shape[1]))
+    for k in range(n_units):
+        member = labels == k
+        if member.any():
+            out[k] = w[member].mean(axis=0)
+    return out
+
+
 def _whitener(w: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> np.ndarray:
     """Lower-triangular L with C = L L^T, C the noise covariance across the window.
 
@@ -128,8 +138,7 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     d = w.shape[1]
     if np.count_nonzero(labels >= 0) < MIN_RESIDUALS_PER_SAMPLE * d:
         return None
-    templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(d)
-                          for k in range(n_units)])
+    templates = _mean_waveforms(w, labels, n_units)
     whiten = _whitening(_whitener(w, labels, templates))
     z = w @ whiten                              # whitened events
     zz = np.einsum("ij,ij->i", z, z)
@@ -338,8 +347,7 @@ def split_by_shape(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray
     n_units = int(labels.max()) + 1 if labels.size else 0
     if n_units == 0:
         return labels
-    templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(w.shape[1])
-                          for k in range(n_units)])
+    templates = _mean_waveforms(w, labels, n_units)
     whiten = _whitening(_whitener(w, labels, templates))
     next_unit = n_units
     for k in range(n_units):
@@ -381,12 +389,9 @@ def _fire_independently(ta: np.ndarray, tb: np.ndarray, sampling_rate: float, du
     of auto-sort's merge test). The converse (few close pairs: one neuron) is no evidence on one
     wire: two spikes that overlap in one window are lost to detection or to the assignment, so
     close pairs of two neurons go missing too."""
-    from blechrs.core.autosort import cross_refractory
+    from blechrs.core.autosort import cross_refractory, fire_independently
 
-    if duration_s <= 0:
-        return False
-    obs, exp = cross_refractory(ta, tb, sampling_rate, duration_s)
-    return obs > max(3.0, 0.5 * exp)
+    return duration_s > 0 and fire_independently(*cross_refractory(ta, tb, sampling_rate, duration_s))
 
 
 #: A unit whose template differs from the mean of noise windows with the same extremum by less
@@ -417,9 +422,7 @@ def noise_like_units(waveforms: np.ndarray, unit_labels: np.ndarray, peak_index:
     ids = [int(k) for k in np.unique(labels) if k >= 0]
     if not ids:
         return []
-    templates = np.zeros((max(ids) + 1, w.shape[1]))
-    for k in ids:
-        templates[k] = w[labels == k].mean(axis=0)
+    templates = _mean_waveforms(w, labels, max(ids) + 1)
     chol = _whitener(w, labels, templates)
     cov = chol @ chol.T
     whiten = _whitening(chol)
@@ -454,8 +457,7 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
     if labels.size == 0 or labels.max() < 1:
         return labels
-    templates = np.stack([w[labels == k].mean(axis=0) if np.any(labels == k) else np.zeros(w.shape[1])
-                          for k in range(int(labels.max()) + 1)])
+    templates = _mean_waveforms(w, labels, int(labels.max()) + 1)
     whiten = _whitening(_whitener(w, labels, templates))
     while True:
         ids = [k for k in np.unique(labels) if k >= 0]
