@@ -93,32 +93,35 @@ def _mahalanobis_sq(features: np.ndarray, member: np.ndarray) -> np.ndarray | No
     cov = np.cov(inside, rowvar=False)
     inv = np.linalg.pinv(np.atleast_2d(cov))
     diff = features - mu
-    return np.einsum("ij,jk,ik->i", diff, inv, diff)
+    return np.einsum("ij,ij->i", diff @ inv, diff)
 
 
-def isolation_distance(features: np.ndarray, member: np.ndarray) -> float:
+def isolation_distance(features: np.ndarray, member: np.ndarray, d2: np.ndarray | None = None) -> float:
     """Squared Mahalanobis distance of the n-th closest non-member (n = members); nan if there
-    are fewer non-members than members, inf if there are none."""
+    are fewer non-members than members, inf if there are none. ``d2``: the distances of every
+    event to the members, when already computed."""
     member = np.asarray(member, dtype=bool)
     n_in, n_out = int(member.sum()), int((~member).sum())
     if n_out == 0:
         return float("inf")
     if n_in > n_out:
         return float("nan")
-    d2 = _mahalanobis_sq(np.asarray(features, dtype=np.float64), member)
+    if d2 is None:
+        d2 = _mahalanobis_sq(np.asarray(features, dtype=np.float64), member)
     if d2 is None:
         return float("nan")
     return float(np.partition(d2[~member], n_in - 1)[n_in - 1])
 
 
-def l_ratio(features: np.ndarray, member: np.ndarray) -> float:
+def l_ratio(features: np.ndarray, member: np.ndarray, d2: np.ndarray | None = None) -> float:
     """Sum over non-members of the chi-square tail of their distance, per member event."""
     member = np.asarray(member, dtype=bool)
     n_in = int(member.sum())
     if (~member).sum() == 0:
         return 0.0
     f = np.asarray(features, dtype=np.float64)
-    d2 = _mahalanobis_sq(f, member)
+    if d2 is None:
+        d2 = _mahalanobis_sq(f, member)
     if d2 is None or n_in == 0:
         return float("nan")
     return float(np.sum(chi2_sf(d2[~member], f.shape[1])) / n_in)
@@ -143,6 +146,8 @@ def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray,
     t = np.asarray(times)[member]
     v1, v2 = isi_violations(t, sampling_rate)
     mean_wf = w.mean(axis=0) if len(w) else np.zeros(np.asarray(waveforms).shape[1])
+    f = np.asarray(features, dtype=np.float64)
+    d2 = _mahalanobis_sq(f, member) if 0 < member.sum() < len(member) else None  # shared by both
     return dict(
         n_events=int(member.sum()),
         firing_rate=float(member.sum() / duration_s) if duration_s > 0 else 0.0,
@@ -151,7 +156,7 @@ def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray,
         isi_violations_1ms=v1,
         isi_violations_2ms=v2,
         contamination=contamination(t, sampling_rate, duration_s),
-        isolation_distance=isolation_distance(features, member),
-        l_ratio=l_ratio(features, member),
+        isolation_distance=isolation_distance(f, member, d2),
+        l_ratio=l_ratio(f, member, d2),
         width_ms=waveform_width_ms(mean_wf, peak_index, sampling_rate),
     )

@@ -28,6 +28,8 @@ solution. ``SortParams.template_assignment = False`` turns the step off.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: Solution number of the template assignment (GMM solutions start at K = 2).
@@ -291,28 +293,33 @@ def _shift(x: np.ndarray, shift: float) -> np.ndarray:
     return p1 + 0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)))
 
 
+@functools.lru_cache(maxsize=256)
+def _shift_operator(n: int, shift: float) -> np.ndarray:
+    """The n x n matrix M with x @ M == _shift(x, shift) for rows x of length n (cached: a few
+    window lengths and shifts recur for every unit)."""
+    m = _shift(np.eye(n), shift)
+    m.setflags(write=False)
+    return m
+
+
 def _realign(w: np.ndarray, template: np.ndarray, peak: int) -> np.ndarray:
     """Each event shifted by the sub-sample amount whose samples around the extremum (the
     template's steep part, +-REALIGN_HALF_WIDTH) best fit the scaled template."""
     lo, hi = max(0, peak - REALIGN_HALF_WIDTH), min(w.shape[1], peak + REALIGN_HALF_WIDTH)
     t = template[lo:hi]
     tt = float(t @ t)
-    # shift only the compared samples, with the 3 either side the cubic reaches for |shift| <= 1
+    # shift only the compared samples, with the 3 either side the cubic reaches for |shift| <= 1;
+    # every shift at once as one product with the stacked resampling matrices
     a, b = max(0, lo - 3), min(w.shape[1], hi + 3)
-    part = w[:, a:b]
-    best = np.full(len(w), np.inf)
-    chosen = np.zeros(len(w))
-    for shift in REALIGN_SHIFTS:
-        ws = _shift(part, shift)[:, lo - a:hi - a]
-        resid = ws - np.outer(ws @ t / tt, t)
-        dist = np.einsum("ij,ij->i", resid, resid)
-        better = dist < best
-        best[better] = dist[better]
-        chosen[better] = shift
-    out = w.copy()
-    for shift in np.unique(chosen):
-        rows = chosen == shift
-        out[rows] = _shift(w[rows], shift)
+    ops = np.stack([_shift_operator(b - a, float(s))[:, lo - a:hi - a] for s in REALIGN_SHIFTS])
+    ws = np.einsum("ij,sjk->isk", w[:, a:b], ops, optimize=True)   # events x shifts x samples
+    along = ws @ t
+    dist = np.einsum("isk,isk->is", ws, ws) - along**2 / tt          # |residual|^2 after scaling
+    chosen = np.argmin(dist, axis=1)                                 # first best shift on ties
+    out = np.empty_like(w)
+    for j in np.unique(chosen):
+        rows = chosen == j
+        out[rows] = w[rows] @ _shift_operator(w.shape[1], float(REALIGN_SHIFTS[j]))
     return out
 
 
@@ -322,14 +329,23 @@ def _two_clouds(x: np.ndarray, n_iter: int = 100):
     mixture, discriminant projection of every row), or None when a part gets too small."""
     n, d = x.shape
     part = (x[:, 0] > np.median(x[:, 0])).astype(np.int64)
+    ridge = 1e-6 * np.eye(d)
+    logp = np.empty((2, n))
     for _ in range(n_iter):
-        if min(np.bincount(part, minlength=2)) < d + 2:
+        counts = np.bincount(part, minlength=2)
+        if counts.min() < d + 2:
             return None
-        mus = [x[part == k].mean(axis=0) for k in (0, 1)]
-        covs = [np.cov(x[part == k], rowvar=False) + 1e-6 * np.eye(d) for k in (0, 1)]
-        logp = np.stack([np.log(np.mean(part == k)) - 0.5 * np.linalg.slogdet(covs[k])[1]
-                         - 0.5 * np.einsum("ij,ij->i", (x - mus[k]) @ np.linalg.inv(covs[k]), x - mus[k])
-                         for k in (0, 1)])
+        mus, covs = [], []
+        for k in (0, 1):
+            xk = x[part == k]
+            mu = xk.mean(axis=0)
+            dev = xk - mu
+            cov = dev.T @ dev / (counts[k] - 1) + ridge
+            chol = np.linalg.cholesky(cov)
+            y = np.linalg.solve(chol, (x - mu).T)   # whitened by this Gaussian
+            logp[k] = np.log(counts[k] / n) - np.log(np.diag(chol)).sum() - 0.5 * np.einsum("ij,ij->j", y, y)
+            mus.append(mu)
+            covs.append(cov)
         new = np.argmax(logp, axis=0)
         if np.array_equal(new, part):
             break
@@ -509,7 +525,7 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     from blechrs.core.cluster import Solution
     from blechrs.core.features import _get, peak_index
 
-    w = np.asarray(waveforms)
+    w = np.asarray(waveforms, dtype=np.float64)  # once: every step below works in float64
     t = np.asarray(times)
     peak = peak_index(params, w.shape[1])
     sds = float(_get(params, "waveform_threshold", 5.0))
