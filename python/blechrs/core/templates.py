@@ -16,8 +16,8 @@ electrode, every event is judged against the units' full mean waveforms (templat
    two along its noise), unless they fire independently (close pairs as often as chance).
 3. Split a unit whose amplitudes along its template are clearly bimodal (two neurons of one shape
    but different sizes on one wire, which feature-space merging cannot tell from halves of one),
-   and a unit whose re-aligned, whitened events form two clouds (two neurons of one size but
-   slightly different shapes), then assign again.
+   and a unit whose events' whitened residuals from its template form two clouds (neighbours of
+   slightly different shape or size), then assign and merge again; up to SPLIT_ROUNDS rounds.
 4. Drop units that cannot be told from noise crossings (the shape noise averages to, and no more
    events than the noise crosses the threshold) and, as auto-sort does, echoes of larger spikes.
 
@@ -36,8 +36,10 @@ import numpy as np
 TEMPLATE_SOLUTION = 1
 #: EM passes (assign, then re-estimate templates, spreads and rates).
 N_PASSES = 3
-#: Fewest residual events to estimate the noise covariance from, per window sample.
-MIN_RESIDUALS_PER_SAMPLE = 3
+#: Fewest unit events to estimate the noise covariance from. C is stationary (window-many lags),
+#: and each lag averages ~events x window products, so a few dozen events fix it: 30 x 75
+#: samples give >= 2000 products per lag. (A full covariance would need several per sample.)
+MIN_UNIT_EVENTS = 30
 #: Ridge added to the noise covariance, as a fraction of its mean variance: the band-passed noise
 #: has almost no power near Nyquist, and whitening must not blow those components up.
 RIDGE = 1e-2
@@ -138,7 +140,7 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     if n_units == 0 or w.ndim != 2:
         return None
     d = w.shape[1]
-    if np.count_nonzero(labels >= 0) < MIN_RESIDUALS_PER_SAMPLE * d:
+    if np.count_nonzero(labels >= 0) < MIN_UNIT_EVENTS:
         return None
     templates = _mean_waveforms(w, labels, n_units)
     whiten = _whitening(_whitener(w, labels, templates))
@@ -266,19 +268,25 @@ def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold
     return labels
 
 
-#: Shape split: a unit is also cut in two when, its events re-aligned on its template, a
-#: two-Gaussian model of them in their first SHAPE_PCS whitened principal components beats one
-#: Gaussian by SPLIT_MIN_BIC_GAIN and the two parts sit SHAPE_SPLIT_DPRIME apart on their
-#: discriminant (halves of one Gaussian cloud: ~1.6). It finds same-size neighbours of slightly
-#: different shape, which the amplitude test cannot; the re-alignment keeps one neuron's spikes
-#: detected half a sample apart from looking like two shapes.
-SHAPE_PCS = 5
+#: Shape split: a unit is also cut in two when the residuals of its events from its template
+#: (moved to each event by a sub-sample shift), whitened, form two clouds: a two-Gaussian model
+#: of their first SHAPE_PCS principal components beats one Gaussian by SPLIT_MIN_BIC_GAIN and the
+#: two parts sit SHAPE_SPLIT_DPRIME apart on their discriminant (halves of one Gaussian cloud:
+#: ~1.6). It finds neighbours of slightly different shape or size that clustering lumped; the
+#: shift keeps one neuron's spikes detected half a sample apart from looking like two shapes.
+#: Principal component counts tried in turn (the first that splits wins): a second unit that
+#: differs mainly in size or in one feature of shape shows in the first two or three components,
+#: where a two-Gaussian fit pays a small BIC penalty; subtler shapes need five.
+SHAPE_PCS = (2, 3, 5)
 SHAPE_SPLIT_DPRIME = 3.0
 #: Events of a unit the shape test looks at, at most (evenly spaced).
 SHAPE_EVENTS = 1000
-#: Samples either side of the extremum compared when re-aligning.
+#: Rounds of split (amplitude, then shape), assign, merge: a wire's third or fourth unit is often
+#: found inside a part split off in the round before.
+SPLIT_ROUNDS = 3
+#: Samples either side of the extremum compared when moving the template to an event.
 REALIGN_HALF_WIDTH = 15
-#: Sub-sample shifts (samples) tried when re-aligning an event on its unit's template.
+#: Sub-sample shifts (samples) tried when moving a unit's template to an event.
 REALIGN_SHIFTS = np.arange(-1.0, 1.001, 0.125)
 
 
@@ -355,8 +363,67 @@ def _two_clouds(x: np.ndarray, n_iter: int = 100):
     return part, ll, x @ np.linalg.solve((covs[0] + covs[1]) / 2.0, mus[1] - mus[0])
 
 
+def _shape_split(x: np.ndarray) -> np.ndarray | None:
+    """The two parts of the rows of ``x`` (0/1 per row) when two Gaussians beat one (see
+    SPLIT_MIN_BIC_GAIN, SPLIT_MIN_EVENTS, SHAPE_SPLIT_DPRIME), else None."""
+    n, d = x.shape
+    fit = _two_clouds(x)
+    if fit is None:
+        return None
+    part, ll2, proj = fit
+    ll1 = -0.5 * n * float(np.linalg.slogdet(2 * np.pi * np.e * np.cov(x, rowvar=False))[1])
+    params1 = d + d * (d + 1) / 2
+    gain = (-2 * ll1 + params1 * np.log(n)) - (-2 * ll2 + (2 * params1 + 1) * np.log(n))
+    if gain <= SPLIT_MIN_BIC_GAIN or min(np.bincount(part, minlength=2)) < SPLIT_MIN_EVENTS:
+        return None
+    a, b = proj[part == 0], proj[part == 1]
+    if abs(a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2.0) < SHAPE_SPLIT_DPRIME:
+        return None
+    return part
+
+
+def _aligned_residuals(w: np.ndarray, template: np.ndarray, peak: int) -> np.ndarray:
+    """Each event minus the template moved to it: the template resampled at the sub-sample shift
+    (REALIGN_SHIFTS) whose samples around the extremum (+-REALIGN_HALF_WIDTH), scaled, best fit
+    the event. The template moves, not the event: resampling an event would smooth its noise by
+    an amount that depends on the shift, and one neuron would look like two noise textures."""
+    n = w.shape[1]
+    lo, hi = max(0, peak - REALIGN_HALF_WIDTH), min(n, peak + REALIGN_HALF_WIDTH)
+    moved = np.stack([template @ _shift_operator(n, -float(s)) for s in REALIGN_SHIFTS])
+    part = moved[:, lo:hi]
+    fit = (w[:, lo:hi] @ part.T) ** 2 / np.einsum("ij,ij->i", part, part)[None, :]
+    return w - moved[np.argmax(fit, axis=1)]   # least residual = largest explained power
+
+
+def _shape_parts(w: np.ndarray, template: np.ndarray, whiten: np.ndarray) -> np.ndarray | None:
+    """The two shape parts of the events ``w`` of one unit (0/1 per event), or None.
+
+    Two views of the events, and both must split: (1) each event's residual from the template
+    moved to it (_aligned_residuals), (2) each event re-aligned on the template (_realign); each
+    whitened, then the two-cloud test on their first principal components (each count of
+    SHAPE_PCS in turn, the first that splits). Either view alone splits some single neurons: the
+    residuals keep a trace of the sub-sample shift when the template is sampled coarsely (spikes
+    a sample or two wide), the re-aligned events a trace of how much the resampling smoothed
+    their noise (white noise). A second neuron shows in both. The parts are view (1)'s."""
+    peak = int(np.argmax(np.abs(template)))
+    parts = []
+    for view in (_aligned_residuals(w, template, peak), _realign(w, template, peak)):
+        z = view @ whiten
+        z -= z.mean(axis=0)
+        axes = np.linalg.svd(z, full_matrices=False)[2]
+        part = None
+        for n_pcs in SHAPE_PCS:
+            part = _shape_split(z @ axes[:n_pcs].T)
+            if part is not None:
+                break
+        if part is None:
+            return None
+        parts.append(part)
+    return parts[0]
+
+
 def split_by_shape(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:
-    """Split every unit whose re-aligned, whitened events form two clouds (see SHAPE_PCS,
+    """Split every unit whose events' residuals from its template form two clouds (see SHAPE_PCS,
     SHAPE_SPLIT_DPRIME); new units get the next indices."""
     w = np.asarray(waveforms, dtype=np.float64)
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
@@ -373,21 +440,8 @@ def split_by_shape(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray
         # the test on evenly spaced events, at most SHAPE_EVENTS (the assignment after the split
         # re-decides every event anyway)
         sub = idx[:: max(1, len(idx) // SHAPE_EVENTS)]
-        z = _realign(w[sub], templates[k], int(np.argmax(np.abs(templates[k])))) @ whiten
-        z -= z.mean(axis=0)
-        x = z @ np.linalg.svd(z, full_matrices=False)[2][:SHAPE_PCS].T
-        n, d = x.shape
-        fit = _two_clouds(x)
-        if fit is None:
-            continue
-        part, ll2, proj = fit
-        ll1 = -0.5 * n * float(np.linalg.slogdet(2 * np.pi * np.e * np.cov(x, rowvar=False))[1])
-        params1 = d + d * (d + 1) / 2
-        gain = (-2 * ll1 + params1 * np.log(n)) - (-2 * ll2 + (2 * params1 + 1) * np.log(n))
-        if gain <= SPLIT_MIN_BIC_GAIN or min(np.bincount(part, minlength=2)) < SPLIT_MIN_EVENTS:
-            continue
-        a, b = proj[part == 0], proj[part == 1]
-        if abs(a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2.0) < SHAPE_SPLIT_DPRIME:
+        part = _shape_parts(w[sub], templates[k], whiten)
+        if part is None:
             continue
         if len(sub) == len(idx):
             labels[idx[part == 1]] = next_unit
@@ -496,7 +550,10 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
             idx = np.flatnonzero((labels == a) | (labels == b))
             t = w[idx].mean(axis=0)
             gain = _bic_gain_of_two((w[idx] @ t) / float(t @ t))[0]
-            if gain <= SPLIT_MIN_BIC_GAIN:
+            # ... and only when their union is not one the shape test would split again (merge and
+            # split must agree, or a split neighbour comes straight back)
+            if gain <= SPLIT_MIN_BIC_GAIN and not (len(idx) >= 2 * SPLIT_MIN_EVENTS and _shape_parts(
+                    w[idx[:: max(1, len(idx) // SHAPE_EVENTS)]], t, whiten) is not None):
                 labels[labels == b] = a
                 merged = True
                 break
@@ -543,10 +600,12 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
         noise = set(noise_like_units(w, unit_labels, peak, sampling_rate, duration_s, sds))
         return None, [c for k, c in enumerate(choices) if k not in noise]
     threshold = sds * float(mad_val) / 0.6745
-    merged = merge_same_units(w, _drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
-                              sampling_rate, duration_s)
-    split = split_by_shape(w, split_by_amplitude(w, merged, threshold, peak))
-    if not np.array_equal(split, assigned):
+    assigned = merge_same_units(w, _drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
+                                sampling_rate, duration_s)
+    for _ in range(SPLIT_ROUNDS):
+        split = split_by_shape(w, split_by_amplitude(w, assigned, threshold, peak))
+        if split.max() == assigned.max():
+            break
         again = assign_to_templates(w, split, sampling_rate, duration_s, eligible)
         assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s)
     assigned = _drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds)
