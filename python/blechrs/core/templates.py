@@ -334,32 +334,40 @@ def _realign(w: np.ndarray, template: np.ndarray, peak: int) -> np.ndarray:
 def _two_clouds(x: np.ndarray, n_iter: int = 100):
     """Hard-assignment EM of two full-covariance Gaussians on the rows of ``x``, started by
     cutting the first coordinate at its median. Returns (part per row, log-likelihood of the
-    mixture, discriminant projection of every row), or None when a part gets too small."""
+    mixture, discriminant projection of every row), or None when a part gets too small.
+
+    Both Gaussians at once, each step two matrix products with the rows' monomials (1, x_i,
+    x_i x_j): counts, sums and scatter of both parts from one, every row's Mahalanobis distance
+    to both from the other (x is whitened and centred, so the moments are well conditioned)."""
     n, d = x.shape
+    xa = np.hstack([np.ones((n, 1)), x])
+    mono = (xa[:, :, None] * xa[:, None, :]).reshape(n, -1)
     part = (x[:, 0] > np.median(x[:, 0])).astype(np.int64)
     ridge = 1e-6 * np.eye(d)
-    logp = np.empty((2, n))
     for _ in range(n_iter):
-        counts = np.bincount(part, minlength=2)
+        onehot = np.stack([part == 0, part == 1]).astype(np.float64)
+        m = (onehot @ mono).reshape(2, d + 1, d + 1)
+        counts = m[:, 0, 0]
         if counts.min() < d + 2:
             return None
-        mus, covs = [], []
-        for k in (0, 1):
-            xk = x[part == k]
-            mu = xk.mean(axis=0)
-            dev = xk - mu
-            cov = dev.T @ dev / (counts[k] - 1) + ridge
-            chol = np.linalg.cholesky(cov)
-            y = np.linalg.solve(chol, (x - mu).T)   # whitened by this Gaussian
-            logp[k] = np.log(counts[k] / n) - np.log(np.diag(chol)).sum() - 0.5 * np.einsum("ij,ij->j", y, y)
-            mus.append(mu)
-            covs.append(cov)
-        new = np.argmax(logp, axis=0)
+        mus = m[:, 0, 1:] / counts[:, None]
+        covs = (m[:, 1:, 1:] - counts[:, None, None] * mus[:, :, None] * mus[:, None, :]) \
+            / (counts - 1)[:, None, None] + ridge
+        prec = np.linalg.inv(covs)
+        pmu = np.einsum("kij,kj->ki", prec, mus)
+        quad = np.empty((2, d + 1, d + 1))  # [1 x] quad [1 x]^T = (x - mu)^T prec (x - mu)
+        quad[:, 1:, 1:] = prec
+        quad[:, 0, 1:] = -pmu
+        quad[:, 1:, 0] = -pmu
+        quad[:, 0, 0] = np.einsum("ki,ki->k", mus, pmu)
+        maha = mono @ quad.reshape(2, -1).T
+        logp = (np.log(counts / n) - 0.5 * np.linalg.slogdet(covs)[1])[None, :] - 0.5 * maha
+        new = np.argmax(logp, axis=1)
         if np.array_equal(new, part):
             break
         part = new
-    top = logp.max(axis=0)
-    ll = float((top + np.log(np.exp(logp - top).sum(axis=0))).sum() - 0.5 * n * d * np.log(2 * np.pi))
+    top = logp.max(axis=1)
+    ll = float((top + np.log(np.exp(logp - top[:, None]).sum(axis=1))).sum() - 0.5 * n * d * np.log(2 * np.pi))
     return part, ll, x @ np.linalg.solve((covs[0] + covs[1]) / 2.0, mus[1] - mus[0])
 
 
