@@ -28,7 +28,10 @@ solution. ``SortParams.template_assignment = False`` turns the step off.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import threading
 
 import numpy as np
 
@@ -84,6 +87,33 @@ def _whitener(w: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> np.nd
     floor = RIDGE * max(float(lag[0]), 1e-12)
     c = (vec * (np.maximum(val, 0.0) + floor)) @ vec.T
     return np.linalg.cholesky((c + c.T) / 2.0)
+
+
+_models = threading.local()
+
+
+@contextlib.contextmanager
+def _one_noise_model_per_assignment():
+    """Within the block, the noise covariance of an assignment is estimated once: the steps of
+    refine_choices often ask again for an assignment nothing has changed."""
+    outer = getattr(_models, "cache", None)
+    _models.cache = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _models.cache = outer
+
+
+def _noise_cholesky(w: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """_whitener, remembered per (events, assignment) inside _one_noise_model_per_assignment
+    (the templates follow from both)."""
+    cache = getattr(_models, "cache", None)
+    if cache is None:
+        return _whitener(w, labels, templates)
+    key = (id(w), w.shape, hashlib.sha1(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).digest())
+    if key not in cache:
+        cache[key] = _whitener(w, labels, templates)
+    return cache[key]
 
 
 def _whitening(l: np.ndarray) -> np.ndarray:
@@ -143,7 +173,7 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     if np.count_nonzero(labels >= 0) < MIN_UNIT_EVENTS:
         return None
     templates = _mean_waveforms(w, labels, n_units)
-    whiten = _whitening(_whitener(w, labels, templates))
+    whiten = _whitening(_noise_cholesky(w, labels, templates))
     z = w @ whiten                              # whitened events
     zz = np.einsum("ij,ij->i", z, z)
     noise_loglik = -0.5 * zz
@@ -418,7 +448,8 @@ def _shape_parts(w: np.ndarray, template: np.ndarray, whiten: np.ndarray) -> np.
     for view in (_aligned_residuals(w, template, peak), _realign(w, template, peak)):
         z = view @ whiten
         z -= z.mean(axis=0)
-        axes = np.linalg.svd(z, full_matrices=False)[2]
+        val, vec = np.linalg.eigh(z.T @ z)       # principal axes (cheaper than an SVD of z)
+        axes = vec[:, np.argsort(val)[::-1]].T
         part = None
         for n_pcs in SHAPE_PCS:
             part = _shape_split(z @ axes[:n_pcs].T)
@@ -439,7 +470,7 @@ def split_by_shape(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray
     if n_units == 0:
         return labels
     templates = _mean_waveforms(w, labels, n_units)
-    whiten = _whitening(_whitener(w, labels, templates))
+    whiten = _whitening(_noise_cholesky(w, labels, templates))
     next_unit = n_units
     for k in range(n_units):
         idx = np.flatnonzero(labels == k)
@@ -501,7 +532,7 @@ def noise_like_units(waveforms: np.ndarray, unit_labels: np.ndarray, peak_index:
     if not ids:
         return []
     templates = _mean_waveforms(w, labels, max(ids) + 1)
-    chol = _whitener(w, labels, templates)
+    chol = _noise_cholesky(w, labels, templates)
     cov = chol @ chol.T
     whiten = _whitening(chol)
     column = cov[:, peak_index] / cov[peak_index, peak_index]
@@ -536,7 +567,7 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
     if labels.size == 0 or labels.max() < 1:
         return labels
     templates = _mean_waveforms(w, labels, int(labels.max()) + 1)
-    whiten = _whitening(_whitener(w, labels, templates))
+    whiten = _whitening(_noise_cholesky(w, labels, templates))
     while True:
         ids = [k for k in np.unique(labels) if k >= 0]
         if len(ids) < 2:
@@ -586,6 +617,13 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     Returns (the template solution, the new unit choices on it); (None, auto-sort's choices less
     those indistinguishable from noise crossings) when the electrode has too few unit events for
     the noise model."""
+    with _one_noise_model_per_assignment():
+        return _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
+                               duration_s, clustered)
+
+
+def _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
+                    duration_s, clustered=None):
     from blechrs.core.autosort import ECHO_FRACTION, ECHO_MS, echo_fraction, judge_unit
     from blechrs.core.cluster import Solution
     from blechrs.core.features import _get, peak_index
