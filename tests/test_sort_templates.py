@@ -247,3 +247,18 @@ def test_a_rare_larger_neighbour_inside_a_unit_is_split_off():
     out = templates.merge_same_units(w, templates.assign_to_templates(w, split, FS, 60.0))
     assert len(np.unique(out[out >= 0])) == 2
     assert accuracy_per_unit(truth, out).min() >= 0.85
+
+
+def test_two_small_neighbours_are_split_but_one_small_unit_is_not():
+    """A minute of two rare neurons (60 and 70 events, 1.35 x apart in size, slightly different
+    widths) lumped into one unit is cut in two by the shape test (its AIC does not make ~130
+    events pay log(n) per parameter); one neuron of 130 events stays whole."""
+    rng = np.random.default_rng(12)
+    w, truth, _ = simulate(rng, sizes=(90.0, 122.0), counts=(60, 70), n_noise=0)
+    split = templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64))
+    assert len(np.unique(split)) == 2
+    assert accuracy_per_unit(truth, split).min() >= 0.85
+    for seed in (13, 14, 15):
+        rng = np.random.default_rng(seed)
+        w, _, _ = simulate(rng, sizes=(100.0,), counts=(130,), n_noise=0)
+        assert set(np.unique(templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64)))) == {0}
