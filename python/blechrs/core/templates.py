@@ -210,6 +210,10 @@ SPLIT_MIN_BIC_GAIN = 10.0
 SPLIT_MIN_SEPARATION = 2.0
 #: ... and each part has at least this many events ...
 SPLIT_MIN_EVENTS = 50
+#: ... and at least this fraction of the unit's events: on a busy wire over ten minutes, the
+#: overlaps of two spikes (larger than either) are a bimodal tail of ~1 % of a unit, not a neuron
+#: (the shape test, on <= SHAPE_EVENTS events, already needs 5 %).
+SPLIT_MIN_FRACTION = 0.02
 #: ... and the smaller part's amplitudes clear the detection threshold by this many of their SDs:
 #: a unit near the threshold has its amplitude distribution cut off there, a skew a two-Gaussian
 #: fit mistakes for a second mode.
@@ -291,7 +295,7 @@ def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold
         gain, part, low_edge, separation = _bic_gain_of_two((w[idx] @ t) / tt)
         clear = low_edge * abs(float(t[peak_index])) >= threshold
         if not (gain > SPLIT_MIN_BIC_GAIN and separation >= SPLIT_MIN_SEPARATION and clear
-                and min(np.bincount(part, minlength=2)) >= SPLIT_MIN_EVENTS):
+                and min(np.bincount(part, minlength=2)) >= max(SPLIT_MIN_EVENTS, SPLIT_MIN_FRACTION * len(idx))):
             continue
         labels[idx[part == 1]] = next_unit
         next_unit += 1
