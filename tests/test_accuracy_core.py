@@ -92,7 +92,7 @@ def test_quiet_electrodes_never_crash(n):
     f = compute_features(w, p)
     assert f.shape == (n, 5)
     sols = cluster_electrode(f, p)
-    assert sorted(sols) == list(range(2, p.max_clusters + 1)) + [p.max_autosort_clusters]
+    assert sorted(sols) == list(range(2, p.max_clusters + 1)) + [p.autosort_base_clusters, p.max_autosort_clusters]
     for number, s in sols.items():
         assert isinstance(s, Solution) and s.number == number
         assert s.labels.dtype == np.int64 and s.labels.shape == (n,)

@@ -84,6 +84,11 @@ class SortParams:
     sorted no better than 1 (docs/benchmarks.md, Accuracy) at 10x the clustering time."""
     max_autosort_clusters: int = 10
     """Components of the Dirichlet-process Bayesian GMM (saved as solution ``max_autosort_clusters``)."""
+    autosort_base_clusters: int = 9
+    """Auto-sort starts from the GMM with this many clusters (over-clustered on purpose: auto-sort
+    and the template step merge what is one unit, and cannot undo a lump). Fitted and saved as
+    solution ``autosort_base_clusters`` when above ``max_clusters``. 9 instead of 7: seed 1 at
+    600 s 21 -> 23/66 well detected (docs/benchmarks.md)."""
     max_training_events: int = 10000
     """Clustering fits on at most this many events (drawn without replacement), then labels all."""
     wf_amplitude_sd_cutoff: float = 3.0
@@ -158,6 +163,10 @@ class SortParams:
             raise ValueError(f"waveform_threshold must be > 0, not {self.waveform_threshold}")
         if self.max_clusters < 2:
             raise ValueError(f"max_clusters must be >= 2, not {self.max_clusters}")
+        if self.autosort_base_clusters < 2 or self.autosort_base_clusters == self.max_autosort_clusters:
+            raise ValueError(f"autosort_base_clusters must be >= 2 and differ from max_autosort_clusters "
+                             f"({self.max_autosort_clusters}, the Bayesian GMM's solution number), "
+                             f"not {self.autosort_base_clusters}")
         if self.spike_snapshot_before <= 0 or self.spike_snapshot_after <= 0:
             raise ValueError("spike_snapshot_before and spike_snapshot_after must be > 0 ms")
         return self

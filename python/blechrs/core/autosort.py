@@ -2,7 +2,7 @@
 
 Transparent criteria, all computed here (no downloaded classifier):
 
-1. Start from an over-clustered solution: the GMM with K = ``max_clusters`` (more clusters than
+1. Start from an over-clustered solution: the GMM with K = ``autosort_base_clusters`` (more clusters than
    units is the safe side: splitting one unit in two can be undone, lumping two cannot), but no
    more than one cluster per ``MIN_EVENTS_PER_CLUSTER`` events.
 2. Merge clusters that are one unit, closest pair first, re-scoring after each merge. For a pair,
@@ -238,10 +238,10 @@ def echo_fraction(times, amplitude, member, window) -> float:
 
 
 def base_solution(features, solutions, params) -> int:
-    """The over-clustered GMM solution auto-sort starts from: K = max_clusters, but no more
-    clusters than one per ``MIN_EVENTS_PER_CLUSTER`` events (a cluster needs enough events for its
-    covariance, or its merges cannot be judged)."""
-    max_clusters = int(_get(params, "max_clusters", 7))
+    """The over-clustered GMM solution auto-sort starts from: K = autosort_base_clusters, but no
+    more clusters than one per ``MIN_EVENTS_PER_CLUSTER`` events (a cluster needs enough events
+    for its covariance, or its merges cannot be judged)."""
+    max_clusters = int(_get(params, "autosort_base_clusters", _get(params, "max_clusters", 7)))
     gmm = sorted(k for k, s in solutions.items() if s.kind == "gmm")
     if not gmm:
         return max(solutions)

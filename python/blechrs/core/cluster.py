@@ -91,6 +91,7 @@ def cluster_electrode(features: np.ndarray, params=None) -> dict[int, Solution]:
     seed = int(_get(params, "random_seed", 0))
     max_clusters = int(_get(params, "max_clusters", 7))
     n_bgmm = int(_get(params, "max_autosort_clusters", 10))
+    base = int(_get(params, "autosort_base_clusters", max_clusters))
     num_iter = int(_get(params, "num_iter", 1000))
     tol = float(_get(params, "thresh", 1e-4))
     restarts = max(1, int(_get(params, "num_restarts", 10)))
@@ -98,14 +99,17 @@ def cluster_electrode(features: np.ndarray, params=None) -> dict[int, Solution]:
     train = x[training_indices(n, int(_get(params, "max_training_events", 10000)), seed)]
 
     # distinct training events bound the number of components any fit can have
-    enough = max(max_clusters, n_bgmm)
+    enough = max(max_clusters, n_bgmm, base)
     n_distinct = _n_distinct(train, enough)
     # Monomials shared by every fit: the training events', and all events' (when they fit in
     # one labelling pass; longer recordings are labelled in passes).
     train_events = mixture.Events(train) if n else None
     x_events = mixture.Events(x) if 0 < n <= mixture.PREDICT_CHUNK else x
     solutions: dict[int, Solution] = {}
-    for k in range(2, max_clusters + 1):
+    sizes = list(range(2, max_clusters + 1))
+    if base > max_clusters and base != n_bgmm:
+        sizes.append(base)  # auto-sort's over-clustered start (see autosort.base_solution)
+    for k in sizes:
         solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct,
                                                train_events, x_events), "gmm")
     bgmm_train = train[training_indices(len(train), BGMM_TRAINING_EVENTS, seed + 1)]

@@ -4,8 +4,9 @@ The columns are blech_clust's (spec 7.2): ``Unit, Chan, Solution, Cluster, Split
 Type, Comments``. One row selects clusters of one electrode's clustering solution:
 
 - ``Chan``: the electrode (its ``electrode_ind``, as in blech_clust).
-- ``Solution``: the solution number (2..max_clusters for the GMMs, max_autosort_clusters for the
-  Bayesian GMM).
+- ``Solution``: the solution number (2..max_clusters for the GMMs, also autosort_base_clusters
+  when above max_clusters, max_autosort_clusters for the Bayesian GMM, 1 for the template
+  assignment).
 - ``Cluster``: one cluster ("5") or several merged into one unit ("1+5", "1,5" or "1 5").
 - ``Split``: blank = no split. "7x" (or "7") re-clusters the selected events into 7 sub-clusters
   with a seeded Gaussian mixture and saves every sub-cluster as its own unit; "x" alone means 5

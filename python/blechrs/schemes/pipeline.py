@@ -51,6 +51,7 @@ EXTRACT_KEYS = (
 )
 CLUSTER_KEYS = (
     "max_clusters", "num_iter", "thresh", "num_restarts", "max_autosort_clusters", "max_training_events",
+    "autosort_base_clusters",
     "wf_amplitude_sd_cutoff", "random_seed", "cluster_threshold",
 )
 #: Parameters that never change a sort (execution, arrays, QA).
