@@ -12,10 +12,10 @@ Thresholds come from what published sorters reach, not from blechrs's own output
 include a few % of overlapping or misaligned spikes that no sorter assigns right (a supervised
 quadratic classifier on 8 principal components, given the labels, still misclassifies 3-8 %), and
 SpikeForest reports MountainSort4 at 0.93 mean accuracy on "easy1" with detection included. So on
-the six lower-noise recordings (0-5) every unit must reach 0.8 and the recording's mean 0.85. On the
-two noisiest recordings of the second spike-shape set (6, 7; Quiroga et al.'s "difficult" regime,
-where K-means misassigns about half the spikes and wave_clus loses a unit) the test asks that the
-units are found at all: the best unit reaches 0.5 on recording 6 and 0.3 on recording 7.
+every recording every unit must reach 0.8 and the recording's mean 0.85, the two noisiest of the
+second spike-shape set (6, 7; Quiroga et al.'s "difficult" regime, where K-means misassigns about
+half the spikes and wave_clus loses a unit) included: blechrs sorts them at 0.89-0.95 since the
+template step's shape splits and the 9-cluster start (before: 0.5 and 0.3 for their best unit).
 """
 
 from pathlib import Path
@@ -77,13 +77,8 @@ def results():
     return res
 
 
-@pytest.mark.parametrize("r", [0, 1, 2, 3, 4, 5])
-def test_lower_noise_recordings_sorted_well(results, r):
+@pytest.mark.parametrize("r", [0, 1, 2, 3, 4, 5, 6, 7])
+def test_recordings_sorted_well(results, r):
+    """Every recording, the two noisiest (6, 7) included: each true unit found at >= 0.8."""
     n, acc = results[r]
     assert acc.min() >= 0.8 and acc.mean() >= 0.85, (r, n, acc)
-
-
-@pytest.mark.parametrize("r,best", [(6, 0.5), (7, 0.3)])
-def test_noisiest_recordings_find_a_unit(results, r, best):
-    n, acc = results[r]
-    assert n >= 1 and acc.max() >= best, (r, n, acc)
