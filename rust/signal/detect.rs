@@ -10,6 +10,29 @@
 
 use crate::error::{EngineError, Result};
 
+/// Samples per block of [`Detector::push_blocks`] (and of the first prefilter of `push_scan`).
+pub const BLOCK: usize = 64;
+
+/// A threshold as the scans use it.
+struct Bounds {
+    active: bool,
+    neg: bool,
+    pos: bool,
+    centre: f64,
+    threshold: f64,
+    /// f32 prefilter: a value in (lo_s, hi_s) and at most `above` needs no exact test.
+    lo_s: f32,
+    hi_s: f32,
+    above: f32,
+}
+
+impl Bounds {
+    #[inline(always)]
+    fn quiet(&self, min: f32, max: f32) -> bool {
+        min > self.lo_s && max < self.hi_s && max <= self.above
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Polarity {
     Negative,
@@ -97,31 +120,14 @@ impl Detector {
         if x.is_empty() {
             return;
         }
-        let active = threshold > 0.0 && threshold.is_finite();
-        let (neg, pos) = match self.polarity {
-            Polarity::Negative => (active, false),
-            Polarity::Positive => (false, active),
-            Polarity::Both => (active, active),
-        };
-        // f32 prefilter on blocks of 16: most blocks hold no supra-threshold sample.
-        let lo = (centre - threshold) as f32;
-        let hi = (centre + threshold) as f32;
-        let lo_s = if neg {
-            lo.next_up_f32()
-        } else {
-            f32::NEG_INFINITY
-        };
-        let hi_s = if pos {
-            hi.next_down_f32()
-        } else {
-            f32::INFINITY
-        };
+        let b = self.bounds(centre, threshold, above);
         #[cfg(target_arch = "x86_64")]
         let avx = std::is_x86_feature_detected!("avx");
         let mut i = 0;
         while i < x.len() {
             // Blocks of 64 first (min and max in 8 lanes: vectorised), then of 16.
-            if i + 64 <= x.len() {
+            let end = (i + 64).min(x.len());
+            if end - i == 64 {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX is present (checked once above); 64 samples from i are in bounds.
                 let (mn, mx) = if avx {
@@ -131,22 +137,108 @@ impl Detector {
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 let (mn, mx) = min_max(&x[i..i + 64]);
-                if mn > lo_s && mx < hi_s && mx <= above {
+                if b.quiet(mn, mx) {
                     i += 64;
                     continue;
                 }
             }
+            self.scan(t0 + i as i64, &x[i..end], &b, out, &mut |o, blk| {
+                loud(i + o, blk)
+            });
+            i = end;
+        }
+        self.settle(t0 + x.len() as i64 - 1, out);
+    }
+
+    /// [`Detector::push_scan`] over `len` samples from `t0` given as blocks of `BLOCK` (the
+    /// last may be shorter): `range(k)` is block k's (min, max) and `fetch(k, buf)` appends its
+    /// samples to `buf`, called only for blocks that may hold a supra-threshold or loud sample.
+    /// Same events and loud blocks as `push_scan` over the samples.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_blocks(
+        &mut self,
+        t0: i64,
+        len: usize,
+        centre: f64,
+        threshold: f64,
+        out: &mut Vec<(i64, i8)>,
+        above: f32,
+        range: impl Fn(usize) -> (f32, f32),
+        mut fetch: impl FnMut(usize, &mut Vec<f32>),
+        mut loud: impl FnMut(usize, &[f32]),
+    ) {
+        if len == 0 {
+            return;
+        }
+        let b = self.bounds(centre, threshold, above);
+        let mut buf = Vec::with_capacity(BLOCK);
+        for k in 0..len.div_ceil(BLOCK) {
+            let (mn, mx) = range(k);
+            if b.quiet(mn, mx) {
+                continue;
+            }
+            buf.clear();
+            fetch(k, &mut buf);
+            debug_assert_eq!(buf.len(), BLOCK.min(len - k * BLOCK));
+            let i = k * BLOCK;
+            self.scan(t0 + i as i64, &buf, &b, out, &mut |o, blk| loud(i + o, blk));
+        }
+        self.settle(t0 + len as i64 - 1, out);
+    }
+
+    fn bounds(&self, centre: f64, threshold: f64, above: f32) -> Bounds {
+        let active = threshold > 0.0 && threshold.is_finite();
+        let (neg, pos) = match self.polarity {
+            Polarity::Negative => (active, false),
+            Polarity::Positive => (false, active),
+            Polarity::Both => (active, active),
+        };
+        // f32 prefilter bounds: a value strictly inside never crosses in f64.
+        let lo = (centre - threshold) as f32;
+        let hi = (centre + threshold) as f32;
+        Bounds {
+            active,
+            neg,
+            pos,
+            centre,
+            threshold,
+            lo_s: if neg {
+                lo.next_up_f32()
+            } else {
+                f32::NEG_INFINITY
+            },
+            hi_s: if pos {
+                hi.next_down_f32()
+            } else {
+                f32::INFINITY
+            },
+            above,
+        }
+    }
+
+    /// The exact test over a block of samples from `t0`, 16 at a time (most are quiet).
+    #[inline(always)]
+    fn scan(
+        &mut self,
+        t0: i64,
+        x: &[f32],
+        b: &Bounds,
+        out: &mut Vec<(i64, i8)>,
+        loud: &mut impl FnMut(usize, &[f32]),
+    ) {
+        let mut i = 0;
+        while i < x.len() {
             let end = (i + 16).min(x.len());
-            let quiet = x[i..end]
-                .iter()
-                .fold(true, |q, &v| q & (v > lo_s) & (v < hi_s) & (v <= above));
+            let quiet = x[i..end].iter().fold(true, |q, &v| {
+                q & (v > b.lo_s) & (v < b.hi_s) & (v <= b.above)
+            });
             if !quiet {
-                if active {
+                if b.active {
                     for j in i..end {
-                        let c = x[j] as f64 - centre;
-                        let sign: i8 = if neg && c <= -threshold {
+                        let c = x[j] as f64 - b.centre;
+                        let sign: i8 = if b.neg && c <= -b.threshold {
                             -1
-                        } else if pos && c >= threshold {
+                        } else if b.pos && c >= b.threshold {
                             1
                         } else {
                             0
@@ -160,7 +252,10 @@ impl Detector {
             }
             i = end;
         }
-        let last = t0 + x.len() as i64 - 1;
+    }
+
+    /// After the samples up to `last`: the open event is complete once the dead time passed.
+    fn settle(&mut self, last: i64, out: &mut Vec<(i64, i8)>) {
         if self.open && last - self.last_supra >= self.join {
             self.emit(out);
         }
@@ -323,5 +418,55 @@ mod tests {
         d.finish(&mut out);
         assert_eq!(whole, out);
         assert!(!out.is_empty());
+    }
+
+    /// Blocks with their extrema give the same events and loud blocks as the samples.
+    #[test]
+    fn blocks_equal_samples() {
+        let x: Vec<f32> = (0..4100)
+            .map(|i| {
+                ((i * 7919 % 1013) as f32 - 506.0) / 40.0 + if i % 500 == 7 { 30.0 } else { 0.0 }
+            })
+            .collect();
+        for (t0, th, above) in [
+            (0i64, 10.0, f32::INFINITY),
+            (1000, 12.4, 20.0),
+            (5, -1.0, 25.0),
+        ] {
+            let mut a = Detector::new(Polarity::Both, 7);
+            let (mut ea, mut la) = (Vec::new(), Vec::new());
+            a.push_scan(t0, &x, 0.5, th, &mut ea, above, |o, b| {
+                la.push((o, b.to_vec()))
+            });
+            let mut b = Detector::new(Polarity::Both, 7);
+            let (mut eb, mut lb) = (Vec::new(), Vec::new());
+            let range = |k: usize| {
+                let blk = &x[k * BLOCK..((k + 1) * BLOCK).min(x.len())];
+                (
+                    blk.iter().copied().fold(f32::INFINITY, f32::min),
+                    blk.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                )
+            };
+            let fetch = |k: usize, buf: &mut Vec<f32>| {
+                buf.extend_from_slice(&x[k * BLOCK..((k + 1) * BLOCK).min(x.len())])
+            };
+            b.push_blocks(
+                t0,
+                x.len(),
+                0.5,
+                th,
+                &mut eb,
+                above,
+                range,
+                fetch,
+                |o, b| lb.push((o, b.to_vec())),
+            );
+            a.finish(&mut ea);
+            b.finish(&mut eb);
+            assert_eq!(ea, eb);
+            assert_eq!(la, lb);
+            assert!(th < 0.0 || !ea.is_empty());
+            assert!(above.is_infinite() || !la.is_empty());
+        }
     }
 }

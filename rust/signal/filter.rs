@@ -392,7 +392,7 @@ impl BandPass {
                             let sb = sos32::Sub {
                                 first,
                                 step: step.max(1),
-                                rows: sr,
+                                rows: Some(sr),
                                 tmp: &mut tmp,
                             };
                             sos32::filtfilt_rows(

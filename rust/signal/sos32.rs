@@ -10,15 +10,22 @@
 //! float32 state. filtfilt's `lfilter_zi * first sample` start (the steady state for a constant
 //! input) is, in this form, "past inputs = first sample, past outputs = 0" (the band-pass has no
 //! DC gain), which is the same start exactly. Odd-extension padding as scipy's.
+//!
+//! Speed: the forward pass already stores the backward pass's input difference
+//! `g * (f[t] - f[t+2])` (it holds `f[t-2]` in its state), so the backward state is the outputs
+//! alone (same arithmetic, bit-identical). The work buffer goes through the last-level cache
+//! once each way (the backward pass needs the whole forward pass): [`filtfilt_lanes`] leaves the
+//! result there, with block extrema, instead of writing it out row by row.
 
 use super::filter::{Sample, C64};
 
 /// Where the backward pass also appends every `step`-th kept sample (from kept index `first`)
-/// to `rows[l]` (a subsample for the noise statistics, taken while the samples are in cache).
+/// to `rows[r]` (a subsample for the noise statistics, taken while the samples are in cache);
+/// with no rows it is left in `tmp`, sample-major and in time order.
 pub struct Sub<'a> {
     pub first: usize,
     pub step: usize,
-    pub rows: &'a mut [Vec<f32>],
+    pub rows: Option<&'a mut [Vec<f32>]>,
     /// Scratch (sample-major).
     pub tmp: &'a mut Vec<[f32; LANES]>,
 }
@@ -26,6 +33,37 @@ pub struct Sub<'a> {
 /// Lanes per vector (8 x f32 = one AVX2 register).
 pub const LANES: usize = 8;
 type V = [f32; LANES];
+
+/// Samples per block of the lane-wise minimum and maximum kept by [`filtfilt_lanes`].
+pub const BLOCK: usize = 64;
+
+/// The filtered samples of up to 8 rows as the backward pass leaves them: sample-major (`buf[j]`
+/// holds kept sample `j` of every row), with each row's minimum and maximum over every block of
+/// [`BLOCK`] kept samples (the last block may be shorter), so a scan for rare loud samples reads
+/// only the blocks that hold one.
+pub struct Lanes<'a> {
+    pub buf: &'a [V],
+    pub min: &'a [V],
+    pub max: &'a [V],
+    /// The subsample asked for (every `step`-th kept sample from `first`), sample-major.
+    pub sub: &'a [V],
+}
+
+impl Lanes<'_> {
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Row `l`'s samples `[lo, hi)` appended to `out`.
+    #[inline]
+    pub fn extend_row(&self, l: usize, lo: usize, hi: usize, out: &mut Vec<f32>) {
+        out.extend(self.buf[lo..hi].iter().map(|v| v[l]));
+    }
+}
 
 /// Two all-pole sections (negated denominators) after a shared gain `b0`.
 #[derive(Clone, Debug)]
@@ -69,12 +107,9 @@ fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 /// Tile of the fused fill + forward pass (8 lanes x 512 samples = 16 KB: stays in L1).
 const TILE: usize = 512;
 
-/// Recursive state of one direction: past inputs of section 1 (`u1`, `u2`), past outputs of
-/// both sections.
+/// Recursive state of one direction: past outputs of both sections.
 #[derive(Clone, Copy)]
 struct State {
-    u1: V,
-    u2: V,
     y1: V,
     y2: V,
     w1: V,
@@ -82,10 +117,8 @@ struct State {
 }
 
 impl State {
-    fn at_rest(input: V) -> Self {
+    fn at_rest() -> Self {
         State {
-            u1: input,
-            u2: input,
             y1: [0.0; LANES],
             y2: [0.0; LANES],
             w1: [0.0; LANES],
@@ -94,57 +127,69 @@ impl State {
     }
 }
 
-/// Both sections over `tile` (in place), forward or backward. `diff` = section 1's input is
-/// already `g * (x[t] - x[t-2])` (the forward pass fills it so); otherwise the input is the
-/// signal itself and `g * (u[t] - u[t-2])` is formed here.
-#[inline(always)]
-fn run<const FMA: bool, const DIFF: bool>(
-    s: &Sos32,
-    g: f32,
-    st: &mut State,
-    tile: &mut [V],
-    reverse: bool,
-) {
-    let c = (s.na[0], s.na[1], g);
-    let mut z = *st;
-    // (iterators, not indices: no bounds checks in the loop)
-    if reverse {
-        for v in tile.iter_mut().rev() {
-            step::<FMA, DIFF>(c, &mut z, v);
-        }
-    } else {
-        for v in tile.iter_mut() {
-            step::<FMA, DIFF>(c, &mut z, v);
-        }
-    }
-    *st = z;
-}
+type Coef = ((f32, f32), (f32, f32));
 
-/// One sample of both sections (see [`run`]).
+/// One sample of both sections from section 1's input `d` (already `g * (u[t] - u[t-2])`):
+/// returns the output and the output two samples back.
 #[inline(always)]
-fn step<const FMA: bool, const DIFF: bool>(
-    ((a11, a12), (a21, a22), g): ((f32, f32), (f32, f32), f32),
-    z: &mut State,
-    v: &mut V,
-) {
-    let x = *v;
+fn step<const FMA: bool>(((a11, a12), (a21, a22)): Coef, z: &mut State, d: &V) -> (V, V) {
     let mut out = [0.0; LANES];
+    let back = z.w2;
     for l in 0..LANES {
-        let d = if DIFF { x[l] } else { g * (x[l] - z.u2[l]) };
-        let y = fma::<FMA>(a11, z.y1[l], fma::<FMA>(a12, z.y2[l], d));
+        let y = fma::<FMA>(a11, z.y1[l], fma::<FMA>(a12, z.y2[l], d[l]));
         let e = y - z.y2[l];
         let w = fma::<FMA>(a21, z.w1[l], fma::<FMA>(a22, z.w2[l], e));
         out[l] = w;
-        if !DIFF {
-            z.u2[l] = z.u1[l];
-            z.u1[l] = x[l];
-        }
         z.y2[l] = z.y1[l];
         z.y1[l] = y;
         z.w2[l] = z.w1[l];
         z.w1[l] = w;
     }
-    *v = out;
+    (out, back)
+}
+
+/// Forward pass over `buf[p0..p1]` (section 1's input in place): stores at `t - 2` the
+/// backward pass's input `gb * (f[t-2] - f[t])` (for t >= 2).
+#[inline(always)]
+fn run_forward<const FMA: bool>(
+    c: Coef,
+    gb: f32,
+    z: &mut State,
+    buf: &mut [V],
+    p0: usize,
+    p1: usize,
+) {
+    let mut st = *z;
+    let mut t = p0;
+    while t < p1.min(2) {
+        step::<FMA>(c, &mut st, &buf[t]);
+        t += 1;
+    }
+    assert!(p1 <= buf.len());
+    for t in t..p1 {
+        let (f, back) = step::<FMA>(c, &mut st, &buf[t]);
+        buf[t - 2] = std::array::from_fn(|l| gb * (back[l] - f[l]));
+    }
+    *z = st;
+}
+
+/// Backward pass over `tile` in place (its input prepared by [`run_forward`]).
+#[inline(always)]
+fn run_backward<const FMA: bool>(c: Coef, z: &mut State, tile: &mut [V]) {
+    let mut st = *z;
+    for v in tile.iter_mut().rev() {
+        *v = step::<FMA>(c, &mut st, v).0;
+    }
+    *z = st;
+}
+
+/// Where the kept samples go: rows, or left in the work buffer with block extrema.
+enum Out<'a, 'b> {
+    Rows(&'a mut [&'b mut [f32]]),
+    Lanes {
+        min: &'a mut Vec<V>,
+        max: &'a mut Vec<V>,
+    },
 }
 
 /// Forward-backward filter up to 8 equally long rows (see `BandPass::filtfilt_rows`), keeping
@@ -167,32 +212,117 @@ pub fn filtfilt_rows<T: Sample>(
     WORK.with(|w| {
         let mut w = w.borrow_mut();
         let m = rows[0].len() + 2 * PADMAX;
-        if w.len() < m {
-            w.resize(m, [0.0; LANES]);
+        if w.buf.len() < m {
+            w.buf.resize(m, [0.0; LANES]);
         }
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                unsafe {
-                    rows_avx2_fma(
-                        s, rows, scale, left_edge, right_edge, keep, outs, &mut w, sub,
-                    )
-                };
-                return;
-            }
-        }
-        rows_impl::<T, false>(
-            s, rows, scale, left_edge, right_edge, keep, outs, &mut w, sub,
-        )
+        dispatch(
+            s,
+            rows,
+            scale,
+            left_edge,
+            right_edge,
+            keep,
+            Out::Rows(outs),
+            &mut w.buf,
+            sub,
+        );
     })
+}
+
+/// [`filtfilt_rows`] that hands the kept samples to `consume` as [`Lanes`] (row `r` is lane
+/// `r`) instead of writing rows: no transposes, and the scan for loud samples reads only the
+/// blocks whose extrema say they hold one.
+#[allow(clippy::too_many_arguments)]
+pub fn filtfilt_lanes<T: Sample, R>(
+    s: &Sos32,
+    rows: &[&[T]],
+    scale: f64,
+    left_edge: bool,
+    right_edge: bool,
+    keep: (usize, usize),
+    sub: Option<(usize, usize)>,
+    consume: impl FnOnce(Lanes<'_>) -> R,
+) -> R {
+    debug_assert!(!rows.is_empty() && rows.len() <= LANES);
+    WORK.with(|w| {
+        let mut w = w.borrow_mut();
+        let w = &mut *w;
+        let m = rows[0].len() + 2 * PADMAX;
+        if w.buf.len() < m {
+            w.buf.resize(m, [0.0; LANES]);
+        }
+        let nb = keep.1.div_ceil(BLOCK);
+        w.min.clear();
+        w.min.resize(nb, [f32::INFINITY; LANES]);
+        w.max.clear();
+        w.max.resize(nb, [f32::NEG_INFINITY; LANES]);
+        w.sub.clear();
+        let k0 = if rows[0].is_empty() {
+            0
+        } else {
+            let out = Out::Lanes {
+                min: &mut w.min,
+                max: &mut w.max,
+            };
+            let sub = sub.map(|(first, step)| Sub {
+                first,
+                step: step.max(1),
+                rows: None,
+                tmp: &mut w.sub,
+            });
+            dispatch(
+                s, rows, scale, left_edge, right_edge, keep, out, &mut w.buf, sub,
+            )
+        };
+        consume(Lanes {
+            buf: &w.buf[k0..k0 + if rows[0].is_empty() { 0 } else { keep.1 }],
+            min: &w.min,
+            max: &w.max,
+            sub: &w.sub,
+        })
+    })
+}
+
+/// Work buffers of one thread (reused: no page faults).
+#[derive(Default)]
+struct Work {
+    buf: Vec<V>,
+    min: Vec<V>,
+    max: Vec<V>,
+    sub: Vec<V>,
+}
+
+/// Run the filter (AVX2 + FMA when the CPU has them); returns where the kept samples start in
+/// `buf`.
+#[allow(clippy::too_many_arguments)]
+fn dispatch<T: Sample>(
+    s: &Sos32,
+    rows: &[&[T]],
+    scale: f64,
+    left_edge: bool,
+    right_edge: bool,
+    keep: (usize, usize),
+    out: Out<'_, '_>,
+    buf: &mut [V],
+    sub: Option<Sub<'_>>,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe {
+                rows_avx2_fma(s, rows, scale, left_edge, right_edge, keep, out, buf, sub)
+            };
+        }
+    }
+    rows_impl::<T, false>(s, rows, scale, left_edge, right_edge, keep, out, buf, sub)
 }
 
 /// scipy's padding for a 5-coefficient filter: 3 * 5.
 pub const PADMAX: usize = 15;
 
 thread_local! {
-    static WORK: std::cell::RefCell<Vec<V>> = const { std::cell::RefCell::new(Vec::new()) };
+    static WORK: std::cell::RefCell<Work> = std::cell::RefCell::new(Work::default());
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -205,11 +335,11 @@ unsafe fn rows_avx2_fma<T: Sample>(
     left_edge: bool,
     right_edge: bool,
     keep: (usize, usize),
-    outs: &mut [&mut [f32]],
+    out: Out<'_, '_>,
     buf: &mut [V],
     sub: Option<Sub<'_>>,
-) {
-    rows_impl::<T, true>(s, rows, scale, left_edge, right_edge, keep, outs, buf, sub)
+) -> usize {
+    rows_impl::<T, true>(s, rows, scale, left_edge, right_edge, keep, out, buf, sub)
 }
 
 #[inline(always)]
@@ -221,10 +351,10 @@ fn rows_impl<T: Sample, const FMA: bool>(
     left_edge: bool,
     right_edge: bool,
     keep: (usize, usize),
-    outs: &mut [&mut [f32]],
+    mut out: Out<'_, '_>,
     buf: &mut [V],
     mut sub: Option<Sub<'_>>,
-) {
+) -> usize {
     let nr = rows.len();
     let n = rows[0].len();
     let lp = if left_edge { PADMAX.min(n - 1) } else { 0 };
@@ -233,6 +363,7 @@ fn rows_impl<T: Sample, const FMA: bool>(
     let buf = &mut buf[..m];
     let gs = s.b0 * scale;
     let gs32 = gs as f32;
+    let c: Coef = (s.na[0], s.na[1]);
     // Missing lanes repeat the last row (their output is discarded).
     let row = |l: usize| rows[l.min(nr - 1)];
     // The odd-extended input at extended index t, in f64.
@@ -253,7 +384,8 @@ fn rows_impl<T: Sample, const FMA: bool>(
             ((ext(l, t) - prev) * gs) as f32
         })
     };
-    let mut st = State::at_rest([0.0; LANES]);
+    let mut st = State::at_rest();
+    let gb = s.b0 as f32;
     let (body0, body1) = (lp + 2, lp + n);
     let mut p0 = 0;
     while p0 < m {
@@ -264,22 +396,20 @@ fn rows_impl<T: Sample, const FMA: bool>(
                 buf[t] = slow(t);
             }
             let xs: [&[T]; LANES] = std::array::from_fn(|l| &row(l)[f0 - lp - 2..f1 - lp]);
+            let mut done = false;
             #[cfg(target_arch = "x86_64")]
             if FMA {
                 if let Some(xi) = as_i16(&xs) {
                     // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
                     unsafe { fill_i16_avx2(xi, gs32, &mut buf[f0..f1]) };
-                    for t in f1..p1 {
-                        buf[t] = slow(t);
-                    }
-                    run::<FMA, true>(s, 0.0, &mut st, &mut buf[p0..p1], false);
-                    p0 = p1;
-                    continue;
+                    done = true;
                 }
             }
-            for (i, w) in buf[f0..f1].iter_mut().enumerate() {
-                for l in 0..LANES {
-                    w[l] = T::diff_scaled(xs[l][i + 2], xs[l][i], gs, gs32);
+            if !done {
+                for (i, w) in buf[f0..f1].iter_mut().enumerate() {
+                    for l in 0..LANES {
+                        w[l] = T::diff_scaled(xs[l][i + 2], xs[l][i], gs, gs32);
+                    }
                 }
             }
             for t in f1..p1 {
@@ -290,17 +420,21 @@ fn rows_impl<T: Sample, const FMA: bool>(
                 buf[t] = slow(t);
             }
         }
-        run::<FMA, true>(s, 0.0, &mut st, &mut buf[p0..p1], false);
+        run_forward::<FMA>(c, gb, &mut st, buf, p0, p1);
         p0 = p1;
     }
-    // Backward pass, at rest at the last forward output.
-    let mut st = State::at_rest(buf[m - 1]);
-    let g = s.b0 as f32;
+    // The backward pass starts at rest at the last forward output f[m-1], i.e. with
+    // f[m] = f[m+1] = f[m-1]: its inputs at m-2 and m-1 follow from the forward state.
+    if m >= 2 {
+        buf[m - 2] = std::array::from_fn(|l| gb * (st.w2[l] - st.w1[l]));
+    }
+    buf[m - 1] = [0.0; LANES];
+    let mut st = State::at_rest();
     let (k0, k1) = (lp + keep.0, lp + keep.0 + keep.1);
     let mut p1 = m;
     while p1 > 0 {
         let p0 = p1.saturating_sub(TILE);
-        run::<FMA, false>(s, g, &mut st, &mut buf[p0..p1], true);
+        run_backward::<FMA>(c, &mut st, &mut buf[p0..p1]);
         let (o0, o1) = (p0.max(k0), p1.min(k1));
         if let Some(sb) = sub.as_mut() {
             // kept samples j = first + i * step in this tile, newest first (reversed below)
@@ -316,31 +450,51 @@ fn rows_impl<T: Sample, const FMA: bool>(
                 }
             }
         }
-        if o0 < o1 && nr == LANES {
-            let mut it = outs.iter_mut();
-            let mut os: [&mut [f32]; LANES] = std::array::from_fn(|_| {
-                let o = it.next().expect("8 outputs");
-                &mut o[o0 - k0..o1 - k0]
-            });
-            #[cfg(target_arch = "x86_64")]
-            if FMA {
-                // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
-                unsafe { store_rows_avx2(&buf[o0..o1], &mut os) };
-                if p0 <= k0 {
-                    break;
+        if o0 < o1 {
+            match &mut out {
+                Out::Rows(outs) if nr == LANES => {
+                    let mut it = outs.iter_mut();
+                    let mut os: [&mut [f32]; LANES] = std::array::from_fn(|_| {
+                        let o = it.next().expect("8 outputs");
+                        &mut o[o0 - k0..o1 - k0]
+                    });
+                    #[cfg(target_arch = "x86_64")]
+                    if FMA {
+                        // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
+                        unsafe { store_rows_avx2(&buf[o0..o1], &mut os) };
+                    }
+                    if !FMA {
+                        for (j, w) in buf[o0..o1].iter().enumerate() {
+                            for l in 0..LANES {
+                                os[l][j] = w[l];
+                            }
+                        }
+                    }
                 }
-                p1 = p0;
-                continue;
-            }
-            for (j, w) in buf[o0..o1].iter().enumerate() {
-                for l in 0..LANES {
-                    os[l][j] = w[l];
+                Out::Rows(outs) => {
+                    for (l, o) in outs.iter_mut().enumerate() {
+                        for (d, w) in o[o0 - k0..o1 - k0].iter_mut().zip(buf[o0..o1].iter()) {
+                            *d = w[l];
+                        }
+                    }
                 }
-            }
-        } else if o0 < o1 {
-            for (l, o) in outs.iter_mut().enumerate() {
-                for (d, w) in o[o0 - k0..o1 - k0].iter_mut().zip(buf[o0..o1].iter()) {
-                    *d = w[l];
+                Out::Lanes { min, max } => {
+                    // block extrema over this tile's share of each block (blocks from k0)
+                    let mut a = o0;
+                    while a < o1 {
+                        let b = (a - k0) / BLOCK;
+                        let e = (k0 + (b + 1) * BLOCK).min(o1);
+                        let (mut lo, mut hi) = (min[b], max[b]);
+                        for v in &buf[a..e] {
+                            for l in 0..LANES {
+                                lo[l] = lo[l].min(v[l]);
+                                hi[l] = hi[l].max(v[l]);
+                            }
+                        }
+                        min[b] = lo;
+                        max[b] = hi;
+                        a = e;
+                    }
                 }
             }
         }
@@ -350,16 +504,17 @@ fn rows_impl<T: Sample, const FMA: bool>(
         p1 = p0;
     }
     if let Some(sb) = sub {
-        for r in sb.rows.iter_mut() {
-            r.reserve(sb.tmp.len());
-        }
-        for v in sb.tmp.iter().rev() {
-            for (l, r) in sb.rows.iter_mut().enumerate() {
-                r.push(v[l]);
+        match sb.rows {
+            Some(rows) => {
+                for (l, dst) in rows.iter_mut().enumerate() {
+                    dst.extend(sb.tmp.iter().rev().map(|v| v[l]));
+                }
+                sb.tmp.clear();
             }
+            None => sb.tmp.reverse(),
         }
-        sb.tmp.clear();
     }
+    k0
 }
 
 /// The lanes as int16 rows when `T` is i16.
@@ -375,8 +530,8 @@ fn as_i16<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [i16]; LANES]> {
     }
 }
 
-/// `out[i][l] = g * (xs[l][i + 2] - xs[l][i])` (int16 difference exact, as `diff_scaled`): 8x8
-/// int16 transposes instead of 64 scalar loads per 8 samples.
+/// `out[i][l] = g * (xs[l][i + 2] - xs[l][i])` (int16 difference exact, as `diff_scaled`):
+/// one 8x8 int16 transpose per 8 samples instead of 64 scalar loads.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_i16_avx2(xs: [&[i16]; LANES], g: f32, out: &mut [V]) {
@@ -385,7 +540,7 @@ unsafe fn fill_i16_avx2(xs: [&[i16]; LANES], g: f32, out: &mut [V]) {
     debug_assert!(xs.iter().all(|x| x.len() == cnt + 2));
     let gv = _mm256_set1_ps(g);
     // samples as lanes: the 8 int16 of sample t of every row, for t = i .. i + 8
-    let load = |i: usize| -> [__m128i; 8] {
+    let load = |i: usize| -> [__m256i; 8] {
         let a: [__m128i; 8] =
             std::array::from_fn(|l| _mm_loadu_si128(xs[l].as_ptr().add(i) as *const __m128i));
         let t0 = _mm_unpacklo_epi16(a[0], a[1]);
@@ -405,30 +560,48 @@ unsafe fn fill_i16_avx2(xs: [&[i16]; LANES], g: f32, out: &mut [V]) {
         let u6 = _mm_unpacklo_epi32(t5, t7);
         let u7 = _mm_unpackhi_epi32(t5, t7);
         [
-            _mm_unpacklo_epi64(u0, u4),
-            _mm_unpackhi_epi64(u0, u4),
-            _mm_unpacklo_epi64(u1, u5),
-            _mm_unpackhi_epi64(u1, u5),
-            _mm_unpacklo_epi64(u2, u6),
-            _mm_unpackhi_epi64(u2, u6),
-            _mm_unpacklo_epi64(u3, u7),
-            _mm_unpackhi_epi64(u3, u7),
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u0, u4)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u0, u4)),
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u1, u5)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u1, u5)),
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u2, u6)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u2, u6)),
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u3, u7)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u3, u7)),
         ]
     };
+    // x[i + 2 + k] - x[i + k]: each block of 8 samples from offset 2 is transposed once; the
+    // two samples before it come from the previous block.
+    let lane = |t: usize| {
+        _mm256_setr_epi32(
+            xs[0][t] as i32,
+            xs[1][t] as i32,
+            xs[2][t] as i32,
+            xs[3][t] as i32,
+            xs[4][t] as i32,
+            xs[5][t] as i32,
+            xs[6][t] as i32,
+            xs[7][t] as i32,
+        )
+    };
     let mut i = 0;
-    // x[i + 2 + k] - x[i + k]: blocks of 8 from offset 2, their predecessors from offset 0
-    while i + 8 <= cnt {
-        let cur = load(i + 2);
-        let prev = load(i);
-        for k in 0..8 {
-            let d = _mm256_sub_epi32(
-                _mm256_cvtepi16_epi32(cur[k]),
-                _mm256_cvtepi16_epi32(prev[k]),
-            );
-            let v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), gv);
-            _mm256_storeu_ps(out[i + k].as_mut_ptr(), v);
+    if cnt >= 8 {
+        let (mut p0, mut p1) = (lane(0), lane(1));
+        while i + 8 <= cnt {
+            let cur = load(i + 2);
+            for k in 0..8 {
+                let prev = match k {
+                    0 => p0,
+                    1 => p1,
+                    _ => cur[k - 2],
+                };
+                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(cur[k], prev)), gv);
+                _mm256_storeu_ps(out[i + k].as_mut_ptr(), v);
+            }
+            p0 = cur[6];
+            p1 = cur[7];
+            i += 8;
         }
-        i += 8;
     }
     for (j, w) in out.iter_mut().enumerate().skip(i) {
         for l in 0..LANES {
@@ -581,4 +754,93 @@ mod tests {
         }
     }
 
+    /// 8 lanes give bit for bit what each row gives alone, for partial groups, both edges or
+    /// none, and a kept sub-range with its subsample; the lanes view holds the same samples and
+    /// its block extrema are those of the rows.
+    #[test]
+    fn rows_and_lanes_equal_one_at_a_time() {
+        let f = BandPass::new(2, 300.0, 3000.0, 30000.0).unwrap();
+        let s = f.sos.as_ref().unwrap();
+        let n = 20011;
+        let xs: Vec<Vec<i16>> = (0..8)
+            .map(|r| {
+                signal(n, 40 + r, 700.0 * r as f64 - 5000.0)
+                    .iter()
+                    .map(|&v| v.round() as i16)
+                    .collect()
+            })
+            .collect();
+        for nr in [8, 5, 1] {
+            for (left, right) in [(true, true), (false, false), (true, false)] {
+                let keep = (117, n - 300);
+                let mut outs = vec![vec![0f32; keep.1]; nr];
+                let mut subs = vec![vec![1.5f32]; nr];
+                let mut tmp = Vec::new();
+                {
+                    let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
+                    let mut o: Vec<&mut [f32]> =
+                        outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                    let sb = super::Sub {
+                        first: 3,
+                        step: 10,
+                        rows: Some(&mut subs),
+                        tmp: &mut tmp,
+                    };
+                    super::filtfilt_rows(s, &r, 0.195, left, right, keep, &mut o, Some(sb));
+                }
+                for k in 0..nr {
+                    let mut one = vec![vec![0f32; keep.1]];
+                    let mut sub1 = vec![vec![1.5f32]];
+                    {
+                        let mut o: Vec<&mut [f32]> =
+                            one.iter_mut().map(|v| v.as_mut_slice()).collect();
+                        let sb = super::Sub {
+                            first: 3,
+                            step: 10,
+                            rows: Some(&mut sub1),
+                            tmp: &mut tmp,
+                        };
+                        super::filtfilt_rows(
+                            s,
+                            &[&xs[k][..]],
+                            0.195,
+                            left,
+                            right,
+                            keep,
+                            &mut o,
+                            Some(sb),
+                        );
+                    }
+                    assert_eq!(outs[k], one[0], "rows {nr} row {k} edges {left} {right}");
+                    let expect: Vec<f32> = std::iter::once(1.5)
+                        .chain(one[0][3..].iter().step_by(10).copied())
+                        .collect();
+                    assert_eq!(sub1[0], expect);
+                    assert_eq!(subs[k], expect);
+                }
+                let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
+                let mut subl = vec![Vec::new(); nr];
+                super::filtfilt_lanes(s, &r, 0.195, left, right, keep, Some((3, 10)), |v| {
+                    for (k, sl) in subl.iter_mut().enumerate() {
+                        sl.extend(v.sub.iter().map(|x| x[k]));
+                    }
+                    assert_eq!(v.len(), keep.1);
+                    assert_eq!(v.min.len(), keep.1.div_ceil(super::BLOCK));
+                    for k in 0..nr {
+                        let mut row = Vec::new();
+                        v.extend_row(k, 0, v.len(), &mut row);
+                        assert_eq!(row, outs[k]);
+                        for (b, blk) in outs[k].chunks(super::BLOCK).enumerate() {
+                            let lo = blk.iter().copied().fold(f32::INFINITY, f32::min);
+                            let hi = blk.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                            assert_eq!((v.min[b][k], v.max[b][k]), (lo, hi));
+                        }
+                    }
+                });
+                for k in 0..nr {
+                    assert_eq!(subl[k][..], subs[k][1..]);
+                }
+            }
+        }
+    }
 }

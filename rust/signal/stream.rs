@@ -14,9 +14,10 @@ use std::collections::VecDeque;
 use rayon::prelude::*;
 
 use super::cutoff::{BreachCounter, CutoffParams};
-use super::detect::{dead_samples, Detector, Polarity};
+use super::detect::{dead_samples, Detector, Polarity, BLOCK};
 use super::filter::{BandPass, Sample};
 use super::reference::{self, Group, STATS_STEP};
+use super::sos32::{self, Lanes};
 use super::source::{read_strided, SampleSource};
 use super::threshold::{
     median_by, median_mad, median_mad_step, window_bounds, MedianScratch, MAD_PER_SD,
@@ -113,6 +114,36 @@ impl Block<'_> {
         } else {
             self.direct[r]
         }
+    }
+}
+
+/// One electrode's filtered samples of a chunk: a row, or one lane of the filter's buffer.
+trait Trace {
+    fn len(&self) -> usize;
+    /// Samples `[lo, hi)` of the chunk appended to `out`.
+    fn extend_to(&self, lo: usize, hi: usize, out: &mut Vec<f32>);
+}
+
+impl Trace for &[f32] {
+    fn len(&self) -> usize {
+        <[f32]>::len(self)
+    }
+    fn extend_to(&self, lo: usize, hi: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(&self[lo..hi]);
+    }
+}
+
+struct Lane<'a> {
+    v: &'a Lanes<'a>,
+    l: usize,
+}
+
+impl Trace for Lane<'_> {
+    fn len(&self) -> usize {
+        self.v.len()
+    }
+    fn extend_to(&self, lo: usize, hi: usize, out: &mut Vec<f32>) {
+        self.v.extend_row(self.l, lo, hi, out);
     }
 }
 
@@ -238,6 +269,125 @@ impl<'a> Plan<'a> {
         )
     }
 
+    /// Detection pass over chunk [s, e) for a group of electrodes: filter, then statistics,
+    /// detection and waveforms. With the float32 sections the filtered samples stay in the
+    /// filter's buffer (see `sos32::filtfilt_lanes`): no rows are written, and detection reads
+    /// only the blocks whose extrema reach a threshold.
+    fn filter_detect(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize, rolling: bool) {
+        let Some(sos) = self.f.sos.as_ref() else {
+            self.filter(els, b, s, e, rolling);
+            for el in els.iter_mut() {
+                self.window(el, s, rolling);
+            }
+            return;
+        };
+        let left = b.start == 0;
+        let right = b.start + b.len == self.n;
+        let keep = (s - b.start, e - s);
+        let first = s.div_ceil(self.sub_step) * self.sub_step - s;
+        let sub = rolling.then_some((first, self.sub_step));
+        let scale = self.p.scale;
+        let (mut car, mut plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
+            els.iter_mut().partition(|el| el.car.is_some());
+        if !plain.is_empty() {
+            let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
+            sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
+                for (l, el) in plain.iter_mut().enumerate() {
+                    self.window_lane(el, s, rolling, &Lane { v: &v, l });
+                }
+            });
+        }
+        if !car.is_empty() {
+            let mut inputs: Vec<Vec<f64>> = car
+                .iter_mut()
+                .map(|el| {
+                    let mut input = std::mem::take(&mut el.input);
+                    let (g, mad) = el.car.expect("referenced");
+                    input.clear();
+                    input.extend(
+                        b.row(el.row)
+                            .iter()
+                            .zip(b.refs[g].iter())
+                            .map(|(&v, &c)| v as f64 - mad * c),
+                    );
+                    input
+                })
+                .collect();
+            let rows: Vec<&[f64]> = inputs.iter().map(|v| v.as_slice()).collect();
+            sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
+                for (l, el) in car.iter_mut().enumerate() {
+                    self.window_lane(el, s, rolling, &Lane { v: &v, l });
+                }
+            });
+            for (el, input) in car.iter_mut().zip(inputs.iter_mut()) {
+                el.input = std::mem::take(input);
+            }
+        }
+    }
+
+    /// [`Plan::window`] for one lane of the filter's buffer.
+    fn window_lane(&self, el: &mut Electrode, s: usize, rolling: bool, y: &Lane) {
+        let p = self.p;
+        let (c, th) = if rolling {
+            let first = el.sub.len();
+            el.sub.extend(y.v.sub.iter().map(|v| v[y.l]));
+            let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
+                median_mad(&el.sub[first..], &mut el.scratch)
+            } else {
+                let step = p.noise_subsample.max(1);
+                let mut g = std::mem::take(&mut el.y);
+                g.clear();
+                g.extend(y.v.buf.iter().step_by(step).map(|v| v[y.l]));
+                let r = median_mad(&g, &mut el.scratch);
+                el.y = g;
+                r
+            };
+            let th = p.k * mad / MAD_PER_SD;
+            el.res.noise.push(mad / MAD_PER_SD);
+            el.win_th.push((s, th));
+            (m, th)
+        } else {
+            (el.centre, el.threshold)
+        };
+        let mut evs = Vec::new();
+        let n = y.len();
+        let range = |k: usize| (y.v.min[k][y.l], y.v.max[k][y.l]);
+        let fetch =
+            |k: usize, buf: &mut Vec<f32>| y.extend_to(k * BLOCK, ((k + 1) * BLOCK).min(n), buf);
+        if rolling {
+            let cutoff = p.cutoff.voltage_cutoff;
+            let sec = self.sec;
+            let bc = &mut el.breaches;
+            let above = BreachCounter::prefilter_bound(cutoff);
+            el.det.push_blocks(
+                s as i64,
+                n,
+                c,
+                th,
+                &mut evs,
+                above,
+                range,
+                fetch,
+                |off, blk| bc.push(s + off, blk, cutoff, sec),
+            );
+        } else {
+            el.det.push_blocks(
+                s as i64,
+                n,
+                c,
+                th,
+                &mut evs,
+                f32::INFINITY,
+                range,
+                fetch,
+                |_, _| {},
+            );
+        }
+        el.pending.extend(evs);
+        debug_assert_eq!(el.hist_start + el.hist.len(), s);
+        self.drain(el, y, false);
+    }
+
     /// Detection-pass work for one electrode's chunk starting at `s` (filtered samples in
     /// `el.y`): rolling statistics when `rolling`, detection, waveforms. Compiled for AVX2 when
     /// the CPU has it (the scans vectorise 8 wide).
@@ -343,13 +493,13 @@ impl<'a> Plan<'a> {
             "history ends where the chunk starts"
         );
         // Cut every event whose window is now complete (from the kept history and this chunk).
-        self.drain(el, y, false);
+        self.drain(el, &y, false);
     }
 
     /// Cut the pending events whose windows end within the history (which ends where `y`, the
     /// newest filtered samples, starts) plus `y`; then keep as history only the samples later
     /// windows can still need, so most samples are never copied.
-    fn drain(&self, el: &mut Electrode, y: &[f32], end: bool) {
+    fn drain(&self, el: &mut Electrode, y: &impl Trace, end: bool) {
         let pd = pad(self.p.align) as i64;
         let (before, after) = (self.p.before as i64, self.p.after as i64);
         let s = el.hist_start + el.hist.len();
@@ -368,14 +518,14 @@ impl<'a> Plan<'a> {
                 break;
             }
             let (lo, hi) = ((t - before - pd) as usize, (t + after + pd) as usize);
-            let local: &[f32] = if lo >= s {
-                &y[lo - s..hi - s]
-            } else if hi <= s {
+            let local: &[f32] = if hi <= s {
                 &el.hist[lo - el.hist_start..hi - el.hist_start]
             } else {
                 joined.clear();
-                joined.extend_from_slice(&el.hist[lo - el.hist_start..]);
-                joined.extend_from_slice(&y[..hi - s]);
+                if lo < s {
+                    joined.extend_from_slice(&el.hist[lo - el.hist_start..]);
+                }
+                y.extend_to(lo.max(s) - s, hi - s, &mut joined);
                 &joined
             };
             let d = cut(
@@ -405,10 +555,10 @@ impl<'a> Plan<'a> {
         let keep = (keep.max(el.hist_start as i64) as usize).min(hist_end as usize);
         if keep >= s {
             el.hist.clear();
-            el.hist.extend_from_slice(&y[keep - s..]);
+            y.extend_to(keep - s, y.len(), &mut el.hist);
         } else {
             el.hist.drain(..keep - el.hist_start);
-            el.hist.extend_from_slice(y);
+            y.extend_to(0, y.len(), &mut el.hist);
         }
         el.hist_start = keep;
     }
@@ -628,12 +778,8 @@ pub fn extract_electrodes(
             plan.read(s, e, &mut blk)?;
             let b = &blk;
             pool(&mut || {
-                els.par_chunks_mut(group).for_each(|g| {
-                    plan.filter(g, b, s, e, rolling.is_some());
-                    for el in g.iter_mut() {
-                        plan.window(el, s, rolling.is_some());
-                    }
-                })
+                els.par_chunks_mut(group)
+                    .for_each(|g| plan.filter_detect(g, b, s, e, rolling.is_some()))
             });
             progress(n * (passes - 1) + e, total)?;
         }
@@ -647,7 +793,7 @@ pub fn extract_electrodes(
                 let mut evs = Vec::new();
                 el.det.finish(&mut evs);
                 el.pending.extend(evs);
-                plan.drain(&mut el, &[], true);
+                plan.drain(&mut el, &[].as_slice(), true);
                 let cut = el.breaches.decide(n, p.fs, &p.cutoff);
                 el.res.cutoff_sample = cut;
                 if cut < n {
@@ -797,7 +943,6 @@ mod tests {
         }
     }
 }
-
 
 /// The filtered output and noise subsample buffers of a group of electrodes, taken out so the
 /// electrodes' input rows can be borrowed while the filter writes them.

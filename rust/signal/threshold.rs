@@ -686,7 +686,6 @@ mod tests {
         assert!(taken >= 20, "linear path taken {taken} times");
     }
 
-
     #[test]
     fn strided_statistics_are_those_of_the_subsample() {
         let mut sc = MedianScratch::default();
