@@ -39,7 +39,6 @@ pub struct MedianScratch {
     vals: Vec<f32>,
     dist: Vec<f64>,
     prefix: Vec<usize>,
-    bins: Vec<u32>,
     gather: Vec<f32>,
 }
 
@@ -133,26 +132,6 @@ pub fn median_mad(x: &[f32], s: &mut MedianScratch) -> (f64, f64) {
     }
 }
 
-/// Counts of `bins` (each < nb) into `hist[..nb]` (two interleaved histograms, so runs of equal
-/// bins do not serialise on one counter).
-#[inline(always)]
-fn histogram(bins: &[u32], nb: usize, hist: &mut Vec<u32>) {
-    hist.clear();
-    hist.resize(2 * nb, 0);
-    let (h0, h1) = hist.split_at_mut(nb);
-    let mut it = bins.chunks_exact(2);
-    for p in &mut it {
-        h0[p[0] as usize] += 1;
-        h1[p[1] as usize] += 1;
-    }
-    for &b in it.remainder() {
-        h0[b as usize] += 1;
-    }
-    for (a, b) in h0.iter_mut().zip(h1.iter()) {
-        *a += *b;
-    }
-}
-
 /// (bin of rank k_lo, bin of rank k_hi, count below the first).
 #[inline(always)]
 fn ranks_bins(h: &[u32], k_lo: usize, k_hi: usize) -> (usize, usize, usize) {
@@ -177,11 +156,12 @@ const LIN_BINS: usize = 1024;
 /// Values sampled (evenly) to place the linear histogram.
 const LIN_PROBE: usize = 255;
 
-/// [`median_mad`] by two linear histograms placed from a small sorted probe of the values: bins
-/// of ~1/256 MAD around the median, so the bins holding the median and the MAD keep a few dozen
-/// values each and exact selections on those finish the job. Four cheap passes in all. Bin
-/// indices are monotone in the value (or distance), so counting by bins is exact; None when
-/// the probe misjudged the spread (the median or the MAD outside the bins) or n is small.
+/// [`median_mad`] in two passes over the values: a linear histogram placed from a small sorted
+/// probe (bins of ~1/128 MAD around the median) brackets the median and, through its prefix
+/// sums, the MAD to a few bins; one more pass keeps the few hundred values in those brackets
+/// (and counts those surely below), and exact selections on them finish the job. Every bracket
+/// is checked against exact counts, so the result is exact; None when a check fails (the probe
+/// misjudged the spread) or n is small.
 fn median_mad_linear(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -220,91 +200,181 @@ fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)
     let half = 2.0 * iqr;
     let lo = mid - half;
     let inv = LIN_BINS as f32 / (2.0 * half);
-    if !(inv.is_finite() && inv > 0.0) {
+    if !(inv.is_finite() && inv > 0.0 && lo.is_finite()) {
         return None;
     }
     let top = (LIN_BINS + 1) as f32;
     let nb = LIN_BINS + 2;
     // bin 0: below lo; 1..=LIN_BINS: regular; LIN_BINS + 1: above. Monotone in v (max() maps a
     // NaN to 0, so the cast is in range).
-    let mut bins = std::mem::take(&mut s.bins);
-    bins.clear();
-    // (extend, not resize + overwrite: no zeroing pass)
-    bins.extend(x.iter().map(|&v| {
+    let bin = |v: f32| -> usize {
         // SAFETY: max() maps NaN to 0 and the value is clamped to [0, top]: in i32 range.
-        let b: i32 = unsafe {
+        unsafe {
             ((v - lo) * inv + 1.0)
                 .max(0.0)
                 .min(top)
-                .to_int_unchecked::<i32>()
-        };
-        b as u32
-    }));
-    histogram(&bins, nb, &mut s.hist);
-    let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
-    let (b_lo, b_hi, below_lo) = ranks_bins(&s.hist[..nb], k_lo, k_hi);
-    if b_lo == 0 || b_hi >= nb - 1 {
-        s.bins = bins;
-        return None;
-    }
-    // The values in the median's bins, branch-free.
-    let cnt: usize = s.hist[b_lo..=b_hi].iter().map(|&c| c as usize).sum();
-    // (a few dozen of thousands: the branch is well predicted)
-    s.vals.clear();
-    let (bl, bh) = (b_lo as u32, b_hi as u32);
-    for (&v, &b) in x.iter().zip(bins.iter()) {
-        if b.wrapping_sub(bl) <= bh - bl {
-            s.vals.push(v);
+                .to_int_unchecked::<i32>() as usize
+        }
+    };
+    // Pass 1: the histogram (four interleaved counters, so runs of one bin do not serialise).
+    s.hist.clear();
+    s.hist.resize(4 * nb, 0);
+    {
+        let (h0, r) = s.hist.split_at_mut(nb);
+        let (h1, r) = r.split_at_mut(nb);
+        let (h2, h3) = r.split_at_mut(nb);
+        let mut it = x.chunks_exact(8);
+        for c in &mut it {
+            let b: [usize; 8] = std::array::from_fn(|i| bin(c[i]));
+            debug_assert!(b.iter().all(|&b| b < nb));
+            // SAFETY: bin() clamps to [0, LIN_BINS + 1] = [0, nb - 1].
+            unsafe {
+                *h0.get_unchecked_mut(b[0]) += 1;
+                *h1.get_unchecked_mut(b[1]) += 1;
+                *h2.get_unchecked_mut(b[2]) += 1;
+                *h3.get_unchecked_mut(b[3]) += 1;
+                *h0.get_unchecked_mut(b[4]) += 1;
+                *h1.get_unchecked_mut(b[5]) += 1;
+                *h2.get_unchecked_mut(b[6]) += 1;
+                *h3.get_unchecked_mut(b[7]) += 1;
+            }
+        }
+        for &v in it.remainder() {
+            h0[bin(v)] += 1;
+        }
+        for b in 0..nb {
+            h0[b] += h1[b] + h2[b] + h3[b];
         }
     }
-    debug_assert_eq!(s.vals.len(), cnt);
-    let vals = &mut s.vals[..cnt];
-    let (r_lo, r_hi) = (k_lo - below_lo, k_hi - below_lo);
-    let (_, &mut a, rest) = vals.select_nth_unstable_by(r_lo, |p, q| p.total_cmp(q));
-    let b = if r_hi == r_lo {
-        a
+    let h = &s.hist[..nb];
+    let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
+    let (b_lo, b_hi, _) = ranks_bins(h, k_lo, k_hi);
+    if b_lo == 0 || b_hi >= nb - 1 {
+        return None;
+    }
+    let pre = &mut s.prefix;
+    pre.clear();
+    pre.push(0usize);
+    for &c in h {
+        pre.push(pre[pre.len() - 1] + c as usize);
+    }
+    // Values in bins a..=b (clamped to the bins that exist).
+    let count = |a: i64, b: i64| -> usize {
+        let (a, b) = (a.max(0) as usize, b.min(nb as i64 - 1));
+        if b < a as i64 {
+            0
+        } else {
+            pre[b as usize + 1] - pre[a]
+        }
+    };
+    // Bin b holds values in [lo + (b - 1) w, lo + b w) up to f32 rounding; with half a bin of
+    // slack, in [lo + (b - 1.5) w, lo + (b + 0.5) w]. The median m lies in [m0, m1].
+    let (lo64, w) = (lo as f64, 1.0 / inv as f64);
+    let (bl, bh) = (b_lo as i64, b_hi as i64);
+    let m0 = lo64 + (bl as f64 - 1.5) * w;
+    let m1 = lo64 + (bh as f64 + 0.5) * w;
+    // MAD bracket in whole bins R: at least k_hi + 1 values surely within R w of any such m
+    // (regular bins inside [m1 - R w, m0 + R w]) gives the MAD <= R w; at most k_lo possibly
+    // within (bins touching [m0 - R w, m1 + R w]) gives the MAD > R w.
+    let surely = |r: i64| count((bh + 2 - r).max(1), (bl - 2 + r).min(LIN_BINS as i64));
+    let possibly = |r: i64| count(bl - 2 - r, bh + 2 + r);
+    let r_hi = (0..=(LIN_BINS as i64 + 4)).find(|&r| surely(r) > k_hi)?;
+    let r_lo = (0..r_hi)
+        .take_while(|&r| possibly(r) <= k_lo)
+        .last()
+        .unwrap_or(-1);
+    let (d_lo, d_hi) = (r_lo as f64 * w, r_hi as f64 * w);
+    // Pass 2: the values near the median, those whose distance from it may be near the MAD,
+    // and counts of those surely below either (f32 bounds rounded outwards: still exact).
+    let (a, b) = (f32_down(m0), f32_up(m1));
+    let (sbl, sbh) = if r_lo >= 0 {
+        (f32_up(m1 - d_lo), f32_down(m0 + d_lo))
+    } else {
+        (1.0, -1.0)
+    };
+    let (ol, oh) = (f32_down(m0 - d_hi), f32_up(m1 + d_hi));
+    // Room for the kept values, from the histogram with two bins of slack (written
+    // branch-free at min(index, room): an overflow means a misjudged bracket, checked below).
+    let (rl, rh) = (r_lo.max(0), r_hi);
+    let room_m = count(bl - 3, bh + 3);
+    let room_c = count(bl - 3 - rh, bh + 3 - rl) + count(bl - 3 + rl, bh + 3 + rh);
+    s.vals.clear();
+    s.vals.resize(room_m + 1, 0.0);
+    s.gather.clear();
+    s.gather.resize(room_c + 1, 0.0);
+    let (vals, cand) = (&mut s.vals[..], &mut s.gather[..]);
+    let (mut jm, mut jc) = (0usize, 0usize);
+    let (mut below, mut surely_in) = (0usize, 0usize);
+    let mut keep = |v: f32, jm: &mut usize, jc: &mut usize| {
+        let inside = (v >= sbl) & (v <= sbh);
+        let m_in = (v >= a) & (v <= b);
+        let c_in = !inside & (v >= ol) & (v <= oh);
+        vals[(*jm).min(room_m)] = v;
+        *jm += m_in as usize;
+        cand[(*jc).min(room_c)] = v;
+        *jc += c_in as usize;
+    };
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        let mut any = false;
+        for &v in c {
+            let inside = (v >= sbl) & (v <= sbh);
+            below += (v < a) as usize;
+            surely_in += inside as usize;
+            any |= ((v >= a) & (v <= b)) | (!inside & (v >= ol) & (v <= oh));
+        }
+        if any {
+            for &v in c {
+                keep(v, &mut jm, &mut jc);
+            }
+        }
+    }
+    for &v in it.remainder() {
+        below += (v < a) as usize;
+        surely_in += ((v >= sbl) & (v <= sbh)) as usize;
+        keep(v, &mut jm, &mut jc);
+    }
+    if jm > room_m || jc > room_c {
+        return None;
+    }
+    s.vals.truncate(jm);
+    s.gather.truncate(jc);
+    // The median: ranks k_lo, k_hi among the values in [a, b].
+    if below > k_lo || below + s.vals.len() <= k_hi {
+        return None;
+    }
+    let (r0, r1) = (k_lo - below, k_hi - below);
+    let (_, &mut va, rest) = s.vals.select_nth_unstable_by(r0, |p, q| p.total_cmp(q));
+    let vb = if r1 == r0 {
+        va
     } else {
         rest.iter().copied().fold(f32::INFINITY, f32::min)
     };
-    let m = (a as f64 + b as f64) / 2.0;
-    // Distances |v - m| (f64, as numpy on the f64 differences) in bins of the same width.
-    let dinv = inv as f64;
-    let dtop = (LIN_BINS + 1) as f64;
-    for (o, &v) in bins.iter_mut().zip(x) {
-        // SAFETY: |d| >= 0 (NaN-free: finite input) and clamped to dtop: in i32 range.
-        *o = unsafe {
-            ((v as f64 - m).abs() * dinv)
-                .max(0.0)
-                .min(dtop)
-                .to_int_unchecked::<i32>()
-        } as u32;
-    }
-    histogram(&bins, nb, &mut s.hist);
-    let (d_lo, d_hi, dbelow) = ranks_bins(&s.hist[..nb], k_lo, k_hi);
-    if d_hi > LIN_BINS {
-        s.bins = bins;
+    let m = (va as f64 + vb as f64) / 2.0;
+    if !(m >= m0 && m <= m1) {
         return None;
     }
-    let cnt: usize = s.hist[d_lo..=d_hi].iter().map(|&c| c as usize).sum();
-    let mut d = std::mem::take(&mut s.dist);
+    // The MAD: ranks k_lo, k_hi of |v - m| (f64, as numpy on the f64 differences); the values
+    // surely within d_lo come first, those outside [ol, oh] are beyond d_hi.
+    let d = &mut s.dist;
     d.clear();
-    let (bl, bh) = (d_lo as u32, d_hi as u32);
-    for (&v, &b) in x.iter().zip(bins.iter()) {
-        if b.wrapping_sub(bl) <= bh - bl {
-            d.push((v as f64 - m).abs());
-        }
+    d.extend(s.gather.iter().map(|&v| (v as f64 - m).abs()));
+    let le_lo = if r_lo >= 0 {
+        d.iter().filter(|&&v| v <= d_lo).count()
+    } else {
+        0
+    };
+    let le_hi = d.iter().filter(|&&v| v <= d_hi).count();
+    if surely_in + le_lo > k_lo || surely_in + le_hi <= k_hi {
+        return None;
     }
-    debug_assert_eq!(d.len(), cnt);
-    s.bins = bins;
-    let (t_lo, t_hi) = (k_lo - dbelow, k_hi - dbelow);
-    let dd = &mut d[..cnt];
-    let (_, &mut da, rest) = dd.select_nth_unstable_by(t_lo, |p, q| p.total_cmp(q));
-    let db = if t_hi == t_lo {
+    let (t0, t1) = (k_lo - surely_in, k_hi - surely_in);
+    let (_, &mut da, rest) = d.select_nth_unstable_by(t0, |p, q| p.total_cmp(q));
+    let db = if t1 == t0 {
         da
     } else {
         rest.iter().copied().fold(f64::INFINITY, f64::min)
     };
-    s.dist = d;
     Some((m, (da + db) / 2.0))
 }
 
@@ -684,6 +754,37 @@ mod tests {
             }
         }
         assert!(taken >= 20, "linear path taken {taken} times");
+        // Noise with spikes, heavy tails and quantisation, many seeds: the two-pass path is
+        // taken and exact.
+        let mut taken = 0;
+        for seed in 0..60u64 {
+            let mut st = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+            let mut rnd = || {
+                st = st
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (st >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let n = [15000usize, 15001, 180000][seed as usize % 3];
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    let g = (0..4).map(|_| rnd()).sum::<f64>() - 2.0;
+                    let x = match seed % 4 {
+                        0 => g * 20.0 + if i % 3000 < 20 { -150.0 } else { 0.0 },
+                        1 => 5.0 * (g / (rnd() + 0.05)),
+                        2 => (g * 40.0 / 0.195).round() * 0.195,
+                        _ => g * 3.0 + 77.0,
+                    };
+                    x as f32
+                })
+                .collect();
+            let slow = median_mad_slow(&v, &mut sc);
+            if let Some(r) = median_mad_linear(&v, &mut sc) {
+                taken += 1;
+                assert_eq!(r, slow, "seed={seed} n={n}");
+            }
+        }
+        assert!(taken >= 55, "two-pass path taken {taken} of 60 times");
     }
 
     #[test]
