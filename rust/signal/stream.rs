@@ -20,7 +20,8 @@ use super::reference::{self, Group, STATS_STEP};
 use super::sos32::{self, Lanes};
 use super::source::{read_strided, SampleSource};
 use super::threshold::{
-    median_by, median_mad, median_mad_step, window_bounds, MedianScratch, MAD_PER_SD,
+    median_by, median_mad, median_mad_shared, median_mad_step, median_mad_windows, window_bounds,
+    MedianScratch, SharedBins, MAD_PER_SD,
 };
 use super::waveforms::{cut, pad};
 use crate::error::{EngineError, Result};
@@ -169,6 +170,8 @@ struct Electrode {
     /// This chunk's referenced input (CAR electrodes only).
     input: Vec<f64>,
     scratch: MedianScratch,
+    /// Histogram bins shared by the noise windows (for `mad_val`).
+    bins: SharedBins,
 }
 
 struct Plan<'a> {
@@ -292,8 +295,9 @@ impl<'a> Plan<'a> {
         if !plain.is_empty() {
             let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
             sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
+                let first = append_subsample(&mut plain, &v);
                 for (l, el) in plain.iter_mut().enumerate() {
-                    self.window_lane(el, s, rolling, &Lane { v: &v, l });
+                    self.window_lane(el, s, rolling, &Lane { v: &v, l }, first[l]);
                 }
             });
         }
@@ -315,8 +319,9 @@ impl<'a> Plan<'a> {
                 .collect();
             let rows: Vec<&[f64]> = inputs.iter().map(|v| v.as_slice()).collect();
             sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
+                let first = append_subsample(&mut car, &v);
                 for (l, el) in car.iter_mut().enumerate() {
-                    self.window_lane(el, s, rolling, &Lane { v: &v, l });
+                    self.window_lane(el, s, rolling, &Lane { v: &v, l }, first[l]);
                 }
             });
             for (el, input) in car.iter_mut().zip(inputs.iter_mut()) {
@@ -325,15 +330,15 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// [`Plan::window`] for one lane of the filter's buffer.
-    fn window_lane(&self, el: &mut Electrode, s: usize, rolling: bool, y: &Lane) {
+    /// [`Plan::window`] for one lane of the filter's buffer (this chunk's subsample starts at
+    /// `el.sub[first]`).
+    fn window_lane(&self, el: &mut Electrode, s: usize, rolling: bool, y: &Lane, first: usize) {
         let p = self.p;
         let (c, th) = if rolling {
-            let first = el.sub.len();
-            el.sub.extend(y.v.sub.iter().map(|v| v[y.l]));
             let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
-                median_mad(&el.sub[first..], &mut el.scratch)
+                median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
             } else {
+                el.bins.disable();
                 let step = p.noise_subsample.max(1);
                 let mut g = std::mem::take(&mut el.y);
                 g.clear();
@@ -417,8 +422,9 @@ impl<'a> Plan<'a> {
             let first = self.keep_subsample(el, s, &y);
             // The window's subsample is the one just kept for mad_val when the strides agree.
             let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
-                median_mad(&el.sub[first..], &mut el.scratch)
+                median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
             } else {
+                el.bins.disable();
                 median_mad_step(&y, p.noise_subsample, &mut el.scratch)
             };
             let th = p.k * mad / MAD_PER_SD;
@@ -715,7 +721,8 @@ pub fn extract_electrodes(
                 hist_start: 0,
                 pending: VecDeque::new(),
                 breaches: BreachCounter::default(),
-                sub: Vec::new(),
+                // (all of it is kept: no regrowth)
+                sub: Vec::with_capacity(n.div_ceil(plan.sub_step) + 16),
                 sub_mark: 0,
                 sub_filled: false,
                 win_th: Vec::new(),
@@ -724,6 +731,7 @@ pub fn extract_electrodes(
                 y: Vec::new(),
                 input: Vec::new(),
                 scratch: MedianScratch::default(),
+                bins: SharedBins::default(),
             }
         })
         .collect();
@@ -836,10 +844,13 @@ pub fn extract_electrodes(
                     el.res.waveforms = w;
                 }
                 let keep_sub = cut.div_ceil(plan.sub_step).min(el.sub.len());
-                let (_, mad) = median_mad(
-                    &el.sub[..keep_sub.max(1).min(el.sub.len())],
-                    &mut el.scratch,
-                );
+                let kk = keep_sub.max(1).min(el.sub.len());
+                // With rolling windows, `sub` is their concatenation: their histograms add up.
+                let (_, mad) = if rolling.is_some() {
+                    median_mad_windows(&el.sub[..kk], &el.sub[kk..], &mut el.scratch, &el.bins)
+                } else {
+                    median_mad(&el.sub[..kk], &mut el.scratch)
+                };
                 el.res.mad_val = mad;
                 if rolling.is_some() {
                     let kept: Vec<usize> = (0..el.win_th.len())
@@ -942,6 +953,30 @@ mod tests {
             assert!(maxdiff < 1e-3, "{maxdiff}");
         }
     }
+}
+
+/// Append each lane's share of the filter's subsample to its electrode's `sub` (one pass over
+/// the sample-major subsample); where each share starts.
+fn append_subsample(group: &mut [&mut Electrode], v: &Lanes) -> Vec<usize> {
+    let first: Vec<usize> = group.iter().map(|el| el.sub.len()).collect();
+    let k = v.sub.len();
+    let mut dst: Vec<&mut [std::mem::MaybeUninit<f32>]> = group
+        .iter_mut()
+        .map(|el| {
+            el.sub.reserve(k);
+            &mut el.sub.spare_capacity_mut()[..k]
+        })
+        .collect();
+    for (i, x) in v.sub.iter().enumerate() {
+        for (d, &val) in dst.iter_mut().zip(x.iter()) {
+            d[i].write(val);
+        }
+    }
+    for (el, &f) in group.iter_mut().zip(&first) {
+        // SAFETY: the k values after f were all written just above.
+        unsafe { el.sub.set_len(f + k) };
+    }
+    first
 }
 
 /// The filtered output and noise subsample buffers of a group of electrodes, taken out so the

@@ -163,25 +163,21 @@ const LIN_PROBE: usize = 255;
 /// is checked against exact counts, so the result is exact; None when a check fails (the probe
 /// misjudged the spread) or n is small.
 fn median_mad_linear(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { median_mad_linear_avx2(x, s) };
-        }
-    }
-    median_mad_linear_impl(x, s)
-}
-
-/// The same code compiled for AVX2 (vectorised bin computation).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn median_mad_linear_avx2(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
     median_mad_linear_impl(x, s)
 }
 
 #[inline(always)]
 fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)> {
+    let (lo, inv) = placement(x)?;
+    hist_pass(x, lo, inv, &mut s.hist);
+    from_hist(x, lo, inv, s)
+}
+
+/// Bins: 0 below lo; 1..=LIN_BINS regular (width 1 / inv); LIN_BINS + 1 above.
+const LIN_NB: usize = LIN_BINS + 2;
+
+/// Where the linear histogram goes (lo, 1 / bin width), from a small sorted probe of `x`.
+fn placement(x: &[f32]) -> Option<(f32, f32)> {
     let n = x.len();
     if n < 4 * LIN_PROBE {
         return None;
@@ -203,48 +199,104 @@ fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)
     if !(inv.is_finite() && inv > 0.0 && lo.is_finite()) {
         return None;
     }
+    Some((lo, inv))
+}
+
+/// Monotone in v (max() maps a NaN to 0, so the cast is in range).
+#[inline(always)]
+fn lin_bin(v: f32, lo: f32, inv: f32) -> usize {
     let top = (LIN_BINS + 1) as f32;
-    let nb = LIN_BINS + 2;
-    // bin 0: below lo; 1..=LIN_BINS: regular; LIN_BINS + 1: above. Monotone in v (max() maps a
-    // NaN to 0, so the cast is in range).
-    let bin = |v: f32| -> usize {
-        // SAFETY: max() maps NaN to 0 and the value is clamped to [0, top]: in i32 range.
-        unsafe {
-            ((v - lo) * inv + 1.0)
-                .max(0.0)
-                .min(top)
-                .to_int_unchecked::<i32>() as usize
-        }
-    };
-    // Pass 1: the histogram (four interleaved counters, so runs of one bin do not serialise).
-    s.hist.clear();
-    s.hist.resize(4 * nb, 0);
+    // SAFETY: max() maps NaN to 0 and the value is clamped to [0, top]: in i32 range.
+    unsafe {
+        ((v - lo) * inv + 1.0)
+            .max(0.0)
+            .min(top)
+            .to_int_unchecked::<i32>() as usize
+    }
+}
+
+/// The histogram of `x` over the linear bins into `hist[..LIN_NB]`.
+fn hist_pass(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
+    #[cfg(target_arch = "x86_64")]
     {
-        let (h0, r) = s.hist.split_at_mut(nb);
-        let (h1, r) = r.split_at_mut(nb);
-        let (h2, h3) = r.split_at_mut(nb);
-        let mut it = x.chunks_exact(8);
-        for c in &mut it {
-            let b: [usize; 8] = std::array::from_fn(|i| bin(c[i]));
-            debug_assert!(b.iter().all(|&b| b < nb));
-            // SAFETY: bin() clamps to [0, LIN_BINS + 1] = [0, nb - 1].
-            unsafe {
-                *h0.get_unchecked_mut(b[0]) += 1;
-                *h1.get_unchecked_mut(b[1]) += 1;
-                *h2.get_unchecked_mut(b[2]) += 1;
-                *h3.get_unchecked_mut(b[3]) += 1;
-                *h0.get_unchecked_mut(b[4]) += 1;
-                *h1.get_unchecked_mut(b[5]) += 1;
-                *h2.get_unchecked_mut(b[6]) += 1;
-                *h3.get_unchecked_mut(b[7]) += 1;
-            }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { hist_pass_avx2(x, lo, inv, hist) };
         }
-        for &v in it.remainder() {
-            h0[bin(v)] += 1;
+    }
+    hist_pass_impl(x, lo, inv, hist)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn hist_pass_avx2(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
+    hist_pass_impl(x, lo, inv, hist)
+}
+
+#[inline(always)]
+fn hist_pass_impl(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
+    let nb = LIN_NB;
+    // Four interleaved counters, so runs of one bin do not serialise.
+    hist.clear();
+    hist.resize(4 * nb, 0);
+    let (h0, r) = hist.split_at_mut(nb);
+    let (h1, r) = r.split_at_mut(nb);
+    let (h2, h3) = r.split_at_mut(nb);
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        let b: [usize; 8] = std::array::from_fn(|i| lin_bin(c[i], lo, inv));
+        debug_assert!(b.iter().all(|&b| b < nb));
+        // SAFETY: lin_bin() clamps to [0, LIN_BINS + 1] = [0, nb - 1].
+        unsafe {
+            *h0.get_unchecked_mut(b[0]) += 1;
+            *h1.get_unchecked_mut(b[1]) += 1;
+            *h2.get_unchecked_mut(b[2]) += 1;
+            *h3.get_unchecked_mut(b[3]) += 1;
+            *h0.get_unchecked_mut(b[4]) += 1;
+            *h1.get_unchecked_mut(b[5]) += 1;
+            *h2.get_unchecked_mut(b[6]) += 1;
+            *h3.get_unchecked_mut(b[7]) += 1;
         }
-        for b in 0..nb {
-            h0[b] += h1[b] + h2[b] + h3[b];
+    }
+    for &v in it.remainder() {
+        h0[lin_bin(v, lo, inv)] += 1;
+    }
+    for b in 0..nb {
+        h0[b] += h1[b] + h2[b] + h3[b];
+    }
+    hist.truncate(nb);
+}
+
+/// Median and MAD of `x` from its histogram in `s.hist[..LIN_NB]` (placement lo, inv) and one
+/// more pass (see [`median_mad_linear`]).
+fn from_hist(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option<(f64, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { from_hist_avx2(x, lo, inv, s) };
         }
+    }
+    from_hist_impl(x, lo, inv, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn from_hist_avx2(
+    x: &[f32],
+    lo: f32,
+    inv: f32,
+    s: &mut MedianScratch,
+) -> Option<(f64, f64)> {
+    from_hist_impl(x, lo, inv, s)
+}
+
+#[inline(always)]
+fn from_hist_impl(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option<(f64, f64)> {
+    let n = x.len();
+    let nb = LIN_NB;
+    if n == 0 || s.hist.len() < nb {
+        return None;
     }
     let h = &s.hist[..nb];
     let (k_lo, k_hi) = ((n - 1) / 2, n / 2);
@@ -376,6 +428,72 @@ fn median_mad_linear_impl(x: &[f32], s: &mut MedianScratch) -> Option<(f64, f64)
         rest.iter().copied().fold(f64::INFINITY, f64::min)
     };
     Some((m, (da + db) / 2.0))
+}
+
+/// Linear-histogram bins shared by consecutive windows of one trace, so that the statistics of
+/// their concatenation (`mad_val`) reuse the windows' histograms: one pass over all the values
+/// instead of two.
+#[derive(Clone, Debug, Default)]
+pub struct SharedBins {
+    /// (lo, 1 / bin width), placed from the first window.
+    place: Option<(f32, f32)>,
+    /// Sum of the windows' histograms.
+    acc: Vec<u32>,
+    /// Every window so far went through `acc` (else the concatenation is done from scratch).
+    broken: bool,
+}
+
+impl SharedBins {
+    /// A window went elsewhere: the concatenation will be done from scratch.
+    pub fn disable(&mut self) {
+        self.broken = true;
+    }
+}
+
+/// [`median_mad`] of one window, adding its histogram to `sh` (same result).
+pub fn median_mad_shared(x: &[f32], s: &mut MedianScratch, sh: &mut SharedBins) -> (f64, f64) {
+    if !sh.broken && sh.place.is_none() {
+        sh.place = placement(x);
+        sh.acc = vec![0; LIN_NB];
+    }
+    match sh.place {
+        Some((lo, inv)) if !sh.broken => {
+            hist_pass(x, lo, inv, &mut s.hist);
+            for (a, &h) in sh.acc.iter_mut().zip(&s.hist) {
+                *a += h;
+            }
+            if let Some(r) = from_hist(x, lo, inv, s) {
+                return r;
+            }
+        }
+        _ => sh.broken = true,
+    }
+    median_mad(x, s)
+}
+
+/// [`median_mad`] of `x` when `x` followed by `rest` is the concatenation of the windows passed
+/// to [`median_mad_shared`] (same result).
+pub fn median_mad_windows(
+    x: &[f32],
+    rest: &[f32],
+    s: &mut MedianScratch,
+    sh: &SharedBins,
+) -> (f64, f64) {
+    if let (Some((lo, inv)), false) = (sh.place, sh.broken) {
+        let mut h = sh.acc.clone();
+        if !rest.is_empty() {
+            hist_pass(rest, lo, inv, &mut s.hist);
+            for (a, &r) in h.iter_mut().zip(&s.hist) {
+                *a -= r;
+            }
+        }
+        debug_assert_eq!(h.iter().map(|&c| c as usize).sum::<usize>(), x.len());
+        s.hist = h;
+        if let Some(r) = from_hist(x, lo, inv, s) {
+            return r;
+        }
+    }
+    median_mad(x, s)
 }
 
 /// [`median_mad`] of every `step`-th sample of `x` (from the first); step 1 (or 0) = all.
@@ -785,6 +903,61 @@ mod tests {
             }
         }
         assert!(taken >= 55, "two-pass path taken {taken} of 60 times");
+    }
+
+    /// Windows through shared bins give their own statistics, and any prefix of their
+    /// concatenation gets the statistics of that prefix, whatever the windows look like.
+    #[test]
+    fn shared_bins_equal_slow() {
+        let mut sc = MedianScratch::default();
+        let mut st = 17u64;
+        let mut rnd = || {
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (st >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for case in 0..4 {
+            let mut all: Vec<f32> = Vec::new();
+            let mut sh = SharedBins::default();
+            for w in 0..9 {
+                let len = 15000 + (w % 3);
+                // drifting noise level and offset; a flat first window (case 1: no bins to
+                // share), spikes (case 2), a window far beyond the shared bins (case 3)
+                let (sd, off) = (
+                    10.0 * (1.0 + 0.3 * w as f64 * (case % 2) as f64),
+                    5.0 * w as f64,
+                );
+                let x: Vec<f32> = (0..len)
+                    .map(|i| {
+                        if case == 1 && w == 0 {
+                            return 2.0;
+                        }
+                        let g = (0..4).map(|_| rnd()).sum::<f64>() - 2.0;
+                        if case == 3 && w == 4 {
+                            return (g * 1e4) as f32;
+                        }
+                        let spike = if case == 2 && i % 2000 < 30 {
+                            -200.0
+                        } else {
+                            0.0
+                        };
+                        (g * sd + off + spike) as f32
+                    })
+                    .collect();
+                assert_eq!(
+                    median_mad_shared(&x, &mut sc, &mut sh),
+                    median_mad_slow(&x, &mut sc)
+                );
+                all.extend_from_slice(&x);
+            }
+            for keep in [all.len(), all.len() - 1, all.len() / 2 + 7, 40000] {
+                let want = median_mad_slow(&all[..keep], &mut sc);
+                let got = median_mad_windows(&all[..keep], &all[keep..], &mut sc, &sh);
+                assert_eq!(got, want, "case {case} keep {keep}");
+            }
+            assert_eq!(sh.broken, case == 1, "case {case}");
+        }
     }
 
     #[test]
