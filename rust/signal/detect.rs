@@ -164,6 +164,38 @@ impl Detector {
         out: &mut Vec<(i64, i8)>,
         above: f32,
         range: impl Fn(usize) -> (f32, f32),
+        fetch: impl FnMut(usize, &mut Vec<f32>),
+        loud: impl FnMut(usize, &[f32]),
+    ) {
+        let (lo, hi, ab) = self.quiet_bounds(centre, threshold, above);
+        let listed: Vec<usize> = (0..len.div_ceil(BLOCK))
+            .filter(|&k| {
+                let (mn, mx) = range(k);
+                !(mn > lo && mx < hi && mx <= ab)
+            })
+            .collect();
+        self.push_listed(t0, len, centre, threshold, out, above, &listed, fetch, loud);
+    }
+
+    /// (lo, hi, above): a block whose values are all in (lo, hi) and at most `above` holds
+    /// nothing for [`Detector::push_listed`].
+    pub fn quiet_bounds(&self, centre: f64, threshold: f64, above: f32) -> (f32, f32, f32) {
+        let b = self.bounds(centre, threshold, above);
+        (b.lo_s, b.hi_s, b.above)
+    }
+
+    /// [`Detector::push_blocks`] given the blocks that are not quiet (increasing; any superset
+    /// of them gives the same result).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_listed(
+        &mut self,
+        t0: i64,
+        len: usize,
+        centre: f64,
+        threshold: f64,
+        out: &mut Vec<(i64, i8)>,
+        above: f32,
+        blocks: &[usize],
         mut fetch: impl FnMut(usize, &mut Vec<f32>),
         mut loud: impl FnMut(usize, &[f32]),
     ) {
@@ -172,11 +204,7 @@ impl Detector {
         }
         let b = self.bounds(centre, threshold, above);
         let mut buf = Vec::with_capacity(BLOCK);
-        for k in 0..len.div_ceil(BLOCK) {
-            let (mn, mx) = range(k);
-            if b.quiet(mn, mx) {
-                continue;
-            }
+        for &k in blocks {
             buf.clear();
             fetch(k, &mut buf);
             debug_assert_eq!(buf.len(), BLOCK.min(len - k * BLOCK));

@@ -517,6 +517,28 @@ fn rows_impl<T: Sample, const FMA: bool>(
     k0
 }
 
+/// `outs[l][j] = buf[j][l]` for every lane `l < outs.len()` (8x8 transposes when all 8 lanes
+/// are wanted and the CPU has AVX2).
+pub fn transpose_into(buf: &[V], outs: &mut [&mut [f32]]) {
+    debug_assert!(outs.len() <= LANES && outs.iter().all(|o| o.len() == buf.len()));
+    #[cfg(target_arch = "x86_64")]
+    {
+        if outs.len() == LANES && std::is_x86_feature_detected!("avx2") {
+            let mut it = outs.iter_mut();
+            let mut os: [&mut [f32]; LANES] =
+                std::array::from_fn(|_| &mut **it.next().expect("8 outputs"));
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { store_rows_avx2(buf, &mut os) };
+            return;
+        }
+    }
+    for (l, o) in outs.iter_mut().enumerate() {
+        for (d, v) in o.iter_mut().zip(buf) {
+            *d = v[l];
+        }
+    }
+}
+
 /// The lanes as int16 rows when `T` is i16.
 #[inline(always)]
 fn as_i16<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [i16]; LANES]> {

@@ -296,9 +296,7 @@ impl<'a> Plan<'a> {
             let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
             sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
                 let first = append_subsample(&mut plain, &v);
-                for (l, el) in plain.iter_mut().enumerate() {
-                    self.window_lane(el, s, rolling, &Lane { v: &v, l }, first[l]);
-                }
+                self.detect_lanes(&mut plain, s, rolling, &v, &first);
             });
         }
         if !car.is_empty() {
@@ -320,9 +318,7 @@ impl<'a> Plan<'a> {
             let rows: Vec<&[f64]> = inputs.iter().map(|v| v.as_slice()).collect();
             sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
                 let first = append_subsample(&mut car, &v);
-                for (l, el) in car.iter_mut().enumerate() {
-                    self.window_lane(el, s, rolling, &Lane { v: &v, l }, first[l]);
-                }
+                self.detect_lanes(&mut car, s, rolling, &v, &first);
             });
             for (el, input) in car.iter_mut().zip(inputs.iter_mut()) {
                 el.input = std::mem::take(input);
@@ -330,67 +326,118 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// [`Plan::window`] for one lane of the filter's buffer (this chunk's subsample starts at
-    /// `el.sub[first]`).
-    fn window_lane(&self, el: &mut Electrode, s: usize, rolling: bool, y: &Lane, first: usize) {
+    /// [`Plan::window`] for the lanes of the filter's buffer (lane `l`'s share of this chunk's
+    /// subsample starts at `els[l].sub[first[l]]`): each lane's statistics, then one pass over
+    /// the block extrema lists the blocks each lane must look at.
+    fn detect_lanes(
+        &self,
+        els: &mut [&mut Electrode],
+        s: usize,
+        rolling: bool,
+        v: &Lanes,
+        first: &[usize],
+    ) {
         let p = self.p;
-        let (c, th) = if rolling {
-            let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
-                median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
-            } else {
-                el.bins.disable();
-                let step = p.noise_subsample.max(1);
-                let mut g = std::mem::take(&mut el.y);
-                g.clear();
-                g.extend(y.v.buf.iter().step_by(step).map(|v| v[y.l]));
-                let r = median_mad(&g, &mut el.scratch);
-                el.y = g;
-                r
-            };
-            let th = p.k * mad / MAD_PER_SD;
-            el.res.noise.push(mad / MAD_PER_SD);
-            el.win_th.push((s, th));
-            (m, th)
+        let above = if rolling {
+            BreachCounter::prefilter_bound(p.cutoff.voltage_cutoff)
         } else {
-            (el.centre, el.threshold)
+            f32::INFINITY
         };
-        let mut evs = Vec::new();
-        let n = y.len();
-        let range = |k: usize| (y.v.min[k][y.l], y.v.max[k][y.l]);
-        let fetch =
-            |k: usize, buf: &mut Vec<f32>| y.extend_to(k * BLOCK, ((k + 1) * BLOCK).min(n), buf);
-        if rolling {
-            let cutoff = p.cutoff.voltage_cutoff;
-            let sec = self.sec;
-            let bc = &mut el.breaches;
-            let above = BreachCounter::prefilter_bound(cutoff);
-            el.det.push_blocks(
-                s as i64,
-                n,
-                c,
-                th,
-                &mut evs,
-                above,
-                range,
-                fetch,
-                |off, blk| bc.push(s + off, blk, cutoff, sec),
-            );
-        } else {
-            el.det.push_blocks(
-                s as i64,
-                n,
-                c,
-                th,
-                &mut evs,
-                f32::INFINITY,
-                range,
-                fetch,
-                |_, _| {},
-            );
+        let mut ct = Vec::with_capacity(els.len());
+        // lanes without an electrode never list a block
+        let (mut lo, mut hi, mut ab) = (
+            [f32::NEG_INFINITY; 8],
+            [f32::INFINITY; 8],
+            [f32::INFINITY; 8],
+        );
+        for (l, el) in els.iter_mut().enumerate() {
+            let (c, th) = self.lane_stats(el, s, rolling, &Lane { v, l }, first[l]);
+            (lo[l], hi[l], ab[l]) = el.det.quiet_bounds(c, th, above);
+            ct.push((c, th));
         }
-        el.pending.extend(evs);
-        debug_assert_eq!(el.hist_start + el.hist.len(), s);
-        self.drain(el, y, false);
+        let mut listed: Vec<Vec<usize>> = vec![Vec::new(); els.len()];
+        for (k, (mn, mx)) in v.min.iter().zip(v.max.iter()).enumerate() {
+            let mut m = 0u32;
+            for l in 0..8 {
+                m |= (!((mn[l] > lo[l]) & (mx[l] < hi[l]) & (mx[l] <= ab[l])) as u32) << l;
+            }
+            while m != 0 {
+                listed[m.trailing_zeros() as usize].push(k);
+                m &= m - 1;
+            }
+        }
+        let n = v.len();
+        for (l, el) in els.iter_mut().enumerate() {
+            let y = Lane { v, l };
+            let (c, th) = ct[l];
+            let mut evs = Vec::new();
+            let fetch = |k: usize, buf: &mut Vec<f32>| {
+                y.extend_to(k * BLOCK, ((k + 1) * BLOCK).min(n), buf)
+            };
+            if rolling {
+                let cutoff = p.cutoff.voltage_cutoff;
+                let sec = self.sec;
+                let bc = &mut el.breaches;
+                el.det.push_listed(
+                    s as i64,
+                    n,
+                    c,
+                    th,
+                    &mut evs,
+                    above,
+                    &listed[l],
+                    fetch,
+                    |off, blk| bc.push(s + off, blk, cutoff, sec),
+                );
+            } else {
+                el.det.push_listed(
+                    s as i64,
+                    n,
+                    c,
+                    th,
+                    &mut evs,
+                    above,
+                    &listed[l],
+                    fetch,
+                    |_, _| {},
+                );
+            }
+            el.pending.extend(evs);
+            debug_assert_eq!(el.hist_start + el.hist.len(), s);
+            self.drain(el, &y, false);
+        }
+    }
+
+    /// One lane's (centre, threshold) for this chunk (rolling: from its window; see
+    /// [`Plan::window`]).
+    fn lane_stats(
+        &self,
+        el: &mut Electrode,
+        s: usize,
+        rolling: bool,
+        y: &Lane,
+        first: usize,
+    ) -> (f64, f64) {
+        let p = self.p;
+        if !rolling {
+            return (el.centre, el.threshold);
+        }
+        let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
+            median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
+        } else {
+            el.bins.disable();
+            let step = p.noise_subsample.max(1);
+            let mut g = std::mem::take(&mut el.y);
+            g.clear();
+            g.extend(y.v.buf.iter().step_by(step).map(|v| v[y.l]));
+            let r = median_mad(&g, &mut el.scratch);
+            el.y = g;
+            r
+        };
+        let th = p.k * mad / MAD_PER_SD;
+        el.res.noise.push(mad / MAD_PER_SD);
+        el.win_th.push((s, th));
+        (m, th)
     }
 
     /// Detection-pass work for one electrode's chunk starting at `s` (filtered samples in
@@ -960,22 +1007,15 @@ mod tests {
 fn append_subsample(group: &mut [&mut Electrode], v: &Lanes) -> Vec<usize> {
     let first: Vec<usize> = group.iter().map(|el| el.sub.len()).collect();
     let k = v.sub.len();
-    let mut dst: Vec<&mut [std::mem::MaybeUninit<f32>]> = group
+    let mut dst: Vec<&mut [f32]> = group
         .iter_mut()
-        .map(|el| {
-            el.sub.reserve(k);
-            &mut el.sub.spare_capacity_mut()[..k]
+        .zip(&first)
+        .map(|(el, &f)| {
+            el.sub.resize(f + k, 0.0);
+            &mut el.sub[f..]
         })
         .collect();
-    for (i, x) in v.sub.iter().enumerate() {
-        for (d, &val) in dst.iter_mut().zip(x.iter()) {
-            d[i].write(val);
-        }
-    }
-    for (el, &f) in group.iter_mut().zip(&first) {
-        // SAFETY: the k values after f were all written just above.
-        unsafe { el.sub.set_len(f + k) };
-    }
+    sos32::transpose_into(v.sub, &mut dst);
     first
 }
 

@@ -152,12 +152,12 @@ fn ranks_bins(h: &[u32], k_lo: usize, k_hi: usize) -> (usize, usize, usize) {
 }
 
 /// Regular bins of the linear histogram (plus one underflow and one overflow bin).
-const LIN_BINS: usize = 1024;
+const LIN_BINS: usize = 4096;
 /// Values sampled (evenly) to place the linear histogram.
 const LIN_PROBE: usize = 255;
 
 /// [`median_mad`] in two passes over the values: a linear histogram placed from a small sorted
-/// probe (bins of ~1/128 MAD around the median) brackets the median and, through its prefix
+/// probe (bins of ~1/512 MAD around the median) brackets the median and, through its prefix
 /// sums, the MAD to a few bins; one more pass keeps the few hundred values in those brackets
 /// (and counts those surely below), and exact selections on them finish the job. Every bracket
 /// is checked against exact counts, so the result is exact; None when a check fails (the probe
@@ -236,33 +236,27 @@ unsafe fn hist_pass_avx2(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
 #[inline(always)]
 fn hist_pass_impl(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
     let nb = LIN_NB;
-    // Four interleaved counters, so runs of one bin do not serialise.
+    // Two interleaved counters, so runs of one bin do not serialise.
     hist.clear();
-    hist.resize(4 * nb, 0);
-    let (h0, r) = hist.split_at_mut(nb);
-    let (h1, r) = r.split_at_mut(nb);
-    let (h2, h3) = r.split_at_mut(nb);
+    hist.resize(2 * nb, 0);
+    let (h0, h1) = hist.split_at_mut(nb);
     let mut it = x.chunks_exact(8);
     for c in &mut it {
         let b: [usize; 8] = std::array::from_fn(|i| lin_bin(c[i], lo, inv));
         debug_assert!(b.iter().all(|&b| b < nb));
         // SAFETY: lin_bin() clamps to [0, LIN_BINS + 1] = [0, nb - 1].
         unsafe {
-            *h0.get_unchecked_mut(b[0]) += 1;
-            *h1.get_unchecked_mut(b[1]) += 1;
-            *h2.get_unchecked_mut(b[2]) += 1;
-            *h3.get_unchecked_mut(b[3]) += 1;
-            *h0.get_unchecked_mut(b[4]) += 1;
-            *h1.get_unchecked_mut(b[5]) += 1;
-            *h2.get_unchecked_mut(b[6]) += 1;
-            *h3.get_unchecked_mut(b[7]) += 1;
+            for k in 0..4 {
+                *h0.get_unchecked_mut(b[2 * k]) += 1;
+                *h1.get_unchecked_mut(b[2 * k + 1]) += 1;
+            }
         }
     }
     for &v in it.remainder() {
         h0[lin_bin(v, lo, inv)] += 1;
     }
     for b in 0..nb {
-        h0[b] += h1[b] + h2[b] + h3[b];
+        h0[b] += h1[b];
     }
     hist.truncate(nb);
 }
