@@ -13,9 +13,10 @@
 //!
 //! Speed: the forward pass already stores the backward pass's input difference
 //! `g * (f[t] - f[t+2])` (it holds `f[t-2]` in its state), so the backward state is the outputs
-//! alone (same arithmetic, bit-identical). The work buffer goes through the last-level cache
-//! once each way (the backward pass needs the whole forward pass): [`filtfilt_lanes`] leaves the
-//! result there, with block extrema, instead of writing it out row by row.
+//! alone (same arithmetic, bit-identical). For int16 input the differences are formed in
+//! registers inside the forward loop. The work buffer goes through the last-level cache once
+//! each way (the backward pass needs the whole forward pass): [`filtfilt_lanes`] leaves the
+//! result there, with block extrema taken by the backward pass, instead of writing rows.
 
 use super::filter::{Sample, C64};
 
@@ -181,6 +182,31 @@ fn run_backward<const FMA: bool>(c: Coef, z: &mut State, tile: &mut [V]) {
         *v = step::<FMA>(c, &mut st, v).0;
     }
     *z = st;
+}
+
+/// [`run_backward`] that also folds the outputs into lane-wise `min` and `max` (a NaN is not
+/// folded: the input is finite).
+#[inline(always)]
+fn run_backward_extrema<const FMA: bool>(
+    c: Coef,
+    z: &mut State,
+    tile: &mut [V],
+    min: &mut V,
+    max: &mut V,
+) {
+    let mut st = *z;
+    let (mut lo, mut hi) = (*min, *max);
+    for v in tile.iter_mut().rev() {
+        let w = step::<FMA>(c, &mut st, v).0;
+        for l in 0..LANES {
+            lo[l] = if w[l] < lo[l] { w[l] } else { lo[l] };
+            hi[l] = if w[l] > hi[l] { w[l] } else { hi[l] };
+        }
+        *v = w;
+    }
+    *z = st;
+    *min = lo;
+    *max = hi;
 }
 
 /// Where the kept samples go: rows, or left in the work buffer with block extrema.
@@ -388,6 +414,29 @@ fn rows_impl<T: Sample, const FMA: bool>(
     let gb = s.b0 as f32;
     let (body0, body1) = (lp + 2, lp + n);
     let mut p0 = 0;
+    #[cfg(target_arch = "x86_64")]
+    if FMA && body0 < body1 {
+        let xs: [&[T]; LANES] = std::array::from_fn(|l| &row(l)[..]);
+        if let Some(xi) = as_i16(&xs) {
+            // int16: the input differences are formed in registers inside the forward loop.
+            for t in 0..body0 {
+                buf[t] = slow(t);
+            }
+            run_forward::<FMA>(c, gb, &mut st, buf, 0, body0);
+            // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
+            let done = unsafe { forward_i16_avx2(xi, lp, gs32, c, gb, &mut st, buf, body0, body1) };
+            for t in done..body1 {
+                buf[t] = std::array::from_fn(|l| {
+                    i16::diff_scaled(xi[l][t - lp], xi[l][t - lp - 2], gs, gs32)
+                });
+            }
+            for t in body1..m {
+                buf[t] = slow(t);
+            }
+            run_forward::<FMA>(c, gb, &mut st, buf, done, m);
+            p0 = m;
+        }
+    }
     while p0 < m {
         let p1 = (p0 + TILE).min(m);
         let (f0, f1) = (p0.max(body0), p1.min(body1));
@@ -396,20 +445,9 @@ fn rows_impl<T: Sample, const FMA: bool>(
                 buf[t] = slow(t);
             }
             let xs: [&[T]; LANES] = std::array::from_fn(|l| &row(l)[f0 - lp - 2..f1 - lp]);
-            let mut done = false;
-            #[cfg(target_arch = "x86_64")]
-            if FMA {
-                if let Some(xi) = as_i16(&xs) {
-                    // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
-                    unsafe { fill_i16_avx2(xi, gs32, &mut buf[f0..f1]) };
-                    done = true;
-                }
-            }
-            if !done {
-                for (i, w) in buf[f0..f1].iter_mut().enumerate() {
-                    for l in 0..LANES {
-                        w[l] = T::diff_scaled(xs[l][i + 2], xs[l][i], gs, gs32);
-                    }
+            for (i, w) in buf[f0..f1].iter_mut().enumerate() {
+                for l in 0..LANES {
+                    w[l] = T::diff_scaled(xs[l][i + 2], xs[l][i], gs, gs32);
                 }
             }
             for t in f1..p1 {
@@ -434,7 +472,34 @@ fn rows_impl<T: Sample, const FMA: bool>(
     let mut p1 = m;
     while p1 > 0 {
         let p0 = p1.saturating_sub(TILE);
-        run_backward::<FMA>(c, &mut st, &mut buf[p0..p1]);
+        if let Out::Lanes { min, max } = &mut out {
+            // In segments that end at block edges, with the block extrema taken as the samples
+            // come out (independent work for the recursion's latency).
+            let mut e = p1;
+            while e > p0 {
+                if e > k1 {
+                    let a = k1.max(p0);
+                    run_backward::<FMA>(c, &mut st, &mut buf[a..e]);
+                    e = a;
+                } else if e > k0 {
+                    let b = (e - 1 - k0) / BLOCK;
+                    let a = (k0 + b * BLOCK).max(p0);
+                    run_backward_extrema::<FMA>(
+                        c,
+                        &mut st,
+                        &mut buf[a..e],
+                        &mut min[b],
+                        &mut max[b],
+                    );
+                    e = a;
+                } else {
+                    run_backward::<FMA>(c, &mut st, &mut buf[p0..e]);
+                    e = p0;
+                }
+            }
+        } else {
+            run_backward::<FMA>(c, &mut st, &mut buf[p0..p1]);
+        }
         let (o0, o1) = (p0.max(k0), p1.min(k1));
         if let Some(sb) = sub.as_mut() {
             // kept samples j = first + i * step in this tile, newest first (reversed below)
@@ -478,24 +543,8 @@ fn rows_impl<T: Sample, const FMA: bool>(
                         }
                     }
                 }
-                Out::Lanes { min, max } => {
-                    // block extrema over this tile's share of each block (blocks from k0)
-                    let mut a = o0;
-                    while a < o1 {
-                        let b = (a - k0) / BLOCK;
-                        let e = (k0 + (b + 1) * BLOCK).min(o1);
-                        let (mut lo, mut hi) = (min[b], max[b]);
-                        for v in &buf[a..e] {
-                            for l in 0..LANES {
-                                lo[l] = lo[l].min(v[l]);
-                                hi[l] = hi[l].max(v[l]);
-                            }
-                        }
-                        min[b] = lo;
-                        max[b] = hi;
-                        a = e;
-                    }
-                }
+                // (block extrema taken in the backward pass)
+                Out::Lanes { .. } => {}
             }
         }
         if p0 <= k0 {
@@ -515,6 +564,121 @@ fn rows_impl<T: Sample, const FMA: bool>(
         }
     }
     k0
+}
+
+/// The forward pass over body samples `[t0, t1)` (extended index; row index = t - lp) of int16
+/// rows, whole blocks of 8 samples: each block of input differences is transposed and scaled in
+/// registers (one 8x8 int16 transpose per 8 samples; the same values and arithmetic as
+/// `T::diff_scaled` + [`run_forward`]: bit-identical), so the transposes overlap the recursion's
+/// latency and the differences never go through memory. Returns where it stopped (t0 + 8 k).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_i16_avx2(
+    xs: [&[i16]; LANES],
+    lp: usize,
+    g: f32,
+    ((a11, a12), (a21, a22)): Coef,
+    gb: f32,
+    st: &mut State,
+    buf: &mut [V],
+    t0: usize,
+    t1: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    debug_assert!(t0 >= lp + 2 && t0 >= 2 && t1 <= buf.len());
+    debug_assert!(xs.iter().all(|x| x.len() + lp >= t1));
+    let blocks = (t1 - t0) / 8;
+    if blocks == 0 {
+        return t0;
+    }
+    let gv = _mm256_set1_ps(g);
+    let gbv = _mm256_set1_ps(gb);
+    let (c11, c12, c21, c22) = (
+        _mm256_set1_ps(a11),
+        _mm256_set1_ps(a12),
+        _mm256_set1_ps(a21),
+        _mm256_set1_ps(a22),
+    );
+    let ld = |v: &V| _mm256_loadu_ps(v.as_ptr());
+    let (mut y1, mut y2, mut w1, mut w2) = (ld(&st.y1), ld(&st.y2), ld(&st.w1), ld(&st.w2));
+    // samples as lanes (int32): the 8 int16 of row index r .. r + 8 of every row
+    let load = |r: usize| -> [__m256i; 8] {
+        let a: [__m128i; 8] =
+            std::array::from_fn(|l| _mm_loadu_si128(xs[l].as_ptr().add(r) as *const __m128i));
+        let t0 = _mm_unpacklo_epi16(a[0], a[1]);
+        let t1 = _mm_unpackhi_epi16(a[0], a[1]);
+        let t2 = _mm_unpacklo_epi16(a[2], a[3]);
+        let t3 = _mm_unpackhi_epi16(a[2], a[3]);
+        let t4 = _mm_unpacklo_epi16(a[4], a[5]);
+        let t5 = _mm_unpackhi_epi16(a[4], a[5]);
+        let t6 = _mm_unpacklo_epi16(a[6], a[7]);
+        let t7 = _mm_unpackhi_epi16(a[6], a[7]);
+        let u0 = _mm_unpacklo_epi32(t0, t2);
+        let u1 = _mm_unpackhi_epi32(t0, t2);
+        let u2 = _mm_unpacklo_epi32(t1, t3);
+        let u3 = _mm_unpackhi_epi32(t1, t3);
+        let u4 = _mm_unpacklo_epi32(t4, t6);
+        let u5 = _mm_unpackhi_epi32(t4, t6);
+        let u6 = _mm_unpacklo_epi32(t5, t7);
+        let u7 = _mm_unpackhi_epi32(t5, t7);
+        [
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u0, u4)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u0, u4)),
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u1, u5)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u1, u5)),
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u2, u6)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u2, u6)),
+            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u3, u7)),
+            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u3, u7)),
+        ]
+    };
+    let lane = |r: usize| {
+        _mm256_setr_epi32(
+            xs[0][r] as i32,
+            xs[1][r] as i32,
+            xs[2][r] as i32,
+            xs[3][r] as i32,
+            xs[4][r] as i32,
+            xs[5][r] as i32,
+            xs[6][r] as i32,
+            xs[7][r] as i32,
+        )
+    };
+    // difference at t: x[t - lp] - x[t - lp - 2]
+    let r0 = t0 - lp;
+    let (mut p0, mut p1) = (lane(r0 - 2), lane(r0 - 1));
+    let out = buf.as_mut_ptr() as *mut f32;
+    for b in 0..blocks {
+        let t = t0 + 8 * b;
+        let cur = load(t - lp);
+        for k in 0..8 {
+            let prev = match k {
+                0 => p0,
+                1 => p1,
+                _ => cur[k - 2],
+            };
+            let d = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(cur[k], prev)), gv);
+            let y = _mm256_fmadd_ps(c11, y1, _mm256_fmadd_ps(c12, y2, d));
+            let e = _mm256_sub_ps(y, y2);
+            let w = _mm256_fmadd_ps(c21, w1, _mm256_fmadd_ps(c22, w2, e));
+            let back = _mm256_mul_ps(gbv, _mm256_sub_ps(w2, w));
+            _mm256_storeu_ps(out.add((t + k - 2) * LANES), back);
+            y2 = y1;
+            y1 = y;
+            w2 = w1;
+            w1 = w;
+        }
+        p0 = cur[6];
+        p1 = cur[7];
+    }
+    let sv = |v: __m256| {
+        let mut a = [0.0f32; LANES];
+        _mm256_storeu_ps(a.as_mut_ptr(), v);
+        a
+    };
+    (st.y1, st.y2, st.w1, st.w2) = (sv(y1), sv(y2), sv(w1), sv(w2));
+    t0 + 8 * blocks
 }
 
 /// `outs[l][j] = buf[j][l]` for every lane `l < outs.len()` (8x8 transposes when all 8 lanes
@@ -549,86 +713,6 @@ fn as_i16<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [i16]; LANES]> {
         }))
     } else {
         None
-    }
-}
-
-/// `out[i][l] = g * (xs[l][i + 2] - xs[l][i])` (int16 difference exact, as `diff_scaled`):
-/// one 8x8 int16 transpose per 8 samples instead of 64 scalar loads.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fill_i16_avx2(xs: [&[i16]; LANES], g: f32, out: &mut [V]) {
-    use std::arch::x86_64::*;
-    let cnt = out.len();
-    debug_assert!(xs.iter().all(|x| x.len() == cnt + 2));
-    let gv = _mm256_set1_ps(g);
-    // samples as lanes: the 8 int16 of sample t of every row, for t = i .. i + 8
-    let load = |i: usize| -> [__m256i; 8] {
-        let a: [__m128i; 8] =
-            std::array::from_fn(|l| _mm_loadu_si128(xs[l].as_ptr().add(i) as *const __m128i));
-        let t0 = _mm_unpacklo_epi16(a[0], a[1]);
-        let t1 = _mm_unpackhi_epi16(a[0], a[1]);
-        let t2 = _mm_unpacklo_epi16(a[2], a[3]);
-        let t3 = _mm_unpackhi_epi16(a[2], a[3]);
-        let t4 = _mm_unpacklo_epi16(a[4], a[5]);
-        let t5 = _mm_unpackhi_epi16(a[4], a[5]);
-        let t6 = _mm_unpacklo_epi16(a[6], a[7]);
-        let t7 = _mm_unpackhi_epi16(a[6], a[7]);
-        let u0 = _mm_unpacklo_epi32(t0, t2);
-        let u1 = _mm_unpackhi_epi32(t0, t2);
-        let u2 = _mm_unpacklo_epi32(t1, t3);
-        let u3 = _mm_unpackhi_epi32(t1, t3);
-        let u4 = _mm_unpacklo_epi32(t4, t6);
-        let u5 = _mm_unpackhi_epi32(t4, t6);
-        let u6 = _mm_unpacklo_epi32(t5, t7);
-        let u7 = _mm_unpackhi_epi32(t5, t7);
-        [
-            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u0, u4)),
-            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u0, u4)),
-            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u1, u5)),
-            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u1, u5)),
-            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u2, u6)),
-            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u2, u6)),
-            _mm256_cvtepi16_epi32(_mm_unpacklo_epi64(u3, u7)),
-            _mm256_cvtepi16_epi32(_mm_unpackhi_epi64(u3, u7)),
-        ]
-    };
-    // x[i + 2 + k] - x[i + k]: each block of 8 samples from offset 2 is transposed once; the
-    // two samples before it come from the previous block.
-    let lane = |t: usize| {
-        _mm256_setr_epi32(
-            xs[0][t] as i32,
-            xs[1][t] as i32,
-            xs[2][t] as i32,
-            xs[3][t] as i32,
-            xs[4][t] as i32,
-            xs[5][t] as i32,
-            xs[6][t] as i32,
-            xs[7][t] as i32,
-        )
-    };
-    let mut i = 0;
-    if cnt >= 8 {
-        let (mut p0, mut p1) = (lane(0), lane(1));
-        while i + 8 <= cnt {
-            let cur = load(i + 2);
-            for k in 0..8 {
-                let prev = match k {
-                    0 => p0,
-                    1 => p1,
-                    _ => cur[k - 2],
-                };
-                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(cur[k], prev)), gv);
-                _mm256_storeu_ps(out[i + k].as_mut_ptr(), v);
-            }
-            p0 = cur[6];
-            p1 = cur[7];
-            i += 8;
-        }
-    }
-    for (j, w) in out.iter_mut().enumerate().skip(i) {
-        for l in 0..LANES {
-            w[l] = i16::diff_scaled(xs[l][j + 2], xs[l][j], 0.0, g);
-        }
     }
 }
 
