@@ -153,6 +153,8 @@ fn ranks_bins(h: &[u32], k_lo: usize, k_hi: usize) -> (usize, usize, usize) {
 
 /// Regular bins of the linear histogram (plus one underflow and one overflow bin).
 const LIN_BINS: usize = 4096;
+/// Slack (in bins) for the f32 rounding of the bin index.
+const SLACK: f64 = 0.02;
 /// Values sampled (evenly) to place the linear histogram.
 const LIN_PROBE: usize = 255;
 
@@ -301,9 +303,11 @@ fn from_hist_impl(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option
     let pre = &mut s.prefix;
     pre.clear();
     pre.push(0usize);
-    for &c in h {
-        pre.push(pre[pre.len() - 1] + c as usize);
-    }
+    let mut acc = 0usize;
+    pre.extend(h.iter().map(|&c| {
+        acc += c as usize;
+        acc
+    }));
     // Values in bins a..=b (clamped to the bins that exist).
     let count = |a: i64, b: i64| -> usize {
         let (a, b) = (a.max(0) as usize, b.min(nb as i64 - 1));
@@ -313,17 +317,18 @@ fn from_hist_impl(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option
             pre[b as usize + 1] - pre[a]
         }
     };
-    // Bin b holds values in [lo + (b - 1) w, lo + b w) up to f32 rounding; with half a bin of
-    // slack, in [lo + (b - 1.5) w, lo + (b + 0.5) w]. The median m lies in [m0, m1].
+    // Bin b holds values in [lo + (b - 1) w, lo + b w) up to f32 rounding (~1e-3 bin at the
+    // far edge); with SLACK bins of slack on each side for sure. The median m lies in [m0, m1].
+    // (A bracket that were still wrong fails the exact checks below: never a wrong result.)
     let (lo64, w) = (lo as f64, 1.0 / inv as f64);
     let (bl, bh) = (b_lo as i64, b_hi as i64);
-    let m0 = lo64 + (bl as f64 - 1.5) * w;
-    let m1 = lo64 + (bh as f64 + 0.5) * w;
+    let m0 = lo64 + (bl as f64 - 1.0 - SLACK) * w;
+    let m1 = lo64 + (bh as f64 + SLACK) * w;
     // MAD bracket in whole bins R: at least k_hi + 1 values surely within R w of any such m
     // (regular bins inside [m1 - R w, m0 + R w]) gives the MAD <= R w; at most k_lo possibly
     // within (bins touching [m0 - R w, m1 + R w]) gives the MAD > R w.
     let surely = |r: i64| count((bh + 2 - r).max(1), (bl - 2 + r).min(LIN_BINS as i64));
-    let possibly = |r: i64| count(bl - 2 - r, bh + 2 + r);
+    let possibly = |r: i64| count(bl - 1 - r, bh + 1 + r);
     let r_hi = (0..=(LIN_BINS as i64 + 4)).find(|&r| surely(r) > k_hi)?;
     let r_lo = (0..r_hi)
         .take_while(|&r| possibly(r) <= k_lo)
