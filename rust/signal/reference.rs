@@ -84,17 +84,35 @@ pub fn group_reference(g: &Group, len: usize, row: impl Fn(usize) -> Vec<f64>, o
 
 /// [`group_reference`] over int16 block rows (`raw` holds rows of `len` samples).
 pub fn group_reference_i16(g: &Group, raw: &[i16], len: usize, out: &mut Vec<f64>) {
+    group_reference_rows(g, |r| &raw[r * len..(r + 1) * len], len, out)
+}
+
+/// [`group_reference_i16`] with row `r` given by `row(r)` (e.g. borrowed from the source).
+/// Blocks of samples so the sum stays in L1; the same additions in the same order per sample.
+pub fn group_reference_rows<'a>(
+    g: &Group,
+    row: impl Fn(usize) -> &'a [i16],
+    len: usize,
+    out: &mut Vec<f64>,
+) {
+    const B: usize = 2048;
     out.clear();
     out.resize(len, 0.0);
-    for &(r, mad, med) in &g.live {
-        let inv = 1.0 / mad;
-        for (o, &v) in out.iter_mut().zip(&raw[r * len..(r + 1) * len]) {
-            *o += (v as f64 - med) * inv;
-        }
-    }
     let k = 1.0 / g.live.len() as f64;
-    for o in out.iter_mut() {
-        *o *= k;
+    let rows: Vec<(&[i16], f64, f64)> = g
+        .live
+        .iter()
+        .map(|&(r, mad, med)| (row(r), 1.0 / mad, med))
+        .collect();
+    for (b, o) in out.chunks_mut(B).enumerate() {
+        for &(x, inv, med) in &rows {
+            for (o, &v) in o.iter_mut().zip(&x[b * B..]) {
+                *o += (v as f64 - med) * inv;
+            }
+        }
+        for o in o.iter_mut() {
+            *o *= k;
+        }
     }
 }
 

@@ -194,18 +194,26 @@ impl<'a> Plan<'a> {
         let len = re - rs;
         b.start = rs;
         b.len = len;
-        if self.groups.is_empty() {
-            if let Some(rows) = self.src.borrow_rows(&self.channels, rs, len) {
-                b.direct = rows;
-                return Ok(());
+        match self.src.borrow_rows(&self.channels, rs, len) {
+            Some(rows) => b.direct = rows,
+            None => {
+                b.direct.clear();
+                b.raw.resize(self.channels.len() * len, 0);
+                self.src.read_block(&self.channels, rs, len, &mut b.raw)?;
             }
         }
-        b.direct.clear();
-        b.raw.resize(self.channels.len() * len, 0);
-        self.src.read_block(&self.channels, rs, len, &mut b.raw)?;
         b.refs.resize(self.groups.len(), Vec::new());
+        let b = &mut *b;
+        let (raw, direct) = (&b.raw, &b.direct);
+        let row = |r: usize| -> &[i16] {
+            if direct.is_empty() {
+                &raw[r * len..(r + 1) * len]
+            } else {
+                direct[r]
+            }
+        };
         for (g, out) in self.groups.iter().zip(b.refs.iter_mut()) {
-            reference::group_reference_i16(g, &b.raw, len, out);
+            reference::group_reference_rows(g, row, len, out);
         }
         Ok(())
     }
