@@ -836,7 +836,70 @@ pub fn extract_electrodes(
                 })
             });
         }
-        // Detection pass (the only pass with rolling thresholds).
+        // Detection pass (the only pass with rolling thresholds). When the rows are borrowed
+        // and there is no shared CAR reference, every group of electrodes runs through all the
+        // chunks on its own (no barrier per chunk: the threads never wait for each other),
+        // while the calling thread reports progress (and so sees Ctrl-C) until they are done.
+        if plan.groups.is_empty() && threads > 1 && src.borrow_rows(&plan.channels, 0, 1).is_some()
+        {
+            use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+            let ngroups = els.len().div_ceil(group);
+            let done = AtomicUsize::new(0);
+            let abort = AtomicBool::new(false);
+            let caller = std::thread::current();
+            let plan = &plan;
+            let chunks = &chunks;
+            let els = &mut els;
+            let mut outcome = Ok(());
+            std::thread::scope(|sc| {
+                let (done, abort) = (&done, &abort);
+                let worker = sc.spawn(move || {
+                    let mut work = || {
+                        els.par_chunks_mut(group).for_each(|g| {
+                            let mut blk = Block {
+                                start: 0,
+                                len: 0,
+                                raw: Vec::new(),
+                                direct: Vec::new(),
+                                refs: Vec::new(),
+                            };
+                            for &(s, e) in chunks {
+                                if abort.load(Ordering::Relaxed) {
+                                    return;
+                                }
+                                // (borrowing rows cannot fail here: checked above)
+                                if plan.read(s, e, &mut blk).is_err() {
+                                    abort.store(true, Ordering::Relaxed);
+                                    return;
+                                }
+                                plan.filter_detect(g, &blk, s, e, rolling.is_some());
+                                done.fetch_add(e - s, Ordering::Relaxed);
+                            }
+                        })
+                    };
+                    super::with_threads(p.threads, &mut work);
+                    caller.unpark();
+                });
+                loop {
+                    let finished = worker.is_finished();
+                    let d = done.load(Ordering::Relaxed) / ngroups;
+                    if outcome.is_ok() {
+                        if let Err(err) = progress(n * (passes - 1) + d, total) {
+                            abort.store(true, Ordering::Relaxed);
+                            outcome = Err(err);
+                        }
+                    }
+                    if finished {
+                        break;
+                    }
+                    std::thread::park_timeout(std::time::Duration::from_millis(50));
+                }
+            });
+            if outcome.is_ok() && abort.load(Ordering::Relaxed) {
+                outcome = Err(EngineError::Value("reading the recording failed".into()));
+            }
+            return outcome;
+        }
         for &(s, e) in &chunks {
             plan.read(s, e, &mut blk)?;
             let b = &blk;
@@ -958,6 +1021,44 @@ mod tests {
             }
         }
         x
+    }
+
+    /// Groups running through the chunks on their own (several threads, no CAR) give what one
+    /// thread gives, and progress reaches the total.
+    #[test]
+    fn threads_without_barriers_equal_one_thread() {
+        let (nch, n, fs) = (20, 60000, 10000.0);
+        let x = synth(nch, n, 3);
+        let src = ArraySource::new(&x, nch, n).unwrap();
+        let els: Vec<usize> = (0..nch).collect();
+        for window in [Some(1.0), None] {
+            let mut p = ExtractParams::blech_defaults(fs);
+            p.use_car = false;
+            p.window_s = window;
+            p.threads = 1;
+            let one = extract_electrodes(&src, &els, &[], &p, &mut |_, _| Ok(())).unwrap();
+            p.threads = 3;
+            let mut last = (0, 0);
+            let many = extract_electrodes(&src, &els, &[], &p, &mut |d, t| {
+                assert!(d >= last.0 && d <= t);
+                last = (d, t);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(last.0, last.1);
+            for (a, b) in one.iter().zip(&many) {
+                assert_eq!(a.times, b.times);
+                assert_eq!(a.waveforms, b.waveforms);
+                assert_eq!((a.mad_val, a.threshold), (b.mad_val, b.threshold));
+                assert_eq!(a.noise, b.noise);
+                assert!(a.times.len() > 30);
+            }
+            // an error from progress stops the run and comes back
+            let r = extract_electrodes(&src, &els, &[], &p, &mut |_, _| {
+                Err(EngineError::Value("stop".into()))
+            });
+            assert!(r.is_err());
+        }
     }
 
     #[test]
