@@ -435,6 +435,25 @@ fn rows_impl<T: Sample, const FMA: bool>(
             }
             run_forward::<FMA>(c, gb, &mut st, buf, done, m);
             p0 = m;
+        } else if let Some(xf) = as_f32(&xs) {
+            // float32 (referenced rows): the same, with 8x8 float transposes; the differences
+            // are taken in float64 as `f32::diff_scaled` does (bit-identical).
+            for t in 0..body0 {
+                buf[t] = slow(t);
+            }
+            run_forward::<FMA>(c, gb, &mut st, buf, 0, body0);
+            // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
+            let done = unsafe { forward_f32_avx2(xf, lp, gs, c, gb, &mut st, buf, body0, body1) };
+            for t in done..body1 {
+                buf[t] = std::array::from_fn(|l| {
+                    f32::diff_scaled(xf[l][t - lp], xf[l][t - lp - 2], gs, gs32)
+                });
+            }
+            for t in body1..m {
+                buf[t] = slow(t);
+            }
+            run_forward::<FMA>(c, gb, &mut st, buf, done, m);
+            p0 = m;
         }
     }
     while p0 < m {
@@ -716,6 +735,147 @@ fn as_i16<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [i16]; LANES]> {
     }
 }
 
+fn as_f32<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [f32]; LANES]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32 (same type, checked just above).
+        Some(std::array::from_fn(|l| unsafe {
+            std::slice::from_raw_parts(xs[l].as_ptr() as *const f32, xs[l].len())
+        }))
+    } else {
+        None
+    }
+}
+
+/// 8x8 float transpose: `o[k][l] = r[l][k]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
+
+/// [`forward_i16_avx2`] for float32 rows: 8x8 float transposes, and each difference
+/// `(x[t] - x[t-2]) * g` taken in float64 before the one rounding to float32 (the same values as
+/// `f32::diff_scaled` + [`run_forward`]: bit-identical).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_f32_avx2(
+    xs: [&[f32]; LANES],
+    lp: usize,
+    g: f64,
+    ((a11, a12), (a21, a22)): Coef,
+    gb: f32,
+    st: &mut State,
+    buf: &mut [V],
+    t0: usize,
+    t1: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    debug_assert!(t0 >= lp + 2 && t0 >= 2 && t1 <= buf.len());
+    debug_assert!(xs.iter().all(|x| x.len() + lp >= t1));
+    let blocks = (t1 - t0) / 8;
+    if blocks == 0 {
+        return t0;
+    }
+    let gd = _mm256_set1_pd(g);
+    let gbv = _mm256_set1_ps(gb);
+    let (c11, c12, c21, c22) = (
+        _mm256_set1_ps(a11),
+        _mm256_set1_ps(a12),
+        _mm256_set1_ps(a21),
+        _mm256_set1_ps(a22),
+    );
+    let ld = |v: &V| _mm256_loadu_ps(v.as_ptr());
+    let (mut y1, mut y2, mut w1, mut w2) = (ld(&st.y1), ld(&st.y2), ld(&st.w1), ld(&st.w2));
+    let load = |r: usize| -> [__m256; 8] {
+        transpose8(std::array::from_fn(|l| {
+            _mm256_loadu_ps(xs[l].as_ptr().add(r))
+        }))
+    };
+    let lane = |r: usize| {
+        _mm256_setr_ps(
+            xs[0][r], xs[1][r], xs[2][r], xs[3][r], xs[4][r], xs[5][r], xs[6][r], xs[7][r],
+        )
+    };
+    // ((a - b) * g) in float64, rounded once to float32
+    let diff = |a: __m256, b: __m256| -> __m256 {
+        let lo = _mm256_mul_pd(
+            _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm256_castps256_ps128(a)),
+                _mm256_cvtps_pd(_mm256_castps256_ps128(b)),
+            ),
+            gd,
+        );
+        let hi = _mm256_mul_pd(
+            _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(a)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(b)),
+            ),
+            gd,
+        );
+        _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo))
+    };
+    let r0 = t0 - lp;
+    let (mut p0, mut p1) = (lane(r0 - 2), lane(r0 - 1));
+    let out = buf.as_mut_ptr() as *mut f32;
+    for b in 0..blocks {
+        let t = t0 + 8 * b;
+        let cur = load(t - lp);
+        for k in 0..8 {
+            let prev = match k {
+                0 => p0,
+                1 => p1,
+                _ => cur[k - 2],
+            };
+            let d = diff(cur[k], prev);
+            let y = _mm256_fmadd_ps(c11, y1, _mm256_fmadd_ps(c12, y2, d));
+            let e = _mm256_sub_ps(y, y2);
+            let w = _mm256_fmadd_ps(c21, w1, _mm256_fmadd_ps(c22, w2, e));
+            let back = _mm256_mul_ps(gbv, _mm256_sub_ps(w2, w));
+            _mm256_storeu_ps(out.add((t + k - 2) * LANES), back);
+            y2 = y1;
+            y1 = y;
+            w2 = w1;
+            w1 = w;
+        }
+        p0 = cur[6];
+        p1 = cur[7];
+    }
+    let sv = |v: __m256| {
+        let mut a = [0.0f32; LANES];
+        _mm256_storeu_ps(a.as_mut_ptr(), v);
+        a
+    };
+    (st.y1, st.y2, st.w1, st.w2) = (sv(y1), sv(y2), sv(w1), sv(w2));
+    t0 + 8 * blocks
+}
+
 /// `os[l][j] = buf[j][l]`: 8x8 float transposes, one 8-float store per row and 8 samples.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -801,13 +961,27 @@ mod tests {
                     .iter()
                     .map(|r| r.iter().map(|&v| v.round() as i16).collect())
                     .collect();
-                for int in [false, true] {
+                // float32 input (as the referenced rows): the float64 reference filters the
+                // same float32 values
+                let xf: Vec<Vec<f32>> = xs
+                    .iter()
+                    .map(|r| r.iter().map(|&v| v as f32).collect())
+                    .collect();
+                let xf64: Vec<Vec<f64>> = xf
+                    .iter()
+                    .map(|r| r.iter().map(|&v| v as f64).collect())
+                    .collect();
+                for kind in [0, 1, 2] {
+                    let int = kind == 1;
                     let mut outs = vec![vec![0f32; n]; 8];
                     {
                         let mut o: Vec<&mut [f32]> =
                             outs.iter_mut().map(|v| v.as_mut_slice()).collect();
                         if int {
                             let r: Vec<&[i16]> = xi.iter().map(|v| v.as_slice()).collect();
+                            f.filtfilt_rows(&r, 0.195, true, true, (0, n), &mut o);
+                        } else if kind == 2 {
+                            let r: Vec<&[f32]> = xf.iter().map(|v| v.as_slice()).collect();
                             f.filtfilt_rows(&r, 0.195, true, true, (0, n), &mut o);
                         } else {
                             let r: Vec<&[f64]> = xs.iter().map(|v| v.as_slice()).collect();
@@ -827,7 +1001,7 @@ mod tests {
                             );
                         } else {
                             f.filtfilt_block(
-                                &xs[r],
+                                if kind == 2 { &xf64[r] } else { &xs[r] },
                                 0.195,
                                 true,
                                 true,
@@ -848,7 +1022,7 @@ mod tests {
                             .sum::<f64>()
                             / n as f64)
                             .sqrt();
-                        eprintln!("fs {fs} {low}-{high} int {int} row {r}: max err {:.2e} rms err {:.2e} x RMS", err / rms, erms / rms);
+                        eprintln!("fs {fs} {low}-{high} kind {kind} row {r}: max err {:.2e} rms err {:.2e} x RMS", err / rms, erms / rms);
                         assert!(
                             err <= 3e-5 * rms,
                             "{fs} {low}-{high}: {:.2e} x RMS",

@@ -151,8 +151,8 @@ impl Trace for Lane<'_> {
 struct Electrode {
     res: ElectrodeResult,
     row: usize,
-    /// (group index, MAD) when the electrode is referenced.
-    car: Option<(usize, f64)>,
+    /// (group index, MAD, median) when the electrode is referenced.
+    car: Option<(usize, f64, f64)>,
     det: Detector,
     hist: Vec<f32>,
     hist_start: usize,
@@ -167,8 +167,9 @@ struct Electrode {
     threshold: f64,
     /// This chunk's filtered samples.
     y: Vec<f32>,
-    /// This chunk's referenced input (CAR electrodes only).
-    input: Vec<f64>,
+    /// This chunk's referenced input minus the channel's median, in float32 (CAR electrodes
+    /// only; see [`referenced_into`]).
+    input: Vec<f32>,
     scratch: MedianScratch,
     /// Histogram bins shared by the noise windows (for `mad_val`).
     bins: SharedBins,
@@ -229,12 +230,8 @@ impl<'a> Plan<'a> {
         for el in els.iter_mut() {
             el.sub_mark = el.sub.len();
             el.y.resize(e - s, 0.0);
-            if let Some((g, mad)) = el.car {
-                let x = b.row(el.row);
-                let r = &b.refs[g];
-                el.input.clear();
-                el.input
-                    .extend(x.iter().zip(r.iter()).map(|(&v, &c)| v as f64 - mad * c));
+            if let Some((g, mad, med)) = el.car {
+                referenced_into(b.row(el.row), &b.refs[g], mad, med, &mut el.input);
             }
         }
         let (mut car, mut plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
@@ -249,7 +246,7 @@ impl<'a> Plan<'a> {
         }
         if !car.is_empty() {
             let (mut ys, mut subs) = take_outputs(&mut car);
-            let rows: Vec<&[f64]> = car.iter().map(|el| el.input.as_slice()).collect();
+            let rows: Vec<&[f32]> = car.iter().map(|el| el.input.as_slice()).collect();
             let done = self.filter_rows(&rows, left, right, keep, &mut ys, &mut subs, sub);
             put_outputs(&mut car, ys, subs, done);
         }
@@ -308,22 +305,16 @@ impl<'a> Plan<'a> {
             });
         }
         if !car.is_empty() {
-            let mut inputs: Vec<Vec<f64>> = car
+            let mut inputs: Vec<Vec<f32>> = car
                 .iter_mut()
                 .map(|el| {
                     let mut input = std::mem::take(&mut el.input);
-                    let (g, mad) = el.car.expect("referenced");
-                    input.clear();
-                    input.extend(
-                        b.row(el.row)
-                            .iter()
-                            .zip(b.refs[g].iter())
-                            .map(|(&v, &c)| v as f64 - mad * c),
-                    );
+                    let (g, mad, med) = el.car.expect("referenced");
+                    referenced_into(b.row(el.row), &b.refs[g], mad, med, &mut input);
                     input
                 })
                 .collect();
-            let rows: Vec<&[f64]> = inputs.iter().map(|v| v.as_slice()).collect();
+            let rows: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
             sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
                 let first = append_subsample(&mut car, &v);
                 self.detect_lanes(&mut car, s, rolling, &v, &first);
@@ -760,7 +751,7 @@ pub fn extract_electrodes(
                         .live
                         .iter()
                         .find(|m| m.0 == row_of(c))
-                        .map(|m| (gi, m.1))
+                        .map(|m| (gi, m.1, m.2))
                 })
             };
             Electrode {
@@ -1113,6 +1104,19 @@ mod tests {
 
 /// Append each lane's share of the filter's subsample to its electrode's `sub` (one pass over
 /// the sample-major subsample); where each share starts.
+/// A referenced row `x - mad * reference` as the band-pass takes it: minus the channel's median
+/// (a constant: the band-pass output is the same, as it has no DC gain and the padding and start
+/// follow the first sample) and rounded once to float32. Centred, the values are noise-sized, so
+/// the rounding (relative 6e-8 of the centred value) stays far below the filter's own error.
+fn referenced_into(x: &[i16], r: &[f64], mad: f64, med: f64, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(
+        x.iter()
+            .zip(r.iter())
+            .map(|(&v, &c)| ((v as f64 - med) - mad * c) as f32),
+    );
+}
+
 fn append_subsample(group: &mut [&mut Electrode], v: &Lanes) -> Vec<usize> {
     let first: Vec<usize> = group.iter().map(|el| el.sub.len()).collect();
     let k = v.sub.len();
