@@ -6,6 +6,8 @@
 //! truncates to int32). A flat channel (MAD 0) is left out of the mean, reported, and passed
 //! through unchanged; a group with fewer than two live channels is not referenced.
 
+use rayon::prelude::*;
+
 use super::threshold::{median_by, MedianScratch};
 
 /// Statistics come from every `STATS_STEP`-th sample (blech_clust's choice).
@@ -89,6 +91,7 @@ pub fn group_reference_i16(g: &Group, raw: &[i16], len: usize, out: &mut Vec<f64
 
 /// [`group_reference_i16`] with row `r` given by `row(r)` (e.g. borrowed from the source).
 /// Blocks of samples so the sum stays in L1; the same additions in the same order per sample.
+/// The blocks are shared out over the current rayon pool (the result does not depend on it).
 pub fn group_reference_rows<'a>(
     g: &Group,
     row: impl Fn(usize) -> &'a [i16],
@@ -104,7 +107,7 @@ pub fn group_reference_rows<'a>(
         .iter()
         .map(|&(r, mad, med)| (row(r), 1.0 / mad, med))
         .collect();
-    for (b, o) in out.chunks_mut(B).enumerate() {
+    out.par_chunks_mut(B).enumerate().for_each(|(b, o)| {
         for &(x, inv, med) in &rows {
             for (o, &v) in o.iter_mut().zip(&x[b * B..]) {
                 *o += (v as f64 - med) * inv;
@@ -113,7 +116,7 @@ pub fn group_reference_rows<'a>(
         for o in o.iter_mut() {
             *o *= k;
         }
-    }
+    });
 }
 
 #[cfg(test)]

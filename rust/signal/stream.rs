@@ -213,9 +213,12 @@ impl<'a> Plan<'a> {
                 direct[r]
             }
         };
-        for (g, out) in self.groups.iter().zip(b.refs.iter_mut()) {
-            reference::group_reference_rows(g, row, len, out);
-        }
+        // (in the pool: the calling thread would otherwise do it alone between chunks)
+        super::with_threads(self.p.threads, || {
+            for (g, out) in self.groups.iter().zip(b.refs.iter_mut()) {
+                reference::group_reference_rows(g, row, len, out);
+            }
+        });
         Ok(())
     }
 
