@@ -84,19 +84,15 @@ pub fn group_reference(g: &Group, len: usize, row: impl Fn(usize) -> Vec<f64>, o
     }
 }
 
-/// [`group_reference`] over int16 block rows (`raw` holds rows of `len` samples).
-pub fn group_reference_i16(g: &Group, raw: &[i16], len: usize, out: &mut Vec<f64>) {
-    group_reference_rows(g, |r| &raw[r * len..(r + 1) * len], len, out)
-}
-
-/// [`group_reference_i16`] with row `r` given by `row(r)` (e.g. borrowed from the source).
-/// Blocks of samples so the sum stays in L1; the same additions in the same order per sample.
-/// The blocks are shared out over the current rayon pool (the result does not depend on it).
+/// [`group_reference`] over int16 rows, row `r` given by `row(r)` (e.g. borrowed from the
+/// source), stored as float32 (summed in float64: only the stored value is rounded, relative
+/// 6e-8). Blocks of samples so the sum stays in L1, shared out over the current rayon pool; the
+/// same additions in the same order per sample whatever the pool.
 pub fn group_reference_rows<'a>(
     g: &Group,
     row: impl Fn(usize) -> &'a [i16],
     len: usize,
-    out: &mut Vec<f64>,
+    out: &mut Vec<f32>,
 ) {
     const B: usize = 2048;
     out.clear();
@@ -108,13 +104,15 @@ pub fn group_reference_rows<'a>(
         .map(|&(r, mad, med)| (row(r), 1.0 / mad, med))
         .collect();
     out.par_chunks_mut(B).enumerate().for_each(|(b, o)| {
+        let mut acc = [0.0f64; B];
+        let acc = &mut acc[..o.len()];
         for &(x, inv, med) in &rows {
-            for (o, &v) in o.iter_mut().zip(&x[b * B..]) {
-                *o += (v as f64 - med) * inv;
+            for (a, &v) in acc.iter_mut().zip(&x[b * B..]) {
+                *a += (v as f64 - med) * inv;
             }
         }
-        for o in o.iter_mut() {
-            *o *= k;
+        for (o, a) in o.iter_mut().zip(acc.iter()) {
+            *o = (a * k) as f32;
         }
     });
 }

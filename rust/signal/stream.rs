@@ -105,7 +105,7 @@ struct Block<'a> {
     raw: Vec<i16>,
     /// The rows borrowed from the source instead of `raw`, when it allows (no CAR).
     direct: Vec<&'a [i16]>,
-    refs: Vec<Vec<f64>>,
+    refs: Vec<Vec<f32>>,
 }
 
 impl Block<'_> {
@@ -1109,14 +1109,16 @@ mod tests {
 /// the sample-major subsample); where each share starts.
 /// A referenced row `x - mad * reference` as the band-pass takes it: minus the channel's median
 /// (a constant: the band-pass output is the same, as it has no DC gain and the padding and start
-/// follow the first sample) and rounded once to float32. Centred, the values are noise-sized, so
-/// the rounding (relative 6e-8 of the centred value) stays far below the filter's own error.
-fn referenced_into(x: &[i16], r: &[f64], mad: f64, med: f64, out: &mut Vec<f32>) {
+/// follow the first sample), in float32 (`x - median` is exact; the product and the difference
+/// are rounded, relative 6e-8 each). Centred, the values are noise-sized, so the rounding stays
+/// far below the filter's own error.
+fn referenced_into(x: &[i16], r: &[f32], mad: f64, med: f64, out: &mut Vec<f32>) {
+    let (mad, med) = (mad as f32, med as f32);
     out.clear();
     out.extend(
         x.iter()
             .zip(r.iter())
-            .map(|(&v, &c)| ((v as f64 - med) - mad * c) as f32),
+            .map(|(&v, &c)| (v as f32 - med) - mad * c),
     );
 }
 
