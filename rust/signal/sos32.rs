@@ -597,7 +597,7 @@ unsafe fn forward_i16_avx2(
     xs: [&[i16]; LANES],
     lp: usize,
     g: f32,
-    ((a11, a12), (a21, a22)): Coef,
+    coef: Coef,
     gb: f32,
     st: &mut State,
     buf: &mut [V],
@@ -612,15 +612,6 @@ unsafe fn forward_i16_avx2(
         return t0;
     }
     let gv = _mm256_set1_ps(g);
-    let gbv = _mm256_set1_ps(gb);
-    let (c11, c12, c21, c22) = (
-        _mm256_set1_ps(a11),
-        _mm256_set1_ps(a12),
-        _mm256_set1_ps(a21),
-        _mm256_set1_ps(a22),
-    );
-    let ld = |v: &V| _mm256_loadu_ps(v.as_ptr());
-    let (mut y1, mut y2, mut w1, mut w2) = (ld(&st.y1), ld(&st.y2), ld(&st.w1), ld(&st.w2));
     // samples as lanes (int32): the 8 int16 of row index r .. r + 8 of every row
     let load = |r: usize| -> [__m256i; 8] {
         let a: [__m128i; 8] =
@@ -665,6 +656,40 @@ unsafe fn forward_i16_avx2(
         )
     };
     // difference at t: x[t - lp] - x[t - lp - 2]
+    let diff = |a: __m256i, b: __m256i| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, b)), gv);
+    recurse_blocks(coef, gb, st, buf, t0, blocks, lp, load, lane, diff)
+}
+
+/// The two sections' recursion over `blocks` blocks of 8 samples from `t0` (shared by the int16
+/// and float32 loaders): `load(r)` gives the 8 samples from row index r as lanes, `lane(r)` one
+/// sample, `diff(a, b)` the scaled input difference a - b. Writes the backward pass's input into
+/// `buf` at t - 2 and leaves the filter state in `st`. Returns t0 + 8 blocks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn recurse_blocks<T: Copy>(
+    ((a11, a12), (a21, a22)): Coef,
+    gb: f32,
+    st: &mut State,
+    buf: &mut [V],
+    t0: usize,
+    blocks: usize,
+    lp: usize,
+    load: impl Fn(usize) -> [T; 8],
+    lane: impl Fn(usize) -> T,
+    diff: impl Fn(T, T) -> std::arch::x86_64::__m256,
+) -> usize {
+    use std::arch::x86_64::*;
+    let gbv = _mm256_set1_ps(gb);
+    let (c11, c12, c21, c22) = (
+        _mm256_set1_ps(a11),
+        _mm256_set1_ps(a12),
+        _mm256_set1_ps(a21),
+        _mm256_set1_ps(a22),
+    );
+    let ld = |v: &V| _mm256_loadu_ps(v.as_ptr());
+    let (mut y1, mut y2, mut w1, mut w2) = (ld(&st.y1), ld(&st.y2), ld(&st.w1), ld(&st.w2));
     let r0 = t0 - lp;
     let (mut p0, mut p1) = (lane(r0 - 2), lane(r0 - 1));
     let out = buf.as_mut_ptr() as *mut f32;
@@ -677,7 +702,7 @@ unsafe fn forward_i16_avx2(
                 1 => p1,
                 _ => cur[k - 2],
             };
-            let d = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(cur[k], prev)), gv);
+            let d = diff(cur[k], prev);
             let y = _mm256_fmadd_ps(c11, y1, _mm256_fmadd_ps(c12, y2, d));
             let e = _mm256_sub_ps(y, y2);
             let w = _mm256_fmadd_ps(c21, w1, _mm256_fmadd_ps(c22, w2, e));
@@ -789,7 +814,7 @@ unsafe fn forward_f32_avx2(
     xs: [&[f32]; LANES],
     lp: usize,
     g: f64,
-    ((a11, a12), (a21, a22)): Coef,
+    coef: Coef,
     gb: f32,
     st: &mut State,
     buf: &mut [V],
@@ -804,15 +829,6 @@ unsafe fn forward_f32_avx2(
         return t0;
     }
     let gd = _mm256_set1_pd(g);
-    let gbv = _mm256_set1_ps(gb);
-    let (c11, c12, c21, c22) = (
-        _mm256_set1_ps(a11),
-        _mm256_set1_ps(a12),
-        _mm256_set1_ps(a21),
-        _mm256_set1_ps(a22),
-    );
-    let ld = |v: &V| _mm256_loadu_ps(v.as_ptr());
-    let (mut y1, mut y2, mut w1, mut w2) = (ld(&st.y1), ld(&st.y2), ld(&st.w1), ld(&st.w2));
     let load = |r: usize| -> [__m256; 8] {
         transpose8(std::array::from_fn(|l| {
             _mm256_loadu_ps(xs[l].as_ptr().add(r))
@@ -841,39 +857,7 @@ unsafe fn forward_f32_avx2(
         );
         _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo))
     };
-    let r0 = t0 - lp;
-    let (mut p0, mut p1) = (lane(r0 - 2), lane(r0 - 1));
-    let out = buf.as_mut_ptr() as *mut f32;
-    for b in 0..blocks {
-        let t = t0 + 8 * b;
-        let cur = load(t - lp);
-        for k in 0..8 {
-            let prev = match k {
-                0 => p0,
-                1 => p1,
-                _ => cur[k - 2],
-            };
-            let d = diff(cur[k], prev);
-            let y = _mm256_fmadd_ps(c11, y1, _mm256_fmadd_ps(c12, y2, d));
-            let e = _mm256_sub_ps(y, y2);
-            let w = _mm256_fmadd_ps(c21, w1, _mm256_fmadd_ps(c22, w2, e));
-            let back = _mm256_mul_ps(gbv, _mm256_sub_ps(w2, w));
-            _mm256_storeu_ps(out.add((t + k - 2) * LANES), back);
-            y2 = y1;
-            y1 = y;
-            w2 = w1;
-            w1 = w;
-        }
-        p0 = cur[6];
-        p1 = cur[7];
-    }
-    let sv = |v: __m256| {
-        let mut a = [0.0f32; LANES];
-        _mm256_storeu_ps(a.as_mut_ptr(), v);
-        a
-    };
-    (st.y1, st.y2, st.w1, st.w2) = (sv(y1), sv(y2), sv(w1), sv(w2));
-    t0 + 8 * blocks
+    recurse_blocks(coef, gb, st, buf, t0, blocks, lp, load, lane, diff)
 }
 
 /// `os[l][j] = buf[j][l]`: 8x8 float transposes, one 8-float store per row and 8 samples.
