@@ -656,7 +656,8 @@ unsafe fn forward_i16_avx2(
         )
     };
     // difference at t: x[t - lp] - x[t - lp - 2]
-    let diff = |a: __m256i, b: __m256i| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, b)), gv);
+    let diff =
+        |a: __m256i, b: __m256i| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, b)), gv);
     recurse_blocks(coef, gb, st, buf, t0, blocks, lp, load, lane, diff)
 }
 
