@@ -95,3 +95,29 @@ def test_aligned_residuals_match_a_per_shift_search(seed):
     # the chosen shift undoes the misalignment the events were given, to one step of the grid
     shifts = np.asarray(templates.REALIGN_SHIFTS)[best]
     assert np.mean(np.abs(shifts + true_shift) <= 1 / 8 + 1e-9) > 0.9
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_realign_matches_a_per_shift_search(seed):
+    """The re-alignment's stacked resampling matrices choose, for every event, the shift a plain
+    search over REALIGN_SHIFTS chooses (least squared residual after scaling the template), and
+    shift the whole event by it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(75)
+    template = -80 * np.exp(-((t - 30) / 3.0) ** 2) + 25 * np.exp(-((t - 40) / 6.0) ** 2)
+    true_shift = rng.uniform(-0.9, 0.9, 300)
+    w = np.stack([_catmull_rom(template[None, :], s)[0] for s in true_shift]) * rng.uniform(0.8, 1.2, (300, 1))
+    w += rng.normal(0, 2.0, w.shape)
+    got = templates._realign(w, template, 30)
+    lo, hi = 30 - templates.REALIGN_HALF_WIDTH, 30 + templates.REALIGN_HALF_WIDTH
+    tt = template[lo:hi] @ template[lo:hi]
+    dist = []
+    for s in templates.REALIGN_SHIFTS:
+        ws = _catmull_rom(w, s)[:, lo:hi]
+        resid = ws - np.outer(ws @ template[lo:hi] / tt, template[lo:hi])
+        dist.append((resid ** 2).sum(axis=1))
+    best = np.asarray(templates.REALIGN_SHIFTS)[np.argmin(np.stack(dist, axis=1), axis=1)]
+    want = np.stack([_catmull_rom(w[i:i + 1], best[i])[0] for i in range(len(w))])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    # and the search undoes the misalignment it was given, to within one step of its grid
+    assert np.mean(np.abs(best + true_shift) <= 1 / 8 + 1e-9) > 0.9
