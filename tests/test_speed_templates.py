@@ -69,18 +69,24 @@ def _catmull_rom(x, shift):
     return out
 
 
+def _misaligned_events(seed):
+    """A template (trough at 30) and 300 noisy, scaled events of it resampled at true_shift
+    (uniform within +-0.9 sample): (template, true_shift, events)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(75)
+    template = -80 * np.exp(-((t - 30) / 3.0) ** 2) + 25 * np.exp(-((t - 40) / 6.0) ** 2)
+    true_shift = rng.uniform(-0.9, 0.9, 300)
+    w = np.stack([_catmull_rom(template[None, :], s)[0] for s in true_shift]) * rng.uniform(0.8, 1.2, (300, 1))
+    return template, true_shift, w + rng.normal(0, 2.0, w.shape)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_aligned_residuals_match_a_per_shift_search(seed):
     """The shape test's residuals (stacked resampling matrices, the template moved to each event)
     equal a plain search, written here: for every shift of REALIGN_SHIFTS the template resampled
     by the textbook Catmull-Rom cubic, scaled by least squares on the samples around the extremum;
     the event minus the best-fitting moved template."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(75)
-    template = -80 * np.exp(-((t - 30) / 3.0) ** 2) + 25 * np.exp(-((t - 40) / 6.0) ** 2)
-    true_shift = rng.uniform(-0.9, 0.9, 300)
-    w = np.stack([_catmull_rom(template[None, :], s)[0] for s in true_shift]) * rng.uniform(0.8, 1.2, (300, 1))
-    w += rng.normal(0, 2.0, w.shape)
+    template, true_shift, w = _misaligned_events(seed)
     got = templates._aligned_residuals(w, template, 30)
     lo, hi = 30 - templates.REALIGN_HALF_WIDTH, 30 + templates.REALIGN_HALF_WIDTH
     moved = [_catmull_rom(template[None, :], -s)[0] for s in templates.REALIGN_SHIFTS]
@@ -102,12 +108,7 @@ def test_realign_matches_a_per_shift_search(seed):
     """The re-alignment's stacked resampling matrices choose, for every event, the shift a plain
     search over REALIGN_SHIFTS chooses (least squared residual after scaling the template), and
     shift the whole event by it."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(75)
-    template = -80 * np.exp(-((t - 30) / 3.0) ** 2) + 25 * np.exp(-((t - 40) / 6.0) ** 2)
-    true_shift = rng.uniform(-0.9, 0.9, 300)
-    w = np.stack([_catmull_rom(template[None, :], s)[0] for s in true_shift]) * rng.uniform(0.8, 1.2, (300, 1))
-    w += rng.normal(0, 2.0, w.shape)
+    template, true_shift, w = _misaligned_events(seed)
     got = templates._realign(w, template, 30)
     lo, hi = 30 - templates.REALIGN_HALF_WIDTH, 30 + templates.REALIGN_HALF_WIDTH
     tt = template[lo:hi] @ template[lo:hi]

@@ -376,34 +376,25 @@ impl<'a> Plan<'a> {
             let fetch = |k: usize, buf: &mut Vec<f32>| {
                 y.extend_to(k * BLOCK, ((k + 1) * BLOCK).min(n), buf)
             };
-            if rolling {
-                let cutoff = p.cutoff.voltage_cutoff;
-                let sec = self.sec;
-                let bc = &mut el.breaches;
-                el.det.push_listed(
-                    s as i64,
-                    n,
-                    c,
-                    th,
-                    &mut evs,
-                    above,
-                    &listed[l],
-                    fetch,
-                    |off, blk| bc.push(s + off, blk, cutoff, sec),
-                );
-            } else {
-                el.det.push_listed(
-                    s as i64,
-                    n,
-                    c,
-                    th,
-                    &mut evs,
-                    above,
-                    &listed[l],
-                    fetch,
-                    |_, _| {},
-                );
-            }
+            let cutoff = p.cutoff.voltage_cutoff;
+            let sec = self.sec;
+            let bc = &mut el.breaches;
+            // loud blocks count towards the cutoff only with rolling thresholds
+            el.det.push_listed(
+                s as i64,
+                n,
+                c,
+                th,
+                &mut evs,
+                above,
+                &listed[l],
+                fetch,
+                |off, blk| {
+                    if rolling {
+                        bc.push(s + off, blk, cutoff, sec);
+                    }
+                },
+            );
             el.pending.extend(evs);
             debug_assert_eq!(el.hist_start + el.hist.len(), s);
             self.drain(el, &y, false);
