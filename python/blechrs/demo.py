@@ -190,7 +190,8 @@ def main(args, console, out) -> int:
         scores, unmatched = score_sorting(gt.spike_times, gt.unit_channel, {u.name: u.times for u in units},
                                           gt.sampling_rate, sorted_channels={u.name: u.electrode for u in units})
         t = Table(title="accuracy per ground-truth unit (0.4 ms, Hungarian)", title_justify="left", box=box.SIMPLE_HEAD)
-        for col in ("true unit", "wire", "Hz", "peak uV", "spikes", "sorted", "accuracy", "precision", "recall"):
+        # Short headers: the table must fit 80 columns (pipes and logs are 80 wide).
+        for col in ("true", "wire", "Hz", "peak uV", "spikes", "sorted", "acc", "prec", "recall"):
             t.add_column(col, justify="left" if col == "sorted" else "right", no_wrap=True)
         for s in scores:
             t.add_row(f"{s.gt_unit}", f"{s.channel:02d}", f"{gt.unit_rate_hz[s.gt_unit]:.1f}",
