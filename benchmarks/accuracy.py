@@ -203,7 +203,11 @@ def supervised_ceiling(folder, per_wire, params):
     meta = gtio.load_meta(folder)
     window = int(round(0.4e-3 * meta["fs"]))
     duration = meta["n_samples"] / meta["fs"]
-    det, clf, per = [], [], []
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+    from sklearn.model_selection import cross_val_predict
+
+    det, clf, qda, per = [], [], [], []
     n_on_wire = np.bincount(gt["unit_channel"], minlength=len(per_wire))
     for c, (w, t, *_) in enumerate(per_wire):
         units = [u for u in range(len(gt["unit_ids"])) if gt["unit_channel"][u] == c]
@@ -224,14 +228,20 @@ def supervised_ceiling(folder, per_wire, params):
         got = assign_to_templates(w, start, meta["fs"], duration) if len(t) else None
         # too few events for the noise model: the true labels stand (as auto-sort's do)
         pred = label if got is None else np.where(got >= 0, np.asarray(units)[np.maximum(got, 0)], -1)
+        try:
+            pred_qda = cross_val_predict(QuadraticDiscriminantAnalysis(reg_param=1e-3),
+                                         PCA(5, random_state=0).fit_transform(w), label, cv=2)
+        except ValueError:  # too few events of a class for two folds
+            pred_qda = label
         for u in units:
             n = np.count_nonzero(gt["spike_units"] == u)
-            tp = np.count_nonzero((pred == u) & (label == u))
-            fp = np.count_nonzero((pred == u) & (label != u))
             det.append(np.count_nonzero(label == u) / n)
-            clf.append(tp / (n + fp))
+            for out, p in ((clf, pred), (qda, pred_qda)):
+                tp = np.count_nonzero((p == u) & (label == u))
+                fp = np.count_nonzero((p == u) & (label != u))
+                out.append(tp / (n + fp))
             per.append(n_on_wire[c])
-    return np.array(det), np.array(clf), np.array(per)
+    return np.array(det), np.array(clf), np.array(qda), np.array(per)
 
 
 def score(folder, times, labels):
@@ -318,12 +328,13 @@ def main():
 
             meta = gtio.load_meta(folder)
             rec = np.memmap(Path(folder) / "recording.bin", dtype="<i2", mode="r").reshape(-1, meta["n_channels"])
-            det, clf, per = supervised_ceiling(folder, engine_extract(rec, params), params)
+            det, clf, qda, per = supervised_ceiling(folder, engine_extract(rec, params), params)
             split = " | ".join(f"{k}/wire: {np.sum(per == k)}, {np.sum(clf[per == k] >= 0.8)}, "
                                f"{clf[per == k].mean():.2f}" for k in np.unique(per))
             print(f"    ceiling: detection only {np.sum(det >= 0.8)}/{len(det)} (mean {det.mean():.3f}); "
                   f"template classifier from the true labels {np.sum(clf >= 0.8)}/{len(clf)} "
-                  f"(mean {clf.mean():.3f}); {split}", flush=True)
+                  f"(mean {clf.mean():.3f}); {split}; quadratic discriminant (cross-validated) "
+                  f"{np.sum(qda >= 0.8)}/{len(qda)} (mean {qda.mean():.3f})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
 
