@@ -184,12 +184,12 @@ def merge_clusters(features, times, labels, fs, max_dprime, min_valley=0.5, dura
 
     def score(ga, gb):
         ia, ib = idx_of(ga), idx_of(gb)
+        obs, exp = cross_refractory(times[ia], times[ib], fs, duration_s)
+        if fire_independently(obs, exp):
+            return float("inf")  # two neurons, whatever their features say
         a = features[_subsample(ia, PAIR_SAMPLE)]
         b = features[_subsample(ib, PAIR_SAMPLE)]
         d = _pair_dprime(a, b)
-        obs, exp = cross_refractory(times[ia], times[ib], fs, duration_s)
-        if fire_independently(obs, exp):
-            return float("inf")  # two neurons
         if exp >= 5.0 and obs <= 0.1 * exp and d < ISI_MERGE_DPRIME:
             return min(d, max_dprime * 0.999)  # a shared refractory period: one neuron
         if d >= max_dprime:
