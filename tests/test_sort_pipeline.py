@@ -259,10 +259,11 @@ def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, ca
     before = _h5_content(d / "rec.h5")
     bad = d / "bad.csv"
     bad.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n1,2,3,banana,,,,\n")
-    assert cli_main(["post-process", str(d), "--sort-file", str(bad), "--no-plots", "-q"]) == 1
+    assert cli_main(["post-process", str(d), "--sort-file", str(bad), "-q"]) == 1
     err = capsys.readouterr().err
     assert "row 2: Cluster 'banana'" in err and "left as it was" in err
     assert _h5_content(d / "rec.h5") == before
+    assert not (d / "blechrs_plots").exists()  # nothing changed, so nothing is drawn again
 
 
 def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):

@@ -151,7 +151,7 @@ def cmd_post_process(args) -> int:
     report, problems, applied = pipeline.post_process(args.dir, args.sort_file)
     for p in problems:
         console.print(f"{args.sort_file}: {p} (nothing saved from it)")
-    if not args.no_plots:
+    if not args.no_plots and report.store_written:  # unchanged units keep their pictures
         from blechrs import plots
         with _Bars(not args.quiet) as bars:
             plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)

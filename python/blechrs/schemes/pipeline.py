@@ -438,6 +438,8 @@ class RunReport:
     h5: Path | None = None
     summaries: list[Any] = field(default_factory=list)
     """Printable results of the later steps (raw QA, arrays, unit QA), in order."""
+    store_written: bool = False
+    """The unit store was (re)written by this command (False: left as it was)."""
 
     @property
     def quiet(self) -> list[dict[str, Any]]:
@@ -766,6 +768,7 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
     applied = sf.write_applied_report(sort_file, cells, problems, by_row, info)
     report.units = _units_table(units, names)
     report.h5 = h5
+    report.store_written = True
     return report, problems, applied
 
 
