@@ -831,14 +831,15 @@ pub fn extract_electrodes(
             let ngroups = els.len().div_ceil(group);
             let done = AtomicUsize::new(0);
             let abort = AtomicBool::new(false);
+            let finished = AtomicBool::new(false);
             let caller = std::thread::current();
             let plan = &plan;
             let chunks = &chunks;
             let els = &mut els;
             let mut outcome = Ok(());
             std::thread::scope(|sc| {
-                let (done, abort) = (&done, &abort);
-                let worker = sc.spawn(move || {
+                let (done, abort, finished) = (&done, &abort, &finished);
+                sc.spawn(move || {
                     let mut work = || {
                         els.par_chunks_mut(group).for_each(|g| {
                             let mut blk = Block {
@@ -863,10 +864,13 @@ pub fn extract_electrodes(
                         })
                     };
                     super::with_threads(p.threads, &mut work);
+                    // A flag, not `is_finished()`: the thread may still be running when the
+                    // caller wakes, and it would then sleep the whole timeout.
+                    finished.store(true, Ordering::Release);
                     caller.unpark();
                 });
                 loop {
-                    let finished = worker.is_finished();
+                    let finished = finished.load(Ordering::Acquire);
                     let d = done.load(Ordering::Relaxed) / ngroups;
                     if outcome.is_ok() {
                         if let Err(err) = progress(n * (passes - 1) + d, total) {
