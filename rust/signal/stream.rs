@@ -148,7 +148,78 @@ impl Trace for Lane<'_> {
     }
 }
 
-struct Electrode {
+/// Every electrode's noise subsample for the whole recording (up to [`SUBSAMPLE_MAX`] values
+/// each, 23 MB for 32 ch x 60 s), in one anonymous mapping with transparent huge pages asked
+/// for: fresh memory costs a page fault per 4 kB page otherwise (~5 600 per call here, about a
+/// quarter of a 1-thread extraction's time on the benchmark VM, and the two threads' faults
+/// contend), and this is one per 2 MB. Unmapped at once when the extraction ends.
+struct SubStore {
+    map: Option<memmap2::MmapMut>,
+    /// Where the mapping failed or huge pages do not exist.
+    vec: Vec<f32>,
+}
+
+impl SubStore {
+    fn new(len: usize) -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            // a whole number of huge pages, so the kernel places the mapping on one
+            let bytes = (len * 4).div_ceil(2 << 20) * (2 << 20);
+            if let Ok(map) = memmap2::MmapMut::map_anon(bytes.max(1)) {
+                let _ = map.advise(memmap2::Advice::HugePage);
+                return SubStore {
+                    map: Some(map),
+                    vec: Vec::new(),
+                };
+            }
+        }
+        SubStore {
+            map: None,
+            vec: vec![0.0; len],
+        }
+    }
+
+    /// `k` buffers of `cap` values each.
+    fn split(&mut self, k: usize, cap: usize) -> Vec<SubBuf<'_>> {
+        let all: &mut [f32] = match &mut self.map {
+            Some(map) => {
+                // SAFETY: any 4 bytes are a valid f32, and a mapping is page-aligned (no head).
+                let (head, body, _) = unsafe { map.align_to_mut::<f32>() };
+                debug_assert!(head.is_empty());
+                body
+            }
+            None => &mut self.vec,
+        };
+        all[..k * cap]
+            .chunks_mut(cap.max(1))
+            .map(|buf| SubBuf { buf, len: 0 })
+            .collect()
+    }
+}
+
+/// One electrode's part of the [`SubStore`], filled from the front.
+struct SubBuf<'s> {
+    buf: &'s mut [f32],
+    len: usize,
+}
+
+impl SubBuf<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn kept(&self) -> &[f32] {
+        &self.buf[..self.len]
+    }
+
+    /// The next `k` values' room (they count as kept).
+    fn grow(&mut self, k: usize) -> &mut [f32] {
+        self.len += k;
+        &mut self.buf[self.len - k..self.len]
+    }
+}
+
+struct Electrode<'s> {
     res: ElectrodeResult,
     row: usize,
     /// (group index, MAD, median) when the electrode is referenced.
@@ -158,10 +229,7 @@ struct Electrode {
     hist_start: usize,
     pending: VecDeque<(i64, i8)>,
     breaches: BreachCounter,
-    sub: Vec<f32>,
-    /// `sub.len()` before this chunk, and whether the band-pass appended the chunk's share.
-    sub_mark: usize,
-    sub_filled: bool,
+    sub: SubBuf<'s>,
     win_th: Vec<(usize, f64)>,
     centre: f64,
     threshold: f64,
@@ -224,14 +292,11 @@ impl<'a> Plan<'a> {
 
     /// Filter a group of electrodes' samples of chunk [s, e) into each `el.y` (several channels
     /// at once: see `BandPass::filtfilt_rows`).
-    /// The band-pass also keeps the noise subsample (see `keep_subsample`) when it can.
-    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize, want_sub: bool) {
+    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize) {
         let left = b.start == 0;
         let right = b.start + b.len == self.n;
         let keep = (s - b.start, e - s);
-        let first = s.div_ceil(self.sub_step) * self.sub_step - s;
         for el in els.iter_mut() {
-            el.sub_mark = el.sub.len();
             el.y.resize(e - s, 0.0);
             if let Some((g, mad, med)) = el.car {
                 referenced_into(b.row(el.row), &b.refs[g], mad, med, &mut el.input);
@@ -239,25 +304,22 @@ impl<'a> Plan<'a> {
         }
         let (mut car, mut plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
             els.iter_mut().partition(|el| el.car.is_some());
-        let sub = want_sub.then_some((first, self.sub_step));
         // Outputs are taken out of the electrodes while their input rows are borrowed.
         if !plain.is_empty() {
-            let (mut ys, mut subs) = take_outputs(&mut plain);
+            let mut ys = take_outputs(&mut plain);
             let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
-            let done = self.filter_rows(&rows, left, right, keep, &mut ys, &mut subs, sub);
-            put_outputs(&mut plain, ys, subs, done);
+            self.filter_rows(&rows, left, right, keep, &mut ys);
+            put_outputs(&mut plain, ys);
         }
         if !car.is_empty() {
-            let (mut ys, mut subs) = take_outputs(&mut car);
+            let mut ys = take_outputs(&mut car);
             let rows: Vec<&[f32]> = car.iter().map(|el| el.input.as_slice()).collect();
-            let done = self.filter_rows(&rows, left, right, keep, &mut ys, &mut subs, sub);
-            put_outputs(&mut car, ys, subs, done);
+            self.filter_rows(&rows, left, right, keep, &mut ys);
+            put_outputs(&mut car, ys);
         }
     }
 
-    /// One band-pass call over `rows` into `ys` (and the noise subsample into `subs` when `sub`
-    /// gives its first index and step); whether the subsample was kept.
-    #[allow(clippy::too_many_arguments)]
+    /// One band-pass call over `rows` into `ys`.
     fn filter_rows<T: Sample>(
         &self,
         rows: &[&[T]],
@@ -265,19 +327,10 @@ impl<'a> Plan<'a> {
         right: bool,
         keep: (usize, usize),
         ys: &mut [Vec<f32>],
-        subs: &mut [Vec<f32>],
-        sub: Option<(usize, usize)>,
-    ) -> bool {
+    ) {
         let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-        self.f.filtfilt_rows_sub(
-            rows,
-            self.p.scale,
-            left,
-            right,
-            keep,
-            &mut outs,
-            sub.map(|(first, step)| (first, step, subs)),
-        )
+        self.f
+            .filtfilt_rows(rows, self.p.scale, left, right, keep, &mut outs);
     }
 
     /// Detection pass over chunk [s, e) for a group of electrodes: filter, then statistics,
@@ -286,7 +339,7 @@ impl<'a> Plan<'a> {
     /// only the blocks whose extrema reach a threshold.
     fn filter_detect(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize, rolling: bool) {
         let Some(sos) = self.f.sos.as_ref() else {
-            self.filter(els, b, s, e, rolling);
+            self.filter(els, b, s, e);
             for el in els.iter_mut() {
                 self.window(el, s, rolling);
             }
@@ -416,7 +469,7 @@ impl<'a> Plan<'a> {
             return (el.centre, el.threshold);
         }
         let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
-            median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
+            median_mad_shared(&el.sub.kept()[first..], &mut el.scratch, &mut el.bins)
         } else {
             el.bins.disable();
             let step = p.noise_subsample.max(1);
@@ -462,7 +515,7 @@ impl<'a> Plan<'a> {
             let first = self.keep_subsample(el, s, &y);
             // The window's subsample is the one just kept for mad_val when the strides agree.
             let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
-                median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
+                median_mad_shared(&el.sub.kept()[first..], &mut el.scratch, &mut el.bins)
             } else {
                 el.bins.disable();
                 median_mad_step(&y, p.noise_subsample, &mut el.scratch)
@@ -489,16 +542,13 @@ impl<'a> Plan<'a> {
     /// Append this chunk's share of the subsample to `el.sub` (returns where it starts).
     #[inline(always)]
     fn keep_subsample(&self, el: &mut Electrode, s: usize, y: &[f32]) -> usize {
-        if el.sub_filled {
-            // the band-pass kept it already
-            el.sub_filled = false;
-            return el.sub_mark;
-        }
         let start = el.sub.len();
         let first = s.div_ceil(self.sub_step) * self.sub_step;
         if first < s + y.len() {
-            el.sub
-                .extend(y[first - s..].iter().step_by(self.sub_step).copied());
+            let kept = y[first - s..].iter().step_by(self.sub_step);
+            for (d, &v) in el.sub.grow(kept.len()).iter_mut().zip(kept) {
+                *d = v;
+            }
         }
         start
     }
@@ -733,9 +783,13 @@ pub fn extract_electrodes(
         f,
     };
 
+    // (room for all of it: no regrowth)
+    let sub_cap = n.div_ceil(plan.sub_step) + 16;
+    let mut store = SubStore::new(electrodes.len() * sub_cap);
     let mut els: Vec<Electrode> = electrodes
         .iter()
-        .map(|&c| {
+        .zip(store.split(electrodes.len(), sub_cap))
+        .map(|(&c, sub)| {
             let car = if group_of.is_empty() || !p.use_car {
                 None
             } else {
@@ -761,10 +815,7 @@ pub fn extract_electrodes(
                 hist_start: 0,
                 pending: VecDeque::new(),
                 breaches: BreachCounter::default(),
-                // (all of it is kept: no regrowth)
-                sub: Vec::with_capacity(n.div_ceil(plan.sub_step) + 16),
-                sub_mark: 0,
-                sub_filled: false,
+                sub,
                 win_th: Vec::new(),
                 centre: 0.0,
                 threshold: 0.0,
@@ -801,7 +852,7 @@ pub fn extract_electrodes(
                 let b = &blk;
                 pool(&mut || {
                     els.par_chunks_mut(group).for_each(|g| {
-                        plan.filter(g, b, s, e, true);
+                        plan.filter(g, b, s, e);
                         for el in g.iter_mut() {
                             let y = std::mem::take(&mut el.y);
                             plan.observe(el, s, &y);
@@ -815,7 +866,7 @@ pub fn extract_electrodes(
                 els.par_iter_mut().for_each(|el| {
                     let cut = el.breaches.decide(n, p.fs, &p.cutoff);
                     let keep = cut.div_ceil(plan.sub_step).min(el.sub.len());
-                    let (m, mad) = median_mad(&el.sub[..keep], &mut el.scratch);
+                    let (m, mad) = median_mad(&el.sub.kept()[..keep], &mut el.scratch);
                     el.centre = m;
                     el.threshold = k * mad / MAD_PER_SD;
                 })
@@ -954,9 +1005,14 @@ pub fn extract_electrodes(
                 let kk = keep_sub.max(1).min(el.sub.len());
                 // With rolling windows, `sub` is their concatenation: their histograms add up.
                 let (_, mad) = if rolling.is_some() {
-                    median_mad_windows(&el.sub[..kk], &el.sub[kk..], &mut el.scratch, &el.bins)
+                    median_mad_windows(
+                        &el.sub.kept()[..kk],
+                        &el.sub.kept()[kk..],
+                        &mut el.scratch,
+                        &el.bins,
+                    )
                 } else {
-                    median_mad(&el.sub[..kk], &mut el.scratch)
+                    median_mad(&el.sub.kept()[..kk], &mut el.scratch)
                 };
                 el.res.mad_val = mad;
                 if rolling.is_some() {
@@ -1120,32 +1176,23 @@ fn referenced_into(x: &[i16], r: &[f32], mad: f64, med: f64, out: &mut Vec<f32>)
 fn append_subsample(group: &mut [&mut Electrode], v: &Lanes) -> Vec<usize> {
     let first: Vec<usize> = group.iter().map(|el| el.sub.len()).collect();
     let k = v.sub.len();
-    let mut dst: Vec<&mut [f32]> = group
-        .iter_mut()
-        .zip(&first)
-        .map(|(el, &f)| {
-            el.sub.resize(f + k, 0.0);
-            &mut el.sub[f..]
-        })
-        .collect();
+    let mut dst: Vec<&mut [f32]> = group.iter_mut().map(|el| el.sub.grow(k)).collect();
     sos32::transpose_into(v.sub, &mut dst);
     first
 }
 
-/// The filtered output and noise subsample buffers of a group of electrodes, taken out so the
-/// electrodes' input rows can be borrowed while the filter writes them.
-fn take_outputs(group: &mut [&mut Electrode]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+/// The filtered output buffers of a group of electrodes, taken out so the electrodes' input
+/// rows can be borrowed while the filter writes them.
+fn take_outputs(group: &mut [&mut Electrode]) -> Vec<Vec<f32>> {
     group
         .iter_mut()
-        .map(|el| (std::mem::take(&mut el.y), std::mem::take(&mut el.sub)))
-        .unzip()
+        .map(|el| std::mem::take(&mut el.y))
+        .collect()
 }
 
-/// The buffers back into their electrodes, with whether the subsample was kept.
-fn put_outputs(group: &mut [&mut Electrode], ys: Vec<Vec<f32>>, subs: Vec<Vec<f32>>, done: bool) {
-    for ((el, y), sb) in group.iter_mut().zip(ys).zip(subs) {
+/// The buffers back into their electrodes.
+fn put_outputs(group: &mut [&mut Electrode], ys: Vec<Vec<f32>>) {
+    for (el, y) in group.iter_mut().zip(ys) {
         el.y = y;
-        el.sub = sb;
-        el.sub_filled = done;
     }
 }
