@@ -20,15 +20,13 @@
 
 use super::filter::{Sample, C64};
 
-/// Where the backward pass also appends every `step`-th kept sample (from kept index `first`)
-/// to `rows[r]` (a subsample for the noise statistics, taken while the samples are in cache);
-/// with no rows it is left in `tmp`, sample-major and in time order.
-pub struct Sub<'a> {
-    pub first: usize,
-    pub step: usize,
-    pub rows: Option<&'a mut [Vec<f32>]>,
-    /// Scratch (sample-major).
-    pub tmp: &'a mut Vec<[f32; LANES]>,
+/// Where the backward pass also keeps every `step`-th kept sample (from kept index `first`) in
+/// `tmp`, sample-major and in time order (a subsample for the noise statistics, taken while the
+/// samples are in cache).
+struct Sub<'a> {
+    first: usize,
+    step: usize,
+    tmp: &'a mut Vec<[f32; LANES]>,
 }
 
 /// Lanes per vector (8 x f32 = one AVX2 register).
@@ -229,7 +227,6 @@ pub fn filtfilt_rows<T: Sample>(
     right_edge: bool,
     keep: (usize, usize),
     outs: &mut [&mut [f32]],
-    sub: Option<Sub<'_>>,
 ) {
     debug_assert!(!rows.is_empty() && rows.len() <= LANES && rows.len() == outs.len());
     if rows[0].is_empty() {
@@ -250,7 +247,7 @@ pub fn filtfilt_rows<T: Sample>(
             keep,
             Out::Rows(outs),
             &mut w.buf,
-            sub,
+            None,
         );
     })
 }
@@ -293,7 +290,6 @@ pub fn filtfilt_lanes<T: Sample, R>(
             let sub = sub.map(|(first, step)| Sub {
                 first,
                 step: step.max(1),
-                rows: None,
                 tmp: &mut w.sub,
             });
             dispatch(
@@ -572,15 +568,7 @@ fn rows_impl<T: Sample, const FMA: bool>(
         p1 = p0;
     }
     if let Some(sb) = sub {
-        match sb.rows {
-            Some(rows) => {
-                for (l, dst) in rows.iter_mut().enumerate() {
-                    dst.extend(sb.tmp.iter().rev().map(|v| v[l]));
-                }
-                sb.tmp.clear();
-            }
-            None => sb.tmp.reverse(),
-        }
+        sb.tmp.reverse();
     }
     k0
 }
@@ -1039,49 +1027,20 @@ mod tests {
             for (left, right) in [(true, true), (false, false), (true, false)] {
                 let keep = (117, n - 300);
                 let mut outs = vec![vec![0f32; keep.1]; nr];
-                let mut subs = vec![vec![1.5f32]; nr];
-                let mut tmp = Vec::new();
                 {
                     let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
                     let mut o: Vec<&mut [f32]> =
                         outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                    let sb = super::Sub {
-                        first: 3,
-                        step: 10,
-                        rows: Some(&mut subs),
-                        tmp: &mut tmp,
-                    };
-                    super::filtfilt_rows(s, &r, 0.195, left, right, keep, &mut o, Some(sb));
+                    super::filtfilt_rows(s, &r, 0.195, left, right, keep, &mut o);
                 }
                 for k in 0..nr {
                     let mut one = vec![vec![0f32; keep.1]];
-                    let mut sub1 = vec![vec![1.5f32]];
                     {
                         let mut o: Vec<&mut [f32]> =
                             one.iter_mut().map(|v| v.as_mut_slice()).collect();
-                        let sb = super::Sub {
-                            first: 3,
-                            step: 10,
-                            rows: Some(&mut sub1),
-                            tmp: &mut tmp,
-                        };
-                        super::filtfilt_rows(
-                            s,
-                            &[&xs[k][..]],
-                            0.195,
-                            left,
-                            right,
-                            keep,
-                            &mut o,
-                            Some(sb),
-                        );
+                        super::filtfilt_rows(s, &[&xs[k][..]], 0.195, left, right, keep, &mut o);
                     }
                     assert_eq!(outs[k], one[0], "rows {nr} row {k} edges {left} {right}");
-                    let expect: Vec<f32> = std::iter::once(1.5)
-                        .chain(one[0][3..].iter().step_by(10).copied())
-                        .collect();
-                    assert_eq!(sub1[0], expect);
-                    assert_eq!(subs[k], expect);
                 }
                 let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
                 let mut subl = vec![Vec::new(); nr];
@@ -1103,7 +1062,8 @@ mod tests {
                     }
                 });
                 for k in 0..nr {
-                    assert_eq!(subl[k][..], subs[k][1..]);
+                    let expect: Vec<f32> = outs[k][3..].iter().step_by(10).copied().collect();
+                    assert_eq!(subl[k], expect);
                 }
             }
         }
