@@ -99,6 +99,7 @@ pub struct ElectrodeResult {
 
 /// What a chunk of raw data looks like after reading: rows of `len` int16 values for `channels`,
 /// covering samples `[start, start + len)`, plus each referenced group's reference over it.
+#[derive(Default)]
 struct Block<'a> {
     start: usize,
     len: usize,
@@ -831,13 +832,7 @@ pub fn extract_electrodes(
     // Electrodes filtered together (SIMD lanes), while still giving every thread work.
     let threads = super::thread_count(p.threads);
     let group = els.len().div_ceil(threads).clamp(1, 8);
-    let mut blk = Block {
-        start: 0,
-        len: 0,
-        raw: Vec::new(),
-        direct: Vec::new(),
-        refs: Vec::new(),
-    };
+    let mut blk = Block::default();
     let total = n * passes;
     let k = p.k;
 
@@ -876,8 +871,11 @@ pub fn extract_electrodes(
         // and there is no shared CAR reference, every group of electrodes runs through all the
         // chunks on its own (no barrier per chunk: the threads never wait for each other),
         // while the calling thread reports progress (and so sees Ctrl-C) until they are done.
-        if plan.groups.is_empty() && threads > 1 && src.borrow_rows(&plan.channels, 0, 1).is_some()
-        {
+        // (the work goes to the pool from the calling thread: no thread is started per call)
+        let free = plan.groups.is_empty()
+            && threads > 1
+            && src.borrow_rows(&plan.channels, 0, 1).is_some();
+        if let Some(tp) = super::pool(p.threads).filter(|_| free) {
             use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
             let ngroups = els.len().div_ceil(group);
             let done = AtomicUsize::new(0);
@@ -888,35 +886,25 @@ pub fn extract_electrodes(
             let chunks = &chunks;
             let els = &mut els;
             let mut outcome = Ok(());
-            std::thread::scope(|sc| {
+            tp.in_place_scope(|sc| {
                 let (done, abort, finished) = (&done, &abort, &finished);
-                sc.spawn(move || {
-                    let mut work = || {
-                        els.par_chunks_mut(group).for_each(|g| {
-                            let mut blk = Block {
-                                start: 0,
-                                len: 0,
-                                raw: Vec::new(),
-                                direct: Vec::new(),
-                                refs: Vec::new(),
-                            };
-                            for &(s, e) in chunks {
-                                if abort.load(Ordering::Relaxed) {
-                                    return;
-                                }
-                                // (borrowing rows cannot fail here: checked above)
-                                if plan.read(s, e, &mut blk).is_err() {
-                                    abort.store(true, Ordering::Relaxed);
-                                    return;
-                                }
-                                plan.filter_detect(g, &blk, s, e, rolling.is_some());
-                                done.fetch_add(e - s, Ordering::Relaxed);
+                sc.spawn(move |_| {
+                    els.par_chunks_mut(group).for_each(|g| {
+                        let mut blk = Block::default();
+                        for &(s, e) in chunks {
+                            if abort.load(Ordering::Relaxed) {
+                                return;
                             }
-                        })
-                    };
-                    super::with_threads(p.threads, &mut work);
-                    // A flag, not `is_finished()`: the thread may still be running when the
-                    // caller wakes, and it would then sleep the whole timeout.
+                            // (borrowing rows cannot fail here: checked above)
+                            if plan.read(s, e, &mut blk).is_err() {
+                                abort.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                            plan.filter_detect(g, &blk, s, e, rolling.is_some());
+                            done.fetch_add(e - s, Ordering::Relaxed);
+                        }
+                    });
+                    // set before the wake-up, so the caller never sleeps the whole timeout
                     finished.store(true, Ordering::Release);
                     caller.unpark();
                 });
