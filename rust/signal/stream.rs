@@ -150,48 +150,34 @@ impl Trace for Lane<'_> {
 }
 
 /// Every electrode's noise subsample for the whole recording (up to [`SUBSAMPLE_MAX`] values
-/// each, 23 MB for 32 ch x 60 s), in one anonymous mapping with transparent huge pages asked
-/// for: fresh memory costs a page fault per 4 kB page otherwise (~5 600 per call here, about a
-/// quarter of a 1-thread extraction's time on the benchmark VM, and the two threads' faults
-/// contend), and this is one per 2 MB. Unmapped at once when the extraction ends.
+/// each, 23 MB for 32 ch x 60 s) in one allocation with transparent huge pages asked for: fresh
+/// memory costs a page fault per 4 kB page otherwise (~5 600 per call here, a fifth of a cold
+/// 1-thread extraction on the benchmark VM), and this is one per 2 MB. (From the allocator, so
+/// later calls reuse the heap's memory as before.)
 struct SubStore {
-    map: Option<memmap2::MmapMut>,
-    /// Where the mapping failed or huge pages do not exist.
     vec: Vec<f32>,
 }
 
 impl SubStore {
     fn new(len: usize) -> Self {
+        // (zeroed: fresh pages are not touched before the advice)
+        let vec = vec![0.0; len];
         #[cfg(target_os = "linux")]
         {
-            // a whole number of huge pages, so the kernel places the mapping on one
-            let bytes = (len * 4).div_ceil(2 << 20) * (2 << 20);
-            if let Ok(map) = memmap2::MmapMut::map_anon(bytes.max(1)) {
-                let _ = map.advise(memmap2::Advice::HugePage);
-                return SubStore {
-                    map: Some(map),
-                    vec: Vec::new(),
-                };
+            const HUGE: usize = 2 << 20;
+            let a = vec.as_ptr() as usize;
+            let (lo, hi) = (a.next_multiple_of(HUGE), (a + len * 4) / HUGE * HUGE);
+            if lo < hi {
+                // SAFETY: [lo, hi) lies inside the vector's allocation; advice changes no data.
+                unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
             }
         }
-        SubStore {
-            map: None,
-            vec: vec![0.0; len],
-        }
+        SubStore { vec }
     }
 
     /// `k` buffers of `cap` values each.
     fn split(&mut self, k: usize, cap: usize) -> Vec<SubBuf<'_>> {
-        let all: &mut [f32] = match &mut self.map {
-            Some(map) => {
-                // SAFETY: any 4 bytes are a valid f32, and a mapping is page-aligned (no head).
-                let (head, body, _) = unsafe { map.align_to_mut::<f32>() };
-                debug_assert!(head.is_empty());
-                body
-            }
-            None => &mut self.vec,
-        };
-        all[..k * cap]
+        self.vec[..k * cap]
             .chunks_mut(cap.max(1))
             .map(|buf| SubBuf { buf, len: 0 })
             .collect()
@@ -273,6 +259,9 @@ impl<'a> Plan<'a> {
             }
         }
         b.refs.resize(self.groups.len(), Vec::new());
+        if self.groups.is_empty() {
+            return Ok(());
+        }
         let b = &mut *b;
         let (raw, direct) = (&b.raw, &b.direct);
         let row = |r: usize| -> &[i16] {
