@@ -10,6 +10,7 @@
 //! first pass for the median and MAD of the filtered trace.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -150,43 +151,51 @@ impl Trace for Lane<'_> {
 }
 
 /// Every electrode's noise subsample for the whole recording (up to [`SUBSAMPLE_MAX`] values
-/// each, 23 MB for 32 ch x 60 s) in one allocation with transparent huge pages asked for: fresh
-/// memory costs a page fault per 4 kB page otherwise (~5 600 per call here, a fifth of a cold
-/// 1-thread extraction on the benchmark VM), and this is one per 2 MB. (From the allocator, so
-/// later calls reuse the heap's memory as before.)
+/// each, 23 MB for 32 ch x 60 s) in one allocation on whole transparent huge pages (asked for):
+/// fresh memory otherwise costs a page fault per 4 kB page (~5 600 per call here; a cold 1-thread
+/// call took ~68 ms instead of ~49 on the benchmark VM), and this is one per 2 MB. Left
+/// uninitialised (a zeroing allocation would clear reused memory on the calling thread,
+/// serially): each electrode clears its values as it appends them, on its own thread.
 struct SubStore {
     vec: Vec<f32>,
+    /// Where the values start: the first 2 MB boundary in the allocation (on Linux), so that
+    /// huge pages cover all of them.
+    start: usize,
 }
+
+/// Bytes of a transparent huge page (x86-64 and most others).
+const HUGE: usize = 2 << 20;
 
 impl SubStore {
     fn new(len: usize) -> Self {
-        // (zeroed: fresh pages are not touched before the advice)
-        let vec = vec![0.0; len];
+        // (room to start on a huge page boundary and end on one)
+        let vec: Vec<f32> = Vec::with_capacity(len + 2 * HUGE / 4);
+        let a = vec.as_ptr() as usize;
+        let start = (a.next_multiple_of(HUGE) - a) / 4;
         #[cfg(target_os = "linux")]
-        {
-            const HUGE: usize = 2 << 20;
-            let a = vec.as_ptr() as usize;
-            let (lo, hi) = (a.next_multiple_of(HUGE), (a + len * 4) / HUGE * HUGE);
-            if lo < hi {
-                // SAFETY: [lo, hi) lies inside the vector's allocation; advice changes no data.
-                unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+        if len > 0 {
+            // SAFETY: from the boundary, the whole huge pages holding `len` values lie inside
+            // the allocation (reserved above); advice changes no data.
+            unsafe {
+                let p = vec.as_ptr().add(start) as *mut libc::c_void;
+                libc::madvise(p, (len * 4).next_multiple_of(HUGE), libc::MADV_HUGEPAGE);
             }
         }
-        SubStore { vec }
+        SubStore { vec, start }
     }
 
     /// `k` buffers of `cap` values each.
     fn split(&mut self, k: usize, cap: usize) -> Vec<SubBuf<'_>> {
-        self.vec[..k * cap]
+        self.vec.spare_capacity_mut()[self.start..self.start + k * cap]
             .chunks_mut(cap.max(1))
             .map(|buf| SubBuf { buf, len: 0 })
             .collect()
     }
 }
 
-/// One electrode's part of the [`SubStore`], filled from the front.
+/// One electrode's part of the [`SubStore`], filled from the front (`buf[..len]` initialised).
 struct SubBuf<'s> {
-    buf: &'s mut [f32],
+    buf: &'s mut [MaybeUninit<f32>],
     len: usize,
 }
 
@@ -196,13 +205,20 @@ impl SubBuf<'_> {
     }
 
     fn kept(&self) -> &[f32] {
-        &self.buf[..self.len]
+        let kept = &self.buf[..self.len];
+        // SAFETY: the first `len` values were written by `grow`; MaybeUninit<f32> has f32's layout.
+        unsafe { &*(kept as *const [MaybeUninit<f32>] as *const [f32]) }
     }
 
-    /// The next `k` values' room (they count as kept).
+    /// The next `k` values (zeroed), which now count as kept.
     fn grow(&mut self, k: usize) -> &mut [f32] {
+        let room = &mut self.buf[self.len..self.len + k];
+        for v in room.iter_mut() {
+            v.write(0.0);
+        }
         self.len += k;
-        &mut self.buf[self.len - k..self.len]
+        // SAFETY: just written; MaybeUninit<f32> has f32's layout.
+        unsafe { &mut *(room as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 }
 
