@@ -18,6 +18,8 @@
 //! each way (the backward pass needs the whole forward pass): [`filtfilt_lanes`] leaves the
 //! result there, with block extrema taken by the backward pass, instead of writing rows.
 
+use std::mem::MaybeUninit;
+
 use super::filter::{Sample, C64};
 
 /// Where the backward pass also keeps every `step`-th kept sample (from kept index `first`) in
@@ -540,8 +542,10 @@ fn rows_impl<T: Sample, const FMA: bool>(
                     });
                     #[cfg(target_arch = "x86_64")]
                     if FMA {
-                        // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
-                        unsafe { store_rows_avx2(&buf[o0..o1], &mut os) };
+                        let ps = std::array::from_fn(|l| os[l].as_mut_ptr());
+                        // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma);
+                        // each row slice holds o1 - o0 values.
+                        unsafe { store_rows_avx2(&buf[o0..o1], ps) };
                     }
                     if !FMA {
                         for (j, w) in buf[o0..o1].iter().enumerate() {
@@ -715,23 +719,23 @@ unsafe fn recurse_blocks<T: Copy>(
 }
 
 /// `outs[l][j] = buf[j][l]` for every lane `l < outs.len()` (8x8 transposes when all 8 lanes
-/// are wanted and the CPU has AVX2).
-pub fn transpose_into(buf: &[V], outs: &mut [&mut [f32]]) {
-    debug_assert!(outs.len() <= LANES && outs.iter().all(|o| o.len() == buf.len()));
+/// are wanted and the CPU has AVX2). Every value of every out is written (each holds
+/// `buf.len()`), so they may start uninitialised.
+pub fn transpose_into(buf: &[V], outs: &mut [&mut [MaybeUninit<f32>]]) {
+    assert!(outs.len() <= LANES && outs.iter().all(|o| o.len() == buf.len()));
     #[cfg(target_arch = "x86_64")]
     {
         if outs.len() == LANES && std::is_x86_feature_detected!("avx2") {
-            let mut it = outs.iter_mut();
-            let mut os: [&mut [f32]; LANES] =
-                std::array::from_fn(|_| &mut **it.next().expect("8 outputs"));
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { store_rows_avx2(buf, &mut os) };
+            let ps = std::array::from_fn(|l| outs[l].as_mut_ptr() as *mut f32);
+            // SAFETY: the CPU supports AVX2 (checked just above); each out holds buf.len()
+            // values (asserted above).
+            unsafe { store_rows_avx2(buf, ps) };
             return;
         }
     }
     for (l, o) in outs.iter_mut().enumerate() {
         for (d, v) in o.iter_mut().zip(buf) {
-            *d = v[l];
+            d.write(v[l]);
         }
     }
 }
@@ -850,9 +854,10 @@ unsafe fn forward_f32_avx2(
 }
 
 /// `os[l][j] = buf[j][l]`: 8x8 float transposes, one 8-float store per row and 8 samples.
+/// Safety: AVX2, and each `os[l]` valid for `buf.len()` writes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn store_rows_avx2(buf: &[V], os: &mut [&mut [f32]; LANES]) {
+unsafe fn store_rows_avx2(buf: &[V], os: [*mut f32; LANES]) {
     use std::arch::x86_64::*;
     let cnt = buf.len();
     let mut j = 0;
@@ -885,13 +890,13 @@ unsafe fn store_rows_avx2(buf: &[V], os: &mut [&mut [f32]; LANES]) {
             _mm256_permute2f128_ps::<0x31>(u3, u7),
         ];
         for l in 0..LANES {
-            _mm256_storeu_ps(os[l].as_mut_ptr().add(j), o[l]);
+            _mm256_storeu_ps(os[l].add(j), o[l]);
         }
         j += 8;
     }
     for (k, w) in buf.iter().enumerate().skip(j) {
         for l in 0..LANES {
-            os[l][k] = w[l];
+            os[l].add(k).write(w[l]);
         }
     }
 }

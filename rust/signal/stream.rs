@@ -154,8 +154,8 @@ impl Trace for Lane<'_> {
 /// each, 23 MB for 32 ch x 60 s) in one allocation on whole transparent huge pages (asked for):
 /// fresh memory otherwise costs a page fault per 4 kB page (~5 600 per call here; a cold 1-thread
 /// call took ~68 ms instead of ~49 on the benchmark VM), and this is one per 2 MB. Left
-/// uninitialised (a zeroing allocation would clear reused memory on the calling thread,
-/// serially): each electrode clears its values as it appends them, on its own thread.
+/// uninitialised: values are written once, as they are appended (a zeroing allocation would
+/// also clear reused memory, on the calling thread and serially).
 struct SubStore {
     vec: Vec<f32>,
     /// Where the values start: the first 2 MB boundary in the allocation (on Linux), so that
@@ -206,19 +206,29 @@ impl SubBuf<'_> {
 
     fn kept(&self) -> &[f32] {
         let kept = &self.buf[..self.len];
-        // SAFETY: the first `len` values were written by `grow`; MaybeUninit<f32> has f32's layout.
+        // SAFETY: the first `len` values were written (`extend`, `commit`); MaybeUninit<f32> has
+        // f32's layout.
         unsafe { &*(kept as *const [MaybeUninit<f32>] as *const [f32]) }
     }
 
-    /// The next `k` values (zeroed), which now count as kept.
-    fn grow(&mut self, k: usize) -> &mut [f32] {
-        let room = &mut self.buf[self.len..self.len + k];
-        for v in room.iter_mut() {
-            v.write(0.0);
+    /// Append `vals`.
+    fn extend(&mut self, vals: impl ExactSizeIterator<Item = f32>) {
+        let k = vals.len();
+        for (d, v) in self.buf[self.len..self.len + k].iter_mut().zip(vals) {
+            d.write(v);
         }
         self.len += k;
-        // SAFETY: just written; MaybeUninit<f32> has f32's layout.
-        unsafe { &mut *(room as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    }
+
+    /// Room for the next `k` values (see `commit`).
+    fn room(&mut self, k: usize) -> &mut [MaybeUninit<f32>] {
+        &mut self.buf[self.len..self.len + k]
+    }
+
+    /// The next `k` values count as kept.
+    /// Safety: they were written (all of `room(k)`).
+    unsafe fn commit(&mut self, k: usize) {
+        self.len += k;
     }
 }
 
@@ -551,10 +561,8 @@ impl<'a> Plan<'a> {
         let start = el.sub.len();
         let first = s.div_ceil(self.sub_step) * self.sub_step;
         if first < s + y.len() {
-            let kept = y[first - s..].iter().step_by(self.sub_step);
-            for (d, &v) in el.sub.grow(kept.len()).iter_mut().zip(kept) {
-                *d = v;
-            }
+            el.sub
+                .extend(y[first - s..].iter().step_by(self.sub_step).copied());
         }
         start
     }
@@ -1169,8 +1177,12 @@ fn referenced_into(x: &[i16], r: &[f32], mad: f64, med: f64, out: &mut Vec<f32>)
 fn append_subsample(group: &mut [&mut Electrode], v: &Lanes) -> Vec<usize> {
     let first: Vec<usize> = group.iter().map(|el| el.sub.len()).collect();
     let k = v.sub.len();
-    let mut dst: Vec<&mut [f32]> = group.iter_mut().map(|el| el.sub.grow(k)).collect();
+    let mut dst: Vec<&mut [MaybeUninit<f32>]> = group.iter_mut().map(|el| el.sub.room(k)).collect();
     sos32::transpose_into(v.sub, &mut dst);
+    for el in group.iter_mut() {
+        // SAFETY: transpose_into wrote all of each room.
+        unsafe { el.sub.commit(k) };
+    }
     first
 }
 
