@@ -362,60 +362,11 @@ impl BandPass {
         keep: (usize, usize),
         outs: &mut [&mut [f32]],
     ) {
-        self.filtfilt_rows_sub(rows, scale, left_edge, right_edge, keep, outs, None);
-    }
-
-    /// [`BandPass::filtfilt_rows`] that also appends every `step`-th kept sample from kept index
-    /// `first` to `sub[r]` when `sub = Some((first, step, sub))` and the float32 sections run
-    /// (returns whether it did; otherwise the caller takes the subsample from the output).
-    #[allow(clippy::too_many_arguments)]
-    pub fn filtfilt_rows_sub<T: Sample>(
-        &self,
-        rows: &[&[T]],
-        scale: f64,
-        left_edge: bool,
-        right_edge: bool,
-        keep: (usize, usize),
-        outs: &mut [&mut [f32]],
-        sub: Option<(usize, usize, &mut [Vec<f32>])>,
-    ) -> bool {
         if let Some(s) = &self.sos {
-            return SUBTMP.with(|t| {
-                let mut tmp = t.borrow_mut();
-                match sub {
-                    Some((first, step, subs)) => {
-                        for ((r, o), sr) in rows
-                            .chunks(LANES)
-                            .zip(outs.chunks_mut(LANES))
-                            .zip(subs.chunks_mut(LANES))
-                        {
-                            let sb = sos32::Sub {
-                                first,
-                                step: step.max(1),
-                                rows: Some(sr),
-                                tmp: &mut tmp,
-                            };
-                            sos32::filtfilt_rows(
-                                s,
-                                r,
-                                scale,
-                                left_edge,
-                                right_edge,
-                                keep,
-                                o,
-                                Some(sb),
-                            );
-                        }
-                        true
-                    }
-                    None => {
-                        for (r, o) in rows.chunks(LANES).zip(outs.chunks_mut(LANES)) {
-                            sos32::filtfilt_rows(s, r, scale, left_edge, right_edge, keep, o, None);
-                        }
-                        false
-                    }
-                }
-            });
+            for (r, o) in rows.chunks(LANES).zip(outs.chunks_mut(LANES)) {
+                sos32::filtfilt_rows(s, r, scale, left_edge, right_edge, keep, o);
+            }
+            return;
         }
         let mut i = 0;
         while i < rows.len() {
@@ -437,7 +388,6 @@ impl BandPass {
             }
             i += take;
         }
-        false
     }
 
     fn rows_lanes<T: Sample, const L: usize>(
@@ -514,8 +464,6 @@ impl BandPass {
 }
 
 thread_local! {
-    /// Per-thread scratch of the subsample kept by the float32 sections.
-    static SUBTMP: std::cell::RefCell<Vec<[f32; LANES]>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Per-thread interleaved work buffer of the multi-channel filter (reused: no page faults).
     static WORK: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }

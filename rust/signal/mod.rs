@@ -32,23 +32,28 @@ pub fn thread_count(requested: usize) -> usize {
 
 static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
 
-/// Run `f` inside a rayon pool of `thread_count(requested)` threads (pools are cached per size).
-pub fn with_threads<R: Send>(requested: usize, f: impl FnOnce() -> R + Send) -> R {
+/// The rayon pool of `thread_count(requested)` threads (pools are cached per size); None when
+/// its threads could not be started.
+pub fn pool(requested: usize) -> Option<Arc<rayon::ThreadPool>> {
     let n = thread_count(requested);
-    let pool = {
-        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        match pools.iter().find(|(k, _)| *k == n) {
-            Some((_, p)) => p.clone(),
-            None => match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
-                Ok(p) => {
-                    let p = Arc::new(p);
-                    pools.push((n, p.clone()));
-                    p
-                }
-                // Could not start threads: run on the caller's thread.
-                Err(_) => return f(),
-            },
-        }
-    };
-    pool.install(f)
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(k, _)| *k == n) {
+        return Some(p.clone());
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .ok()?,
+    );
+    pools.push((n, p.clone()));
+    Some(p)
+}
+
+/// Run `f` inside [`pool`]`(requested)` (on the caller's thread when there is none).
+pub fn with_threads<R: Send>(requested: usize, f: impl FnOnce() -> R + Send) -> R {
+    match pool(requested) {
+        Some(p) => p.install(f),
+        None => f(),
+    }
 }

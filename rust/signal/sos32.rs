@@ -18,17 +18,17 @@
 //! each way (the backward pass needs the whole forward pass): [`filtfilt_lanes`] leaves the
 //! result there, with block extrema taken by the backward pass, instead of writing rows.
 
+use std::mem::MaybeUninit;
+
 use super::filter::{Sample, C64};
 
-/// Where the backward pass also appends every `step`-th kept sample (from kept index `first`)
-/// to `rows[r]` (a subsample for the noise statistics, taken while the samples are in cache);
-/// with no rows it is left in `tmp`, sample-major and in time order.
-pub struct Sub<'a> {
-    pub first: usize,
-    pub step: usize,
-    pub rows: Option<&'a mut [Vec<f32>]>,
-    /// Scratch (sample-major).
-    pub tmp: &'a mut Vec<[f32; LANES]>,
+/// Where the backward pass also keeps every `step`-th kept sample (from kept index `first`) in
+/// `tmp`, sample-major and in time order (a subsample for the noise statistics, taken while the
+/// samples are in cache).
+struct Sub<'a> {
+    first: usize,
+    step: usize,
+    tmp: &'a mut Vec<[f32; LANES]>,
 }
 
 /// Lanes per vector (8 x f32 = one AVX2 register).
@@ -229,7 +229,6 @@ pub fn filtfilt_rows<T: Sample>(
     right_edge: bool,
     keep: (usize, usize),
     outs: &mut [&mut [f32]],
-    sub: Option<Sub<'_>>,
 ) {
     debug_assert!(!rows.is_empty() && rows.len() <= LANES && rows.len() == outs.len());
     if rows[0].is_empty() {
@@ -250,7 +249,7 @@ pub fn filtfilt_rows<T: Sample>(
             keep,
             Out::Rows(outs),
             &mut w.buf,
-            sub,
+            None,
         );
     })
 }
@@ -293,7 +292,6 @@ pub fn filtfilt_lanes<T: Sample, R>(
             let sub = sub.map(|(first, step)| Sub {
                 first,
                 step: step.max(1),
-                rows: None,
                 tmp: &mut w.sub,
             });
             dispatch(
@@ -544,8 +542,10 @@ fn rows_impl<T: Sample, const FMA: bool>(
                     });
                     #[cfg(target_arch = "x86_64")]
                     if FMA {
-                        // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma).
-                        unsafe { store_rows_avx2(&buf[o0..o1], &mut os) };
+                        let ps = std::array::from_fn(|l| os[l].as_mut_ptr());
+                        // SAFETY: FMA is only set when the CPU has AVX2 and FMA (rows_avx2_fma);
+                        // each row slice holds o1 - o0 values.
+                        unsafe { store_rows_avx2(&buf[o0..o1], ps) };
                     }
                     if !FMA {
                         for (j, w) in buf[o0..o1].iter().enumerate() {
@@ -572,15 +572,7 @@ fn rows_impl<T: Sample, const FMA: bool>(
         p1 = p0;
     }
     if let Some(sb) = sub {
-        match sb.rows {
-            Some(rows) => {
-                for (l, dst) in rows.iter_mut().enumerate() {
-                    dst.extend(sb.tmp.iter().rev().map(|v| v[l]));
-                }
-                sb.tmp.clear();
-            }
-            None => sb.tmp.reverse(),
-        }
+        sb.tmp.reverse();
     }
     k0
 }
@@ -727,23 +719,23 @@ unsafe fn recurse_blocks<T: Copy>(
 }
 
 /// `outs[l][j] = buf[j][l]` for every lane `l < outs.len()` (8x8 transposes when all 8 lanes
-/// are wanted and the CPU has AVX2).
-pub fn transpose_into(buf: &[V], outs: &mut [&mut [f32]]) {
-    debug_assert!(outs.len() <= LANES && outs.iter().all(|o| o.len() == buf.len()));
+/// are wanted and the CPU has AVX2). Every value of every out is written (each holds
+/// `buf.len()`), so they may start uninitialised.
+pub fn transpose_into(buf: &[V], outs: &mut [&mut [MaybeUninit<f32>]]) {
+    assert!(outs.len() <= LANES && outs.iter().all(|o| o.len() == buf.len()));
     #[cfg(target_arch = "x86_64")]
     {
         if outs.len() == LANES && std::is_x86_feature_detected!("avx2") {
-            let mut it = outs.iter_mut();
-            let mut os: [&mut [f32]; LANES] =
-                std::array::from_fn(|_| &mut **it.next().expect("8 outputs"));
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { store_rows_avx2(buf, &mut os) };
+            let ps = std::array::from_fn(|l| outs[l].as_mut_ptr() as *mut f32);
+            // SAFETY: the CPU supports AVX2 (checked just above); each out holds buf.len()
+            // values (asserted above).
+            unsafe { store_rows_avx2(buf, ps) };
             return;
         }
     }
     for (l, o) in outs.iter_mut().enumerate() {
         for (d, v) in o.iter_mut().zip(buf) {
-            *d = v[l];
+            d.write(v[l]);
         }
     }
 }
@@ -862,9 +854,10 @@ unsafe fn forward_f32_avx2(
 }
 
 /// `os[l][j] = buf[j][l]`: 8x8 float transposes, one 8-float store per row and 8 samples.
+/// Safety: AVX2, and each `os[l]` valid for `buf.len()` writes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn store_rows_avx2(buf: &[V], os: &mut [&mut [f32]; LANES]) {
+unsafe fn store_rows_avx2(buf: &[V], os: [*mut f32; LANES]) {
     use std::arch::x86_64::*;
     let cnt = buf.len();
     let mut j = 0;
@@ -897,13 +890,13 @@ unsafe fn store_rows_avx2(buf: &[V], os: &mut [&mut [f32]; LANES]) {
             _mm256_permute2f128_ps::<0x31>(u3, u7),
         ];
         for l in 0..LANES {
-            _mm256_storeu_ps(os[l].as_mut_ptr().add(j), o[l]);
+            _mm256_storeu_ps(os[l].add(j), o[l]);
         }
         j += 8;
     }
     for (k, w) in buf.iter().enumerate().skip(j) {
         for l in 0..LANES {
-            os[l][k] = w[l];
+            os[l].add(k).write(w[l]);
         }
     }
 }
@@ -1039,49 +1032,20 @@ mod tests {
             for (left, right) in [(true, true), (false, false), (true, false)] {
                 let keep = (117, n - 300);
                 let mut outs = vec![vec![0f32; keep.1]; nr];
-                let mut subs = vec![vec![1.5f32]; nr];
-                let mut tmp = Vec::new();
                 {
                     let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
                     let mut o: Vec<&mut [f32]> =
                         outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                    let sb = super::Sub {
-                        first: 3,
-                        step: 10,
-                        rows: Some(&mut subs),
-                        tmp: &mut tmp,
-                    };
-                    super::filtfilt_rows(s, &r, 0.195, left, right, keep, &mut o, Some(sb));
+                    super::filtfilt_rows(s, &r, 0.195, left, right, keep, &mut o);
                 }
                 for k in 0..nr {
                     let mut one = vec![vec![0f32; keep.1]];
-                    let mut sub1 = vec![vec![1.5f32]];
                     {
                         let mut o: Vec<&mut [f32]> =
                             one.iter_mut().map(|v| v.as_mut_slice()).collect();
-                        let sb = super::Sub {
-                            first: 3,
-                            step: 10,
-                            rows: Some(&mut sub1),
-                            tmp: &mut tmp,
-                        };
-                        super::filtfilt_rows(
-                            s,
-                            &[&xs[k][..]],
-                            0.195,
-                            left,
-                            right,
-                            keep,
-                            &mut o,
-                            Some(sb),
-                        );
+                        super::filtfilt_rows(s, &[&xs[k][..]], 0.195, left, right, keep, &mut o);
                     }
                     assert_eq!(outs[k], one[0], "rows {nr} row {k} edges {left} {right}");
-                    let expect: Vec<f32> = std::iter::once(1.5)
-                        .chain(one[0][3..].iter().step_by(10).copied())
-                        .collect();
-                    assert_eq!(sub1[0], expect);
-                    assert_eq!(subs[k], expect);
                 }
                 let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
                 let mut subl = vec![Vec::new(); nr];
@@ -1103,7 +1067,8 @@ mod tests {
                     }
                 });
                 for k in 0..nr {
-                    assert_eq!(subl[k][..], subs[k][1..]);
+                    let expect: Vec<f32> = outs[k][3..].iter().step_by(10).copied().collect();
+                    assert_eq!(subl[k], expect);
                 }
             }
         }

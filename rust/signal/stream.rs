@@ -10,6 +10,7 @@
 //! first pass for the median and MAD of the filtered trace.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -99,6 +100,7 @@ pub struct ElectrodeResult {
 
 /// What a chunk of raw data looks like after reading: rows of `len` int16 values for `channels`,
 /// covering samples `[start, start + len)`, plus each referenced group's reference over it.
+#[derive(Default)]
 struct Block<'a> {
     start: usize,
     len: usize,
@@ -148,7 +150,89 @@ impl Trace for Lane<'_> {
     }
 }
 
-struct Electrode {
+/// Every electrode's noise subsample for the whole recording (up to [`SUBSAMPLE_MAX`] values
+/// each, 23 MB for 32 ch x 60 s) in one allocation on whole transparent huge pages (asked for):
+/// fresh memory otherwise costs a page fault per 4 kB page (~5 600 per call here; a cold 1-thread
+/// call took ~68 ms instead of ~49 on the benchmark VM), and this is one per 2 MB. Left
+/// uninitialised: values are written once, as they are appended (a zeroing allocation would
+/// also clear reused memory, on the calling thread and serially).
+struct SubStore {
+    vec: Vec<f32>,
+    /// Where the values start: the first 2 MB boundary in the allocation (on Linux), so that
+    /// huge pages cover all of them.
+    start: usize,
+}
+
+/// Bytes of a transparent huge page (x86-64 and most others).
+const HUGE: usize = 2 << 20;
+
+impl SubStore {
+    fn new(len: usize) -> Self {
+        // (room to start on a huge page boundary and end on one)
+        let vec: Vec<f32> = Vec::with_capacity(len + 2 * HUGE / 4);
+        let a = vec.as_ptr() as usize;
+        let start = (a.next_multiple_of(HUGE) - a) / 4;
+        #[cfg(target_os = "linux")]
+        if len > 0 {
+            // SAFETY: from the boundary, the whole huge pages holding `len` values lie inside
+            // the allocation (reserved above); advice changes no data.
+            unsafe {
+                let p = vec.as_ptr().add(start) as *mut libc::c_void;
+                libc::madvise(p, (len * 4).next_multiple_of(HUGE), libc::MADV_HUGEPAGE);
+            }
+        }
+        SubStore { vec, start }
+    }
+
+    /// `k` buffers of `cap` values each.
+    fn split(&mut self, k: usize, cap: usize) -> Vec<SubBuf<'_>> {
+        self.vec.spare_capacity_mut()[self.start..self.start + k * cap]
+            .chunks_mut(cap.max(1))
+            .map(|buf| SubBuf { buf, len: 0 })
+            .collect()
+    }
+}
+
+/// One electrode's part of the [`SubStore`], filled from the front (`buf[..len]` initialised).
+struct SubBuf<'s> {
+    buf: &'s mut [MaybeUninit<f32>],
+    len: usize,
+}
+
+impl SubBuf<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn kept(&self) -> &[f32] {
+        let kept = &self.buf[..self.len];
+        // SAFETY: the first `len` values were written (`extend`, `commit`); MaybeUninit<f32> has
+        // f32's layout.
+        unsafe { &*(kept as *const [MaybeUninit<f32>] as *const [f32]) }
+    }
+
+    /// Append `vals`.
+    fn extend(&mut self, vals: impl ExactSizeIterator<Item = f32>) {
+        let k = vals.len();
+        for (d, v) in self.buf[self.len..self.len + k].iter_mut().zip(vals) {
+            d.write(v);
+        }
+        self.len += k;
+    }
+
+    /// Room for the next `k` values (see `commit`).
+    fn room(&mut self, k: usize) -> &mut [MaybeUninit<f32>] {
+        &mut self.buf[self.len..self.len + k]
+    }
+
+    /// The next `k` values count as kept.
+    /// Safety: they were written (all of `room(k)`).
+    unsafe fn commit(&mut self, k: usize) {
+        self.len += k;
+    }
+}
+
+struct Electrode<'s> {
     res: ElectrodeResult,
     row: usize,
     /// (group index, MAD, median) when the electrode is referenced.
@@ -158,10 +242,7 @@ struct Electrode {
     hist_start: usize,
     pending: VecDeque<(i64, i8)>,
     breaches: BreachCounter,
-    sub: Vec<f32>,
-    /// `sub.len()` before this chunk, and whether the band-pass appended the chunk's share.
-    sub_mark: usize,
-    sub_filled: bool,
+    sub: SubBuf<'s>,
     win_th: Vec<(usize, f64)>,
     centre: f64,
     threshold: f64,
@@ -204,6 +285,9 @@ impl<'a> Plan<'a> {
             }
         }
         b.refs.resize(self.groups.len(), Vec::new());
+        if self.groups.is_empty() {
+            return Ok(());
+        }
         let b = &mut *b;
         let (raw, direct) = (&b.raw, &b.direct);
         let row = |r: usize| -> &[i16] {
@@ -224,14 +308,11 @@ impl<'a> Plan<'a> {
 
     /// Filter a group of electrodes' samples of chunk [s, e) into each `el.y` (several channels
     /// at once: see `BandPass::filtfilt_rows`).
-    /// The band-pass also keeps the noise subsample (see `keep_subsample`) when it can.
-    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize, want_sub: bool) {
+    fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize) {
         let left = b.start == 0;
         let right = b.start + b.len == self.n;
         let keep = (s - b.start, e - s);
-        let first = s.div_ceil(self.sub_step) * self.sub_step - s;
         for el in els.iter_mut() {
-            el.sub_mark = el.sub.len();
             el.y.resize(e - s, 0.0);
             if let Some((g, mad, med)) = el.car {
                 referenced_into(b.row(el.row), &b.refs[g], mad, med, &mut el.input);
@@ -239,25 +320,22 @@ impl<'a> Plan<'a> {
         }
         let (mut car, mut plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
             els.iter_mut().partition(|el| el.car.is_some());
-        let sub = want_sub.then_some((first, self.sub_step));
         // Outputs are taken out of the electrodes while their input rows are borrowed.
         if !plain.is_empty() {
-            let (mut ys, mut subs) = take_outputs(&mut plain);
+            let mut ys = take_outputs(&mut plain);
             let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
-            let done = self.filter_rows(&rows, left, right, keep, &mut ys, &mut subs, sub);
-            put_outputs(&mut plain, ys, subs, done);
+            self.filter_rows(&rows, left, right, keep, &mut ys);
+            put_outputs(&mut plain, ys);
         }
         if !car.is_empty() {
-            let (mut ys, mut subs) = take_outputs(&mut car);
+            let mut ys = take_outputs(&mut car);
             let rows: Vec<&[f32]> = car.iter().map(|el| el.input.as_slice()).collect();
-            let done = self.filter_rows(&rows, left, right, keep, &mut ys, &mut subs, sub);
-            put_outputs(&mut car, ys, subs, done);
+            self.filter_rows(&rows, left, right, keep, &mut ys);
+            put_outputs(&mut car, ys);
         }
     }
 
-    /// One band-pass call over `rows` into `ys` (and the noise subsample into `subs` when `sub`
-    /// gives its first index and step); whether the subsample was kept.
-    #[allow(clippy::too_many_arguments)]
+    /// One band-pass call over `rows` into `ys`.
     fn filter_rows<T: Sample>(
         &self,
         rows: &[&[T]],
@@ -265,19 +343,10 @@ impl<'a> Plan<'a> {
         right: bool,
         keep: (usize, usize),
         ys: &mut [Vec<f32>],
-        subs: &mut [Vec<f32>],
-        sub: Option<(usize, usize)>,
-    ) -> bool {
+    ) {
         let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-        self.f.filtfilt_rows_sub(
-            rows,
-            self.p.scale,
-            left,
-            right,
-            keep,
-            &mut outs,
-            sub.map(|(first, step)| (first, step, subs)),
-        )
+        self.f
+            .filtfilt_rows(rows, self.p.scale, left, right, keep, &mut outs);
     }
 
     /// Detection pass over chunk [s, e) for a group of electrodes: filter, then statistics,
@@ -286,7 +355,7 @@ impl<'a> Plan<'a> {
     /// only the blocks whose extrema reach a threshold.
     fn filter_detect(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize, rolling: bool) {
         let Some(sos) = self.f.sos.as_ref() else {
-            self.filter(els, b, s, e, rolling);
+            self.filter(els, b, s, e);
             for el in els.iter_mut() {
                 self.window(el, s, rolling);
             }
@@ -416,7 +485,7 @@ impl<'a> Plan<'a> {
             return (el.centre, el.threshold);
         }
         let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
-            median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
+            median_mad_shared(&el.sub.kept()[first..], &mut el.scratch, &mut el.bins)
         } else {
             el.bins.disable();
             let step = p.noise_subsample.max(1);
@@ -462,7 +531,7 @@ impl<'a> Plan<'a> {
             let first = self.keep_subsample(el, s, &y);
             // The window's subsample is the one just kept for mad_val when the strides agree.
             let (m, mad) = if self.sub_step == p.noise_subsample.max(1) && s % self.sub_step == 0 {
-                median_mad_shared(&el.sub[first..], &mut el.scratch, &mut el.bins)
+                median_mad_shared(&el.sub.kept()[first..], &mut el.scratch, &mut el.bins)
             } else {
                 el.bins.disable();
                 median_mad_step(&y, p.noise_subsample, &mut el.scratch)
@@ -489,11 +558,6 @@ impl<'a> Plan<'a> {
     /// Append this chunk's share of the subsample to `el.sub` (returns where it starts).
     #[inline(always)]
     fn keep_subsample(&self, el: &mut Electrode, s: usize, y: &[f32]) -> usize {
-        if el.sub_filled {
-            // the band-pass kept it already
-            el.sub_filled = false;
-            return el.sub_mark;
-        }
         let start = el.sub.len();
         let first = s.div_ceil(self.sub_step) * self.sub_step;
         if first < s + y.len() {
@@ -733,9 +797,13 @@ pub fn extract_electrodes(
         f,
     };
 
+    // (room for all of it: no regrowth)
+    let sub_cap = n.div_ceil(plan.sub_step) + 16;
+    let mut store = SubStore::new(electrodes.len() * sub_cap);
     let mut els: Vec<Electrode> = electrodes
         .iter()
-        .map(|&c| {
+        .zip(store.split(electrodes.len(), sub_cap))
+        .map(|(&c, sub)| {
             let car = if group_of.is_empty() || !p.use_car {
                 None
             } else {
@@ -761,10 +829,7 @@ pub fn extract_electrodes(
                 hist_start: 0,
                 pending: VecDeque::new(),
                 breaches: BreachCounter::default(),
-                // (all of it is kept: no regrowth)
-                sub: Vec::with_capacity(n.div_ceil(plan.sub_step) + 16),
-                sub_mark: 0,
-                sub_filled: false,
+                sub,
                 win_th: Vec::new(),
                 centre: 0.0,
                 threshold: 0.0,
@@ -780,13 +845,7 @@ pub fn extract_electrodes(
     // Electrodes filtered together (SIMD lanes), while still giving every thread work.
     let threads = super::thread_count(p.threads);
     let group = els.len().div_ceil(threads).clamp(1, 8);
-    let mut blk = Block {
-        start: 0,
-        len: 0,
-        raw: Vec::new(),
-        direct: Vec::new(),
-        refs: Vec::new(),
-    };
+    let mut blk = Block::default();
     let total = n * passes;
     let k = p.k;
 
@@ -801,7 +860,7 @@ pub fn extract_electrodes(
                 let b = &blk;
                 pool(&mut || {
                     els.par_chunks_mut(group).for_each(|g| {
-                        plan.filter(g, b, s, e, true);
+                        plan.filter(g, b, s, e);
                         for el in g.iter_mut() {
                             let y = std::mem::take(&mut el.y);
                             plan.observe(el, s, &y);
@@ -815,7 +874,7 @@ pub fn extract_electrodes(
                 els.par_iter_mut().for_each(|el| {
                     let cut = el.breaches.decide(n, p.fs, &p.cutoff);
                     let keep = cut.div_ceil(plan.sub_step).min(el.sub.len());
-                    let (m, mad) = median_mad(&el.sub[..keep], &mut el.scratch);
+                    let (m, mad) = median_mad(&el.sub.kept()[..keep], &mut el.scratch);
                     el.centre = m;
                     el.threshold = k * mad / MAD_PER_SD;
                 })
@@ -825,48 +884,45 @@ pub fn extract_electrodes(
         // and there is no shared CAR reference, every group of electrodes runs through all the
         // chunks on its own (no barrier per chunk: the threads never wait for each other),
         // while the calling thread reports progress (and so sees Ctrl-C) until they are done.
-        if plan.groups.is_empty() && threads > 1 && src.borrow_rows(&plan.channels, 0, 1).is_some()
-        {
+        // (the work goes to the pool from the calling thread: no thread is started per call)
+        let free = plan.groups.is_empty()
+            && threads > 1
+            && src.borrow_rows(&plan.channels, 0, 1).is_some();
+        if let Some(tp) = super::pool(p.threads).filter(|_| free) {
             use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
             let ngroups = els.len().div_ceil(group);
             let done = AtomicUsize::new(0);
             let abort = AtomicBool::new(false);
+            let finished = AtomicBool::new(false);
             let caller = std::thread::current();
             let plan = &plan;
             let chunks = &chunks;
             let els = &mut els;
             let mut outcome = Ok(());
-            std::thread::scope(|sc| {
-                let (done, abort) = (&done, &abort);
-                let worker = sc.spawn(move || {
-                    let mut work = || {
-                        els.par_chunks_mut(group).for_each(|g| {
-                            let mut blk = Block {
-                                start: 0,
-                                len: 0,
-                                raw: Vec::new(),
-                                direct: Vec::new(),
-                                refs: Vec::new(),
-                            };
-                            for &(s, e) in chunks {
-                                if abort.load(Ordering::Relaxed) {
-                                    return;
-                                }
-                                // (borrowing rows cannot fail here: checked above)
-                                if plan.read(s, e, &mut blk).is_err() {
-                                    abort.store(true, Ordering::Relaxed);
-                                    return;
-                                }
-                                plan.filter_detect(g, &blk, s, e, rolling.is_some());
-                                done.fetch_add(e - s, Ordering::Relaxed);
+            tp.in_place_scope(|sc| {
+                let (done, abort, finished) = (&done, &abort, &finished);
+                sc.spawn(move |_| {
+                    els.par_chunks_mut(group).for_each(|g| {
+                        let mut blk = Block::default();
+                        for &(s, e) in chunks {
+                            if abort.load(Ordering::Relaxed) {
+                                return;
                             }
-                        })
-                    };
-                    super::with_threads(p.threads, &mut work);
+                            // (borrowing rows cannot fail here: checked above)
+                            if plan.read(s, e, &mut blk).is_err() {
+                                abort.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                            plan.filter_detect(g, &blk, s, e, rolling.is_some());
+                            done.fetch_add(e - s, Ordering::Relaxed);
+                        }
+                    });
+                    // set before the wake-up, so the caller never sleeps the whole timeout
+                    finished.store(true, Ordering::Release);
                     caller.unpark();
                 });
                 loop {
-                    let finished = worker.is_finished();
+                    let finished = finished.load(Ordering::Acquire);
                     let d = done.load(Ordering::Relaxed) / ngroups;
                     if outcome.is_ok() {
                         if let Err(err) = progress(n * (passes - 1) + d, total) {
@@ -950,9 +1006,14 @@ pub fn extract_electrodes(
                 let kk = keep_sub.max(1).min(el.sub.len());
                 // With rolling windows, `sub` is their concatenation: their histograms add up.
                 let (_, mad) = if rolling.is_some() {
-                    median_mad_windows(&el.sub[..kk], &el.sub[kk..], &mut el.scratch, &el.bins)
+                    median_mad_windows(
+                        &el.sub.kept()[..kk],
+                        &el.sub.kept()[kk..],
+                        &mut el.scratch,
+                        &el.bins,
+                    )
                 } else {
-                    median_mad(&el.sub[..kk], &mut el.scratch)
+                    median_mad(&el.sub.kept()[..kk], &mut el.scratch)
                 };
                 el.res.mad_val = mad;
                 if rolling.is_some() {
@@ -1116,32 +1177,27 @@ fn referenced_into(x: &[i16], r: &[f32], mad: f64, med: f64, out: &mut Vec<f32>)
 fn append_subsample(group: &mut [&mut Electrode], v: &Lanes) -> Vec<usize> {
     let first: Vec<usize> = group.iter().map(|el| el.sub.len()).collect();
     let k = v.sub.len();
-    let mut dst: Vec<&mut [f32]> = group
-        .iter_mut()
-        .zip(&first)
-        .map(|(el, &f)| {
-            el.sub.resize(f + k, 0.0);
-            &mut el.sub[f..]
-        })
-        .collect();
+    let mut dst: Vec<&mut [MaybeUninit<f32>]> = group.iter_mut().map(|el| el.sub.room(k)).collect();
     sos32::transpose_into(v.sub, &mut dst);
+    for el in group.iter_mut() {
+        // SAFETY: transpose_into wrote all of each room.
+        unsafe { el.sub.commit(k) };
+    }
     first
 }
 
-/// The filtered output and noise subsample buffers of a group of electrodes, taken out so the
-/// electrodes' input rows can be borrowed while the filter writes them.
-fn take_outputs(group: &mut [&mut Electrode]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+/// The filtered output buffers of a group of electrodes, taken out so the electrodes' input
+/// rows can be borrowed while the filter writes them.
+fn take_outputs(group: &mut [&mut Electrode]) -> Vec<Vec<f32>> {
     group
         .iter_mut()
-        .map(|el| (std::mem::take(&mut el.y), std::mem::take(&mut el.sub)))
-        .unzip()
+        .map(|el| std::mem::take(&mut el.y))
+        .collect()
 }
 
-/// The buffers back into their electrodes, with whether the subsample was kept.
-fn put_outputs(group: &mut [&mut Electrode], ys: Vec<Vec<f32>>, subs: Vec<Vec<f32>>, done: bool) {
-    for ((el, y), sb) in group.iter_mut().zip(ys).zip(subs) {
+/// The buffers back into their electrodes.
+fn put_outputs(group: &mut [&mut Electrode], ys: Vec<Vec<f32>>) {
+    for (el, y) in group.iter_mut().zip(ys) {
         el.y = y;
-        el.sub = sb;
-        el.sub_filled = done;
     }
 }
