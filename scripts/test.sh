@@ -21,7 +21,8 @@ echo "== the wheel installs and imports in a fresh virtual environment with no R
 VENV=$(mktemp -d)/venv
 $PY -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet "$WHEEL"
-env -i HOME="$HOME" PATH="$VENV/bin:/usr/bin:/bin" "$VENV/bin/python" - <<'PY'
+# PATH holds the venv alone: a machine may have cargo in /usr/bin (Debian's toolchain, see .ci/run).
+env -i HOME="$HOME" PATH="$VENV/bin" "$VENV/bin/python" - <<'PY'
 import shutil, blechrs, blechrs._native
 assert shutil.which("cargo") is None and shutil.which("rustc") is None, "cargo must not be on PATH here"
 print("fresh venv import ok:", blechrs.__version__)
