@@ -97,7 +97,13 @@ def scipy_extract(x_int16, fs, params):
         idx = times[:, None] + np.arange(-before, after)[None, :]
         w = x[idx] if len(times) else np.zeros((0, before + after))
         return w.astype(np.float32), times, mad_val, np.array([mad_val / 0.6745])
-    # the engine's alignment: parabola vertex through the extremum, Catmull-Rom resampling
+    w = aligned_windows(x, times, before, after)
+    return w.astype(np.float32), times, mad_val, np.array([mad_val / 0.6745])
+
+
+def aligned_windows(x, times, before, after):
+    """Windows of x around the extrema at ``times``, aligned the engine's way: parabola vertex
+    through the extremum, Catmull-Rom resampling."""
     a, b0, c = x[times - 1], x[times], x[times + 1]
     d = a - 2 * b0 + c
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -106,8 +112,22 @@ def scipy_extract(x_int16, fs, params):
     f = np.where(delta >= 0, delta, 1 + delta)[:, None]
     i = base[:, None] + np.arange(-before, after)[None, :]
     p0, p1, p2, p3 = x[i - 1], x[i], x[i + 1], x[i + 2]
-    w = p1 + 0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)))
-    return w.astype(np.float32), times, mad_val, np.array([mad_val / 0.6745])
+    return p1 + 0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)))
+
+
+def true_labels(t, units, gt, window):
+    """The ground-truth unit of each event time in ``t`` (-1: no spike of ``units`` within
+    ``window`` samples)."""
+    label = np.full(len(t), -1)
+    for u in units:
+        s = gt["spike_times"][gt["spike_units"] == u]
+        j = np.searchsorted(s, t)
+        for jj in (j - 1, j):
+            ok = (jj >= 0) & (jj < len(s))
+            d = np.full(len(t), 10**12)
+            d[ok] = np.abs(s[jj[ok]] - t[ok])
+            label[d <= window] = u
+    return label
 
 
 def engine_extract(rec, params):
@@ -213,15 +233,7 @@ def supervised_ceiling(folder, per_wire, params):
         units = [u for u in range(len(gt["unit_ids"])) if gt["unit_channel"][u] == c]
         if not units:
             continue
-        label = np.full(len(t), -1)
-        for u in units:
-            s = gt["spike_times"][gt["spike_units"] == u]
-            j = np.searchsorted(s, t)
-            for jj in (j - 1, j):
-                ok = (jj >= 0) & (jj < len(s))
-                d = np.full(len(t), 10**12)
-                d[ok] = np.abs(s[jj[ok]] - t[ok])
-                label[d <= window] = u
+        label = true_labels(t, units, gt, window)
         start = np.full(len(t), -1)
         for k, u in enumerate(units):
             start[label == u] = k

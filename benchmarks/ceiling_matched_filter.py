@@ -74,29 +74,10 @@ def cut_aligned(x, t, sign):
     off = np.arange(-4, 5)
     seg = sign[:, None] * x[t[:, None] + off[None, :]]
     p = t + off[np.argmax(seg, axis=1)]
-    a, b0, c = x[p - 1], x[p], x[p + 1]
-    d = a - 2 * b0 + c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        delta = np.where(d != 0, np.clip(0.5 * (a - c) / d, -0.5, 0.5), 0.0)
-    base = np.where(delta >= 0, p, p - 1)
-    f = np.where(delta >= 0, delta, 1 + delta)[:, None]
-    i = base[:, None] + np.arange(-BEFORE, AFTER)[None, :]
-    p0, p1, p2, p3 = x[i - 1], x[i], x[i + 1], x[i + 2]
-    w = p1 + 0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)))
-    return w, p
+    return A.aligned_windows(x, p, BEFORE, AFTER), p
 
 
-def gt_label(t, units, gt, window):
-    label = np.full(len(t), -1)
-    for u in units:
-        s = gt["spike_times"][gt["spike_units"] == u]
-        j = np.searchsorted(s, t)
-        for jj in (j - 1, j):
-            ok = (jj >= 0) & (jj < len(s))
-            d = np.full(len(t), 10**12)
-            d[ok] = np.abs(s[jj[ok]] - t[ok])
-            label[d <= window] = u
-    return label
+gt_label = A.true_labels
 
 
 def unit_rows(units, gt, label, pred):
