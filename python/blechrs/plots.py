@@ -101,8 +101,8 @@ class _Canvas:
 
     def panel(self, row: int, col: int, xlim, ylim):
         """Mapping (x, y) data -> canvas coordinates for panel (row, col), with a frame."""
-        x0, y0 = col + 0.06, self.rows - 1 - row + 0.08
-        w, h = 0.9, 0.72
+        x0, y0 = col + 0.06, self.rows - 1 - row + 0.14   # (room below for the axis note)
+        w, h = 0.9, 0.66
         (xa, xb), (ya, yb) = xlim, ylim
         sx = w / ((xb - xa) or 1.0)
         sy = h / ((yb - ya) or 1.0)
@@ -216,6 +216,7 @@ def _draw_row(cv: _Canvas, row: int, waveforms: np.ndarray, times: np.ndarray, f
         cv.add_lines([np.column_stack(f([x[0], x[-1]], [threshold, threshold]))], "0.5", 0.5)
     # Short labels: Agg text costs ~0.1 ms per glyph, more than everything else in these figures.
     cv.text(x0 + 0.01, y0 + h - 0.01, f"{title} n={n} {lo:.0f}..{hi:.0f}uV")
+    _axis_note(cv, x0 + w, y0, f"{x[0]:.1f}..{x[-1]:.1f} ms")
 
     v1, v2 = isi_violations(times, fs)
     isi = np.diff(np.sort(times)) * (1000.0 / fs)
@@ -231,6 +232,7 @@ def _draw_row(cv: _Canvas, row: int, waveforms: np.ndarray, times: np.ndarray, f
         cv.add_lines([np.column_stack(f([ms, ms], [0, top * 1.15]))], style, 0.6)
     bad = v1 >= 0.5 or v2 >= 2
     cv.text(x0 + 0.01, y0 + h - 0.01, f"ISI {v1:.2f}%<1 {v2:.2f}%<2ms", color="r" if bad else "k")
+    _axis_note(cv, x0 + w, y0, "0..20 ms")
 
     step = max(1, n // MAX_POINTS)
     t = times[::step] / fs
@@ -243,6 +245,13 @@ def _draw_row(cv: _Canvas, row: int, waveforms: np.ndarray, times: np.ndarray, f
     X, Y = f(t, amp)
     cv.add_points(X, Y, color)
     cv.text(x0 + 0.01, y0 + h - 0.01, f"peak/time {n / max(duration_s, 1e-9):.2f}Hz")
+    _axis_note(cv, x0 + w, y0, f"0..{t_end:.0f} s, {a_lo:.0f}..{a_hi:.0f}uV")
+
+
+def _axis_note(cv: _Canvas, right: float, bottom: float, s: str) -> None:
+    """The x range (and for amplitudes the y range) of a panel, small under its lower right
+    corner: the panels have no ticks (see _Canvas)."""
+    cv.text(right, bottom - 0.01, s, size=6, color="0.35", ha="right", va="top")
 
 
 def plot_solution(data: dict[str, Any], solution: int, path: Path, fs: float, peak: int) -> Path:
