@@ -217,22 +217,9 @@ fn lin_bin(v: f32, lo: f32, inv: f32) -> usize {
     }
 }
 
-/// The histogram of `x` over the linear bins into `hist[..LIN_NB]`.
-fn hist_pass(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { hist_pass_avx2(x, lo, inv, hist) };
-        }
-    }
-    hist_pass_impl(x, lo, inv, hist)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn hist_pass_avx2(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
-    hist_pass_impl(x, lo, inv, hist)
+avx2_dispatch! {
+    /// The histogram of `x` over the linear bins into `hist[..LIN_NB]`.
+    fn hist_pass(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) => hist_pass_impl
 }
 
 #[inline(always)]
@@ -263,28 +250,11 @@ fn hist_pass_impl(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
     hist.truncate(nb);
 }
 
-/// Median and MAD of `x` from its histogram in `s.hist[..LIN_NB]` (placement lo, inv) and one
-/// more pass (see [`median_mad_linear`]).
-fn from_hist(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option<(f64, f64)> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { from_hist_avx2(x, lo, inv, s) };
-        }
-    }
-    from_hist_impl(x, lo, inv, s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn from_hist_avx2(
-    x: &[f32],
-    lo: f32,
-    inv: f32,
-    s: &mut MedianScratch,
-) -> Option<(f64, f64)> {
-    from_hist_impl(x, lo, inv, s)
+avx2_dispatch! {
+    /// Median and MAD of `x` from its histogram in `s.hist[..LIN_NB]` (placement lo, inv) and one
+    /// more pass (see [`median_mad_linear`]).
+    fn from_hist(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option<(f64, f64)>
+        => from_hist_impl
 }
 
 #[inline(always)]
