@@ -34,6 +34,15 @@ pub mod waveforms;
 
 use std::sync::{Arc, Mutex};
 
+/// The tests' pseudo-random numbers: one step of Knuth's MMIX linear congruential generator
+/// (each test takes the bits it needs from the new state).
+#[cfg(test)]
+pub(crate) fn lcg(state: &mut u64) {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+}
+
 /// Worker threads for a call: `requested` if > 0, else `BLECHRS_THREADS` if set and > 0, else all
 /// cores. Read on every call so one process can compare thread counts (the benchmark does).
 pub fn thread_count(requested: usize) -> usize {

@@ -883,9 +883,7 @@ mod tests {
     fn signal(n: usize, seed: u64, offset: f64) -> Vec<f64> {
         let mut s = seed;
         let mut rnd = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::signal::lcg(&mut s);
             ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
         (0..n)

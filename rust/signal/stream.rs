@@ -1054,9 +1054,7 @@ mod tests {
     fn synth(nch: usize, n: usize, seed: u64) -> Vec<i16> {
         let mut s = seed;
         let mut rnd = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::signal::lcg(&mut s);
             ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
         let mut x = vec![0i16; nch * n];

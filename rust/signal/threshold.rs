@@ -741,9 +741,7 @@ mod tests {
         for n in [1usize, 2, 3, 4, 5, 10, 101, 1000, 4097] {
             let v: Vec<f32> = (0..n)
                 .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    crate::signal::lcg(&mut state);
                     ((state >> 33) as f32 / 2e9 - 1.0) * 50.0
                 })
                 .collect();
@@ -765,9 +763,7 @@ mod tests {
             for shape in 0..4 {
                 let v: Vec<f32> = (0..n)
                     .map(|i| {
-                        state = state
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
+                        crate::signal::lcg(&mut state);
                         let u = (state >> 33) as f32 / 2e9 - 1.0;
                         match shape {
                             0 => u * 30.0,
@@ -805,9 +801,7 @@ mod tests {
             for shape in 0..6 {
                 let v: Vec<f32> = (0..n)
                     .map(|i| {
-                        state = state
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
+                        crate::signal::lcg(&mut state);
                         let u = (state >> 33) as f32 / 2e9 - 1.0;
                         let g = u + ((state >> 7) & 0xffff) as f32 / 65536.0 - 0.5;
                         match shape {
@@ -847,9 +841,7 @@ mod tests {
         for seed in 0..60u64 {
             let mut st = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
             let mut rnd = || {
-                st = st
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                crate::signal::lcg(&mut st);
                 (st >> 11) as f64 / (1u64 << 53) as f64
             };
             let n = [15000usize, 15001, 180000][seed as usize % 3];
@@ -881,9 +873,7 @@ mod tests {
         let mut sc = MedianScratch::default();
         let mut st = 17u64;
         let mut rnd = || {
-            st = st
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::signal::lcg(&mut st);
             (st >> 11) as f64 / (1u64 << 53) as f64
         };
         for case in 0..4 {
@@ -935,9 +925,7 @@ mod tests {
         let mut state = 7u64;
         let v: Vec<f32> = (0..100_003)
             .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                crate::signal::lcg(&mut state);
                 ((state >> 33) as f32 / 2e9 - 1.0) * 40.0
             })
             .collect();
