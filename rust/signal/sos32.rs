@@ -723,9 +723,11 @@ fn as_f32<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [f32]; LANES]> {
     }
 }
 
-/// 8x8 float transpose: `o[k][l] = r[l][k]`.
+/// 8x8 float transpose: `o[k][l] = r[l][k]`. Inlined into the loaders and row stores (one
+/// transpose per 8 samples in their loops).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 unsafe fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
     use std::arch::x86_64::*;
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -822,32 +824,7 @@ unsafe fn store_rows_avx2(buf: &[V], os: [*mut f32; LANES]) {
     let mut j = 0;
     while j + 8 <= cnt {
         let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(buf[j + k].as_ptr()));
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        let o = [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ];
+        let o = transpose8(r);
         for l in 0..LANES {
             _mm256_storeu_ps(os[l].add(j), o[l]);
         }
