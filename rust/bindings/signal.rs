@@ -211,7 +211,14 @@ fn bandpass_impl<T: Finite>(
                 }
                 let refs: Vec<&[T]> = rs.iter().map(|r| r.as_ref()).collect();
                 let mut outs: Vec<&mut [f32]> = o.chunks_mut(cols).collect();
-                f.filtfilt_rows(&refs, scale, true, true, (0, cols), &mut outs);
+                let job = filter::RowBlock {
+                    rows: &refs,
+                    scale,
+                    left_edge: true,
+                    right_edge: true,
+                    keep: (0, cols),
+                };
+                f.filtfilt_rows(job, &mut outs);
                 Ok(())
             })
     })?;

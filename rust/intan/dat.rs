@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
-use crate::signal::source::{InterleavedFileSource, SampleSource, READ_BYTES};
+use crate::signal::source::{check_block, InterleavedFileSource, SampleSource, READ_BYTES};
 
 pub(crate) fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| EngineError::Io {
@@ -132,7 +132,7 @@ impl SampleSource for PerChannelSource {
         len: usize,
         out: &mut [i16],
     ) -> Result<()> {
-        check_request(self, channels, start, len, out)?;
+        check_block(self, channels, start, len, out.len())?;
         for (row, &c) in channels.iter().enumerate() {
             let (f, p) = &self.files[c];
             let dst = &mut out[row * len..(row + 1) * len];
@@ -141,16 +141,6 @@ impl SampleSource for PerChannelSource {
         }
         Ok(())
     }
-}
-
-pub(crate) fn check_request(
-    s: &dyn SampleSource,
-    channels: &[usize],
-    start: usize,
-    len: usize,
-    out: &[i16],
-) -> Result<()> {
-    crate::signal::source::check_block(s, channels, start, len, out.len())
 }
 
 /// "One file per signal type": amplifier.dat, int16 interleaved (sample-major) over channels.

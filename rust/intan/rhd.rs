@@ -8,9 +8,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
-use crate::intan::dat::{check_request, file_len, open, read_at, EdgeTracker, Edges, Jump};
+use crate::intan::dat::{file_len, open, read_at, EdgeTracker, Edges, Jump};
 use crate::intan::header::{read_header, BlockLayout, Header};
-use crate::signal::source::SampleSource;
+use crate::signal::source::{check_block, SampleSource};
 
 /// Bytes read per pread (bounded memory, large enough for full disk / page-cache speed).
 const READ_BYTES: usize = 4 << 20;
@@ -305,7 +305,7 @@ impl SampleSource for RhdSource {
         len: usize,
         out: &mut [i16],
     ) -> Result<()> {
-        check_request(self, channels, start, len, out)?;
+        check_block(self, channels, start, len, out.len())?;
         let s = self.layout.samples;
         let amp = self.layout.amplifier;
         self.for_range(start, len, |_, blk, i0, i1, dst0| {

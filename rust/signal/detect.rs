@@ -10,7 +10,7 @@
 
 use crate::error::{EngineError, Result};
 
-/// Samples per block of [`Detector::push_blocks`] (and of the first prefilter of `push_scan`).
+/// Samples per block of [`Detector::push_listed`] (and of the first prefilter of `push_scan`).
 pub const BLOCK: usize = 64;
 
 /// A threshold as the scans use it.
@@ -150,31 +150,24 @@ impl Detector {
         self.settle(t0 + x.len() as i64 - 1, out);
     }
 
-    /// [`Detector::push_scan`] over `len` samples from `t0` given as blocks of `BLOCK` (the
-    /// last may be shorter): `range(k)` is block k's (min, max) and `fetch(k, buf)` appends its
-    /// samples to `buf`, called only for blocks that may hold a supra-threshold or loud sample.
-    /// Same events and loud blocks as `push_scan` over the samples.
-    #[allow(clippy::too_many_arguments)]
-    pub fn push_blocks(
-        &mut self,
-        t0: i64,
+    /// The blocks of `BLOCK` samples (of `len`; the last may be shorter) that may hold a
+    /// supra-threshold or loud sample, given each block's (min, max) as `range(k)`: what
+    /// [`Detector::push_listed`] needs.
+    pub fn listed_blocks(
+        &self,
         len: usize,
         centre: f64,
         threshold: f64,
-        out: &mut Vec<(i64, i8)>,
         above: f32,
         range: impl Fn(usize) -> (f32, f32),
-        fetch: impl FnMut(usize, &mut Vec<f32>),
-        loud: impl FnMut(usize, &[f32]),
-    ) {
+    ) -> Vec<usize> {
         let (lo, hi, ab) = self.quiet_bounds(centre, threshold, above);
-        let listed: Vec<usize> = (0..len.div_ceil(BLOCK))
+        (0..len.div_ceil(BLOCK))
             .filter(|&k| {
                 let (mn, mx) = range(k);
                 !(mn > lo && mx < hi && mx <= ab)
             })
-            .collect();
-        self.push_listed(t0, len, centre, threshold, out, above, &listed, fetch, loud);
+            .collect()
     }
 
     /// (lo, hi, above): a block whose values are all in (lo, hi) and at most `above` holds
@@ -184,8 +177,11 @@ impl Detector {
         (b.lo_s, b.hi_s, b.above)
     }
 
-    /// [`Detector::push_blocks`] given the blocks that are not quiet (increasing; any superset
-    /// of them gives the same result).
+    /// [`Detector::push_scan`] over `len` samples from `t0` given as blocks of `BLOCK` (the
+    /// last may be shorter): `blocks` are those that are not quiet (increasing; any superset of
+    /// them, such as [`Detector::listed_blocks`], gives the same result) and `fetch(k, buf)`
+    /// appends block k's samples to `buf`, called only for those. Same events and loud blocks as
+    /// `push_scan` over the samples.
     #[allow(clippy::too_many_arguments)]
     pub fn push_listed(
         &mut self,
@@ -478,14 +474,15 @@ mod tests {
             let fetch = |k: usize, buf: &mut Vec<f32>| {
                 buf.extend_from_slice(&x[k * BLOCK..((k + 1) * BLOCK).min(x.len())])
             };
-            b.push_blocks(
+            let listed = b.listed_blocks(x.len(), 0.5, th, above, range);
+            b.push_listed(
                 t0,
                 x.len(),
                 0.5,
                 th,
                 &mut eb,
                 above,
-                range,
+                &listed,
                 fetch,
                 |o, b| lb.push((o, b.to_vec())),
             );

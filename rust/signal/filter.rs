@@ -242,6 +242,26 @@ impl Sample for f64 {
     }
 }
 
+/// One multi-row forward-backward call: equally long rows (channels) of a block, the scale
+/// applied on the way in, whether the block starts / ends the recording (odd padding there) and
+/// the samples `[keep.0, keep.0 + keep.1)` of each row to output. One value, so the row filters
+/// and their per-CPU variants pass it along instead of six arguments each.
+#[derive(Clone, Copy)]
+pub struct RowBlock<'a, T> {
+    pub rows: &'a [&'a [T]],
+    pub scale: f64,
+    pub left_edge: bool,
+    pub right_edge: bool,
+    pub keep: (usize, usize),
+}
+
+/// Samples of odd extension before and after `n` samples: filtfilt's `padlen` (at most `n - 1`)
+/// at a true recording edge, none inside the recording.
+pub fn edge_pads(n: usize, padlen: usize, left_edge: bool, right_edge: bool) -> (usize, usize) {
+    let pad = |edge: bool| if edge { padlen.min(n - 1) } else { 0 };
+    (pad(left_edge), pad(right_edge))
+}
+
 /// A band-pass ready to run: normalised coefficients, steady-state vector and padding length.
 #[derive(Clone, Debug)]
 pub struct BandPass {
@@ -326,12 +346,7 @@ impl BandPass {
         if n == 0 {
             return;
         }
-        let lp = if left_edge { self.padlen.min(n - 1) } else { 0 };
-        let rp = if right_edge {
-            self.padlen.min(n - 1)
-        } else {
-            0
-        };
+        let (lp, rp) = edge_pads(n, self.padlen, left_edge, right_edge);
         work.clear();
         work.reserve(n + lp + rp);
         let x0 = x[0].to_f64() * scale;
@@ -353,18 +368,11 @@ impl BandPass {
     /// this is throughput-bound and uses the SIMD lanes). Same arithmetic per channel as
     /// [`BandPass::filtfilt_block`]. Row `r`'s samples `[keep.0, keep.0 + keep.1)` of the block
     /// go to `outs[r]` as f32.
-    pub fn filtfilt_rows<T: Sample>(
-        &self,
-        rows: &[&[T]],
-        scale: f64,
-        left_edge: bool,
-        right_edge: bool,
-        keep: (usize, usize),
-        outs: &mut [&mut [f32]],
-    ) {
+    pub fn filtfilt_rows<T: Sample>(&self, job: RowBlock<'_, T>, outs: &mut [&mut [f32]]) {
+        let rows = job.rows;
         if let Some(s) = &self.sos {
             for (r, o) in rows.chunks(LANES).zip(outs.chunks_mut(LANES)) {
-                sos32::filtfilt_rows(s, r, scale, left_edge, right_edge, keep, o);
+                sos32::filtfilt_rows(s, RowBlock { rows: r, ..job }, o);
             }
             return;
         }
@@ -380,25 +388,24 @@ impl BandPass {
             } else {
                 1
             };
-            let (r, o) = (&rows[i..i + take], &mut outs[i..i + take]);
+            let (r, o) = (
+                RowBlock {
+                    rows: &rows[i..i + take],
+                    ..job
+                },
+                &mut outs[i..i + take],
+            );
             match take {
-                1 => self.rows_lanes::<T, 1>(r, scale, left_edge, right_edge, keep, o),
-                2..=4 => self.rows_lanes::<T, 4>(r, scale, left_edge, right_edge, keep, o),
-                _ => self.rows_lanes::<T, 8>(r, scale, left_edge, right_edge, keep, o),
+                1 => self.rows_lanes::<T, 1>(r, o),
+                2..=4 => self.rows_lanes::<T, 4>(r, o),
+                _ => self.rows_lanes::<T, 8>(r, o),
             }
             i += take;
         }
     }
 
-    fn rows_lanes<T: Sample, const L: usize>(
-        &self,
-        rows: &[&[T]],
-        scale: f64,
-        left_edge: bool,
-        right_edge: bool,
-        keep: (usize, usize),
-        outs: &mut [&mut [f32]],
-    ) {
+    fn rows_lanes<T: Sample, const L: usize>(&self, job: RowBlock<'_, T>, outs: &mut [&mut [f32]]) {
+        let (rows, keep) = (job.rows, job.keep);
         if rows[0].is_empty() {
             return;
         }
@@ -407,7 +414,14 @@ impl BandPass {
             let mut tmp = vec![0.0; rows[0].len()];
             let mut work = Vec::new();
             for (x, o) in rows.iter().zip(outs.iter_mut()) {
-                self.filtfilt_block(x, scale, left_edge, right_edge, &mut tmp, &mut work);
+                self.filtfilt_block(
+                    x,
+                    job.scale,
+                    job.left_edge,
+                    job.right_edge,
+                    &mut tmp,
+                    &mut work,
+                );
                 for (d, v) in o[..keep.1].iter_mut().zip(&tmp[keep.0..keep.0 + keep.1]) {
                     *d = *v as f32;
                 }
@@ -427,26 +441,16 @@ impl BandPass {
             {
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                    unsafe {
-                        rows_lanes_avx2_fma::<T, L>(
-                            self, rows, scale, left_edge, right_edge, keep, outs, buf,
-                        )
-                    };
+                    unsafe { rows_lanes_avx2_fma::<T, L>(self, job, outs, buf) };
                     return;
                 }
                 if std::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU supports AVX2 (checked just above).
-                    unsafe {
-                        rows_lanes_avx2::<T, L>(
-                            self, rows, scale, left_edge, right_edge, keep, outs, buf,
-                        )
-                    };
+                    unsafe { rows_lanes_avx2::<T, L>(self, job, outs, buf) };
                     return;
                 }
             }
-            rows_lanes_impl::<T, L, false>(
-                self, rows, scale, left_edge, right_edge, keep, outs, buf,
-            )
+            rows_lanes_impl::<T, L, false>(self, job, outs, buf)
         })
     }
 
@@ -470,36 +474,26 @@ thread_local! {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn rows_lanes_avx2<T: Sample, const L: usize>(
     f: &BandPass,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
+    job: RowBlock<'_, T>,
     outs: &mut [&mut [f32]],
     buf: &mut [[f64; L]],
 ) {
-    rows_lanes_impl::<T, L, false>(f, rows, scale, left_edge, right_edge, keep, outs, buf)
+    rows_lanes_impl::<T, L, false>(f, job, outs, buf)
 }
 
 /// As [`rows_lanes_avx2`] with fused multiply-adds (one rounding instead of two: as accurate or
 /// more, and half the instructions on the recursive path).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn rows_lanes_avx2_fma<T: Sample, const L: usize>(
     f: &BandPass,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
+    job: RowBlock<'_, T>,
     outs: &mut [&mut [f32]],
     buf: &mut [[f64; L]],
 ) {
-    rows_lanes_impl::<T, L, true>(f, rows, scale, left_edge, right_edge, keep, outs, buf)
+    rows_lanes_impl::<T, L, true>(f, job, outs, buf)
 }
 
 /// Tile size (samples) of the fused passes: a tile of 8 lanes stays in L1.
@@ -508,20 +502,15 @@ const TILE: usize = 256;
 /// Fill, forward-filter tile by tile (while each tile is in cache), then backward-filter tile by
 /// tile from the end and write the kept samples out: the block buffer is written once and read once.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn rows_lanes_impl<T: Sample, const L: usize, const FMA: bool>(
     f: &BandPass,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
+    job: RowBlock<'_, T>,
     outs: &mut [&mut [f32]],
     buf: &mut [[f64; L]],
 ) {
+    let (rows, scale, keep) = (job.rows, job.scale, job.keep);
     let n = rows[0].len();
-    let lp = if left_edge { f.padlen.min(n - 1) } else { 0 };
-    let rp = if right_edge { f.padlen.min(n - 1) } else { 0 };
+    let (lp, rp) = edge_pads(n, f.padlen, job.left_edge, job.right_edge);
     let m = n + lp + rp;
     let buf = &mut buf[..m];
     // Odd-extension pads (a few samples).
@@ -869,7 +858,14 @@ mod tests {
         let refs: Vec<&[i16]> = rows.iter().map(|r| r.as_slice()).collect();
         let mut outs = vec![vec![0f32; n - 20]; 11];
         let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-        f.filtfilt_rows(&refs, 0.195, true, false, (10, n - 20), &mut o);
+        let job = RowBlock {
+            rows: &refs,
+            scale: 0.195,
+            left_edge: true,
+            right_edge: false,
+            keep: (10, n - 20),
+        };
+        f.filtfilt_rows(job, &mut o);
         for (r, row) in rows.iter().enumerate() {
             let mut whole = vec![0.0; n];
             f.filtfilt_block(row, 0.195, true, false, &mut whole, &mut Vec::new());

@@ -1,4 +1,27 @@
 //! Per-sample signal processing: filtering, referencing, thresholds, detection, waveforms.
+
+/// `fn $name(args) -> R` running `$imp` (an `#[inline(always)]` fn taking the same arguments)
+/// compiled for AVX2 when the CPU has it, else as built: the runtime dispatch written once.
+macro_rules! avx2_dispatch {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? => $imp:ident) => {
+        $(#[$m])*
+        fn $name($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($a: $t),*) $(-> $r)? {
+                    $imp($($a),*)
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            $imp($($a),*)
+        }
+    };
+}
+
 pub mod cutoff;
 pub mod detect;
 pub mod filter;
@@ -10,6 +33,15 @@ pub mod threshold;
 pub mod waveforms;
 
 use std::sync::{Arc, Mutex};
+
+/// The tests' pseudo-random numbers: one step of Knuth's MMIX linear congruential generator
+/// (each test takes the bits it needs from the new state).
+#[cfg(test)]
+pub(crate) fn lcg(state: &mut u64) {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+}
 
 /// Worker threads for a call: `requested` if > 0, else `BLECHRS_THREADS` if set and > 0, else all
 /// cores. Read on every call so one process can compare thread counts (the benchmark does).

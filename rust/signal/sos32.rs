@@ -20,7 +20,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::filter::{Sample, C64};
+use super::filter::{edge_pads, RowBlock, Sample, C64};
 
 /// Where the backward pass also keeps every `step`-th kept sample (from kept index `first`) in
 /// `tmp`, sample-major and in time order (a subsample for the noise statistics, taken while the
@@ -220,16 +220,8 @@ enum Out<'a, 'b> {
 
 /// Forward-backward filter up to 8 equally long rows (see `BandPass::filtfilt_rows`), keeping
 /// samples `[keep.0, keep.0 + keep.1)` of each row.
-#[allow(clippy::too_many_arguments)]
-pub fn filtfilt_rows<T: Sample>(
-    s: &Sos32,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
-    outs: &mut [&mut [f32]],
-) {
+pub fn filtfilt_rows<T: Sample>(s: &Sos32, job: RowBlock<'_, T>, outs: &mut [&mut [f32]]) {
+    let rows = job.rows;
     debug_assert!(!rows.is_empty() && rows.len() <= LANES && rows.len() == outs.len());
     if rows[0].is_empty() {
         return;
@@ -240,34 +232,20 @@ pub fn filtfilt_rows<T: Sample>(
         if w.buf.len() < m {
             w.buf.resize(m, [0.0; LANES]);
         }
-        dispatch(
-            s,
-            rows,
-            scale,
-            left_edge,
-            right_edge,
-            keep,
-            Out::Rows(outs),
-            &mut w.buf,
-            None,
-        );
+        dispatch(s, job, Out::Rows(outs), &mut w.buf, None);
     })
 }
 
 /// [`filtfilt_rows`] that hands the kept samples to `consume` as [`Lanes`] (row `r` is lane
 /// `r`) instead of writing rows: no transposes, and the scan for loud samples reads only the
 /// blocks whose extrema say they hold one.
-#[allow(clippy::too_many_arguments)]
 pub fn filtfilt_lanes<T: Sample, R>(
     s: &Sos32,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
+    job: RowBlock<'_, T>,
     sub: Option<(usize, usize)>,
     consume: impl FnOnce(Lanes<'_>) -> R,
 ) -> R {
+    let (rows, keep) = (job.rows, job.keep);
     debug_assert!(!rows.is_empty() && rows.len() <= LANES);
     WORK.with(|w| {
         let mut w = w.borrow_mut();
@@ -294,9 +272,7 @@ pub fn filtfilt_lanes<T: Sample, R>(
                 step: step.max(1),
                 tmp: &mut w.sub,
             });
-            dispatch(
-                s, rows, scale, left_edge, right_edge, keep, out, &mut w.buf, sub,
-            )
+            dispatch(s, job, out, &mut w.buf, sub)
         };
         consume(Lanes {
             buf: &w.buf[k0..k0 + if rows[0].is_empty() { 0 } else { keep.1 }],
@@ -318,14 +294,9 @@ struct Work {
 
 /// Run the filter (AVX2 + FMA when the CPU has them); returns where the kept samples start in
 /// `buf`.
-#[allow(clippy::too_many_arguments)]
 fn dispatch<T: Sample>(
     s: &Sos32,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
+    job: RowBlock<'_, T>,
     out: Out<'_, '_>,
     buf: &mut [V],
     sub: Option<Sub<'_>>,
@@ -334,12 +305,10 @@ fn dispatch<T: Sample>(
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe {
-                rows_avx2_fma(s, rows, scale, left_edge, right_edge, keep, out, buf, sub)
-            };
+            return unsafe { rows_avx2_fma(s, job, out, buf, sub) };
         }
     }
-    rows_impl::<T, false>(s, rows, scale, left_edge, right_edge, keep, out, buf, sub)
+    rows_impl::<T, false>(s, job, out, buf, sub)
 }
 
 /// scipy's padding for a 5-coefficient filter: 3 * 5.
@@ -351,38 +320,28 @@ thread_local! {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn rows_avx2_fma<T: Sample>(
     s: &Sos32,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
+    job: RowBlock<'_, T>,
     out: Out<'_, '_>,
     buf: &mut [V],
     sub: Option<Sub<'_>>,
 ) -> usize {
-    rows_impl::<T, true>(s, rows, scale, left_edge, right_edge, keep, out, buf, sub)
+    rows_impl::<T, true>(s, job, out, buf, sub)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn rows_impl<T: Sample, const FMA: bool>(
     s: &Sos32,
-    rows: &[&[T]],
-    scale: f64,
-    left_edge: bool,
-    right_edge: bool,
-    keep: (usize, usize),
+    job: RowBlock<'_, T>,
     mut out: Out<'_, '_>,
     buf: &mut [V],
     mut sub: Option<Sub<'_>>,
 ) -> usize {
+    let (rows, scale, keep) = (job.rows, job.scale, job.keep);
     let nr = rows.len();
     let n = rows[0].len();
-    let lp = if left_edge { PADMAX.min(n - 1) } else { 0 };
-    let rp = if right_edge { PADMAX.min(n - 1) } else { 0 };
+    let (lp, rp) = edge_pads(n, PADMAX, job.left_edge, job.right_edge);
     let m = n + lp + rp;
     let buf = &mut buf[..m];
     let gs = s.b0 * scale;
@@ -764,9 +723,11 @@ fn as_f32<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [f32]; LANES]> {
     }
 }
 
-/// 8x8 float transpose: `o[k][l] = r[l][k]`.
+/// 8x8 float transpose: `o[k][l] = r[l][k]`. Inlined into the loaders and row stores (one
+/// transpose per 8 samples in their loops).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 unsafe fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
     use std::arch::x86_64::*;
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -863,32 +824,7 @@ unsafe fn store_rows_avx2(buf: &[V], os: [*mut f32; LANES]) {
     let mut j = 0;
     while j + 8 <= cnt {
         let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(buf[j + k].as_ptr()));
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        let o = [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ];
+        let o = transpose8(r);
         for l in 0..LANES {
             _mm256_storeu_ps(os[l].add(j), o[l]);
         }
@@ -903,14 +839,28 @@ unsafe fn store_rows_avx2(buf: &[V], os: [*mut f32; LANES]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::filter::BandPass;
+    use super::super::filter::{BandPass, RowBlock};
+
+    /// `rows` scaled by 0.195 (int16 counts to uV), edges padded as asked, samples `keep` kept.
+    fn job<'a, T>(
+        rows: &'a [&'a [T]],
+        left_edge: bool,
+        right_edge: bool,
+        keep: (usize, usize),
+    ) -> RowBlock<'a, T> {
+        RowBlock {
+            rows,
+            scale: 0.195,
+            left_edge,
+            right_edge,
+            keep,
+        }
+    }
 
     fn signal(n: usize, seed: u64, offset: f64) -> Vec<f64> {
         let mut s = seed;
         let mut rnd = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::signal::lcg(&mut s);
             ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
         (0..n)
@@ -957,13 +907,13 @@ mod tests {
                             outs.iter_mut().map(|v| v.as_mut_slice()).collect();
                         if int {
                             let r: Vec<&[i16]> = xi.iter().map(|v| v.as_slice()).collect();
-                            f.filtfilt_rows(&r, 0.195, true, true, (0, n), &mut o);
+                            f.filtfilt_rows(job(&r, true, true, (0, n)), &mut o);
                         } else if kind == 2 {
                             let r: Vec<&[f32]> = xf.iter().map(|v| v.as_slice()).collect();
-                            f.filtfilt_rows(&r, 0.195, true, true, (0, n), &mut o);
+                            f.filtfilt_rows(job(&r, true, true, (0, n)), &mut o);
                         } else {
                             let r: Vec<&[f64]> = xs.iter().map(|v| v.as_slice()).collect();
-                            f.filtfilt_rows(&r, 0.195, true, true, (0, n), &mut o);
+                            f.filtfilt_rows(job(&r, true, true, (0, n)), &mut o);
                         }
                     }
                     for r in 0..8 {
@@ -1036,20 +986,20 @@ mod tests {
                     let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
                     let mut o: Vec<&mut [f32]> =
                         outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                    super::filtfilt_rows(s, &r, 0.195, left, right, keep, &mut o);
+                    super::filtfilt_rows(s, job(&r, left, right, keep), &mut o);
                 }
                 for k in 0..nr {
                     let mut one = vec![vec![0f32; keep.1]];
                     {
                         let mut o: Vec<&mut [f32]> =
                             one.iter_mut().map(|v| v.as_mut_slice()).collect();
-                        super::filtfilt_rows(s, &[&xs[k][..]], 0.195, left, right, keep, &mut o);
+                        super::filtfilt_rows(s, job(&[&xs[k][..]], left, right, keep), &mut o);
                     }
                     assert_eq!(outs[k], one[0], "rows {nr} row {k} edges {left} {right}");
                 }
                 let r: Vec<&[i16]> = xs[..nr].iter().map(|v| v.as_slice()).collect();
                 let mut subl = vec![Vec::new(); nr];
-                super::filtfilt_lanes(s, &r, 0.195, left, right, keep, Some((3, 10)), |v| {
+                super::filtfilt_lanes(s, job(&r, left, right, keep), Some((3, 10)), |v| {
                     for (k, sl) in subl.iter_mut().enumerate() {
                         sl.extend(v.sub.iter().map(|x| x[k]));
                     }

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::cutoff::{BreachCounter, CutoffParams};
 use super::detect::{dead_samples, Detector, Polarity, BLOCK};
-use super::filter::{BandPass, Sample};
+use super::filter::{BandPass, RowBlock, Sample};
 use super::reference::{self, Group, STATS_STEP};
 use super::sos32::{self, Lanes};
 use super::source::{read_strided, SampleSource};
@@ -309,9 +309,6 @@ impl<'a> Plan<'a> {
     /// Filter a group of electrodes' samples of chunk [s, e) into each `el.y` (several channels
     /// at once: see `BandPass::filtfilt_rows`).
     fn filter(&self, els: &mut [Electrode], b: &Block, s: usize, e: usize) {
-        let left = b.start == 0;
-        let right = b.start + b.len == self.n;
-        let keep = (s - b.start, e - s);
         for el in els.iter_mut() {
             el.y.resize(e - s, 0.0);
             if let Some((g, mad, med)) = el.car {
@@ -324,29 +321,39 @@ impl<'a> Plan<'a> {
         if !plain.is_empty() {
             let mut ys = take_outputs(&mut plain);
             let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
-            self.filter_rows(&rows, left, right, keep, &mut ys);
+            self.filter_rows(self.row_block(&rows, b, s, e), &mut ys);
             put_outputs(&mut plain, ys);
         }
         if !car.is_empty() {
             let mut ys = take_outputs(&mut car);
             let rows: Vec<&[f32]> = car.iter().map(|el| el.input.as_slice()).collect();
-            self.filter_rows(&rows, left, right, keep, &mut ys);
+            self.filter_rows(self.row_block(&rows, b, s, e), &mut ys);
             put_outputs(&mut car, ys);
         }
     }
 
-    /// One band-pass call over `rows` into `ys`.
-    fn filter_rows<T: Sample>(
+    /// `rows` (a group's rows of block `b`) to filter, keeping chunk [s, e); the recording's
+    /// own edges are padded.
+    fn row_block<'r, T>(
         &self,
-        rows: &[&[T]],
-        left: bool,
-        right: bool,
-        keep: (usize, usize),
-        ys: &mut [Vec<f32>],
-    ) {
+        rows: &'r [&'r [T]],
+        b: &Block,
+        s: usize,
+        e: usize,
+    ) -> RowBlock<'r, T> {
+        RowBlock {
+            rows,
+            scale: self.p.scale,
+            left_edge: b.start == 0,
+            right_edge: b.start + b.len == self.n,
+            keep: (s - b.start, e - s),
+        }
+    }
+
+    /// One band-pass call over `rows` into `ys`.
+    fn filter_rows<T: Sample>(&self, job: RowBlock<'_, T>, ys: &mut [Vec<f32>]) {
         let mut outs: Vec<&mut [f32]> = ys.iter_mut().map(|y| y.as_mut_slice()).collect();
-        self.f
-            .filtfilt_rows(rows, self.p.scale, left, right, keep, &mut outs);
+        self.f.filtfilt_rows(job, &mut outs);
     }
 
     /// Detection pass over chunk [s, e) for a group of electrodes: filter, then statistics,
@@ -361,17 +368,13 @@ impl<'a> Plan<'a> {
             }
             return;
         };
-        let left = b.start == 0;
-        let right = b.start + b.len == self.n;
-        let keep = (s - b.start, e - s);
         let first = s.div_ceil(self.sub_step) * self.sub_step - s;
         let sub = rolling.then_some((first, self.sub_step));
-        let scale = self.p.scale;
         let (mut car, mut plain): (Vec<&mut Electrode>, Vec<&mut Electrode>) =
             els.iter_mut().partition(|el| el.car.is_some());
         if !plain.is_empty() {
             let rows: Vec<&[i16]> = plain.iter().map(|el| b.row(el.row)).collect();
-            sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
+            sos32::filtfilt_lanes(sos, self.row_block(&rows, b, s, e), sub, |v| {
                 let first = append_subsample(&mut plain, &v);
                 self.detect_lanes(&mut plain, s, rolling, &v, &first);
             });
@@ -387,7 +390,7 @@ impl<'a> Plan<'a> {
                 })
                 .collect();
             let rows: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
-            sos32::filtfilt_lanes(sos, &rows, scale, left, right, keep, sub, |v| {
+            sos32::filtfilt_lanes(sos, self.row_block(&rows, b, s, e), sub, |v| {
                 let first = append_subsample(&mut car, &v);
                 self.detect_lanes(&mut car, s, rolling, &v, &first);
             });
@@ -1051,9 +1054,7 @@ mod tests {
     fn synth(nch: usize, n: usize, seed: u64) -> Vec<i16> {
         let mut s = seed;
         let mut rnd = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::signal::lcg(&mut s);
             ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
         let mut x = vec![0i16; nch * n];

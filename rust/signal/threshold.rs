@@ -217,22 +217,9 @@ fn lin_bin(v: f32, lo: f32, inv: f32) -> usize {
     }
 }
 
-/// The histogram of `x` over the linear bins into `hist[..LIN_NB]`.
-fn hist_pass(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { hist_pass_avx2(x, lo, inv, hist) };
-        }
-    }
-    hist_pass_impl(x, lo, inv, hist)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn hist_pass_avx2(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
-    hist_pass_impl(x, lo, inv, hist)
+avx2_dispatch! {
+    /// The histogram of `x` over the linear bins into `hist[..LIN_NB]`.
+    fn hist_pass(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) => hist_pass_impl
 }
 
 #[inline(always)]
@@ -263,28 +250,11 @@ fn hist_pass_impl(x: &[f32], lo: f32, inv: f32, hist: &mut Vec<u32>) {
     hist.truncate(nb);
 }
 
-/// Median and MAD of `x` from its histogram in `s.hist[..LIN_NB]` (placement lo, inv) and one
-/// more pass (see [`median_mad_linear`]).
-fn from_hist(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option<(f64, f64)> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { from_hist_avx2(x, lo, inv, s) };
-        }
-    }
-    from_hist_impl(x, lo, inv, s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn from_hist_avx2(
-    x: &[f32],
-    lo: f32,
-    inv: f32,
-    s: &mut MedianScratch,
-) -> Option<(f64, f64)> {
-    from_hist_impl(x, lo, inv, s)
+avx2_dispatch! {
+    /// Median and MAD of `x` from its histogram in `s.hist[..LIN_NB]` (placement lo, inv) and one
+    /// more pass (see [`median_mad_linear`]).
+    fn from_hist(x: &[f32], lo: f32, inv: f32, s: &mut MedianScratch) -> Option<(f64, f64)>
+        => from_hist_impl
 }
 
 #[inline(always)]
@@ -771,9 +741,7 @@ mod tests {
         for n in [1usize, 2, 3, 4, 5, 10, 101, 1000, 4097] {
             let v: Vec<f32> = (0..n)
                 .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    crate::signal::lcg(&mut state);
                     ((state >> 33) as f32 / 2e9 - 1.0) * 50.0
                 })
                 .collect();
@@ -795,9 +763,7 @@ mod tests {
             for shape in 0..4 {
                 let v: Vec<f32> = (0..n)
                     .map(|i| {
-                        state = state
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
+                        crate::signal::lcg(&mut state);
                         let u = (state >> 33) as f32 / 2e9 - 1.0;
                         match shape {
                             0 => u * 30.0,
@@ -835,9 +801,7 @@ mod tests {
             for shape in 0..6 {
                 let v: Vec<f32> = (0..n)
                     .map(|i| {
-                        state = state
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
+                        crate::signal::lcg(&mut state);
                         let u = (state >> 33) as f32 / 2e9 - 1.0;
                         let g = u + ((state >> 7) & 0xffff) as f32 / 65536.0 - 0.5;
                         match shape {
@@ -877,9 +841,7 @@ mod tests {
         for seed in 0..60u64 {
             let mut st = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
             let mut rnd = || {
-                st = st
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                crate::signal::lcg(&mut st);
                 (st >> 11) as f64 / (1u64 << 53) as f64
             };
             let n = [15000usize, 15001, 180000][seed as usize % 3];
@@ -911,9 +873,7 @@ mod tests {
         let mut sc = MedianScratch::default();
         let mut st = 17u64;
         let mut rnd = || {
-            st = st
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::signal::lcg(&mut st);
             (st >> 11) as f64 / (1u64 << 53) as f64
         };
         for case in 0..4 {
@@ -965,9 +925,7 @@ mod tests {
         let mut state = 7u64;
         let v: Vec<f32> = (0..100_003)
             .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                crate::signal::lcg(&mut state);
                 ((state >> 33) as f32 / 2e9 - 1.0) * 40.0
             })
             .collect();
