@@ -718,6 +718,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics,  # type: ignore[attr-defined]
                                       needs_arrays=())
     names = store.write_units(h5, units, attrs={"units_from": "autosort"})
+    report.store_written = True
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
     if not written:
         report.notes.append(f"{path.name} was edited since blechrs wrote it; kept it (use --force to replace it)")
