@@ -223,7 +223,9 @@ def test_pictures_and_index(rec, reference_engine):
         png = d / "blechrs_plots" / "units" / f"{name}.png"
         img = mpimg.imread(png)
         assert img.ndim == 3 and img.shape[0] > 50 and img.std() > 0
-        assert f"units/{name}.png'>{name}</a></td><td>{row['electrode_number']}</td><td>{row['waveform_count']}</td>" in page
+        # the table row links to the unit's picture on the page, which links to the file
+        assert f"#{name}'>{name}</a></td><td>{row['electrode_number']}</td><td>{row['waveform_count']}</td>" in page
+        assert f"<div id='{name}'><a href='units/{name}.png'>" in page
     for e in range(4):
         data = store.load_electrode(store.electrode_path(d, e))
         for key in (k for k in data if k.startswith("labels_")):

@@ -350,7 +350,7 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
     for u in units:
         m = u.metrics
         kind = ("single" if u.single_unit else "multi") + (" RS" if u.regular_spiking else " FS" if u.fast_spiking else "")
-        parts.append(f"<tr><td><a href='units/{u.name}.png'>{u.name}</a></td><td>{u.electrode}</td>"
+        parts.append(f"<tr><td><a href='#{u.name}'>{u.name}</a></td><td>{u.electrode}</td>"
                      f"<td>{len(u.times)}</td><td>{m.get('firing_rate', float('nan')):.2f}</td><td>{u.snr:.1f}</td>"
                      f"<td>{m.get('isi_violations_1ms', float('nan')):.2f}</td>"
                      f"<td>{m.get('isi_violations_2ms', float('nan')):.2f}</td><td>{kind}</td>"
@@ -365,7 +365,8 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
     parts.extend(_qa_index_parts(directory, root, units))
     parts.append("<h2>Unit pictures</h2>")
     for u in units:
-        parts.append(f"<div><img loading='lazy' src='units/{u.name}.png' alt='{u.name}'></div>")
+        parts.append(f"<div id='{u.name}'><a href='units/{u.name}.png'><img loading='lazy' src='units/{u.name}.png' "
+                     f"alt='{u.name}'></a></div>")
     parts.append("</body></html>\n")
     path = root / "index.html"
     root.mkdir(parents=True, exist_ok=True)
