@@ -1158,8 +1158,6 @@ mod tests {
     }
 }
 
-/// Append each lane's share of the filter's subsample to its electrode's `sub` (one pass over
-/// the sample-major subsample); where each share starts.
 /// A referenced row `x - mad * reference` as the band-pass takes it: minus the channel's median
 /// (a constant: the band-pass output is the same, as it has no DC gain and the padding and start
 /// follow the first sample), in float32 (`x - median` is exact; the product and the difference
@@ -1175,6 +1173,8 @@ fn referenced_into(x: &[i16], r: &[f32], mad: f64, med: f64, out: &mut Vec<f32>)
     );
 }
 
+/// Append each lane's share of the filter's subsample to its electrode's `sub` (one pass over
+/// the sample-major subsample); where each share starts.
 fn append_subsample(group: &mut [&mut Electrode], v: &Lanes) -> Vec<usize> {
     let first: Vec<usize> = group.iter().map(|el| el.sub.len()).collect();
     let k = v.sub.len();
