@@ -70,15 +70,15 @@ def scipy_extract(x_int16, fs, params):
     """One wire: (waveforms uV n x L, times int64, mad_val, [noise]) the way blech_clust extracts them."""
     from scipy.signal import butter, filtfilt
 
-    b, a = butter(params.bandpass_order, [params.bandpass_lower_cutoff, params.bandpass_upper_cutoff],
+    b, a = butter(params.extract.bandpass_order, [params.extract.bandpass_lower_cutoff, params.extract.bandpass_upper_cutoff],
                   btype="bandpass", fs=fs)
     x = filtfilt(b, a, x_int16.astype(np.float64) * 0.195)
     mad_val = float(np.median(np.abs(x - np.median(x))))
-    thr = params.waveform_threshold * mad_val / 0.6745
-    before, after = params.samples_before, params.samples_after
+    thr = params.extract.waveform_threshold * mad_val / 0.6745
+    before, after = params.extract.samples_before, params.extract.samples_after
     above = np.abs(x) > thr
     onsets = np.flatnonzero(above[1:] & ~above[:-1]) + 1
-    dead = int(round(params.dead_time_ms * fs / 1000.0))
+    dead = int(round(params.extract.dead_time_ms * fs / 1000.0))
     search = dead  # extremum within the dead time after the crossing
     times = []
     last = -10**12
@@ -93,7 +93,7 @@ def scipy_extract(x_int16, fs, params):
         last = p
     times = np.asarray(times, dtype=np.int64)
     times = times[(times >= before + 2) & (times + after + 2 <= len(x))]
-    if not params.align_subsample or len(times) == 0:
+    if not params.extract.align_subsample or len(times) == 0:
         idx = times[:, None] + np.arange(-before, after)[None, :]
         w = x[idx] if len(times) else np.zeros((0, before + after))
         return w.astype(np.float32), times, mad_val, np.array([mad_val / 0.6745])
@@ -135,14 +135,14 @@ def engine_extract(rec, params):
     32 wires form one common-average group (as one Intan port would)."""
     from blechrs import kernels
 
-    groups = [0 if params.use_car else -1] * rec.shape[1]
-    out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params.to_dict())
+    groups = [0 if params.extract.use_car else -1] * rec.shape[1]
+    out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params.to_flat())
     return [(o["waveforms"], o["times"], o["mad_val"], o["noise"]) for o in out]
 
 
 def pipeline_set(folder, jobs=None):
     """``blechrs run`` on the set's Intan folder; (times, labels, unit_channel, timing)."""
-    from blechrs import store
+    from blechrs.io import paths
 
     d = Path(folder) / "intan"
     # the benchmark measures blechrs's current defaults: drop the .params an earlier run's init wrote
@@ -156,7 +156,7 @@ def pipeline_set(folder, jobs=None):
     import tables
 
     all_times, all_labels, channel = [], [], []
-    with tables.open_file(str(store.h5_path(d)), "r") as f:
+    with tables.open_file(str(paths.h5_path(d)), "r") as f:
         if "/sorted_units" in f:
             for g in sorted(f.list_nodes("/sorted_units"), key=lambda g: g._v_name):
                 t = g.times[:]
@@ -172,7 +172,7 @@ def pipeline_set(folder, jobs=None):
 def sort_set(folder, params, extract="scipy", progress=True):
     """Extract (engine or the scipy reference) then the pipeline's own per-electrode clustering and
     auto-sort (``schemes.pipeline.cluster_data``, the function ``blechrs run`` applies)."""
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     import gtio
 
     meta = gtio.load_meta(folder)
@@ -306,7 +306,7 @@ def main():
     from blechrs.params import SortParams
 
     over = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
-    params = SortParams.from_dict(over) if over else SortParams()
+    params = SortParams.from_flat(over) if over else SortParams()
     rows = {}
     for key in args.sets.split(","):
         folder = ensure_set(key, args.data)

@@ -17,9 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from blechrs.arrays import make_arrays, spike_array  # noqa: E402
+from blechrs.trials.arrays import make_arrays, spike_array  # noqa: E402
 from blechrs.params import SortParams  # noqa: E402
-from blechrs.qa import unit_qa, unit_similarity  # noqa: E402
+from blechrs.quality.unit_qa import unit_qa, unit_similarity  # noqa: E402
 
 FS = 30000.0
 SECONDS = 2400

@@ -167,7 +167,7 @@ def run_set(key, ths, gate_ths, W, data=None, out=None):
     duration = meta["n_samples"] / fs
     window = int(round(0.4e-3 * fs))
     rec = np.memmap(Path(folder) / "recording.bin", dtype="<i2", mode="r").reshape(-1, nch)
-    params = SortParams(sampling_rate=fs)
+    params = SortParams().replace(sampling_rate=fs)
     t0 = time.time()
     pw = A.engine_extract(rec, params)
     print(f"[{key}] engine extract {time.time() - t0:.1f}s", flush=True)

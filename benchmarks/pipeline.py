@@ -123,12 +123,13 @@ def main() -> int:
     for p in list(directory.glob("*.h5")) + list(directory.glob("*_autosort.csv")):
         p.unlink()
     # Always measure the current defaults (the folder is the benchmark's own).
-    from blechrs.params import SortParams
-    from blechrs.schemes import pipeline as pl
+    from blechrs.io.params_file import load_params, save_params
+from blechrs.params import SortParams
+    from blechrs.pipeline import stages as pl
 
     if pl.needs_init(directory):
         pl.init(directory)
-    SortParams(sampling_rate=gt.sampling_rate).save(pl.params_path(directory))
+    save_params(paths.params_path(directory), SortParams().replace(sampling_rate=gt.sampling_rate))
 
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "blechrs.cli", "run", str(directory), "--force", "-q", "-j", str(args.jobs)]
@@ -145,10 +146,10 @@ def main() -> int:
             words = part.split()  # "<stage name> <seconds> s"; names may hold spaces ("unit QA")
             stages[" ".join(words[:-2])] = float(words[-2])
 
-    from blechrs import store
-    from blechrs.demo import score_sorting
+    from blechrs.io import paths, unit_store
+    from blechrs.cli.demo import score_sorting
 
-    units = store.read_units(store.h5_path(directory), waveforms=False)
+    units = unit_store.read_units(paths.h5_path(directory), waveforms=False)
     scores, unmatched = score_sorting(gt.spike_times, gt.unit_channel, {u.name: u.times for u in units},
                                       gt.sampling_rate, sorted_channels={u.name: u.electrode for u in units})
     acc = np.array([s.accuracy for s in scores])

@@ -8,19 +8,22 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import butter, filtfilt
 
-from blechrs.params import MICROVOLTS_PER_BIT, SortParams
+from blechrs.io.recording import MICROVOLTS_PER_BIT
+from blechrs.io.params_file import load_params, save_params
+from blechrs.io import paths
+from blechrs.params import SortParams
 
 
 def reference_extract(recording, electrodes, car_groups, params: dict, progress=None):
     """CAR (group mean) -> filtfilt band-pass -> 5 x MAD threshold -> extrema with dead time ->
     waveforms [t - before, t + after), in microvolts. Returns the engine's dicts."""
-    p = SortParams.from_dict(params)
-    fs = p.sampling_rate
+    p = SortParams.from_flat(params)
+    fs = p.extract.sampling_rate
     n = recording.n_samples
     groups = np.asarray(car_groups)
-    b, a = butter(p.bandpass_order, [p.bandpass_lower_cutoff, p.bandpass_upper_cutoff], "bandpass", fs=fs)
-    nb, na = p.samples_before, p.samples_after
-    dead = int(round(p.dead_time_ms * fs / 1000))
+    b, a = butter(p.extract.bandpass_order, [p.extract.bandpass_lower_cutoff, p.extract.bandpass_upper_cutoff], "bandpass", fs=fs)
+    nb, na = p.extract.samples_before, p.extract.samples_after
+    dead = int(round(p.extract.dead_time_ms * fs / 1000))
     out = []
     for e in electrodes:
         x = recording.read([e], 0, n)[0].astype(np.float64) * MICROVOLTS_PER_BIT
@@ -30,7 +33,7 @@ def reference_extract(recording, electrodes, car_groups, params: dict, progress=
         f = filtfilt(b, a, x)
         med = np.median(f)
         mad = np.median(np.abs(f - med))
-        th = p.waveform_threshold * mad / 0.6745
+        th = p.extract.waveform_threshold * mad / 0.6745
         times, pol = [], []
         above = np.abs(f - med) > th
         edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
@@ -56,14 +59,11 @@ def reference_extract(recording, electrodes, car_groups, params: dict, progress=
 
 def init_folder(directory: Path, **params) -> None:
     """`blechrs init` on a recording folder, then the given parameters written into <name>.params."""
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
 
     pipeline.init(directory)
-    path = pipeline.params_path(directory)
-    p = SortParams.load(path)
-    for k, v in params.items():
-        setattr(p, k, v)
-    p.save(path)
+    path = paths.params_path(directory)
+    save_params(path, load_params(path).replace(**params))
 
 
 def simulated_folder(directory: Path, seed=3, n_channels=4, duration_s=8.0, **kw):

@@ -79,7 +79,7 @@ def test_features_match_numpy_pca():
     for i in range(3):
         r = np.corrcoef(proj[:, i], f[:, i])[0, 1]
         assert abs(r) > 0.999
-    r_amp = np.corrcoef(x[:, p.samples_before], f[:, 3])[0, 1]
+    r_amp = np.corrcoef(x[:, p.extract.samples_before], f[:, 3])[0, 1]
     r_energy = np.corrcoef(np.sqrt((x ** 2).mean(1)), f[:, 4])[0, 1]
     assert r_amp > 0.999 and r_energy > 0.999
 
@@ -92,18 +92,18 @@ def test_quiet_electrodes_never_crash(n):
     f = compute_features(w, p)
     assert f.shape == (n, 5)
     sols = cluster_electrode(f, p)
-    assert sorted(sols) == list(range(2, p.max_clusters + 1)) + [p.autosort_base_clusters, p.max_autosort_clusters]
+    assert sorted(sols) == list(range(2, p.cluster.max_clusters + 1)) + [p.cluster.autosort_base_clusters, p.cluster.max_autosort_clusters]
     for number, s in sols.items():
         assert isinstance(s, Solution) and s.number == number
         assert s.labels.dtype == np.int64 and s.labels.shape == (n,)
-        assert s.kind == ("bgmm" if number == p.max_autosort_clusters else "gmm")
+        assert s.kind == ("bgmm" if number == p.cluster.max_autosort_clusters else "gmm")
     units = autosort_electrode(w, t, f, sols, p, FS, 5.0)
     assert all(isinstance(u, UnitChoice) for u in units)
     assert len(units) == 0  # too few events for a unit
 
 
 def test_solutions_are_deterministic_and_sized():
-    p = SortParams(max_training_events=500)
+    p = SortParams().replace(max_training_events=500)
     w, _, _ = electrode([(150, 6, 20), (90, 10, 15), (60, 4, 10)])
     f = compute_features(w, p)
     a = cluster_electrode(f, p)

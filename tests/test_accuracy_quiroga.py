@@ -42,7 +42,7 @@ def load():
 
 def sort_recording(w):
     # 32 samples at 24 kHz, peak at index 8: 1/3 ms before, 1 ms after
-    p = SortParams(sampling_rate=FS, spike_snapshot_before=8 / 24, spike_snapshot_after=24 / 24)
+    p = SortParams().replace(sampling_rate=FS, spike_snapshot_before=8 / 24, spike_snapshot_after=24 / 24)
     times = np.arange(len(w), dtype=np.int64) * int(FS)  # one per second: no ISI information
     baseline = w[:, :3]
     mad_val = float(np.median(np.abs(baseline - np.median(baseline))))

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrays_helpers import reference_spike_array
-from blechrs.arrays import build_trials, emg_array, spike_array, trial_config, window_bins
+from blechrs.trials.arrays import build_trials, emg_array, spike_array, trial_config, window_bins
 
 FS = 30000.0
 

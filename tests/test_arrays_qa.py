@@ -8,9 +8,9 @@ import pytest
 from scipy import stats
 
 from arrays_helpers import fake_recording, make_dir, write_store
-from blechrs.arrays import make_arrays
+from blechrs.trials.arrays import make_arrays
 from blechrs.params import SortParams
-from blechrs.qa import drift_check, f_sf, group_f_test, similarity_violations, trial_group, unit_qa, unit_similarity
+from blechrs.quality.unit_qa import drift_check, f_sf, group_f_test, similarity_violations, trial_group, unit_qa, unit_similarity
 
 FS = 30000.0
 
@@ -250,7 +250,7 @@ def test_summaries_fit_80_columns(tmp_path):
 
 def test_unit_pictures_in_worker_processes_equal_one_process(tmp_path):
     """Pictures drawn by 2 worker processes are byte-identical to those drawn in one."""
-    from blechrs import qa
+    from blechrs.quality import unit_qa as qa
 
     rng = np.random.default_rng(31)
     n = int(30 * FS)

@@ -8,11 +8,12 @@ import pytest
 import tables
 
 from arrays_helpers import reference_spike_array
-from blechrs.arrays import TRIAL_TABLE_NAME, make_arrays
+from blechrs.trials.arrays import TRIAL_TABLE_NAME, make_arrays
+from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
-from blechrs.qa import unit_qa
+from blechrs.quality.unit_qa import unit_qa
 from blechrs.simulate import Simulation
-from blechrs.store import Unit, write_units
+from blechrs.io.unit_store import Unit, write_units
 from test_arrays_qa import _similarity_reference
 
 
@@ -105,7 +106,7 @@ def test_defaults_from_init_traditional_rhd(tmp_path):
     write_units(d / f"{d.name}.h5", [Unit(electrode=int(gt.unit_channel[u]), times=gt.spike_times[u],
                                           waveforms=np.zeros((len(gt.spike_times[u]), 75), np.float32))
                                      for u in range(gt.n_units)])
-    params = SortParams.load(d / f"{d.name}.params")
+    params = load_params(d / f"{d.name}.params")
     res = make_arrays(d, params)
     assert [x.dig_in for x in res.dig_ins] == ["dig_in_01", "dig_in_03"] and res.n_trials == 6
     with tables.open_file(str(d / f"{d.name}.h5")) as h5:

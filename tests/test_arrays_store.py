@@ -7,7 +7,8 @@ import pytest
 import tables
 
 from arrays_helpers import fake_recording, make_dir, reference_spike_array, write_info, write_store
-from blechrs.arrays import TRIAL_TABLE_NAME, make_arrays
+from blechrs.trials.arrays import TRIAL_TABLE_NAME, make_arrays
+from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
 
 FS = 30000.0
@@ -78,7 +79,7 @@ def test_make_arrays_defaults_laser_and_rerun_replaces(tmp_path):
     di["dig_in_05"] = (laser_on, laser_on + np.array([36000, 75000]))  # 1200 ms, 2500 ms
     write_info(d, {"laser_params": {"dig_in_names": ["dig_in_05"], "onset_duration": [[700, 1200], [0, 2500]]}})
     rec = fake_recording(di, N)
-    res = make_arrays(d, SortParams(spike_array_durations=[500.0, 1000.0], spike_array_bin_ms=10.0), recording=rec)
+    res = make_arrays(d, SortParams().replace(spike_array_durations=[500.0, 1000.0], spike_array_bin_ms=10.0), recording=rec)
     assert any("dig_in_06" in w for w in res.warnings) is False  # no pulses: not a taste by default
     with tables.open_file(str(d / f"{d.name}.h5")) as h5:
         assert sorted(h5.root.spike_trains._v_children) == ["dig_in_01", "dig_in_03"]  # laser is not a taste
@@ -122,7 +123,7 @@ def test_make_arrays_without_digital_inputs_or_units(tmp_path):
     with tables.open_file(str(d2 / f"{d2.name}.h5")) as h5:
         assert h5.root.spike_trains.dig_in_00.spike_array.shape == (2, 0, 7000)
     assert res.n_units == 0 and any("no sorted units" in w for w in res.warnings)
-    from blechrs.qa import unit_qa
+    from blechrs.quality.unit_qa import unit_qa
 
     qa = unit_qa(d2, sampling_rate=FS)
     assert qa.units == [] and qa.violations == [] and any("no sorted units" in w for w in qa.warnings)
@@ -141,7 +142,7 @@ def test_make_arrays_errors_are_one_line(tmp_path):
         make_arrays(d, digital_inputs={"dig_in_00": (np.array([5]), np.array([6]))}, sampling_rate=FS)
     write_info(d, {})
     with pytest.raises(ValueError, match="whole multiples"):
-        make_arrays(d, SortParams(spike_array_bin_ms=3.0), digital_inputs={"dig_in_00": (np.array([5]), np.array([6]))}, sampling_rate=FS)
+        make_arrays(d, SortParams().replace(spike_array_bin_ms=3.0), digital_inputs={"dig_in_00": (np.array([5]), np.array([6]))}, sampling_rate=FS)
 
 
 def test_emg_arrays_from_layout(tmp_path):
@@ -176,15 +177,15 @@ def test_emg_arrays_from_layout(tmp_path):
 
 def test_recording_cutoff_marks_later_trials_truncated(tmp_path):
     """Extraction found electrode 1 cut off at 40 s: bins after it are outside the data."""
-    from blechrs import store
+    from blechrs.io import paths, work_files
 
     rng = np.random.default_rng(13)
     d = make_dir(tmp_path)
     units = [np.sort(rng.integers(0, N, 500)), np.sort(rng.integers(0, int(40 * FS), 300))]
     write_store(d / f"{d.name}.h5", units, electrodes=[0, 1])
-    store.save_electrode(store.electrode_path(d, 0), {"cutoff_sample": N, "times": np.zeros(0, np.int64)})
-    store.save_electrode(store.electrode_path(d, 1), {"cutoff_sample": int(40 * FS), "times": np.zeros(0, np.int64)})
-    store.save_electrode(store.electrode_path(d, 7), {"cutoff_sample": 5})  # no units there: ignored
+    work_files.save_electrode(paths.electrode_path(d, 0), {"cutoff_sample": N, "times": np.zeros(0, np.int64)})
+    work_files.save_electrode(paths.electrode_path(d, 1), {"cutoff_sample": int(40 * FS), "times": np.zeros(0, np.int64)})
+    work_files.save_electrode(paths.electrode_path(d, 7), {"cutoff_sample": 5})  # no units there: ignored
     on = np.array([int(10 * FS), int(34 * FS), int(39 * FS), int(50 * FS)])
     res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
     assert res.data_end == int(40 * FS) and any("cut off at 40.0 s" in w and "electrode 01" in w for w in res.warnings)
@@ -206,7 +207,7 @@ def test_recording_cutoff_marks_later_trials_truncated(tmp_path):
 def test_params_file_is_used_when_no_params_given(tmp_path):
     d = make_dir(tmp_path)
     write_store(d / f"{d.name}.h5", [np.array([100000, 100030, 100100])])
-    SortParams(spike_array_durations=[100.0, 200.0], spike_array_bin_ms=10.0).save(d / f"{d.name}.params")
+    save_params(d / f"{d.name}.params", SortParams().replace(spike_array_durations=[100.0, 200.0], spike_array_bin_ms=10.0))
     on = np.array([100000])
     res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
     assert res.dig_ins[0].shape == (1, 1, 30) and res.bin_ms == 10.0
@@ -215,7 +216,7 @@ def test_params_file_is_used_when_no_params_given(tmp_path):
 
 
 def test_unit_electrodes_with_and_without_descriptor(tmp_path):
-    from blechrs.arrays import unit_electrodes
+    from blechrs.trials.arrays import unit_electrodes
 
     p = tmp_path / "s.h5"
     write_store(p, [np.array([1]), np.array([2]), np.array([3])], electrodes=[5, 2, 9])

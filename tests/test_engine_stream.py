@@ -32,10 +32,8 @@ def recording(nch=6, seconds=5.5, fs=FS, seed=0, spikes_per_ch=40):
 
 def params(**kw):
     # 5 x noise: the synthetic spikes are sized so that no noise sample crosses it
-    p = SortParams(sampling_rate=FS, rolling_threshold_window=1.0, n_jobs=2, waveform_threshold=5.0)
-    for k, v in kw.items():
-        setattr(p, k, v)
-    return p.to_dict()
+    kw = {"sampling_rate": FS, "rolling_threshold_window": 1.0, "n_jobs": 2, "waveform_threshold": 5.0} | kw
+    return SortParams().replace(**kw).to_flat()
 
 
 def check_against_reference(got, exp, before):

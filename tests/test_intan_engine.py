@@ -16,7 +16,7 @@ def test_extract_electrodes_from_intan_sources(tmp_path):
             tmp_path / "rhd": "traditional"}
     gt = sim.write_many(dirs, rhd_file_seconds=1.1)
     ref = np.ascontiguousarray(sim.chunk(0, sim.n_samples).T)
-    params = SortParams().to_dict()
+    params = SortParams().to_flat()
     params["n_jobs"] = 1
     rec0 = open_recording(tmp_path / "pc")
     groups = car_groups(default_layout(rec0), rec0.n_channels)

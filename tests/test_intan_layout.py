@@ -14,6 +14,7 @@ from blechrs.io.layout import (
     load_layout,
     sorted_electrodes,
 )
+from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
 from blechrs.simulate import Simulation
 
@@ -49,9 +50,9 @@ def test_init_writes_info_layout_params(rec_dir):
     assert info["laser_params"]["dig_in_names"] == []
     assert info["electrode_layout"] == {"A": [list(range(32))], "B": [list(range(32, 36))]}
     assert info["recording_params"]["sampling_rate"] == 20000.0
-    p = SortParams.load(d / f"{NAME}.params")
-    assert p.sampling_rate == 20000.0
-    assert p.to_dict() == SortParams(sampling_rate=20000.0).to_dict()
+    p = load_params(d / f"{NAME}.params")
+    assert p.extract.sampling_rate == 20000.0
+    assert p.to_flat() == SortParams().replace(sampling_rate=20000.0).to_flat()
 
 
 def test_init_never_overwrites_edits_without_force(rec_dir):
@@ -81,7 +82,7 @@ def test_init_never_overwrites_edits_without_force(rec_dir):
     assert car_groups(rows, 36, use_car=False) == [-1] * 36
     res = init_experiment(d, force=True)
     assert len(res.written) == 3
-    assert "none" not in lay.read_text() and SortParams.load(params).waveform_threshold == SortParams().waveform_threshold != 4.5
+    assert "none" not in lay.read_text() and load_params(params).extract.waveform_threshold == SortParams().extract.waveform_threshold != 4.5
 
 
 def test_layout_errors_name_the_file_and_line(rec_dir):

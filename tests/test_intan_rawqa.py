@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from blechrs.rawqa import auto_car_groups, correlation, raw_qa
+from blechrs.quality.raw_qa import auto_car_groups, correlation, raw_qa
 from blechrs.simulate import Simulation
 
 

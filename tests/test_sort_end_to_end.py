@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from blechrs import store
-from blechrs.cli import main as cli_main
-from blechrs.demo import score_sorting
+from blechrs.io import paths, unit_store, work_files
+from blechrs.cli.main import main as cli_main
+from blechrs.cli.demo import score_sorting
 from sort_reference import init_folder, simulated_folder
 
 
@@ -23,7 +23,7 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "units in" in captured.out
-    units = store.read_units(d / "rec.h5", waveforms=True)
+    units = unit_store.read_units(d / "rec.h5", waveforms=True)
     scores, _ = score_sorting(gt.spike_times, gt.unit_channel, {u.name: u.times for u in units},
                               gt.sampling_rate, sorted_channels={u.name: u.electrode for u in units})
     acc = [s.accuracy for s in scores]
@@ -41,7 +41,7 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
 
 def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
     from blechrs.params import SortParams
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
 
     d = tmp_path / "rec"
     d.mkdir()
@@ -51,13 +51,13 @@ def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
     groups = pipeline.car_group_ids(layout, 6, True)
     params = pipeline.load_params(d)
     assert pipeline.extraction_batches(list(range(6)), groups, 120000, params) == [list(range(6))]
-    tiny = SortParams.from_dict(dict(params.to_dict(), extract_memory_mb=0.13))
+    tiny = SortParams.from_flat(dict(params.to_flat(), extract_memory_mb=0.13))
     assert pipeline.extraction_batches(list(range(6)), groups, 120000, tiny) == [[0, 1], [2, 3], [4, 5]]
 
     def arrays():
         out = {}
         for e in range(6):
-            data = store.load_electrode(store.electrode_path(d, e))
+            data = work_files.load_electrode(paths.electrode_path(d, e))
             out[e] = (data["times"].tobytes(), data["waveforms"].tobytes(), data["threshold"])
         return out
 
@@ -65,7 +65,7 @@ def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
     whole = arrays()
     pipeline.extract(d, tiny, force=True)
     assert arrays() == whole
-    assert sum(len(store.load_electrode(store.electrode_path(d, e))["times"]) for e in range(6)) > 0
+    assert sum(len(work_files.load_electrode(paths.electrode_path(d, e))["times"]) for e in range(6)) > 0
 
 
 def test_dead_and_silent_wires_are_reported(tmp_path, capsys):
@@ -77,12 +77,12 @@ def test_dead_and_silent_wires_are_reported(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     assert "electrode 01: quiet (" in err
-    units = store.read_units(d / "rec.h5", waveforms=False)
+    units = unit_store.read_units(d / "rec.h5", waveforms=False)
     assert all(u.electrode != 1 for u in units)
 
 
 def test_sort_electrode_pure_function_matches_the_pipeline(tmp_path):
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
 
     d = tmp_path / "rec"
     d.mkdir()
@@ -92,7 +92,7 @@ def test_sort_electrode_pure_function_matches_the_pipeline(tmp_path):
     alone = pipeline.sort_electrode(d, 2, pipeline.load_params(d))
     assert sorted(p.name for p in d.iterdir()) == files_before  # writes nothing
     pipeline.run(d, jobs=1, plots=False)
-    stored = store.load_electrode(store.electrode_path(d, 2))
+    stored = work_files.load_electrode(paths.electrode_path(d, 2))
     # Extracted alone (its CAR group read for it) or with every electrode: the same events,
     # waveforms, solutions and auto-sort labels.
     for key in ("times", "waveforms", "features", "auto_labels", "labels_2", "labels_3", "labels_4"):
@@ -124,7 +124,7 @@ def test_run_builds_trial_arrays_and_unit_qa_when_digital_inputs_pulse(tmp_path,
     code = cli_main(["run", str(d), "-j", "1", "-q", "--no-plots"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    units = store.read_units(d / "rec.h5")
+    units = unit_store.read_units(d / "rec.h5")
     assert units
     fs = gt.sampling_rate
     with tables.open_file(str(d / "rec.h5")) as h5:

@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from blechrs.core import sort_file as sf
+from blechrs.curation import sort_file as sf
 from blechrs.params import SortParams
 
 HEADER = "Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"

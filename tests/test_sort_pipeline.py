@@ -17,17 +17,18 @@ import numpy as np
 import pytest
 import tables
 
-from blechrs import store
-from blechrs.cli import main as cli_main
+from blechrs.io import paths, unit_store, work_files
+from blechrs.cli.main import main as cli_main
+from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
-from blechrs.schemes import pipeline
+from blechrs.pipeline import stages as pipeline
 from sort_reference import reference_extract, init_folder, simulated_folder
 
 
 @pytest.fixture()
 def reference_engine(monkeypatch):
     def fake(recording, electrodes, groups, params, progress=None):
-        return reference_extract(recording, electrodes, groups, params.to_dict())
+        return reference_extract(recording, electrodes, groups, params.to_flat())
 
     monkeypatch.setattr(pipeline, "_extract", fake)
 
@@ -62,7 +63,7 @@ def _h5_content(path):
 def _work_labels(d):
     out = {}
     for p in sorted((d / "blechrs_work").glob("electrode*.npz")):
-        data = store.load_electrode(p)
+        data = work_files.load_electrode(p)
         out[p.name] = {k: v.tobytes() for k, v in data.items() if isinstance(v, np.ndarray)}
     return out
 
@@ -75,11 +76,11 @@ def test_run_resume_force_and_determinism(rec, reference_engine):
     h5 = d / "rec.h5"
     first = _h5_content(h5)
     labels = _work_labels(d)
-    units = store.read_units(h5)
+    units = unit_store.read_units(h5)
     assert len(units) == len(report.units) > 0
     # Every stored unit is exactly the events its work file says auto-sort chose.
     for u in units:
-        data = store.load_electrode(store.electrode_path(d, u.electrode))
+        data = work_files.load_electrode(paths.electrode_path(d, u.electrode))
         assert set(u.times.tolist()) <= set(data["times"].tolist())
     # Resume: nothing redone, same units.
     again = pipeline.run(d, jobs=1, plots=False)
@@ -91,18 +92,18 @@ def test_run_resume_force_and_determinism(rec, reference_engine):
     assert _work_labels(d) == labels
     assert _h5_content(h5) == first
     # Changing a clustering parameter redoes clustering only for the affected stage.
-    params = SortParams.load(d / "rec.params")
-    params.max_clusters = 3
-    params.save(d / "rec.params")
+    params = load_params(d / "rec.params")
+    params.cluster.max_clusters = 3
+    save_params(d / "rec.params", params)
     changed = pipeline.run(d, jobs=1, plots=False)
     assert changed.skipped == [0, 1, 2, 3]  # extraction reused
-    assert "labels_4" not in store.load_electrode(store.electrode_path(d, 1))
+    assert "labels_4" not in work_files.load_electrode(paths.electrode_path(d, 1))
 
 
 def test_autosort_sort_file_round_trip(rec, reference_engine):
     d, _ = rec
     pipeline.run(d, jobs=1, plots=False)
-    auto = store.read_units(d / "rec.h5")
+    auto = unit_store.read_units(d / "rec.h5")
     sort_csv = d / "rec_autosort.csv"
     assert sort_csv.exists()
     with open(sort_csv) as fh:
@@ -116,7 +117,7 @@ def test_autosort_sort_file_round_trip(rec, reference_engine):
     assert problems == []
     assert copy.read_bytes() == before
     assert applied == d / "mine_applied.csv"
-    back = store.read_units(d / "rec.h5")
+    back = unit_store.read_units(d / "rec.h5")
     assert [(u.electrode, u.times.tolist(), u.single_unit, u.regular_spiking, u.fast_spiking) for u in back] == \
         [(u.electrode, u.times.tolist(), u.single_unit, u.regular_spiking, u.fast_spiking) for u in auto]
     # A person's units are not replaced by a later run, and an edited auto-sort file is kept.
@@ -125,13 +126,13 @@ def test_autosort_sort_file_round_trip(rec, reference_engine):
     rep = pipeline.run(d, jobs=1, plots=False)
     assert any("sort file" in n for n in rep.notes)
     assert sort_csv.read_bytes() == edited
-    assert [u.source for u in store.read_units(d / "rec.h5")][0].startswith("sort file")
+    assert [u.source for u in unit_store.read_units(d / "rec.h5")][0].startswith("sort file")
 
 
 def test_post_process_cli_bad_rows(rec, reference_engine, capsys):
     d, _ = rec
     pipeline.run(d, jobs=1, plots=False)
-    data = store.load_electrode(store.electrode_path(d, 2))
+    data = work_files.load_electrode(paths.electrode_path(d, 2))
     sort_csv = d / "person.csv"
     sort_csv.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"
                         "0,2,3,0+1,,x,r,merge\n"
@@ -145,7 +146,7 @@ def test_post_process_cli_bad_rows(rec, reference_engine, capsys):
     assert "row 4: Cluster 'x7'" in err
     assert "Traceback" not in err
     assert sort_csv.read_bytes() == before
-    units = store.read_units(d / "rec.h5")
+    units = unit_store.read_units(d / "rec.h5")
     assert len(units) == 1
     expected = data["times"][np.isin(data["labels_3"], [0, 1])]
     np.testing.assert_array_equal(units[0].times, expected)
@@ -165,7 +166,7 @@ def _quiet(n, rng, polarity=-1, amplitude=0.0):
 @pytest.mark.parametrize("case", ["no events", "three events", "dead", "one polarity", "pure noise"])
 def test_quiet_electrodes_are_reported_not_crashed(case):
     rng = np.random.default_rng(0)
-    params = SortParams(cluster_count_threshold=10, max_clusters=4, num_restarts=1)
+    params = SortParams().replace(cluster_count_threshold=10, max_clusters=4, num_restarts=1)
     data = {"no events": lambda: _quiet(0, rng), "three events": lambda: _quiet(3, rng),
             "dead": lambda: dict(_quiet(0, rng), dead=True),
             "one polarity": lambda: _quiet(400, rng, +1, 120.0),
@@ -211,7 +212,7 @@ def test_pictures_and_index(rec, reference_engine):
     assert not (d / "blechrs_plots").exists()  # --no-plots makes none
     (d / "blechrs_plots" / "units").mkdir(parents=True)
     (d / "blechrs_plots" / "units" / "unit999.png").write_bytes(b"stale")
-    from blechrs import plots
+    from blechrs.figures import pictures as plots
 
     index = plots.plot_recording(d, pipeline.load_params(d), jobs=2)
     assert not (d / "blechrs_plots" / "units" / "unit999.png").exists()
@@ -227,7 +228,7 @@ def test_pictures_and_index(rec, reference_engine):
         assert f"#{name}'>{name}</a></td><td>{row['electrode_number']}</td><td>{row['waveform_count']}</td>" in page
         assert f"<div id='{name}'><a href='units/{name}.png'>" in page
     for e in range(4):
-        data = store.load_electrode(store.electrode_path(d, e))
+        data = work_files.load_electrode(paths.electrode_path(d, e))
         for key in (k for k in data if k.startswith("labels_")):
             k = int(key.split("_")[1])
             png = d / "blechrs_plots" / f"electrode{e:02d}" / f"solution{k:02d}.png"
@@ -271,13 +272,13 @@ def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, ca
 def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):
     d, _ = rec
     pipeline.run(d, jobs=1, plots=False)
-    path = store.electrode_path(d, 2)
-    before = store.load_electrode(path)
-    params = SortParams.load(d / "rec.params")
-    params.min_snr = 1000.0  # no unit can pass
-    params.save(d / "rec.params")
+    path = paths.electrode_path(d, 2)
+    before = work_files.load_electrode(path)
+    params = load_params(d / "rec.params")
+    params.autosort.min_snr = 1000.0  # no unit can pass
+    save_params(d / "rec.params", params)
     report = pipeline.run(d, jobs=1, plots=False)
-    after = store.load_electrode(path)
+    after = work_files.load_electrode(path)
     assert after["fp_cluster"] == before["fp_cluster"] and after["fp_autosort"] != before["fp_autosort"]
     # the clustering solutions stay; the template solution is auto-sort's own (none: no units)
     clustering = [k for k in before if k.startswith("labels_")
@@ -287,24 +288,24 @@ def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):
         np.testing.assert_array_equal(after[k], before[k])
     assert "templates" not in after["solution_kinds"].values()
     assert after["auto_units"] == [] and report.units == []
-    assert store.read_units(d / "rec.h5") == []
+    assert unit_store.read_units(d / "rec.h5") == []
 
 
 def test_run_draws_solution_pictures_once(rec, reference_engine):
     d, _ = rec
     pipeline.run(d, jobs=1, plots=True)
     pngs = sorted((d / "blechrs_plots").glob("electrode*/solution*.png"))
-    expected = sum(len([k for k in store.load_electrode(store.electrode_path(d, e)) if k.startswith("labels_")])
+    expected = sum(len([k for k in work_files.load_electrode(paths.electrode_path(d, e)) if k.startswith("labels_")])
                    for e in range(4))
     assert len(pngs) == expected > 0
-    units = store.read_units(d / "rec.h5", waveforms=False)
+    units = unit_store.read_units(d / "rec.h5", waveforms=False)
     assert sorted(p.stem for p in (d / "blechrs_plots" / "units").glob("*.png")) == [u.name for u in units]
     stamps = {p: p.stat().st_mtime_ns for p in pngs}
     pipeline.run(d, jobs=1, plots=True)  # resumed: solution pictures are current, not redrawn
     assert {p: p.stat().st_mtime_ns for p in pngs} == stamps
-    params = SortParams.load(d / "rec.params")
-    params.max_clusters = 3
-    params.save(d / "rec.params")
+    params = load_params(d / "rec.params")
+    params.cluster.max_clusters = 3
+    save_params(d / "rec.params", params)
     pipeline.run(d, jobs=1, plots=True)  # re-clustered: redrawn, old solutions removed
     assert not list((d / "blechrs_plots").glob("electrode*/solution04.png"))  # solutions are now 2, 3, 6
     assert all(p.stat().st_mtime_ns != stamps[p] for p in pngs if p.exists())

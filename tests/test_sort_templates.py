@@ -163,7 +163,7 @@ def test_autosort_saves_the_template_solution_and_is_deterministic():
     acc = accuracy_per_unit(truth, labels)
     assert acc.min() >= 0.9, acc
 
-    off = SortParams(template_assignment=False)
+    off = SortParams().replace(template_assignment=False)
     sols = cluster_electrode(compute_features(w.astype(np.float32), off), off)
     choices = autosort_electrode(w.astype(np.float32), times, compute_features(w.astype(np.float32), off),
                                  sols, off, FS, 10.0 * 0.6745, 60.0)

@@ -5,6 +5,8 @@ vectorised echo / L-ratio helpers against plain loops."""
 import math
 
 import numpy as np
+
+from blechrs.params import SortParams
 import pytest
 from scipy.special import digamma
 from scipy.stats import chi2
@@ -83,8 +85,8 @@ def test_digamma_matches_scipy():
 def test_cluster_electrode_gmm_solutions_match_sklearn():
     # The solutions of cluster_electrode (own mixtures) against scikit-learn fitted the same way.
     x = _blobs(7, n=4000, k=3)
-    params = dict(max_clusters=4, num_restarts=1, thresh=1e-4, max_training_events=2000, random_seed=3,
-                  wf_amplitude_sd_cutoff=0)
+    params = SortParams().replace(max_clusters=4, autosort_base_clusters=4, num_restarts=1, thresh=1e-4,
+                                  max_training_events=2000, random_seed=3, wf_amplitude_sd_cutoff=0)
     sols = cluster.cluster_electrode(x, params)
     from blechrs.core.features import training_indices
     train = x[training_indices(len(x), 2000, 3)]
@@ -132,5 +134,5 @@ def test_distinct_row_count_is_exact_below_the_component_counts():
     assert cluster._n_distinct(many, 10) >= 10
     assert cluster._n_distinct(many[:0], 10) == 0
     # An electrode with 4 distinct events: no solution asks for more than 4 components.
-    sols = cluster.cluster_electrode(few, dict(max_clusters=7, max_autosort_clusters=10, num_restarts=1))
+    sols = cluster.cluster_electrode(few, SortParams().replace(max_clusters=7, autosort_base_clusters=7, num_restarts=1))
     assert all(s.labels.max() < 4 for s in sols.values())

@@ -7,17 +7,17 @@ import os
 
 import numpy as np
 
-from blechrs import store
-from blechrs.schemes import pipeline
+from blechrs.io import paths, unit_store, work_files
+from blechrs.pipeline import stages as pipeline
 from sort_reference import init_folder, simulated_folder
 
 
 def _outputs(d, electrodes):
     out = {}
     for e in electrodes:
-        data = store.load_electrode(store.electrode_path(d, e))
+        data = work_files.load_electrode(paths.electrode_path(d, e))
         out[e] = {k: v.tobytes() for k, v in data.items() if k.startswith("labels_") or k in ("auto_labels", "features")}
-    units = [(u.electrode, u.times.tobytes(), u.waveforms.tobytes()) for u in store.read_units(store.h5_path(d))]
+    units = [(u.electrode, u.times.tobytes(), u.waveforms.tobytes()) for u in unit_store.read_units(paths.h5_path(d))]
     return out, units
 
 

@@ -151,7 +151,7 @@ def extract_electrodes(
     """
     from blechrs.params import SortParams
 
-    full = SortParams().to_dict()
+    full = SortParams().to_flat()
     full.update(params)
     if isinstance(source, np.ndarray):
         if source.dtype != np.int16:

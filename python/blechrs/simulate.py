@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blechrs.params import MICROVOLTS_PER_BIT
+from blechrs.io.recording import MICROVOLTS_PER_BIT
 
 LAYOUTS = ("one file per channel", "one file per signal type", "traditional")
 RHD_MAGIC = 0xC6912702

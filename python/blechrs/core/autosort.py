@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blechrs.core.features import _get, peak_index
+from blechrs.core.features import peak_index
 from blechrs.core.metrics import CENSORED_MS, REFRACTORY_MS, isi_violations, unit_metrics
 
 #: An event within this many ms of a larger event of another cluster is an echo candidate: the
@@ -241,7 +241,7 @@ def base_solution(features, solutions, params) -> int:
     """The over-clustered GMM solution auto-sort starts from: K = autosort_base_clusters, but no
     more clusters than one per ``MIN_EVENTS_PER_CLUSTER`` events (a cluster needs enough events
     for its covariance, or its merges cannot be judged)."""
-    max_clusters = int(_get(params, "autosort_base_clusters", _get(params, "max_clusters", 7)))
+    max_clusters = int(params.cluster.autosort_base_clusters)
     gmm = sorted(k for k, s in solutions.items() if s.kind == "gmm")
     if not gmm:
         return max(solutions)
@@ -254,20 +254,20 @@ def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration
                origin, check_isolation: bool = True) -> UnitChoice | None:
     """The events where ``member`` is True as a unit: None when they fail a keep criterion (step 4
     of the module doc), else the choice with its single/multi and RS/FS labels (step 5)."""
-    isi_limits = list(_get(params, "ISI_violations_thresholds", [0.5, 2.0]))
+    isi_limits = list(params.autosort.ISI_violations_thresholds)
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
     m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak)
-    if m["n_events"] < int(_get(params, "cluster_count_threshold", 50)):
+    if m["n_events"] < int(params.autosort.cluster_count_threshold):
         return None
-    if m["firing_rate"] < float(_get(params, "min_firing_rate", 0.05)):
+    if m["firing_rate"] < float(params.autosort.min_firing_rate):
         return None
-    if m["snr"] < float(_get(params, "min_snr", 3.0)):
+    if m["snr"] < float(params.autosort.min_snr):
         return None
-    if check_isolation and np.isfinite(m["l_ratio"]) and m["l_ratio"] > float(_get(params, "autosort_max_l_ratio", 1.0)):
+    if check_isolation and np.isfinite(m["l_ratio"]) and m["l_ratio"] > float(params.autosort.autosort_max_l_ratio):
         return None
     isi_ok = m["isi_violations_1ms"] < isi_limits[0] and m["isi_violations_2ms"] < isi_limits[1]
-    single = bool(isi_ok and m["contamination"] <= float(_get(params, "single_unit_max_contamination", 0.1)))
-    fs_width = float(_get(params, "fast_spiking_max_width_ms", 0.4))
+    single = bool(isi_ok and m["contamination"] <= float(params.autosort.single_unit_max_contamination))
+    fs_width = float(params.autosort.fast_spiking_max_width_ms)
     unit_type = "f" if np.isfinite(m["width_ms"]) and m["width_ms"] < fs_width else "r"
     reason = (f"{origin}: {m['n_events']} events, "
               f"{m['firing_rate']:.2f} Hz, SNR {m['snr']:.1f}, ISI<1ms {m['isi_violations_1ms']:.2f}% "
@@ -281,7 +281,7 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
                        ) -> list[UnitChoice]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
 
-    ``sampling_rate`` defaults to ``params.sampling_rate``; ``duration_s`` (the recording's length,
+    ``sampling_rate`` defaults to ``params.extract.sampling_rate``; ``duration_s`` (the recording's length,
     for firing rates) defaults to the span of ``times``. ``clustered`` marks the events the
     clustering saw (default: all); the others (label -1 in every solution) can join a unit only
     through the template assignment, which also adds the template solution to ``solutions``.
@@ -292,13 +292,13 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     n = len(times)
     if n == 0 or not solutions:
         return []
-    fs = float(sampling_rate if sampling_rate is not None else _get(params, "sampling_rate", 30000.0))
+    fs = float(sampling_rate if sampling_rate is not None else params.extract.sampling_rate)
     if duration_s is None or duration_s <= 0:
         duration_s = max(float(times.max() - times.min()) / fs, 1.0 / fs)
     number = base_solution(features, solutions, params)
     labels = np.asarray(solutions[number].labels)
-    max_dprime = float(_get(params, "autosort_merge_dprime", 3.5))
-    min_valley = float(_get(params, "autosort_merge_valley", 0.5))
+    max_dprime = float(params.autosort.autosort_merge_dprime)
+    min_valley = float(params.autosort.autosort_merge_valley)
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
 
     groups = merge_clusters(features, times, labels, fs, max_dprime, min_valley, duration_s)
@@ -314,7 +314,7 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
                             number, list(group), f"clusters {merged} of solution {number}")
         if choice is not None:
             choices.append(choice)
-    if choices and bool(_get(params, "template_assignment", True)):
+    if choices and bool(params.autosort.template_assignment):
         from blechrs.core.templates import refine_choices
         solution, choices = refine_choices(waveforms, times, features, choices, solutions, params, fs,
                                            mad_val, duration_s, clustered)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from blechrs.core import mixture
-from blechrs.core.features import _get, training_indices
+from blechrs.core.features import training_indices
+from blechrs.params import SortParams
 
 #: Events the Bayesian GMM is fitted on (a subset of the training events): 1000 events pin down
 #: 10 components well (blech_clust fits it on 1000 k-means centroids). Its tolerance is at least
@@ -82,21 +83,21 @@ def _sklearn_fit_predict(model, train: np.ndarray, features: np.ndarray) -> np.n
     return model.predict(features).astype(np.int64)
 
 
-def cluster_electrode(features: np.ndarray, params=None) -> dict[int, Solution]:
+def cluster_electrode(features: np.ndarray, params: SortParams) -> dict[int, Solution]:
     """All clustering solutions of one electrode, keyed by solution number."""
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"features must be 2-D (events x features), got shape {x.shape}")
     n = len(x)
-    seed = int(_get(params, "random_seed", 0))
-    max_clusters = int(_get(params, "max_clusters", 7))
-    n_bgmm = int(_get(params, "max_autosort_clusters", 10))
-    base = int(_get(params, "autosort_base_clusters", max_clusters))
-    num_iter = int(_get(params, "num_iter", 1000))
-    tol = float(_get(params, "thresh", 1e-4))
-    restarts = max(1, int(_get(params, "num_restarts", 10)))
-    sd_cutoff = float(_get(params, "wf_amplitude_sd_cutoff", 3.0))
-    train = x[training_indices(n, int(_get(params, "max_training_events", 10000)), seed)]
+    seed = int(params.cluster.random_seed)
+    max_clusters = int(params.cluster.max_clusters)
+    n_bgmm = int(params.cluster.max_autosort_clusters)
+    base = int(params.cluster.autosort_base_clusters)
+    num_iter = int(params.cluster.num_iter)
+    tol = float(params.cluster.thresh)
+    restarts = max(1, int(params.cluster.num_restarts))
+    sd_cutoff = float(params.cluster.wf_amplitude_sd_cutoff)
+    train = x[training_indices(n, int(params.cluster.max_training_events), seed)]
 
     # distinct training events bound the number of components any fit can have
     enough = max(max_clusters, n_bgmm, base)

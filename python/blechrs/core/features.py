@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from blechrs.params import SortParams
+
 N_PCA = 3
 FEATURE_NAMES = tuple([f"pc{i}" for i in range(N_PCA)] + ["amplitude", "energy"])
-
-
-def _get(params, name, default):
-    if params is None:
-        return default
-    if isinstance(params, dict):
-        return params.get(name, default)
-    return getattr(params, name, default)
 
 
 def training_indices(n: int, max_events: int, seed: int) -> np.ndarray:
@@ -37,12 +31,12 @@ def training_indices(n: int, max_events: int, seed: int) -> np.ndarray:
 
 def peak_index(params, n_samples: int) -> int:
     """Index of the extremum in each waveform (``samples_before``), clipped to the window."""
-    fs = float(_get(params, "sampling_rate", 30000.0))
-    before = float(_get(params, "spike_snapshot_before", 1.0))
+    fs = float(params.extract.sampling_rate)
+    before = float(params.extract.spike_snapshot_before)
     return int(min(max(int(round(before * fs / 1000.0)), 0), max(n_samples - 1, 0)))
 
 
-def compute_features(waveforms: np.ndarray, params=None) -> np.ndarray:
+def compute_features(waveforms: np.ndarray, params: SortParams) -> np.ndarray:
     """Features of one electrode's waveforms (n x L, microvolts) -> n x (N_PCA + 2) float64."""
     w = np.asarray(waveforms, dtype=np.float64)
     if w.ndim != 2:
@@ -51,8 +45,8 @@ def compute_features(waveforms: np.ndarray, params=None) -> np.ndarray:
     d = N_PCA + 2
     if n == 0 or length == 0:
         return np.zeros((n, d), dtype=np.float64)
-    seed = int(_get(params, "random_seed", 0))
-    max_train = int(_get(params, "max_training_events", 10000))
+    seed = int(params.cluster.random_seed)
+    max_train = int(params.cluster.max_training_events)
 
     amplitude = w[:, peak_index(params, length)]
     energy = np.sqrt(np.mean(w * w, axis=1))

@@ -637,12 +637,12 @@ def _refine_choices(waveforms, times, features, choices, solutions, params, samp
                     duration_s, clustered=None):
     from blechrs.core.autosort import ECHO_FRACTION, ECHO_MS, echo_fraction, judge_unit
     from blechrs.core.cluster import Solution
-    from blechrs.core.features import _get, peak_index
+    from blechrs.core.features import peak_index
 
     w = np.asarray(waveforms, dtype=np.float64)  # once: every step below works in float64
     t = np.asarray(times)
     peak = peak_index(params, w.shape[1])
-    sds = float(_get(params, "waveform_threshold", 5.0))
+    sds = float(params.extract.waveform_threshold)
     unit_labels = np.full(len(w), -1, dtype=np.int64)
     for k, c in enumerate(choices):
         sel = np.isin(solutions[c.solution].labels, c.clusters) & (unit_labels < 0)

@@ -24,32 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from blechrs.io.recording import Recording, RecordingError, open_recording
-from blechrs.params import SortParams
+from blechrs.io.atomic import write_text_atomic
+from blechrs.io.params_file import load_params, save_params
+from blechrs.io.paths import info_path, layout_path, params_path, recording_name
+from blechrs.params import ExtractParams, SortParams
 
 INFO_VERSION = "0.0.3"
 LAYOUT_COLUMNS = ("filename", "electrode_ind", "electrode_num", "port", "CAR_group")
 
 
-def experiment_name(directory: str | os.PathLike) -> str:
-    return Path(directory).resolve().name
-
-
-def info_path(directory) -> Path:
-    return Path(directory) / f"{experiment_name(directory)}.info"
-
-
-def layout_path(directory) -> Path:
-    return Path(directory) / f"{experiment_name(directory)}_electrode_layout.csv"
-
-
-def params_path(directory) -> Path:
-    return Path(directory) / f"{experiment_name(directory)}.params"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,7 +81,7 @@ def layout_csv(rows: list[LayoutRow]) -> str:
 def save_layout(directory, rows: list[LayoutRow]) -> Path:
     """Write the layout CSV atomically (callers decide whether overwriting is allowed)."""
     p = layout_path(directory)
-    _atomic_write(p, layout_csv(rows))
+    write_text_atomic(p, layout_csv(rows))
     return p
 
 
@@ -155,7 +138,7 @@ def auto_car_layout(rows: list[LayoutRow], corr, max_clusters: int = 10, seed: i
     (:func:`blechrs.rawqa.auto_car_groups`, ``corr`` = raw channel r matrix indexed by
     electrode_ind). The groups before the split go to an ``original_CAR_group`` column; a layout
     that already has one is split again from those original groups. Nothing is written."""
-    from blechrs.rawqa import auto_car_groups
+    from blechrs.quality.raw_qa import auto_car_groups
 
     base = [r.extra.get("original_CAR_group") or r.car_group for r in rows]
     import numpy as np
@@ -199,7 +182,7 @@ def build_info(directory, rec: Recording, rows: list[LayoutRow]) -> dict[str, An
         groups.setdefault(r.car_group, []).append(r.electrode_ind)
     emg = [r for r in rows if r.is_emg and not r.skipped]
     h = rec.header
-    info = _name_fields(experiment_name(directory))
+    info = _name_fields(recording_name(directory))
     info.update(
         version=INFO_VERSION,
         file_type=rec.file_type,
@@ -301,35 +284,35 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
     if ip.exists() and not force:
         res.skipped.append(ip)
     else:
-        _atomic_write(ip, json.dumps(build_info(directory, rec, rows), indent=2) + "\n")
+        write_text_atomic(ip, json.dumps(build_info(directory, rec, rows), indent=2) + "\n")
         res.written.append(ip)
 
     pp = params_path(directory)
     if pp.exists() and not force:
         res.skipped.append(pp)
         try:
-            saved = SortParams.load(pp)
+            saved = load_params(pp)
             if saved.sampling_rate != rec.sampling_rate:
                 res.warnings.append(f"{pp}: sampling_rate {saved.sampling_rate:g} differs from the recording's "
                                     f"{rec.sampling_rate:g} Hz")
         except ValueError as e:
             res.warnings.append(str(e))
     else:
-        SortParams(sampling_rate=rec.sampling_rate).save(pp)
+        save_params(pp, SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate)))
         res.written.append(pp)
     if qa or auto_car:
-        from blechrs.rawqa import raw_qa
+        from blechrs.quality.raw_qa import raw_qa
 
         try:
-            params = SortParams.load(pp)
+            params = load_params(pp)
         except ValueError:
-            params = SortParams(sampling_rate=rec.sampling_rate)
+            params = SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate))
         res.qa = raw_qa(directory, recording=rec, params=params, channels_in_use=sorted_electrodes(rows))
         if auto_car and lp in res.written:
-            rows = auto_car_layout(rows, res.qa.raw_corr, seed=params.random_seed)
+            rows = auto_car_layout(rows, res.qa.raw_corr, seed=params.cluster.random_seed)
             save_layout(directory, rows)
             if ip in res.written:
-                _atomic_write(ip, json.dumps(build_info(directory, rec, rows), indent=2) + "\n")
+                write_text_atomic(ip, json.dumps(build_info(directory, rec, rows), indent=2) + "\n")
             split = sorted({r.car_group for r in rows} - {r.extra["original_CAR_group"] for r in rows})
             res.warnings.append(f"automatic CAR groups: {', '.join(split) if split else 'no group split'}")
     return res

@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from blechrs import _native
-from blechrs.params import MICROVOLTS_PER_BIT
+
+#: Intan RHD2000 amplifier resolution, the same for every file format.
+MICROVOLTS_PER_BIT = 0.195
 
 PER_CHANNEL = "one file per channel"
 PER_SIGNAL = "one file per signal type"

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from blechrs.params import MICROVOLTS_PER_BIT, SortParams
+from blechrs.io.recording import MICROVOLTS_PER_BIT
+from blechrs.params import ExtractParams, SortParams
 
 QA_DIR = "QA_output"
 _PAD = 3000  # samples of padding read around each window so the band-pass edge effects fall outside
@@ -128,14 +129,14 @@ def raw_qa(directory: str | os.PathLike, recording=None, params: SortParams | No
 
     directory = Path(directory)
     rec = recording if recording is not None else open_recording(directory)
-    params = params or SortParams(sampling_rate=rec.sampling_rate)
-    raw, band = sample_channels(rec, params.n_corr_samples, params.random_seed)
+    params = params or SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate))
+    raw, band = sample_channels(rec, params.quality.n_corr_samples, params.cluster.random_seed)
     r_raw, r_band = correlation(raw), correlation(band)
     res = RawQAResult(directory=directory, n_channels=rec.n_channels, channel_names=list(rec.channel_names),
                       raw_corr=r_raw, band_corr=r_band)
     names = rec.channel_names
     use = set(range(rec.n_channels) if channels_in_use is None else channels_in_use)
-    thr = params.bridged_channel_threshold
+    thr = params.quality.bridged_channel_threshold
     iu, ju = np.triu_indices(rec.n_channels, k=1)
     for i, j in zip(iu, ju):
         if r_band[i, j] > thr and i in use and j in use:

@@ -20,6 +20,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from blechrs.params import SortParams
+
 PLOT_DIR = "blechrs_plots"
 MAX_WAVEFORMS = 40
 MAX_POINTS = 2000
@@ -298,9 +300,9 @@ def solutions_current(directory, electrode: int, meta: dict[str, Any]) -> bool:
 
 def plot_solutions(directory, data: dict[str, Any], params) -> list[str]:
     """One figure per clustering solution of one electrode (from its work-file dict)."""
-    fs = params.sampling_rate
+    fs = params.extract.sampling_rate
     electrode = int(data["electrode"])
-    peak = min(params.samples_before, max(data["waveforms"].shape[1] - 1, 0))
+    peak = min(params.extract.samples_before, max(data["waveforms"].shape[1] - 1, 0))
     out_dir = plot_dir(directory) / f"electrode{electrode:02d}"
     if out_dir.exists():  # solutions of an earlier clustering (e.g. another max_clusters)
         for p in out_dir.glob("solution*.png"):
@@ -314,17 +316,15 @@ def plot_solutions(directory, data: dict[str, Any], params) -> list[str]:
     return made
 
 
-def plot_electrode(directory: str, electrode: int, params_dict: dict[str, Any], solutions: bool = True) -> list[str]:
+def plot_electrode(directory: str, electrode: int, params: SortParams, solutions: bool = True) -> list[str]:
     """The pictures of one electrode: its solutions (if ``solutions``) and its stored units."""
-    from blechrs import store
-    from blechrs.params import SortParams
+    from blechrs.io import paths, unit_store, work_files
 
-    params = SortParams.from_dict(params_dict)
-    fs = params.sampling_rate
-    data = store.load_electrode(store.electrode_path(directory, electrode))
-    peak = min(params.samples_before, max(data["waveforms"].shape[1] - 1, 0))
+    fs = params.extract.sampling_rate
+    data = work_files.load_electrode(paths.electrode_path(directory, electrode))
+    peak = min(params.extract.samples_before, max(data["waveforms"].shape[1] - 1, 0))
     made = plot_solutions(directory, data, params) if solutions else []
-    for u in store.read_units(store.h5_path(directory), waveforms=True, electrode=electrode):
+    for u in unit_store.read_units(paths.h5_path(directory), waveforms=True, electrode=electrode):
         sub = (f"{'single' if u.single_unit else 'multi'}-unit"
                + (", RS" if u.regular_spiking else ", FS" if u.fast_spiking else "")
                + f", SNR {u.snr:.1f}, solution {u.solution} cluster {u.clusters}")
@@ -335,11 +335,11 @@ def plot_electrode(directory: str, electrode: int, params_dict: dict[str, Any], 
 
 def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path:
     """``blechrs_plots/index.html``: every unit and every electrode's solutions, linked."""
-    from blechrs import store
+    from blechrs.io import atomic, paths, unit_store, work_files
 
     directory = Path(directory)
     root = plot_dir(directory)
-    units = store.read_units(store.h5_path(directory), waveforms=False)
+    units = unit_store.read_units(paths.h5_path(directory), waveforms=False)
     name = html.escape(directory.resolve().name)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{name}: blechrs</title>",
              "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
@@ -370,7 +370,7 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
     parts.append("</body></html>\n")
     path = root / "index.html"
     root.mkdir(parents=True, exist_ok=True)
-    store.write_text_atomic(path, "\n".join(parts))
+    atomic.write_text_atomic(path, "\n".join(parts))
     return path
 
 
@@ -399,8 +399,8 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     """Every picture of a recording, one process-pool task per electrode, then the index page.
     With ``redraw_solutions`` False, solution figures already drawn from the current clustering
     (``run`` draws them in the clustering workers) are kept."""
-    from blechrs import store
-    from blechrs.schemes import pipeline
+    from blechrs.io import atomic, paths, unit_store, work_files
+    from blechrs.pipeline import stages as pipeline
 
     directory = Path(directory)
     if electrodes is None:
@@ -412,8 +412,8 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     args = []
     for e in electrodes:
         redo = redraw_solutions or not solutions_current(
-            directory, e, pipeline._read_meta(store.electrode_path(directory, e)))
-        args.append((str(directory), int(e), params.to_dict(), redo))
+            directory, e, pipeline._read_meta(paths.electrode_path(directory, e)))
+        args.append((str(directory), int(e), params, redo))
     # Unit pictures alone are cheap: no worker processes for them.
     heavy = sum(1 for a in args if a[3])
     pipeline._map(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)

@@ -51,7 +51,7 @@ def _jobs(args) -> int:
 
 
 def _params(directory):
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     return pipeline.load_params(directory)
 
 
@@ -99,7 +99,7 @@ def _print_report(report, header: str | None = None) -> None:
 
 
 def cmd_init(args) -> int:
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     res = pipeline.init(args.dir, force=args.force, auto_car=args.auto_car)
     for line in res.lines():
         console.print(line)
@@ -107,7 +107,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     with _Bars(not args.quiet) as bars:
         report = pipeline.run(args.dir, force=args.force, jobs=_jobs(args), plots=not args.no_plots,
                               progress=bars, auto_car=args.auto_car)
@@ -118,9 +118,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     params = _params(args.dir)
-    params.n_jobs = _jobs(args)
+    params.run.n_jobs = _jobs(args)
     with _Bars(not args.quiet) as bars:
         report = pipeline.extract(args.dir, params, force=args.force, progress=bars)
     _print_report(report)
@@ -128,7 +128,7 @@ def cmd_extract(args) -> int:
 
 
 def cmd_cluster(args) -> int:
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     with _Bars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars)
     _print_report(report)
@@ -136,7 +136,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_autosort(args) -> int:
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     with _Bars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars, only_autosort=True)
         pipeline.save_autosort(args.dir, force=args.force, report=report)
@@ -147,12 +147,12 @@ def cmd_autosort(args) -> int:
 
 
 def cmd_post_process(args) -> int:
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
     report, problems, applied = pipeline.post_process(args.dir, args.sort_file)
     for p in problems:
         console.print(f"{args.sort_file}: {p} (nothing saved from it)")
     if not args.no_plots and report.store_written:  # unchanged units keep their pictures
-        from blechrs import plots
+        from blechrs.figures import pictures as plots
         with _Bars(not args.quiet) as bars:
             plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)
     _print_report(report)
@@ -161,7 +161,7 @@ def cmd_post_process(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from blechrs import plots
+    from blechrs.figures import pictures as plots
     with _Bars(not args.quiet) as bars:
         index = plots.plot_recording(args.dir, _params(args.dir), jobs=_jobs(args), progress=bars)
     console.print(f"pictures: {index}")
@@ -169,8 +169,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_arrays(args) -> int:
-    from blechrs import arrays
-    from blechrs.schemes import pipeline
+    from blechrs.trials import arrays
+    from blechrs.pipeline import stages as pipeline
 
     result = arrays.make_arrays(args.dir, pipeline.load_params(args.dir))
     out.print(result)
@@ -178,26 +178,26 @@ def cmd_arrays(args) -> int:
 
 
 def cmd_qa(args) -> int:
-    from blechrs import qa
-    from blechrs.schemes import pipeline
+    from blechrs.quality import unit_qa as qa
+    from blechrs.pipeline import stages as pipeline
 
     out.print(qa.unit_qa(args.dir, pipeline.load_params(args.dir), pictures=not args.no_plots))
     return 0
 
 
 def cmd_demo(args) -> int:
-    from blechrs import demo
+    from blechrs.cli.main import demo
     return demo.main(args, console, out)
 
 
 def _copy_raw(directory) -> None:
     """Store the raw amplifier channels in ``<name>.h5:/raw/electrodeNN`` (blech_clust's layout)."""
-    from blechrs import store
+    from blechrs.io import paths
     from blechrs.io import copy_raw, open_recording
-    from blechrs.schemes import pipeline
+    from blechrs.pipeline import stages as pipeline
 
-    written = copy_raw(open_recording(directory), store.h5_path(directory), pipeline.sorted_electrodes(directory))
-    console.print(f"raw channels copied to {store.h5_path(directory)}:/raw ({len(written)} electrodes)")
+    written = copy_raw(open_recording(directory), paths.h5_path(directory), pipeline.sorted_electrodes(directory))
+    console.print(f"raw channels copied to {paths.h5_path(directory)}:/raw ({len(written)} electrodes)")
 
 
 # ------------------------------------------------------------------------------------------------

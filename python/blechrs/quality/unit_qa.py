@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from blechrs.arrays import (
+from blechrs.trials.arrays import (
     TRIAL_TABLE_NAME,
     AtomicStore,
     TrialTable,
@@ -48,7 +48,7 @@ from blechrs.arrays import (
     unit_electrodes,
 )
 from blechrs.params import SortParams
-from blechrs.plots import PLOT_DIR
+from blechrs.figures.pictures import PLOT_DIR
 
 __all__ = [
     "unit_similarity",
@@ -251,30 +251,30 @@ def drift_check(
     onsets, tastes = onsets[order], np.asarray(tastes, dtype=object)[order]
     if n_samples is not None and np.ndim(n_samples):
         n_samples = np.asarray(n_samples)[order]
-    pre = int(round(p.drift_baseline_ms * fs / 1000.0))
-    post = int(round(p.drift_post_ms * fs / 1000.0))
+    pre = int(round(p.quality.drift_baseline_ms * fs / 1000.0))
+    post = int(round(p.quality.drift_post_ms * fs / 1000.0))
     keep = onsets - pre >= 0
     if n_samples is not None:
         keep &= onsets + post <= n_samples
     onsets, tastes = onsets[keep], tastes[keep]
-    group = trial_group(len(onsets), p.n_trial_bins)
+    group = trial_group(len(onsets), p.quality.n_trial_bins)
     out = []
     for times in unit_times:
         t = np.sort(np.asarray(times, dtype=np.int64))
         rec: dict[str, Any] = {"n_trials": int(len(onsets))}
-        for label, lo, hi, ms in (("baseline", onsets - pre, onsets, p.drift_baseline_ms),
-                                  ("response", onsets, onsets + post, p.drift_post_ms)):
+        for label, lo, hi, ms in (("baseline", onsets - pre, onsets, p.quality.drift_baseline_ms),
+                                  ("response", onsets, onsets + post, p.quality.drift_post_ms)):
             counts = _window_counts(t, lo, hi).astype(np.float64)
             f, pv, df1, df2 = group_f_test(counts, group, tastes) if len(counts) else (math.nan, math.nan, 0, 0)
             rec[label] = {
                 "F": f, "p": pv, "df": [df1, df2],
                 "group_rate_hz": [float(counts[group == g].mean() * 1000.0 / ms) if np.any(group == g) else math.nan
-                                  for g in range(p.n_trial_bins)],
+                                  for g in range(p.quality.n_trial_bins)],
             }
         # Bonferroni over the two windows: a stable unit is flagged with probability ~alpha, not
         # ~2 alpha (blech_clust warns on either test at alpha)
         rec["flagged"] = any(
-            not math.isnan(rec[k]["p"]) and rec[k]["p"] < p.drift_alpha / 2 for k in ("baseline", "response")
+            not math.isnan(rec[k]["p"]) and rec[k]["p"] < p.quality.drift_alpha / 2 for k in ("baseline", "response")
         )
         out.append(rec)
     return out
@@ -307,7 +307,7 @@ class UnitPictures:
         self.no_wave = self.ax_w.text(0.5, 0.5, "no waveforms", ha="center", va="center", transform=self.ax_w.transAxes)
         self.ax_w.set_xlabel("ms from extremum")
         self.ax_w.set_ylabel("µV")
-        self.pre_ms, self.post_ms = params.spike_array_durations
+        self.pre_ms, self.post_ms = params.trials.spike_array_durations
         self.groups: list[tuple[Any, np.ndarray, np.ndarray]] = []  # (collection, onsets, rows)
         colors = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
         row = 0
@@ -337,7 +337,7 @@ class UnitPictures:
         has = wf.ndim == 2 and wf.shape[0] > 0 and wf.shape[1] > 1
         self.no_wave.set_visible(not has)
         if has:
-            x = (np.arange(wf.shape[1]) - self.params.samples_before) * 1000.0 / fs
+            x = (np.arange(wf.shape[1]) - self.params.extract.samples_before) * 1000.0 / fs
             rng = np.random.default_rng(self.seed)
             pick = np.sort(rng.choice(wf.shape[0], size=min(200, wf.shape[0]), replace=False))
             nan = np.full((len(pick), 1), np.nan)
@@ -510,7 +510,7 @@ PARALLEL_PICTURES = 16
 
 
 def _draw_chunk(trials, fs: float, params: SortParams, chunk: list) -> list[Path]:
-    drawer = UnitPictures(trials, fs, params, seed=params.random_seed)
+    drawer = UnitPictures(trials, fs, params, seed=params.cluster.random_seed)
     return [drawer.save(path, title, wf, t) for path, title, wf, t in chunk]
 
 
@@ -518,7 +518,7 @@ def _draw_unit_pictures(trials, fs: float, params: SortParams, to_draw: list, jo
                         progress: Callable[[int, int], None] | None) -> list[Path]:
     """The unit pictures, in one process or split between ``jobs`` spawned workers."""
     if jobs <= 1 or len(to_draw) < PARALLEL_PICTURES:
-        drawer = UnitPictures(trials, fs, params, seed=params.random_seed)
+        drawer = UnitPictures(trials, fs, params, seed=params.cluster.random_seed)
         out = []
         for i, (path, title, wf, t) in enumerate(to_draw):
             out.append(drawer.save(path, title, wf, t))
@@ -571,7 +571,7 @@ def unit_qa(
     if recording is not None:
         sampling_rate = sampling_rate or float(recording.sampling_rate)
         n_samples = n_samples if n_samples is not None else int(recording.n_samples)
-    fs = float(sampling_rate or p.sampling_rate)
+    fs = float(sampling_rate or p.extract.sampling_rate)
     h5path = store_path(directory)
     units = _load_units(h5path, waveforms=pictures)
     warnings: list[str] = []
@@ -590,18 +590,18 @@ def unit_qa(
 
     names = [u["name"] for u in units]
     times = [u["times"] for u in units]
-    sim = unit_similarity(times, fs, p.similarity_window_ms)
+    sim = unit_similarity(times, fs, p.quality.similarity_window_ms)
     counts = [len(t) for t in times]
-    viol = similarity_violations(sim, counts, names, p.similarity_cutoff, p.similarity_waveform_count_cutoff)
+    viol = similarity_violations(sim, counts, names, p.quality.similarity_cutoff, p.quality.similarity_waveform_count_cutoff)
     limit: Any = n_samples
     if limit is None and trials is not None and trials.valid_end_bin is not None:
         # the trial table says which bins of each spike window hold recorded samples
-        pre_bins = round(p.spike_array_durations[0] / p.spike_array_bin_ms)
-        spb = fs * p.spike_array_bin_ms / 1000.0
+        pre_bins = round(p.trials.spike_array_durations[0] / p.trials.spike_array_bin_ms)
+        spb = fs * p.trials.spike_array_bin_ms / 1000.0
         limit = np.floor(trials.start - pre_bins * spb + trials.valid_end_bin * spb).astype(np.int64)
     drift = (drift_check(times, trials.start, trials.taste, fs, p, limit)
              if trials is not None and len(trials) else [None] * len(units))
-    if trials is not None and len(trials) and drift and drift[0]["n_trials"] < 2 * p.n_trial_bins:
+    if trials is not None and len(trials) and drift and drift[0]["n_trials"] < 2 * p.quality.n_trial_bins:
         warnings.append(f"only {drift[0]['n_trials']} usable trials: too few for a drift test")
 
     out_dir = directory / QA_DIR
@@ -650,13 +650,13 @@ def unit_qa(
         "sampling_rate": fs,
         "similarity": {
             "definition": "matrix[i][j] = % of unit i's spikes with a unit-j spike at most window_ms away",
-            "window_ms": p.similarity_window_ms, "cutoff_pct": p.similarity_cutoff,
+            "window_ms": p.quality.similarity_window_ms, "cutoff_pct": p.quality.similarity_cutoff,
             "units": names, "matrix": sim,
         },
         "similarity_violations": viol,
         "drift": {
-            "n_trial_bins": p.n_trial_bins, "baseline_ms": p.drift_baseline_ms, "response_ms": p.drift_post_ms,
-            "alpha": p.drift_alpha, "test": "F test of trial group beyond taste (linear model); flagged if "
+            "n_trial_bins": p.quality.n_trial_bins, "baseline_ms": p.quality.drift_baseline_ms, "response_ms": p.quality.drift_post_ms,
+            "alpha": p.quality.drift_alpha, "test": "F test of trial group beyond taste (linear model); flagged if "
             "p < alpha / 2 in either window (Bonferroni)",
         },
         "units": records,
@@ -669,10 +669,10 @@ def unit_qa(
             if "/unit_distances" in h5:
                 h5.remove_node("/unit_distances")
             arr = h5.create_array("/", "unit_distances", sim, title="% of row unit's spikes within "
-                                  f"{p.similarity_window_ms:g} ms of a column unit's spike")
+                                  f"{p.quality.similarity_window_ms:g} ms of a column unit's spike")
             arr.attrs.units = names
-    lines = [f"# pairs with > {p.similarity_cutoff:g}% of either unit's spikes within "
-             f"{p.similarity_window_ms:g} ms of the other's"]
+    lines = [f"# pairs with > {p.quality.similarity_cutoff:g}% of either unit's spikes within "
+             f"{p.quality.similarity_window_ms:g} ms of the other's"]
     lines += [f"{v['unit_a']}\t{v['unit_b']}\t{v['pct_a_in_b']:.2f}% of {v['unit_a']}\t{v['pct_b_in_a']:.2f}% of "
               f"{v['unit_b']}\tspikes {v['spikes_a']}/{v['spikes_b']}" + ("\tsimilar counts" if v["similar_counts"] else "")
               for v in viol]

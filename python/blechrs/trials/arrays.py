@@ -55,7 +55,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from blechrs.params import MICROVOLTS_PER_BIT, SortParams
+from blechrs.io.recording import MICROVOLTS_PER_BIT
+from blechrs.io.params_file import load_params
+from blechrs.params import SortParams
 
 __all__ = [
     "TrialConfig",
@@ -550,11 +552,11 @@ def unit_electrodes(h5path: str | os.PathLike) -> list[int]:
 def recording_cutoffs(directory: str | os.PathLike, electrodes: Sequence[int]) -> dict[int, int]:
     """Per electrode, the sample where extraction found the recording cut off (headstage fell
     off, spec 4.2), from the extraction work files; electrodes without one are left out."""
-    from blechrs import store
+    from blechrs.io import paths
 
     out = {}
     for e in sorted(set(int(x) for x in electrodes if x >= 0)):
-        path = store.electrode_path(directory, e)
+        path = paths.electrode_path(directory, e)
         if not path.exists():
             continue
         try:
@@ -699,7 +701,7 @@ def directory_params(directory: str | os.PathLike) -> SortParams:
     """``DIR/<name>.params`` if it exists, else the defaults."""
     d = Path(directory)
     p = d / f"{d.resolve().name}.params"
-    return SortParams.load(p) if p.exists() else SortParams()
+    return load_params(p) if p.exists() else SortParams()
 
 
 def _open_recording(directory: Path):
@@ -740,23 +742,23 @@ def make_arrays(
     if recording is not None:
         sampling_rate = sampling_rate or float(recording.sampling_rate)
         n_samples = n_samples if n_samples is not None else int(recording.n_samples)
-    fs = float(sampling_rate or params.sampling_rate)
+    fs = float(sampling_rate or params.extract.sampling_rate)
     info_source = "info"
     if info is None:
         info, p = load_info(directory)
         info_source = str(p) if p else "defaults"
     config = trial_config(info, digital_inputs, source=info_source)
-    durations = tuple(float(v) for v in params.spike_array_durations)
-    bin_ms = float(params.spike_array_bin_ms)
+    durations = tuple(float(v) for v in params.trials.spike_array_durations)
+    bin_ms = float(params.trials.spike_array_bin_ms)
     _bins(durations, bin_ms, fs)  # validate before touching any file
 
     trials = build_trials(digital_inputs, config, fs)
     unit_names, unit_times = load_unit_times(h5path)
     # Spikes exist only up to where extraction cut the recording (headstage fell off): bins past
     # the earliest cut of any electrode with units are outside the data, like bins past the end.
-    from blechrs import store
+    from blechrs.io import paths
 
-    has_work = store.work_dir(directory).exists()
+    has_work = paths.work_dir(directory).exists()
     cut = recording_cutoffs(directory, unit_electrodes(h5path)) if unit_names and has_work else {}
     data_end = n_samples
     if cut:

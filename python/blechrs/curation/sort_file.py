@@ -242,16 +242,16 @@ def split_events(features: np.ndarray, waveforms: np.ndarray, n: int, params: An
         raise ValueError(f"cannot split {len(x)} events into {n} sub-clusters")
     if len(np.unique(x, axis=0)) < n:
         raise ValueError(f"cannot split into {n} sub-clusters: only {len(np.unique(x, axis=0))} distinct events")
-    model = GaussianMixture(n_components=n, covariance_type="full", max_iter=int(params.num_iter),
-                            tol=float(params.thresh), n_init=int(params.num_restarts), reg_covar=1e-4,
-                            random_state=int(params.random_seed))
+    model = GaussianMixture(n_components=n, covariance_type="full", max_iter=int(params.cluster.num_iter),
+                            tol=float(params.cluster.thresh), n_init=int(params.cluster.num_restarts), reg_covar=1e-4,
+                            random_state=int(params.cluster.random_seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x)
     if not model.converged_:
-        raise ValueError(f"the split into {n} sub-clusters did not converge in {params.num_iter} iterations")
+        raise ValueError(f"the split into {n} sub-clusters did not converge in {params.cluster.num_iter} iterations")
     labels = model.predict(x)
-    peak = min(params.samples_before, waveforms.shape[1] - 1)
+    peak = min(params.extract.samples_before, waveforms.shape[1] - 1)
     size = np.array([np.abs(waveforms[labels == k, peak].mean()) if np.any(labels == k) else -1.0
                      for k in range(n)])
     order = np.lexsort((np.arange(n), -size))
@@ -355,7 +355,7 @@ def write_applied_report(sort_file: str | os.PathLike, all_cells: list[dict[str,
     ``unit_info[id(selection)]`` holds ``unit_name``, ``spikes``, ``isi_1ms_pct``, ``isi_2ms_pct``.
     A row that made several units (a split) gets one line per unit.
     """
-    from blechrs.store import write_text_atomic
+    from blechrs.io.atomic import write_text_atomic
 
     report = applied_report_path(sort_file)
     if report.resolve() == Path(sort_file).resolve():

@@ -1,4 +1,4 @@
-"""The unit store ``DIR/<name>.h5`` and the per-electrode work files ``DIR/blechrs_work/``.
+"""The unit store ``DIR/<name>.h5``: the one reader and writer of sorted units.
 
 The HDF5 layout is blech_clust's (spec 7.3), so its tools read blechrs's units:
 
@@ -14,16 +14,13 @@ metrics) and the attributes ``solution``, ``clusters`` and ``source`` on each un
 where the unit came from. Units are numbered in electrode order.
 
 Every write is atomic: the new file is written next to the old one and renamed over it, so a
-crash leaves the previous results intact and readable. The work files (one ``electrodeNN.npz``
-per electrode: waveforms, times, features, every clustering solution) are written the same way.
+crash leaves the previous results intact and readable.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,11 +28,10 @@ from typing import Any, Iterable
 import numpy as np
 import tables
 
+from blechrs.io.atomic import atomic_path
+
 #: Nodes computed from the units; a new set of units makes them stale, so they are not carried over.
 DERIVED_FROM_UNITS = ("sorted_units", "unit_descriptor", "spike_trains", "unit_distances")
-
-WORK_DIR = "blechrs_work"
-
 
 class sorted_unit_metadata(tables.IsDescription):  # noqa: N801 - blech_clust's name
     electrode_number = tables.Int32Col()
@@ -92,17 +88,6 @@ def unit_hash(electrode: int, waveform_count: int, taken: set[str] | None = None
     return h
 
 
-def h5_path(directory: str | os.PathLike) -> Path:
-    directory = Path(directory)
-    return directory / f"{directory.resolve().name}.h5"
-
-
-def _temp_beside(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str, Any] | None = None) -> list[str]:
     """Replace the sorted units of ``path`` by ``units`` (atomically). Returns the unit names.
 
@@ -114,9 +99,8 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     units = sorted(units, key=lambda u: u.electrode)
-    tmp = _temp_beside(path)
     names: list[str] = []
-    try:
+    with atomic_path(path, suffix=".h5") as tmp:
         with tables.open_file(str(tmp), "w", title="blechrs sorted units") as out:
             if path.exists():
                 with tables.open_file(str(path), "r") as old:
@@ -160,10 +144,6 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
                 g._v_attrs.clusters = str(unit.clusters)
                 g._v_attrs.source = str(unit.source)
             descriptor.flush()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return names
 
 
@@ -219,76 +199,3 @@ def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int |
                 source=str(attrs.source) if "source" in attrs._v_attrnames else "",
             ))
     return out
-
-
-# ------------------------------------------------------------------------------------------------
-# Per-electrode work files
-
-
-def work_dir(directory: str | os.PathLike) -> Path:
-    return Path(directory) / WORK_DIR
-
-
-def electrode_path(directory: str | os.PathLike, electrode: int) -> Path:
-    return work_dir(directory) / f"electrode{int(electrode):02d}.npz"
-
-
-def save_electrode(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    """Write one electrode's work file atomically. Values: numpy arrays, numbers, strings, or
-    JSON-able dicts/lists (stored as JSON text under their key)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, np.ndarray):
-            arrays[key] = value
-        else:
-            meta[key] = value
-    arrays["__meta__"] = np.array(json.dumps(meta, sort_keys=True, default=_json_default))
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None) -> dict[str, Any]:
-    """Read a work file back into a dict (arrays plus the scalar/JSON values); ``arrays``: read
-    only these arrays (those present), e.g. ("times", "waveforms")."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            wanted = [k for k in z.files if k != "__meta__" and (arrays is None or k in arrays)]
-            data: dict[str, Any] = {k: z[k] for k in wanted}
-            meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{path}: unreadable work file ({e})") from None
-    data.update(meta)
-    return data
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in a work file")
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    tmp = _temp_beside(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

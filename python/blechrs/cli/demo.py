@@ -159,9 +159,9 @@ def main(args, console, out) -> int:
     from rich import box
     from rich.table import Table
 
-    from blechrs import store
-    from blechrs.cli import _Bars, units_table
-    from blechrs.schemes import pipeline
+    from blechrs.io import paths, unit_store
+    from blechrs.cli.main import _Bars, units_table
+    from blechrs.pipeline import stages as pipeline
     from blechrs.simulate import Simulation
 
     tmp = None
@@ -186,7 +186,7 @@ def main(args, console, out) -> int:
                                   force=True)
         t_sort = time.perf_counter() - t1
         out.print(units_table(report.units, f"{len(report.units)} sorted units"))
-        units = store.read_units(store.h5_path(directory), waveforms=False)
+        units = unit_store.read_units(paths.h5_path(directory), waveforms=False)
         scores, unmatched = score_sorting(gt.spike_times, gt.unit_channel, {u.name: u.times for u in units},
                                           gt.sampling_rate, sorted_channels={u.name: u.electrode for u in units})
         t = Table(title="accuracy per ground-truth unit (0.4 ms, Hungarian)", title_justify="left", box=box.SIMPLE_HEAD)

@@ -34,65 +34,24 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from blechrs import store
-from blechrs.core import sort_file as sf
+from blechrs.io import atomic, paths, unit_store, work_files
+from blechrs.curation import sort_file as sf
+from blechrs.errors import PipelineError
+from blechrs.io.params_file import load_params as load_params_file
 from blechrs.params import SortParams
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total)."""
 
-#: Parameters whose change invalidates the extraction (the rest only affect later stages).
-EXTRACT_KEYS = (
-    "sampling_rate", "use_car", "bandpass_lower_cutoff", "bandpass_upper_cutoff", "bandpass_order",
-    "voltage_cutoff", "max_breach_rate", "max_secs_above_cutoff", "max_mean_breach_rate_persec",
-    "waveform_threshold", "use_rolling_threshold", "rolling_threshold_window", "rolling_threshold_step",
-    "spike_polarity", "dead_time_ms", "spike_snapshot_before", "spike_snapshot_after", "align_subsample",
-    "noise_subsample",
-)
-CLUSTER_KEYS = (
-    "max_clusters", "num_iter", "thresh", "num_restarts", "max_autosort_clusters", "max_training_events",
-    "autosort_base_clusters",
-    "wf_amplitude_sd_cutoff", "random_seed", "cluster_threshold",
-)
-#: Parameters that never change a sort (execution, arrays, QA).
-NON_SORT_KEYS = (
-    "n_jobs", "extract_memory_mb", "spike_array_durations", "spike_array_bin_ms", "similarity_cutoff",
-    "similarity_window_ms", "bridged_channel_threshold", "n_corr_samples", "similarity_waveform_count_cutoff",
-    "n_trial_bins", "drift_baseline_ms", "drift_post_ms", "drift_alpha",
-)
-#: Every other parameter may change auto-sort's decisions (new auto-sort parameters count too).
-AUTOSORT_KEYS = tuple(f.name for f in dataclasses.fields(SortParams)
-                      if f.name not in EXTRACT_KEYS + CLUSTER_KEYS + NON_SORT_KEYS)
-WORK_VERSION = 1
-
-
-class PipelineError(RuntimeError):
-    """A problem with the user's input (one clear line)."""
-
-
 # ------------------------------------------------------------------------------------------------
 # Small helpers
 
 
-def recording_name(directory: str | os.PathLike) -> str:
-    return Path(directory).resolve().name
-
-
-def params_path(directory: str | os.PathLike) -> Path:
-    return Path(directory) / f"{recording_name(directory)}.params"
-
-
 def load_params(directory: str | os.PathLike) -> SortParams:
-    path = params_path(directory)
+    path = paths.params_path(directory)
     if not path.exists():
         raise PipelineError(f"{path}: no parameter file; run `blechrs init {directory}` first")
-    return SortParams.load(path)
-
-
-def fingerprint(params: SortParams, keys: Sequence[str], extra: Any = None) -> str:
-    d = params.to_dict()
-    text = json.dumps({k: d[k] for k in keys} | {"__extra__": extra, "__v__": WORK_VERSION}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return load_params_file(path)
 
 
 def read_layout(directory: str | os.PathLike):
@@ -121,14 +80,14 @@ def quiet_reason(data: dict[str, Any], params: SortParams) -> str | None:
         return "dead channel"
     if n == 0:
         return "no events"
-    if n < params.max_clusters:
-        return f"{n} events, fewer than max_clusters ({params.max_clusters})"
+    if n < params.cluster.max_clusters:
+        return f"{n} events, fewer than max_clusters ({params.cluster.max_clusters})"
     return None
 
 
 def duration_s(data: dict[str, Any], params: SortParams) -> float:
     n = int(data.get("cutoff_sample") or data.get("n_samples") or 0)
-    return n / params.sampling_rate if n > 0 else 0.0
+    return n / params.extract.sampling_rate if n > 0 else 0.0
 
 
 def unit_metrics(data: dict[str, Any], indices: np.ndarray, params: SortParams) -> dict[str, float]:
@@ -136,9 +95,9 @@ def unit_metrics(data: dict[str, Any], indices: np.ndarray, params: SortParams) 
     _, _, _, metrics = _core()
     member = np.zeros(len(data["times"]), dtype=bool)
     member[indices] = True
-    peak = min(params.samples_before, data["waveforms"].shape[1] - 1)
+    peak = min(params.extract.samples_before, data["waveforms"].shape[1] - 1)
     m = metrics.unit_metrics(data["waveforms"], data["times"], data["features"], member,
-                             params.sampling_rate, float(data.get("mad_val", 0.0)), duration_s(data, params),
+                             params.extract.sampling_rate, float(data.get("mad_val", 0.0)), duration_s(data, params),
                              peak)
     return _jsonable(m)
 
@@ -205,7 +164,7 @@ def _autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
         kinds = {k: v for k, v in data["solution_kinds"].items() if v != "templates"}
         choices = autosort.autosort_electrode(
             data["waveforms"], data["times"], data["features"], solutions, params,
-            sampling_rate=params.sampling_rate, mad_val=float(data.get("mad_val", 0.0)),
+            sampling_rate=params.extract.sampling_rate, mad_val=float(data.get("mad_val", 0.0)),
             duration_s=duration_s(data, params), clustered=data.get("clustered"))
         for number, sol in solutions.items():
             if sol.kind == "templates":  # added by auto-sort
@@ -226,7 +185,7 @@ def _autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
                               reason=str(getattr(choice, "reason", ""))))
     out["auto_labels"] = auto_labels
     out["auto_units"] = units
-    out["fp_autosort"] = fingerprint(params, AUTOSORT_KEYS)
+    out["fp_autosort"] = params.fingerprint("autosort")
     return out
 
 
@@ -237,14 +196,14 @@ def events_to_cluster(data: dict[str, Any], params: SortParams) -> np.ndarray:
     n = len(data["times"])
     everything = np.ones(n, dtype=bool)
     noise = np.atleast_1d(np.asarray(data.get("noise", []), dtype=np.float64))
-    if n == 0 or params.cluster_threshold <= params.waveform_threshold or noise.size == 0:
+    if n == 0 or params.cluster.cluster_threshold <= params.extract.waveform_threshold or noise.size == 0:
         return everything
-    step = max(1, int(round(params.rolling_threshold_step * params.sampling_rate)))
-    window = np.minimum(np.asarray(data["times"]) // step, noise.size - 1) if params.use_rolling_threshold \
+    step = max(1, int(round(params.extract.rolling_threshold_step * params.extract.sampling_rate)))
+    window = np.minimum(np.asarray(data["times"]) // step, noise.size - 1) if params.extract.use_rolling_threshold \
         else np.zeros(n, dtype=np.int64)
-    peak = min(params.samples_before, data["waveforms"].shape[1] - 1)
-    big = np.abs(np.asarray(data["waveforms"])[:, peak]) >= params.cluster_threshold * noise[window]
-    return big if big.sum() >= params.max_clusters else everything
+    peak = min(params.extract.samples_before, data["waveforms"].shape[1] - 1)
+    big = np.abs(np.asarray(data["waveforms"])[:, peak]) >= params.cluster.cluster_threshold * noise[window]
+    return big if big.sum() >= params.cluster.max_clusters else everything
 
 
 def cluster_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
@@ -275,7 +234,7 @@ def _cluster_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
             out["solution_kinds"][str(number)] = sol.kind
     out["status"] = "ok" if reason is None else reason
     out["stage"] = "clustered"
-    out["fp_cluster"] = fingerprint(params, CLUSTER_KEYS)
+    out["fp_cluster"] = params.fingerprint("cluster")
     return _autosort_data(out, params)
 
 
@@ -292,9 +251,9 @@ def extraction_to_data(d: dict[str, Any], params: SortParams, n_samples: int) ->
     data["dead"] = bool(d.get("dead", False))
     data["n_samples"] = int(n_samples)
     data["n_events"] = int(len(data["times"]))
-    data["sampling_rate"] = float(params.sampling_rate)
+    data["sampling_rate"] = float(params.extract.sampling_rate)
     data["stage"] = "extracted"
-    data["fp_extract"] = fingerprint(params, EXTRACT_KEYS)
+    data["fp_extract"] = params.fingerprint("extract")
     return data
 
 
@@ -306,8 +265,8 @@ def _open(directory: str | os.PathLike):
 def _extract(recording, electrodes: Sequence[int], groups: Sequence[int], params: SortParams,
              progress: Callable | None = None) -> list[dict[str, Any]]:
     from blechrs import kernels
-    return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), params.to_dict(),
-                                      progress=progress)
+    flat = dataclasses.asdict(params.extract) | {"n_jobs": params.run.n_jobs}
+    return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), flat, progress=progress)
 
 
 def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: SortParams | None = None
@@ -316,7 +275,7 @@ def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: Sor
     group), features, clustering solutions, auto-sort. Returns the work-file dict; writes nothing."""
     params = params or load_params(recording_dir)
     rec = _open(recording_dir)
-    groups = car_group_ids(read_layout(recording_dir), rec.n_channels, params.use_car)
+    groups = car_group_ids(read_layout(recording_dir), rec.n_channels, params.extract.use_car)
     (result,) = _extract(rec, [electrode], groups, params)
     return cluster_data(extraction_to_data(result, params, rec.n_samples), params)
 
@@ -325,16 +284,15 @@ def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: Sor
 # Jobs run in worker processes (top-level so they pickle)
 
 
-def _cluster_job(directory: str, electrode: int, params_dict: dict[str, Any], only_autosort: bool,
+def _cluster_job(directory: str, electrode: int, params: SortParams, only_autosort: bool,
                  plots: bool = False) -> dict:
-    params = SortParams.from_dict(params_dict)
-    path = store.electrode_path(directory, electrode)
-    data = store.load_electrode(path)
+    path = paths.electrode_path(directory, electrode)
+    data = work_files.load_electrode(path)
     data = autosort_data(data, params) if only_autosort else cluster_data(data, params)
-    store.save_electrode(path, data)
+    work_files.save_electrode(path, data)
     if plots and not only_autosort:
         # Solution pictures while the electrode is in memory, in the worker that clustered it.
-        from blechrs import plots as plots_mod
+        from blechrs.figures import pictures as plots_mod
         plots_mod.plot_solutions(directory, data, params)
     return electrode_summary(data)
 
@@ -466,7 +424,7 @@ def needs_init(directory: str | os.PathLike) -> bool:
 
 def _work_state(directory, electrode: int, params: SortParams) -> str:
     """'none', 'extracted' or 'clustered' (valid for the current parameters)."""
-    path = store.electrode_path(directory, electrode)
+    path = paths.electrode_path(directory, electrode)
     if not path.exists():
         return "none"
     try:
@@ -474,10 +432,10 @@ def _work_state(directory, electrode: int, params: SortParams) -> str:
             meta = json.loads(str(z["__meta__"]))
     except Exception:  # an unreadable work file is redone
         return "none"
-    if meta.get("fp_extract") != fingerprint(params, EXTRACT_KEYS):
+    if meta.get("fp_extract") != params.fingerprint("extract"):
         return "none"
-    if meta.get("stage") == "clustered" and meta.get("fp_cluster") == fingerprint(params, CLUSTER_KEYS):
-        if meta.get("fp_autosort") == fingerprint(params, AUTOSORT_KEYS):
+    if meta.get("stage") == "clustered" and meta.get("fp_cluster") == params.fingerprint("cluster"):
+        if meta.get("fp_autosort") == params.fingerprint("autosort"):
             return "clustered"
         return "autosort-stale"
     return "extracted"
@@ -498,8 +456,8 @@ def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_sampl
                        params: SortParams) -> list[list[int]]:
     """Electrodes to extract per engine pass: one CAR group per pass (the engine reads a group's
     channels together), split so the expected waveforms (50 events/s) fit ``extract_memory_mb``."""
-    per_electrode = (n_samples / params.sampling_rate) * 50.0 * (params.samples_before + params.samples_after) * 4
-    size = max(1, int(params.extract_memory_mb * 2**20 // max(per_electrode, 1.0)))
+    per_electrode = (n_samples / params.extract.sampling_rate) * 50.0 * (params.extract.samples_before + params.extract.samples_after) * 4
+    size = max(1, int(params.run.extract_memory_mb * 2**20 // max(per_electrode, 1.0)))
     by_group: dict[int, list[int]] = {}
     for e in electrodes:
         by_group.setdefault(groups[e] if 0 <= e < len(groups) else -1, []).append(e)
@@ -529,7 +487,7 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
         if bad:
             raise PipelineError(f"electrode {bad[0]} is not a channel of {directory} "
                                 f"({rec.n_channels} amplifier channels)")
-        groups = car_group_ids(rows, rec.n_channels, params.use_car)
+        groups = car_group_ids(rows, rec.n_channels, params.extract.use_car)
 
         last = [1]
 
@@ -546,7 +504,7 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
                                else engine_progress)
             for d in results:
                 data = extraction_to_data(d, params, rec.n_samples)
-                store.save_electrode(store.electrode_path(directory, data["electrode"]), data)
+                work_files.save_electrode(paths.electrode_path(directory, data["electrode"]), data)
             results = None  # free this batch before the next
             if progress and len(batches) > 1:
                 progress("extract", i + 1, len(batches))
@@ -568,7 +526,7 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     report = report or RunReport(directory)
     t0 = time.perf_counter()
     wanted = sorted_electrodes(directory)
-    missing = [e for e in wanted if not store.electrode_path(directory, e).exists()]
+    missing = [e for e in wanted if not paths.electrode_path(directory, e).exists()]
     if missing:
         raise PipelineError(f"electrode {missing[0]} has not been extracted; run `blechrs extract {directory}`")
     states = {e: _work_state(directory, e, params) for e in wanted}
@@ -580,36 +538,36 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         not_clustered = [e for e, st in states.items() if st == "extracted"]
         if not_clustered:
             raise PipelineError(f"electrode {not_clustered[0]} has not been clustered; run `blechrs cluster {directory}`")
-        todo = [(str(directory), e, params.to_dict(), True, False) for e in wanted]
+        todo = [(str(directory), e, params, True, False) for e in wanted]
     else:
-        todo = [(str(directory), e, params.to_dict(), states[e] == "autosort-stale" and not force, plots)
+        todo = [(str(directory), e, params, states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
-    size = {e: int(_read_meta(store.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
+    size = {e: int(_read_meta(paths.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
     todo.sort(key=lambda t: (-size[t[1]], t[1]))
     _map(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
-    report.electrodes = [electrode_summary(_read_meta(store.electrode_path(directory, e))) for e in wanted]
+    report.electrodes = [electrode_summary(_read_meta(paths.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
     return report
 
 
 def _units_from_selections(directory, selections: Iterable[sf.Selection], params: SortParams,
                            metrics_of: Callable[[sf.Selection, dict], dict], needs_arrays: Sequence[str] | None = None
-                           ) -> tuple[list[store.Unit], list[sf.Selection]]:
+                           ) -> tuple[list[unit_store.Unit], list[sf.Selection]]:
     """Units in electrode order (stable within an electrode) and their selections in that order.
     ``needs_arrays``: the work-file arrays ``metrics_of`` uses besides times and waveforms (None: all)."""
     if needs_arrays is not None:
         needs_arrays = ("times", "waveforms", *needs_arrays)
-    units: list[store.Unit] = []
+    units: list[unit_store.Unit] = []
     ordered: list[sf.Selection] = []
     by_electrode: dict[int, list[sf.Selection]] = {}
     for s in selections:
         by_electrode.setdefault(s.electrode, []).append(s)
     for electrode in sorted(by_electrode):
-        data = store.load_electrode(store.electrode_path(directory, electrode), arrays=needs_arrays)
+        data = work_files.load_electrode(paths.electrode_path(directory, electrode), arrays=needs_arrays)
         for sel in by_electrode[electrode]:
             m = metrics_of(sel, data)
-            units.append(store.Unit(
+            units.append(unit_store.Unit(
                 electrode=electrode, times=data["times"][sel.indices], waveforms=data["waveforms"][sel.indices],
                 single_unit=sel.single_unit, regular_spiking=sel.regular_spiking, fast_spiking=sel.fast_spiking,
                 snr=float(m.get("snr") or 0.0), metrics={k: (np.nan if v is None else v) for k, v in m.items()
@@ -622,7 +580,7 @@ def _units_from_selections(directory, selections: Iterable[sf.Selection], params
 def stored_units_table(h5: Path) -> list[dict[str, Any]]:
     """The summary rows of the units already in a unit store."""
     rows = []
-    for u in store.read_units(h5, waveforms=False):
+    for u in unit_store.read_units(h5, waveforms=False):
         m = u.metrics
         rows.append(dict(unit=u.name, electrode=u.electrode, spikes=len(u.times), rate=m.get("firing_rate", np.nan),
                          snr=u.snr, isi_1ms=m.get("isi_violations_1ms", np.nan),
@@ -632,7 +590,7 @@ def stored_units_table(h5: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _units_table(units: Sequence[store.Unit], names: Sequence[str]) -> list[dict[str, Any]]:
+def _units_table(units: Sequence[unit_store.Unit], names: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for name, u in zip(names, units):
         m = u.metrics
@@ -657,11 +615,11 @@ def _h5_origin(path: Path) -> str | None:
 
 
 def autosort_sort_file_path(directory) -> Path:
-    return Path(directory) / f"{recording_name(directory)}_autosort.csv"
+    return Path(directory) / f"{paths.recording_name(directory)}_autosort.csv"
 
 
 def _stamp_path(directory) -> Path:
-    return store.work_dir(directory) / "autosort_csv.sha256"
+    return paths.work_dir(directory) / "autosort_csv.sha256"
 
 
 def write_autosort_sort_file(directory, selections: Sequence[sf.Selection], comments: Sequence[str],
@@ -676,9 +634,9 @@ def write_autosort_sort_file(directory, selections: Sequence[sf.Selection], comm
         ours = stamp.read_text().strip() if stamp.exists() else None
         if current != ours:
             return path, False
-    store.write_text_atomic(path, text)
+    atomic.write_text_atomic(path, text)
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    store.write_text_atomic(stamp, hashlib.sha256(text.encode()).hexdigest() + "\n")
+    atomic.write_text_atomic(stamp, hashlib.sha256(text.encode()).hexdigest() + "\n")
     return path, True
 
 
@@ -690,7 +648,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     params = params or load_params(directory)
     report = report or RunReport(directory)
     t0 = time.perf_counter()
-    h5 = store.h5_path(directory)
+    h5 = paths.h5_path(directory)
     origin = _h5_origin(h5)
     if origin and origin.startswith("sort file") and not force:
         report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
@@ -700,8 +658,8 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
         return report
     selections, comments = [], []
     for e in sorted_electrodes(directory):
-        path = store.electrode_path(directory, e)
-        data = store.load_electrode(path, arrays=("auto_labels",))
+        path = paths.electrode_path(directory, e)
+        data = work_files.load_electrode(path, arrays=("auto_labels",))
         if data.get("stage") != "clustered":
             raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
         for i, u in enumerate(data.get("auto_units", [])):
@@ -717,7 +675,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
                             f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {u['reason']}" if u.get("reason") else ""))
     units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics,  # type: ignore[attr-defined]
                                       needs_arrays=())
-    names = store.write_units(h5, units, attrs={"units_from": "autosort"})
+    names = unit_store.write_units(h5, units, attrs={"units_from": "autosort"})
     report.store_written = True
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
     if not written:
@@ -743,15 +701,15 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
     known = set(sorted_electrodes(directory))
 
     def load(e: int):
-        path = store.electrode_path(directory, e)
+        path = paths.electrode_path(directory, e)
         if e not in known or not path.exists():
             return None
-        data = store.load_electrode(path)
+        data = work_files.load_electrode(path)
         return data if data.get("stage") == "clustered" else None
 
     selections, more, by_row = sf.apply_sort_rows(rows, load, params)
     problems = sorted(problems + more, key=lambda p: p.row)
-    h5 = store.h5_path(directory)
+    h5 = paths.h5_path(directory)
     if not selections:
         # Nothing usable: the store keeps its units rather than being emptied by a broken file.
         applied = sf.write_applied_report(sort_file, cells, problems, by_row, {})
@@ -761,7 +719,7 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
         return report, problems, applied
     units, ordered = _units_from_selections(directory, selections, params,
                                             lambda s, d: unit_metrics(d, s.indices, params))
-    names = store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
+    names = unit_store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
     info = {id(sel): dict(unit_name=name, spikes=len(sel.indices),
                           isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
                           isi_2ms_pct=unit.metrics.get("isi_violations_2ms"))
@@ -789,7 +747,7 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         report.timings["init"] = time.perf_counter() - t0
     params = params or load_params(directory)
     if jobs:
-        params.n_jobs = int(jobs)
+        params.run.n_jobs = int(jobs)
     pool = start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
     try:
         extract(directory, params, force=force, progress=progress, report=report)
@@ -801,7 +759,7 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     save_autosort(directory, params, force=force, report=report)
     if plots:
         t1 = time.perf_counter()
-        from blechrs import plots as plots_mod
+        from blechrs.figures import pictures as plots_mod
         plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
                                  redraw_solutions=False)
         report.timings["plots"] = time.perf_counter() - t1
@@ -815,7 +773,8 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
     drift across trials, a picture per unit). Skipped when no unit was stored."""
     if not report.units:
         return
-    from blechrs import arrays, qa
+    from blechrs.trials import arrays
+    from blechrs.quality import unit_qa as qa
 
     t = time.perf_counter()
     recording = _open(directory)
@@ -824,8 +783,8 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
     report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures,
-                                       jobs=n_workers(params.n_jobs) if pictures else 1))
+                                       jobs=n_workers(params.run.n_jobs) if pictures else 1))
     if pictures:  # the index was written before the QA pictures existed
-        from blechrs import plots as plots_mod
+        from blechrs.figures import pictures as plots_mod
         plots_mod.write_index(directory, sorted_electrodes(directory))
     report.timings["unit QA"] = time.perf_counter() - t

@@ -1,0 +1,7 @@
+"""``python -m blechrs``: the command line."""
+
+import sys
+
+from blechrs.cli import main
+
+sys.exit(main())

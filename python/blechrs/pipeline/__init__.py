@@ -1,0 +1,1 @@
+"""Running the stages on a recording folder: resume, executors, reports."""
