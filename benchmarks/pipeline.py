@@ -123,8 +123,9 @@ def main() -> int:
     for p in list(directory.glob("*.h5")) + list(directory.glob("*_autosort.csv")):
         p.unlink()
     # Always measure the current defaults (the folder is the benchmark's own).
-    from blechrs.io.params_file import load_params, save_params
-from blechrs.params import SortParams
+    from blechrs.io import paths
+    from blechrs.io.params_file import save_params
+    from blechrs.params import SortParams
     from blechrs.pipeline import stages as pl
 
     if pl.needs_init(directory):
