@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from blechrs.errors import LayoutError
 from blechrs.io import RecordingError, copy_raw, open_recording
 from blechrs.io.layout import (
     car_groups,
@@ -87,24 +88,24 @@ def test_init_never_overwrites_edits_without_force(rec_dir):
 
 def test_layout_errors_name_the_file_and_line(rec_dir):
     d, _, _ = rec_dir
-    with pytest.raises(RecordingError, match="no electrode layout"):
+    with pytest.raises(LayoutError, match="no electrode layout"):
         load_layout(d)
-    with pytest.raises(RecordingError, match="no .info file"):
+    with pytest.raises(LayoutError, match="no .info file"):
         load_info(d)
     init_experiment(d)
     lay = d / f"{NAME}_electrode_layout.csv"
     good = lay.read_text()
     lay.write_text(good.replace("amp-A-002.dat,2,", "amp-A-002.dat,two,"))
-    with pytest.raises(RecordingError, match=r"_electrode_layout.csv: line 4: electrode_ind 'two'"):
+    with pytest.raises(LayoutError, match=r"_electrode_layout.csv: line 4: electrode_ind 'two'"):
         load_layout(d)
     lay.write_text(good.replace("amp-A-002.dat,2,", "amp-A-002.dat,1,"))
-    with pytest.raises(RecordingError, match="electrode_ind 1 repeats line 3"):
+    with pytest.raises(LayoutError, match="electrode_ind 1 repeats line 3"):
         load_layout(d)
     lay.write_text(good)
-    with pytest.raises(RecordingError, match="not a channel"):
+    with pytest.raises(LayoutError, match="not a channel"):
         load_layout(d, n_channels=10)
     (d / f"{NAME}.info").write_text("{oops")
-    with pytest.raises(RecordingError, match="not valid JSON"):
+    with pytest.raises(LayoutError, match="not valid JSON"):
         load_info(d)
 
 

@@ -24,6 +24,10 @@ class LayoutError(BlechrsError, ValueError):
     """An electrode layout or ``.info`` file that cannot be used."""
 
 
+class TrialsError(BlechrsError, ValueError):
+    """Trial settings (``.info``), a trial table or digital inputs that cannot be used."""
+
+
 class SortFileError(BlechrsError, ValueError):
     """A sort file that cannot be read at all (bad rows are reported row by row instead)."""
 

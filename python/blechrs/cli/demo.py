@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from blechrs.errors import BlechrsError
+
 
 def linear_sum_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-cost one-to-one assignment of the rows and columns of a rectangular matrix
@@ -171,7 +173,7 @@ def main(args, console, out) -> int:
     else:
         directory = Path(args.out)
         if directory.exists() and any(directory.iterdir()) and not args.force:
-            raise RuntimeError(f"{directory}: not empty (use --force to overwrite it)")
+            raise BlechrsError(f"{directory}: not empty (use --force to overwrite it)")
         if directory.exists() and args.force:
             shutil.rmtree(directory)
     try:

@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich import box
 from rich.table import Table
+
+from blechrs.errors import BlechrsError
 
 console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 out = Console(highlight=False, markup=False)
@@ -272,15 +274,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("blechrs: interrupted")
         return 130
-    except Exception as e:  # one clear line unless --debug
+    except (BlechrsError, OSError) as e:  # the user's to fix: one clear line unless --debug
         if args.debug:
             raise
         msg = str(e) or type(e).__name__
-        if isinstance(e, (FileNotFoundError, PermissionError)) and e.filename:
+        if isinstance(e, OSError) and e.filename:
             msg = f"{e.filename}: {e.strerror}"
         console.print(f"blechrs: error: {msg}")
         return 1
-
+    except Exception:  # a bug: the traceback, and where to report it
+        console.print("blechrs: internal error (a bug in blechrs; please report it with the traceback below)")
+        raise
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,6 +39,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from blechrs.errors import SortFileError
+
 COLUMNS = ("Unit", "Chan", "Solution", "Cluster", "Split", "single_unit", "Type", "Comments")
 REQUIRED = ("Chan", "Solution", "Cluster")
 DEFAULT_SPLIT = 5
@@ -47,10 +49,6 @@ _TRUE = {"x", "1", "y", "yes", "true", "t", "su", "single"}
 _FALSE = {"", "0", "n", "no", "false", "mu", "multi"}
 _TYPES = {"r": "regular", "regular": "regular", "rs": "regular", "regular_spiking": "regular",
           "f": "fast", "fast": "fast", "fs": "fast", "fast_spiking": "fast"}
-
-
-class SortFileError(ValueError):
-    """The sort file as a whole is unusable (missing, not a CSV, missing columns)."""
 
 
 @dataclass

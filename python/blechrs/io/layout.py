@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blechrs.errors import LayoutError
 from blechrs.io.recording import Recording, RecordingError, open_recording
 from blechrs.io.atomic import write_text_atomic
 from blechrs.io.params_file import load_params, save_params
@@ -90,24 +91,24 @@ def load_layout(directory: str | os.PathLike, n_channels: int | None = None) -> 
     ``original_CAR_group`` column (an automatic CAR split), ``CAR_group`` is kept as written."""
     p = layout_path(directory)
     if not p.exists():
-        raise RecordingError(f"{p}: no electrode layout; run `blechrs init {directory}` first")
+        raise LayoutError(f"{p}: no electrode layout; run `blechrs init {directory}` first")
     with open(p, newline="") as fh:
         reader = csv.DictReader(fh)
         cols = reader.fieldnames or []
         missing = [c for c in ("electrode_ind", "CAR_group") if c not in cols]
         if missing:
-            raise RecordingError(f"{p}: missing column {', '.join(missing)} (expected {', '.join(LAYOUT_COLUMNS)})")
+            raise LayoutError(f"{p}: missing column {', '.join(missing)} (expected {', '.join(LAYOUT_COLUMNS)})")
         rows = []
         seen: dict[int, int] = {}
         for line, r in enumerate(reader, start=2):
             try:
                 ind = int(float(r["electrode_ind"]))
             except (TypeError, ValueError):
-                raise RecordingError(f"{p}: line {line}: electrode_ind {r['electrode_ind']!r} is not a number") from None
+                raise LayoutError(f"{p}: line {line}: electrode_ind {r['electrode_ind']!r} is not a number") from None
             if ind in seen:
-                raise RecordingError(f"{p}: line {line}: electrode_ind {ind} repeats line {seen[ind]}")
+                raise LayoutError(f"{p}: line {line}: electrode_ind {ind} repeats line {seen[ind]}")
             if ind < 0 or (n_channels is not None and ind >= n_channels):
-                raise RecordingError(f"{p}: line {line}: electrode_ind {ind} is not a channel of the recording"
+                raise LayoutError(f"{p}: line {line}: electrode_ind {ind} is not a channel of the recording"
                                      + (f" (0..{n_channels - 1})" if n_channels else ""))
             seen[ind] = line
             rows.append(LayoutRow(
@@ -217,13 +218,13 @@ def load_info(directory: str | os.PathLike) -> dict[str, Any]:
     """Read ``<name>.info`` (JSON object)."""
     p = info_path(directory)
     if not p.exists():
-        raise RecordingError(f"{p}: no .info file; run `blechrs init {directory}` first")
+        raise LayoutError(f"{p}: no .info file; run `blechrs init {directory}` first")
     try:
         data = json.loads(p.read_text())
     except json.JSONDecodeError as e:
-        raise RecordingError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise LayoutError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
     if not isinstance(data, dict):
-        raise RecordingError(f"{p}: expected a JSON object")
+        raise LayoutError(f"{p}: expected a JSON object")
     return data
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from blechrs import _native
+from blechrs.errors import RecordingError
 
 #: Intan RHD2000 amplifier resolution, the same for every file format.
 MICROVOLTS_PER_BIT = 0.195
@@ -43,10 +44,6 @@ FILE_TYPES = (PER_CHANNEL, PER_SIGNAL, TRADITIONAL)
 
 _AMPLIFIER, _DIG_IN = 0, 4
 _DIN_FILE = re.compile(r"^board-(DIN|DIGITAL-IN)-(\d+)\.dat$")
-
-
-class RecordingError(ValueError):
-    """A recording that cannot be read; the message names the file and what is wrong."""
 
 
 class RecordingWarning(UserWarning):

@@ -55,6 +55,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from blechrs.errors import ParamsError, TrialsError
+
 from blechrs.io.recording import MICROVOLTS_PER_BIT
 from blechrs.io.params_file import load_params
 from blechrs.params import SortParams
@@ -132,7 +134,7 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
         try:
             lag, dur = (float(v) for v in pair)
         except (TypeError, ValueError):
-            raise ValueError(f"{source}: laser_params.onset_duration entry {pair!r} is not [onset_ms, duration_ms]") from None
+            raise TrialsError(f"{source}: laser_params.onset_duration entry {pair!r} is not [onset_ms, duration_ms]") from None
         conditions.append((lag, dur))
 
     taste_params = info.get("taste_params") or {}
@@ -148,7 +150,7 @@ def trial_config(info: Mapping[str, Any] | None, digital_inputs: DigitalInputs, 
     for n in list(tastes) + laser_names:
         if n not in digital_inputs:
             have = ", ".join(sorted(digital_inputs)) or "none"
-            raise ValueError(f"{source}: digital input {n} is not in the recording (it has: {have})")
+            raise TrialsError(f"{source}: digital input {n} is not in the recording (it has: {have})")
     warnings = []
     both = sorted(set(tastes) & set(laser_names))
     if both:  # init lists every pulsed input as a taste; adding the laser should be the only edit
@@ -267,7 +269,7 @@ class TrialTable:
             rows = list(csv.DictReader(fh))
         need = ("dig_in_name_taste", "taste", "start_taste", "end_taste", "abs_trial_num", "taste_rel_trial_num")
         if rows and any(k not in rows[0] for k in need):
-            raise ValueError(f"{path}: not a trial table (needs columns {', '.join(need)})")
+            raise TrialsError(f"{path}: not a trial table (needs columns {', '.join(need)})")
 
         def col(name: str, typ: Any) -> np.ndarray:
             return np.array([typ(r[name]) for r in rows], dtype=typ if typ is not str else object)
@@ -308,7 +310,7 @@ def build_trials(digital_inputs: DigitalInputs, config: TrialConfig, sampling_ra
     for name in sorted(config.tastes):
         on, off = (np.asarray(a, dtype=np.int64) for a in digital_inputs[name])
         if len(on) != len(off):
-            raise ValueError(f"digital input {name}: {len(on)} onsets but {len(off)} offsets")
+            raise TrialsError(f"digital input {name}: {len(on)} onsets but {len(off)} offsets")
         order = np.argsort(on, kind="stable")
         on, off = on[order], off[order]
         names += [name] * len(on)
@@ -375,12 +377,12 @@ def _match_laser(table: TrialTable, digital_inputs: DigitalInputs, config: Trial
 # ------------------------------------------------------------------------------------------------
 def _bins(durations_ms: Sequence[float], bin_ms: float, sampling_rate: float) -> tuple[int, int, float]:
     if len(durations_ms) != 2 or min(durations_ms) < 0:
-        raise ValueError(f"spike_array_durations must be [ms before, ms after] >= 0, not {list(durations_ms)}")
+        raise ParamsError(f"spike_array_durations must be [ms before, ms after] >= 0, not {list(durations_ms)}")
     if not bin_ms > 0:
-        raise ValueError(f"spike_array_bin_ms must be > 0, not {bin_ms}")
+        raise ParamsError(f"spike_array_bin_ms must be > 0, not {bin_ms}")
     pre, post = (d / bin_ms for d in durations_ms)
     if abs(pre - round(pre)) > 1e-9 or abs(post - round(post)) > 1e-9:
-        raise ValueError(f"spike_array_durations {list(durations_ms)} must be whole multiples of spike_array_bin_ms {bin_ms}")
+        raise ParamsError(f"spike_array_durations {list(durations_ms)} must be whole multiples of spike_array_bin_ms {bin_ms}")
     return int(round(pre)), int(round(post)), sampling_rate * bin_ms / 1000.0
 
 
