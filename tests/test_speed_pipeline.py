@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from blechrs.io import paths, unit_store, work_files
+from blechrs.pipeline import executors
 from blechrs.pipeline import stages as pipeline
 from sort_reference import init_folder, simulated_folder
 
@@ -27,9 +28,9 @@ def test_run_is_identical_with_one_or_two_workers(tmp_path):
     simulated_folder(d, seed=5, n_channels=4, duration_s=6.0)
     init_folder(d, max_clusters=4, num_restarts=1, max_autosort_clusters=5, cluster_count_threshold=10)
     electrodes = pipeline.sorted_electrodes(d)
-    before = {v: os.environ.get(v) for v in pipeline._THREAD_VARS}
+    before = {v: os.environ.get(v) for v in executors.THREAD_VARS}
     pipeline.run(d, jobs=2, plots=False, force=True)
-    assert {v: os.environ.get(v) for v in pipeline._THREAD_VARS} == before
+    assert {v: os.environ.get(v) for v in executors.THREAD_VARS} == before
     two = _outputs(d, electrodes)
     pipeline.run(d, jobs=1, plots=False, force=True)
     one = _outputs(d, electrodes)
@@ -39,10 +40,10 @@ def test_run_is_identical_with_one_or_two_workers(tmp_path):
 
 
 def test_start_pool_runs_jobs_in_other_processes():
-    pool = pipeline.start_pool(2)
+    pool = executors.start_pool(2)
     try:
         pids = {pool.submit(os.getpid).result() for _ in range(4)}
     finally:
         pool.shutdown()
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
-    assert pipeline.start_pool(1) is None
+    assert executors.start_pool(1) is None

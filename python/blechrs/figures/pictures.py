@@ -401,6 +401,7 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     (``run`` draws them in the clustering workers) are kept."""
     from blechrs.io import atomic, paths, unit_store, work_files
     from blechrs.pipeline import stages as pipeline
+    from blechrs.pipeline.executors import map_jobs
 
     directory = Path(directory)
     if electrodes is None:
@@ -412,9 +413,9 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     args = []
     for e in electrodes:
         redo = redraw_solutions or not solutions_current(
-            directory, e, pipeline._read_meta(paths.electrode_path(directory, e)))
+            directory, e, work_files.read_meta(paths.electrode_path(directory, e)))
         args.append((str(directory), int(e), params, redo))
     # Unit pictures alone are cheap: no worker processes for them.
     heavy = sum(1 for a in args if a[3])
-    pipeline._map(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
+    map_jobs(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
     return write_index(directory, electrodes)

@@ -47,6 +47,12 @@ def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None)
     return data
 
 
+def read_meta(path: Path) -> dict[str, Any]:
+    """The scalar part of a work file, without loading its arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["__meta__"]))
+
+
 def _json_default(value):
     if isinstance(value, np.integer):
         return int(value)

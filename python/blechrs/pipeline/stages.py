@@ -37,11 +37,10 @@ import numpy as np
 from blechrs.io import atomic, paths, unit_store, work_files
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
+from blechrs.pipeline.executors import Progress, map_jobs, n_workers, start_pool
 from blechrs.io.params_file import load_params as load_params_file
 from blechrs.params import SortParams
 
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total)."""
 
 # ------------------------------------------------------------------------------------------------
 # Small helpers
@@ -303,83 +302,6 @@ def electrode_summary(data: dict[str, Any]) -> dict[str, Any]:
                 units=len(data.get("auto_units", [])), threshold=float(data.get("threshold", 0.0)))
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
-    """The scalar part of a work file, without loading its arrays."""
-    with np.load(path, allow_pickle=False) as z:
-        return json.loads(str(z["__meta__"]))
-
-
-def _worker_init() -> None:
-    # One BLAS/OpenMP thread per worker process: the parallelism is across electrodes.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
-        os.environ[var] = "1"
-
-
-def n_workers(jobs: int | None) -> int:
-    return max(1, jobs or os.cpu_count() or 1)
-
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
-
-
-def _warm_worker() -> None:
-    """A pre-started worker's first task: import the clustering code."""
-    _core()
-
-
-def start_pool(jobs: int) -> ProcessPoolExecutor | None:
-    """``jobs`` spawned worker processes, started now and importing the clustering code (None for
-    one job). ``run`` starts them before the extraction, which leaves part of a core idle, so their
-    start-up (~0.4 s each) is off the critical path."""
-    if jobs <= 1:
-        return None
-    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-    _worker_init()  # inherited by the spawned workers before they import numpy
-    try:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
-        for _ in range(jobs):  # a process is spawned per submitted task while none is idle
-            pool.submit(_warm_worker)
-    finally:
-        # The parent keeps its own thread settings (the engine's thread pool may start later).
-        for v, old in saved.items():
-            if old is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = old
-    return pool
-
-
-def _map(fn, args: list[tuple], jobs: int, stage: str, progress: Progress | None,
-         pool: ProcessPoolExecutor | None = None) -> list:
-    """Run fn(*a) for every a, in a process pool when jobs > 1 (``pool`` if given, else a new
-    one); results in input order."""
-    results: list = [None] * len(args)
-    if progress:
-        progress(stage, 0, len(args))
-    if jobs <= 1 or len(args) <= 1:
-        for i, a in enumerate(args):
-            results[i] = fn(*a)
-            if progress:
-                progress(stage, i + 1, len(args))
-        return results
-    own = pool is None
-    if own:
-        pool = start_pool(min(jobs, len(args)))
-    try:
-        futures = {pool.submit(fn, *a): i for i, a in enumerate(args)}
-        done = 0
-        from concurrent.futures import as_completed
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            done += 1
-            if progress:
-                progress(stage, done, len(args))
-    finally:
-        if own:
-            pool.shutdown(cancel_futures=True)
-    return results
-
-
 # ------------------------------------------------------------------------------------------------
 # Stages
 
@@ -543,10 +465,10 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         todo = [(str(directory), e, params, states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
-    size = {e: int(_read_meta(paths.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
+    size = {e: int(work_files.read_meta(paths.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
     todo.sort(key=lambda t: (-size[t[1]], t[1]))
-    _map(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
-    report.electrodes = [electrode_summary(_read_meta(paths.electrode_path(directory, e))) for e in wanted]
+    map_jobs(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
+    report.electrodes = [electrode_summary(work_files.read_meta(paths.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
     return report
 
