@@ -172,7 +172,7 @@ def pipeline_set(folder, jobs=None):
 def sort_set(folder, params, extract="scipy", progress=True):
     """Extract (engine or the scipy reference) then the pipeline's own per-electrode clustering and
     auto-sort (``schemes.pipeline.cluster_data``, the function ``blechrs run`` applies)."""
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     import gtio
 
     meta = gtio.load_meta(folder)

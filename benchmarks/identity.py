@@ -360,8 +360,9 @@ def json_diff(a, b, path: str = "") -> list[str]:
         return [d for k in sorted(set(a) | set(b), key=str)
                 for d in (json_diff(a.get(k), b.get(k), f"{path}.{k}") if k in a and k in b
                           else [f"{path}.{k}: only in {'A' if k in a else 'B'}"])]
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in json_diff(x, y, f"{path}[{i}]")]
+    if isinstance(a, list) and isinstance(b, list):
+        length = [] if len(a) == len(b) else [f"{path}: length {len(a)} != {len(b)}"]
+        return length + [d for i, (x, y) in enumerate(zip(a, b)) for d in json_diff(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path or '.'}: {json.dumps(a)[:120]} != {json.dumps(b)[:120]}"]
 
 
@@ -391,9 +392,12 @@ def load_array(run: Path, key: str) -> np.ndarray | None:
 
 
 def array_detail(a: np.ndarray | None, b: np.ndarray | None) -> str:
-    if a is None or b is None:
+    """How many elements of two same-shaped arrays differ, and by how much at most."""
+    if a is None or b is None or a.shape != b.shape or a.dtype != b.dtype:
         return ""
-    if a.shape != b.shape or a.dtype != b.dtype or a.dtype.names or a.dtype.kind not in "biuf":
+    if a.dtype.names:
+        return "; fields " + ", ".join(n for n in a.dtype.names if a[n].tobytes() != b[n].tobytes())
+    if a.dtype.kind not in "biuf":
         return ""
     diff = a != b
     if a.dtype.kind == "f":
@@ -406,7 +410,7 @@ def array_detail(a: np.ndarray | None, b: np.ndarray | None) -> str:
 def item_diff(key: str, a: dict, b: dict, runs: tuple[Path, Path]) -> str:
     """One line saying how two records of the same item differ."""
     fields = [f for f in ("kind", "dtype", "shape", "storage", "target", "sha256") if a.get(f) != b.get(f)]
-    what = ", ".join(f"{f} {a.get(f)} != {b.get(f)}" if f != "sha256" else "bytes" for f in fields)
+    what = ", ".join(f"{f} {a.get(f)} != {b.get(f)}" if f != "sha256" else "content" for f in fields)
     if "text" in a and "text" in b:
         what += "".join(f"\n      {d}" for d in text_diff(a["text"], b["text"]))
     elif a.get("kind") == "attr":

@@ -126,7 +126,7 @@ def main() -> int:
     from blechrs.io import paths
     from blechrs.io.params_file import save_params
     from blechrs.params import SortParams
-    from blechrs.pipeline import stages as pl
+    from blechrs import pipeline as pl
 
     if pl.needs_init(directory):
         pl.init(directory)

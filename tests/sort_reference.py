@@ -59,7 +59,7 @@ def reference_extract(recording, electrodes, car_groups, params: dict, progress=
 
 def init_folder(directory: Path, **params) -> None:
     """`blechrs init` on a recording folder, then the given parameters written into <name>.params."""
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
 
     pipeline.init(directory)
     path = paths.params_path(directory)

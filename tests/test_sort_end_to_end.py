@@ -41,7 +41,7 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
 
 def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
     from blechrs.params import SortParams
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
 
     d = tmp_path / "rec"
     d.mkdir()
@@ -82,7 +82,7 @@ def test_dead_and_silent_wires_are_reported(tmp_path, capsys):
 
 
 def test_sort_electrode_pure_function_matches_the_pipeline(tmp_path):
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
 
     d = tmp_path / "rec"
     d.mkdir()

@@ -21,7 +21,8 @@ from blechrs.io import paths, unit_store, work_files
 from blechrs.cli.main import main as cli_main
 from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
-from blechrs.pipeline import stages as pipeline
+from blechrs import pipeline
+from blechrs.errors import PipelineError
 from sort_reference import reference_extract, init_folder, simulated_folder
 
 
@@ -30,7 +31,10 @@ def reference_engine(monkeypatch):
     def fake(recording, electrodes, groups, params, progress=None):
         return reference_extract(recording, electrodes, groups, params.to_flat())
 
-    monkeypatch.setattr(pipeline, "_extract", fake)
+    # The engine is replaced where the extraction stage calls it (blechrs.pipeline.extraction).
+    import blechrs.pipeline.extraction as extract_stage
+
+    monkeypatch.setattr(extract_stage, "extract_events", fake)
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +197,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     code = cli_main(["cluster", str(tmp_path / "empty"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "no parameter file" in err[0] and "blechrs init" in err[0]
-    with pytest.raises(pipeline.PipelineError):
+    with pytest.raises(PipelineError):
         cli_main(["cluster", str(tmp_path / "empty"), "-q", "--debug"])
-    with pytest.raises(pipeline.PipelineError):  # options also work before the command
+    with pytest.raises(PipelineError):  # options also work before the command
         cli_main(["--debug", "cluster", str(tmp_path / "empty")])
     # The installed entry point: exit code 1, no traceback.
     r = subprocess.run([sys.executable, "-m", "blechrs.cli", "post-process", str(tmp_path / "empty"),

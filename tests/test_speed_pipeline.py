@@ -9,7 +9,7 @@ import numpy as np
 
 from blechrs.io import paths, unit_store, work_files
 from blechrs.pipeline import executors
-from blechrs.pipeline import stages as pipeline
+from blechrs import pipeline
 from sort_reference import init_folder, simulated_folder
 
 

@@ -163,7 +163,7 @@ def main(args, console, out) -> int:
 
     from blechrs.io import paths, unit_store
     from blechrs.cli.main import _Bars, units_table
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     from blechrs.simulate import Simulation
 
     tmp = None

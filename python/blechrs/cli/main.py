@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,7 +52,7 @@ def _jobs(args) -> int:
 
 
 def _params(directory):
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     return pipeline.load_params(directory)
 
 
@@ -101,7 +100,7 @@ def _print_report(report, header: str | None = None) -> None:
 
 
 def cmd_init(args) -> int:
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     res = pipeline.init(args.dir, force=args.force, auto_car=args.auto_car)
     for line in res.lines():
         console.print(line)
@@ -109,7 +108,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     with _Bars(not args.quiet) as bars:
         report = pipeline.run(args.dir, force=args.force, jobs=_jobs(args), plots=not args.no_plots,
                               progress=bars, auto_car=args.auto_car)
@@ -120,7 +119,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     params = _params(args.dir)
     params.run.n_jobs = _jobs(args)
     with _Bars(not args.quiet) as bars:
@@ -130,7 +129,7 @@ def cmd_extract(args) -> int:
 
 
 def cmd_cluster(args) -> int:
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     with _Bars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars)
     _print_report(report)
@@ -138,7 +137,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_autosort(args) -> int:
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     with _Bars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars, only_autosort=True)
         pipeline.save_autosort(args.dir, force=args.force, report=report)
@@ -149,7 +148,7 @@ def cmd_autosort(args) -> int:
 
 
 def cmd_post_process(args) -> int:
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     report, problems, applied = pipeline.post_process(args.dir, args.sort_file)
     for p in problems:
         console.print(f"{args.sort_file}: {p} (nothing saved from it)")
@@ -172,7 +171,7 @@ def cmd_plot(args) -> int:
 
 def cmd_arrays(args) -> int:
     from blechrs.trials import arrays
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
 
     result = arrays.make_arrays(args.dir, pipeline.load_params(args.dir))
     out.print(result)
@@ -181,7 +180,7 @@ def cmd_arrays(args) -> int:
 
 def cmd_qa(args) -> int:
     from blechrs.quality import unit_qa as qa
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
 
     out.print(qa.unit_qa(args.dir, pipeline.load_params(args.dir), pictures=not args.no_plots))
     return 0
@@ -196,7 +195,7 @@ def _copy_raw(directory) -> None:
     """Store the raw amplifier channels in ``<name>.h5:/raw/electrodeNN`` (blech_clust's layout)."""
     from blechrs.io import paths
     from blechrs.io import copy_raw, open_recording
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
 
     written = copy_raw(open_recording(directory), paths.h5_path(directory), pipeline.sorted_electrodes(directory))
     console.print(f"raw channels copied to {paths.h5_path(directory)}:/raw ({len(written)} electrodes)")

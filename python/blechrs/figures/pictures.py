@@ -400,7 +400,7 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     With ``redraw_solutions`` False, solution figures already drawn from the current clustering
     (``run`` draws them in the clustering workers) are kept."""
     from blechrs.io import atomic, paths, unit_store, work_files
-    from blechrs.pipeline import stages as pipeline
+    from blechrs import pipeline
     from blechrs.pipeline.executors import map_jobs
 
     directory = Path(directory)

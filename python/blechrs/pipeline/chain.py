@@ -1,0 +1,76 @@
+"""``blechrs run``: the whole chain on a recording folder, and the steps after the unit store."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from blechrs.errors import PipelineError
+from blechrs.io.recording import open_recording
+from blechrs.params import SortParams
+from blechrs.pipeline.clustering import cluster
+from blechrs.pipeline.executors import Progress, n_workers, start_pool
+from blechrs.pipeline.extraction import extract
+from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
+from blechrs.pipeline.report import RunReport
+from blechrs.pipeline.store_units import save_autosort
+
+
+def run(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False, jobs: int | None = None,
+        plots: bool = True, progress: Progress | None = None, auto_car: bool = False) -> RunReport:
+    """The whole chain: init (if needed) -> extract -> cluster -> auto-sort -> store -> plots."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PipelineError(f"{directory}: not a directory")
+    report = RunReport(directory)
+    t0 = time.perf_counter()
+    if needs_init(directory):
+        res = init(directory, auto_car=auto_car)
+        report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
+        if res.qa is not None:
+            report.summaries.append(res.qa)
+        report.timings["init"] = time.perf_counter() - t0
+    params = params or load_params(directory)
+    if jobs:
+        params.run.n_jobs = int(jobs)
+    pool = start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
+    try:
+        extract(directory, params, force=force, progress=progress, report=report)
+        cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots,
+                pool=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    save_autosort(directory, params, force=force, report=report)
+    if plots:
+        t1 = time.perf_counter()
+        from blechrs.figures import pictures as plots_mod
+        plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
+                                 redraw_solutions=False)
+        report.timings["plots"] = time.perf_counter() - t1
+    trials_and_qa(directory, params, report, pictures=plots)
+    report.timings["total"] = time.perf_counter() - t0
+    return report
+
+
+def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True) -> None:
+    """Spike-train arrays when the recording has digital-input pulses, then unit QA (similarity,
+    drift across trials, a picture per unit). Skipped when no unit was stored."""
+    if not report.units:
+        return
+    from blechrs.trials import arrays
+    from blechrs.quality import unit_qa as qa
+
+    t = time.perf_counter()
+    recording = open_recording(directory)
+    if any(len(onsets) for onsets, _ in recording.digital_inputs.values()):
+        report.summaries.append(arrays.make_arrays(directory, params, recording=recording))
+        report.timings["arrays"] = time.perf_counter() - t
+        t = time.perf_counter()
+    report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures,
+                                       jobs=n_workers(params.run.n_jobs) if pictures else 1))
+    if pictures:  # the index was written before the QA pictures existed
+        from blechrs.figures import pictures as plots_mod
+        plots_mod.write_index(directory, sorted_electrodes(directory))
+    report.timings["unit QA"] = time.perf_counter() - t

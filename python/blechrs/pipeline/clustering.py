@@ -1,0 +1,66 @@
+"""The clustering stage: features, every clustering solution and auto-sort's units of each
+electrode, in worker processes, saved back into the electrode's work file."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from blechrs.errors import PipelineError
+from blechrs.figures.pictures import plot_solutions
+from blechrs.io import paths, work_files
+from blechrs.params import SortParams
+from blechrs.pipeline.executors import Progress, map_jobs, n_workers
+from blechrs.pipeline.folder import load_params, sorted_electrodes
+from blechrs.pipeline.report import RunReport, electrode_summary
+from blechrs.pipeline.resume import work_state
+from blechrs.schemes.sort_electrode import autosort_data, cluster_data
+
+
+def _cluster_job(directory: str, electrode: int, params: SortParams, only_autosort: bool,
+                 plots: bool = False) -> dict:
+    path = paths.electrode_path(directory, electrode)
+    data = work_files.load_electrode(path)
+    data = autosort_data(data, params) if only_autosort else cluster_data(data, params)
+    work_files.save_electrode(path, data)
+    if plots and not only_autosort:
+        # Solution pictures while the electrode is in memory, in the worker that clustered it.
+        plot_solutions(directory, data, params)
+    return electrode_summary(data)
+
+
+def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
+            jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
+            only_autosort: bool = False, plots: bool = False, pool: ProcessPoolExecutor | None = None) -> RunReport:
+    """Features + solutions + auto-sort choices for every extracted electrode (process pool:
+    ``pool`` if given, see ``start_pool``)."""
+    directory = Path(directory)
+    params = params or load_params(directory)
+    report = report or RunReport(directory)
+    t0 = time.perf_counter()
+    wanted = sorted_electrodes(directory)
+    missing = [e for e in wanted if not paths.electrode_path(directory, e).exists()]
+    if missing:
+        raise PipelineError(f"electrode {missing[0]} has not been extracted; run `blechrs extract {directory}`")
+    states = {e: work_state(directory, e, params) for e in wanted}
+    stale = [e for e, s in states.items() if s == "none"]
+    if stale:
+        raise PipelineError(f"electrode {stale[0]} was extracted with other parameters; "
+                            f"run `blechrs extract {directory} --force`")
+    if only_autosort:
+        not_clustered = [e for e, st in states.items() if st == "extracted"]
+        if not_clustered:
+            raise PipelineError(f"electrode {not_clustered[0]} has not been clustered; run `blechrs cluster {directory}`")
+        todo = [(str(directory), e, params, True, False) for e in wanted]
+    else:
+        todo = [(str(directory), e, params, states[e] == "autosort-stale" and not force, plots)
+                for e in wanted if force or states[e] != "clustered"]
+    # Largest electrodes first: the pool then finishes together (longest-processing-time first).
+    size = {e: int(work_files.read_meta(paths.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
+    todo.sort(key=lambda t: (-size[t[1]], t[1]))
+    map_jobs(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
+    report.electrodes = [electrode_summary(work_files.read_meta(paths.electrode_path(directory, e))) for e in wanted]
+    report.timings["cluster"] = time.perf_counter() - t0
+    return report

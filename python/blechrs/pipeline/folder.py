@@ -1,0 +1,44 @@
+"""A recording folder as the pipeline sees it: its parameters, its layout, what is sorted, whether
+``init`` is still to run."""
+
+from __future__ import annotations
+
+import os
+
+from blechrs.errors import PipelineError
+from blechrs.io import layout, paths
+from blechrs.io.params_file import load_params as load_params_file
+from blechrs.params import SortParams
+
+
+def load_params(directory: str | os.PathLike) -> SortParams:
+    path = paths.params_path(directory)
+    if not path.exists():
+        raise PipelineError(f"{path}: no parameter file; run `blechrs init {directory}` first")
+    return load_params_file(path)
+
+
+def read_layout(directory: str | os.PathLike):
+    """The electrode layout rows (``blechrs.io.layout``): which channels are sorted, how referenced."""
+    return layout.load_layout(directory)
+
+
+def car_group_ids(rows, n_channels: int, use_car: bool) -> list[int]:
+    return layout.car_groups(rows, n_channels, use_car)
+
+
+def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
+    return sorted(r.electrode_ind for r in read_layout(directory) if r.sorted)
+
+
+def init(directory: str | os.PathLike, force: bool = False, qa: bool = True, auto_car: bool = False):
+    """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
+    unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``; ``auto_car``
+    splits CAR groups by channel correlation in a new layout. Returns blechrs.io.layout's InitResult."""
+    from blechrs.io.layout import init_experiment
+    return init_experiment(directory, force=force, qa=qa, auto_car=auto_car)
+
+
+def needs_init(directory: str | os.PathLike) -> bool:
+    return not all(p.exists() for p in (paths.info_path(directory), paths.layout_path(directory),
+                                        paths.params_path(directory)))

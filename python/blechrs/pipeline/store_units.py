@@ -1,0 +1,174 @@
+"""Storing units: auto-sort's (with the sort file it applied) or a person's sort file, into the
+unit store ``DIR/<name>.h5``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from blechrs.curation import sort_file as sf
+from blechrs.errors import PipelineError
+from blechrs.io import atomic, paths, unit_store, work_files
+from blechrs.params import SortParams
+from blechrs.pipeline.folder import load_params, sorted_electrodes
+from blechrs.pipeline.report import RunReport, stored_units_table, units_table
+from blechrs.schemes.sort_electrode import unit_metrics
+
+
+def _units_from_selections(directory, selections: Iterable[sf.Selection], params: SortParams,
+                           metrics_of: Callable[[sf.Selection, dict], dict], needs_arrays: Sequence[str] | None = None
+                           ) -> tuple[list[unit_store.Unit], list[sf.Selection]]:
+    """Units in electrode order (stable within an electrode) and their selections in that order.
+    ``needs_arrays``: the work-file arrays ``metrics_of`` uses besides times and waveforms (None: all)."""
+    if needs_arrays is not None:
+        needs_arrays = ("times", "waveforms", *needs_arrays)
+    units: list[unit_store.Unit] = []
+    ordered: list[sf.Selection] = []
+    by_electrode: dict[int, list[sf.Selection]] = {}
+    for s in selections:
+        by_electrode.setdefault(s.electrode, []).append(s)
+    for electrode in sorted(by_electrode):
+        data = work_files.load_electrode(paths.electrode_path(directory, electrode), arrays=needs_arrays)
+        for sel in by_electrode[electrode]:
+            m = metrics_of(sel, data)
+            units.append(unit_store.Unit(
+                electrode=electrode, times=data["times"][sel.indices], waveforms=data["waveforms"][sel.indices],
+                single_unit=sel.single_unit, regular_spiking=sel.regular_spiking, fast_spiking=sel.fast_spiking,
+                snr=float(m.get("snr") or 0.0), metrics={k: (np.nan if v is None else v) for k, v in m.items()
+                                                         if isinstance(v, (int, float)) or v is None},
+                solution=sel.solution, clusters=sel.label, source=sel.source))
+            ordered.append(sel)
+    return units, ordered
+
+
+def _h5_origin(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    import tables
+    try:
+        with tables.open_file(str(path), "r") as f:
+            return str(f.root._v_attrs.units_from) if "units_from" in f.root._v_attrs._v_attrnames else None
+    except Exception:
+        return None
+
+
+def autosort_sort_file_path(directory) -> Path:
+    return Path(directory) / f"{paths.recording_name(directory)}_autosort.csv"
+
+
+def _stamp_path(directory) -> Path:
+    return paths.work_dir(directory) / "autosort_csv.sha256"
+
+
+def write_autosort_sort_file(directory, selections: Sequence[sf.Selection], comments: Sequence[str],
+                             force: bool = False) -> tuple[Path, bool]:
+    """Write the sort file auto-sort applied (``<name>_autosort.csv``). A file a person has edited
+    since blechrs wrote it is kept unless ``force``. Returns (path, written)."""
+    path = autosort_sort_file_path(directory)
+    text = sf.format_sort_file([sf.selection_row(i, s, c) for i, (s, c) in enumerate(zip(selections, comments))])
+    stamp = _stamp_path(directory)
+    if path.exists() and not force:
+        current = hashlib.sha256(path.read_bytes()).hexdigest()
+        ours = stamp.read_text().strip() if stamp.exists() else None
+        if current != ours:
+            return path, False
+    atomic.write_text_atomic(path, text)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text_atomic(stamp, hashlib.sha256(text.encode()).hexdigest() + "\n")
+    return path, True
+
+
+def save_autosort(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
+                  report: RunReport | None = None) -> RunReport:
+    """Store auto-sort's units of every electrode in ``DIR/<name>.h5`` and write the sort file it
+    applied. Units a person chose with a sort file are kept unless ``force``."""
+    directory = Path(directory)
+    params = params or load_params(directory)
+    report = report or RunReport(directory)
+    t0 = time.perf_counter()
+    h5 = paths.h5_path(directory)
+    origin = _h5_origin(h5)
+    if origin and origin.startswith("sort file") and not force:
+        report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
+                            "them with auto-sort's)")
+        report.h5 = h5
+        report.units = stored_units_table(h5)
+        return report
+    selections, comments = [], []
+    for e in sorted_electrodes(directory):
+        path = paths.electrode_path(directory, e)
+        data = work_files.load_electrode(path, arrays=("auto_labels",))
+        if data.get("stage") != "clustered":
+            raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
+        for i, u in enumerate(data.get("auto_units", [])):
+            idx = np.flatnonzero(data["auto_labels"] == i)
+            sel = sf.Selection(electrode=e, solution=int(u["solution"]), clusters=tuple(u["clusters"]),
+                               indices=idx, single_unit=bool(u["single_unit"]),
+                               regular_spiking=bool(u["regular_spiking"]), fast_spiking=bool(u["fast_spiking"]),
+                               label="+".join(map(str, u["clusters"])), source="autosort")
+            sel.metrics = u["metrics"]  # type: ignore[attr-defined]
+            selections.append(sel)
+            m = u["metrics"]
+            comments.append(f"auto: {len(idx)} spikes, snr {_f(m.get('snr'))}, "
+                            f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {u['reason']}" if u.get("reason") else ""))
+    units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics,  # type: ignore[attr-defined]
+                                      needs_arrays=())
+    names = unit_store.write_units(h5, units, attrs={"units_from": "autosort"})
+    report.store_written = True
+    path, written = write_autosort_sort_file(directory, selections, comments, force=force)
+    if not written:
+        report.notes.append(f"{path.name} was edited since blechrs wrote it; kept it (use --force to replace it)")
+    report.units = units_table(units, names)
+    report.h5 = h5
+    report.timings["store"] = time.perf_counter() - t0
+    return report
+
+
+def _f(x) -> str:
+    return "nan" if x is None else f"{float(x):.2f}"
+
+
+def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, params: SortParams | None = None,
+                 report: RunReport | None = None) -> tuple[RunReport, list[sf.RowProblem], Path]:
+    """Apply a person's sort file: its units replace the store's units. Bad rows save nothing and
+    are returned as problems; the applied report is written beside the sort file."""
+    directory = Path(directory)
+    rows, problems, cells = sf.read_sort_file(sort_file)
+    params = params or load_params(directory)
+    report = report or RunReport(directory)
+    known = set(sorted_electrodes(directory))
+
+    def load(e: int):
+        path = paths.electrode_path(directory, e)
+        if e not in known or not path.exists():
+            return None
+        data = work_files.load_electrode(path)
+        return data if data.get("stage") == "clustered" else None
+
+    selections, more, by_row = sf.apply_sort_rows(rows, load, params)
+    problems = sorted(problems + more, key=lambda p: p.row)
+    h5 = paths.h5_path(directory)
+    if not selections:
+        # Nothing usable: the store keeps its units rather than being emptied by a broken file.
+        applied = sf.write_applied_report(sort_file, cells, problems, by_row, {})
+        report.notes.append(f"{Path(sort_file).name} selects no unit; {h5.name} left as it was")
+        report.h5 = h5
+        report.units = stored_units_table(h5) if h5.exists() else []
+        return report, problems, applied
+    units, ordered = _units_from_selections(directory, selections, params,
+                                            lambda s, d: unit_metrics(d, s.indices, params))
+    names = unit_store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
+    info = {id(sel): dict(unit_name=name, spikes=len(sel.indices),
+                          isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
+                          isi_2ms_pct=unit.metrics.get("isi_violations_2ms"))
+            for name, sel, unit in zip(names, ordered, units)}
+    applied = sf.write_applied_report(sort_file, cells, problems, by_row, info)
+    report.units = units_table(units, names)
+    report.h5 = h5
+    report.store_written = True
+    return report, problems, applied
