@@ -162,7 +162,7 @@ def main(args, console, out) -> int:
     from rich.table import Table
 
     from blechrs.io import paths, unit_store
-    from blechrs.cli.main import _Bars, units_table
+    from blechrs.cli.output import ProgressBars, units_table
     from blechrs import pipeline
     from blechrs.simulate import Simulation
 
@@ -183,7 +183,7 @@ def main(args, console, out) -> int:
         gt = sim.write(directory, layout="one file per channel")
         t_sim = time.perf_counter() - t0
         t1 = time.perf_counter()
-        with _Bars(not args.quiet) as bars:
+        with ProgressBars(not args.quiet) as bars:
             report = pipeline.run(directory, jobs=args.jobs or None, plots=not args.no_plots, progress=bars,
                                   force=True)
         t_sort = time.perf_counter() - t1

@@ -12,40 +12,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
+from blechrs.cli.output import ProgressBars, console, out, print_report
 from blechrs.errors import BlechrsError
-
-console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
-out = Console(highlight=False, markup=False)
-
-
-class _Bars:
-    """progress(stage, done, total) -> one rich bar per stage."""
-
-    def __init__(self, enabled: bool = True):
-        self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=False,
-                                 disable=not enabled)
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=max(total, 1))
-        self.progress.update(self.tasks[stage], completed=done, total=max(total, 1))
-
 
 def _jobs(args) -> int:
     return args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
@@ -54,45 +24,6 @@ def _jobs(args) -> int:
 def _params(directory):
     from blechrs import pipeline
     return pipeline.load_params(directory)
-
-
-def units_table(units: Sequence[dict[str, Any]], title: str = "units") -> Table:
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    # Short headers: the table must fit 80 columns (pipes and logs are 80 wide).
-    for col, just in (("unit", "left"), ("elec", "right"), ("spikes", "right"), ("Hz", "right"),
-                      ("SNR", "right"), ("ISI<1ms", "right"), ("ISI<2ms", "right"), ("single", "left"),
-                      ("RS/FS", "left")):
-        t.add_column(col, justify=just, no_wrap=True)
-    for u in units:
-        t.add_row(u["unit"], f"{u['electrode']:02d}", str(u["spikes"]), _num(u["rate"], 2), _num(u["snr"], 1),
-                  _num(u["isi_1ms"], 2), _num(u["isi_2ms"], 2), "single" if u["single_unit"] else "multi",
-                  u["kind"] or "-")
-    return t
-
-
-def _num(x, digits: int) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if x != x else f"{x:.{digits}f}"
-
-
-def _print_report(report, header: str | None = None) -> None:
-    if report.skipped:
-        console.print(f"resumed: {len(report.skipped)} electrode(s) already done "
-                      f"({', '.join(f'{e:02d}' for e in report.skipped[:12])}{' ...' if len(report.skipped) > 12 else ''}); "
-                      "--force redoes them")
-    for e in report.quiet:
-        console.print(f"electrode {e['electrode']:02d}: quiet ({e['status']}), no units")
-    for note in report.notes:
-        console.print(note)
-    for summary in getattr(report, "summaries", []):
-        out.print(summary)
-    if report.units or report.h5:
-        out.print(units_table(report.units, header or f"{len(report.units)} units in {report.h5}"))
-    if report.timings:
-        console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,12 +40,12 @@ def cmd_init(args) -> int:
 
 def cmd_run(args) -> int:
     from blechrs import pipeline
-    with _Bars(not args.quiet) as bars:
+    with ProgressBars(not args.quiet) as bars:
         report = pipeline.run(args.dir, force=args.force, jobs=_jobs(args), plots=not args.no_plots,
                               progress=bars, auto_car=args.auto_car)
     if args.copy_raw:
         _copy_raw(args.dir)
-    _print_report(report)
+    print_report(report)
     return 0
 
 
@@ -122,26 +53,26 @@ def cmd_extract(args) -> int:
     from blechrs import pipeline
     params = _params(args.dir)
     params.run.n_jobs = _jobs(args)
-    with _Bars(not args.quiet) as bars:
+    with ProgressBars(not args.quiet) as bars:
         report = pipeline.extract(args.dir, params, force=args.force, progress=bars)
-    _print_report(report)
+    print_report(report)
     return 0
 
 
 def cmd_cluster(args) -> int:
     from blechrs import pipeline
-    with _Bars(not args.quiet) as bars:
+    with ProgressBars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars)
-    _print_report(report)
+    print_report(report)
     return 0
 
 
 def cmd_autosort(args) -> int:
     from blechrs import pipeline
-    with _Bars(not args.quiet) as bars:
+    with ProgressBars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars, only_autosort=True)
         pipeline.save_autosort(args.dir, force=args.force, report=report)
-    _print_report(report)
+    print_report(report)
     console.print(f"auto-sort's choices: {pipeline.autosort_sort_file_path(args.dir)} "
                   "(edit it and run `blechrs post-process DIR --sort-file FILE`)")
     return 0
@@ -154,16 +85,16 @@ def cmd_post_process(args) -> int:
         console.print(f"{args.sort_file}: {p} (nothing saved from it)")
     if not args.no_plots and report.store_written:  # unchanged units keep their pictures
         from blechrs.figures import pictures as plots
-        with _Bars(not args.quiet) as bars:
+        with ProgressBars(not args.quiet) as bars:
             plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)
-    _print_report(report)
+    print_report(report)
     console.print(f"applied report: {applied}")
     return 1 if problems else 0
 
 
 def cmd_plot(args) -> int:
     from blechrs.figures import pictures as plots
-    with _Bars(not args.quiet) as bars:
+    with ProgressBars(not args.quiet) as bars:
         index = plots.plot_recording(args.dir, _params(args.dir), jobs=_jobs(args), progress=bars)
     console.print(f"pictures: {index}")
     return 0
@@ -187,7 +118,7 @@ def cmd_qa(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from blechrs.cli.main import demo
+    from blechrs.cli import demo
     return demo.main(args, console, out)
 
 
