@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from blechrs.curation import sort_file as sf
+from blechrs.model import Unit
 from blechrs.params import SortParams
 
 HEADER = "Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"
@@ -162,9 +163,9 @@ def test_lenient_header_and_blank_lines(tmp_path, electrodes):
 def test_writer_round_trips(tmp_path, electrodes):
     el, _ = electrodes
     lab = el[3]["labels_4"]
-    sels = [sf.Selection(3, 4, (0, 3), np.where(np.isin(lab, (0, 3)))[0], True, False, True),
-            sf.Selection(3, 4, (1,), np.where(lab == 1)[0])]
-    text = sf.format_sort_file([sf.selection_row(i, s, "auto") for i, s in enumerate(sels)])
+    sels = [Unit(3, 4, (0, 3), np.where(np.isin(lab, (0, 3)))[0], single_unit=True, fast_spiking=True),
+            Unit(3, 4, (1,), np.where(lab == 1)[0])]
+    text = sf.format_sort_file([sf.unit_row(i, s, "auto") for i, s in enumerate(sels)])
     assert text.splitlines()[0] == HEADER.strip()
     _, _, problems, _, back, _ = _apply(tmp_path, text, el)
     assert problems == []

@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 import tables
 
+from blechrs.model import Unit
 from blechrs.io import paths, unit_store, work_files
 
 
 def _units(rng, spec=((5, 40), (2, 25), (5, 10), (0, 33))):
     units = []
     for k, (electrode, n) in enumerate(spec):
-        units.append(unit_store.Unit(
+        units.append(Unit(
             electrode=electrode, times=np.sort(rng.choice(10**6, n, replace=False)).astype(np.int64),
             waveforms=rng.normal(0, 20, (n, 75)).astype(np.float32), single_unit=k % 2 == 0,
             regular_spiking=k == 0, fast_spiking=k == 2, snr=3.5 + k,
-            metrics={"firing_rate": 1.0 + k, "isi_violations_2ms": 0.1 * k}, solution=4, clusters=str(k),
+            metrics={"firing_rate": 1.0 + k, "isi_violations_2ms": 0.1 * k}, solution=4, label=str(k),
             source="autosort"))
     return units
 
@@ -124,7 +125,8 @@ def test_killed_mid_write_leaves_old_file_readable(tmp_path):
                 os._exit(9)
             return real(self, *a, **k)
         tables.File.create_array = dying
-        units = [unit_store.Unit(electrode=1, times=np.arange(50), waveforms=np.zeros((50, 75))) for _ in range(5)]
+        from blechrs.model import Unit
+        units = [Unit(electrode=1, times=np.arange(50), waveforms=np.zeros((50, 75))) for _ in range(5)]
         unit_store.write_units({str(path)!r}, units)
     """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True)

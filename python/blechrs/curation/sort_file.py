@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from blechrs.errors import SortFileError
+from blechrs.model import Unit
 
 COLUMNS = ("Unit", "Chan", "Solution", "Cluster", "Split", "single_unit", "Type", "Comments")
 REQUIRED = ("Chan", "Solution", "Cluster")
@@ -80,24 +81,6 @@ class SortRow:
     @property
     def cluster_text(self) -> str:
         return "+".join(str(c) for c in self.clusters)
-
-
-@dataclass
-class Selection:
-    """One unit chosen by a sort-file row (or by auto-sort)."""
-
-    electrode: int
-    solution: int
-    clusters: tuple[int, ...]
-    indices: np.ndarray
-    """Indices of the unit's events in the electrode's event arrays (sorted)."""
-    single_unit: bool = False
-    regular_spiking: bool = False
-    fast_spiking: bool = False
-    label: str = ""
-    """Sort-file notation: "5", "1+5", "4 split 7: 0+2"."""
-    row: int | None = None
-    source: str = ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -264,16 +247,16 @@ def solution_labels(data: dict[str, Any], solution: int) -> np.ndarray | None:
 
 
 def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], dict[str, Any] | None], params: Any
-                    ) -> tuple[list[Selection], list[RowProblem], dict[int, list[Selection]]]:
-    """Turn parsed rows into unit selections.
+                    ) -> tuple[list[Unit], list[RowProblem], dict[int, list[Unit]]]:
+    """Turn parsed rows into units (their events as ``indices``).
 
     ``load(electrode)`` returns the electrode's work data (``times``, ``waveforms``, ``features``,
-    ``labels_<solution>``) or None if the electrode was not sorted. Returns (selections,
-    problems, selections per row number).
+    ``labels_<solution>``) or None if the electrode was not sorted. Returns (units,
+    problems, units per row number).
     """
-    selections: list[Selection] = []
+    selections: list[Unit] = []
     problems: list[RowProblem] = []
-    by_row: dict[int, list[Selection]] = {}
+    by_row: dict[int, list[Unit]] = {}
     cache: dict[int, dict[str, Any] | None] = {}
     seen: dict[tuple[int, bytes], int] = {}
     for row in rows:
@@ -328,7 +311,7 @@ def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], dict[str, Any
         made = []
         for part, text in chosen:
             seen[(row.electrode, np.asarray(part, dtype=np.int64).tobytes())] = row.row
-            made.append(Selection(electrode=row.electrode, solution=row.solution, clusters=row.clusters,
+            made.append(Unit(electrode=row.electrode, solution=row.solution, clusters=row.clusters,
                                   indices=np.asarray(part, dtype=np.int64), single_unit=single,
                                   regular_spiking=regular, fast_spiking=fast, label=text, row=row.row,
                                   source=f"sort file row {row.row}"))
@@ -346,11 +329,11 @@ REPORT_COLUMNS = COLUMNS + ("Row", "status", "unit_name", "spikes", "isi_1ms_pct
 
 
 def write_applied_report(sort_file: str | os.PathLike, all_cells: list[dict[str, str]],
-                         problems: list[RowProblem], by_row: dict[int, list[Selection]],
+                         problems: list[RowProblem], by_row: dict[int, list[Unit]],
                          unit_info: dict[int, dict[str, Any]]) -> Path:
     """Write ``<name>_applied.csv`` beside the sort file: every row plus its outcome.
 
-    ``unit_info[id(selection)]`` holds ``unit_name``, ``spikes``, ``isi_1ms_pct``, ``isi_2ms_pct``.
+    ``unit_info[id(unit)]`` holds ``unit_name``, ``spikes``, ``isi_1ms_pct``, ``isi_2ms_pct``.
     A row that made several units (a split) gets one line per unit.
     """
     from blechrs.io.atomic import write_text_atomic
@@ -397,8 +380,8 @@ def format_sort_file(entries: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def selection_row(number: int, sel: Selection, comment: str = "") -> dict[str, Any]:
-    """The sort-file row that reproduces one selection (merges as "1+5")."""
+def unit_row(number: int, sel: Unit, comment: str = "") -> dict[str, Any]:
+    """The sort-file row that reproduces one unit (merges as "1+5")."""
     return {
         "Unit": number, "Chan": sel.electrode, "Solution": sel.solution,
         "Cluster": "+".join(str(c) for c in sel.clusters), "Split": "",

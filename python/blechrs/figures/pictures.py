@@ -327,7 +327,7 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
     for u in unit_store.read_units(paths.h5_path(directory), waveforms=True, electrode=electrode):
         sub = (f"{'single' if u.single_unit else 'multi'}-unit"
                + (", RS" if u.regular_spiking else ", FS" if u.fast_spiking else "")
-               + f", SNR {u.snr:.1f}, solution {u.solution} cluster {u.clusters}")
+               + f", SNR {u.snr:.1f}, solution {u.solution} cluster {u.label}")
         made.append(str(plot_unit(u.name, u.electrode, u.times, u.waveforms, fs, peak, _duration(data, fs),
                                   plot_dir(directory) / "units" / f"{u.name}.png", sub)))
     return made
@@ -354,7 +354,7 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
                      f"<td>{len(u.times)}</td><td>{m.get('firing_rate', float('nan')):.2f}</td><td>{u.snr:.1f}</td>"
                      f"<td>{m.get('isi_violations_1ms', float('nan')):.2f}</td>"
                      f"<td>{m.get('isi_violations_2ms', float('nan')):.2f}</td><td>{kind}</td>"
-                     f"<td>{html.escape(u.source)}: solution {u.solution}, {html.escape(u.clusters)}</td></tr>")
+                     f"<td>{html.escape(u.source)}: solution {u.solution}, {html.escape(u.label)}</td></tr>")
     parts.append("</table><h2>Electrodes</h2><table><tr><th>electrode</th><th>solutions</th></tr>")
     for e in electrodes:
         d = root / f"electrode{e:02d}"

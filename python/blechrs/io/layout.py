@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from blechrs.errors import LayoutError
-from blechrs.io.recording import Recording, RecordingError, open_recording
+from blechrs.io.recording import Recording, open_recording
 from blechrs.io.atomic import write_text_atomic
 from blechrs.io.params_file import load_params, save_params
 from blechrs.io.paths import info_path, layout_path, params_path, recording_name

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,6 +28,7 @@ import numpy as np
 import tables
 
 from blechrs.io.atomic import atomic_path
+from blechrs.model import Unit
 
 #: Nodes computed from the units; a new set of units makes them stale, so they are not carried over.
 DERIVED_FROM_UNITS = ("sorted_units", "unit_descriptor", "spike_trains", "unit_distances")
@@ -53,27 +53,6 @@ QUALITY_FIELDS = (
     "firing_rate", "snr", "amplitude_uv", "isi_violations_1ms", "isi_violations_2ms",
     "contamination", "isolation_distance", "l_ratio", "width_ms",
 )
-
-
-@dataclass
-class Unit:
-    """One sorted unit, ready to be stored."""
-
-    electrode: int
-    times: np.ndarray
-    """int64 sample indices."""
-    waveforms: np.ndarray
-    """n x samples, microvolts."""
-    single_unit: bool = False
-    regular_spiking: bool = False
-    fast_spiking: bool = False
-    snr: float = 0.0
-    metrics: dict[str, float] = field(default_factory=dict)
-    solution: int = -1
-    clusters: str = ""
-    """The sort-file notation of the clusters: "3", "1+5", "4 split 7: 2"."""
-    source: str = ""
-    """'autosort' or 'sort file row N'."""
 
 
 def unit_hash(electrode: int, waveform_count: int, taken: set[str] | None = None) -> str:
@@ -141,35 +120,18 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
                 qt.append([tuple(quality[k] for k in qt.colnames)])
                 qt.flush()
                 g._v_attrs.solution = int(unit.solution)
-                g._v_attrs.clusters = str(unit.clusters)
+                g._v_attrs.clusters = str(unit.label)
                 g._v_attrs.source = str(unit.source)
             descriptor.flush()
     return names
 
 
-@dataclass
-class StoredUnit:
-    name: str
-    electrode: int
-    times: np.ndarray
-    waveforms: np.ndarray
-    single_unit: bool
-    regular_spiking: bool
-    fast_spiking: bool
-    snr: float
-    hash: str
-    metrics: dict[str, float]
-    solution: int
-    clusters: str
-    source: str
-
-
-def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int | None = None) -> list[StoredUnit]:
+def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int | None = None) -> list[Unit]:
     """Every unit of a unit store (or those of one electrode), in unit order; empty if none."""
     path = Path(path)
     if not path.exists():
         return []
-    out: list[StoredUnit] = []
+    out: list[Unit] = []
     with tables.open_file(str(path), "r") as f:
         if "/sorted_units" not in f:
             return []
@@ -188,14 +150,14 @@ def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int |
                 q = g.quality[0]
                 metrics = {k: float(q[k]) for k in g.quality.colnames}
             attrs = g._v_attrs
-            out.append(StoredUnit(
+            out.append(Unit(
                 name=name, electrode=int(meta["electrode_number"]), times=g.times[:],
                 waveforms=g.waveforms[:] if waveforms else np.zeros((0, 0), np.float32),
                 single_unit=bool(meta["single_unit"]), regular_spiking=bool(meta["regular_spiking"]),
                 fast_spiking=bool(meta["fast_spiking"]), snr=float(meta["snr"]),
                 hash=meta["hash"].decode(), metrics=metrics,
                 solution=int(getattr(attrs, "solution", -1)) if "solution" in attrs._v_attrnames else -1,
-                clusters=str(attrs.clusters) if "clusters" in attrs._v_attrnames else "",
+                label=str(attrs.clusters) if "clusters" in attrs._v_attrnames else "",
                 source=str(attrs.source) if "source" in attrs._v_attrnames else "",
             ))
     return out

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from blechrs.io import unit_store
+from blechrs.model import Unit
 
 
 @dataclass
@@ -47,7 +48,7 @@ def unit_rows(named_units: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
                          isi_1ms=m.get("isi_violations_1ms", np.nan), isi_2ms=m.get("isi_violations_2ms", np.nan),
                          single_unit=u.single_unit,
                          kind="RS" if u.regular_spiking else "FS" if u.fast_spiking else "",
-                         source=u.source, clusters=u.clusters, solution=u.solution))
+                         source=u.source, clusters=u.label, solution=u.solution))
     return rows
 
 
@@ -56,6 +57,6 @@ def stored_units_table(h5: Path) -> list[dict[str, Any]]:
     return unit_rows((u.name, u) for u in unit_store.read_units(h5, waveforms=False))
 
 
-def units_table(units: Sequence[unit_store.Unit], names: Sequence[str]) -> list[dict[str, Any]]:
+def units_table(units: Sequence[Unit], names: Sequence[str]) -> list[dict[str, Any]]:
     """The summary rows of units just stored under ``names``."""
     return unit_rows(zip(names, units))

@@ -14,36 +14,35 @@ import numpy as np
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
+from blechrs.model import Unit
 from blechrs.params import SortParams
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table, units_table
 from blechrs.schemes.sort_electrode import unit_metrics
 
 
-def _units_from_selections(directory, selections: Iterable[sf.Selection], params: SortParams,
-                           metrics_of: Callable[[sf.Selection, dict], dict], needs_arrays: Sequence[str] | None = None
-                           ) -> tuple[list[unit_store.Unit], list[sf.Selection]]:
-    """Units in electrode order (stable within an electrode) and their selections in that order.
+def with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, dict], dict],
+                needs_arrays: Sequence[str] | None = None) -> list[Unit]:
+    """The units in electrode order (stable within an electrode), each given its spike times,
+    waveforms, SNR and metrics (``metrics_of(unit, electrode work)``) from its electrode's work file.
     ``needs_arrays``: the work-file arrays ``metrics_of`` uses besides times and waveforms (None: all)."""
     if needs_arrays is not None:
         needs_arrays = ("times", "waveforms", *needs_arrays)
-    units: list[unit_store.Unit] = []
-    ordered: list[sf.Selection] = []
-    by_electrode: dict[int, list[sf.Selection]] = {}
-    for s in selections:
-        by_electrode.setdefault(s.electrode, []).append(s)
+    ordered: list[Unit] = []
+    by_electrode: dict[int, list[Unit]] = {}
+    for u in units:
+        by_electrode.setdefault(u.electrode, []).append(u)
     for electrode in sorted(by_electrode):
         data = work_files.load_electrode(paths.electrode_path(directory, electrode), arrays=needs_arrays)
-        for sel in by_electrode[electrode]:
-            m = metrics_of(sel, data)
-            units.append(unit_store.Unit(
-                electrode=electrode, times=data["times"][sel.indices], waveforms=data["waveforms"][sel.indices],
-                single_unit=sel.single_unit, regular_spiking=sel.regular_spiking, fast_spiking=sel.fast_spiking,
-                snr=float(m.get("snr") or 0.0), metrics={k: (np.nan if v is None else v) for k, v in m.items()
-                                                         if isinstance(v, (int, float)) or v is None},
-                solution=sel.solution, clusters=sel.label, source=sel.source))
-            ordered.append(sel)
-    return units, ordered
+        for unit in by_electrode[electrode]:
+            m = metrics_of(unit, data)
+            unit.times = data["times"][unit.indices]
+            unit.waveforms = data["waveforms"][unit.indices]
+            unit.snr = float(m.get("snr") or 0.0)
+            unit.metrics = {k: (np.nan if v is None else v) for k, v in m.items()
+                            if isinstance(v, (int, float)) or v is None}
+            ordered.append(unit)
+    return ordered
 
 
 def _h5_origin(path: Path) -> str | None:
@@ -65,12 +64,12 @@ def _stamp_path(directory) -> Path:
     return paths.work_dir(directory) / "autosort_csv.sha256"
 
 
-def write_autosort_sort_file(directory, selections: Sequence[sf.Selection], comments: Sequence[str],
+def write_autosort_sort_file(directory, selections: Sequence[Unit], comments: Sequence[str],
                              force: bool = False) -> tuple[Path, bool]:
     """Write the sort file auto-sort applied (``<name>_autosort.csv``). A file a person has edited
     since blechrs wrote it is kept unless ``force``. Returns (path, written)."""
     path = autosort_sort_file_path(directory)
-    text = sf.format_sort_file([sf.selection_row(i, s, c) for i, (s, c) in enumerate(zip(selections, comments))])
+    text = sf.format_sort_file([sf.unit_row(i, s, c) for i, (s, c) in enumerate(zip(selections, comments))])
     stamp = _stamp_path(directory)
     if path.exists() and not force:
         current = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -107,17 +106,11 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
             raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
         for i, u in enumerate(data.get("auto_units", [])):
             idx = np.flatnonzero(data["auto_labels"] == i)
-            sel = sf.Selection(electrode=e, solution=int(u["solution"]), clusters=tuple(u["clusters"]),
-                               indices=idx, single_unit=bool(u["single_unit"]),
-                               regular_spiking=bool(u["regular_spiking"]), fast_spiking=bool(u["fast_spiking"]),
-                               label="+".join(map(str, u["clusters"])), source="autosort")
-            sel.metrics = u["metrics"]  # type: ignore[attr-defined]
-            selections.append(sel)
+            selections.append(Unit.from_record(u, e, idx))
             m = u["metrics"]
             comments.append(f"auto: {len(idx)} spikes, snr {_f(m.get('snr'))}, "
                             f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {u['reason']}" if u.get("reason") else ""))
-    units, _ = _units_from_selections(directory, selections, params, lambda s, d: s.metrics,  # type: ignore[attr-defined]
-                                      needs_arrays=())
+    units = with_events(directory, selections, lambda unit, _: unit.metrics, needs_arrays=())
     names = unit_store.write_units(h5, units, attrs={"units_from": "autosort"})
     report.store_written = True
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
@@ -160,13 +153,12 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
         report.h5 = h5
         report.units = stored_units_table(h5) if h5.exists() else []
         return report, problems, applied
-    units, ordered = _units_from_selections(directory, selections, params,
-                                            lambda s, d: unit_metrics(d, s.indices, params))
+    units = with_events(directory, selections, lambda unit, data: unit_metrics(data, unit.indices, params))
     names = unit_store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
-    info = {id(sel): dict(unit_name=name, spikes=len(sel.indices),
-                          isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
-                          isi_2ms_pct=unit.metrics.get("isi_violations_2ms"))
-            for name, sel, unit in zip(names, ordered, units)}
+    info = {id(unit): dict(unit_name=name, spikes=len(unit.indices),
+                           isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
+                           isi_2ms_pct=unit.metrics.get("isi_violations_2ms"))
+            for name, unit in zip(names, units)}
     applied = sf.write_applied_report(sort_file, cells, problems, by_row, info)
     report.units = units_table(units, names)
     report.h5 = h5

@@ -24,6 +24,7 @@ from blechrs.core.features import compute_features
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params
 from blechrs.io.recording import open_recording
+from blechrs.model import Unit
 from blechrs.params import SortParams
 
 
@@ -118,12 +119,11 @@ def _autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
                 continue
             auto_labels[indices] = len(units)
             unit_type = str(getattr(choice, "unit_type", "") or "")
-            units.append(dict(solution=int(choice.solution), clusters=list(clusters),
+            metrics = _jsonable(choice.metrics) if len(indices) == len(members) else unit_metrics(data, indices, params)
+            units.append(Unit(int(data["electrode"]), int(choice.solution), clusters, indices,
                               single_unit=bool(choice.single_unit), regular_spiking=unit_type == "r",
-                              fast_spiking=unit_type == "f",
-                              metrics=_jsonable(choice.metrics) if len(indices) == len(members)
-                              else unit_metrics(data, indices, params),
-                              reason=str(getattr(choice, "reason", ""))))
+                              fast_spiking=unit_type == "f", metrics=metrics,
+                              reason=str(getattr(choice, "reason", ""))).record())
     out["auto_labels"] = auto_labels
     out["auto_units"] = units
     out["fp_autosort"] = params.fingerprint("autosort")
