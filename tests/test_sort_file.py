@@ -57,7 +57,7 @@ def _apply(tmp_path, text, electrodes, params=None):
     path = tmp_path / "my_sort.csv"
     path.write_text(text)
     before = path.read_bytes()
-    rows, problems, cells = sf.read_sort_file(path)
+    rows, problems, cells, _ = sf.read_sort_file(path)
     sels, more, by_row = sf.apply_sort_rows(rows, electrodes.get, params or SortParams())
     assert path.read_bytes() == before
     return path, rows, sorted(problems + more, key=lambda p: p.row), cells, sels, by_row
@@ -172,3 +172,25 @@ def test_writer_round_trips(tmp_path, electrodes):
     for a, b in zip(sels, back):
         np.testing.assert_array_equal(a.indices, b.indices)
         assert (a.single_unit, a.regular_spiking, a.fast_spiking) == (b.single_unit, b.regular_spiking, b.fast_spiking)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_excel_on_windows_cp1252_and_other_separators(tmp_path, electrodes, delimiter):
+    # Excel in a European locale: ';' (or tab) separators, a BOM-less cp1252 file with "µV" in a comment.
+    el, _ = electrodes
+    lines = [HEADER.strip().split(","), ["1", "3", "4", "1", "", "x", "r", "big, 120 µV"], ["2", "3", "4", "0+3", "", "", "", "MU"]]
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\r\n".join(delimiter.join(f'"{c}"' if "," in c else c for c in row) for row in lines).encode("cp1252"))
+    rows, problems, cells, how = sf.read_sort_file(path)
+    assert problems == [] and [r.clusters for r in rows] == [(1,), (0, 3)]
+    assert cells[0]["Comments"] == "big, 120 µV"
+    assert how == "cp1252, " + ("';'" if delimiter == ";" else "tab") + "-separated"
+    sels, more, _ = sf.apply_sort_rows(rows, el.get, SortParams())
+    assert more == [] and len(sels) == 2
+
+
+def test_utf8_with_bom_reads_plainly(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(("\ufeff" + HEADER + "1,3,4,1,,x,r,µV\n").encode("utf-8"))
+    rows, problems, cells, how = sf.read_sort_file(path)
+    assert problems == [] and len(rows) == 1 and cells[0]["Comments"] == "µV" and how == ""

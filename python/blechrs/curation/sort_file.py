@@ -35,7 +35,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -163,16 +163,57 @@ def parse_row(cells: dict[str, str], row: int) -> SortRow:
                    cells=dict(cells))
 
 
-def read_sort_file(path: str | os.PathLike) -> tuple[list[SortRow], list[RowProblem], list[dict[str, str]]]:
-    """Parse a sort file. Returns (good rows, problems of the bad rows, every row's cells)."""
+class SortFile(NamedTuple):
+    rows: list[SortRow]
+    """The rows that parsed."""
+    problems: list[RowProblem]
+    """Why each other row did not."""
+    cells: list[dict[str, str]]
+    """Every non-blank row's cells (``__row__``: its spreadsheet row number)."""
+    how_read: str
+    """How the file was read when it was not plain UTF-8 with commas (e.g. "cp1252, ';'-separated"), else ""."""
+
+
+def decode_sort_file(path: Path) -> tuple[str, str]:
+    """The file's text and the encoding it was read with: UTF-8 (with or without the BOM Excel
+    writes), else Windows-1252 (Excel on Windows saves "uV" comments and accents that way)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SortFileError(f"{path}: cannot read the sort file ({e.strerror})") from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        raise SortFileError(f"{path}: neither UTF-8 nor Windows-1252 text; save it as CSV UTF-8") from None
+
+
+def sniff_delimiter(first_line: str) -> str:
+    """',' unless the header holds the required columns only when split on ';' or a tab (Excel
+    in many European locales saves CSV with ';')."""
+    def columns(d: str) -> set[str]:
+        return {c.strip().strip('"').lower().replace(" ", "_") for c in first_line.split(d)}
+
+    need = {c.lower() for c in REQUIRED}
+    for d in (",", ";", "\t"):
+        if need <= columns(d):
+            return d
+    return ","
+
+
+def read_sort_file(path: str | os.PathLike) -> SortFile:
+    """Parse a sort file: comma, semicolon or tab separated, UTF-8 or Windows-1252."""
     path = Path(path)
     if not path.exists():
         raise SortFileError(f"{path}: sort file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SortFileError(f"{path}: cannot read the sort file ({e})") from None
-    reader = csv.reader(io.StringIO(text))
+    text, encoding = decode_sort_file(path)
+    delimiter = sniff_delimiter(text.split("\n", 1)[0])
+    how = ", ".join(([encoding] if encoding != "utf-8" else [])
+                    + ([f"{'tab' if delimiter == chr(9) else repr(delimiter)}-separated"] if delimiter != "," else []))
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -205,7 +246,7 @@ def read_sort_file(path: str | os.PathLike) -> tuple[list[SortRow], list[RowProb
                 problems.append(RowProblem(number, str(e)))
     except csv.Error as e:
         raise SortFileError(f"{path}: not a valid CSV file ({e})") from None
-    return rows, problems, all_cells
+    return SortFile(rows, problems, all_cells, how)
 
 
 # ------------------------------------------------------------------------------------------------

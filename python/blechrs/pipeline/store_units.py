@@ -131,10 +131,12 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
     """Apply a person's sort file: its units replace the store's units. Bad rows save nothing and
     are returned as problems; the applied report is written beside the sort file."""
     directory = Path(directory)
-    rows, problems, cells = sf.read_sort_file(sort_file)
+    rows, problems, cells, how_read = sf.read_sort_file(sort_file)
     params = params or load_params(directory)
     report = report or RunReport(directory)
     known = set(sorted_electrodes(directory))
+    if how_read:
+        report.notes.append(f"{Path(sort_file).name}: read as {how_read}")
 
     def load(e: int):
         path = paths.electrode_path(directory, e)
