@@ -9,8 +9,8 @@ blechrs on fixed recordings, dump a digest of every output, and compare two dump
 
     python benchmarks/identity.py run --python PY --out DIR --sets demo,s2_60 --jobs 2
 
-This script needs only the standard library, numpy and h5py; it never imports blechrs (the build
-under test runs in its own process, ``PY -m blechrs run FOLDER --jobs N``, or ``-m blechrs.cli``
+Run it with any python that has numpy and h5py (the build's own will do): it needs nothing else
+and never imports blechrs (the build under test runs in its own process, ``PY -m blechrs run FOLDER --jobs N``, or ``-m blechrs.cli``
 where the package has no ``__main__``).
 
 Sets (``--sets``, default all): ``demo`` (the recording ``blechrs demo`` sorts: blechrs.simulate,
@@ -33,11 +33,15 @@ the exit code and wall time (recorded, never compared).
 differing elements and the largest difference when both run folders are still there). PNG
 differences are listed apart and do not fail the comparison.
 
-Normalised or excluded (found by dumping the same build twice, /work/dumps/base and base2):
-- NORMALISE: text outputs are hashed after replacing the run folder's absolute path with
-  ``<RUN>``: ``QA_output/warnings.txt``... (see NORMALISE) print where they wrote, and the run
-  folders of two dumps are necessarily different paths.
-- EXCLUDE: nothing else differed between two runs of the same code.
+Normalised or excluded: nothing. Two runs of the same build (afd7594, /work/dumps/base and
+base2, different run-folder paths) gave identical digests on every set, PNGs included, so
+NORMALISE and EXCLUDE are empty; they are the place for any future output that varies from run to
+run (a timestamp, an elapsed time, an absolute path), each with its reason. Not byte-compared, by
+design: the ``.h5`` files themselves (HDF5 object headers record their creation time, so the
+bytes differ between identical runs: they are compared by their content, as above), the run log
+(stage times) and the wall time. PyTables' blosc-compressed datasets (``/spike_trains/*/
+spike_array``) cannot be decoded by plain h5py: their stored chunks are hashed instead (still
+exact, but a different blosc/lz4 version in the two environments would show as a difference).
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -91,9 +94,9 @@ ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "
        "PYTHONHASHSEED": "0", "TZ": "UTC", "MPLBACKEND": "Agg"}
 ENV_DROP = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
 
-#: Text outputs whose run-folder path is replaced by <RUN> before hashing (glob patterns).
+#: Text outputs whose run-folder path is replaced by <RUN> before hashing (glob patterns; none needed).
 NORMALISE: tuple[str, ...] = ()
-#: Outputs left out of the digest (glob patterns relative to the run folder), with the reason.
+#: Outputs left out of the digest (glob pattern relative to the run folder -> reason; none needed).
 EXCLUDE: dict[str, str] = {}
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -310,7 +313,7 @@ def fresh_run_folder(source: Path, run: Path) -> None:
             (run / f.name).symlink_to(f.resolve())
 
 
-def run_set(name: str, py: str, cmd: list[str], out: Path, jobs: int, info: dict) -> dict:
+def run_set(name: str, cmd: list[str], out: Path, jobs: int, info: dict) -> dict:
     run = out / "runs" / name
     fresh_run_folder(SETS[name], run)
     argv = cmd + ["run", str(run), "--jobs", str(jobs)]
@@ -341,7 +344,7 @@ def cmd_run(args) -> int:
     print(f"build: {info}; command: {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     for name in names:
-        dump = run_set(name, args.python, cmd, out, args.jobs, info)
+        dump = run_set(name, cmd, out, args.jobs, info)
         (out / f"{name}.json").write_text(json.dumps(dump, indent=1, sort_keys=True) + "\n")
         status = "ok" if dump["returncode"] == 0 else f"EXIT {dump['returncode']}: {dump['error']}"
         print(f"{name}: {dump['wall_s']:.1f} s, {len(dump['items'])} items, {len(dump['png'])} PNGs, {status}",
@@ -446,7 +449,7 @@ def compare_set(name: str, a: dict, b: dict, runs: tuple[Path, Path]) -> tuple[l
 def cmd_compare(args) -> int:
     a_dir, b_dir = args.a.resolve(), args.b.resolve()
     names = sorted({p.stem for p in a_dir.glob("*.json")} | {p.stem for p in b_dir.glob("*.json")})
-    failed = False
+    failed, walls = False, [0.0, 0.0]
     for name in names:
         pa, pb = a_dir / f"{name}.json", b_dir / f"{name}.json"
         if not (pa.exists() and pb.exists()):
@@ -454,7 +457,9 @@ def cmd_compare(args) -> int:
             failed = True
             continue
         runs = (a_dir / "runs" / name, b_dir / "runs" / name)
-        diffs, png_diffs, counts = compare_set(name, json.loads(pa.read_text()), json.loads(pb.read_text()), runs)
+        a, b = json.loads(pa.read_text()), json.loads(pb.read_text())
+        walls = [walls[0] + a["wall_s"], walls[1] + b["wall_s"]]
+        diffs, png_diffs, counts = compare_set(name, a, b, runs)
         print(f"{name}: {'IDENTICAL' if not diffs else f'{len(diffs)} DIFFERENCES'} ({counts})"
               + (f"; {len(png_diffs)} PNGs differ" if png_diffs else ""))
         for d in diffs:
@@ -462,7 +467,8 @@ def cmd_compare(args) -> int:
         for d in png_diffs:
             print(f"  png {d}")
         failed |= bool(diffs)
-    print("identical (PNGs aside)" if not failed else "DIFFERENT")
+    print(f"{'identical (PNGs aside)' if not failed else 'DIFFERENT'}; wall time of the sets: "
+          f"A {walls[0]:.1f} s, B {walls[1]:.1f} s")
     return 1 if failed else 0
 
 

@@ -126,8 +126,7 @@ def test_bad_rows_reported_with_row_number_and_save_nothing(tmp_path, electrodes
     assert message in str(problems[0]) and str(problems[0]).startswith("row 3:")
     assert [s.row for s in sels] == [2, 4]
     assert 3 not in by_row
-    report = sf.write_applied_report(path, cells, problems, by_row, {})
-    assert report == tmp_path / "my_sort_applied.csv"
+    report = sf.write_applied_report(tmp_path / "my_sort_applied.csv", path, cells, problems, by_row, {})
     with open(report) as fh:
         out = list(csv.DictReader(fh))
     assert [r["status"] for r in out] == ["saved", "rejected", "saved"]

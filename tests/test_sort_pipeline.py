@@ -133,30 +133,55 @@ def test_autosort_sort_file_round_trip(rec, reference_engine):
     assert [u.source for u in unit_store.read_units(d / "rec.h5")][0].startswith("sort file")
 
 
-def test_post_process_cli_bad_rows(rec, reference_engine, capsys):
+def test_post_process_cli_bad_rows_save_nothing(rec, reference_engine, capsys):
+    # 1 good row, 2 bad ones: nothing is saved (the store keeps all its units), the applied report
+    # in DIR says why for each row, and --check says the same without writing anything.
     d, _ = rec
     pipeline.run(d, jobs=1, plots=False)
-    data = work_files.load_electrode(paths.electrode_path(d, 2))
-    sort_csv = d / "person.csv"
+    before = _h5_content(d / "rec.h5")
+    n_before = len(unit_store.read_units(d / "rec.h5"))
+    sort_csv = d.parent / "person.csv"
     sort_csv.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"
                         "0,2,3,0+1,,x,r,merge\n"
                         "1,9,3,0,,,,unknown electrode\n"
                         "2,2,3,x7,,,,bad cluster\n")
-    before = sort_csv.read_bytes()
+    sort_bytes = sort_csv.read_bytes()
+    assert cli_main(["post-process", str(d), "--sort-file", str(sort_csv), "--check", "-q"]) == 1
+    assert not (d / "person_applied.csv").exists() and _h5_content(d / "rec.h5") == before
+    capsys.readouterr()
     code = cli_main(["post-process", str(d), "--sort-file", str(sort_csv), "--no-plots", "-q"])
     err = capsys.readouterr().err
     assert code == 1
     assert "row 3: electrode 9 has no sorting results" in err
     assert "row 4: Cluster 'x7'" in err
-    assert "Traceback" not in err
-    assert sort_csv.read_bytes() == before
-    units = unit_store.read_units(d / "rec.h5")
-    assert len(units) == 1
-    expected = data["times"][np.isin(data["labels_3"], [0, 1])]
-    np.testing.assert_array_equal(units[0].times, expected)
-    assert units[0].single_unit and units[0].regular_spiking
+    assert "nothing saved" in err and "Traceback" not in err
+    assert sort_csv.read_bytes() == sort_bytes
+    assert _h5_content(d / "rec.h5") == before and len(unit_store.read_units(d / "rec.h5")) == n_before
+    assert not (d.parent / "person_applied.csv").exists()  # the report lives in DIR, not beside the sort file
     with open(d / "person_applied.csv") as fh:
-        assert [r["status"] for r in csv.DictReader(fh)] == ["saved", "rejected", "rejected"]
+        assert [r["status"] for r in csv.DictReader(fh)] == ["not saved", "rejected", "rejected"]
+
+
+def test_post_process_check_lists_units_and_shared_spikes(rec, reference_engine, capsys):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    before = _h5_content(d / "rec.h5")
+    data = work_files.load_electrode(paths.electrode_path(d, 2))
+    sort_csv = d / "twice.csv"
+    # The same cluster saved twice (once merged with another): the two units share its spikes.
+    sort_csv.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"
+                        "0,2,3,0,,x,r,\n0,2,3,0+1,,,,\n")
+    code = cli_main(["post-process", str(d), "--sort-file", str(sort_csv), "--check", "-q"])
+    out = capsys.readouterr()
+    assert code == 0 and "would be saved" in out.err and "nothing written" in out.err
+    assert "unit000 (electrode 02) and unit001 (electrode 02) share 100 % of their spikes" in out.err
+    assert _h5_content(d / "rec.h5") == before and not (d / "twice_applied.csv").exists()
+    # Applied for real: both units saved, exactly the clusters' events, and the pair still reported.
+    code = cli_main(["post-process", str(d), "--sort-file", str(sort_csv), "--no-plots", "-q"])
+    assert code == 0 and "share 100 %" in capsys.readouterr().err
+    units = unit_store.read_units(d / "rec.h5")
+    np.testing.assert_array_equal(units[0].times, data["times"][data["labels_3"] == 0])
+    np.testing.assert_array_equal(units[1].times, data["times"][np.isin(data["labels_3"], [0, 1])])
 
 
 def _quiet(n, rng, polarity=-1, amplitude=0.0):

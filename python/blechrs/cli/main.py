@@ -80,15 +80,16 @@ def cmd_autosort(args) -> int:
 
 def cmd_post_process(args) -> int:
     from blechrs import pipeline
-    report, problems, applied = pipeline.post_process(args.dir, args.sort_file)
+    report, problems, applied = pipeline.post_process(args.dir, args.sort_file, check=args.check)
     for p in problems:
-        console.print(f"{args.sort_file}: {p} (nothing saved from it)")
+        console.print(f"{args.sort_file}: {p}")
     if not args.no_plots and report.store_written:  # unchanged units keep their pictures
         from blechrs.figures import pictures as plots
         with ProgressBars(not args.quiet) as bars:
             plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)
     print_report(report)
-    console.print(f"applied report: {applied}")
+    if applied is not None:
+        console.print(f"applied report: {applied}")
     return 1 if problems else 0
 
 
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("autosort", cmd_autosort, "choose units automatically, store them and write the sort file applied")
     pp = add("post-process", cmd_post_process, "store the units chosen in a sort file")
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
+    pp.add_argument("--check", action="store_true",
+                    help="validate the sort file and list the units it would save; write nothing")
     add("plot", cmd_plot, "pictures of every electrode, solution and unit, and an index.html")
     add("arrays", cmd_arrays, "spike-train arrays per trial")
     add("qa", cmd_qa, "unit QA: similarity, drift across trials, a picture per unit")

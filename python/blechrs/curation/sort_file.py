@@ -361,26 +361,21 @@ def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], dict[str, Any
     return selections, problems, by_row
 
 
-def applied_report_path(sort_file: str | os.PathLike) -> Path:
-    p = Path(sort_file)
-    return p.with_name(f"{p.stem}_applied.csv")
-
-
 REPORT_COLUMNS = COLUMNS + ("Row", "status", "unit_name", "spikes", "isi_1ms_pct", "isi_2ms_pct", "message")
 
 
-def write_applied_report(sort_file: str | os.PathLike, all_cells: list[dict[str, str]],
+def write_applied_report(report: Path, sort_file: str | os.PathLike, all_cells: list[dict[str, str]],
                          problems: list[RowProblem], by_row: dict[int, list[Unit]],
-                         unit_info: dict[int, dict[str, Any]]) -> Path:
-    """Write ``<name>_applied.csv`` beside the sort file: every row plus its outcome.
+                         unit_info: dict[int, dict[str, Any]], saved: bool = True) -> Path:
+    """Write the applied report ``report``: every row of the sort file plus its outcome.
 
     ``unit_info[id(unit)]`` holds ``unit_name``, ``spikes``, ``isi_1ms_pct``, ``isi_2ms_pct``.
-    A row that made several units (a split) gets one line per unit.
+    A row that made several units (a split) gets one line per unit. ``saved`` False: nothing was
+    saved (another row was bad), so the good rows say "not saved".
     """
     from blechrs.io.atomic import write_text_atomic
 
-    report = applied_report_path(sort_file)
-    if report.resolve() == Path(sort_file).resolve():
+    if Path(report).resolve() == Path(sort_file).resolve():
         raise SortFileError(f"{sort_file}: refusing to write the applied report over the sort file")
     problem_of = {p.row: p.message for p in problems}
     buf = io.StringIO()
@@ -396,6 +391,9 @@ def write_applied_report(sort_file: str | os.PathLike, all_cells: list[dict[str,
         if not sels:
             w.writerow(base + ["no unit", "", "", "", "", "every selected sub-cluster was empty"])
         for sel in sels:
+            if not saved:
+                w.writerow(base + ["not saved", "", len(sel.indices), "", "", "other rows were rejected: nothing saved"])
+                continue
             info = unit_info.get(id(sel), {})
             w.writerow(base + ["saved", info.get("unit_name", ""), info.get("spikes", len(sel.indices)),
                               _fmt(info.get("isi_1ms_pct")), _fmt(info.get("isi_2ms_pct")), sel.label])

@@ -16,6 +16,7 @@ from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
 from blechrs.model import Unit
 from blechrs.params import SortParams
+from blechrs.quality.unit_qa import similarity_violations, unit_similarity
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table, units_table
 from blechrs.schemes.sort_electrode import unit_metrics
@@ -127,16 +128,62 @@ def _f(x) -> str:
 
 
 def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, params: SortParams | None = None,
-                 report: RunReport | None = None) -> tuple[RunReport, list[sf.RowProblem], Path]:
-    """Apply a person's sort file: its units replace the store's units. Bad rows save nothing and
-    are returned as problems; the applied report is written beside the sort file."""
+                 report: RunReport | None = None, check: bool = False
+                 ) -> tuple[RunReport, list[sf.RowProblem], Path | None]:
+    """Apply a person's sort file: its units replace the store's units, all or nothing.
+
+    Any bad row saves nothing: the store (and so its pictures and arrays) stays as it was, and the
+    applied report ``DIR/<sort file>_applied.csv`` says what was wrong with each row. ``check``:
+    validate and plan only (``report.units`` lists what would be saved), write nothing. Units that
+    share most of their spikes with another unit are named in ``report.notes`` either way.
+    Returns (report, problems, applied report path or None)."""
     directory = Path(directory)
-    rows, problems, cells, how_read = sf.read_sort_file(sort_file)
+    parsed = sf.read_sort_file(sort_file)
+    if not any(paths.work_dir(directory).glob("electrode*.npz")):
+        raise PipelineError(f"{directory}: not sorted yet; run `blechrs run {directory}` before post-process")
     params = params or load_params(directory)
     report = report or RunReport(directory)
+    name = Path(sort_file).name
+    if parsed.how_read:
+        report.notes.append(f"{name}: read as {parsed.how_read}")
+    units, more, by_row = sf.apply_sort_rows(parsed.rows, _clustered_work(directory), params)
+    problems = sorted(parsed.problems + more, key=lambda p: p.row)
+    h5 = paths.h5_path(directory)
+    report.h5 = h5
+    if problems or not units:
+        why = f"{len(problems)} bad row(s)" if problems else "it selects no unit"
+        report.notes.append(f"{name}: {why}; nothing saved, {h5.name} left as it was")
+        report.units = stored_units_table(h5) if h5.exists() else []
+        applied = None if check else sf.write_applied_report(
+            applied_report_path(directory, sort_file), sort_file, parsed.cells, problems, by_row, {}, saved=False)
+        return report, problems, applied
+    units = with_events(directory, units, lambda unit, data: unit_metrics(data, unit.indices, params))
+    names = [f"unit{i:03d}" for i in range(len(units))]  # the store numbers units in this order
+    report.notes.extend(shared_spike_notes(units, names, params))
+    report.units = units_table(units, names)
+    if check:
+        report.notes.append(f"{name}: {len(units)} unit(s) would be saved (--check: nothing written)")
+        return report, problems, None
+    names = unit_store.write_units(h5, units, attrs={"units_from": f"sort file {name}"})
+    info = {id(unit): dict(unit_name=n, spikes=len(unit.indices),
+                           isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
+                           isi_2ms_pct=unit.metrics.get("isi_violations_2ms"))
+            for n, unit in zip(names, units)}
+    applied = sf.write_applied_report(applied_report_path(directory, sort_file), sort_file, parsed.cells,
+                                      problems, by_row, info, saved=True)
+    report.store_written = True
+    return report, problems, applied
+
+
+def applied_report_path(directory: str | os.PathLike, sort_file: str | os.PathLike) -> Path:
+    """``DIR/<sort file's name>_applied.csv``: in the recording's folder, so one sort file used on
+    several recordings leaves one report in each."""
+    return Path(directory) / f"{Path(sort_file).stem}_applied.csv"
+
+
+def _clustered_work(directory: Path) -> Callable[[int], dict | None]:
+    """``load(electrode)``: its work if it was sorted and clustered, else None."""
     known = set(sorted_electrodes(directory))
-    if how_read:
-        report.notes.append(f"{Path(sort_file).name}: read as {how_read}")
 
     def load(e: int):
         path = paths.electrode_path(directory, e)
@@ -145,24 +192,16 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
         data = work_files.load_electrode(path)
         return data if data.get("stage") == "clustered" else None
 
-    selections, more, by_row = sf.apply_sort_rows(rows, load, params)
-    problems = sorted(problems + more, key=lambda p: p.row)
-    h5 = paths.h5_path(directory)
-    if not selections:
-        # Nothing usable: the store keeps its units rather than being emptied by a broken file.
-        applied = sf.write_applied_report(sort_file, cells, problems, by_row, {})
-        report.notes.append(f"{Path(sort_file).name} selects no unit; {h5.name} left as it was")
-        report.h5 = h5
-        report.units = stored_units_table(h5) if h5.exists() else []
-        return report, problems, applied
-    units = with_events(directory, selections, lambda unit, data: unit_metrics(data, unit.indices, params))
-    names = unit_store.write_units(h5, units, attrs={"units_from": f"sort file {Path(sort_file).name}"})
-    info = {id(unit): dict(unit_name=name, spikes=len(unit.indices),
-                           isi_1ms_pct=unit.metrics.get("isi_violations_1ms"),
-                           isi_2ms_pct=unit.metrics.get("isi_violations_2ms"))
-            for name, unit in zip(names, units)}
-    applied = sf.write_applied_report(sort_file, cells, problems, by_row, info)
-    report.units = units_table(units, names)
-    report.h5 = h5
-    report.store_written = True
-    return report, problems, applied
+    return load
+
+
+def shared_spike_notes(units: Sequence[Unit], names: Sequence[str], params: SortParams) -> list[str]:
+    """One line per pair of units (same electrode or not) sharing more than ``similarity_cutoff`` %
+    of either's spikes (within ``similarity_window_ms``): likely the same neuron saved twice."""
+    sim = unit_similarity([u.times for u in units], params.extract.sampling_rate,
+                          params.quality.similarity_window_ms)
+    pairs = similarity_violations(sim, [len(u.times) for u in units], names, params.quality.similarity_cutoff,
+                                  params.quality.similarity_waveform_count_cutoff)
+    return [f"{p['unit_a']} (electrode {units[names.index(p['unit_a'])].electrode:02d}) and {p['unit_b']} "
+            f"(electrode {units[names.index(p['unit_b'])].electrode:02d}) share "
+            f"{max(p['pct_a_in_b'], p['pct_b_in_a']):.0f} % of their spikes" for p in pairs]
