@@ -30,8 +30,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RA
 
 def _warm_worker() -> None:
     """A pre-started worker's first task: import the clustering code."""
-    import blechrs.core.autosort  # noqa: F401
     import blechrs.core.cluster  # noqa: F401
+    import blechrs.schemes.autosort  # noqa: F401
 
 
 def start_pool(jobs: int) -> ProcessPoolExecutor | None:

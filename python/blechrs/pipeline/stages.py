@@ -69,7 +69,8 @@ def car_group_ids(rows, n_channels: int, use_car: bool) -> list[int]:
 
 
 def _core():
-    from blechrs.core import autosort, cluster, features, metrics
+    from blechrs.core import cluster, features, metrics
+    from blechrs.schemes import autosort
     return features, cluster, autosort, metrics
 
 
