@@ -109,7 +109,7 @@ def cluster_electrode(features: np.ndarray, params: SortParams) -> dict[int, Sol
     solutions: dict[int, Solution] = {}
     sizes = list(range(2, max_clusters + 1))
     if base > max_clusters and base != n_bgmm:
-        sizes.append(base)  # auto-sort's over-clustered start (see core/base_solution.py)
+        sizes.append(base)  # auto-sort's over-clustered start (see core/choose_base_solution.py)
     for k in sizes:
         solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct,
                                                train_events, x_events), "gmm")

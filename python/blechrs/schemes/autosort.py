@@ -2,8 +2,8 @@
 
 Transparent criteria, all computed in core (no downloaded classifier), composed here:
 
-1. Start from an over-clustered solution (core/base_solution.py): more clusters than units is
-   the safe side, splitting one unit in two can be undone, lumping two cannot.
+1. Start from an over-clustered solution (core/choose_base_solution.py): more clusters than units
+   is the safe side, splitting one unit in two can be undone, lumping two cannot.
 2. Merge clusters that are one unit, closest pair first, on refractory evidence and on their
    separation and valley along their discriminant (core/merge_clusters.py).
 3. Drop echoes: second detections of the same spikes (core/echoes.py).
@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from blechrs.core.assign_templates import assign_to_templates
-from blechrs.core.base_solution import base_solution
+from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
 from blechrs.core.echoes import is_echo
 from blechrs.core.features import peak_index
@@ -79,7 +79,7 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
 def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[UnitChoice]:
     """Steps 1-4 of the module doc: the units among the merged clusters of the base solution."""
     n = len(times)
-    number = base_solution(features, solutions, params)
+    number = choose_base_solution(features, solutions, params)
     labels = np.asarray(solutions[number].labels)
     max_dprime = float(params.autosort.autosort_merge_dprime)
     min_valley = float(params.autosort.autosort_merge_valley)

@@ -2,9 +2,10 @@
 
 A :class:`Simulation` is a microwire bundle: every wire (channel) carries 0-4 units with their
 own spike shape (trough width, repolarisation, polarity) and size (``amplitude_range_uv`` is the
-extremum after the 300-3000 Hz band-pass; units on one wire differ by at least ``min_size_ratio``), Poisson trains at 1-30 Hz with a refractory period, band-limited
-noise, a wide-band LFP and a DC offset per channel, and "taste delivery" pulses on board digital
-inputs. The same seed gives the same samples, in any layout and any chunking.
+extremum after the 300-3000 Hz band-pass; units on one wire differ by at least
+``min_size_ratio``), Poisson trains at 1-30 Hz with a refractory period, band-limited noise, a
+wide-band LFP and a DC offset per channel, and "taste delivery" pulses on board digital inputs.
+The same seed gives the same samples, in any layout and any chunking.
 
 The sample count is the duration rounded down to a multiple of 1920 samples (the common multiple
 of the 60- and 128-sample .rhd blocks) so every layout holds exactly the same samples.

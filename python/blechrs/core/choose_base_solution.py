@@ -11,7 +11,7 @@ from __future__ import annotations
 MIN_EVENTS_PER_CLUSTER = 40
 
 
-def base_solution(features, solutions, params) -> int:
+def choose_base_solution(features, solutions, params) -> int:
     """The over-clustered GMM solution auto-sort starts from: K = autosort_base_clusters, but no
     more clusters than one per ``MIN_EVENTS_PER_CLUSTER`` events (a cluster needs enough events
     for its covariance, or its merges cannot be judged)."""
