@@ -212,12 +212,12 @@ def sort_set(folder, params, extract="scipy", progress=True):
 
 def supervised_ceiling(folder, per_wire, params):
     """What the template classifier reaches when it starts from the TRUE labels: each detected
-    event gets the unit of the ground-truth spike within 0.4 ms, then ``core.templates``'s
+    event gets the unit of the ground-truth spike within 0.4 ms, then ``core.assign_templates``'s
     assignment (templates, noise model, noise class) re-decides every event, as auto-sort does
     from the clustering's units. Returns (detection-only accuracies, classifier accuracies), one
     per ground-truth unit, and the units-per-wire of each."""
     import gtio
-    from blechrs.core.templates import assign_to_templates
+    from blechrs.core.assign_templates import assign_to_templates
 
     gt = gtio.load_gt_arrays(folder)
     meta = gtio.load_meta(folder)

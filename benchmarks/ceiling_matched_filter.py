@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy as A  # noqa: E402  (puts ../shared/bench on sys.path)
 import gtio  # noqa: E402
 from blechrs.params import SortParams  # noqa: E402
-from blechrs.core.templates import assign_to_templates  # noqa: E402
+from blechrs.core.assign_templates import assign_to_templates  # noqa: E402
 
 BEFORE, AFTER = 30, 45
 L = BEFORE + AFTER
@@ -109,7 +109,7 @@ def fixed_classify(w, label, units, fs, duration, unit_prior=True):
     """assign_to_templates' model with templates, spreads and rates fixed from the true labels
     (no hard-EM passes); unit_prior=False: units compete on likelihood alone (equal priors), the
     unit's rate still weighs it against noise."""
-    from blechrs.core import templates as TT
+    from blechrs.core import assign_templates as TT, noise_model
     n = len(units)
     lab = np.full(len(label), -1)
     for k, u in enumerate(units):
@@ -118,11 +118,11 @@ def fixed_classify(w, label, units, fs, duration, unit_prior=True):
         return label
     w = np.asarray(w, dtype=np.float64)
     d = w.shape[1]
-    templates = TT._mean_waveforms(w, lab, n)
-    Wm = TT._whitening(TT._noise_cholesky(w, lab, templates))
+    templates = noise_model.mean_waveforms(w, lab, n)
+    Wm = noise_model.whitening(noise_model.noise_cholesky(w, lab, templates))
     z = w @ Wm
     zz = np.einsum("ij,ij->i", z, z)
-    tpl, spread, counts = TT._estimate(w, z, Wm, lab, n, templates)
+    tpl, spread, counts = TT.estimate_units(w, z, Wm, lab, n, templates)
     maha, ll = TT.unit_loglik(z, zz, tpl @ Wm, spread)
     with np.errstate(divide="ignore"):
         log_rate = np.log(counts / duration)

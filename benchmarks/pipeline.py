@@ -148,7 +148,7 @@ def main() -> int:
             stages[" ".join(words[:-2])] = float(words[-2])
 
     from blechrs.io import paths, unit_store
-    from blechrs.cli.demo import score_sorting
+    from blechrs.simulate.scoring import score_sorting
 
     units = unit_store.read_units(paths.h5_path(directory), waveforms=False)
     scores, unmatched = score_sorting(gt.spike_times, gt.unit_channel, {u.name: u.times for u in units},

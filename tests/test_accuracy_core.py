@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from blechrs.core import Solution, UnitChoice, autosort_electrode, cluster_electrode, compute_features
+from blechrs.core import Solution, UnitChoice, cluster_electrode, compute_features
 from blechrs.core import metrics
 from blechrs.params import SortParams
+from blechrs.schemes import autosort_electrode
 
 FS = 30000.0
 
@@ -181,7 +182,7 @@ def test_waveform_width_and_snr():
 
 
 def test_cross_refractory_matches_brute_force():
-    from blechrs.core.autosort import cross_refractory
+    from blechrs.core.refractory import cross_refractory
 
     rng = np.random.default_rng(4)
     ta = np.sort(rng.choice(30000 * 20, 800, replace=False))

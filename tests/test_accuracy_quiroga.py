@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blechrs.core import autosort_electrode, cluster_electrode, compute_features
+from blechrs.core import cluster_electrode, compute_features
 from blechrs.params import SortParams
+from blechrs.schemes import autosort_electrode
 
 REPO = Path(__file__).resolve().parents[1]
 SNIPPETS = REPO.parent / "shared" / "data" / "quiroga_snippets" / "quiroga_snippets.mat"

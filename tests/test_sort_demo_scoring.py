@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment as scipy_lsa
 
-from blechrs.cli.demo import count_matches, linear_sum_assignment, score_sorting
+from blechrs.simulate.scoring import count_matches, linear_sum_assignment, score_sorting
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 3), (4, 7), (7, 4), (12, 12), (5, 20), (0, 3)])

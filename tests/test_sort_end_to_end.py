@@ -7,7 +7,7 @@ import numpy as np
 
 from blechrs.io import paths, unit_store, work_files
 from blechrs.cli.main import main as cli_main
-from blechrs.cli.demo import score_sorting
+from blechrs.simulate.scoring import score_sorting
 from sort_reference import init_folder, simulated_folder
 
 

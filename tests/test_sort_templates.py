@@ -1,6 +1,6 @@
-"""Template assignment (core/templates.py) against independent references: scipy's multivariate
-normal density, and ground truth on simulated events (known templates, band-limited noise,
-amplitude jitter)."""
+"""The template steps of auto-sort (core/assign_templates, split_units, merge_units, noise_units)
+against independent references: scipy's multivariate normal density, and ground truth on
+simulated events (known templates, band-limited noise, amplitude jitter)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.signal import butter, lfilter
 from scipy.stats import multivariate_normal
 
-from blechrs.core import templates
+from blechrs.core.assign_templates import MIN_UNIT_EVENTS, assign_to_templates, unit_loglik
+from blechrs.core.merge_units import merge_same_units
+from blechrs.core.noise_units import noise_crossing_rate, noise_like_units
+from blechrs.core.split_units import split_by_amplitude, split_by_shape
 from blechrs.params import SortParams
 
 FS = 30000.0
@@ -94,7 +97,7 @@ def test_unit_loglik_matches_scipy_multivariate_normal():
     x = rng.standard_normal((n, d)) * 3
     z = np.linalg.solve(chol, x.T).T
     u = np.linalg.solve(chol, tpl.T).T
-    maha, loglik = templates.unit_loglik(z, np.einsum("ij,ij->i", z, z), u, spread)
+    maha, loglik = unit_loglik(z, np.einsum("ij,ij->i", z, z), u, spread)
     ref_noise = multivariate_normal(np.zeros(d), cov).logpdf(x)
     for k in range(3):
         ck = cov + spread[k] ** 2 * np.outer(tpl[k], tpl[k])
@@ -111,7 +114,7 @@ def test_noise_events_given_to_a_unit_are_rejected():
     rng = np.random.default_rng(1)
     w, truth, _ = simulate(rng, sizes=(80.0,), counts=(800,), n_noise=400)
     lumped = np.zeros(len(w), dtype=np.int64)  # clustering put every event in the unit
-    out = templates.assign_to_templates(w, lumped, FS, duration_s=60.0)
+    out = assign_to_templates(w, lumped, FS, duration_s=60.0)
     assert np.mean(out[truth == 0] == 0) >= 0.97
     assert np.mean(out[truth == -1] == -1) >= 0.90
 
@@ -120,8 +123,8 @@ def test_two_units_lumped_by_clustering_are_split_and_reassigned():
     rng = np.random.default_rng(2)
     w, truth, _ = simulate(rng, sizes=(60.0, 85.0), counts=(600, 400), n_noise=200)
     lumped = np.where(truth >= 0, 0, -1)
-    split = templates.split_by_amplitude(w, templates.assign_to_templates(w, lumped, FS, 60.0))
-    out = templates.assign_to_templates(w, split, FS, 60.0)
+    split = split_by_amplitude(w, assign_to_templates(w, lumped, FS, 60.0))
+    out = assign_to_templates(w, split, FS, 60.0)
     acc = accuracy_per_unit(truth, out)
     assert len(np.unique(out[out >= 0])) == 2
     assert acc.min() >= 0.85, acc
@@ -132,18 +135,20 @@ def test_two_units_lumped_by_clustering_are_split_and_reassigned():
 def test_one_unit_with_jitter_is_not_split():
     rng = np.random.default_rng(3)
     w, truth, _ = simulate(rng, sizes=(90.0,), counts=(1500,), n_noise=0, jitter=0.12)
-    labels = templates.split_by_amplitude(w, np.zeros(len(w), dtype=np.int64))
+    labels = split_by_amplitude(w, np.zeros(len(w), dtype=np.int64))
     assert set(np.unique(labels)) == {0}
 
 
 def test_too_few_events_leave_the_clustering_alone():
     rng = np.random.default_rng(4)
-    w, truth, _ = simulate(rng, sizes=(80.0,), counts=(templates.MIN_UNIT_EVENTS - 1,), n_noise=10)
-    assert templates.assign_to_templates(w, np.where(truth >= 0, 0, -1), FS, 60.0) is None
+    w, truth, _ = simulate(rng, sizes=(80.0,), counts=(MIN_UNIT_EVENTS - 1,), n_noise=10)
+    assert assign_to_templates(w, np.where(truth >= 0, 0, -1), FS, 60.0) is None
 
 
 def test_autosort_saves_the_template_solution_and_is_deterministic():
-    from blechrs.core import autosort_electrode, cluster_electrode, compute_features
+    from blechrs.core import cluster_electrode, compute_features
+    from blechrs.schemes import autosort_electrode
+    from blechrs.schemes.autosort import TEMPLATE_SOLUTION
 
     rng = np.random.default_rng(5)
     w, truth, _ = simulate(rng, sizes=(60.0, 110.0), counts=(900, 600), n_noise=200)
@@ -154,9 +159,9 @@ def test_autosort_saves_the_template_solution_and_is_deterministic():
         f = compute_features(w.astype(np.float32), params)
         sols = cluster_electrode(f, params)
         choices = autosort_electrode(w.astype(np.float32), times, f, sols, params, FS, 10.0 * 0.6745, 60.0)
-        assert templates.TEMPLATE_SOLUTION in sols and sols[templates.TEMPLATE_SOLUTION].kind == "templates"
-        assert all(c.solution == templates.TEMPLATE_SOLUTION for c in choices)
-        runs.append((sols[templates.TEMPLATE_SOLUTION].labels.copy(), [c.clusters for c in choices]))
+        assert TEMPLATE_SOLUTION in sols and sols[TEMPLATE_SOLUTION].kind == "templates"
+        assert all(c.solution == TEMPLATE_SOLUTION for c in choices)
+        runs.append((sols[TEMPLATE_SOLUTION].labels.copy(), [c.clusters for c in choices]))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
     labels = runs[0][0]
@@ -167,8 +172,8 @@ def test_autosort_saves_the_template_solution_and_is_deterministic():
     sols = cluster_electrode(compute_features(w.astype(np.float32), off), off)
     choices = autosort_electrode(w.astype(np.float32), times, compute_features(w.astype(np.float32), off),
                                  sols, off, FS, 10.0 * 0.6745, 60.0)
-    assert templates.TEMPLATE_SOLUTION not in sols
-    assert all(c.solution != templates.TEMPLATE_SOLUTION for c in choices)
+    assert TEMPLATE_SOLUTION not in sols
+    assert all(c.solution != TEMPLATE_SOLUTION for c in choices)
 
 
 def test_noise_crossing_rate_matches_counted_crossings():
@@ -182,7 +187,7 @@ def test_noise_crossing_rate_matches_counted_crossings():
     for k in (3.0, 3.5):
         above = np.abs(x) > k
         counted = np.count_nonzero(above[1:] & ~above[:-1]) / 200.0  # entries beyond +-k per second
-        predicted = templates.noise_crossing_rate(cov, k, FS)
+        predicted = noise_crossing_rate(cov, k, FS)
         assert predicted == pytest.approx(counted, rel=0.15), (k, predicted, counted)
 
 
@@ -192,9 +197,9 @@ def test_a_unit_of_noise_crossings_is_dropped_but_a_small_neuron_is_not():
     w, truth, _ = simulate(rng, sizes=(60.0,), counts=(600,), n_noise=60)
     labels = np.where(truth >= 0, 0, 1)
     duration = 600.0  # the 60 noise "events" fire at 0.1 Hz, below noise's own crossing rate
-    assert templates.noise_like_units(w, labels, 30, FS, duration, threshold_sds=4.0) == [1]
+    assert noise_like_units(w, labels, 30, FS, duration, threshold_sds=4.0) == [1]
     # the same noise shape firing far more often than noise crosses the threshold is kept
-    assert templates.noise_like_units(w, labels, 30, FS, 6.0, threshold_sds=4.0) == []
+    assert noise_like_units(w, labels, 30, FS, 6.0, threshold_sds=4.0) == []
 
 
 def test_two_units_of_one_size_and_different_shapes_are_split():
@@ -206,7 +211,7 @@ def test_two_units_of_one_size_and_different_shapes_are_split():
         w.append(rng.normal(1.0, 0.08, (500, 1)) * t[None, :] + noise_windows(rng, 500))
         truth.append(np.full(500, k))
     w, truth = np.concatenate(w), np.concatenate(truth)
-    labels = templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64))
+    labels = split_by_shape(w, np.zeros(len(w), dtype=np.int64))
     assert len(np.unique(labels)) == 2
     assert accuracy_per_unit(truth, labels).min() >= 0.9
 
@@ -220,7 +225,7 @@ def test_one_unit_detected_at_sub_sample_offsets_is_not_split_by_shape():
     shifted = [np.interp(i + s, i, t) for s in (-0.5, 0.5)]
     w = np.concatenate([rng.normal(1.0, 0.05, (1000, 1)) * s[None, :] + noise_windows(rng, 1000, sd=5.0)
                         for s in shifted])
-    labels = templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64))
+    labels = split_by_shape(w, np.zeros(len(w), dtype=np.int64))
     assert set(np.unique(labels)) == {0}
 
 
@@ -229,7 +234,7 @@ def test_a_small_unit_is_template_assigned():
     stationary covariance needs only window-many lags. Its events are kept, noise rejected."""
     rng = np.random.default_rng(10)
     w, truth, _ = simulate(rng, sizes=(80.0,), counts=(60,), n_noise=40)
-    out = templates.assign_to_templates(w, np.zeros(len(w), dtype=np.int64), FS, 60.0)
+    out = assign_to_templates(w, np.zeros(len(w), dtype=np.int64), FS, 60.0)
     assert out is not None
     assert np.mean(out[truth == 0] == 0) >= 0.95
     assert np.mean(out[truth == -1] == -1) >= 0.8
@@ -243,8 +248,8 @@ def test_a_rare_larger_neighbour_inside_a_unit_is_split_off():
     rng = np.random.default_rng(11)
     w, truth, _ = simulate(rng, sizes=(70.0, 100.0), counts=(230, 75), n_noise=0)
     lumped = np.zeros(len(w), dtype=np.int64)
-    split = templates.split_by_shape(w, templates.split_by_amplitude(w, lumped))
-    out = templates.merge_same_units(w, templates.assign_to_templates(w, split, FS, 60.0))
+    split = split_by_shape(w, split_by_amplitude(w, lumped))
+    out = merge_same_units(w, assign_to_templates(w, split, FS, 60.0))
     assert len(np.unique(out[out >= 0])) == 2
     assert accuracy_per_unit(truth, out).min() >= 0.85
 
@@ -255,13 +260,13 @@ def test_two_small_neighbours_are_split_but_one_small_unit_is_not():
     events pay log(n) per parameter); one neuron of 130 events stays whole."""
     rng = np.random.default_rng(12)
     w, truth, _ = simulate(rng, sizes=(90.0, 122.0), counts=(60, 70), n_noise=0)
-    split = templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64))
+    split = split_by_shape(w, np.zeros(len(w), dtype=np.int64))
     assert len(np.unique(split)) == 2
     assert accuracy_per_unit(truth, split).min() >= 0.85
     for seed in (13, 14, 15):
         rng = np.random.default_rng(seed)
         w, _, _ = simulate(rng, sizes=(100.0,), counts=(130,), n_noise=0)
-        assert set(np.unique(templates.split_by_shape(w, np.zeros(len(w), dtype=np.int64)))) == {0}
+        assert set(np.unique(split_by_shape(w, np.zeros(len(w), dtype=np.int64)))) == {0}
 
 
 def test_a_one_percent_tail_of_large_events_is_not_split_off():
@@ -270,5 +275,5 @@ def test_a_one_percent_tail_of_large_events_is_not_split_off():
     for n_big, want in ((90, 1), (400, 2)):
         rng = np.random.default_rng(16)
         w, truth, _ = simulate(rng, sizes=(80.0, 150.0), counts=(8000, n_big), n_noise=0)
-        labels = templates.split_by_amplitude(w, np.zeros(len(w), dtype=np.int64))
+        labels = split_by_amplitude(w, np.zeros(len(w), dtype=np.int64))
         assert len(np.unique(labels)) == want, (n_big, np.bincount(labels))

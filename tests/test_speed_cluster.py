@@ -13,7 +13,7 @@ from scipy.stats import chi2
 from sklearn.cluster import KMeans
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
-from blechrs.core import autosort, cluster, metrics, mixture
+from blechrs.core import cluster, echoes, metrics, mixture
 
 
 def _blobs(seed, n=3000, d=5, k=4):
@@ -107,7 +107,7 @@ def test_echo_fraction_matches_loop():
     for t, a in zip(times[member], amplitude[member]):
         near = (~member) & (np.abs(times - t) <= window)
         expected.append(bool(near.any() and np.abs(amplitude[near]).max() > abs(a)))
-    assert autosort.echo_fraction(times, amplitude, member, window) == pytest.approx(np.mean(expected))
+    assert echoes.echo_fraction(times, amplitude, member, window) == pytest.approx(np.mean(expected))
 
 
 @pytest.mark.parametrize("df", [4, 5])

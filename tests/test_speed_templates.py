@@ -1,10 +1,10 @@
-"""The two-Gaussian amplitude EM of core/templates.py (iterated on a 1024-bin histogram, the
+"""The two-Gaussian amplitude EM of core/split_units.py (iterated on a 1024-bin histogram, the
 likelihood and parts from every value) against the plain EM over every value, written here."""
 
 import numpy as np
 import pytest
 
-from blechrs.core import templates
+from blechrs.core import align_to_template, split_units
 
 
 def _reference(a, n_iter=200):
@@ -35,7 +35,7 @@ def _reference(a, n_iter=200):
         part = 1 - part
     bic2 = -2.0 * ll + 5.0 * np.log(n)
     ashman_d = abs(mu[1] - mu[0]) * np.sqrt(2.0 / (var[0] + var[1]))
-    return bic1 - bic2, part, mu[low] - templates.SPLIT_CLEAR_SDS * np.sqrt(var[low]), ashman_d
+    return bic1 - bic2, part, mu[low] - split_units.SPLIT_CLEAR_SDS * np.sqrt(var[low]), ashman_d
 
 
 @pytest.mark.parametrize("seed,shape", [(0, "bimodal"), (1, "unimodal"), (2, "skewed"), (3, "small")])
@@ -45,7 +45,7 @@ def test_bic_gain_of_two_matches_the_plain_form(seed, shape):
          "unimodal": lambda: rng.normal(1.0, 0.2, 5000),
          "skewed": lambda: rng.gamma(3.0, 0.3, 4000),
          "small": lambda: rng.normal(1.0, 0.2, 60)}[shape]()
-    gain, part, edge, separation = templates._bic_gain_of_two(a)
+    gain, part, edge, separation = split_units.bic_gain_of_two(a)
     ref_gain, ref_part, ref_edge, ref_separation = _reference(a)
     # binning moves the fit by far less than the split tests' margins (BIC gain 10, D 2)
     assert separation == pytest.approx(ref_separation, abs=0.02)
@@ -87,9 +87,9 @@ def test_aligned_residuals_match_a_per_shift_search(seed):
     by the textbook Catmull-Rom cubic, scaled by least squares on the samples around the extremum;
     the event minus the best-fitting moved template."""
     template, true_shift, w = _misaligned_events(seed)
-    got = templates._aligned_residuals(w, template, 30)
-    lo, hi = 30 - templates.REALIGN_HALF_WIDTH, 30 + templates.REALIGN_HALF_WIDTH
-    moved = [_catmull_rom(template[None, :], -s)[0] for s in templates.REALIGN_SHIFTS]
+    got = align_to_template.aligned_residuals(w, template, 30)
+    lo, hi = 30 - align_to_template.REALIGN_HALF_WIDTH, 30 + align_to_template.REALIGN_HALF_WIDTH
+    moved = [_catmull_rom(template[None, :], -s)[0] for s in align_to_template.REALIGN_SHIFTS]
     dist = []
     for m in moved:
         part = m[lo:hi]
@@ -99,7 +99,7 @@ def test_aligned_residuals_match_a_per_shift_search(seed):
     want = w - np.stack([moved[j] for j in best])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-8)
     # the chosen shift undoes the misalignment the events were given, to one step of the grid
-    shifts = np.asarray(templates.REALIGN_SHIFTS)[best]
+    shifts = np.asarray(align_to_template.REALIGN_SHIFTS)[best]
     assert np.mean(np.abs(shifts + true_shift) <= 1 / 8 + 1e-9) > 0.9
 
 
@@ -109,15 +109,15 @@ def test_realign_matches_a_per_shift_search(seed):
     search over REALIGN_SHIFTS chooses (least squared residual after scaling the template), and
     shift the whole event by it."""
     template, true_shift, w = _misaligned_events(seed)
-    got = templates._realign(w, template, 30)
-    lo, hi = 30 - templates.REALIGN_HALF_WIDTH, 30 + templates.REALIGN_HALF_WIDTH
+    got = align_to_template.realign(w, template, 30)
+    lo, hi = 30 - align_to_template.REALIGN_HALF_WIDTH, 30 + align_to_template.REALIGN_HALF_WIDTH
     tt = template[lo:hi] @ template[lo:hi]
     dist = []
-    for s in templates.REALIGN_SHIFTS:
+    for s in align_to_template.REALIGN_SHIFTS:
         ws = _catmull_rom(w, s)[:, lo:hi]
         resid = ws - np.outer(ws @ template[lo:hi] / tt, template[lo:hi])
         dist.append((resid ** 2).sum(axis=1))
-    best = np.asarray(templates.REALIGN_SHIFTS)[np.argmin(np.stack(dist, axis=1), axis=1)]
+    best = np.asarray(align_to_template.REALIGN_SHIFTS)[np.argmin(np.stack(dist, axis=1), axis=1)]
     want = np.stack([_catmull_rom(w[i:i + 1], best[i])[0] for i in range(len(w))])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     # and the search undoes the misalignment it was given, to within one step of its grid

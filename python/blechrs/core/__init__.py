@@ -1,11 +1,14 @@
-"""Sorting algorithms: features, clustering solutions, unit quality metrics and auto-sort.
+"""Sorting steps: features, clustering solutions, unit quality metrics and the steps of auto-sort.
 
-Each electrode is sorted on its own: ``compute_features`` -> ``cluster_electrode`` ->
-``autosort_electrode``. Everything here is pure numpy / scikit-learn, seeded and deterministic.
+One short module per step, named for what it does: features (``compute_features``), cluster
+(``cluster_electrode``), then auto-sort's steps: choose_base_solution, merge_clusters, echoes,
+judge_units, assign_templates (on noise_model), split_units (on align_to_template), merge_units
+(on refractory), noise_units. blechrs.schemes composes them (``autosort_electrode``). Everything
+here is pure numpy / scikit-learn, seeded and deterministic.
 """
 
-from blechrs.core.autosort import UnitChoice, autosort_electrode
 from blechrs.core.cluster import Solution, cluster_electrode
 from blechrs.core.features import compute_features
+from blechrs.core.judge_units import UnitChoice
 
-__all__ = ["Solution", "UnitChoice", "autosort_electrode", "cluster_electrode", "compute_features"]
+__all__ = ["Solution", "UnitChoice", "cluster_electrode", "compute_features"]

@@ -37,7 +37,7 @@ class Solution:
     labels: np.ndarray
     """int64, one per event, 0..k-1; -1 = outlier (amplitude beyond wf_amplitude_sd_cutoff SD)."""
     kind: str
-    """'gmm', 'bgmm' or 'templates' (auto-sort's template assignment, core/templates.py)."""
+    """'gmm', 'bgmm' or 'templates' (auto-sort's template assignment, schemes/autosort.py)."""
 
     @property
     def n_clusters(self) -> int:
@@ -109,7 +109,7 @@ def cluster_electrode(features: np.ndarray, params: SortParams) -> dict[int, Sol
     solutions: dict[int, Solution] = {}
     sizes = list(range(2, max_clusters + 1))
     if base > max_clusters and base != n_bgmm:
-        sizes.append(base)  # auto-sort's over-clustered start (see autosort.base_solution)
+        sizes.append(base)  # auto-sort's over-clustered start (see core/choose_base_solution.py)
     for k in sizes:
         solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct,
                                                train_events, x_events), "gmm")

@@ -18,7 +18,6 @@ import numpy as np
 from blechrs.params import SortParams
 
 N_PCA = 3
-FEATURE_NAMES = tuple([f"pc{i}" for i in range(N_PCA)] + ["amplitude", "energy"])
 
 
 def training_indices(n: int, max_events: int, seed: int) -> np.ndarray:

@@ -18,7 +18,6 @@ import numpy as np
 
 from blechrs import kernels
 from blechrs.core import metrics
-from blechrs.core.autosort import autosort_electrode
 from blechrs.core.cluster import Solution, cluster_electrode
 from blechrs.core.features import compute_features
 from blechrs.io import layout, paths
@@ -26,6 +25,7 @@ from blechrs.io.params_file import load_params
 from blechrs.io.recording import open_recording
 from blechrs.model import Unit
 from blechrs.params import SortParams
+from blechrs.schemes.autosort import autosort_electrode
 
 
 def quiet_reason(data: dict[str, Any], params: SortParams) -> str | None:

@@ -1,0 +1,70 @@
+"""Merge units of one shape whose amplitudes form one mode together: clustering cut a neuron in
+two along its noise. Never when they fire independently (close pairs as often as chance).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
+from blechrs.core.refractory import cross_refractory, fire_independently
+from blechrs.core.split_units import one_mode_and_shape
+
+#: Two units whose whitened templates, one scaled to fit the other, are closer than this (in
+#: noise SDs: the d' of a discriminant between the two shapes) have one shape. Halves of one
+#: unit cut apart in feature space sit at ~1.6 (the means of a Gaussian cut in two), units of
+#: different shape far above.
+MERGE_MAX_SHAPE_DPRIME = 3.0
+
+
+def _fire_independently(ta: np.ndarray, tb: np.ndarray, sampling_rate: float, duration_s: float) -> bool:
+    """Pairs closer than the refractory period as often as chance predicts: two neurons (the veto
+    of auto-sort's merge test). The converse (few close pairs: one neuron) is no evidence on one
+    wire: two spikes that overlap in one window are lost to detection or to the assignment, so
+    close pairs of two neurons go missing too."""
+    return duration_s > 0 and fire_independently(*cross_refractory(ta, tb, sampling_rate, duration_s))
+
+
+def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.ndarray | None = None,
+                     sampling_rate: float = 30000.0, duration_s: float = 0.0) -> np.ndarray:
+    """Merge pairs of units that are one neuron cut in two by the clustering: the same shape (see
+    MERGE_MAX_SHAPE_DPRIME) and amplitudes that are one mode together (the BIC test of
+    ``split_by_amplitude`` does not fire on their union); never when, given ``times``, they fire
+    independently. Most similar pair first, repeated until no pair merges. Returns the new labels (units
+    renumbered 0..k-1 by first appearance)."""
+    w = np.asarray(waveforms, dtype=np.float64)
+    labels = np.asarray(unit_labels, dtype=np.int64).copy()
+    if labels.size == 0 or labels.max() < 1:
+        return labels
+    templates = mean_waveforms(w, labels, int(labels.max()) + 1)
+    whiten = whitening(noise_cholesky(w, labels, templates))
+    while True:
+        ids = [k for k in np.unique(labels) if k >= 0]
+        if len(ids) < 2:
+            break
+        u = {k: w[labels == k].mean(axis=0) @ whiten for k in ids}
+        pairs = []
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                alpha = float(u[a] @ u[b]) / max(float(u[b] @ u[b]), 1e-12)
+                diff = u[a] - alpha * u[b]
+                dprime = float(np.sqrt(diff @ diff))
+                if dprime < MERGE_MAX_SHAPE_DPRIME:
+                    pairs.append((dprime, a, b))
+        merged = False
+        for _, a, b in sorted(pairs):
+            if times is not None and _fire_independently(times[labels == a], times[labels == b],
+                                                         sampling_rate, duration_s):
+                continue
+            idx = np.flatnonzero((labels == a) | (labels == b))
+            # ... and only when their union is not one the split tests would split again (merge and
+            # split must agree, or a split neighbour comes straight back)
+            if one_mode_and_shape(w, idx, whiten):
+                labels[labels == b] = a
+                merged = True
+                break
+        if not merged:
+            break
+    ids = [k for k in np.unique(labels) if k >= 0]
+    remap = {k: i for i, k in enumerate(ids)}
+    return np.array([remap[k] if k >= 0 else -1 for k in labels], dtype=np.int64)

@@ -1,0 +1,184 @@
+"""Auto-sort: which clusters of an electrode are units, merged how, single or multi, RS or FS.
+
+Transparent criteria, all computed in core (no downloaded classifier), composed here:
+
+1. Start from an over-clustered solution (core/choose_base_solution.py): more clusters than units
+   is the safe side, splitting one unit in two can be undone, lumping two cannot.
+2. Merge clusters that are one unit, closest pair first, on refractory evidence and on their
+   separation and valley along their discriminant (core/merge_clusters.py).
+3. Drop echoes: second detections of the same spikes (core/echoes.py).
+4. Keep a (merged) cluster as a unit when it passes the keep criteria, and label it single or
+   multi-unit, regular or fast spiking (core/judge_units.py).
+5. With ``template_assignment`` (default), refine: the kept units are re-decided event by event
+   against their mean waveforms and a noise model (core/assign_templates.py); units that cannot
+   be told from noise crossings are dropped (core/noise_units.py) and units of one shape and one
+   amplitude mode merged (core/merge_units.py); then units with bimodal amplitudes or two shapes
+   are split (core/split_units.py), and assigned and merged again, up to ``SPLIT_ROUNDS`` rounds;
+   last, noise-like units and, as in step 3, echoes are dropped. The units are then those of the
+   template solution, judged by step 4 without the L-ratio test.
+
+The template assignment is a solution of its own (number ``TEMPLATE_SOLUTION``, kind
+``"templates"``): cluster ``k`` is unit ``k``, -1 is noise, so the sort file can select or
+overrule it like any other solution. ``template_assignment = False`` turns the step off.
+
+Each choice carries its metrics and a one-line reason, so a person can check or overrule it in the
+sort file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from blechrs.core.assign_templates import assign_to_templates
+from blechrs.core.choose_base_solution import choose_base_solution
+from blechrs.core.cluster import Solution
+from blechrs.core.echoes import is_echo
+from blechrs.core.features import peak_index
+from blechrs.core.judge_units import UnitChoice, judge_unit
+from blechrs.core.merge_clusters import merge_clusters
+from blechrs.core.merge_units import merge_same_units
+from blechrs.core.noise_model import one_noise_model_per_assignment
+from blechrs.core.noise_units import drop_noise_like, noise_like_units
+from blechrs.core.split_units import split_by_amplitude, split_by_shape
+
+#: Solution number of the template assignment (GMM solutions start at K = 2).
+TEMPLATE_SOLUTION = 1
+#: Rounds of split (amplitude, then shape), assign, merge: a wire's third or fourth unit is often
+#: found inside a part split off in the round before.
+SPLIT_ROUNDS = 3
+
+
+def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate=None, mad_val=0.0,
+                       duration_s: float | None = None, clustered: np.ndarray | None = None
+                       ) -> list[UnitChoice]:
+    """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
+
+    ``sampling_rate`` defaults to ``params.extract.sampling_rate``; ``duration_s`` (the recording's length,
+    for firing rates) defaults to the span of ``times``. ``clustered`` marks the events the
+    clustering saw (default: all); the others (label -1 in every solution) can join a unit only
+    through the template assignment, which also adds the template solution to ``solutions``.
+    """
+    waveforms = np.asarray(waveforms)
+    times = np.asarray(times)
+    features = np.asarray(features, dtype=np.float64)
+    n = len(times)
+    if n == 0 or not solutions:
+        return []
+    fs = float(sampling_rate if sampling_rate is not None else params.extract.sampling_rate)
+    if duration_s is None or duration_s <= 0:
+        duration_s = max(float(times.max() - times.min()) / fs, 1.0 / fs)
+    choices = _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s)
+    if choices and bool(params.autosort.template_assignment):
+        solution, choices = refine_choices(waveforms, times, features, choices, solutions, params, fs,
+                                           mad_val, duration_s, clustered)
+        if solution is not None:
+            solutions[solution.number] = solution
+    return choices
+
+
+def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[UnitChoice]:
+    """Steps 1-4 of the module doc: the units among the merged clusters of the base solution."""
+    n = len(times)
+    number = choose_base_solution(features, solutions, params)
+    labels = np.asarray(solutions[number].labels)
+    max_dprime = float(params.autosort.autosort_merge_dprime)
+    min_valley = float(params.autosort.autosort_merge_valley)
+    peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
+
+    groups = merge_clusters(features, times, labels, fs, max_dprime, min_valley, duration_s)
+    amplitude = waveforms[:, peak] if len(waveforms) else np.zeros(n)
+    choices = []
+    for group in groups:
+        member = np.isin(labels, group)
+        if is_echo(times, amplitude, member, fs):
+            continue
+        merged = "+".join(str(c) for c in group)
+        choice = judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s,
+                            number, list(group), f"clusters {merged} of solution {number}")
+        if choice is not None:
+            choices.append(choice)
+    return choices
+
+
+def refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
+                   duration_s, clustered=None):
+    """Auto-sort's units re-decided by template assignment, with bimodal units split (step 5).
+
+    Returns (the template solution, the new unit choices on it); (None, auto-sort's choices less
+    those indistinguishable from noise crossings) when the electrode has too few unit events for
+    the noise model."""
+    with one_noise_model_per_assignment():
+        return _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
+                               duration_s, clustered)
+
+
+def _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
+                    duration_s, clustered=None):
+    w = np.asarray(waveforms, dtype=np.float64)  # once: every step below works in float64
+    t = np.asarray(times)
+    peak = peak_index(params, w.shape[1])
+    sds = float(params.extract.waveform_threshold)
+    unit_labels, eligible = _choices_as_labels(choices, solutions, len(w), clustered)
+    assigned = assign_to_templates(w, unit_labels, sampling_rate, duration_s, eligible)
+    if assigned is None:  # too few events for the model: auto-sort's units, less noise crossings
+        noise = set(noise_like_units(w, unit_labels, peak, sampling_rate, duration_s, sds))
+        return None, [c for k, c in enumerate(choices) if k not in noise]
+    threshold = sds * float(mad_val) / 0.6745
+    assigned = merge_same_units(w, drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
+                                sampling_rate, duration_s)
+    assigned = _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s)
+    assigned = drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds)
+    if assigned.max() < 0:
+        return Solution(TEMPLATE_SOLUTION, assigned, "templates"), []
+    labels, n_units = _numbered_by_size(assigned)
+    new = []
+    for k in range(n_units):
+        # the rebound of a larger unit's spikes re-crossing the threshold (step 3's echo test)
+        if is_echo(t, w[:, peak], labels == k, sampling_rate):
+            continue
+        choice = judge_unit(w, times, features, labels == k, params, sampling_rate, mad_val, duration_s,
+                            TEMPLATE_SOLUTION, [k], f"unit {k} of the template assignment (solution "
+                            f"{TEMPLATE_SOLUTION})",
+                            # split neighbours are close in feature space by construction: their
+                            # L-ratio says nothing about a mixture
+                            check_isolation=False)
+        if choice is not None:
+            new.append(choice)
+    return Solution(TEMPLATE_SOLUTION, labels, "templates"), new
+
+
+def _choices_as_labels(choices, solutions, n, clustered) -> tuple[np.ndarray, np.ndarray]:
+    """The unit index of each event under auto-sort's choices (-1 = none), and the events the
+    template assignment may give to a unit."""
+    unit_labels = np.full(n, -1, dtype=np.int64)
+    for k, c in enumerate(choices):
+        sel = np.isin(solutions[c.solution].labels, c.clusters) & (unit_labels < 0)
+        unit_labels[sel] = k
+    # the clustering's amplitude outliers (artifacts) stay out of every unit; events the
+    # clustering did not see (below cluster_threshold) are all candidates
+    eligible = np.asarray(solutions[choices[0].solution].labels) >= 0
+    if clustered is not None:
+        eligible |= ~np.asarray(clustered, dtype=bool)
+    return unit_labels, eligible
+
+
+def _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s) -> np.ndarray:
+    """Split (amplitude, then shape), assign, merge, until nothing splits or SPLIT_ROUNDS rounds."""
+    for _ in range(SPLIT_ROUNDS):
+        split = split_by_shape(w, split_by_amplitude(w, assigned, threshold, peak))
+        if split.max() == assigned.max():
+            break
+        again = assign_to_templates(w, split, sampling_rate, duration_s, eligible)
+        assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s)
+    return assigned
+
+
+def _numbered_by_size(assigned: np.ndarray) -> tuple[np.ndarray, int]:
+    """Units renumbered by size (largest first) so the solution reads like the others; and their
+    count."""
+    ids, counts = np.unique(assigned[assigned >= 0], return_counts=True)
+    order = ids[np.argsort(-counts, kind="stable")]
+    remap = np.full(int(assigned.max()) + 2 if assigned.size else 1, -1, dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    labels = np.where(assigned >= 0, remap[np.maximum(assigned, 0)], -1)
+    return labels, len(order)
