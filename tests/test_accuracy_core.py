@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from blechrs.core import Solution, UnitChoice, cluster_electrode, compute_features
+from blechrs.core import Solution, cluster_electrode, compute_features
+from blechrs.model import Unit
 from blechrs.core import metrics
 from blechrs.params import SortParams
 from blechrs.schemes import autosort_electrode
@@ -99,7 +100,7 @@ def test_quiet_electrodes_never_crash(n):
         assert s.labels.dtype == np.int64 and s.labels.shape == (n,)
         assert s.kind == ("bgmm" if number == p.cluster.max_autosort_clusters else "gmm")
     units = autosort_electrode(w, t, f, sols, p, FS, 5.0)
-    assert all(isinstance(u, UnitChoice) for u in units)
+    assert all(isinstance(u, Unit) for u in units)
     assert len(units) == 0  # too few events for a unit
 
 

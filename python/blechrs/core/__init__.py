@@ -9,6 +9,5 @@ here is pure numpy / scikit-learn, seeded and deterministic.
 
 from blechrs.core.cluster import Solution, cluster_electrode
 from blechrs.core.features import compute_features
-from blechrs.core.judge_units import UnitChoice
 
-__all__ = ["Solution", "UnitChoice", "cluster_electrode", "compute_features"]
+__all__ = ["Solution", "cluster_electrode", "compute_features"]

@@ -8,43 +8,23 @@
    Fast spiking ('f') when the trough-to-peak width is below ``fast_spiking_max_width_ms``, else
    regular spiking ('r').
 
-Each choice carries its metrics and a one-line reason, so a person can check or overrule it in the
+Each unit carries its metrics and a one-line reason, so a person can check or overrule it in the
 sort file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from blechrs.core.features import peak_index
 from blechrs.core.metrics import unit_metrics
-
-
-@dataclass
-class UnitChoice:
-    solution: int
-    clusters: list[int]
-    single_unit: bool
-    unit_type: str
-    """'r' regular spiking or 'f' fast spiking."""
-    metrics: dict = field(default_factory=dict)
-    reason: str = ""
-
-    @property
-    def regular_spiking(self) -> bool:
-        return self.unit_type == "r"
-
-    @property
-    def fast_spiking(self) -> bool:
-        return self.unit_type == "f"
+from blechrs.model import Unit
 
 
 def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s, number, clusters,
-               origin, check_isolation: bool = True) -> UnitChoice | None:
+               origin, check_isolation: bool = True) -> Unit | None:
     """The events where ``member`` is True as a unit: None when they fail a keep criterion (step 1
-    of the module doc), else the choice with its single/multi and RS/FS labels (step 2)."""
+    of the module doc), else the unit with its single/multi and RS/FS labels (step 2)."""
     isi_limits = list(params.autosort.ISI_violations_thresholds)
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
     m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak)
@@ -64,4 +44,6 @@ def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration
               f"{m['firing_rate']:.2f} Hz, SNR {m['snr']:.1f}, ISI<1ms {m['isi_violations_1ms']:.2f}% "
               f"ISI<2ms {m['isi_violations_2ms']:.2f}%, contamination {m['contamination']:.2f} -> "
               f"{'single' if single else 'multi'} unit, width {m['width_ms']:.2f} ms -> {unit_type}")
-    return UnitChoice(number, list(clusters), single, unit_type, m, reason)
+    # The electrode is the caller's to set: the events alone do not say which it is.
+    return Unit(-1, int(number), tuple(int(c) for c in clusters), single_unit=single,
+                regular_spiking=unit_type == "r", fast_spiking=unit_type == "f", metrics=m, reason=reason)

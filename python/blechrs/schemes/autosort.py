@@ -34,7 +34,8 @@ from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
 from blechrs.core.echoes import is_echo
 from blechrs.core.features import peak_index
-from blechrs.core.judge_units import UnitChoice, judge_unit
+from blechrs.core.judge_units import judge_unit
+from blechrs.model import Unit
 from blechrs.core.merge_clusters import merge_clusters
 from blechrs.core.merge_units import merge_same_units
 from blechrs.core.noise_model import one_noise_model_per_assignment
@@ -50,7 +51,7 @@ SPLIT_ROUNDS = 3
 
 def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate=None, mad_val=0.0,
                        duration_s: float | None = None, clustered: np.ndarray | None = None
-                       ) -> list[UnitChoice]:
+                       ) -> list[Unit]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
 
     ``sampling_rate`` defaults to ``params.extract.sampling_rate``; ``duration_s`` (the recording's length,
@@ -76,7 +77,7 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     return choices
 
 
-def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[UnitChoice]:
+def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[Unit]:
     """Steps 1-4 of the module doc: the units among the merged clusters of the base solution."""
     n = len(times)
     number = choose_base_solution(features, solutions, params)

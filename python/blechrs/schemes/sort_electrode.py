@@ -23,7 +23,6 @@ from blechrs.core.features import compute_features
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params
 from blechrs.io.recording import open_recording
-from blechrs.model import Unit
 from blechrs.params import SortParams
 from blechrs.schemes.autosort import autosort_electrode
 
@@ -111,19 +110,18 @@ def _autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
                 out[f"labels_{number}"] = np.asarray(sol.labels, dtype=np.int64)
                 kinds[str(number)] = sol.kind
         out["solution_kinds"] = kinds
-        for choice in choices:
-            clusters = tuple(int(c) for c in np.atleast_1d(choice.clusters))
-            members = np.flatnonzero(np.isin(solutions[int(choice.solution)].labels, clusters))
+        for unit in choices:
+            members = np.flatnonzero(np.isin(solutions[unit.solution].labels, unit.clusters))
             indices = members[auto_labels[members] < 0]  # units never share events
             if len(indices) == 0:
                 continue
             auto_labels[indices] = len(units)
-            unit_type = str(getattr(choice, "unit_type", "") or "")
-            metrics = _jsonable(choice.metrics) if len(indices) == len(members) else unit_metrics(data, indices, params)
-            units.append(Unit(int(data["electrode"]), int(choice.solution), clusters, indices,
-                              single_unit=bool(choice.single_unit), regular_spiking=unit_type == "r",
-                              fast_spiking=unit_type == "f", metrics=metrics,
-                              reason=str(getattr(choice, "reason", ""))).record())
+            unit.electrode, unit.indices = int(data["electrode"]), indices
+            if len(indices) < len(members):  # it lost events to an earlier unit
+                unit.metrics = unit_metrics(data, indices, params)
+            else:
+                unit.metrics = _jsonable(unit.metrics)
+            units.append(unit.record())
     out["auto_labels"] = auto_labels
     out["auto_units"] = units
     out["fp_autosort"] = params.fingerprint("autosort")
