@@ -7,7 +7,7 @@ blechrs on fixed recordings, dump a digest of every output, and compare two dump
     # compare it with the baseline dump; exit 1 on any non-PNG difference
     python benchmarks/identity.py compare /work/dumps/base /work/dumps/new
 
-    python benchmarks/identity.py run --python PY --out DIR --sets demo,s2_60 --jobs 2
+    python benchmarks/identity.py run --python PY --out DIR --sets demo,s2_60 --jobs 2 [--replace]
 
 Run it with any python that has numpy and h5py (the build's own will do): it needs nothing else
 and never imports blechrs (the build under test runs in its own process, ``PY -m blechrs run FOLDER --jobs N``, or ``-m blechrs.cli``
@@ -19,7 +19,7 @@ seed 0, 32 channels, 60 s, one file per channel; written once by PY into $BENCH_
 folder, in $BENCH_DATA; make them with the README's commands, ``--formats intan`` is enough) and
 the Intan files of ../shared/data/real/intan-format-fixtures-synthetic (``fix_*``).
 
-``run``: for each set, a fresh folder DIR/runs/<set> holds symlinks to the recording's raw files
+``run`` writes into a new or empty DIR (``--replace`` empties it); for each set, a fresh folder DIR/runs/<set> holds symlinks to the recording's raw files
 (blechrs reads through them; its outputs are regular files beside them); the default run
 (pictures, arrays, unit QA) runs in a fixed environment (ENV below); DIR/runs/<set>.log keeps its
 output, and DIR/<set>.json the digest: every HDF5 group, dataset (dtype, shape, storage filters,
@@ -314,6 +314,16 @@ def fresh_run_folder(source: Path, run: Path) -> None:
             (run / f.name).symlink_to(f.resolve())
 
 
+def prepare_out(out: Path, replace: bool) -> None:
+    """An empty dump folder: an existing dump is kept unless --replace (never mix two builds)."""
+    if out.exists() and any(out.iterdir()):
+        if not replace:
+            sys.exit(f"{out}: not empty (a dump is there); --replace empties it")
+        for p in out.iterdir():
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+
+
 def run_set(name: str, cmd: list[str], out: Path, jobs: int, info: dict) -> dict:
     run = out / "runs" / name
     fresh_run_folder(SETS[name], run)
@@ -340,7 +350,7 @@ def cmd_run(args) -> int:
     if "demo" in names:
         ensure_demo(args.python, SETS["demo"])
     out = args.out.resolve()
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    prepare_out(out, args.replace)
     cmd, info = blechrs_command(args.python), build_info(args.python)
     print(f"build: {info}; command: {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
@@ -480,6 +490,7 @@ def main(argv=None) -> int:
     r.add_argument("--out", type=Path, required=True, help="folder for the dumps and run folders")
     r.add_argument("--sets", default="all", help=f"comma list of {', '.join(SETS)} (default: all)")
     r.add_argument("--jobs", type=int, default=2)
+    r.add_argument("--replace", action="store_true", help="empty --out first if it holds a dump")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("compare", help="compare two dump folders")
     c.add_argument("a", type=Path)

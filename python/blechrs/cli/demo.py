@@ -1,21 +1,22 @@
 """``blechrs demo``: simulate a recording with ground truth, sort it, score the sort.
 
-The score is the usual one (spikeinterface's compare_sorter_to_ground_truth): a sorted spike
-matches a true spike within 0.4 ms; ground-truth and sorted units are paired one to one by the
-Hungarian algorithm on their agreement; accuracy = matches / (true + sorted - matches). The
-Hungarian algorithm is written here (scipy is not a runtime dependency of blechrs).
+The score is blechrs.simulate.scoring's (spikeinterface's compare_sorter_to_ground_truth: 0.4 ms,
+units paired one to one by the Hungarian algorithm). The recording and its sort stay in ``--out``
+(default ``./blechrs_demo``) to look at; a later demo replaces a folder an earlier demo made.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from blechrs.errors import BlechrsError
+
+#: Marks a folder as made by the demo, so the next demo may replace it.
+DEMO_MARKER = ".blechrs_demo"
 
 
 def main(args, console, out) -> int:
@@ -28,17 +29,15 @@ def main(args, console, out) -> int:
     from blechrs.simulate import Simulation
     from blechrs.simulate.scoring import score_sorting
 
-    tmp = None
-    if args.out is None:
-        tmp = Path(tempfile.mkdtemp(prefix="blechrs_demo_"))
-        directory = tmp / "demo_recording"
-    else:
-        directory = Path(args.out)
-        if directory.exists() and any(directory.iterdir()) and not args.force:
-            raise BlechrsError(f"{directory}: not empty (use --force to overwrite it)")
-        if directory.exists() and args.force:
-            shutil.rmtree(directory)
-    try:
+    directory = Path(args.out) if args.out is not None else Path("blechrs_demo")
+    marker = directory / DEMO_MARKER
+    if directory.exists() and any(directory.iterdir()):
+        if not (args.force or marker.exists()):
+            raise BlechrsError(f"{directory}: not empty and not an earlier demo (use --force to replace it)")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    marker.write_text("made by `blechrs demo`; the next demo replaces this folder\n")
+    if True:
         t0 = time.perf_counter()
         console.print(f"simulating {args.channels} channels x {args.seconds:g} s (seed {args.seed}) in {directory}")
         sim = Simulation(seed=args.seed, n_channels=args.channels, duration_s=args.seconds)
@@ -68,9 +67,6 @@ def main(args, console, out) -> int:
                   f"{len(unmatched)} matching no ground-truth unit")
         out.print(f"time: simulate {t_sim:.1f} s, sort {t_sort:.1f} s ("
                   + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()) + ")")
-        if tmp is None:
-            out.print(f"recording, units and pictures in {directory}")
+        out.print(f"recording, units and pictures kept in {directory} "
+                  f"(open {paths.plot_dir(directory) / 'index.html'})")
         return 0
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)

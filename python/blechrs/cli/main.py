@@ -136,52 +136,80 @@ def _copy_raw(directory) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _common(suppress: bool) -> argparse.ArgumentParser:
-    # The options work before or after the command; after it, SUPPRESS keeps a sub-command's
-    # defaults from overwriting what was given before it.
-    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks")
-    common.add_argument("--jobs", "-j", type=int, default=d(0), help="worker processes (default: all cores)")
-    common.add_argument("--force", action="store_true", default=d(False),
-                        help="redo finished work / replace existing files")
-    common.add_argument("--no-plots", action="store_true", default=d(False), help="skip the pictures")
-    common.add_argument("--quiet", "-q", action="store_true", default=d(False), help="no progress bars")
-    return common
+_OPTIONS = {
+    "debug": (("--debug",), dict(action="store_true", help="show tracebacks")),
+    "jobs": (("--jobs", "-j"), dict(type=int, help="worker processes (default: all cores)")),
+    "force": (("--force",), dict(action="store_true", help="redo finished work / replace existing files")),
+    "no_plots": (("--no-plots",), dict(action="store_true", help="skip the pictures")),
+    "quiet": (("--quiet", "-q"), dict(action="store_true", help="no progress bars")),
+}
+_DEFAULTS = {"debug": False, "jobs": 0, "force": False, "no_plots": False, "quiet": False}
+
+#: Each command: (what it does, its options, what it reads, what it writes).
+_COMMANDS = {
+    "run": ("sort a recording folder end to end", ("jobs", "force", "no_plots", "quiet"),
+            "the Intan files; <name>.params, .info and layout (written first by init when missing)",
+            "blechrs_work/, <name>.h5, <name>_autosort.csv, blechrs_plots/, QA_output/, trial_info_frame.csv"),
+    "init": ("write <name>.info, the electrode layout and <name>.params, check the raw data", ("force",),
+             "the Intan files", "<name>.info, <name>_electrode_layout.csv, <name>.params (kept unless --force), "
+             "QA_output/"),
+    "extract": ("reference, filter, detect and cut waveforms per electrode", ("jobs", "force", "quiet"),
+                "the Intan files, <name>.params, the layout", "blechrs_work/electrodeNN.npz"),
+    "cluster": ("features and every clustering solution per electrode", ("jobs", "force", "quiet"),
+                "blechrs_work/, <name>.params", "blechrs_work/electrodeNN.npz"),
+    "autosort": ("choose units automatically, store them and write the sort file applied",
+                 ("jobs", "force", "quiet"), "blechrs_work/, <name>.params",
+                 "<name>.h5, <name>_autosort.csv (an edited one is kept unless --force)"),
+    "post-process": ("store the units chosen in a sort file (all rows or nothing)", ("jobs", "no_plots", "quiet"),
+                     "the sort file (never modified), blechrs_work/, <name>.params",
+                     "<name>.h5, DIR/<sort file>_applied.csv, blechrs_plots/ (nothing with --check)"),
+    "plot": ("pictures of every electrode, solution and unit, and an index.html", ("jobs", "quiet"),
+             "blechrs_work/, <name>.h5, <name>.params", "blechrs_plots/"),
+    "arrays": ("spike-train arrays per trial", (), "the digital inputs, <name>.info, <name>.h5",
+               "trial_info_frame.csv, <name>.h5:/spike_trains"),
+    "qa": ("unit QA: similarity, drift across trials, a picture per unit", ("no_plots",),
+           "<name>.h5, the trial table", "QA_output/, blechrs_plots/qa/"),
+    "demo": ("simulate a recording with ground truth, sort it and score it", ("jobs", "force", "no_plots", "quiet"),
+             "nothing", "a simulated recording and its sort in --out (default ./blechrs_demo)"),
+}
+
+
+def _add_options(parser: argparse.ArgumentParser, names, suppress: bool) -> None:
+    # After the command, SUPPRESS keeps a sub-command's defaults from overwriting an option given
+    # before it (the common options work on either side of the command).
+    for name in ("debug", *names):
+        flags, kw = _OPTIONS[name]
+        parser.add_argument(*flags, **kw, default=argparse.SUPPRESS if suppress else _DEFAULTS[name])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common(suppress=True)
-    p = argparse.ArgumentParser(prog="blechrs", description="Fast, non-interactive spike sorting of Intan recordings.",
-                                parents=[_common(suppress=False)])
+    p = argparse.ArgumentParser(prog="blechrs", description="Fast, non-interactive spike sorting of Intan recordings.")
+    _add_options(p, ("jobs", "force", "no_plots", "quiet"), suppress=False)
     p.add_argument("--version", action="version", version=f"blechrs {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    def add(name, fn, help_text, needs_dir=True):
-        sp = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
-        if needs_dir:
+    funcs = {"run": cmd_run, "init": cmd_init, "extract": cmd_extract, "cluster": cmd_cluster,
+             "autosort": cmd_autosort, "post-process": cmd_post_process, "plot": cmd_plot, "arrays": cmd_arrays,
+             "qa": cmd_qa, "demo": cmd_demo}
+    parsers = {}
+    for name, (what, options, reads, writes) in _COMMANDS.items():
+        sp = sub.add_parser(name, help=what, description=what, epilog=f"reads:  {reads}\nwrites: {writes}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_options(sp, options, suppress=True)
+        if name != "demo":
             sp.add_argument("dir", type=Path, help="recording folder")
-        sp.set_defaults(func=fn)
-        return sp
-
-    r = add("run", cmd_run, "sort a recording folder end to end")
-    r.add_argument("--copy-raw", action="store_true", help="also store the raw channels in DIR/<name>.h5:/raw")
-    i = add("init", cmd_init, "write <name>.info, the electrode layout and <name>.params, check the raw data")
+        sp.set_defaults(func=funcs[name])
+        parsers[name] = sp
     auto_car_help = "split CAR groups by channel correlation when the layout is written (spec 3.4)"
-    i.add_argument("--auto-car", action="store_true", help=auto_car_help)
-    r.add_argument("--auto-car", action="store_true", help=auto_car_help)
-    add("extract", cmd_extract, "reference, filter, detect and cut waveforms per electrode")
-    add("cluster", cmd_cluster, "features and every clustering solution per electrode")
-    add("autosort", cmd_autosort, "choose units automatically, store them and write the sort file applied")
-    pp = add("post-process", cmd_post_process, "store the units chosen in a sort file")
+    parsers["run"].add_argument("--copy-raw", action="store_true", help="also store the raw channels in DIR/<name>.h5:/raw")
+    parsers["run"].add_argument("--auto-car", action="store_true", help=auto_car_help)
+    parsers["init"].add_argument("--auto-car", action="store_true", help=auto_car_help)
+    pp = parsers["post-process"]
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
     pp.add_argument("--check", action="store_true",
                     help="validate the sort file and list the units it would save; write nothing")
-    add("plot", cmd_plot, "pictures of every electrode, solution and unit, and an index.html")
-    add("arrays", cmd_arrays, "spike-train arrays per trial")
-    add("qa", cmd_qa, "unit QA: similarity, drift across trials, a picture per unit")
-    d = add("demo", cmd_demo, "simulate a recording with ground truth, sort it and score it", needs_dir=False)
-    d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording (default: a temp folder)")
+    d = parsers["demo"]
+    d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording and its sort "
+                                                            "(default: ./blechrs_demo, replaced on each demo)")
     d.add_argument("--seconds", type=float, default=60.0)
     d.add_argument("--channels", type=int, default=32)
     d.add_argument("--seed", type=int, default=0)
