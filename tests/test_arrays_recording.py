@@ -93,7 +93,7 @@ def test_qa_from_recording(experiment):
 def test_defaults_from_init_traditional_rhd(tmp_path):
     """`blechrs init` defaults, no editing: every input with pulses is a taste; a .rhd recording
     with RHX-style input names; one input never pulses."""
-    from blechrs.io.layout import init_experiment
+    from blechrs.pipeline.init_recording import init_experiment
 
     d = tmp_path / "exp_rhd_230101_120000"
     sim = Simulation(seed=5, n_channels=2, duration_s=6.0, n_digital_inputs=3, pulses_per_input=3, din_style="rhx")

@@ -333,15 +333,14 @@ def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
 def init(directory: str | os.PathLike, force: bool = False, qa: bool = True, auto_car: bool = False):
     """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
     unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``; ``auto_car``
-    splits CAR groups by channel correlation in a new layout. Returns blechrs.io.layout's InitResult."""
-    from blechrs.io.layout import init_experiment
+    splits CAR groups by channel correlation in a new layout. Returns blechrs.pipeline.init_recording's InitResult."""
+    from blechrs.pipeline.init_recording import init_experiment
     return init_experiment(directory, force=force, qa=qa, auto_car=auto_car)
 
 
 def needs_init(directory: str | os.PathLike) -> bool:
-    from blechrs.io import layout
-    return not all(p.exists() for p in (layout.info_path(directory), layout.layout_path(directory),
-                                        layout.params_path(directory)))
+    return not all(p.exists() for p in (paths.info_path(directory), paths.layout_path(directory),
+                                        paths.params_path(directory)))
 
 
 def _work_state(directory, electrode: int, params: SortParams) -> str:

@@ -573,10 +573,9 @@ def recording_cutoffs(directory: str | os.PathLike, electrodes: Sequence[int]) -
 
 def load_info(directory: str | os.PathLike) -> tuple[dict[str, Any], Path | None]:
     """``<name>.info`` and its path, or ({}, None) when there is none (defaults then apply)."""
-    from blechrs.io import layout
+    from blechrs.io.info import find_info
 
-    p = layout.info_path(directory)
-    return (layout.load_info(directory), p) if p.exists() else ({}, None)
+    return find_info(directory)
 
 
 def emg_channels(directory: str | os.PathLike, n_channels: int | None = None) -> list[int]:
