@@ -8,10 +8,11 @@ import pytest
 import tables
 
 from arrays_helpers import reference_spike_array
-from blechrs.trials.arrays import TRIAL_TABLE_NAME, make_arrays
+from blechrs.io.paths import TRIAL_TABLE_NAME
+from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
-from blechrs.quality.unit_qa import unit_qa
+from blechrs.pipeline.unit_qa import unit_qa
 from blechrs.simulate import Simulation
 from blechrs.io.unit_store import Unit, write_units
 from test_arrays_qa import _similarity_reference

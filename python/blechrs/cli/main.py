@@ -171,7 +171,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_arrays(args) -> int:
-    from blechrs.trials import arrays
+    from blechrs.pipeline import trial_arrays as arrays
     from blechrs.pipeline import stages as pipeline
 
     result = arrays.make_arrays(args.dir, pipeline.load_params(args.dir))
@@ -180,7 +180,7 @@ def cmd_arrays(args) -> int:
 
 
 def cmd_qa(args) -> int:
-    from blechrs.quality import unit_qa as qa
+    from blechrs.pipeline import unit_qa as qa
     from blechrs.pipeline import stages as pipeline
 
     out.print(qa.unit_qa(args.dir, pipeline.load_params(args.dir), pictures=not args.no_plots))

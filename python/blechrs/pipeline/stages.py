@@ -694,8 +694,8 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
     drift across trials, a picture per unit). Skipped when no unit was stored."""
     if not report.units:
         return
-    from blechrs.trials import arrays
-    from blechrs.quality import unit_qa as qa
+    from blechrs.pipeline import trial_arrays as arrays
+    from blechrs.pipeline import unit_qa as qa
 
     t = time.perf_counter()
     recording = _open(directory)
