@@ -154,7 +154,7 @@ def cmd_post_process(args) -> int:
     for p in problems:
         console.print(f"{args.sort_file}: {p} (nothing saved from it)")
     if not args.no_plots and report.store_written:  # unchanged units keep their pictures
-        from blechrs.figures import pictures as plots
+        from blechrs.pipeline import pictures as plots
         with _Bars(not args.quiet) as bars:
             plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)
     _print_report(report)
@@ -163,7 +163,7 @@ def cmd_post_process(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from blechrs.figures import pictures as plots
+    from blechrs.pipeline import pictures as plots
     with _Bars(not args.quiet) as bars:
         index = plots.plot_recording(args.dir, _params(args.dir), jobs=_jobs(args), progress=bars)
     console.print(f"pictures: {index}")

@@ -291,7 +291,7 @@ def _cluster_job(directory: str, electrode: int, params: SortParams, only_autoso
     work_files.save_electrode(path, data)
     if plots and not only_autosort:
         # Solution pictures while the electrode is in memory, in the worker that clustered it.
-        from blechrs.figures import pictures as plots_mod
+        from blechrs.pipeline import pictures as plots_mod
         plots_mod.plot_solutions(directory, data, params)
     return electrode_summary(data)
 
@@ -680,7 +680,7 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     save_autosort(directory, params, force=force, report=report)
     if plots:
         t1 = time.perf_counter()
-        from blechrs.figures import pictures as plots_mod
+        from blechrs.pipeline import pictures as plots_mod
         plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
                                  redraw_solutions=False)
         report.timings["plots"] = time.perf_counter() - t1
@@ -706,6 +706,6 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
     report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures,
                                        jobs=n_workers(params.run.n_jobs) if pictures else 1))
     if pictures:  # the index was written before the QA pictures existed
-        from blechrs.figures import pictures as plots_mod
+        from blechrs.pipeline import pictures as plots_mod
         plots_mod.write_index(directory, sorted_electrodes(directory))
     report.timings["unit QA"] = time.perf_counter() - t
