@@ -17,9 +17,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from blechrs.trials.arrays import make_arrays, spike_array  # noqa: E402
+from blechrs.pipeline.trial_arrays import make_arrays  # noqa: E402
 from blechrs.params import SortParams  # noqa: E402
-from blechrs.quality.unit_qa import unit_qa, unit_similarity  # noqa: E402
+from blechrs.pipeline.unit_qa import unit_qa  # noqa: E402
+from blechrs.quality.similarity import unit_similarity  # noqa: E402
+from blechrs.trials.spike_arrays import spike_array  # noqa: E402
 
 FS = 30000.0
 SECONDS = 2400

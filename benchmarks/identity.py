@@ -2,7 +2,7 @@
 """Prove that a change (a restructuring, a refactor) leaves every sort unchanged: run a build of
 blechrs on fixed recordings, dump a digest of every output, and compare two dumps.
 
-    # dump a build (any python whose environment has that build of blechrs installed, plus h5py)
+    # dump a build: PY is the python of an environment with that build of blechrs installed
     python benchmarks/identity.py run --python /work/venv-new/bin/python --out /work/dumps/new
     # compare it with the baseline dump; exit 1 on any non-PNG difference
     python benchmarks/identity.py compare /work/dumps/base /work/dumps/new
@@ -10,23 +10,24 @@ blechrs on fixed recordings, dump a digest of every output, and compare two dump
     python benchmarks/identity.py run --python PY --out DIR --sets demo,s2_60 --jobs 2 [--replace]
 
 Run it with any python that has numpy and h5py (the build's own will do): it needs nothing else
-and never imports blechrs (the build under test runs in its own process, ``PY -m blechrs run FOLDER --jobs N``, or ``-m blechrs.cli``
-where the package has no ``__main__``).
+and never imports blechrs. The build under test runs in its own process: ``PY -m blechrs run
+FOLDER --jobs N`` (``PY -m blechrs.cli`` where the package has no ``__main__``, as at afd7594).
 
 Sets (``--sets``, default all): ``demo`` (the recording ``blechrs demo`` sorts: blechrs.simulate,
 seed 0, 32 channels, 60 s, one file per channel; written once by PY into $BENCH_DATA), ``s2_60``,
 ``s1_60``, ``s1_600`` (the public ground-truth sets of ../shared/bench/make_gt.py, their ``intan/``
 folder, in $BENCH_DATA; make them with the README's commands, ``--formats intan`` is enough) and
-the Intan files of ../shared/data/real/intan-format-fixtures-synthetic (``fix_*``).
+the Intan files of ../shared/data/real/intan-format-fixtures-synthetic (``fix_*``; all six run).
 
-``run`` writes into a new or empty DIR (``--replace`` empties it); for each set, a fresh folder DIR/runs/<set> holds symlinks to the recording's raw files
-(blechrs reads through them; its outputs are regular files beside them); the default run
-(pictures, arrays, unit QA) runs in a fixed environment (ENV below); DIR/runs/<set>.log keeps its
-output, and DIR/<set>.json the digest: every HDF5 group, dataset (dtype, shape, storage filters,
-sha256 of the bytes, compound tables included) and attribute; every array of every .npz (dtype,
-shape, sha256; small string arrays, e.g. the work files' JSON ``__meta__``, also as text); the
-sha256 of every other output file; PNGs in a section of their own; the sha256 of the raw inputs;
-the exit code and wall time (recorded, never compared).
+``run`` writes into a new or empty DIR (``--replace`` empties it). For each set a fresh folder
+DIR/runs/<set> holds symlinks to the recording's raw files (blechrs reads through them: the
+outputs are identical to a run on copies; its outputs are regular files beside them); the default
+run (pictures, arrays, unit QA) runs in a fixed environment (ENV below); DIR/runs/<set>.log keeps
+its output, and DIR/<set>.json the digest: every HDF5 group, dataset (dtype, shape, chunks and
+filters, sha256 of the bytes, compound tables included) and attribute; every array of every .npz
+(dtype, shape, sha256; small string arrays, e.g. the work files' JSON ``__meta__``, also as text);
+the sha256 of every other output file; PNGs in a section of their own; the sha256 of the raw
+inputs; the exit code and wall time (recorded, never compared).
 
 ``compare A B``: per set, how many arrays, attributes and files matched and every difference
 (path and what differs, with the differing JSON keys or lines, and for arrays the number of
@@ -123,6 +124,10 @@ def sha256_file(path: Path, replace: tuple[bytes, bytes] | None = None) -> str:
     return h.hexdigest()
 
 
+def dtype_name(dt: np.dtype) -> str:
+    return str(dt.descr) if dt.names else dt.str
+
+
 def array_record(a: np.ndarray) -> dict:
     """dtype, shape and sha256 of an array's bytes (C order); small string arrays also as text."""
     a = np.asarray(a)
@@ -130,8 +135,7 @@ def array_record(a: np.ndarray) -> dict:
         data = repr(a.tolist()).encode()
     else:
         data = np.ascontiguousarray(a).tobytes()
-    rec = {"dtype": a.dtype.str if not a.dtype.names else str(a.dtype.descr), "shape": list(a.shape),
-           "sha256": sha256_bytes(data)}
+    rec = {"dtype": dtype_name(a.dtype), "shape": list(a.shape), "sha256": sha256_bytes(data)}
     if a.dtype.kind in "SU" and a.size == 1 and a.nbytes <= TEXT_LIMIT:
         v = a.reshape(())[()]
         rec["text"] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
@@ -139,6 +143,7 @@ def array_record(a: np.ndarray) -> dict:
 
 
 def attr_record(value) -> dict:
+    """An HDF5 attribute: dtype, shape, sha256 and a short repr to show when it differs."""
     if isinstance(value, h5py.Empty):
         return {"dtype": str(value.dtype), "shape": None, "sha256": None, "value": "Empty"}
     rec = array_record(np.asarray(value))
@@ -148,6 +153,7 @@ def attr_record(value) -> dict:
 
 
 def filters(ds: h5py.Dataset) -> list:
+    """The dataset's filter pipeline (id, flags, options, name of each filter)."""
     plist = ds.id.get_create_plist()
     return [repr(plist.get_filter(i)) for i in range(plist.get_nfilters())]
 
@@ -163,14 +169,13 @@ def raw_chunks_sha256(ds: h5py.Dataset) -> str:
 
 
 def dataset_record(ds: h5py.Dataset) -> dict:
+    """An HDF5 dataset's array record plus its chunking and filters."""
     try:
         rec = array_record(ds[()])
     except OSError:  # a filter h5py lacks (PyTables' blosc): hash the stored chunks instead
-        rec = {"dtype": ds.dtype.str if not ds.dtype.names else str(ds.dtype.descr), "shape": list(ds.shape),
-               "sha256": raw_chunks_sha256(ds), "hashed": "stored chunks"}
-    rec["storage"] = {"filters": filters(ds), "chunks": list(ds.chunks) if ds.chunks else None, "compression": ds.compression,
-                      "compression_opts": repr(ds.compression_opts), "shuffle": ds.shuffle,
-                      "fletcher32": ds.fletcher32}
+        rec = {"dtype": dtype_name(ds.dtype), "shape": list(ds.shape), "sha256": raw_chunks_sha256(ds),
+               "hashed": "stored chunks"}
+    rec["storage"] = {"chunks": list(ds.chunks) if ds.chunks else None, "filters": filters(ds)}
     return rec
 
 

@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arrays_helpers import reference_spike_array
-from blechrs.trials.arrays import build_trials, emg_array, spike_array, trial_config, window_bins
+from blechrs.trials.settings import trial_config
+from blechrs.trials.spike_arrays import emg_array, spike_array, window_bins
+from blechrs.trials.table import build_trials
 
 FS = 30000.0
 

@@ -8,9 +8,12 @@ import pytest
 from scipy import stats
 
 from arrays_helpers import fake_recording, make_dir, write_store
-from blechrs.trials.arrays import make_arrays
+from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.params import SortParams
-from blechrs.quality.unit_qa import drift_check, f_sf, group_f_test, similarity_violations, trial_group, unit_qa, unit_similarity
+from blechrs.pipeline.unit_qa import unit_qa
+from blechrs.quality.drift import drift_check, group_f_test, trial_group
+from blechrs.quality.similarity import similarity_violations, unit_similarity
+from blechrs.quality.stats import f_sf
 
 FS = 30000.0
 
@@ -250,7 +253,7 @@ def test_summaries_fit_80_columns(tmp_path):
 
 def test_unit_pictures_in_worker_processes_equal_one_process(tmp_path):
     """Pictures drawn by 2 worker processes are byte-identical to those drawn in one."""
-    from blechrs.quality import unit_qa as qa
+    from blechrs.pipeline import unit_qa as qa
 
     rng = np.random.default_rng(31)
     n = int(30 * FS)

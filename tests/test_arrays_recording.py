@@ -8,10 +8,11 @@ import pytest
 import tables
 
 from arrays_helpers import reference_spike_array
-from blechrs.trials.arrays import TRIAL_TABLE_NAME, make_arrays
+from blechrs.io.paths import TRIAL_TABLE_NAME
+from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
-from blechrs.quality.unit_qa import unit_qa
+from blechrs.pipeline.unit_qa import unit_qa
 from blechrs.simulate import Simulation
 from blechrs.io.unit_store import Unit, write_units
 from test_arrays_qa import _similarity_reference
@@ -93,7 +94,7 @@ def test_qa_from_recording(experiment):
 def test_defaults_from_init_traditional_rhd(tmp_path):
     """`blechrs init` defaults, no editing: every input with pulses is a taste; a .rhd recording
     with RHX-style input names; one input never pulses."""
-    from blechrs.io.layout import init_experiment
+    from blechrs.pipeline.init_recording import init_experiment
 
     d = tmp_path / "exp_rhd_230101_120000"
     sim = Simulation(seed=5, n_channels=2, duration_s=6.0, n_digital_inputs=3, pulses_per_input=3, din_style="rhx")

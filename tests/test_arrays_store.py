@@ -7,7 +7,8 @@ import pytest
 import tables
 
 from arrays_helpers import fake_recording, make_dir, reference_spike_array, write_info, write_store
-from blechrs.trials.arrays import TRIAL_TABLE_NAME, make_arrays
+from blechrs.io.paths import TRIAL_TABLE_NAME
+from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
 
@@ -123,7 +124,7 @@ def test_make_arrays_without_digital_inputs_or_units(tmp_path):
     with tables.open_file(str(d2 / f"{d2.name}.h5")) as h5:
         assert h5.root.spike_trains.dig_in_00.spike_array.shape == (2, 0, 7000)
     assert res.n_units == 0 and any("no sorted units" in w for w in res.warnings)
-    from blechrs.quality.unit_qa import unit_qa
+    from blechrs.pipeline.unit_qa import unit_qa
 
     qa = unit_qa(d2, sampling_rate=FS)
     assert qa.units == [] and qa.violations == [] and any("no sorted units" in w for w in qa.warnings)
@@ -216,7 +217,10 @@ def test_params_file_is_used_when_no_params_given(tmp_path):
 
 
 def test_unit_electrodes_with_and_without_descriptor(tmp_path):
-    from blechrs.trials.arrays import unit_electrodes
+    from blechrs.io.unit_store import read_unit_spikes
+
+    def unit_electrodes(path):
+        return [u.electrode for u in read_unit_spikes(path)]
 
     p = tmp_path / "s.h5"
     write_store(p, [np.array([1]), np.array([2]), np.array([3])], electrodes=[5, 2, 9])

@@ -7,14 +7,14 @@ import pytest
 
 from blechrs.errors import LayoutError
 from blechrs.io import RecordingError, copy_raw, open_recording
+from blechrs.io.info import load_info
 from blechrs.io.layout import (
     car_groups,
     emg_electrodes,
-    init_experiment,
-    load_info,
     load_layout,
     sorted_electrodes,
 )
+from blechrs.pipeline.init_recording import init_experiment
 from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
 from blechrs.simulate import Simulation
@@ -127,7 +127,8 @@ def test_copy_raw_writes_int32_counts(rec_dir, tmp_path):
 
 def test_auto_car_layout_keeps_the_original_groups(rec_dir):
     d, _, _ = rec_dir
-    from blechrs.io.layout import auto_car_layout, layout_csv, save_layout
+    from blechrs.io.layout import layout_csv, save_layout
+    from blechrs.pipeline.init_recording import auto_car_layout
 
     init_experiment(d)
     rows = load_layout(d)
@@ -154,7 +155,7 @@ def test_init_auto_car_splits_groups_with_two_references(tmp_path):
     layout that already exists."""
     import csv
 
-    from blechrs.io.layout import init_experiment, layout_path
+    from blechrs.io.layout import layout_path
     from blechrs.simulate import Simulation
 
     d = tmp_path / "exp"

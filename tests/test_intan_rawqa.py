@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from blechrs.quality.raw_qa import auto_car_groups, correlation, raw_qa
+from blechrs.pipeline.init_recording import raw_qa
+from blechrs.quality.car_groups import auto_car_groups
+from blechrs.quality.raw_channels import correlation
 from blechrs.simulate import Simulation
 
 
@@ -60,7 +62,8 @@ def test_auto_car_splits_two_references_and_keeps_one_whole():
 
 
 def test_init_runs_raw_qa_on_the_sorted_channels(tmp_path):
-    from blechrs.io.layout import init_experiment, layout_path
+    from blechrs.io.layout import layout_path
+    from blechrs.pipeline.init_recording import init_experiment
 
     d = tmp_path / "exp"
     Simulation(seed=2, n_channels=6, duration_s=1.0, dead_channels=(4,)).write(d, "one file per channel")

@@ -241,7 +241,7 @@ def test_pictures_and_index(rec, reference_engine):
     assert not (d / "blechrs_plots").exists()  # --no-plots makes none
     (d / "blechrs_plots" / "units").mkdir(parents=True)
     (d / "blechrs_plots" / "units" / "unit999.png").write_bytes(b"stale")
-    from blechrs.figures import pictures as plots
+    from blechrs.pipeline import pictures as plots
 
     index = plots.plot_recording(d, pipeline.load_params(d), jobs=2)
     assert not (d / "blechrs_plots" / "units" / "unit999.png").exists()

@@ -84,7 +84,7 @@ def cmd_post_process(args) -> int:
     for p in problems:
         console.print(f"{args.sort_file}: {p}")
     if not args.no_plots and report.store_written:  # unchanged units keep their pictures
-        from blechrs.figures import pictures as plots
+        from blechrs.pipeline import pictures as plots
         with ProgressBars(not args.quiet) as bars:
             plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)
     print_report(report)
@@ -94,7 +94,7 @@ def cmd_post_process(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from blechrs.figures import pictures as plots
+    from blechrs.pipeline import pictures as plots
     with ProgressBars(not args.quiet) as bars:
         index = plots.plot_recording(args.dir, _params(args.dir), jobs=_jobs(args), progress=bars)
     console.print(f"pictures: {index}")
@@ -102,8 +102,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_arrays(args) -> int:
-    from blechrs.trials import arrays
     from blechrs import pipeline
+    from blechrs.pipeline import trial_arrays as arrays
 
     result = arrays.make_arrays(args.dir, pipeline.load_params(args.dir))
     out.print(result)
@@ -111,8 +111,8 @@ def cmd_arrays(args) -> int:
 
 
 def cmd_qa(args) -> int:
-    from blechrs.quality import unit_qa as qa
     from blechrs import pipeline
+    from blechrs.pipeline import unit_qa as qa
 
     out.print(qa.unit_qa(args.dir, pipeline.load_params(args.dir), pictures=not args.no_plots))
     return 0

@@ -1,42 +1,25 @@
-"""The experiment layout: the three files people edit, written once by ``blechrs init DIR``.
-
-* ``<name>.info``: JSON metadata (spec 2.5): file type, sampling rate, ports, digital inputs with
-  their pulse counts, taste and laser inputs, EMG, recording parameters from the header.
-* ``<name>_electrode_layout.csv``: one row per amplifier channel: ``filename, electrode_ind,
-  electrode_num, port, CAR_group``. The CAR group defaults to the port; ``none`` skips the
-  channel; a group whose name contains ``emg`` is EMG (referenced and sorted never).
-* ``<name>.params``: every :class:`~blechrs.params.SortParams` field with its default and the
-  header's sampling rate.
-
-``<name>`` is the directory's name. Nothing prompts. An existing file is never overwritten unless
-``force=True``: :func:`init_experiment` skips it and says so.
+"""The electrode layout ``<name>_electrode_layout.csv``: one row per amplifier channel:
+``filename, electrode_ind, electrode_num, port, CAR_group``. The CAR group defaults to the port;
+``none`` skips the channel; a group whose name contains ``emg`` is EMG (referenced and sorted
+never). ``blechrs init`` writes it (with ``<name>.info`` and ``<name>.params``); people edit it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from blechrs.errors import LayoutError
-from blechrs.io.recording import Recording, open_recording
 from blechrs.io.atomic import write_text_atomic
-from blechrs.io.params_file import load_params, save_params
-from blechrs.io.paths import info_path, layout_path, params_path, recording_name
-from blechrs.params import ExtractParams, SortParams
+from blechrs.io.paths import layout_path
+from blechrs.io.recording import Recording
 
-INFO_VERSION = "0.0.3"
 LAYOUT_COLUMNS = ("filename", "electrode_ind", "electrode_num", "port", "CAR_group")
 
 
-
-
-# ----------------------------------------------------------------------------------------------
 @dataclass
 class LayoutRow:
     filename: str
@@ -134,21 +117,16 @@ def car_groups(rows: list[LayoutRow], n_channels: int, use_car: bool = True) -> 
     return ids
 
 
-def auto_car_layout(rows: list[LayoutRow], corr, max_clusters: int = 10, seed: int = 42) -> list[LayoutRow]:
-    """A copy of the layout with each CAR group split by channel correlation
-    (:func:`blechrs.rawqa.auto_car_groups`, ``corr`` = raw channel r matrix indexed by
-    electrode_ind). The groups before the split go to an ``original_CAR_group`` column; a layout
-    that already has one is split again from those original groups. Nothing is written."""
-    from blechrs.quality.raw_qa import auto_car_groups
+def original_car_groups(rows: list[LayoutRow]) -> list[str]:
+    """Each row's CAR group before any automatic split (its ``original_CAR_group`` column, if set)."""
+    return [r.extra.get("original_CAR_group") or r.car_group for r in rows]
 
-    base = [r.extra.get("original_CAR_group") or r.car_group for r in rows]
-    import numpy as np
 
-    corr = np.asarray(corr)
-    idx = [r.electrode_ind for r in rows]
-    new = auto_car_groups(corr[np.ix_(idx, idx)], base, max_clusters=max_clusters, seed=seed)
+def with_car_groups(rows: list[LayoutRow], groups: list[str]) -> list[LayoutRow]:
+    """A copy of the layout with new CAR groups; the groups before the split go to an
+    ``original_CAR_group`` column, so a later split starts again from them. Nothing is written."""
     out = []
-    for r, b, g in zip(rows, base, new):
+    for r, b, g in zip(rows, original_car_groups(rows), groups):
         extra = dict(r.extra)
         extra["original_CAR_group"] = b
         out.append(LayoutRow(r.filename, r.electrode_ind, r.electrode_num, r.port, g, extra))
@@ -161,159 +139,3 @@ def sorted_electrodes(rows: list[LayoutRow]) -> list[int]:
 
 def emg_electrodes(rows: list[LayoutRow]) -> list[int]:
     return sorted(r.electrode_ind for r in rows if r.is_emg and not r.skipped)
-
-
-# ----------------------------------------------------------------------------------------------
-def _name_fields(name: str) -> dict[str, str]:
-    parts = name.split("_")
-    six = re.findall(r"(?<!\d)\d{6}(?!\d)", name)
-    return dict(name=parts[0], exp_type=parts[1] if len(parts) > 1 else "",
-                date=six[0] if six else "", timestamp=six[1] if len(six) > 1 else "")
-
-
-def build_info(directory, rec: Recording, rows: list[LayoutRow]) -> dict[str, Any]:
-    """The .info dict (spec 2.5) of a recording and its layout, with blechrs's defaults: every
-    digital input with at least one pulse is a taste named after the input; no laser."""
-    din = rec.digital_inputs
-    names = sorted(din)
-    counts = [int(len(din[n][0])) for n in names]
-    tastes = [n for n, c in zip(names, counts) if c > 0]
-    groups: dict[str, list[int]] = {}
-    for r in rows:
-        groups.setdefault(r.car_group, []).append(r.electrode_ind)
-    emg = [r for r in rows if r.is_emg and not r.skipped]
-    h = rec.header
-    info = _name_fields(recording_name(directory))
-    info.update(
-        version=INFO_VERSION,
-        file_type=rec.file_type,
-        sampling_rate=rec.sampling_rate,
-        n_samples=rec.n_samples,
-        regions=[g for g in groups if g.lower() not in ("none", "na") and "emg" not in g.lower()],
-        ports=rec.port_names,
-        dig_ins=dict(names=names, trial_counts=counts),
-        emg=dict(port=emg[0].port if emg else None, electrodes=[r.electrode_ind for r in emg], muscle=None),
-        electrode_layout={g: [v] for g, v in groups.items()},
-        taste_params=dict(dig_in_names=tastes, trial_count=[c for c in counts if c > 0], tastes=list(tastes),
-                          concs=[], pal_rankings=[]),
-        laser_params=dict(dig_in_names=[], trial_count=[], onset_duration=[], opto_locs=[], virus_region=""),
-        notes="\n".join(n for n in h.get("notes", []) if n),
-        recording_params=dict(
-            sampling_rate=rec.sampling_rate,
-            notch_filter_frequency=h["notch_filter_frequency"],
-            dsp_enabled=h["dsp_enabled"],
-            actual_dsp_cutoff_frequency=h["actual_dsp_cutoff_frequency"],
-            actual_lower_bandwidth=h["actual_lower_bandwidth"],
-            actual_upper_bandwidth=h["actual_upper_bandwidth"],
-            desired_dsp_cutoff_frequency=h["desired_dsp_cutoff_frequency"],
-            desired_lower_bandwidth=h["desired_lower_bandwidth"],
-            desired_upper_bandwidth=h["desired_upper_bandwidth"],
-            intan_header_version=h["version"],
-        ),
-    )
-    return info
-
-
-def load_info(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read ``<name>.info`` (JSON object)."""
-    p = info_path(directory)
-    if not p.exists():
-        raise LayoutError(f"{p}: no .info file; run `blechrs init {directory}` first")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise LayoutError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict):
-        raise LayoutError(f"{p}: expected a JSON object")
-    return data
-
-
-@dataclass
-class InitResult:
-    directory: Path
-    recording: Recording
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    """Existing files left as they are (pass force=True to overwrite them)."""
-    warnings: list[str] = field(default_factory=list)
-    qa: Any = None
-    """The raw QA result (:class:`blechrs.rawqa.RawQAResult`) when init ran it."""
-
-    def lines(self) -> list[str]:
-        r = self.recording
-        din = r.digital_inputs
-        out = [f"{r.file_type}: {r.n_channels} channels on ports {', '.join(r.port_names)}, "
-               f"{r.duration_s:.1f} s at {r.sampling_rate:g} Hz"]
-        if din:
-            out.append("digital inputs: " + ", ".join(f"{k} ({len(v[0])} pulses)" for k, v in din.items()))
-        else:
-            out.append("digital inputs: none")
-        out += [f"wrote {p}" for p in self.written]
-        out += [f"kept {p} (exists; --force overwrites it)" for p in self.skipped]
-        out += [f"warning: {w}" for w in self.warnings]
-        if self.qa is not None:
-            out += self.qa.lines()
-        return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-
-def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False,
-                    auto_car: bool = False) -> InitResult:
-    """Write ``<name>.info``, ``<name>_electrode_layout.csv`` and ``<name>.params`` for the
-    recording in ``directory``; existing files are kept unless ``force``. The .info is built from
-    the layout on disk when the layout is kept, so edited CAR groups and EMG rows carry over.
-    ``qa=True`` also runs the raw-data QA (:func:`blechrs.rawqa.raw_qa`, files in
-    ``DIR/QA_output``) on the channels the layout sorts; its summary is part of the result.
-    ``auto_car=True`` (implies ``qa``) splits each CAR group by raw channel correlation
-    (:func:`auto_car_layout`, spec 3.4) in a layout this call writes; a kept layout is never changed."""
-    directory = Path(directory)
-    rec = open_recording(directory)
-    res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
-
-    lp = layout_path(directory)
-    if lp.exists() and not force:
-        res.skipped.append(lp)
-        rows = load_layout(directory, n_channels=rec.n_channels)
-    else:
-        rows = default_layout(rec)
-        save_layout(directory, rows)
-        res.written.append(lp)
-
-    ip = info_path(directory)
-    if ip.exists() and not force:
-        res.skipped.append(ip)
-    else:
-        write_text_atomic(ip, json.dumps(build_info(directory, rec, rows), indent=2) + "\n")
-        res.written.append(ip)
-
-    pp = params_path(directory)
-    if pp.exists() and not force:
-        res.skipped.append(pp)
-        try:
-            saved = load_params(pp)
-            if saved.sampling_rate != rec.sampling_rate:
-                res.warnings.append(f"{pp}: sampling_rate {saved.sampling_rate:g} differs from the recording's "
-                                    f"{rec.sampling_rate:g} Hz")
-        except ValueError as e:
-            res.warnings.append(str(e))
-    else:
-        save_params(pp, SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate)))
-        res.written.append(pp)
-    if qa or auto_car:
-        from blechrs.quality.raw_qa import raw_qa
-
-        try:
-            params = load_params(pp)
-        except ValueError:
-            params = SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate))
-        res.qa = raw_qa(directory, recording=rec, params=params, channels_in_use=sorted_electrodes(rows))
-        if auto_car and lp in res.written:
-            rows = auto_car_layout(rows, res.qa.raw_corr, seed=params.cluster.random_seed)
-            save_layout(directory, rows)
-            if ip in res.written:
-                write_text_atomic(ip, json.dumps(build_info(directory, rec, rows), indent=2) + "\n")
-            split = sorted({r.car_group for r in rows} - {r.extra["original_CAR_group"] for r in rows})
-            res.warnings.append(f"automatic CAR groups: {', '.join(split) if split else 'no group split'}")
-    return res

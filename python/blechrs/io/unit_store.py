@@ -19,16 +19,19 @@ crash leaves the previous results intact and readable.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import tables
 
 from blechrs.io.atomic import atomic_path
 from blechrs.model import Unit
+from blechrs.io.paths import h5_path
 
 #: Nodes computed from the units; a new set of units makes them stale, so they are not carried over.
 DERIVED_FROM_UNITS = ("sorted_units", "unit_descriptor", "spike_trains", "unit_distances")
@@ -161,3 +164,72 @@ def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int |
                 source=str(attrs.source) if "source" in attrs._v_attrnames else "",
             ))
     return out
+
+
+def existing_store(directory: str | os.PathLike) -> Path:
+    """The unit store of a recording folder, which must exist."""
+    p = h5_path(directory)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no unit store (run the sort first)")
+    return p
+
+
+@dataclass
+class UnitSpikes:
+    """A stored unit's spikes, without its metadata: what trials and quality checks need."""
+
+    name: str
+    electrode: int
+    """-1 if the store does not say."""
+    times: np.ndarray
+    """int64 sample indices."""
+    waveforms: np.ndarray
+    """n x samples, or 0 x 0 when not read (or not stored)."""
+
+
+def read_unit_spikes(path: str | os.PathLike, waveforms: bool = False) -> list[UnitSpikes]:
+    """Every unit's name, electrode and spike times (and waveforms), in unit order; cheaper than
+    :func:`read_units` and content with stores of blech_clust's layout (no blechrs attributes)."""
+    with tables.open_file(str(path), "r") as h5:
+        if "/sorted_units" not in h5:
+            return []
+        groups = sorted(h5.list_nodes("/sorted_units", classname="Group"), key=lambda g: g._v_name)
+        electrodes = _unit_electrodes(h5, groups)
+        return [UnitSpikes(name=g._v_name, electrode=e, times=np.asarray(g.times.read(), dtype=np.int64).reshape(-1),
+                           waveforms=g.waveforms.read() if waveforms and "waveforms" in g else np.zeros((0, 0)))
+                for g, e in zip(groups, electrodes)]
+
+
+def _unit_electrodes(h5: tables.File, groups: list) -> list[int]:
+    # /unit_descriptor is one table: opening every unit's small metadata table costs ~1 s per 64
+    names = [g._v_name for g in groups]
+    if "/unit_descriptor" in h5:
+        desc = h5.root.unit_descriptor.read()
+        if {"unit_number", "electrode_number"} <= set(desc.dtype.names or ()):
+            by_number = {int(n): int(e) for n, e in zip(desc["unit_number"], desc["electrode_number"])}
+            numbers = [int(n[4:]) if n[4:].isdigit() else -1 for n in names]
+            if all(k in by_number for k in numbers):
+                return [by_number[k] for k in numbers]
+    out = []
+    for g in groups:
+        meta = g.unit_metadata.read() if "unit_metadata" in g else None
+        out.append(int(meta["electrode_number"][0]) if meta is not None and len(meta) else -1)
+    return out
+
+
+@contextlib.contextmanager
+def edit_store(path: str | os.PathLike) -> Iterator[tables.File]:
+    """``with edit_store(path) as h5:`` edits a copy of the store, which replaces it only when the
+    block succeeds: a crash leaves the original intact."""
+    with atomic_path(path, suffix=".h5", copy_from_target=True) as tmp, tables.open_file(str(tmp), "a") as h5:
+        yield h5
+
+
+def write_unit_distances(path: str | os.PathLike, similarity: np.ndarray, names: list[str], window_ms: float) -> None:
+    """Replace ``/unit_distances`` (the unit QA's similarity matrix, attribute ``units``)."""
+    with edit_store(path) as h5:
+        if "/unit_distances" in h5:
+            h5.remove_node("/unit_distances")
+        arr = h5.create_array("/", "unit_distances", similarity, title="% of row unit's spikes within "
+                              f"{window_ms:g} ms of a column unit's spike")
+        arr.attrs.units = names

@@ -13,8 +13,11 @@ from blechrs.pipeline.clustering import cluster
 from blechrs.pipeline.executors import Progress, n_workers, start_pool
 from blechrs.pipeline.extraction import extract
 from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
+from blechrs.pipeline.pictures import plot_recording, write_index
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.store_units import save_autosort
+from blechrs.pipeline.trial_arrays import make_arrays
+from blechrs.pipeline.unit_qa import unit_qa
 
 
 def run(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False, jobs: int | None = None,
@@ -45,8 +48,7 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     save_autosort(directory, params, force=force, report=report)
     if plots:
         t1 = time.perf_counter()
-        from blechrs.figures import pictures as plots_mod
-        plots_mod.plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
+        plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
                                  redraw_solutions=False)
         report.timings["plots"] = time.perf_counter() - t1
     trials_and_qa(directory, params, report, pictures=plots)
@@ -59,18 +61,14 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
     drift across trials, a picture per unit). Skipped when no unit was stored."""
     if not report.units:
         return
-    from blechrs.trials import arrays
-    from blechrs.quality import unit_qa as qa
-
     t = time.perf_counter()
     recording = open_recording(directory)
     if any(len(onsets) for onsets, _ in recording.digital_inputs.values()):
-        report.summaries.append(arrays.make_arrays(directory, params, recording=recording))
+        report.summaries.append(make_arrays(directory, params, recording=recording))
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
-    report.summaries.append(qa.unit_qa(directory, params, recording=recording, pictures=pictures,
+    report.summaries.append(unit_qa(directory, params, recording=recording, pictures=pictures,
                                        jobs=n_workers(params.run.n_jobs) if pictures else 1))
     if pictures:  # the index was written before the QA pictures existed
-        from blechrs.figures import pictures as plots_mod
-        plots_mod.write_index(directory, sorted_electrodes(directory))
+        write_index(directory, sorted_electrodes(directory))
     report.timings["unit QA"] = time.perf_counter() - t

@@ -9,11 +9,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from blechrs.errors import PipelineError
-from blechrs.figures.pictures import plot_solutions
 from blechrs.io import paths, work_files
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import Progress, map_jobs, n_workers
 from blechrs.pipeline.folder import load_params, sorted_electrodes
+from blechrs.pipeline.pictures import plot_solutions
 from blechrs.pipeline.report import RunReport, electrode_summary
 from blechrs.pipeline.resume import work_state
 from blechrs.schemes.sort_electrode import autosort_data, cluster_data

@@ -9,6 +9,7 @@ from blechrs.errors import PipelineError
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params as load_params_file
 from blechrs.params import SortParams
+from blechrs.pipeline.init_recording import init_experiment
 
 
 def load_params(directory: str | os.PathLike) -> SortParams:
@@ -34,8 +35,7 @@ def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
 def init(directory: str | os.PathLike, force: bool = False, qa: bool = True, auto_car: bool = False):
     """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
     unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``; ``auto_car``
-    splits CAR groups by channel correlation in a new layout. Returns blechrs.io.layout's InitResult."""
-    from blechrs.io.layout import init_experiment
+    splits CAR groups by channel correlation in a new layout. Returns init_recording's InitResult."""
     return init_experiment(directory, force=force, qa=qa, auto_car=auto_car)
 
 

@@ -16,7 +16,7 @@ from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
 from blechrs.model import Unit
 from blechrs.params import SortParams
-from blechrs.quality.unit_qa import similarity_violations, unit_similarity
+from blechrs.quality.similarity import similarity_violations, unit_similarity
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table, units_table
 from blechrs.schemes.sort_electrode import unit_metrics
