@@ -21,7 +21,8 @@ def write_channel_corr(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def jsonable(v: Any) -> Any:
-    """``v`` with numpy values as Python ones, NaN and infinity as null (JSON has neither)."""
+    """``v`` with numpy values as Python ones, NaN and infinity as null (JSON has neither): for
+    every JSON blechrs writes (QA files, the metrics in work files)."""
     if isinstance(v, dict):
         return {k: jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -33,6 +34,8 @@ def jsonable(v: Any) -> Any:
         return None if math.isnan(f) or math.isinf(f) else f
     if isinstance(v, np.integer):
         return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
     if isinstance(v, Path):
         return str(v)
     return v

@@ -23,15 +23,7 @@ from blechrs.io import layout, paths, unit_store, work_files
 from blechrs.io.atomic import write_text_atomic
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
-
-
-def _duration(data: dict[str, Any], fs: float) -> float:
-    """The recording's length for the amplitude panels: where extraction stopped, else (no length
-    recorded) up to the last event."""
-    n = int(data.get("cutoff_sample") or data.get("n_samples") or 0)
-    if n <= 0 and len(data["times"]):
-        n = int(data["times"][-1]) + 1
-    return n / fs
+from blechrs.schemes.sort_electrode import duration_s
 
 
 def _stamp(data: dict[str, Any]) -> str:
@@ -62,7 +54,7 @@ def plot_solutions(directory, data: dict[str, Any], params) -> list[str]:
     for key in sorted((k for k in data if k.startswith("labels_")), key=lambda k: int(k.split("_")[1])):
         sol = int(key.split("_")[1])
         made.append(str(plot_solution(out_dir / f"solution{sol:02d}.png", int(data["electrode"]), sol, data[key],
-                                      data["times"], data["waveforms"], fs, peak, _duration(data, fs), threshold)))
+                                      data["times"], data["waveforms"], fs, peak, duration_s(data, fs, or_last_event=True), threshold)))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "solutions.stamp").write_text(_stamp(data))
     return made
@@ -78,7 +70,7 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
         sub = (f"{'single' if u.single_unit else 'multi'}-unit"
                + (", RS" if u.regular_spiking else ", FS" if u.fast_spiking else "")
                + f", SNR {u.snr:.1f}, solution {u.solution} cluster {u.label}")
-        made.append(str(plot_unit(u.name, u.electrode, u.times, u.waveforms, fs, peak, _duration(data, fs),
+        made.append(str(plot_unit(u.name, u.electrode, u.times, u.waveforms, fs, peak, duration_s(data, fs, or_last_event=True),
                                   paths.plot_dir(directory) / "units" / f"{u.name}.png", sub)))
     return made
 

@@ -22,6 +22,7 @@ from blechrs.core.cluster import Solution, cluster_electrode
 from blechrs.core.features import compute_features
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params
+from blechrs.io.qa_files import jsonable
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
 from blechrs.schemes.autosort import autosort_electrode
@@ -38,9 +39,13 @@ def quiet_reason(data: dict[str, Any], params: SortParams) -> str | None:
     return None
 
 
-def duration_s(data: dict[str, Any], params: SortParams) -> float:
+def duration_s(data: dict[str, Any], sampling_rate: float, or_last_event: bool = False) -> float:
+    """The recording's length in s: where extraction stopped (0 when the work file does not say,
+    or, with ``or_last_event``, up to the electrode's last event)."""
     n = int(data.get("cutoff_sample") or data.get("n_samples") or 0)
-    return n / params.extract.sampling_rate if n > 0 else 0.0
+    if n <= 0 and or_last_event and len(data["times"]):
+        n = int(data["times"][-1]) + 1
+    return n / sampling_rate if n > 0 else 0.0
 
 
 def unit_metrics(data: dict[str, Any], indices: np.ndarray, params: SortParams) -> dict[str, float]:
@@ -49,23 +54,9 @@ def unit_metrics(data: dict[str, Any], indices: np.ndarray, params: SortParams) 
     member[indices] = True
     peak = min(params.extract.samples_before, data["waveforms"].shape[1] - 1)
     m = metrics.unit_metrics(data["waveforms"], data["times"], data["features"], member,
-                             params.extract.sampling_rate, float(data.get("mad_val", 0.0)), duration_s(data, params),
+                             params.extract.sampling_rate, float(data.get("mad_val", 0.0)), duration_s(data, params.extract.sampling_rate),
                              peak)
-    return _jsonable(m)
-
-
-def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in metrics.items():
-        if isinstance(v, (bool, np.bool_)):
-            out[k] = bool(v)
-        elif isinstance(v, (int, np.integer)):
-            out[k] = int(v)
-        elif isinstance(v, (float, np.floating)):
-            out[k] = float(v) if np.isfinite(v) else None
-        else:
-            out[k] = v
-    return out
+    return jsonable(m)
 
 
 @contextlib.contextmanager
@@ -104,7 +95,7 @@ def _autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
         choices = autosort_electrode(
             data["waveforms"], data["times"], data["features"], solutions, params,
             sampling_rate=params.extract.sampling_rate, mad_val=float(data.get("mad_val", 0.0)),
-            duration_s=duration_s(data, params), clustered=data.get("clustered"))
+            duration_s=duration_s(data, params.extract.sampling_rate), clustered=data.get("clustered"))
         for number, sol in solutions.items():
             if sol.kind == "templates":  # added by auto-sort
                 out[f"labels_{number}"] = np.asarray(sol.labels, dtype=np.int64)
@@ -120,7 +111,7 @@ def _autosort_data(data: dict[str, Any], params: SortParams) -> dict[str, Any]:
             if len(indices) < len(members):  # it lost events to an earlier unit
                 unit.metrics = unit_metrics(data, indices, params)
             else:
-                unit.metrics = _jsonable(unit.metrics)
+                unit.metrics = jsonable(unit.metrics)
             units.append(unit.record())
     out["auto_labels"] = auto_labels
     out["auto_units"] = units
