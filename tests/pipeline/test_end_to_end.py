@@ -8,7 +8,7 @@ import numpy as np
 from blechrs.io import paths, unit_store, work_files
 from blechrs.cli.main import main as cli_main
 from blechrs.simulate.scoring import score_sorting
-from sort_reference import init_folder, simulated_folder
+from support.sorting_reference import init_folder, simulated_folder
 
 
 def test_run_sorts_isolated_units_accurately(tmp_path, capsys):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arrays_helpers import reference_spike_array
+from support.arrays_reference import reference_spike_array
 from blechrs.trials.settings import trial_config
 from blechrs.trials.spike_arrays import emg_array, spike_array, window_bins
 from blechrs.trials.table import build_trials

@@ -23,7 +23,7 @@ from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
 from blechrs import pipeline
 from blechrs.errors import PipelineError
-from sort_reference import reference_extract, init_folder, simulated_folder
+from support.sorting_reference import reference_extract, init_folder, simulated_folder
 
 
 @pytest.fixture()

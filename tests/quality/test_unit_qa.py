@@ -7,35 +7,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from arrays_helpers import fake_recording, make_dir, write_store
+from support.arrays_reference import fake_recording, make_dir, write_store
 from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.params import SortParams
 from blechrs.pipeline.unit_qa import unit_qa
 from blechrs.quality.drift import drift_check, group_f_test, trial_group
+from support.quality_reference import similarity_reference
 from blechrs.quality.similarity import similarity_violations, unit_similarity
 from blechrs.quality.stats import f_sf
 
 FS = 30000.0
 
-
-def _similarity_reference(units, w):
-    """Sample-resolution masks: j's spikes dilated by +-w samples, looked up at i's spikes."""
-    n_samples = max(int(t.max()) for t in units if len(t)) + w + 2
-    out = np.full((len(units), len(units)), np.nan)
-    for j, tj in enumerate(units):
-        mark = np.zeros(n_samples + 2 * w + 2, np.int64)
-        mark[tj + w + 1] = 1
-        c = np.cumsum(mark)  # c[k] = spikes of j at samples <= k - w - 1
-        for i, ti in enumerate(units):
-            if i == j:
-                continue
-            if len(ti) == 0:
-                out[i, j] = 0.0
-                continue
-            # spikes of j in [t - w, t + w]  =  c[t + 2w + 1] - c[t]
-            n_near = c[ti + 2 * w + 1] - c[ti]
-            out[i, j] = 100.0 * np.count_nonzero(n_near > 0) / len(ti)
-    return out
 
 
 def test_similarity_matches_mask_reference():
@@ -45,7 +27,7 @@ def test_similarity_matches_mask_reference():
     c = np.sort(rng.choice(3_000_000, 500, replace=False))
     units = [a, b.clip(0), c, np.zeros(0, np.int64), np.array([a[0] + 30, a[0] + 31])]
     got = unit_similarity(units, FS, 1.0)
-    ref = _similarity_reference(units, 30)
+    ref = similarity_reference(units, 30)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
     np.testing.assert_array_equal(got[~np.isnan(got)], ref[~np.isnan(ref)])
     assert got[1, 0] > 80 and 35 < got[0, 1] < 55  # b is mostly a copy of half of a
@@ -157,7 +139,7 @@ def test_unit_qa_directory(tmp_path):
     assert [v["unit_a"] + "/" + v["unit_b"] for v in res.violations] == ["unit000/unit001"]
     assert res.violations[0]["pct_b_in_a"] == 100.0
     doc = json.loads((d / "QA_output" / "unit_qa.json").read_text())
-    ref = _similarity_reference(units, 30)
+    ref = similarity_reference(units, 30)
     got = np.array([[np.nan if x is None else x for x in row] for row in doc["similarity"]["matrix"]])
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
     np.testing.assert_allclose(got[~np.isnan(got)], ref[~np.isnan(ref)], rtol=0, atol=0)

@@ -5,7 +5,7 @@ import pytest
 import scipy.signal as ss
 from hypothesis import given, settings, strategies as st
 
-import engine_reference as ref
+from support import engine_reference as ref
 from blechrs import kernels
 from blechrs.params import SortParams
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tables
 
-from arrays_helpers import reference_spike_array
+from support.arrays_reference import reference_spike_array
 from blechrs.io.paths import TRIAL_TABLE_NAME
 from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.io.params_file import load_params, save_params
@@ -15,7 +15,7 @@ from blechrs.params import SortParams
 from blechrs.pipeline.unit_qa import unit_qa
 from blechrs.simulate import Simulation
 from blechrs.io.unit_store import Unit, write_units
-from test_arrays_qa import _similarity_reference
+from support.quality_reference import similarity_reference
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_qa_from_recording(experiment):
         stored = [g.times.read() for g in sorted(h5.root.sorted_units._v_groups.values(), key=lambda g: g._v_name)]
     doc = json.loads((d / "QA_output" / "unit_qa.json").read_text())
     got = np.array([[np.nan if x is None else x for x in row] for row in doc["similarity"]["matrix"]])
-    ref = _similarity_reference(stored, 30)
+    ref = similarity_reference(stored, 30)
     np.testing.assert_array_equal(np.nan_to_num(got, nan=-1), np.nan_to_num(ref, nan=-1))
     assert len(res.units) == gt.n_units and res.pictures == []
     assert all(u["drift"]["n_trials"] <= 12 for u in res.units)

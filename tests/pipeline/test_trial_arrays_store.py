@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tables
 
-from arrays_helpers import fake_recording, make_dir, reference_spike_array, write_info, write_store
+from support.arrays_reference import fake_recording, make_dir, reference_spike_array, write_info, write_store
 from blechrs.io.paths import TRIAL_TABLE_NAME
 from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.io.params_file import load_params, save_params

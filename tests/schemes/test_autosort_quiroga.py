@@ -27,7 +27,7 @@ from blechrs.core import cluster_electrode, compute_features
 from blechrs.params import SortParams
 from blechrs.schemes import autosort_electrode
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNIPPETS = REPO.parent / "shared" / "data" / "quiroga_snippets" / "quiroga_snippets.mat"
 FS = 24000.0
 

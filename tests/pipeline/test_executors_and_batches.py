@@ -10,7 +10,7 @@ import numpy as np
 from blechrs.io import paths, unit_store, work_files
 from blechrs.pipeline import executors
 from blechrs import pipeline
-from sort_reference import init_folder, simulated_folder
+from support.sorting_reference import init_folder, simulated_folder
 
 
 def _outputs(d, electrodes):
