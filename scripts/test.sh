@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-echo "== cargo test (plain-Rust engine)"
-cargo test --release --quiet
+echo "== cargo test (the plain-Rust engine crate, rust/engine)"
+cargo test --release --workspace --quiet
 
 echo "== build the release wheel"
 rm -rf dist

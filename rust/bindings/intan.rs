@@ -1,4 +1,4 @@
-//! Bindings for crate::intan: open Intan recordings as `SampleSource`s, parse headers, find
+//! Bindings for blechrs_engine::intan: open Intan recordings as `SampleSource`s, parse headers, find
 //! digital-input edges and time-stamp jumps. File reading happens with the GIL released.
 
 use std::path::PathBuf;
@@ -10,13 +10,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::{to_pyerr, PySampleSource};
-use crate::intan::dat::{self, PerChannelSource, PerSignalSource};
-use crate::intan::header::{read_header, Header};
-use crate::intan::rhd::RhdSource;
-use crate::signal::source::SampleSource;
+use blechrs_engine::intan::dat::{self, PerChannelSource, PerSignalSource};
+use blechrs_engine::intan::header::{read_header, Header};
+use blechrs_engine::intan::rhd::RhdSource;
+use blechrs_engine::signal::source::SampleSource;
 
-type Edges = Vec<crate::intan::dat::Edges>;
-type Jumps = Vec<crate::intan::dat::Jump>;
+type Edges = Vec<blechrs_engine::intan::dat::Edges>;
+type Jumps = Vec<blechrs_engine::intan::dat::Jump>;
 
 fn header_dict<'py>(py: Python<'py>, h: &Header) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);

@@ -1,4 +1,4 @@
-//! Bindings for crate::signal: numpy in and out, GIL released around the work, errors as Python
+//! Bindings for blechrs_engine::signal: numpy in and out, GIL released around the work, errors as Python
 //! exceptions, panics caught at the boundary.
 
 use std::borrow::Cow;
@@ -15,16 +15,16 @@ use pyo3::types::{PyDict, PyList};
 use rayon::prelude::*;
 
 use super::{to_pyerr, PySampleSource};
-use crate::error::EngineError;
-use crate::signal::cutoff::{self, CutoffParams};
-use crate::signal::detect::{self, Polarity};
-use crate::signal::filter::{self, BandPass, Sample};
-use crate::signal::reference;
-use crate::signal::source::{ArraySource, InterleavedFileSource, SampleSource};
-use crate::signal::stream::{self, ExtractParams};
-use crate::signal::threshold::{self, MedianScratch};
-use crate::signal::waveforms;
-use crate::signal::with_threads;
+use blechrs_engine::error::EngineError;
+use blechrs_engine::signal::cutoff::{self, CutoffParams};
+use blechrs_engine::signal::detect::{self, Polarity};
+use blechrs_engine::signal::filter::{self, BandPass, Sample};
+use blechrs_engine::signal::reference;
+use blechrs_engine::signal::source::{ArraySource, InterleavedFileSource, SampleSource};
+use blechrs_engine::signal::stream::{self, ExtractParams};
+use blechrs_engine::signal::threshold::{self, MedianScratch};
+use blechrs_engine::signal::waveforms;
+use blechrs_engine::signal::with_threads;
 
 /// Run engine work without the GIL; a Rust panic becomes a RuntimeError instead of aborting.
 pub(crate) fn run_detached<R: Send>(
@@ -197,7 +197,7 @@ fn bandpass_impl<T: Finite>(
     }
     let mut out = vec![0f32; rows * cols];
     // Channels are filtered in groups of up to 8 (SIMD lanes), groups in parallel.
-    let threads = crate::signal::thread_count(0);
+    let threads = blechrs_engine::signal::thread_count(0);
     let group = rows.div_ceil(threads).clamp(1, 8);
     with_threads(0, || {
         out.par_chunks_mut(cols * group)

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use crate::signal::source::SampleSource;
+use blechrs_engine::signal::source::SampleSource;
 
 mod intan;
 mod signal;
 
-pub(crate) fn to_pyerr(e: crate::error::EngineError) -> PyErr {
-    use crate::error::EngineError::*;
+pub(crate) fn to_pyerr(e: blechrs_engine::error::EngineError) -> PyErr {
+    use blechrs_engine::error::EngineError::*;
     match e {
         Value(_) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
         File { .. } => pyo3::exceptions::PyValueError::new_err(e.to_string()),
