@@ -136,7 +136,7 @@ def engine_extract(rec, params):
     from blechrs import kernels
 
     groups = [0 if params.use_car else -1] * rec.shape[1]
-    out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params.to_dict())
+    out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params, threads=params.n_jobs)
     return [(o["waveforms"], o["times"], o["mad_val"], o["noise"]) for o in out]
 
 

@@ -306,8 +306,9 @@ def _open(directory: str | os.PathLike):
 def _extract(recording, electrodes: Sequence[int], groups: Sequence[int], params: SortParams,
              progress: Callable | None = None) -> list[dict[str, Any]]:
     from blechrs import kernels
-    return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), params.to_dict(),
-                                      progress=progress)
+    # (SortParams carries the extraction parameters as attributes, as kernels.extract_electrodes reads them)
+    return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), params,
+                                      threads=params.n_jobs, progress=progress)
 
 
 def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: SortParams | None = None
