@@ -29,5 +29,8 @@ print("fresh venv import ok:", blechrs.__version__)
 PY
 rm -rf "$(dirname "$VENV")"
 
+echo "== the one stub (python/blechrs/_native.pyi) matches the installed extension"
+(cd /tmp && $PY -m mypy.stubtest blechrs._native)
+
 echo "== pytest"
 cd tests && $PY -m pytest -q -p no:cacheprovider "$@"
