@@ -229,7 +229,9 @@ impl PyRhdRecording {
         stop: usize,
     ) -> PyResult<Bound<'py, PyArray1<u16>>> {
         let s = self.inner.clone();
-        let v = run_detached(py, || s.read_board_words(&section, index, start, stop.saturating_sub(start)))?;
+        let v = run_detached(py, || {
+            s.read_board_words(&section, index, start, stop.saturating_sub(start))
+        })?;
         Ok(PyArray1::from_vec(py, v))
     }
     fn __repr__(&self) -> String {

@@ -5,11 +5,11 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use numpy::{
-    AllowTypeChange, PyArray1, PyArray2, PyArrayDyn, PyArrayLike1, PyArrayLikeDyn,
-    PyArrayMethods, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods,
-};
 use numpy::ndarray::Array2;
+use numpy::{
+    AllowTypeChange, PyArray1, PyArray2, PyArrayDyn, PyArrayLike1, PyArrayLikeDyn, PyArrayMethods,
+    PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -166,8 +166,12 @@ fn thresholds_arg(thresholds: &Bound<'_, PyAny>) -> PyResult<Thresholds> {
         .extract::<PyArrayLikeDyn<'_, f64, AllowTypeChange>>()
         .map_err(|_| bad())?;
     match a.ndim() {
-        0 => Ok(Thresholds::One(a.as_array().iter().copied().next().unwrap_or(f64::NAN))),
-        1 => Ok(Thresholds::PerWindow(a.as_array().iter().copied().collect())),
+        0 => Ok(Thresholds::One(
+            a.as_array().iter().copied().next().unwrap_or(f64::NAN),
+        )),
+        1 => Ok(Thresholds::PerWindow(
+            a.as_array().iter().copied().collect(),
+        )),
         _ => Err(bad()),
     }
 }

@@ -439,7 +439,11 @@ fn car_rows<T: Finite>(
 
 /// (median, MAD) of every channel from every `STATS_STEP`-th sample, exact f64 medians (the
 /// int16 path in the stream gives the same values); checks every sample for NaN/inf.
-fn car_stats<T: Finite>(v: &ArrayViewD<'_, T>, rows: usize, cols: usize) -> Result<Vec<(f64, f64)>> {
+fn car_stats<T: Finite>(
+    v: &ArrayViewD<'_, T>,
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<(f64, f64)>> {
     let m = cols.div_ceil(reference::STATS_STEP);
     let mut dec = vec![0f64; rows * m];
     for c in 0..rows {

@@ -134,12 +134,25 @@ impl ExtractParams {
         let (low, high, order) = self.band(fs)?;
         let window_s = self.window()?;
         if !(1..=i64::MAX).contains(&self.noise_subsample) {
-            return Err(bad("noise_subsample", "an integer >= 1", self.noise_subsample));
+            return Err(bad(
+                "noise_subsample",
+                "an integer >= 1",
+                self.noise_subsample,
+            ));
         }
-        let polarity = Polarity::parse(&self.spike_polarity)
-            .map_err(|_| bad("spike_polarity", "'negative', 'positive' or 'both'", format!("{:?}", self.spike_polarity)))?;
+        let polarity = Polarity::parse(&self.spike_polarity).map_err(|_| {
+            bad(
+                "spike_polarity",
+                "'negative', 'positive' or 'both'",
+                format!("{:?}", self.spike_polarity),
+            )
+        })?;
         if !(self.dead_time_ms.is_finite() && self.dead_time_ms >= 0.0) {
-            return Err(bad("dead_time_ms", "a finite number >= 0", self.dead_time_ms));
+            return Err(bad(
+                "dead_time_ms",
+                "a finite number >= 0",
+                self.dead_time_ms,
+            ));
         }
         let (before, after) = self.snippet(fs)?;
         Ok(Settings {
@@ -206,10 +219,18 @@ impl ExtractParams {
         let before = (b * fs / 1000.0).round() as usize;
         let after = (a * fs / 1000.0).round() as usize;
         if before == 0 {
-            return Err(bad("spike_snapshot_before", "at least one sample", format!("{b} ms")));
+            return Err(bad(
+                "spike_snapshot_before",
+                "at least one sample",
+                format!("{b} ms"),
+            ));
         }
         if after == 0 {
-            return Err(bad("spike_snapshot_after", "at least one sample", format!("{a} ms")));
+            return Err(bad(
+                "spike_snapshot_after",
+                "at least one sample",
+                format!("{a} ms"),
+            ));
         }
         Ok((before, after))
     }
@@ -253,16 +274,37 @@ mod tests {
         let cases: Vec<(&str, Box<dyn Fn(&mut ExtractParams)>)> = vec![
             ("sampling_rate", Box::new(|p| p.sampling_rate = 0.0)),
             ("bandpass_order", Box::new(|p| p.bandpass_order = 0)),
-            ("bandpass_upper_cutoff", Box::new(|p| p.bandpass_upper_cutoff = 20000.0)),
+            (
+                "bandpass_upper_cutoff",
+                Box::new(|p| p.bandpass_upper_cutoff = 20000.0),
+            ),
             ("voltage_cutoff", Box::new(|p| p.voltage_cutoff = f64::NAN)),
-            ("waveform_threshold", Box::new(|p| p.waveform_threshold = -1.0)),
-            ("rolling_threshold_window", Box::new(|p| p.rolling_threshold_window = 0.0)),
-            ("rolling_threshold_step", Box::new(|p| p.rolling_threshold_step = f64::INFINITY)),
+            (
+                "waveform_threshold",
+                Box::new(|p| p.waveform_threshold = -1.0),
+            ),
+            (
+                "rolling_threshold_window",
+                Box::new(|p| p.rolling_threshold_window = 0.0),
+            ),
+            (
+                "rolling_threshold_step",
+                Box::new(|p| p.rolling_threshold_step = f64::INFINITY),
+            ),
             ("noise_subsample", Box::new(|p| p.noise_subsample = 0)),
-            ("spike_polarity", Box::new(|p| p.spike_polarity = "up".into())),
+            (
+                "spike_polarity",
+                Box::new(|p| p.spike_polarity = "up".into()),
+            ),
             ("dead_time_ms", Box::new(|p| p.dead_time_ms = -0.1)),
-            ("spike_snapshot_before", Box::new(|p| p.spike_snapshot_before = 0.001)),
-            ("spike_snapshot_after", Box::new(|p| p.spike_snapshot_after = f64::NAN)),
+            (
+                "spike_snapshot_before",
+                Box::new(|p| p.spike_snapshot_before = 0.001),
+            ),
+            (
+                "spike_snapshot_after",
+                Box::new(|p| p.spike_snapshot_after = f64::NAN),
+            ),
         ];
         for (name, change) in cases {
             let mut p = ok.clone();

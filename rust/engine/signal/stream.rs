@@ -877,7 +877,14 @@ fn new_electrodes<'s>(
                 dead: car.dead.contains(&c),
                 ..Default::default()
             };
-            Electrode::new(res, reads.row_of(c), member, sub, p.polarity, plan.dead_samples)
+            Electrode::new(
+                res,
+                reads.row_of(c),
+                member,
+                sub,
+                p.polarity,
+                plan.dead_samples,
+            )
         })
         .collect()
 }
