@@ -136,7 +136,8 @@ def engine_extract(rec, params):
     from blechrs import kernels
 
     groups = [0 if params.extract.use_car else -1] * rec.shape[1]
-    out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params.to_flat())
+    out = kernels.extract_electrodes(rec.T, list(range(rec.shape[1])), groups, params.extract,
+                                     threads=params.run.n_jobs)
     return [(o["waveforms"], o["times"], o["mad_val"], o["noise"]) for o in out]
 
 

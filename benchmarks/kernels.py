@@ -87,8 +87,8 @@ def blechrs_run(x, threads):
     from blechrs.params import SortParams
 
     # blech_clust's 5 x noise, as the reference (blechrs's own default detects at 4 x noise)
-    p = SortParams().replace(sampling_rate=FS, use_car=False, n_jobs=threads, waveform_threshold=5.0).to_flat()
-    res = kernels.extract_electrodes(x, list(range(x.shape[0])), [-1] * x.shape[0], p)
+    p = SortParams().replace(sampling_rate=FS, use_car=False, waveform_threshold=5.0).extract
+    res = kernels.extract_electrodes(x, list(range(x.shape[0])), [-1] * x.shape[0], p, threads=threads)
     return sum(len(r["times"]) for r in res)
 
 
@@ -144,8 +144,9 @@ def speed(args):
           + ("  (shared machine: wall-clock ratios and thread scaling are distorted)" if load > cores else ""))
 
     def with_car(threads):
-        p = SortParams().replace(sampling_rate=FS, n_jobs=threads, waveform_threshold=5.0).to_flat()
-        return kernels.extract_electrodes(x, list(range(x.shape[0])), [c // 16 for c in range(x.shape[0])], p)
+        p = SortParams().replace(sampling_rate=FS, waveform_threshold=5.0).extract
+        return kernels.extract_electrodes(x, list(range(x.shape[0])), [c // 16 for c in range(x.shape[0])], p,
+                                          threads=threads)
 
     t_c1, _ = best_of(lambda: with_car(1), args.reps)
     t_cn, _ = best_of(lambda: with_car(0), args.reps)
@@ -176,7 +177,7 @@ import resource, time
 from blechrs import kernels
 from blechrs.params import SortParams
 src = kernels._native.interleaved_file_source({str(path)!r}, {args.channels})
-p = SortParams().replace(sampling_rate={FS}, n_jobs=0).to_flat()
+p = SortParams().replace(sampling_rate={FS}).extract
 t = time.perf_counter()
 res = kernels.extract_electrodes(src, list(range({args.channels})), [c // 16 for c in range({args.channels})], p)
 dt = time.perf_counter() - t

@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-echo "== cargo test (plain-Rust engine)"
-cargo test --release --quiet
+echo "== cargo test (the plain-Rust engine crate, rust/engine)"
+cargo test --release --workspace --quiet
 
 echo "== build the release wheel"
 rm -rf dist
@@ -28,6 +28,9 @@ assert shutil.which("cargo") is None and shutil.which("rustc") is None, "cargo m
 print("fresh venv import ok:", blechrs.__version__)
 PY
 rm -rf "$(dirname "$VENV")"
+
+echo "== the one stub (python/blechrs/_native.pyi) matches the installed extension"
+(cd /tmp && $PY -m mypy.stubtest blechrs._native)
 
 echo "== pytest"
 cd tests && $PY -m pytest -q -p no:cacheprovider "$@"

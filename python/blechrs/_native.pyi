@@ -1,60 +1,165 @@
-from typing import Any, Callable, Sequence
+"""Types of ``blechrs._native`` (rust/bindings), the one stub of the Rust engine; the docstrings
+are the Rust doc comments (``help(blechrs._native.bandpass)``). ``mypy.stubtest`` checks it
+against the built module (scripts/test.sh)."""
+
+import os
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self, final
 
+__all__ = [
+    "__version__",
+    "MICROVOLTS_PER_BIT",
+    "SampleSource",
+    "ExtractParams",
+    "butter_bandpass",
+    "bandpass",
+    "noise_level",
+    "detect_spikes",
+    "extract_waveforms",
+    "recording_cutoff",
+    "common_average_reference",
+    "extract_electrodes",
+    "interleaved_file_source",
+    "intan_read_header",
+    "intan_per_channel_source",
+    "intan_per_signal_source",
+    "intan_dat_samples",
+    "intan_word_file_edges",
+    "intan_time_dat_jumps",
+    "read_source",
+    "RhdRecording",
+]
 __version__: str
 
+@final
 class SampleSource:
-    """A readable recording handed to the streaming engine (from an Intan folder or an array)."""
     @property
     def n_channels(self) -> int: ...
     @property
     def n_samples(self) -> int: ...
 
-# --- signal engine (rust/bindings/signal.rs); documented in blechrs/kernels.py -----------------
-def butter_bandpass(order: int, low: float, high: float, fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
-def bandpass(x: npt.NDArray[Any], fs: float, low: float = 300.0, high: float = 3000.0, order: int = 2, scale: float = 1.0) -> npt.NDArray[np.float32]: ...
-def noise_level(x: npt.NDArray[Any], fs: float, window_s: float | None = None, subsample: int = 1) -> npt.NDArray[np.float64]: ...
-def detect_spikes(x: npt.NDArray[Any], thresholds: float | Sequence[float], fs: float, window_s: float | None = None, polarity: str = "both", dead_time_ms: float = 0.5, subsample: int = 1) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]: ...
-def extract_waveforms(x: npt.NDArray[Any], times: npt.NDArray[np.int64], before: int, after: int, align: bool = True) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], int]: ...
-def recording_cutoff(x: npt.NDArray[Any], fs: float, voltage_cutoff: float = 10000.0, max_breach_rate: float = 1.0, max_secs_above_cutoff: float = 60.0, max_mean_breach_rate_persec: float = 100.0) -> int: ...
-def common_average_reference(x: npt.NDArray[Any], groups: Sequence[int]) -> tuple[npt.NDArray[np.float32], list[int]]: ...
-def extract_electrodes(source: npt.NDArray[np.int16] | SampleSource, electrodes: Sequence[int], car_groups: Sequence[int], params: dict[str, Any], progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]: ...
-def interleaved_file_source(path: str, n_channels: int, offset: int = 0) -> SampleSource:
-    """A SampleSource over a flat little-endian int16 file interleaved by channel (amplifier.dat)."""
+# --- signal engine (rust/bindings/signal.rs); the docstrings are the Rust doc comments ---------
+_Samples = npt.NDArray[np.int16] | npt.NDArray[np.float32] | npt.NDArray[np.float64]
 
-# --- Intan readers (rust/bindings/intan.rs); documented in blechrs/io/recording.py ---------------
-import os
+MICROVOLTS_PER_BIT: float
+
+@final
+class ExtractParams:
+    FIELDS: ClassVar[tuple[str, ...]]
+    def __new__(
+        cls,
+        *,
+        sampling_rate: float,
+        use_car: bool,
+        bandpass_lower_cutoff: float,
+        bandpass_upper_cutoff: float,
+        bandpass_order: int,
+        voltage_cutoff: float,
+        max_breach_rate: float,
+        max_secs_above_cutoff: float,
+        max_mean_breach_rate_persec: float,
+        waveform_threshold: float,
+        use_rolling_threshold: bool,
+        rolling_threshold_window: float,
+        rolling_threshold_step: float,
+        noise_subsample: int,
+        spike_polarity: str,
+        dead_time_ms: float,
+        spike_snapshot_before: float,
+        spike_snapshot_after: float,
+        align_subsample: bool,
+    ) -> Self: ...
+    @property
+    def sampling_rate(self) -> float: ...
+    @property
+    def use_car(self) -> bool: ...
+    @property
+    def bandpass_lower_cutoff(self) -> float: ...
+    @property
+    def bandpass_upper_cutoff(self) -> float: ...
+    @property
+    def bandpass_order(self) -> int: ...
+    @property
+    def voltage_cutoff(self) -> float: ...
+    @property
+    def max_breach_rate(self) -> float: ...
+    @property
+    def max_secs_above_cutoff(self) -> float: ...
+    @property
+    def max_mean_breach_rate_persec(self) -> float: ...
+    @property
+    def waveform_threshold(self) -> float: ...
+    @property
+    def use_rolling_threshold(self) -> bool: ...
+    @property
+    def rolling_threshold_window(self) -> float: ...
+    @property
+    def rolling_threshold_step(self) -> float: ...
+    @property
+    def noise_subsample(self) -> int: ...
+    @property
+    def spike_polarity(self) -> str: ...
+    @property
+    def dead_time_ms(self) -> float: ...
+    @property
+    def spike_snapshot_before(self) -> float: ...
+    @property
+    def spike_snapshot_after(self) -> float: ...
+    @property
+    def align_subsample(self) -> bool: ...
+
+def butter_bandpass(order: int, low: float, high: float, fs: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def bandpass(x: _Samples, fs: float, low: float = 300.0, high: float = 3000.0, order: int = 2, scale: float = 1.0) -> npt.NDArray[np.float32]: ...
+def common_average_reference(x: _Samples, groups: Sequence[int]) -> tuple[npt.NDArray[np.float32], list[int]]: ...
+def noise_level(x: _Samples, fs: float, window_s: float | None = None, subsample: int = 1) -> npt.NDArray[np.float64]: ...
+def detect_spikes(
+    x: _Samples,
+    thresholds: float | Sequence[float] | npt.NDArray[np.floating[Any]],
+    fs: float,
+    window_s: float | None = None,
+    polarity: str = "both",
+    dead_time_ms: float = 0.5,
+    subsample: int = 1,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]: ...
+def extract_waveforms(
+    x: _Samples, times: Sequence[int] | npt.NDArray[np.integer[Any]], before: int, after: int, align: bool = True
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], int]: ...
+def recording_cutoff(
+    x: _Samples,
+    fs: float,
+    voltage_cutoff: float = 10000.0,
+    max_breach_rate: float = 1.0,
+    max_secs_above_cutoff: float = 60.0,
+    max_mean_breach_rate_persec: float = 100.0,
+) -> int: ...
+def extract_electrodes(
+    source: npt.NDArray[np.int16] | SampleSource,
+    electrodes: Sequence[int],
+    car_groups: Sequence[int],
+    params: ExtractParams,
+    threads: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]: ...
+def interleaved_file_source(path: str | os.PathLike[str], n_channels: int, offset: int = 0) -> SampleSource: ...
+
+# --- Intan readers (rust/bindings/intan.rs) ---------------------------------------------------
 
 _Path = str | os.PathLike[str]
 _Edges = list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]
+def intan_read_header(path: _Path) -> dict[str, Any]: ...
+def intan_per_channel_source(paths: list[_Path]) -> SampleSource: ...
+def intan_per_signal_source(path: _Path, n_channels: int) -> SampleSource: ...
+def intan_dat_samples(path: _Path, n_words: int = 1) -> int: ...
+def intan_word_file_edges(path: _Path, masks: list[int]) -> tuple[int, _Edges]: ...
+def intan_time_dat_jumps(path: _Path) -> tuple[int, list[tuple[int, int, int]]]: ...
+def read_source(source: SampleSource, channels: list[int], start: int, stop: int) -> npt.NDArray[np.int16]: ...
 
-def intan_read_header(path: _Path) -> dict[str, Any]:
-    """RHD2000 header (info.rhd or a .rhd file, versions 1.x-3.x) as a dict; ``channels`` lists
-    the enabled channels in storage order (``signal_type`` 0 amplifier ... 5 digital out)."""
-
-def intan_per_channel_source(paths: list[_Path]) -> SampleSource:
-    """Amplifier channels from one int16 file per channel (all of equal length)."""
-
-def intan_per_signal_source(path: _Path, n_channels: int) -> SampleSource:
-    """Amplifier channels from amplifier.dat (int16, interleaved sample-major)."""
-
-def intan_dat_samples(path: _Path, n_words: int = 1) -> int:
-    """Samples in a 16-bit .dat file of ``n_words`` words per sample (errors if odd or partial)."""
-
-def intan_word_file_edges(path: _Path, masks: list[int]) -> tuple[int, _Edges]:
-    """(n_samples, [(onsets, offsets)] per mask) over a file of uint16 words; high = word & mask."""
-
-def intan_time_dat_jumps(path: _Path) -> tuple[int, list[tuple[int, int, int]]]:
-    """(n_samples, [(sample index, counter before, counter at index)]) of time.dat."""
-
-def read_source(source: SampleSource, channels: list[int], start: int, stop: int) -> npt.NDArray[np.int16]:
-    """Samples [start, stop) of ``channels`` from any SampleSource, int16 (channels x samples)."""
-
+@final
 class RhdRecording:
-    """Traditional .rhd recording: one file or several consecutive ones, read as one."""
-    def __init__(self, paths: list[_Path]) -> None: ...
+    def __new__(cls, paths: list[_Path]) -> Self: ...
     @property
     def source(self) -> SampleSource: ...
     @property
@@ -64,12 +169,10 @@ class RhdRecording:
     @property
     def warnings(self) -> list[str]: ...
     @property
-    def parts(self) -> list[tuple[str, int, int]]:
-        """(path, first sample, number of blocks) per file."""
+    def parts(self) -> list[tuple[str, int, int]]: ...
     @property
     def block_bytes(self) -> int: ...
     def timestamp_jumps(self) -> list[tuple[int, int, int]]: ...
     def digital_in_edges(self, masks: list[int]) -> _Edges: ...
     def digital_out_edges(self, masks: list[int]) -> _Edges: ...
-    def read_board_words(self, section: str, index: int, start: int, stop: int) -> npt.NDArray[np.uint16]:
-        """uint16 words of 'adc' channel ``index``, or of the 'dig_in' / 'dig_out' word."""
+    def read_board_words(self, section: str, index: int, start: int, stop: int) -> npt.NDArray[np.uint16]: ...

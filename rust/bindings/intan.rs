@@ -1,4 +1,4 @@
-//! Bindings for crate::intan: open Intan recordings as `SampleSource`s, parse headers, find
+//! Bindings for blechrs_engine::intan: open Intan recordings as `SampleSource`s, parse headers, find
 //! digital-input edges and time-stamp jumps. File reading happens with the GIL released.
 
 use std::path::PathBuf;
@@ -9,14 +9,14 @@ use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::{to_pyerr, PySampleSource};
-use crate::intan::dat::{self, PerChannelSource, PerSignalSource};
-use crate::intan::header::{read_header, Header};
-use crate::intan::rhd::RhdSource;
-use crate::signal::source::SampleSource;
+use super::{run_detached, PySampleSource};
+use blechrs_engine::intan::dat::{self, PerChannelSource, PerSignalSource};
+use blechrs_engine::intan::header::{read_header, Header};
+use blechrs_engine::intan::rhd::RhdSource;
+use blechrs_engine::signal::source::{read_range, SampleSource};
 
-type Edges = Vec<crate::intan::dat::Edges>;
-type Jumps = Vec<crate::intan::dat::Jump>;
+type Edges = Vec<blechrs_engine::intan::dat::Edges>;
+type Jumps = Vec<blechrs_engine::intan::dat::Jump>;
 
 fn header_dict<'py>(py: Python<'py>, h: &Header) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -76,19 +76,18 @@ fn edges_py<'py>(py: Python<'py>, e: Edges) -> PyResult<Bound<'py, PyList>> {
     Ok(out)
 }
 
-/// Parse the RHD2000 header at the start of `path` (info.rhd or a .rhd file) into a dict.
+/// RHD2000 header (info.rhd or a .rhd file, versions 1.x-3.x) as a dict; ``channels`` lists
+/// the enabled channels in storage order (``signal_type`` 0 amplifier ... 5 digital out).
 #[pyfunction]
 fn intan_read_header<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let h = py.detach(|| read_header(&path)).map_err(to_pyerr)?;
+    let h = run_detached(py, || read_header(&path))?;
     header_dict(py, &h)
 }
 
 /// Amplifier channels from one int16 file per channel (all files the same length).
 #[pyfunction]
 fn intan_per_channel_source(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<PySampleSource> {
-    let s = py
-        .detach(|| PerChannelSource::open(&paths))
-        .map_err(to_pyerr)?;
+    let s = run_detached(py, || PerChannelSource::open(&paths))?;
     Ok(PySampleSource { inner: Arc::new(s) })
 }
 
@@ -99,9 +98,7 @@ fn intan_per_signal_source(
     path: PathBuf,
     n_channels: usize,
 ) -> PyResult<PySampleSource> {
-    let s = py
-        .detach(|| PerSignalSource::open(&path, n_channels))
-        .map_err(to_pyerr)?;
+    let s = run_detached(py, || PerSignalSource::open(&path, n_channels))?;
     Ok(PySampleSource { inner: Arc::new(s) })
 }
 
@@ -110,8 +107,7 @@ fn intan_per_signal_source(
 #[pyfunction]
 #[pyo3(signature = (path, n_words=1))]
 fn intan_dat_samples(py: Python<'_>, path: PathBuf, n_words: usize) -> PyResult<usize> {
-    py.detach(|| dat::dat_samples(&path, n_words))
-        .map_err(to_pyerr)
+    run_detached(py, || dat::dat_samples(&path, n_words))
 }
 
 /// Onsets/offsets (int64 sample indices) of each mask over a file of uint16 words.
@@ -122,19 +118,17 @@ fn intan_word_file_edges<'py>(
     path: PathBuf,
     masks: Vec<u16>,
 ) -> PyResult<(usize, Bound<'py, PyList>)> {
-    let (n, e) = py
-        .detach(|| dat::word_file_edges(&path, &masks))
-        .map_err(to_pyerr)?;
+    let (n, e) = run_detached(py, || dat::word_file_edges(&path, &masks))?;
     Ok((n, edges_py(py, e)?))
 }
 
 /// time.dat check: (n_samples, [(sample index, counter before, counter at index)]).
 #[pyfunction]
 fn intan_time_dat_jumps(py: Python<'_>, path: PathBuf) -> PyResult<(usize, Jumps)> {
-    py.detach(|| dat::time_dat_jumps(&path)).map_err(to_pyerr)
+    run_detached(py, || dat::time_dat_jumps(&path))
 }
 
-/// Read samples [start, stop) of `channels` from any SampleSource as an int16 (channels x n) array.
+/// Samples [start, stop) of ``channels`` from any SampleSource, int16 (channels x samples).
 #[pyfunction]
 fn read_source<'py>(
     py: Python<'py>,
@@ -143,22 +137,14 @@ fn read_source<'py>(
     start: usize,
     stop: usize,
 ) -> PyResult<Bound<'py, PyArray2<i16>>> {
-    let len = stop.saturating_sub(start);
     let inner = source.inner.clone();
-    let v = py
-        .detach(|| {
-            let mut out = vec![0i16; channels.len() * len];
-            inner
-                .read_block(&channels, start, len, &mut out)
-                .map(|_| out)
-        })
-        .map_err(to_pyerr)?;
+    let (v, len) = run_detached(py, || read_range(inner.as_ref(), &channels, start, stop))?;
     let a = Array2::from_shape_vec((channels.len(), len), v)
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
     Ok(a.into_pyarray(py))
 }
 
-/// Traditional .rhd recording (one or several consecutive files).
+/// Traditional .rhd recording: one file or several consecutive ones, read as one.
 #[pyclass(name = "RhdRecording", module = "blechrs._native", frozen)]
 struct PyRhdRecording {
     inner: Arc<RhdSource>,
@@ -166,9 +152,10 @@ struct PyRhdRecording {
 
 #[pymethods]
 impl PyRhdRecording {
+    /// Open ``paths`` (consecutive .rhd files of one recording).
     #[new]
     fn new(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Self> {
-        let s = py.detach(|| RhdSource::open(&paths)).map_err(to_pyerr)?;
+        let s = run_detached(py, || RhdSource::open(&paths))?;
         Ok(Self { inner: Arc::new(s) })
     }
     /// The amplifier channels as a SampleSource (int16 counts, 0.195 uV/bit).
@@ -178,14 +165,17 @@ impl PyRhdRecording {
             inner: self.inner.clone() as Arc<dyn SampleSource>,
         }
     }
+    /// The header of the first file, as ``intan_read_header`` gives it.
     #[getter]
     fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         header_dict(py, &self.inner.header)
     }
+    /// Samples per channel over all the files.
     #[getter]
     fn n_samples(&self) -> usize {
         self.inner.n_samples()
     }
+    /// What the reader found odd (each a sentence).
     #[getter]
     fn warnings(&self) -> Vec<String> {
         self.inner.warnings.clone()
@@ -199,35 +189,37 @@ impl PyRhdRecording {
             .map(|p| (p.path.display().to_string(), p.first_sample, p.n_blocks))
             .collect()
     }
+    /// Bytes per data block.
     #[getter]
     fn block_bytes(&self) -> usize {
         self.inner.layout.size
     }
+    /// Time-stamp jumps: [(sample index, counter before, counter at index)].
     fn timestamp_jumps(&self, py: Python<'_>) -> PyResult<Jumps> {
         let s = self.inner.clone();
-        py.detach(|| s.timestamp_jumps()).map_err(to_pyerr)
+        run_detached(py, || s.timestamp_jumps())
     }
+    /// [(onsets, offsets)] (int64 sample indices) of each mask over the digital-input word.
     fn digital_in_edges<'py>(
         &self,
         py: Python<'py>,
         masks: Vec<u16>,
     ) -> PyResult<Bound<'py, PyList>> {
         let s = self.inner.clone();
-        let e = py.detach(|| s.digital_in_edges(&masks)).map_err(to_pyerr)?;
+        let e = run_detached(py, || s.digital_in_edges(&masks))?;
         edges_py(py, e)
     }
+    /// [(onsets, offsets)] (int64 sample indices) of each mask over the digital-output word.
     fn digital_out_edges<'py>(
         &self,
         py: Python<'py>,
         masks: Vec<u16>,
     ) -> PyResult<Bound<'py, PyList>> {
         let s = self.inner.clone();
-        let e = py
-            .detach(|| s.digital_out_edges(&masks))
-            .map_err(to_pyerr)?;
+        let e = run_detached(py, || s.digital_out_edges(&masks))?;
         edges_py(py, e)
     }
-    /// uint16 words of a board section ('adc' channel `index`, 'dig_in', 'dig_out').
+    /// uint16 words [start, stop) of 'adc' channel ``index``, or of the 'dig_in' / 'dig_out' word.
     fn read_board_words<'py>(
         &self,
         py: Python<'py>,
@@ -237,9 +229,9 @@ impl PyRhdRecording {
         stop: usize,
     ) -> PyResult<Bound<'py, PyArray1<u16>>> {
         let s = self.inner.clone();
-        let v = py
-            .detach(|| s.read_board_words(&section, index, start, stop.saturating_sub(start)))
-            .map_err(to_pyerr)?;
+        let v = run_detached(py, || {
+            s.read_board_words(&section, index, start, stop.saturating_sub(start))
+        })?;
         Ok(PyArray1::from_vec(py, v))
     }
     fn __repr__(&self) -> String {

@@ -33,7 +33,11 @@ def recording(nch=6, seconds=5.5, fs=FS, seed=0, spikes_per_ch=40):
 def params(**kw):
     # 5 x noise: the synthetic spikes are sized so that no noise sample crosses it
     kw = {"sampling_rate": FS, "rolling_threshold_window": 1.0, "n_jobs": 2, "waveform_threshold": 5.0} | kw
-    return SortParams().replace(**kw).to_flat()
+    return SortParams().replace(**kw)
+
+
+def extract(source, electrodes, groups, p, **kw):
+    return kernels.extract_electrodes(source, electrodes, groups, p.extract, threads=p.run.n_jobs, **kw)
 
 
 def check_against_reference(got, exp, before):
@@ -60,8 +64,8 @@ def test_extract_matches_whole_array_pipeline(use_car, rolling, subsample):
     groups = [0, 0, 0, 1, 1, -1]
     p = params(use_car=use_car, use_rolling_threshold=rolling, noise_subsample=subsample)
     electrodes = [0, 2, 3, 5]
-    got = kernels.extract_electrodes(x, electrodes, groups, p)
-    exp = ref.pipeline(x, FS, p, electrodes, groups)
+    got = extract(x, electrodes, groups, p)
+    exp = ref.pipeline(x, FS, p.to_flat(), electrodes, groups)
     assert len(got) == len(electrodes)
     for g, e in zip(got, exp):
         check_against_reference(g, e, int(round(FS / 1000)))
@@ -111,7 +115,7 @@ def test_dead_channel_left_out_and_reported():
     assert np.all(np.isfinite(y))
     np.testing.assert_allclose(y, ey, rtol=1e-6, atol=1e-2)
     np.testing.assert_array_equal(y[1], 123)
-    res = kernels.extract_electrodes(x, [0, 1, 2], groups, params())
+    res = extract(x, [0, 1, 2], groups, params())
     assert [r["dead"] for r in res] == [False, True, False]
     assert len(res[1]["times"]) == 0 and res[1]["waveforms"].shape == (0, 50)
     assert all(np.all(np.isfinite(r["waveforms"])) for r in res)
@@ -122,7 +126,7 @@ def test_sources_agree(tmp_path):
     x, _ = recording(nch=4, seconds=3.2)
     groups = [0, 0, 1, 1]
     p = params()
-    base = kernels.extract_electrodes(x, [0, 1, 2, 3], groups, p)
+    base = extract(x, [0, 1, 2, 3], groups, p)
     path = tmp_path / "amplifier.dat"
     x.T.tofile(path)  # interleaved by sample, like Intan's amplifier.dat
     mm = np.memmap(path, dtype=np.int16, mode="r").reshape(-1, 4).T  # a strided channels x samples view
@@ -131,7 +135,7 @@ def test_sources_agree(tmp_path):
     big = np.zeros((8, x.shape[1] * 2), np.int16)
     big[::2, ::2] = x
     for s in (mm, src, np.asfortranarray(x), big[::2, ::2]):
-        other = kernels.extract_electrodes(s, [0, 1, 2, 3], groups, p)
+        other = extract(s, [0, 1, 2, 3], groups, p)
         for a, b in zip(base, other):
             np.testing.assert_array_equal(a["times"], b["times"])
             np.testing.assert_array_equal(a["waveforms"], b["waveforms"])
@@ -140,8 +144,8 @@ def test_sources_agree(tmp_path):
 def test_threads_and_progress_do_not_change_results():
     x, _ = recording(nch=4, seconds=3.0)
     seen = []
-    a = kernels.extract_electrodes(x, [0, 1, 2, 3], [0] * 4, params(n_jobs=1), progress=lambda d, t: seen.append((d, t)))
-    b = kernels.extract_electrodes(x, [0, 1, 2, 3], [0] * 4, params(n_jobs=2))
+    a = extract(x, [0, 1, 2, 3], [0] * 4, params(n_jobs=1), progress=lambda d, t: seen.append((d, t)))
+    b = extract(x, [0, 1, 2, 3], [0] * 4, params(n_jobs=2))
     assert seen and seen[-1][0] == seen[-1][1] == x.shape[1]
     for r, s in zip(a, b):
         np.testing.assert_array_equal(r["waveforms"], s["waveforms"])
@@ -154,7 +158,7 @@ def test_progress_exception_propagates():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        kernels.extract_electrodes(x, [0], [], params(), progress=boom)
+        extract(x, [0], [], params(), progress=boom)
 
 
 def test_cutoff_in_stream():
@@ -162,8 +166,8 @@ def test_cutoff_in_stream():
     # the "headstage falls off" at 5 s: rail-to-rail square wave on channel 0
     x[0, int(5 * FS):] = np.where((np.arange(x.shape[1] - int(5 * FS)) // 7) % 2, 30000, -30000)
     p = params(voltage_cutoff=1000.0, max_secs_above_cutoff=2.0, use_car=False)
-    got = kernels.extract_electrodes(x, [0, 1], [], p)
-    exp = ref.pipeline(x, FS, p, [0, 1], [])
+    got = extract(x, [0, 1], [], p)
+    exp = ref.pipeline(x, FS, p.to_flat(), [0, 1], [])
     assert got[0]["cutoff_sample"] == exp[0]["cutoff_sample"] == int(5 * FS)
     assert got[1]["cutoff_sample"] == x.shape[1]
     assert got[0]["times"].max() < 5 * FS
@@ -174,25 +178,25 @@ def test_cutoff_in_stream():
 
 def test_no_electrodes():
     x, _ = recording(nch=2, seconds=2.0)
-    assert kernels.extract_electrodes(x, [], [0, 0], params()) == []
+    assert extract(x, [], [0, 0], params()) == []
 
 
 def test_bad_input():
     x, _ = recording(nch=3, seconds=2.0)
     with pytest.raises(TypeError, match="int16"):
-        kernels.extract_electrodes(x.astype(np.float32), [0], [], params())
+        extract(x.astype(np.float32), [0], [], params())
     with pytest.raises(TypeError, match="SampleSource"):
-        kernels.extract_electrodes([[1, 2, 3]], [0], [], params())
+        extract([[1, 2, 3]], [0], [], params())
     with pytest.raises(ValueError, match="electrode 3 out of range"):
-        kernels.extract_electrodes(x, [3], [], params())
+        extract(x, [3], [], params())
     with pytest.raises(ValueError, match="car_groups"):
-        kernels.extract_electrodes(x, [0], [0, 0], params())
+        extract(x, [0], [0, 0], params())
     with pytest.raises(ValueError, match="Nyquist"):
-        kernels.extract_electrodes(x, [0], [], params(bandpass_upper_cutoff=10000.0))
+        extract(x, [0], [], params(bandpass_upper_cutoff=10000.0))
     with pytest.raises(ValueError, match="too short"):
-        kernels.extract_electrodes(x[:, :10], [0], [], params())
+        extract(x[:, :10], [0], [], params())
     with pytest.raises(ValueError, match="polarity"):
-        kernels.extract_electrodes(x, [0], [], params(spike_polarity="up"))
+        extract(x, [0], [], params(spike_polarity="up"))
     with pytest.raises(ValueError, match="groups"):
         kernels.common_average_reference(x, [0, 0])
     bad = x.astype(np.float64)
@@ -217,7 +221,31 @@ def test_stream_property(nch, n, seed, car, window, polarity):
     x = np.round(rng.standard_t(4, size=(nch, n)) * 60 + rng.uniform(-500, 500, size=(nch, 1))).astype(np.int16)
     groups = list(rng.integers(-1, 2, size=nch))
     p = params(use_car=car, rolling_threshold_window=window, spike_polarity=polarity)
-    got = kernels.extract_electrodes(x, list(range(nch)), groups, p)
-    exp = ref.pipeline(x, FS, p, list(range(nch)), groups)
+    got = extract(x, list(range(nch)), groups, p)
+    exp = ref.pipeline(x, FS, p.to_flat(), list(range(nch)), groups)
     for g, e in zip(got, exp):
         check_against_reference(g, e, int(round(FS / 1000)))
+
+
+def test_extract_params_are_typed_keyword_only_and_checked_by_the_engine():
+    import dataclasses
+    import inspect
+
+    fields = kernels.ExtractParams.FIELDS
+    sig = inspect.signature(kernels.ExtractParams)
+    assert tuple(sig.parameters) == fields and len(fields) == 19
+    assert all(q.kind is q.KEYWORD_ONLY and q.default is q.empty for q in sig.parameters.values())
+    names = tuple(f.name for f in dataclasses.fields(SortParams().extract))
+    assert fields == names  # exactly the Python extraction stage's parameters
+    good = {name: getattr(SortParams().extract, name) for name in fields}
+    p = kernels.ExtractParams(**good)
+    assert all(getattr(p, name) == good[name] for name in fields)
+    assert "waveform_threshold=4.0" in repr(p)
+    with pytest.raises(TypeError):
+        kernels.ExtractParams(**{k: v for k, v in good.items() if k != "dead_time_ms"})
+    for name, bad in [("sampling_rate", -1.0), ("bandpass_order", 0), ("noise_subsample", 0),
+                      ("spike_polarity", "up"), ("waveform_threshold", 0.0), ("dead_time_ms", float("nan")),
+                      ("spike_snapshot_after", 0.0), ("rolling_threshold_window", -5.0)]:
+        with pytest.raises(ValueError, match=name):
+            kernels.ExtractParams(**{**good, name: bad})
+    assert kernels.MICROVOLTS_PER_BIT == 0.195

@@ -16,15 +16,14 @@ def test_extract_electrodes_from_intan_sources(tmp_path):
             tmp_path / "rhd": "traditional"}
     gt = sim.write_many(dirs, rhd_file_seconds=1.1)
     ref = np.ascontiguousarray(sim.chunk(0, sim.n_samples).T)
-    params = SortParams().to_flat()
-    params["n_jobs"] = 1
+    params = SortParams().extract
     rec0 = open_recording(tmp_path / "pc")
     groups = car_groups(default_layout(rec0), rec0.n_channels)
     assert groups == [0] * 6
-    base = kernels.extract_electrodes(ref, list(range(6)), groups, params)
+    base = kernels.extract_electrodes(ref, list(range(6)), groups, params, threads=1)
     for d in dirs:
         rec = open_recording(d)
-        out = kernels.extract_electrodes(rec.source, list(range(6)), groups, params)
+        out = kernels.extract_electrodes(rec.source, list(range(6)), groups, params, threads=1)
         for a, b in zip(base, out):
             np.testing.assert_array_equal(a["times"], b["times"])
             np.testing.assert_array_equal(a["waveforms"], b["waveforms"])

@@ -35,7 +35,7 @@ from blechrs import _native
 from blechrs.errors import RecordingError
 
 #: Intan RHD2000 amplifier resolution, the same for every file format.
-MICROVOLTS_PER_BIT = 0.195
+MICROVOLTS_PER_BIT = _native.MICROVOLTS_PER_BIT
 
 PER_CHANNEL = "one file per channel"
 PER_SIGNAL = "one file per signal type"

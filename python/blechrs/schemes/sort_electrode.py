@@ -10,7 +10,6 @@ Every fit is seeded and BLAS runs on one thread, so an electrode sorts the same 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from typing import Any, Callable, Sequence
 
@@ -189,8 +188,8 @@ def extraction_to_data(d: dict[str, Any], params: SortParams, n_samples: int) ->
 def extract_events(recording, electrodes: Sequence[int], groups: Sequence[int], params: SortParams,
                    progress: Callable | None = None) -> list[dict[str, Any]]:
     """The engine's extraction (CAR, band-pass, threshold, detection, waveforms) of ``electrodes``."""
-    flat = dataclasses.asdict(params.extract) | {"n_jobs": params.run.n_jobs}
-    return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), flat, progress=progress)
+    return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), params.extract,
+                                      threads=params.run.n_jobs, progress=progress)
 
 
 def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: SortParams | None = None

@@ -873,6 +873,30 @@ mod tests {
             .collect()
     }
 
+    /// Max |error| of `got` against `whole` within 3e-5 x the RMS of `whole`.
+    fn assert_close_to_rms(whole: &[f64], got: &[f32], label: &str) {
+        let n = whole.len() as f64;
+        let rms = (whole.iter().map(|v| v * v).sum::<f64>() / n).sqrt();
+        let err = whole
+            .iter()
+            .zip(got)
+            .map(|(a, &b)| (a - b as f64).abs())
+            .fold(0.0, f64::max);
+        let erms = (whole
+            .iter()
+            .zip(got)
+            .map(|(a, &b)| (a - b as f64).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        eprintln!(
+            "{label}: max err {:.2e} rms err {:.2e} x RMS",
+            err / rms,
+            erms / rms
+        );
+        assert!(err <= 3e-5 * rms, "{label}: {:.2e} x RMS", err / rms);
+    }
+
     /// Max |error| / RMS of the float32 sections against the float64 transfer function, edges
     /// included, for int16 and float input.
     #[test]
@@ -937,25 +961,8 @@ mod tests {
                                 &mut Vec::new(),
                             );
                         }
-                        let rms = (whole.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
-                        let err = whole
-                            .iter()
-                            .zip(&outs[r])
-                            .map(|(a, &b)| (a - b as f64).abs())
-                            .fold(0.0, f64::max);
-                        let erms = (whole
-                            .iter()
-                            .zip(&outs[r])
-                            .map(|(a, &b)| (a - b as f64).powi(2))
-                            .sum::<f64>()
-                            / n as f64)
-                            .sqrt();
-                        eprintln!("fs {fs} {low}-{high} kind {kind} row {r}: max err {:.2e} rms err {:.2e} x RMS", err / rms, erms / rms);
-                        assert!(
-                            err <= 3e-5 * rms,
-                            "{fs} {low}-{high}: {:.2e} x RMS",
-                            err / rms
-                        );
+                        let label = format!("fs {fs} {low}-{high} kind {kind} row {r}");
+                        assert_close_to_rms(&whole, &outs[r], &label);
                     }
                 }
             }

@@ -578,6 +578,63 @@ fn median_mad_select_inner(
     if !(m_lo.is_finite() && m_hi.is_finite()) {
         return None;
     }
+    let (d_lo, d_hi) = mad_bracket(prefix, m_lo, m_hi, k_lo, k_hi)?;
+    // One pass: the median bin's keys, the candidates for the MAD, and how many are surely below.
+    let (sb_lo, sb_hi) = if d_lo >= 0.0 {
+        (m_hi - d_lo, m_lo + d_lo)
+    } else {
+        (1.0, -1.0)
+    };
+    let (out_lo, out_hi) = (m_lo - d_hi, m_hi + d_hi);
+    let nm = below_hi - below_lo;
+    s.keys.clear();
+    s.keys.resize(nm + 1, 0);
+    s.vals.clear();
+    s.vals.resize(n + 1, 0.0);
+    // f32 bounds rounded so "surely below" only shrinks and "keep" only grows: still exact.
+    let (sbl, sbh) = if d_lo >= 0.0 {
+        (f32_up(sb_lo), f32_down(sb_hi))
+    } else {
+        (1.0, -1.0)
+    };
+    let (ol, oh) = (f32_down(out_lo), f32_up(out_hi));
+    let (mut j, mut c, mut surely_below) = (0usize, 0usize, 0usize);
+    let keys = &mut s.keys[..nm + 1];
+    let vals = &mut s.vals[..n + 1];
+    for &v in x {
+        // branch-free: these tests are unpredictable
+        let k = key(v);
+        keys[j.min(nm)] = k;
+        j += ((k >= key_lo) & (k <= key_hi)) as usize;
+        let below = (v >= sbl) & (v <= sbh);
+        let keep = !below & (v >= ol) & (v <= oh);
+        vals[c.min(n)] = v;
+        c += keep as usize;
+        surely_below += below as usize;
+    }
+    if j != nm {
+        return None;
+    }
+    let r = Ranks {
+        k_lo,
+        k_hi,
+        below_lo,
+        surely_below,
+        candidates: c,
+    };
+    select_median_mad(s, nm, r, (d_lo, d_hi))
+}
+
+/// The bracket (d_lo, d_hi] of the MAD from the histogram's prefix counts, for a median in
+/// [m_lo, m_hi] (ranks k_lo, k_hi): d_lo is -1 when no d is surely low enough.
+#[inline(always)]
+fn mad_bracket(
+    prefix: &[usize],
+    m_lo: f64,
+    m_hi: f64,
+    k_lo: usize,
+    k_hi: usize,
+) -> Option<(f64, f64)> {
     // Counts of |x - m| <= d for any m in [m_lo, m_hi]: an upper bound (bins touching the
     // interval, one bin of slack) and a lower bound (bins surely inside, one bin of slack).
     let upper = |d: f64| -> usize {
@@ -627,42 +684,35 @@ fn median_mad_select_inner(
         }
         lo
     };
-    // One pass: the median bin's keys, the candidates for the MAD, and how many are surely below.
-    let (sb_lo, sb_hi) = if d_lo >= 0.0 {
-        (m_hi - d_lo, m_lo + d_lo)
-    } else {
-        (1.0, -1.0)
-    };
-    let (out_lo, out_hi) = (m_lo - d_hi, m_hi + d_hi);
-    let nm = below_hi - below_lo;
-    s.keys.clear();
-    s.keys.resize(nm + 1, 0);
-    s.vals.clear();
-    s.vals.resize(n + 1, 0.0);
-    // f32 bounds rounded so "surely below" only shrinks and "keep" only grows: still exact.
-    let (sbl, sbh) = if d_lo >= 0.0 {
-        (f32_up(sb_lo), f32_down(sb_hi))
-    } else {
-        (1.0, -1.0)
-    };
-    let (ol, oh) = (f32_down(out_lo), f32_up(out_hi));
-    let (mut j, mut c, mut surely_below) = (0usize, 0usize, 0usize);
-    let keys = &mut s.keys[..nm + 1];
-    let vals = &mut s.vals[..n + 1];
-    for &v in x {
-        // branch-free: these tests are unpredictable
-        let k = key(v);
-        keys[j.min(nm)] = k;
-        j += ((k >= key_lo) & (k <= key_hi)) as usize;
-        let below = (v >= sbl) & (v <= sbh);
-        let keep = !below & (v >= ol) & (v <= oh);
-        vals[c.min(n)] = v;
-        c += keep as usize;
-        surely_below += below as usize;
-    }
-    if j != nm {
-        return None;
-    }
+    Some((d_lo, d_hi))
+}
+
+/// Ranks of the median and MAD selection: the median's (k_lo, k_hi), the values in bins below
+/// the median's, the values surely nearer the median than the MAD, the MAD candidates kept.
+struct Ranks {
+    k_lo: usize,
+    k_hi: usize,
+    below_lo: usize,
+    surely_below: usize,
+    candidates: usize,
+}
+
+/// The exact median (from the `nm` keys of its bins in `s.keys`) and MAD (from the candidates in
+/// `s.vals`); None when the bracket does not hold the answer (a bug: the caller recomputes).
+#[inline(always)]
+fn select_median_mad(
+    s: &mut MedianScratch,
+    nm: usize,
+    r: Ranks,
+    (d_lo, d_hi): (f64, f64),
+) -> Option<(f64, f64)> {
+    let Ranks {
+        k_lo,
+        k_hi,
+        below_lo,
+        surely_below,
+        candidates: c,
+    } = r;
     let keys = &mut s.keys[..nm];
     let (r_lo, r_hi) = (k_lo - below_lo, k_hi - below_lo);
     let (_, &mut a, rest) = keys.select_nth_unstable(r_lo);

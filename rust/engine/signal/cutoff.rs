@@ -13,6 +13,8 @@ pub struct CutoffParams {
     pub max_mean_breach_rate_persec: f64,
 }
 
+/// blech_clust's values, for tests (the real defaults live in Python's parameter object).
+#[cfg(test)]
 impl Default for CutoffParams {
     fn default() -> Self {
         CutoffParams {

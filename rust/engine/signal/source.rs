@@ -317,6 +317,20 @@ impl SampleSource for InterleavedFileSource {
     }
 }
 
+/// Samples `[start, stop)` of `channels` (channels x samples, row-major) and the samples per
+/// channel; an empty range when `stop <= start`.
+pub fn read_range(
+    src: &dyn SampleSource,
+    channels: &[usize],
+    start: usize,
+    stop: usize,
+) -> Result<(Vec<i16>, usize)> {
+    let len = stop.saturating_sub(start);
+    let mut out = vec![0i16; channels.len() * len];
+    src.read_block(channels, start, len, &mut out)?;
+    Ok((out, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,9 +14,10 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::cutoff::{BreachCounter, CutoffParams};
+use super::cutoff::BreachCounter;
 use super::detect::{dead_samples, Detector, Polarity, BLOCK};
 use super::filter::{BandPass, RowBlock, Sample};
+use super::params::{ExtractParams, Settings};
 use super::reference::{self, Group, STATS_STEP};
 use super::sos32::{self, Lanes};
 use super::source::{read_strided, SampleSource};
@@ -32,64 +33,16 @@ use crate::error::{EngineError, Result};
 /// so that at most this many are kept.
 pub const SUBSAMPLE_MAX: usize = 1 << 20;
 
-#[derive(Clone, Debug)]
-pub struct ExtractParams {
-    pub fs: f64,
-    pub scale: f64,
-    pub low: f64,
-    pub high: f64,
-    pub order: usize,
-    pub use_car: bool,
-    pub cutoff: CutoffParams,
-    pub k: f64,
-    /// Rolling noise windows of this many seconds; None = one global threshold.
-    pub window_s: Option<f64>,
-    /// Noise statistics (window median and MAD, mad_val, global threshold) from every this-many-th
-    /// filtered sample; 1 = every sample.
-    pub noise_subsample: usize,
-    pub polarity: Polarity,
-    pub dead_time_ms: f64,
-    pub before: usize,
-    pub after: usize,
-    pub align: bool,
-    /// Worker threads (0 = BLECHRS_THREADS or all cores).
-    pub threads: usize,
-    /// Chunk length (samples) in global-threshold mode; rolling mode uses the windows.
-    pub chunk: usize,
-}
-
-impl ExtractParams {
-    pub fn blech_defaults(fs: f64) -> Self {
-        ExtractParams {
-            fs,
-            scale: 0.195,
-            low: 300.0,
-            high: 3000.0,
-            order: 2,
-            use_car: true,
-            cutoff: CutoffParams::default(),
-            k: 5.0,
-            window_s: Some(5.0),
-            noise_subsample: 10,
-            polarity: Polarity::Both,
-            dead_time_ms: 0.5,
-            before: (1.0 * fs / 1000.0).round() as usize,
-            after: (1.5 * fs / 1000.0).round() as usize,
-            align: true,
-            threads: 0,
-            chunk: (5.0 * fs).round() as usize,
-        }
-    }
-}
-
 #[derive(Clone, Debug, Default)]
 pub struct ElectrodeResult {
     pub electrode: usize,
     pub times: Vec<i64>,
     pub times_subsample: Vec<f64>,
     pub polarity: Vec<i8>,
-    /// n x (before + after), row-major, scaled units (uV).
+    /// n x `waveform_len`, row-major, scaled units (uV).
     pub waveforms: Vec<f32>,
+    /// Samples per waveform (before + after).
+    pub waveform_len: usize,
     pub threshold: f64,
     pub mad_val: f64,
     pub noise: Vec<f64>,
@@ -258,7 +211,7 @@ struct Electrode<'s> {
 
 struct Plan<'a> {
     src: &'a dyn SampleSource,
-    p: &'a ExtractParams,
+    p: &'a Settings,
     f: BandPass,
     n: usize,
     channels: Vec<usize>,
@@ -677,18 +630,96 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Run the whole extraction. `group_of[c]` is channel c's CAR group (-1 = none); `progress` is
-/// called with (samples done, samples total) after each chunk and may abort by returning Err.
+/// Run the whole extraction with the user's parameters (checked first: every error names the
+/// parameter). `group_of[c]` is channel c's CAR group (-1 = none; empty = no CAR); `threads` <= 0
+/// means BLECHRS_THREADS or all cores; `progress` is called with (samples done, samples total)
+/// after each chunk and may abort by returning Err.
 pub fn extract_electrodes(
     src: &dyn SampleSource,
     electrodes: &[usize],
     group_of: &[i64],
-    p: &ExtractParams,
-    progress: &mut (dyn FnMut(usize, usize) -> Result<()> + Send),
+    params: &ExtractParams,
+    threads: i64,
+    progress: &mut Progress<'_>,
 ) -> Result<Vec<ElectrodeResult>> {
-    let n = src.n_samples();
-    let nch = src.n_channels();
+    let settings = params.settings(threads)?;
+    extract_with(src, electrodes, group_of, &settings, progress)
+}
+
+/// The progress callback of a run: (samples done, samples total); an Err aborts the run.
+pub type Progress<'f> = dyn FnMut(usize, usize) -> Result<()> + Send + 'f;
+
+/// [`extract_electrodes`] with validated settings: check the inputs, plan the reads and the CAR
+/// groups, run the passes, finish each electrode.
+pub fn extract_with(
+    src: &dyn SampleSource,
+    electrodes: &[usize],
+    group_of: &[i64],
+    p: &Settings,
+    progress: &mut Progress<'_>,
+) -> Result<Vec<ElectrodeResult>> {
     let f = BandPass::new(p.order, p.low, p.high, p.fs)?;
+    check_inputs(src, electrodes, group_of, &f)?;
+    if electrodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_settings(p)?;
+    let n = src.n_samples();
+    let reads = Reads::new(src.n_channels(), electrodes, group_of, p.use_car);
+    let mut car = car_statistics(src, group_of, &reads)?;
+    let rolling = p
+        .window_s
+        .map(|w| (w * p.fs).round() as usize)
+        .filter(|&w| w > 0);
+    let chunks = match rolling {
+        Some(w) => window_bounds(n, Some(w)),
+        None => window_bounds(n, Some(p.chunk.max(f.settle).max(1))),
+    };
+    let plan = Plan {
+        src,
+        p,
+        n,
+        channels: reads.channels.clone(),
+        groups: std::mem::take(&mut car.groups),
+        sub_step: n.div_ceil(SUBSAMPLE_MAX).max(p.noise_subsample).max(1),
+        sec: (p.fs.round() as usize).max(1),
+        dead_samples: dead_samples(p.dead_time_ms, p.fs),
+        f,
+    };
+    // (room for all of it: no regrowth)
+    let sub_cap = n.div_ceil(plan.sub_step) + 16;
+    let mut store = SubStore::new(electrodes.len() * sub_cap);
+    let subs = store.split(electrodes.len(), sub_cap);
+    let mut els = new_electrodes(&plan, &reads, electrodes, group_of, &car, subs);
+    let threads = super::thread_count(p.threads);
+    let passes = Passes {
+        plan: &plan,
+        chunks: &chunks,
+        rolling: rolling.is_some(),
+        threads,
+        // Electrodes filtered together (SIMD lanes), while still giving every thread work.
+        group: els.len().div_ceil(threads).clamp(1, 8),
+        total: n * if rolling.is_some() { 1 } else { 2 },
+    };
+    if !passes.rolling {
+        passes.global_threshold(&mut els, progress)?;
+    }
+    passes.detect(&mut els, progress)?;
+    Ok(super::with_threads(p.threads, || {
+        els.into_par_iter()
+            .map(|el| plan.finish(el, passes.rolling))
+            .collect()
+    }))
+}
+
+/// The arguments' consistency with the recording and the filter.
+fn check_inputs(
+    src: &dyn SampleSource,
+    electrodes: &[usize],
+    group_of: &[i64],
+    f: &BandPass,
+) -> Result<()> {
+    let (n, nch) = (src.n_samples(), src.n_channels());
     if let Some(&c) = electrodes.iter().find(|&&c| c >= nch) {
         return Err(EngineError::Value(format!(
             "electrode {c} out of range: the recording has {nch} channels"
@@ -706,9 +737,11 @@ pub fn extract_electrodes(
             f.padlen
         )));
     }
-    if electrodes.is_empty() {
-        return Ok(Vec::new());
-    }
+    Ok(())
+}
+
+/// What [`ExtractParams::settings`] guarantees, checked again for settings built by hand.
+fn check_settings(p: &Settings) -> Result<()> {
     if p.before == 0 || p.after == 0 {
         return Err(EngineError::Value(
             "waveform window must have samples before and after the extremum".into(),
@@ -726,321 +759,399 @@ pub fn extract_electrodes(
             p.scale
         )));
     }
+    Ok(())
+}
 
-    // Channels to read: the electrodes, plus their CAR groups' members.
-    let groups_used: Vec<i64> = if p.use_car && !group_of.is_empty() {
-        let mut g: Vec<i64> = electrodes
-            .iter()
-            .map(|&c| group_of[c])
-            .filter(|&g| g >= 0)
-            .collect();
-        g.dedup();
-        g
-    } else {
-        Vec::new()
-    };
-    let mut channels: Vec<usize> = electrodes.to_vec();
-    for c in 0..nch {
-        if !group_of.is_empty() && groups_used.contains(&group_of[c]) {
-            channels.push(c);
-        }
-    }
-    channels.sort_unstable();
-    channels.dedup();
-    let row_of = |c: usize| channels.binary_search(&c).expect("channel read");
+/// The channels to read (sorted): the electrodes plus the members of their CAR groups.
+struct Reads {
+    channels: Vec<usize>,
+    /// The CAR groups of the electrodes (none without CAR).
+    groups_used: Vec<i64>,
+}
 
-    // CAR statistics once for the whole recording.
-    let mut dead_car: Vec<usize> = Vec::new();
-    let mut groups: Vec<Group> = Vec::new();
-    let mut group_ids: Vec<i64> = Vec::new();
-    if !groups_used.is_empty() {
-        let car_ch: Vec<usize> = channels
-            .iter()
-            .copied()
-            .filter(|&c| groups_used.contains(&group_of[c]))
-            .collect();
-        let m = n.div_ceil(STATS_STEP);
-        let mut dec = vec![0i16; car_ch.len() * m];
-        read_strided(src, &car_ch, STATS_STEP, &mut dec)?;
-        let st = reference::channel_stats(&dec, m);
-        let mut stats = vec![(0.0, 0.0); nch];
-        let mut gof = vec![-1i64; nch];
-        for (i, &c) in car_ch.iter().enumerate() {
-            stats[c] = st[i];
-            gof[c] = group_of[c];
-        }
-        let (gs, dead) = reference::make_groups(&gof, &stats);
-        dead_car = dead;
-        for (id, mut g) in gs {
-            for m in g.live.iter_mut() {
-                m.0 = row_of(m.0);
+impl Reads {
+    fn new(nch: usize, electrodes: &[usize], group_of: &[i64], use_car: bool) -> Self {
+        let groups_used: Vec<i64> = if use_car && !group_of.is_empty() {
+            let mut g: Vec<i64> = electrodes
+                .iter()
+                .map(|&c| group_of[c])
+                .filter(|&g| g >= 0)
+                .collect();
+            g.dedup();
+            g
+        } else {
+            Vec::new()
+        };
+        let mut channels: Vec<usize> = electrodes.to_vec();
+        for c in 0..nch {
+            if !group_of.is_empty() && groups_used.contains(&group_of[c]) {
+                channels.push(c);
             }
-            group_ids.push(id);
-            groups.push(g);
+        }
+        channels.sort_unstable();
+        channels.dedup();
+        Reads {
+            channels,
+            groups_used,
         }
     }
 
-    let rolling = p
-        .window_s
-        .map(|w| (w * p.fs).round() as usize)
-        .filter(|&w| w > 0);
-    let chunks = match rolling {
-        Some(w) => window_bounds(n, Some(w)),
-        None => window_bounds(n, Some(p.chunk.max(f.settle).max(1))),
-    };
-    let plan = Plan {
-        src,
-        p,
-        n,
-        channels: channels.clone(),
-        groups,
-        sub_step: n.div_ceil(SUBSAMPLE_MAX).max(p.noise_subsample).max(1),
-        sec: (p.fs.round() as usize).max(1),
-        dead_samples: dead_samples(p.dead_time_ms, p.fs),
-        f,
-    };
+    /// Row of channel `c` in a block.
+    fn row_of(&self, c: usize) -> usize {
+        self.channels.binary_search(&c).expect("channel read")
+    }
+}
 
-    // (room for all of it: no regrowth)
-    let sub_cap = n.div_ceil(plan.sub_step) + 16;
-    let mut store = SubStore::new(electrodes.len() * sub_cap);
-    let mut els: Vec<Electrode> = electrodes
+/// The referenced groups (members as block rows), their ids, and the flat (dead) channels.
+#[derive(Default)]
+struct Car {
+    groups: Vec<Group>,
+    ids: Vec<i64>,
+    dead: Vec<usize>,
+}
+
+/// CAR statistics once for the whole recording, from every `STATS_STEP`-th sample.
+fn car_statistics(src: &dyn SampleSource, group_of: &[i64], reads: &Reads) -> Result<Car> {
+    let mut car = Car::default();
+    if reads.groups_used.is_empty() {
+        return Ok(car);
+    }
+    let (n, nch) = (src.n_samples(), src.n_channels());
+    let car_ch: Vec<usize> = reads
+        .channels
         .iter()
-        .zip(store.split(electrodes.len(), sub_cap))
+        .copied()
+        .filter(|&c| reads.groups_used.contains(&group_of[c]))
+        .collect();
+    let m = n.div_ceil(STATS_STEP);
+    let mut dec = vec![0i16; car_ch.len() * m];
+    read_strided(src, &car_ch, STATS_STEP, &mut dec)?;
+    let st = reference::channel_stats(&dec, m);
+    let mut stats = vec![(0.0, 0.0); nch];
+    let mut gof = vec![-1i64; nch];
+    for (i, &c) in car_ch.iter().enumerate() {
+        stats[c] = st[i];
+        gof[c] = group_of[c];
+    }
+    let (gs, dead) = reference::make_groups(&gof, &stats);
+    car.dead = dead;
+    for (id, mut g) in gs {
+        for m in g.live.iter_mut() {
+            m.0 = reads.row_of(m.0);
+        }
+        car.ids.push(id);
+        car.groups.push(g);
+    }
+    Ok(car)
+}
+
+/// One [`Electrode`] per output channel, each with its part of the subsample store.
+fn new_electrodes<'s>(
+    plan: &Plan,
+    reads: &Reads,
+    electrodes: &[usize],
+    group_of: &[i64],
+    car: &Car,
+    subs: Vec<SubBuf<'s>>,
+) -> Vec<Electrode<'s>> {
+    let p = plan.p;
+    electrodes
+        .iter()
+        .zip(subs)
         .map(|(&c, sub)| {
-            let car = if group_of.is_empty() || !p.use_car {
+            let member = if group_of.is_empty() || !p.use_car {
                 None
             } else {
                 let g = group_of[c];
-                group_ids.iter().position(|&id| id == g).and_then(|gi| {
+                car.ids.iter().position(|&id| id == g).and_then(|gi| {
                     plan.groups[gi]
                         .live
                         .iter()
-                        .find(|m| m.0 == row_of(c))
+                        .find(|m| m.0 == reads.row_of(c))
                         .map(|m| (gi, m.1, m.2))
                 })
             };
-            Electrode {
-                res: ElectrodeResult {
-                    electrode: c,
-                    dead: dead_car.contains(&c),
-                    ..Default::default()
-                },
-                row: row_of(c),
-                car,
-                det: Detector::new(p.polarity, plan.dead_samples),
-                hist: Vec::new(),
-                hist_start: 0,
-                pending: VecDeque::new(),
-                breaches: BreachCounter::default(),
+            let res = ElectrodeResult {
+                electrode: c,
+                waveform_len: p.before + p.after,
+                dead: car.dead.contains(&c),
+                ..Default::default()
+            };
+            Electrode::new(
+                res,
+                reads.row_of(c),
+                member,
                 sub,
-                win_th: Vec::new(),
-                centre: 0.0,
-                threshold: 0.0,
-                y: Vec::new(),
-                input: Vec::new(),
-                scratch: MedianScratch::default(),
-                bins: SharedBins::default(),
-            }
+                p.polarity,
+                plan.dead_samples,
+            )
         })
-        .collect();
+        .collect()
+}
 
-    let passes = if rolling.is_some() { 1 } else { 2 };
-    // Electrodes filtered together (SIMD lanes), while still giving every thread work.
-    let threads = super::thread_count(p.threads);
-    let group = els.len().div_ceil(threads).clamp(1, 8);
-    let mut blk = Block::default();
-    let total = n * passes;
-    let k = p.k;
+impl<'s> Electrode<'s> {
+    fn new(
+        res: ElectrodeResult,
+        row: usize,
+        car: Option<(usize, f64, f64)>,
+        sub: SubBuf<'s>,
+        polarity: Polarity,
+        dead_samples: usize,
+    ) -> Self {
+        Electrode {
+            res,
+            row,
+            car,
+            det: Detector::new(polarity, dead_samples),
+            hist: Vec::new(),
+            hist_start: 0,
+            pending: VecDeque::new(),
+            breaches: BreachCounter::default(),
+            sub,
+            win_th: Vec::new(),
+            centre: 0.0,
+            threshold: 0.0,
+            y: Vec::new(),
+            input: Vec::new(),
+            scratch: MedianScratch::default(),
+            bins: SharedBins::default(),
+        }
+    }
+}
 
-    // Reading and progress run on the calling thread (so Ctrl-C reaches Python's check), the
-    // per-electrode work in the pool.
-    let pool = |f: &mut (dyn FnMut() + Send)| super::with_threads(p.threads, f);
-    (|| -> Result<()> {
-        if rolling.is_none() {
-            // Pass 1: breaches and the subsample of the filtered trace for the global threshold.
-            for &(s, e) in &chunks {
-                plan.read(s, e, &mut blk)?;
-                let b = &blk;
-                pool(&mut || {
-                    els.par_chunks_mut(group).for_each(|g| {
-                        plan.filter(g, b, s, e);
-                        for el in g.iter_mut() {
-                            let y = std::mem::take(&mut el.y);
-                            plan.observe(el, s, &y);
-                            el.y = y;
-                        }
-                    })
-                });
-                progress(e, total)?;
-            }
-            pool(&mut || {
-                els.par_iter_mut().for_each(|el| {
-                    let cut = el.breaches.decide(n, p.fs, &p.cutoff);
-                    let keep = cut.div_ceil(plan.sub_step).min(el.sub.len());
-                    let (m, mad) = median_mad(&el.sub.kept()[..keep], &mut el.scratch);
-                    el.centre = m;
-                    el.threshold = k * mad / MAD_PER_SD;
-                })
-            });
-        }
-        // Detection pass (the only pass with rolling thresholds). When the rows are borrowed
-        // and there is no shared CAR reference, every group of electrodes runs through all the
-        // chunks on its own (no barrier per chunk: the threads never wait for each other),
-        // while the calling thread reports progress (and so sees Ctrl-C) until they are done.
-        // (the work goes to the pool from the calling thread: no thread is started per call)
-        let free = plan.groups.is_empty()
-            && threads > 1
-            && src.borrow_rows(&plan.channels, 0, 1).is_some();
-        if let Some(tp) = super::pool(p.threads).filter(|_| free) {
-            use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-            let ngroups = els.len().div_ceil(group);
-            let done = AtomicUsize::new(0);
-            let abort = AtomicBool::new(false);
-            let finished = AtomicBool::new(false);
-            let caller = std::thread::current();
-            let plan = &plan;
-            let chunks = &chunks;
-            let els = &mut els;
-            let mut outcome = Ok(());
-            tp.in_place_scope(|sc| {
-                let (done, abort, finished) = (&done, &abort, &finished);
-                sc.spawn(move |_| {
-                    els.par_chunks_mut(group).for_each(|g| {
-                        let mut blk = Block::default();
-                        for &(s, e) in chunks {
-                            if abort.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            // (borrowing rows cannot fail here: checked above)
-                            if plan.read(s, e, &mut blk).is_err() {
-                                abort.store(true, Ordering::Relaxed);
-                                return;
-                            }
-                            plan.filter_detect(g, &blk, s, e, rolling.is_some());
-                            done.fetch_add(e - s, Ordering::Relaxed);
-                        }
-                    });
-                    // set before the wake-up, so the caller never sleeps the whole timeout
-                    finished.store(true, Ordering::Release);
-                    caller.unpark();
-                });
-                loop {
-                    let finished = finished.load(Ordering::Acquire);
-                    let d = done.load(Ordering::Relaxed) / ngroups;
-                    if outcome.is_ok() {
-                        if let Err(err) = progress(n * (passes - 1) + d, total) {
-                            abort.store(true, Ordering::Relaxed);
-                            outcome = Err(err);
-                        }
-                    }
-                    if finished {
-                        break;
-                    }
-                    std::thread::park_timeout(std::time::Duration::from_millis(50));
-                }
-            });
-            if outcome.is_ok() && abort.load(Ordering::Relaxed) {
-                outcome = Err(EngineError::Value("reading the recording failed".into()));
-            }
-            return outcome;
-        }
-        for &(s, e) in &chunks {
+/// The streamed passes over the chunks. Reading and progress run on the calling thread (so
+/// Ctrl-C reaches Python's check), the per-electrode work in the pool.
+struct Passes<'p, 'a> {
+    plan: &'p Plan<'a>,
+    chunks: &'p [(usize, usize)],
+    /// Rolling thresholds: one pass; else a first pass for the global threshold.
+    rolling: bool,
+    threads: usize,
+    /// Electrodes per SIMD group.
+    group: usize,
+    /// Samples of all passes (progress total).
+    total: usize,
+}
+
+impl<'a> Passes<'_, 'a> {
+    /// Pass 1 (global threshold): breaches and the subsample of the filtered trace, then each
+    /// electrode's centre and threshold.
+    fn global_threshold(&self, els: &mut [Electrode], progress: &mut Progress<'_>) -> Result<()> {
+        let (plan, p) = (self.plan, self.plan.p);
+        let mut blk = Block::default();
+        for &(s, e) in self.chunks {
             plan.read(s, e, &mut blk)?;
             let b = &blk;
-            pool(&mut || {
-                els.par_chunks_mut(group)
-                    .for_each(|g| plan.filter_detect(g, b, s, e, rolling.is_some()))
+            super::with_threads(p.threads, || {
+                els.par_chunks_mut(self.group).for_each(|g| {
+                    plan.filter(g, b, s, e);
+                    for el in g.iter_mut() {
+                        let y = std::mem::take(&mut el.y);
+                        plan.observe(el, s, &y);
+                        el.y = y;
+                    }
+                })
             });
-            progress(n * (passes - 1) + e, total)?;
+            progress(e, self.total)?;
+        }
+        super::with_threads(p.threads, || {
+            els.par_iter_mut().for_each(|el| {
+                let cut = el.breaches.decide(plan.n, p.fs, &p.cutoff);
+                let keep = cut.div_ceil(plan.sub_step).min(el.sub.len());
+                let (m, mad) = median_mad(&el.sub.kept()[..keep], &mut el.scratch);
+                el.centre = m;
+                el.threshold = p.k * mad / MAD_PER_SD;
+            })
+        });
+        Ok(())
+    }
+
+    /// Progress reported before the detection pass.
+    fn base(&self) -> usize {
+        if self.rolling {
+            0
+        } else {
+            self.plan.n
+        }
+    }
+
+    /// The detection pass (the only pass with rolling thresholds). When the rows are borrowed
+    /// and there is no shared CAR reference, every group of electrodes runs through all the
+    /// chunks on its own (see [`Passes::detect_free`]); else chunk by chunk.
+    fn detect(&self, els: &mut [Electrode], progress: &mut Progress<'_>) -> Result<()> {
+        let plan = self.plan;
+        let free = plan.groups.is_empty()
+            && self.threads > 1
+            && plan.src.borrow_rows(&plan.channels, 0, 1).is_some();
+        // (the work goes to the pool from the calling thread: no thread is started per call)
+        if let Some(tp) = super::pool(plan.p.threads).filter(|_| free) {
+            return self.detect_free(&tp, els, progress);
+        }
+        let mut blk = Block::default();
+        for &(s, e) in self.chunks {
+            plan.read(s, e, &mut blk)?;
+            let b = &blk;
+            super::with_threads(plan.p.threads, || {
+                els.par_chunks_mut(self.group)
+                    .for_each(|g| plan.filter_detect(g, b, s, e, self.rolling))
+            });
+            progress(self.base() + e, self.total)?;
         }
         Ok(())
-    })()?;
+    }
 
-    // Finish: last events, cutoff, summary statistics.
-    let results = super::with_threads(p.threads, || {
-        els.into_par_iter()
-            .map(|mut el| {
-                let mut evs = Vec::new();
-                el.det.finish(&mut evs);
-                el.pending.extend(evs);
-                plan.drain(&mut el, &[].as_slice(), true);
-                let cut = el.breaches.decide(n, p.fs, &p.cutoff);
-                el.res.cutoff_sample = cut;
-                if cut < n {
-                    // Events past the cutoff are gone; those whose window crosses it are edge drops.
-                    let pd = pad(p.align) as i64;
-                    let l = p.before + p.after;
-                    let keep: Vec<bool> = el
-                        .res
-                        .times
-                        .iter()
-                        .map(|&t| t + p.after as i64 + pd <= cut as i64)
-                        .collect();
-                    el.res.n_edge_dropped += el
-                        .res
-                        .times
-                        .iter()
-                        .filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64)
-                        .count();
-                    let mut i = 0;
-                    el.res.times.retain(|_| {
-                        i += 1;
-                        keep[i - 1]
-                    });
-                    let mut i = 0;
-                    el.res.times_subsample.retain(|_| {
-                        i += 1;
-                        keep[i - 1]
-                    });
-                    let mut i = 0;
-                    el.res.polarity.retain(|_| {
-                        i += 1;
-                        keep[i - 1]
-                    });
-                    let mut w = Vec::with_capacity(el.res.waveforms.len());
-                    for (j, row) in el.res.waveforms.chunks(l).enumerate() {
-                        if keep[j] {
-                            w.extend_from_slice(row);
-                        }
+    /// Detection with no barrier per chunk (the threads never wait for each other), while the
+    /// calling thread reports progress (and so sees Ctrl-C) until they are done.
+    fn detect_free(
+        &self,
+        tp: &rayon::ThreadPool,
+        els: &mut [Electrode],
+        progress: &mut Progress<'_>,
+    ) -> Result<()> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let ngroups = els.len().div_ceil(self.group);
+        let done = AtomicUsize::new(0);
+        let abort = AtomicBool::new(false);
+        let finished = AtomicBool::new(false);
+        let caller = std::thread::current();
+        let mut outcome = Ok(());
+        tp.in_place_scope(|sc| {
+            let (done, abort, finished) = (&done, &abort, &finished);
+            sc.spawn(move |_| {
+                els.par_chunks_mut(self.group).for_each(|g| {
+                    self.run_group(g, done, abort);
+                });
+                // set before the wake-up, so the caller never sleeps the whole timeout
+                finished.store(true, Ordering::Release);
+                caller.unpark();
+            });
+            loop {
+                let finished = finished.load(Ordering::Acquire);
+                let d = done.load(Ordering::Relaxed) / ngroups;
+                if outcome.is_ok() {
+                    if let Err(err) = progress(self.base() + d, self.total) {
+                        abort.store(true, Ordering::Relaxed);
+                        outcome = Err(err);
                     }
-                    el.res.waveforms = w;
                 }
-                let keep_sub = cut.div_ceil(plan.sub_step).min(el.sub.len());
-                let kk = keep_sub.max(1).min(el.sub.len());
-                // With rolling windows, `sub` is their concatenation: their histograms add up.
-                let (_, mad) = if rolling.is_some() {
-                    median_mad_windows(
-                        &el.sub.kept()[..kk],
-                        &el.sub.kept()[kk..],
-                        &mut el.scratch,
-                        &el.bins,
-                    )
-                } else {
-                    median_mad(&el.sub.kept()[..kk], &mut el.scratch)
-                };
-                el.res.mad_val = mad;
-                if rolling.is_some() {
-                    let kept: Vec<usize> = (0..el.win_th.len())
-                        .filter(|&i| el.win_th[i].0 < cut.max(1))
-                        .collect();
-                    el.res.noise = kept.iter().map(|&i| el.res.noise[i]).collect();
-                    let ths: Vec<f32> = kept.iter().map(|&i| el.win_th[i].1 as f32).collect();
-                    let mut sc = MedianScratch::default();
-                    el.res.threshold = median_by(|| ths.iter().copied(), ths.len(), &mut sc);
-                } else {
-                    el.res.threshold = el.threshold;
-                    el.res.noise = vec![el.threshold / k];
+                if finished {
+                    break;
                 }
-                el.res.dead |= mad == 0.0;
-                el.res.waveforms.shrink_to_fit();
-                el.res.times.shrink_to_fit();
-                el.res.times_subsample.shrink_to_fit();
-                el.res.polarity.shrink_to_fit();
-                el.res
-            })
-            .collect()
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
+            }
+        });
+        if outcome.is_ok() && abort.load(Ordering::Relaxed) {
+            outcome = Err(EngineError::Value("reading the recording failed".into()));
+        }
+        outcome
+    }
+
+    /// One group of electrodes through every chunk (for [`Passes::detect_free`]).
+    fn run_group(
+        &self,
+        g: &mut [Electrode],
+        done: &std::sync::atomic::AtomicUsize,
+        abort: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::sync::atomic::Ordering;
+        let mut blk = Block::default();
+        for &(s, e) in self.chunks {
+            if abort.load(Ordering::Relaxed) {
+                return;
+            }
+            // (borrowing rows cannot fail here: checked by the caller)
+            if self.plan.read(s, e, &mut blk).is_err() {
+                abort.store(true, Ordering::Relaxed);
+                return;
+            }
+            self.plan.filter_detect(g, &blk, s, e, self.rolling);
+            done.fetch_add(e - s, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Plan<'_> {
+    /// Finish an electrode: last events, cutoff, summary statistics.
+    fn finish(&self, mut el: Electrode, rolling: bool) -> ElectrodeResult {
+        let (p, n) = (self.p, self.n);
+        let mut evs = Vec::new();
+        el.det.finish(&mut evs);
+        el.pending.extend(evs);
+        self.drain(&mut el, &[].as_slice(), true);
+        let cut = el.breaches.decide(n, p.fs, &p.cutoff);
+        el.res.cutoff_sample = cut;
+        if cut < n {
+            self.trim_past_cutoff(&mut el.res, cut);
+        }
+        let keep_sub = cut.div_ceil(self.sub_step).min(el.sub.len());
+        let kk = keep_sub.max(1).min(el.sub.len());
+        // With rolling windows, `sub` is their concatenation: their histograms add up.
+        let (_, mad) = if rolling {
+            median_mad_windows(
+                &el.sub.kept()[..kk],
+                &el.sub.kept()[kk..],
+                &mut el.scratch,
+                &el.bins,
+            )
+        } else {
+            median_mad(&el.sub.kept()[..kk], &mut el.scratch)
+        };
+        el.res.mad_val = mad;
+        if rolling {
+            let kept: Vec<usize> = (0..el.win_th.len())
+                .filter(|&i| el.win_th[i].0 < cut.max(1))
+                .collect();
+            el.res.noise = kept.iter().map(|&i| el.res.noise[i]).collect();
+            let ths: Vec<f32> = kept.iter().map(|&i| el.win_th[i].1 as f32).collect();
+            let mut sc = MedianScratch::default();
+            el.res.threshold = median_by(|| ths.iter().copied(), ths.len(), &mut sc);
+        } else {
+            el.res.threshold = el.threshold;
+            el.res.noise = vec![el.threshold / p.k];
+        }
+        el.res.dead |= mad == 0.0;
+        el.res.waveforms.shrink_to_fit();
+        el.res.times.shrink_to_fit();
+        el.res.times_subsample.shrink_to_fit();
+        el.res.polarity.shrink_to_fit();
+        el.res
+    }
+
+    /// Events past the cutoff are gone; those whose window crosses it are edge drops.
+    fn trim_past_cutoff(&self, res: &mut ElectrodeResult, cut: usize) {
+        let p = self.p;
+        let pd = pad(p.align) as i64;
+        let l = p.before + p.after;
+        let keep: Vec<bool> = res
+            .times
+            .iter()
+            .map(|&t| t + p.after as i64 + pd <= cut as i64)
+            .collect();
+        res.n_edge_dropped += res
+            .times
+            .iter()
+            .filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64)
+            .count();
+        retain_kept(&mut res.times, &keep);
+        retain_kept(&mut res.times_subsample, &keep);
+        retain_kept(&mut res.polarity, &keep);
+        let mut w = Vec::with_capacity(res.waveforms.len());
+        for (j, row) in res.waveforms.chunks(l).enumerate() {
+            if keep[j] {
+                w.extend_from_slice(row);
+            }
+        }
+        res.waveforms = w;
+    }
+}
+
+/// Keep `v[i]` where `keep[i]`.
+fn retain_kept<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        keep[i - 1]
     });
-    Ok(results)
 }
 
 #[cfg(test)]
@@ -1079,14 +1190,14 @@ mod tests {
         let src = ArraySource::new(&x, nch, n).unwrap();
         let els: Vec<usize> = (0..nch).collect();
         for window in [Some(1.0), None] {
-            let mut p = ExtractParams::blech_defaults(fs);
+            let mut p = ExtractParams::for_tests(fs).settings(0).unwrap();
             p.use_car = false;
             p.window_s = window;
             p.threads = 1;
-            let one = extract_electrodes(&src, &els, &[], &p, &mut |_, _| Ok(())).unwrap();
+            let one = extract_with(&src, &els, &[], &p, &mut |_, _| Ok(())).unwrap();
             p.threads = 3;
             let mut last = (0, 0);
-            let many = extract_electrodes(&src, &els, &[], &p, &mut |d, t| {
+            let many = extract_with(&src, &els, &[], &p, &mut |d, t| {
                 assert!(d >= last.0 && d <= t);
                 last = (d, t);
                 Ok(())
@@ -1101,7 +1212,7 @@ mod tests {
                 assert!(a.times.len() > 30);
             }
             // an error from progress stops the run and comes back
-            let r = extract_electrodes(&src, &els, &[], &p, &mut |_, _| {
+            let r = extract_with(&src, &els, &[], &p, &mut |_, _| {
                 Err(EngineError::Value("stop".into()))
             });
             assert!(r.is_err());
@@ -1113,10 +1224,10 @@ mod tests {
         let (nch, n, fs) = (3, 40000, 10000.0);
         let x = synth(nch, n, 7);
         let src = ArraySource::new(&x, nch, n).unwrap();
-        let mut p = ExtractParams::blech_defaults(fs);
+        let mut p = ExtractParams::for_tests(fs).settings(0).unwrap();
         p.use_car = false;
         p.window_s = Some(1.0);
-        let res = extract_electrodes(&src, &[0, 2], &[], &p, &mut |_, _| Ok(())).unwrap();
+        let res = extract_with(&src, &[0, 2], &[], &p, &mut |_, _| Ok(())).unwrap();
         // whole-array reference
         let f = BandPass::new(2, 300.0, 3000.0, fs).unwrap();
         for r in &res {

@@ -6,3 +6,6 @@
 pub mod dat;
 pub mod header;
 pub mod rhd;
+
+/// Microvolts per int16 count of an RHD2000 amplifier channel, the same in every file format.
+pub const MICROVOLTS_PER_BIT: f64 = 0.195;

@@ -193,139 +193,145 @@ impl<'a> Cursor<'a> {
 /// Parse a header from the first bytes of a file (`buf` may hold more than the header).
 pub fn parse_header(buf: &[u8], path: &str) -> Result<Header> {
     let mut c = Cursor { buf, pos: 0, path };
-    let bad = |msg: String| EngineError::File {
-        path: path.to_string(),
-        msg,
-    };
-    if buf.len() < 4 {
-        return Err(bad(format!(
-            "too short to be an Intan RHD file ({} bytes)",
-            buf.len()
-        )));
-    }
-    let magic = c.u32("magic number")?;
-    if magic != RHD_MAGIC {
-        return Err(bad(format!(
-            "not an Intan RHD2000 file: magic number 0x{magic:08X}, expected 0x{RHD_MAGIC:08X}"
-        )));
-    }
-    let major = c.i16("version")?;
-    let minor = c.i16("version")?;
-    if !(1..=3).contains(&major) || minor < 0 {
-        return Err(bad(format!(
-            "unsupported RHD header version {major}.{minor} (blechrs reads 1.x to 3.x)"
-        )));
-    }
-    let version = (major, minor);
+    let version = c.magic_and_version()?;
     let sample_rate = c.f32("sample rate")?;
     if !(sample_rate.is_finite() && sample_rate > 0.0) {
-        return Err(bad(format!("corrupt header: sample rate {sample_rate}")));
-    }
-    let dsp_enabled = c.i16("dsp_enabled")? != 0;
-    let actual_dsp_cutoff = c.f32("dsp cutoff")?;
-    let actual_lower_bandwidth = c.f32("bandwidth")?;
-    let actual_upper_bandwidth = c.f32("bandwidth")?;
-    let desired_dsp_cutoff = c.f32("dsp cutoff")?;
-    let desired_lower_bandwidth = c.f32("bandwidth")?;
-    let desired_upper_bandwidth = c.f32("bandwidth")?;
-    let notch_mode = c.i16("notch mode")?;
-    let desired_impedance_test_frequency = c.f32("impedance frequency")?;
-    let actual_impedance_test_frequency = c.f32("impedance frequency")?;
-    let notes = [
-        c.qstring("note 1")?,
-        c.qstring("note 2")?,
-        c.qstring("note 3")?,
-    ];
-    let num_temp_sensors = if version >= (1, 1) {
-        c.i16("temperature sensors")?
-    } else {
-        0
-    };
-    let eval_board_mode = if version >= (1, 3) {
-        c.i16("eval board mode")?
-    } else {
-        0
-    };
-    let reference_channel = if version >= (2, 0) {
-        c.qstring("reference channel")?
-    } else {
-        String::new()
-    };
-    let n_groups = c.i16("number of signal groups")?;
-    if !(0..=64).contains(&n_groups) {
-        return Err(bad(format!("corrupt header: {n_groups} signal groups")));
-    }
-    let mut channels = Vec::new();
-    for _ in 0..n_groups {
-        let port_name = c.qstring("signal group name")?;
-        let port_prefix = c.qstring("signal group prefix")?;
-        let enabled = c.i16("signal group")? != 0;
-        let n_chan = c.i16("signal group")?;
-        let _n_amp = c.i16("signal group")?;
-        if n_chan < 0 {
-            return Err(bad(format!(
-                "corrupt header: group {port_name} has {n_chan} channels"
-            )));
-        }
-        if !(enabled && n_chan > 0) {
-            continue;
-        }
-        for _ in 0..n_chan {
-            let native_name = c.qstring("channel name")?;
-            let custom_name = c.qstring("channel name")?;
-            let native_order = c.i16("channel record")?;
-            let custom_order = c.i16("channel record")?;
-            let signal_type = c.i16("channel record")?;
-            let ch_enabled = c.i16("channel record")? != 0;
-            let chip_channel = c.i16("channel record")?;
-            let board_stream = c.i16("channel record")?;
-            for _ in 0..4 {
-                c.i16("channel trigger settings")?;
-            }
-            let impedance_magnitude = c.f32("channel impedance")?;
-            let impedance_phase = c.f32("channel impedance")?;
-            if !(0..=5).contains(&signal_type) {
-                return Err(bad(format!(
-                    "corrupt header: channel {native_name} has signal type {signal_type}"
-                )));
-            }
-            if ch_enabled {
-                channels.push(Channel {
-                    port_name: port_name.clone(),
-                    port_prefix: port_prefix.clone(),
-                    native_name,
-                    custom_name,
-                    native_order,
-                    custom_order,
-                    signal_type,
-                    chip_channel,
-                    board_stream,
-                    impedance_magnitude,
-                    impedance_phase,
-                });
-            }
-        }
+        return Err(c.bad(format!("corrupt header: sample rate {sample_rate}")));
     }
     Ok(Header {
         version,
         sample_rate,
-        dsp_enabled,
-        actual_dsp_cutoff,
-        actual_lower_bandwidth,
-        actual_upper_bandwidth,
-        desired_dsp_cutoff,
-        desired_lower_bandwidth,
-        desired_upper_bandwidth,
-        notch_mode,
-        desired_impedance_test_frequency,
-        actual_impedance_test_frequency,
-        notes,
-        num_temp_sensors,
-        eval_board_mode,
-        reference_channel,
-        channels,
+        dsp_enabled: c.i16("dsp_enabled")? != 0,
+        actual_dsp_cutoff: c.f32("dsp cutoff")?,
+        actual_lower_bandwidth: c.f32("bandwidth")?,
+        actual_upper_bandwidth: c.f32("bandwidth")?,
+        desired_dsp_cutoff: c.f32("dsp cutoff")?,
+        desired_lower_bandwidth: c.f32("bandwidth")?,
+        desired_upper_bandwidth: c.f32("bandwidth")?,
+        notch_mode: c.i16("notch mode")?,
+        desired_impedance_test_frequency: c.f32("impedance frequency")?,
+        actual_impedance_test_frequency: c.f32("impedance frequency")?,
+        notes: [
+            c.qstring("note 1")?,
+            c.qstring("note 2")?,
+            c.qstring("note 3")?,
+        ],
+        num_temp_sensors: if version >= (1, 1) {
+            c.i16("temperature sensors")?
+        } else {
+            0
+        },
+        eval_board_mode: if version >= (1, 3) {
+            c.i16("eval board mode")?
+        } else {
+            0
+        },
+        reference_channel: if version >= (2, 0) {
+            c.qstring("reference channel")?
+        } else {
+            String::new()
+        },
+        channels: c.signal_groups()?,
         header_size: c.pos,
     })
+}
+
+impl Cursor<'_> {
+    fn bad(&self, msg: String) -> EngineError {
+        EngineError::File {
+            path: self.path.to_string(),
+            msg,
+        }
+    }
+
+    /// The magic number and the (supported) version.
+    fn magic_and_version(&mut self) -> Result<(i16, i16)> {
+        if self.buf.len() < 4 {
+            return Err(self.bad(format!(
+                "too short to be an Intan RHD file ({} bytes)",
+                self.buf.len()
+            )));
+        }
+        let magic = self.u32("magic number")?;
+        if magic != RHD_MAGIC {
+            return Err(self.bad(format!(
+                "not an Intan RHD2000 file: magic number 0x{magic:08X}, expected 0x{RHD_MAGIC:08X}"
+            )));
+        }
+        let major = self.i16("version")?;
+        let minor = self.i16("version")?;
+        if !(1..=3).contains(&major) || minor < 0 {
+            return Err(self.bad(format!(
+                "unsupported RHD header version {major}.{minor} (blechrs reads 1.x to 3.x)"
+            )));
+        }
+        Ok((major, minor))
+    }
+
+    /// The enabled channels of every signal group, in storage order.
+    fn signal_groups(&mut self) -> Result<Vec<Channel>> {
+        let n_groups = self.i16("number of signal groups")?;
+        if !(0..=64).contains(&n_groups) {
+            return Err(self.bad(format!("corrupt header: {n_groups} signal groups")));
+        }
+        let mut channels = Vec::new();
+        for _ in 0..n_groups {
+            let port_name = self.qstring("signal group name")?;
+            let port_prefix = self.qstring("signal group prefix")?;
+            let enabled = self.i16("signal group")? != 0;
+            let n_chan = self.i16("signal group")?;
+            let _n_amp = self.i16("signal group")?;
+            if n_chan < 0 {
+                return Err(self.bad(format!(
+                    "corrupt header: group {port_name} has {n_chan} channels"
+                )));
+            }
+            if !(enabled && n_chan > 0) {
+                continue;
+            }
+            for _ in 0..n_chan {
+                if let Some(ch) = self.channel(&port_name, &port_prefix)? {
+                    channels.push(ch);
+                }
+            }
+        }
+        Ok(channels)
+    }
+
+    /// One channel record; None when the channel is disabled.
+    fn channel(&mut self, port_name: &str, port_prefix: &str) -> Result<Option<Channel>> {
+        let native_name = self.qstring("channel name")?;
+        let custom_name = self.qstring("channel name")?;
+        let native_order = self.i16("channel record")?;
+        let custom_order = self.i16("channel record")?;
+        let signal_type = self.i16("channel record")?;
+        let ch_enabled = self.i16("channel record")? != 0;
+        let chip_channel = self.i16("channel record")?;
+        let board_stream = self.i16("channel record")?;
+        for _ in 0..4 {
+            self.i16("channel trigger settings")?;
+        }
+        let impedance_magnitude = self.f32("channel impedance")?;
+        let impedance_phase = self.f32("channel impedance")?;
+        if !(0..=5).contains(&signal_type) {
+            return Err(self.bad(format!(
+                "corrupt header: channel {native_name} has signal type {signal_type}"
+            )));
+        }
+        Ok(ch_enabled.then(|| Channel {
+            port_name: port_name.to_string(),
+            port_prefix: port_prefix.to_string(),
+            native_name,
+            custom_name,
+            native_order,
+            custom_order,
+            signal_type,
+            chip_channel,
+            board_stream,
+            impedance_magnitude,
+            impedance_phase,
+        }))
+    }
 }
 
 /// Read and parse the header at the start of `path`.

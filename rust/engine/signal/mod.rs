@@ -25,6 +25,8 @@ macro_rules! avx2_dispatch {
 pub mod cutoff;
 pub mod detect;
 pub mod filter;
+pub mod kernels;
+pub mod params;
 pub mod reference;
 pub mod sos32;
 pub mod source;

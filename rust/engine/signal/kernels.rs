@@ -1,0 +1,467 @@
+//! The whole-array kernels (`blechrs._native`'s `bandpass`, `common_average_reference`,
+//! `noise_level`, `detect_spikes`, `extract_waveforms`, `recording_cutoff`): argument checks,
+//! threading and the computation, on array views of int16, float32 or float64 samples, 1-D (one
+//! channel) or 2-D (channels x samples), any strides. Channels run in parallel.
+
+use std::borrow::Cow;
+
+use ndarray::{Array2, ArrayD, ArrayViewD, Axis, Ix1, IxDyn};
+use rayon::prelude::*;
+
+use super::cutoff::{self, CutoffParams};
+use super::detect::{self, Polarity};
+use super::filter::{BandPass, RowBlock, Sample};
+use super::reference;
+use super::threshold::{self, MedianScratch};
+use super::waveforms;
+use super::{thread_count, with_threads};
+use crate::error::{EngineError, Result};
+
+/// Input samples of a kernel: a view of one of the sample types the engine reads.
+pub enum Samples<'a> {
+    I16(ArrayViewD<'a, i16>),
+    F32(ArrayViewD<'a, f32>),
+    F64(ArrayViewD<'a, f64>),
+}
+
+impl Samples<'_> {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Samples::I16(a) => a.shape(),
+            Samples::F32(a) => a.shape(),
+            Samples::F64(a) => a.shape(),
+        }
+    }
+}
+
+/// Detection thresholds: one for every window, or one per window.
+pub enum Thresholds {
+    One(f64),
+    PerWindow(Vec<f64>),
+}
+
+fn value_err(msg: impl Into<String>) -> EngineError {
+    EngineError::Value(msg.into())
+}
+
+/// A sample type whose values can be checked for NaN/inf.
+pub trait Finite: Sample {
+    fn finite(self) -> bool;
+}
+impl Finite for i16 {
+    fn finite(self) -> bool {
+        true
+    }
+}
+impl Finite for f32 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+}
+impl Finite for f64 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+}
+
+fn check_finite<T: Finite>(x: &[T], channel: usize, name: &str) -> Result<()> {
+    if let Some(i) = x.iter().position(|v| !v.finite()) {
+        return Err(value_err(format!(
+            "{name}: channel {channel} has a NaN or infinite value (at sample {i})"
+        )));
+    }
+    Ok(())
+}
+
+/// Shape check shared by every kernel: 1-D (one channel) or 2-D (channels x samples).
+fn rows_cols(shape: &[usize], name: &str) -> Result<(usize, usize)> {
+    match shape {
+        [n] => Ok((1, *n)),
+        [c, n] => Ok((*c, *n)),
+        _ => Err(value_err(format!(
+            "{name} must be 1-D (samples) or 2-D (channels x samples), not {}-D",
+            shape.len()
+        ))),
+    }
+}
+
+/// Row `i` of a 1-D or 2-D view: borrowed when its samples are contiguous, copied otherwise.
+fn row_cow<'a, T: Copy>(v: &ArrayViewD<'a, T>, i: usize) -> Cow<'a, [T]> {
+    let r = if v.ndim() == 1 {
+        v.clone().into_dimensionality::<Ix1>().expect("1-D")
+    } else {
+        v.clone()
+            .index_axis_move(Axis(0), i)
+            .into_dimensionality::<Ix1>()
+            .expect("row")
+    };
+    match r.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(r.iter().copied().collect()),
+    }
+}
+
+/// Row `i` as a slice borrowed from the array when its samples are contiguous.
+fn with_row<T: Copy, R>(v: &ArrayViewD<'_, T>, i: usize, f: impl FnOnce(&[T]) -> R) -> R {
+    let r = if v.ndim() == 1 {
+        v.view().into_dimensionality().unwrap()
+    } else {
+        v.index_axis(Axis(0), i)
+    };
+    match r.as_slice() {
+        Some(s) => f(s),
+        None => {
+            let owned: Vec<T> = r.iter().copied().collect();
+            f(&owned)
+        }
+    }
+}
+
+/// `scipy.signal.filtfilt(b, a, x * scale)` of a Butterworth band-pass, float32 of `x`'s shape.
+pub fn bandpass(
+    x: &Samples<'_>,
+    fs: f64,
+    low: f64,
+    high: f64,
+    order: usize,
+    scale: f64,
+) -> Result<ArrayD<f32>> {
+    let f = BandPass::new(order, low, high, fs)?;
+    if !scale.is_finite() {
+        return Err(value_err(format!("scale must be finite, not {scale}")));
+    }
+    let shape = x.shape().to_vec();
+    let (rows, cols) = rows_cols(&shape, "x")?;
+    let out = match x {
+        Samples::I16(v) => bandpass_rows(v, &f, scale, rows, cols)?,
+        Samples::F32(v) => bandpass_rows(v, &f, scale, rows, cols)?,
+        Samples::F64(v) => bandpass_rows(v, &f, scale, rows, cols)?,
+    };
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| value_err(e.to_string()))
+}
+
+fn bandpass_rows<T: Finite>(
+    v: &ArrayViewD<'_, T>,
+    f: &BandPass,
+    scale: f64,
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<f32>> {
+    if cols <= f.padlen {
+        return Err(value_err(format!(
+            "x has {cols} samples per channel, too short to filter: it must be longer than the padding of {} samples",
+            f.padlen
+        )));
+    }
+    let mut out = vec![0f32; rows * cols];
+    // Channels are filtered in groups of up to 8 (SIMD lanes), groups in parallel.
+    let threads = thread_count(0);
+    let group = rows.div_ceil(threads).clamp(1, 8);
+    with_threads(0, || {
+        out.par_chunks_mut(cols * group)
+            .enumerate()
+            .try_for_each(|(gi, o)| {
+                let r0 = gi * group;
+                let n = o.len() / cols;
+                let rs: Vec<Cow<'_, [T]>> = (r0..r0 + n).map(|i| row_cow(v, i)).collect();
+                for (k, r) in rs.iter().enumerate() {
+                    check_finite(r, r0 + k, "x")?;
+                }
+                let refs: Vec<&[T]> = rs.iter().map(|r| r.as_ref()).collect();
+                let mut outs: Vec<&mut [f32]> = o.chunks_mut(cols).collect();
+                let job = RowBlock {
+                    rows: &refs,
+                    scale,
+                    left_edge: true,
+                    right_edge: true,
+                    keep: (0, cols),
+                };
+                f.filtfilt_rows(job, &mut outs);
+                Ok(())
+            })
+    })?;
+    Ok(out)
+}
+
+/// Channel rows of a 1-D or 2-D array as f32 (borrowed when already contiguous float32), each
+/// checked for NaN/inf; and whether the array is 1-D.
+fn f32_rows<'a>(a: &Samples<'a>, name: &str) -> Result<(Vec<Cow<'a, [f32]>>, bool)> {
+    let (rows, _) = rows_cols(a.shape(), name)?;
+    fn conv<'a, T: Finite>(
+        v: ArrayViewD<'a, T>,
+        rows: usize,
+        name: &str,
+    ) -> Result<Vec<Cow<'a, [f32]>>> {
+        (0..rows)
+            .map(|i| {
+                let r = if v.ndim() == 1 {
+                    v.clone().into_dimensionality().unwrap()
+                } else {
+                    v.clone().index_axis_move(Axis(0), i)
+                };
+                let out: Vec<f32> = r.iter().map(|&x| x.to_f64() as f32).collect();
+                check_finite(&out, i, name)?;
+                Ok(Cow::Owned(out))
+            })
+            .collect()
+    }
+    let out = match a {
+        Samples::F32(v) => (0..rows)
+            .map(|i| {
+                let c = row_cow(v, i);
+                check_finite(&c, i, name)?;
+                Ok(c)
+            })
+            .collect::<Result<Vec<_>>>(),
+        Samples::F64(v) => conv(v.clone(), rows, name),
+        Samples::I16(v) => conv(v.clone(), rows, name),
+    }?;
+    Ok((out, a.shape().len() == 1))
+}
+
+/// The one channel of a 1-D input, as f32.
+fn one_channel<'a>(x: &Samples<'a>) -> Result<Cow<'a, [f32]>> {
+    let (rows, one) = f32_rows(x, "x")?;
+    if !one {
+        return Err(value_err("x must be 1-D (one filtered channel)"));
+    }
+    Ok(rows.into_iter().next().expect("one row"))
+}
+
+/// Samples per noise window (None: the whole trace), checking `fs` and `window_s`.
+fn window_samples(fs: f64, window_s: Option<f64>) -> Result<Option<usize>> {
+    if !(fs.is_finite() && fs > 0.0) {
+        return Err(value_err(format!("fs must be a positive number, not {fs}")));
+    }
+    match window_s {
+        None => Ok(None),
+        Some(w) if w.is_finite() && w > 0.0 => Ok(Some(((w * fs).round() as usize).max(1))),
+        Some(w) => Err(value_err(format!(
+            "window_s must be > 0 seconds or None, not {w}"
+        ))),
+    }
+}
+
+fn check_subsample(subsample: i64, name: &str) -> Result<usize> {
+    if subsample < 1 {
+        return Err(value_err(format!(
+            "{name} must be an integer >= 1 (1 = every sample), not {subsample}"
+        )));
+    }
+    Ok(subsample as usize)
+}
+
+/// Noise `median(|x - median(x)|) / 0.6745` per window: 1-D `x` gives one value per window,
+/// 2-D channels x windows; medians over every `subsample`-th sample of each window.
+pub fn noise_level(
+    x: &Samples<'_>,
+    fs: f64,
+    window_s: Option<f64>,
+    subsample: i64,
+) -> Result<ArrayD<f64>> {
+    let step = check_subsample(subsample, "subsample")?;
+    let w = window_samples(fs, window_s)?;
+    let (rows, one) = f32_rows(x, "x")?;
+    let n = rows.first().map(|r| r.len()).unwrap_or(0);
+    if n == 0 {
+        return Err(value_err("x has no samples"));
+    }
+    let bounds = threshold::window_bounds(n, w);
+    let out: Vec<Vec<f64>> = with_threads(0, || {
+        rows.par_iter()
+            .map(|r| {
+                threshold::noise_per_window(r, &bounds, step)
+                    .into_iter()
+                    .map(|v| v.0)
+                    .collect()
+            })
+            .collect()
+    });
+    let shape = if one {
+        vec![bounds.len()]
+    } else {
+        vec![rows.len(), bounds.len()]
+    };
+    ArrayD::from_shape_vec(IxDyn(&shape), out.concat()).map_err(|e| value_err(e.to_string()))
+}
+
+/// Events of one filtered channel: (times, polarity), sorted by time.
+#[allow(clippy::too_many_arguments)]
+pub fn detect_spikes(
+    x: &Samples<'_>,
+    thresholds: Thresholds,
+    fs: f64,
+    window_s: Option<f64>,
+    polarity: &str,
+    dead_time_ms: f64,
+    subsample: i64,
+) -> Result<(Vec<i64>, Vec<i8>)> {
+    let step = check_subsample(subsample, "subsample")?;
+    let y = one_channel(x)?;
+    let pol = Polarity::parse(polarity)?;
+    if !(dead_time_ms.is_finite() && dead_time_ms >= 0.0) {
+        return Err(value_err(format!(
+            "dead_time_ms must be >= 0, not {dead_time_ms}"
+        )));
+    }
+    let w = window_samples(fs, window_s)?;
+    let bounds = threshold::window_bounds(y.len(), w);
+    let ths = window_thresholds(thresholds, bounds.len())?;
+    let ds = detect::dead_samples(dead_time_ms, fs);
+    let mut sc = MedianScratch::default();
+    let ct: Vec<(f64, f64)> = bounds
+        .iter()
+        .zip(&ths)
+        .map(|(&(a, b), &th)| (threshold::median_step(&y[a..b], step, &mut sc), th))
+        .collect();
+    let ev = detect::detect(&y, &bounds, &ct, pol, ds);
+    Ok(ev.iter().map(|e| (e.0, e.1)).unzip())
+}
+
+/// One threshold per window, each finite and >= 0.
+fn window_thresholds(thresholds: Thresholds, windows: usize) -> Result<Vec<f64>> {
+    let ths = match thresholds {
+        Thresholds::One(v) => vec![v; windows],
+        Thresholds::PerWindow(t) if t.len() != windows => {
+            return Err(value_err(format!(
+                "thresholds has {} values but x has {windows} noise windows",
+                t.len()
+            )))
+        }
+        Thresholds::PerWindow(t) => t,
+    };
+    if let Some(t) = ths.iter().find(|t| !t.is_finite() || **t < 0.0) {
+        return Err(value_err(format!(
+            "thresholds must be finite and >= 0, not {t}"
+        )));
+    }
+    Ok(ths)
+}
+
+/// Snippets `x[t - before : t + after]` of one channel: (n x (before + after) float32, times,
+/// number dropped at the edges).
+pub fn extract_waveforms(
+    x: &Samples<'_>,
+    times: &[i64],
+    before: usize,
+    after: usize,
+    align: bool,
+) -> Result<(Array2<f32>, Vec<f64>, usize)> {
+    let y = one_channel(x)?;
+    if before + after == 0 {
+        return Err(value_err("before + after must be > 0 samples"));
+    }
+    let (wf, tt, dropped) = waveforms::extract(&y, times, before, after, align);
+    let wf = Array2::from_shape_vec((tt.len(), before + after), wf)
+        .map_err(|e| value_err(e.to_string()))?;
+    Ok((wf, tt, dropped))
+}
+
+/// Samples kept of one filtered channel by blech_clust's headstage-fell-off test.
+pub fn recording_cutoff(x: &Samples<'_>, fs: f64, p: &CutoffParams) -> Result<usize> {
+    let y = one_channel(x)?;
+    window_samples(fs, None)?;
+    Ok(cutoff::recording_cutoff(&y, fs, p))
+}
+
+/// Common average reference by groups (channels x samples in, float32 out) and the dead
+/// (flat) channels; `groups[i]` is channel i's group (-1 = not referenced).
+pub fn common_average_reference(
+    x: &Samples<'_>,
+    groups: &[i64],
+) -> Result<(Array2<f32>, Vec<usize>)> {
+    let shape = x.shape();
+    if shape.len() != 2 {
+        return Err(value_err(format!(
+            "x must be 2-D (channels x samples), not {}-D",
+            shape.len()
+        )));
+    }
+    let (rows, cols) = (shape[0], shape[1]);
+    if groups.len() != rows {
+        return Err(value_err(format!(
+            "groups has {} entries but x has {rows} channels",
+            groups.len()
+        )));
+    }
+    let (out, dead) = match x {
+        Samples::I16(v) => car_rows(v, groups, rows, cols)?,
+        Samples::F32(v) => car_rows(v, groups, rows, cols)?,
+        Samples::F64(v) => car_rows(v, groups, rows, cols)?,
+    };
+    let out = Array2::from_shape_vec((rows, cols), out).map_err(|e| value_err(e.to_string()))?;
+    Ok((out, dead))
+}
+
+/// Whole-array CAR: the same statistics (every 100th sample) and arithmetic as the stream.
+fn car_rows<T: Finite>(
+    v: &ArrayViewD<'_, T>,
+    groups: &[i64],
+    rows: usize,
+    cols: usize,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let stats = car_stats(v, rows, cols)?;
+    let (gs, dead) = reference::make_groups(groups, &stats);
+    let mut out = vec![0f32; rows * cols];
+    with_threads(0, || {
+        out.par_chunks_mut(cols.max(1))
+            .enumerate()
+            .for_each(|(c, o)| {
+                with_row(v, c, |x| {
+                    for (d, s) in o.iter_mut().zip(x.iter()) {
+                        *d = s.to_f64() as f32;
+                    }
+                })
+            })
+    });
+    let mut r = Vec::new();
+    for (_, g) in &gs {
+        reference::group_reference(
+            g,
+            cols,
+            |c| with_row(v, c, |x| x.iter().map(|s| s.to_f64()).collect()),
+            &mut r,
+        );
+        for &(c, mad, _) in &g.live {
+            with_row(v, c, |x| {
+                for ((d, s), rf) in out[c * cols..(c + 1) * cols]
+                    .iter_mut()
+                    .zip(x.iter())
+                    .zip(r.iter())
+                {
+                    *d = (s.to_f64() - mad * rf) as f32;
+                }
+            });
+        }
+    }
+    Ok((out, dead))
+}
+
+/// (median, MAD) of every channel from every `STATS_STEP`-th sample, exact f64 medians (the
+/// int16 path in the stream gives the same values); checks every sample for NaN/inf.
+fn car_stats<T: Finite>(
+    v: &ArrayViewD<'_, T>,
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<(f64, f64)>> {
+    let m = cols.div_ceil(reference::STATS_STEP);
+    let mut dec = vec![0f64; rows * m];
+    for c in 0..rows {
+        with_row(v, c, |x| -> Result<()> {
+            check_finite(x, c, "x")?;
+            for (j, s) in x.iter().step_by(reference::STATS_STEP).enumerate() {
+                dec[c * m + j] = s.to_f64();
+            }
+            Ok(())
+        })?;
+    }
+    Ok(dec
+        .chunks(m.max(1))
+        .map(|r| {
+            let mut s: Vec<f64> = r.to_vec();
+            let med = threshold::median_f64(&mut s);
+            let mut d: Vec<f64> = r.iter().map(|v| (v - med).abs()).collect();
+            (med, threshold::median_f64(&mut d))
+        })
+        .collect())
+}
