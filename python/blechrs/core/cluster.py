@@ -10,12 +10,12 @@ a solution never asks for more components than there are training events.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
 from blechrs.core import mixture
 from blechrs.core.features import training_indices
+from blechrs.model import Solution
 from blechrs.params import SortParams
 
 #: Events the Bayesian GMM is fitted on (a subset of the training events): 1000 events pin down
@@ -28,20 +28,6 @@ BGMM_TRAINING_EVENTS = 1000
 BGMM_CONCENTRATION = 0.1
 
 REG_COVAR = mixture.REG_COVAR
-
-
-@dataclass
-class Solution:
-    number: int
-    """Solution number: K for a GMM, ``max_autosort_clusters`` for the Bayesian GMM."""
-    labels: np.ndarray
-    """int64, one per event, 0..k-1; -1 = outlier (amplitude beyond wf_amplitude_sd_cutoff SD)."""
-    kind: str
-    """'gmm', 'bgmm' or 'templates' (auto-sort's template assignment, schemes/autosort.py)."""
-
-    @property
-    def n_clusters(self) -> int:
-        return int(self.labels.max()) + 1 if self.labels.size and self.labels.max() >= 0 else 0
 
 
 def _contiguous(labels: np.ndarray) -> np.ndarray:

@@ -16,19 +16,19 @@ from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.pictures import plot_solutions
 from blechrs.pipeline.report import RunReport, electrode_summary
 from blechrs.pipeline.resume import work_state
-from blechrs.schemes.sort_electrode import autosort_data, cluster_data
+from blechrs.schemes.sort_electrode import autosort_work, cluster_work
 
 
 def _cluster_job(directory: str, electrode: int, params: SortParams, only_autosort: bool,
                  plots: bool = False) -> dict:
     path = paths.electrode_path(directory, electrode)
-    data = work_files.load_electrode(path)
-    data = autosort_data(data, params) if only_autosort else cluster_data(data, params)
-    work_files.save_electrode(path, data)
+    work = work_files.load_electrode(path)
+    work = autosort_work(work, params) if only_autosort else cluster_work(work, params)
+    work_files.save_electrode(path, work)
     if plots and not only_autosort:
         # Solution pictures while the electrode is in memory, in the worker that clustered it.
-        plot_solutions(directory, data, params)
-    return electrode_summary(data)
+        plot_solutions(directory, work, params)
+    return electrode_summary(work)
 
 
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
@@ -58,7 +58,7 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         todo = [(str(directory), e, params, states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
-    size = {e: int(work_files.read_meta(paths.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
+    size = {e: work_files.read_meta(paths.electrode_path(directory, e)).n_events for e in wanted}
     todo.sort(key=lambda t: (-size[t[1]], t[1]))
     map_jobs(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
     report.electrodes = [electrode_summary(work_files.read_meta(paths.electrode_path(directory, e))) for e in wanted]

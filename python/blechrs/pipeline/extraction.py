@@ -16,7 +16,7 @@ from blechrs.pipeline.executors import Progress
 from blechrs.pipeline.folder import car_group_ids, load_params, read_layout
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.resume import work_state
-from blechrs.schemes.sort_electrode import extract_events, extraction_to_data
+from blechrs.schemes.sort_electrode import extract_events, work_from_extraction
 
 
 def release_memory() -> None:
@@ -83,8 +83,8 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
             results = extract_events(rec, batch, groups, params, progress=None if len(batches) > 1 or not progress
                                else engine_progress)
             for d in results:
-                data = extraction_to_data(d, params, rec.n_samples)
-                work_files.save_electrode(paths.electrode_path(directory, data["electrode"]), data)
+                work = work_from_extraction(d, params, rec.n_samples)
+                work_files.save_electrode(paths.electrode_path(directory, work.electrode), work)
             results = None  # free this batch before the next
             if progress and len(batches) > 1:
                 progress("extract", i + 1, len(batches))

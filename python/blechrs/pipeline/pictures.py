@@ -14,63 +14,64 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from blechrs.figures.index_page import IndexContents, index_html
 from blechrs.figures.solutions import plot_solution
 from blechrs.figures.units import plot_unit
 from blechrs.io import layout, paths, unit_store, work_files
 from blechrs.io.atomic import write_text_atomic
+from blechrs.model import ElectrodeWork
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
-from blechrs.schemes.sort_electrode import duration_s
 
 
-def _stamp(data: dict[str, Any]) -> str:
-    return f"{data.get('fp_extract', '')}-{data.get('fp_cluster', '')}\n"
+def _stamp(work: ElectrodeWork) -> str:
+    return f"{work.fp_extract or ''}-{work.fp_cluster or ''}\n"
 
 
-def _peak(data: dict[str, Any], params: SortParams) -> int:
-    return min(params.extract.samples_before, max(data["waveforms"].shape[1] - 1, 0))
+def _peak(work: ElectrodeWork, params: SortParams) -> int:
+    return min(params.extract.samples_before, max(work.waveforms.shape[1] - 1, 0))
 
 
-def solutions_current(directory, electrode: int, meta: dict[str, Any]) -> bool:
+def solutions_current(directory, electrode: int, meta: ElectrodeWork) -> bool:
     """Whether the electrode's solution figures were drawn from its current clustering."""
     stamp = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "solutions.stamp"
     return stamp.exists() and stamp.read_text() == _stamp(meta)
 
 
-def plot_solutions(directory, data: dict[str, Any], params) -> list[str]:
-    """One figure per clustering solution of one electrode (from its work-file dict)."""
+def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
+    """One figure per clustering solution of one electrode."""
     fs = params.extract.sampling_rate
-    electrode = int(data["electrode"])
-    peak = _peak(data, params)
+    electrode = work.electrode
+    peak = _peak(work, params)
     out_dir = paths.plot_dir(directory) / f"electrode{electrode:02d}"
     if out_dir.exists():  # solutions of an earlier clustering (e.g. another max_clusters)
         for p in out_dir.glob("solution*.png"):
             p.unlink()
     made = []
-    threshold = float(data.get("threshold", 0.0)) or None
-    for key in sorted((k for k in data if k.startswith("labels_")), key=lambda k: int(k.split("_")[1])):
-        sol = int(key.split("_")[1])
-        made.append(str(plot_solution(out_dir / f"solution{sol:02d}.png", int(data["electrode"]), sol, data[key],
-                                      data["times"], data["waveforms"], fs, peak, duration_s(data, fs, or_last_event=True), threshold)))
+    threshold = work.threshold or None
+    duration = work.duration_s(fs, or_last_event=True)
+    for number, sol in sorted(work.solutions.items()):
+        made.append(str(plot_solution(out_dir / f"solution{number:02d}.png", electrode, number, sol.labels,
+                                      work.times, work.waveforms, fs, peak, duration, threshold)))
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "solutions.stamp").write_text(_stamp(data))
+    (out_dir / "solutions.stamp").write_text(_stamp(work))
     return made
 
 
 def plot_electrode(directory: str, electrode: int, params: SortParams, solutions: bool = True) -> list[str]:
     """The pictures of one electrode: its solutions (if ``solutions``) and its stored units."""
     fs = params.extract.sampling_rate
-    data = work_files.load_electrode(paths.electrode_path(directory, electrode))
-    peak = _peak(data, params)
-    made = plot_solutions(directory, data, params) if solutions else []
+    work = work_files.load_electrode(paths.electrode_path(directory, electrode))
+    peak = _peak(work, params)
+    duration = work.duration_s(fs, or_last_event=True)
+    made = plot_solutions(directory, work, params) if solutions else []
     for u in unit_store.read_units(paths.h5_path(directory), waveforms=True, electrode=electrode):
         sub = (f"{'single' if u.single_unit else 'multi'}-unit"
                + (", RS" if u.regular_spiking else ", FS" if u.fast_spiking else "")
                + f", SNR {u.snr:.1f}, solution {u.solution} cluster {u.label}")
-        made.append(str(plot_unit(u.name, u.electrode, u.times, u.waveforms, fs, peak, duration_s(data, fs, or_last_event=True),
+        made.append(str(plot_unit(u.name, u.electrode, u.times, u.waveforms, fs, peak, duration,
                                   paths.plot_dir(directory) / "units" / f"{u.name}.png", sub)))
     return made
 

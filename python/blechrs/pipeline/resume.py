@@ -20,10 +20,10 @@ def work_state(directory, electrode: int, params: SortParams) -> str:
         meta = work_files.read_meta(path)
     except Exception:  # an unreadable work file is redone
         return "none"
-    if meta.get("fp_extract") != params.fingerprint("extract"):
+    if meta.fp_extract != params.fingerprint("extract"):
         return "none"
-    if meta.get("stage") == "clustered" and meta.get("fp_cluster") == params.fingerprint("cluster"):
-        if meta.get("fp_autosort") == params.fingerprint("autosort"):
+    if meta.stage == "clustered" and meta.fp_cluster == params.fingerprint("cluster"):
+        if meta.fp_autosort == params.fingerprint("autosort"):
             return "clustered"
         return "autosort-stale"
     return "extracted"

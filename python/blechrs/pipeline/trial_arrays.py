@@ -52,8 +52,8 @@ def recording_cutoffs(directory: str | os.PathLike, electrodes: Sequence[int]) -
             meta = work_files.read_meta(path)
         except (OSError, ValueError, KeyError):
             continue  # an unreadable work file only loses this refinement
-        if meta.get("cutoff_sample") is not None:
-            out[e] = int(meta["cutoff_sample"])
+        if meta.cutoff_sample is not None:
+            out[e] = meta.cutoff_sample
     return out
 
 
