@@ -57,15 +57,15 @@ def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
     def arrays():
         out = {}
         for e in range(6):
-            data = work_files.load_electrode(paths.electrode_path(d, e))
-            out[e] = (data["times"].tobytes(), data["waveforms"].tobytes(), data["threshold"])
+            work = work_files.load_electrode(paths.electrode_path(d, e))
+            out[e] = (work.times.tobytes(), work.waveforms.tobytes(), work.threshold)
         return out
 
     pipeline.extract(d, params)
     whole = arrays()
     pipeline.extract(d, tiny, force=True)
     assert arrays() == whole
-    assert sum(len(work_files.load_electrode(paths.electrode_path(d, e))["times"]) for e in range(6)) > 0
+    assert sum(len(work_files.load_electrode(paths.electrode_path(d, e)).times) for e in range(6)) > 0
 
 
 def test_dead_and_silent_wires_are_reported(tmp_path, capsys):
@@ -95,9 +95,13 @@ def test_sort_electrode_pure_function_matches_the_pipeline(tmp_path):
     stored = work_files.load_electrode(paths.electrode_path(d, 2))
     # Extracted alone (its CAR group read for it) or with every electrode: the same events,
     # waveforms, solutions and auto-sort labels.
-    for key in ("times", "waveforms", "features", "auto_labels", "labels_2", "labels_3", "labels_4"):
-        np.testing.assert_array_equal(alone[key], stored[key], err_msg=key)
-    assert alone["auto_units"] == stored["auto_units"]
+    for key in ("times", "waveforms", "features"):
+        np.testing.assert_array_equal(getattr(alone, key), getattr(stored, key), err_msg=key)
+    assert list(alone.solutions) == list(stored.solutions) and {2, 3, 4} <= set(stored.solutions)
+    for number, sol in stored.solutions.items():
+        np.testing.assert_array_equal(alone.labels_of(number), sol.labels, err_msg=f"solution {number}")
+    np.testing.assert_array_equal(alone.auto_labels(), stored.auto_labels())
+    assert [u.record() for u in alone.units] == [u.record() for u in stored.units]
 
 
 def _count_array(times: np.ndarray, onsets: np.ndarray, pre: int, post: int, fs: float) -> np.ndarray:

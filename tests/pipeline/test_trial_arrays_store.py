@@ -179,14 +179,16 @@ def test_emg_arrays_from_layout(tmp_path):
 def test_recording_cutoff_marks_later_trials_truncated(tmp_path):
     """Extraction found electrode 1 cut off at 40 s: bins after it are outside the data."""
     from blechrs.io import paths, work_files
+    from blechrs.model import ElectrodeWork
 
     rng = np.random.default_rng(13)
     d = make_dir(tmp_path)
     units = [np.sort(rng.integers(0, N, 500)), np.sort(rng.integers(0, int(40 * FS), 300))]
     write_store(d / f"{d.name}.h5", units, electrodes=[0, 1])
-    work_files.save_electrode(paths.electrode_path(d, 0), {"cutoff_sample": N, "times": np.zeros(0, np.int64)})
-    work_files.save_electrode(paths.electrode_path(d, 1), {"cutoff_sample": int(40 * FS), "times": np.zeros(0, np.int64)})
-    work_files.save_electrode(paths.electrode_path(d, 7), {"cutoff_sample": 5})  # no units there: ignored
+    work_files.save_electrode(paths.electrode_path(d, 0), ElectrodeWork(0, cutoff_sample=N, times=np.zeros(0, np.int64)))
+    work_files.save_electrode(paths.electrode_path(d, 1), ElectrodeWork(1, cutoff_sample=int(40 * FS),
+                                                                        times=np.zeros(0, np.int64)))
+    work_files.save_electrode(paths.electrode_path(d, 7), ElectrodeWork(7, cutoff_sample=5))  # no units there: ignored
     on = np.array([int(10 * FS), int(34 * FS), int(39 * FS), int(50 * FS)])
     res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
     assert res.data_end == int(40 * FS) and any("cut off at 40.0 s" in w and "electrode 01" in w for w in res.warnings)
