@@ -106,7 +106,7 @@ class ElectrodeWork:
     times: np.ndarray | None = None
     """int64 sample index of each event, sorted."""
     times_subsample: np.ndarray | None = None
-    """float64, each event's extremum between samples."""
+    """float64, each event's time with sub-sample precision (its interpolated extremum)."""
     polarity: np.ndarray | None = None
     """int8, each event's sign (-1: a trough, +1: a peak)."""
     waveforms: np.ndarray | None = None

@@ -1,8 +1,8 @@
 """The whole job of one electrode, composed from the core steps: extracted events -> features ->
 clustering solutions -> auto-sort's units. Pure functions of an electrode's work
-(``model.ElectrodeWork``, as in its work file) and the parameters: nothing here reads or writes the folder, except
-``sort_electrode``, which reads the recording to extract one electrode (for executors that run
-electrodes elsewhere, a cluster).
+(``model.ElectrodeWork``, as in its work file) and the parameters: nothing here reads or writes
+the folder, except ``sort_electrode``, which reads the recording to extract one electrode (for
+executors that run electrodes elsewhere, a cluster).
 
 Every fit is seeded and BLAS runs on one thread, so an electrode sorts the same wherever it runs.
 """
