@@ -135,7 +135,7 @@ def test_run_builds_trial_arrays_and_unit_qa_when_digital_inputs_pulse(tmp_path,
             assert arr.shape == (len(onsets), len(units), 7000)
             for k, u in enumerate(sorted(units, key=lambda u: u.name)):
                 ref = _count_array(u.times, np.sort(onsets), 2000, 5000, fs)
-                np.testing.assert_array_equal(arr[:, k, :], ref)
+                np.testing.assert_array_equal(arr[:, k, :], np.minimum(ref, 1))
     assert (d / "QA_output" / "unit_qa.json").exists()
     assert (d / "trial_info_frame.csv").exists()
 
