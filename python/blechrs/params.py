@@ -167,6 +167,11 @@ class TrialsParams:
     spike_array_durations: list[float] = field(default_factory=lambda: [2000.0, 5000.0])
     """ms before and after each trial onset."""
     spike_array_bin_ms: float = 1.0
+    compact_spike_arrays: bool = False
+    """False (default): ``spike_array`` holds blech_clust's 0/1 values (a spike in the bin or not) as
+    float64, gzip-compressed: every HDF5 reader opens it (h5py, MATLAB, h5dump) and arithmetic on it
+    never wraps. True: spike counts as uint8 compressed with blosc:lz4, ~4x faster to write and
+    smaller, but only PyTables (or the HDF5 blosc plugin) can read it."""
 
 
 @dataclass

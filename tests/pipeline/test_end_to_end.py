@@ -36,7 +36,7 @@ def test_run_sorts_isolated_units_accurately(tmp_path, capsys):
         assert abs(peak - gt.unit_peak_uv[s.gt_unit]) < 0.25 * abs(gt.unit_peak_uv[s.gt_unit])
     # Resume: a second run redoes nothing.
     code = cli_main(["run", str(d), "-j", "2", "-q", "--no-plots"])
-    assert code == 0 and "resumed: 6 electrode(s) already done" in capsys.readouterr().err
+    assert code == 0 and "resumed: 6 electrode(s) already extracted, 6 of them already clustered" in capsys.readouterr().err
 
 
 def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
@@ -139,7 +139,7 @@ def test_run_builds_trial_arrays_and_unit_qa_when_digital_inputs_pulse(tmp_path,
             assert arr.shape == (len(onsets), len(units), 7000)
             for k, u in enumerate(sorted(units, key=lambda u: u.name)):
                 ref = _count_array(u.times, np.sort(onsets), 2000, 5000, fs)
-                np.testing.assert_array_equal(arr[:, k, :], ref)
+                np.testing.assert_array_equal(arr[:, k, :], np.minimum(ref, 1))
     assert (d / "QA_output" / "unit_qa.json").exists()
     assert (d / "trial_info_frame.csv").exists()
 

@@ -280,10 +280,12 @@ def test_cli_run_copy_raw_then_arrays(rec, reference_engine, capsys):
     with tables.open_file(str(d / "rec.h5")) as f:
         arrays = [n for n in f.walk_nodes("/spike_trains", classname="Array") if n.name == "spike_array"]
         assert arrays and all(a.shape[1] == n_units for a in arrays)
-    # Re-sorting keeps the raw channels but drops the now stale spike arrays.
-    assert cli_main(["autosort", str(d), "-q", "-j", "1", "--force"]) == 0
+    # Re-sorting keeps the raw channels, and the spike arrays are made again for the new units.
+    assert cli_main(["autosort", str(d), "-q", "-j", "1", "--force", "--no-plots"]) == 0
     with tables.open_file(str(d / "rec.h5")) as f:
-        assert "/raw/electrode02" in f and "/spike_trains" not in f
+        arrays = [n for n in f.walk_nodes("/spike_trains", classname="Array") if n.name == "spike_array"]
+        assert "/raw/electrode02" in f and arrays
+        assert all(a.shape[1] == f.root.unit_descriptor.nrows for a in arrays)
 
 
 def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, capsys):

@@ -72,6 +72,9 @@ def cmd_autosort(args) -> int:
     with ProgressBars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars, only_autosort=True)
         pipeline.save_autosort(args.dir, force=args.force, report=report)
+        if report.store_written:
+            pipeline.outputs_after_store(args.dir, pipeline.load_params(args.dir), report,
+                                         pictures=not args.no_plots, jobs=_jobs(args), progress=bars)
     print_report(report)
     console.print(f"auto-sort's choices: {pipeline.autosort_sort_file_path(args.dir)} "
                   "(edit it and run `blechrs post-process DIR --sort-file FILE`)")
@@ -83,10 +86,10 @@ def cmd_post_process(args) -> int:
     report, problems, applied = pipeline.post_process(args.dir, args.sort_file, check=args.check)
     for p in problems:
         console.print(f"{args.sort_file}: {p}")
-    if not args.no_plots and report.store_written:  # unchanged units keep their pictures
-        from blechrs.pipeline import pictures as plots
+    if report.store_written:  # pictures, arrays, QA and index follow the new units
         with ProgressBars(not args.quiet) as bars:
-            plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)
+            pipeline.outputs_after_store(args.dir, pipeline.load_params(args.dir), report,
+                                         pictures=not args.no_plots, jobs=_jobs(args), progress=bars)
     print_report(report)
     if applied is not None:
         console.print(f"applied report: {applied}")
@@ -158,8 +161,9 @@ _COMMANDS = {
     "cluster": ("features and every clustering solution per electrode", ("jobs", "force", "quiet"),
                 "blechrs_work/, <name>.params", "blechrs_work/electrodeNN.npz"),
     "autosort": ("choose units automatically, store them and write the sort file applied",
-                 ("jobs", "force", "quiet"), "blechrs_work/, <name>.params",
-                 "<name>.h5, <name>_autosort.csv (an edited one is kept unless --force)"),
+                 ("jobs", "force", "no_plots", "quiet"), "blechrs_work/, <name>.params",
+                 "<name>.h5, <name>_autosort.csv (an edited one is kept unless --force), then the pictures, "
+                 "arrays and QA of its units"),
     "post-process": ("store the units chosen in a sort file (all rows or nothing)", ("jobs", "no_plots", "quiet"),
                      "the sort file (never modified), blechrs_work/, <name>.params",
                      "<name>.h5, DIR/<sort file>_applied.csv, blechrs_plots/ (nothing with --check)"),

@@ -3,7 +3,7 @@
 ``DIR/<name>.h5`` (unit store), ``<name>.params``, ``<name>.info``, ``<name>_electrode_layout.csv``,
 ``blechrs_work/electrodeNN.npz`` (per-electrode work), ``blechrs_plots/`` (pictures, index.html),
 ``QA_output/`` (raw and unit QA), ``trial_info_frame.csv`` (the trial table). ``<name>`` is the
-folder's name.
+folder's name, or the name of the files the folder already holds (``recording_name``).
 """
 
 from __future__ import annotations
@@ -11,14 +11,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from blechrs.errors import LayoutError
+
 WORK_DIR = "blechrs_work"
 PLOT_DIR = "blechrs_plots"
 QA_DIR = "QA_output"
 TRIAL_TABLE_NAME = "trial_info_frame.csv"
+#: The endings of the files that make a folder a blechrs recording (after <name>).
+_OWN_FILES = (".params", ".info", "_electrode_layout.csv")
 
 
 def recording_name(directory: str | os.PathLike) -> str:
-    return Path(directory).resolve().name
+    """The recording's name: the folder's, unless the folder holds one set of files of another name
+    (``<name>.params``, ``.info``, ``_electrode_layout.csv``): then theirs, so a renamed or copied
+    folder keeps using its files (and its edits) instead of getting fresh defaults beside them."""
+    d = Path(directory).resolve()
+    if any((d / f"{d.name}{end}").exists() for end in _OWN_FILES):
+        return d.name
+    stems = {p.name[: -len(end)] for end in _OWN_FILES for p in d.glob(f"*{end}")}
+    if len(stems) > 1:
+        raise LayoutError(f"{d}: holds the files of several recordings ({', '.join(sorted(stems))}); "
+                          f"keep one set of <name>.params, <name>.info, <name>_electrode_layout.csv")
+    return stems.pop() if stems else d.name
 
 
 def h5_path(directory: str | os.PathLike) -> Path:

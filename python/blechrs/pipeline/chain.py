@@ -46,14 +46,23 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     save_autosort(directory, params, force=force, report=report)
-    if plots:
-        t1 = time.perf_counter()
-        plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
-                                 redraw_solutions=False)
-        report.timings["plots"] = time.perf_counter() - t1
-    trials_and_qa(directory, params, report, pictures=plots)
+    outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress)
     report.timings["total"] = time.perf_counter() - t0
     return report
+
+
+def outputs_after_store(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
+                        jobs: int | None = None, progress: Progress | None = None) -> None:
+    """Everything made from the unit store, redone after the store changed (``run``, ``autosort``,
+    ``post-process``), so no picture, array or QA file describes a unit that is gone: the unit
+    pictures (solution pictures are kept while their clustering is current), the trial arrays,
+    unit QA and the index page."""
+    directory = Path(directory)
+    if pictures:
+        t1 = time.perf_counter()
+        plot_recording(directory, params, jobs=n_workers(jobs), progress=progress, redraw_solutions=False)
+        report.timings["plots"] = time.perf_counter() - t1
+    trials_and_qa(directory, params, report, pictures=pictures)
 
 
 def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True) -> None:

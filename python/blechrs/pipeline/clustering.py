@@ -60,6 +60,7 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
     size = {e: work_files.read_meta(paths.electrode_path(directory, e)).n_events for e in wanted}
     todo.sort(key=lambda t: (-size[t[1]], t[1]))
+    report.clustered_before = sorted(set(wanted) - {t[1] for t in todo})
     map_jobs(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
     report.electrodes = [electrode_summary(work_files.read_meta(paths.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0

@@ -7,6 +7,8 @@ pre-started pool imports the clustering code while the extraction still runs.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable
@@ -15,10 +17,17 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total)."""
 
 
-def _worker_init() -> None:
+def _one_thread_each() -> None:
     # One BLAS/OpenMP thread per worker process: the parallelism is across electrodes.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+    for var in THREAD_VARS:
         os.environ[var] = "1"
+
+
+def _worker_init() -> None:
+    # Ctrl-C is the parent's to handle (one line, then the pool is shut down): a worker that took
+    # it too would print its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _one_thread_each()
 
 
 def n_workers(jobs: int | None) -> int:
@@ -40,12 +49,18 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
     if jobs <= 1:
         return None
     saved = {v: os.environ.get(v) for v in THREAD_VARS}
-    _worker_init()  # inherited by the spawned workers before they import numpy
+    _one_thread_each()  # inherited by the spawned workers before they import numpy
+    # Ignored while the workers start, so they ignore Ctrl-C from their first instruction (an
+    # interpreter interrupted while it starts prints a traceback of its own).
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
         for _ in range(jobs):  # a process is spawned per submitted task while none is idle
             pool.submit(_warm_worker)
     finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, handler)
         # The parent keeps its own thread settings (the engine's thread pool may start later).
         for v, old in saved.items():
             if old is None:

@@ -87,7 +87,7 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
         solutions.append((e, [p.name for p in sorted(d.glob("solution*.png"))] if d.exists() else None))
     qa_out = paths.qa_dir(directory)
     contents = IndexContents(
-        recording=directory.resolve().name, units=units, solutions=solutions,
+        recording=paths.recording_name(directory), units=units, solutions=solutions,
         qa_dir=os.path.relpath(qa_out, root),
         qa_entries=[(p.name, p.is_file()) for p in sorted(qa_out.glob("*"))] if qa_out.exists() else [],
         unit_qa=[u.name for u in units if (root / "qa" / f"{u.name}.png").exists()],

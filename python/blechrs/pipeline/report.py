@@ -18,7 +18,9 @@ class RunReport:
     electrodes: list[dict[str, Any]] = field(default_factory=list)
     units: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
-    """Electrodes whose earlier results were reused (resume)."""
+    """Electrodes whose earlier extraction was reused (resume)."""
+    clustered_before: list[int] = field(default_factory=list)
+    """Electrodes whose earlier clustering and auto-sort were reused (resume)."""
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     h5: Path | None = None
