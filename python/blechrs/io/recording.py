@@ -22,6 +22,8 @@ jumps, a partial last .rhd block) are issued as :class:`RecordingWarning` and ke
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import warnings
@@ -183,6 +185,20 @@ class Recording:
     def source(self):
         """The amplifier channels as a ``blechrs._native.SampleSource`` (for extract_electrodes)."""
         return self.amplifier.source
+
+    def identity(self) -> str:
+        """A short hash of which data this is: the raw files' names, sizes and modification times
+        (ns), and the header's layout, rate, channels and length. Costs a stat per file; resume
+        compares it, so replaced, grown or re-recorded files are never mixed with old results."""
+        files = list(self.files)
+        if self.file_type != TRADITIONAL:
+            files.append(Path(self.path) / "info.rhd")
+        stats = []
+        for f in map(Path, files):
+            st = f.stat()
+            stats.append([f.name, st.st_size, st.st_mtime_ns])
+        text = json.dumps([self.file_type, self.sampling_rate, self.channel_names, self.n_samples, stats])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def n_channels(self) -> int:

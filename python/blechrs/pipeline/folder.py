@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from blechrs.errors import PipelineError
+from blechrs.errors import ParamsError, PipelineError
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params as load_params_file
 from blechrs.params import SortParams
@@ -17,6 +17,15 @@ def load_params(directory: str | os.PathLike) -> SortParams:
     if not path.exists():
         raise PipelineError(f"{path}: no parameter file; run `blechrs init {directory}` first")
     return load_params_file(path)
+
+
+def check_against_recording(directory: str | os.PathLike, params: SortParams, recording) -> None:
+    """What the parameters copy from the header must still be the header's: a sampling rate that
+    disagrees would put the filter band and every ms-based setting in the wrong place."""
+    if params.extract.sampling_rate != recording.sampling_rate:
+        raise ParamsError(f"{paths.params_path(directory)}: sampling_rate is {params.extract.sampling_rate:g} but the "
+                          f"recording {recording.path} was sampled at {recording.sampling_rate:g} Hz; set "
+                          f"sampling_rate to {recording.sampling_rate:g} in {paths.params_path(directory).name}")
 
 
 def read_layout(directory: str | os.PathLike):
