@@ -190,7 +190,8 @@ class ClusterParams:
     600 s 21 -> 23/66 well detected (docs/benchmarks.md)."""
     max_training_events: int = rule(10000, low=100, why="fewer cannot fit a clustering")
     """Clustering fits on at most this many events (drawn without replacement), then labels all."""
-    wf_amplitude_sd_cutoff: float = rule(3.0, above=0.0)
+    wf_amplitude_sd_cutoff: float = rule(3.0, low=0.0)
+    """Events whose amplitude lies more than this many SD from their cluster's are outliers (0: none are)."""
     random_seed: int = rule(0, low=0, high=2**32 - 1)
     cluster_threshold: float = rule(4.5, above=0.0)
     """Events whose extremum exceeds cluster_threshold x noise (of their noise window) are
@@ -268,7 +269,7 @@ class RunParams:
 
     n_jobs: int = rule(0, low=0, high=4096)
     """Worker threads/processes; 0 = all cores."""
-    extract_memory_mb: float = rule(512.0, low=1.0)
+    extract_memory_mb: float = rule(512.0, above=0.0)
     """Waveforms held at once by one extraction pass. Electrodes are extracted in batches (one CAR
     group at a time, split when its expected waveforms, at 50 events/s, exceed this)."""
 
