@@ -308,6 +308,15 @@ def _jump_message(path, jumps) -> str:
     return f"{path}: time stamps jump at {shown}{more}: samples were dropped, so times after them are shifted"
 
 
+def _check_din_orders(header_file: Path, din: list[dict]) -> None:
+    """A digital input is bit ``native_order`` of a 16-bit word: any other order is a damaged
+    header (it failed later as "negative shift count", naming no file)."""
+    for c in din:
+        if not 0 <= int(c["native_order"]) <= 15:
+            raise RecordingError(f"{header_file}: digital input {c['native_channel_name']} has native order "
+                                 f"{c['native_order']}, not 0-15 (a damaged header?)")
+
+
 def open_recording(path: str | os.PathLike) -> Recording:
     """Open an Intan recording directory (or its info.rhd, or a single .rhd file)."""
     path = Path(path)
@@ -332,6 +341,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
         if jumps:
             warns.append(_jump_message(files[0] if len(files) == 1 else path, jumps))
         din = [c for c in header["channels"] if c["signal_type"] == _DIG_IN]
+        _check_din_orders(files[0], din)
 
         def din_reader(rec=rec, din=din):
             edges = _native_call(rec.digital_in_edges, [1 << c["native_order"] for c in din])
@@ -373,6 +383,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
                     out[nm] = edges[0]
                 return _edges_to_dict(list(out), list(out.values()))
         else:
+            _check_din_orders(directory / "info.rhd", din)
             source = _native_call(_native.intan_per_signal_source, str(files[0]), len(amp))
             dpath = directory / "digitalin.dat"
 
