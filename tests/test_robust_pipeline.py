@@ -212,3 +212,41 @@ def test_disk_full_names_the_file(tmp_path, capsys):
     with pytest.raises(OSError, match="rec.params"):
         with atomic.atomic_path(tmp_path / "rec.params") as tmp:
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+
+# --- the layout and the header, on every run (issue items 2 and 4) ------------------------------
+def test_layout_row_naming_another_file_is_an_error(rec, reference_engine):
+    lay = paths.layout_path(rec)
+    lay.write_text(lay.read_text().replace("amp-A-001.dat,1,", "amp-A-007.dat,1,"))
+    with pytest.raises(BlechrsError) as err:
+        pipeline.run(rec, jobs=1, plots=False)
+    msg = str(err.value)
+    assert msg.startswith(f"{lay}: electrode_ind 1 names amp-A-007.dat") and "amp-A-001.dat" in msg, msg
+
+
+def test_layout_sorting_nothing_is_an_error(rec, reference_engine):
+    lay = paths.layout_path(rec)
+    lines = lay.read_text().splitlines()
+    lay.write_text("\n".join([lines[0]] + [ln.rsplit(",", 1)[0] + ",none" for ln in lines[1:]]) + "\n")
+    with pytest.raises(BlechrsError, match="no electrode to sort"):
+        pipeline.run(rec, jobs=1, plots=False)
+    assert not paths.h5_path(rec).exists()
+
+
+def test_header_without_amplifier_channels_is_an_error(tmp_path, reference_engine):
+    import struct
+
+    from blechrs.simulate import Simulation
+
+    d = tmp_path / "rec"
+    sim = Simulation(seed=1, n_channels=2, duration_s=0.2, n_digital_inputs=1)
+    sim.write(d, "traditional", save_ground_truth=False)
+    rhd = next(d.glob("*.rhd"))
+    b = bytearray(rhd.read_bytes())
+    for name in sim.channel_names:  # every amplifier channel disabled
+        at = b.rfind(name.encode("utf-16-le")) + len(name.encode("utf-16-le"))
+        b[at + 6:at + 8] = struct.pack("<h", 0)
+    rhd.write_bytes(bytes(b))
+    with pytest.raises(BlechrsError, match="no amplifier channel"):
+        pipeline.run(d, jobs=1, plots=False)
+    assert not paths.h5_path(d).exists()

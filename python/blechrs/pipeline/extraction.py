@@ -62,9 +62,12 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
     rows = read_layout(directory)
     wanted = sorted(electrodes) if electrodes is not None else sorted(r.electrode_ind for r in rows if r.sorted)
     # Opened on every run, even when all work can be reused: the header is checked against the
-    # parameters, and the work is reused only if it was extracted from these very files.
+    # parameters and the layout, and the work is reused only if it was extracted from these files.
     rec = open_recording(directory)
-    check_against_recording(directory, params, rec)
+    check_against_recording(directory, params, rec, rows)
+    if not wanted and electrodes is None:
+        raise PipelineError(f"{paths.layout_path(directory)}: no electrode to sort (every CAR_group is none or "
+                            f"EMG)")
     identity = rec.identity()
     todo = [e for e in wanted if force or work_state(directory, e, params, identity) == "none"]
     report.skipped = [e for e in wanted if e not in todo]
