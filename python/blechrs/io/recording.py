@@ -317,6 +317,27 @@ def _check_din_orders(header_file: Path, din: list[dict]) -> None:
                                  f"{c['native_order']}, not 0-15 (a damaged header?)")
 
 
+def _check_rhd_set(parts, block_samples: int, jumps) -> None:
+    """Consecutive .rhd files continue each other's time stamps. Where a file starts, time stamps
+    that jump back or ahead by a whole file or more mean the files are out of order or one is
+    missing; either would be sorted across as if continuous, so both are errors. A shorter jump
+    (dropped samples) stays a warning."""
+    if len(parts) < 2:
+        return
+    starts = {int(first): path for path, first, _ in parts[1:]}
+    shortest = min(int(blocks) for _, _, blocks in parts[:-1]) * block_samples
+    for sample, before, after in jumps:
+        path = starts.get(int(sample))
+        gap = int(after) - int(before) - 1
+        if path is None or abs(gap) < shortest:
+            continue
+        if gap < 0:
+            raise RecordingError(f"{path}: its time stamps go back from {before} to {after} where it starts: the .rhd "
+                                 f"files are out of order (they are read in name order)")
+        raise RecordingError(f"{path}: {gap} samples are missing before it (time stamps {before} -> {after}), as many "
+                             f"as a whole file holds: is a file of the set missing, or are the files out of order?")
+
+
 def open_recording(path: str | os.PathLike) -> Recording:
     """Open an Intan recording directory (or its info.rhd, or a single .rhd file)."""
     path = Path(path)
@@ -338,6 +359,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
         source = rec.source
         warns += list(rec.warnings)
         jumps = _native_call(rec.timestamp_jumps)
+        _check_rhd_set(rec.parts, int(header["block_samples"]), jumps)
         if jumps:
             warns.append(_jump_message(files[0] if len(files) == 1 else path, jumps))
         din = [c for c in header["channels"] if c["signal_type"] == _DIG_IN]
