@@ -250,3 +250,17 @@ def test_header_without_amplifier_channels_is_an_error(tmp_path, reference_engin
     with pytest.raises(BlechrsError, match="no amplifier channel"):
         pipeline.run(d, jobs=1, plots=False)
     assert not paths.h5_path(d).exists()
+
+
+def test_layout_row_without_a_car_group_is_an_error(rec, reference_engine):
+    lay = paths.layout_path(rec)
+    lay.write_text(lay.read_text().replace("amp-A-002.dat,2,002,A,A", "amp-A-002.dat,2,002,A,"))
+    with pytest.raises(BlechrsError, match=rf"^{lay}: electrode_ind 2 has no CAR_group \(write none"):
+        pipeline.run(rec, jobs=1, plots=False)
+
+
+def test_layout_not_utf8_names_the_file(rec, reference_engine):
+    lay = paths.layout_path(rec)
+    lay.write_bytes(lay.read_bytes().replace(b"A-002", b"\xff\xfe-002"))
+    with pytest.raises(BlechrsError, match=rf"^{lay}: not a UTF-8 text file"):
+        pipeline.run(rec, jobs=1, plots=False)

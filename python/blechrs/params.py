@@ -7,7 +7,10 @@ the stage that reads it. Field names are blech_clust's where blech_clust has the
 (``waveform_threshold``, ``spike_snapshot_before``, ``max_clusters`` ...): the ``.params`` file is
 a flat JSON object of those names (:meth:`SortParams.from_flat` / :meth:`SortParams.to_flat`), so a
 person who knows blech_clust's file knows this one, and older ``.params`` files keep loading.
-No other module holds a parameter default.
+No other module holds a parameter default, nor a parameter's range: each field is declared with
+its default and its :class:`Rule` (``rule(default, low=..., high=...)``), and
+:meth:`SortParams.validate` checks every field at load, before any work, then what spans fields
+(the band below Nyquist ...). A bad value is refused in one line naming the file and the key.
 """
 
 from __future__ import annotations

@@ -40,8 +40,18 @@ def check_against_recording(directory: str | os.PathLike, params: SortParams, re
 
 
 def read_layout(directory: str | os.PathLike):
-    """The electrode layout rows (``blechrs.io.layout``): which channels are sorted, how referenced."""
-    return layout.load_layout(directory)
+    """The electrode layout rows (``blechrs.io.layout``): which channels are sorted, how referenced.
+    A row without a CAR group is an error: it used to skip its channel without a word (write
+    ``none`` to skip one)."""
+    try:
+        rows = layout.load_layout(directory)
+    except UnicodeDecodeError:
+        raise LayoutError(f"{paths.layout_path(directory)}: not a UTF-8 text file") from None
+    blank = [r.electrode_ind for r in rows if not r.car_group]
+    if blank:
+        raise LayoutError(f"{paths.layout_path(directory)}: electrode_ind {blank[0]} has no CAR_group (write none to "
+                          f"skip a channel)" + (f"; {len(blank)} such rows" if len(blank) > 1 else ""))
+    return rows
 
 
 def car_group_ids(rows, n_channels: int, use_car: bool) -> list[int]:
