@@ -173,8 +173,8 @@ def test_run_removes_temporary_files_of_killed_writers(rec, reference_engine):
     (rec / "blechrs_work").mkdir(exist_ok=True)
     stale = [rec / f".rec.h5.{dead}.k2j4h5g6.h5",  # atomic_path: a full copy of the store
              rec / "blechrs_work" / f".electrode00.npz.{dead}.abc_1234.npz",
-             rec / "blechrs_plots" / "electrode00" / f".waveforms.png.{dead}.tmp.png",
-             rec / "QA_output" / f".unit_similarity.csv.tmp{dead}",
+             rec / "blechrs_plots" / "electrode00" / f".waveforms.png.{dead}.a1b2c3d4.png",
+             rec / "QA_output" / f".unit_qa.json.{dead}.zyx_w987.tmp",
              rec / "blechrs_work" / ".electrode01.npz.q1w2e3r4.npz"]  # no pid: judged by age
     kept = [rec / f".rec.params.{os.getpid()}.z9y8x7w6.tmp",  # a live writer's
             rec / "blechrs_work" / ".electrode02.npz.a1b2c3d4.npz",  # no pid, just written

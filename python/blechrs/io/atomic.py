@@ -69,15 +69,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-#: Hidden temporary files of blechrs's writers, with the writer's pid where the name holds one:
-#: ``.<name>.<pid>.<random><suffix>`` (atomic_path), ``.<name>.tmp<pid>[.ext]`` (QA, trials),
-#: ``.<name>.<pid>.tmp[.ext]`` (pictures), ``.<name>.<random>.<ext>`` (atomic_path before the pid).
-TEMP_FILE = re.compile(r"""^\.(?P<target>.+?)\.(?:
-      (?P<pid1>\d+)\.[a-z0-9_]{8}\.\w+
-    | tmp(?P<pid2>\d+)(?:\.\w+)?
-    | (?P<pid3>\d+)\.tmp(?:\.\w+)?
-    | [a-z0-9_]{8}\.(?:tmp|npz|h5|png|csv)
-    )$""", re.X)
+#: atomic_path's temporary files: ``.<name>.<pid>.<random><suffix>``, or ``.<name>.<random><suffix>``
+#: as it named them before it wrote the writer's pid (every blechrs writer goes through it).
+TEMP_FILE = re.compile(r"^\.(?P<target>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.\w+$")
 
 #: A temporary file without a pid is stale when not modified for this long (a writer keeps writing).
 UNNAMED_WRITER_SECONDS = 60.0
@@ -89,8 +83,7 @@ def writer_pid(name: str) -> int | None:
     m = TEMP_FILE.match(name)
     if m is None:
         raise ValueError(f"{name}: not a blechrs temporary file")
-    pid = m["pid1"] or m["pid2"] or m["pid3"]
-    return int(pid) if pid else None
+    return int(m["pid"]) if m["pid"] else None
 
 
 def process_alive(pid: int) -> bool:
