@@ -264,3 +264,25 @@ def test_layout_not_utf8_names_the_file(rec, reference_engine):
     lay.write_bytes(lay.read_bytes().replace(b"A-002", b"\xff\xfe-002"))
     with pytest.raises(BlechrsError, match=rf"^{lay}: not a UTF-8 text file"):
         pipeline.run(rec, jobs=1, plots=False)
+
+
+def test_without_file_locks_the_pid_decides(rec, monkeypatch):
+    import blechrs.pipeline.lock as lock
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(lock.fcntl, "flock", no_locks)
+    lock_path(rec).parent.mkdir(exist_ok=True)
+    lock_path(rec).write_text(f"{_dead_pid()}\n")  # a killed run's: stale, taken over
+    with folder_lock(rec):
+        assert lock_path(rec).read_text().strip() == str(os.getpid())
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock_path(rec).write_text(f"{holder.pid}\n")  # a running one's: busy
+        with pytest.raises(FolderBusyError, match=f"pid {holder.pid}"):
+            with folder_lock(rec):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()

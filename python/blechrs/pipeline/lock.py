@@ -5,7 +5,8 @@ Two runs on one folder would both write its work files and unit store. Every pip
 ``DIR/blechrs_work/blechrs.lock``: an advisory lock (``flock``, or ``msvcrt.locking`` on Windows)
 on a file holding the owner's pid. The kernel releases it when its owner dies however it dies, so
 a killed run's lock is stale by construction and the next run takes it over (its pid is
-overwritten). The lock is re-entrant within a process (``run`` calls ``extract`` ...).
+overwritten). On a file system without locks the pid decides: a lock whose process is not running
+is stale. The lock is re-entrant within a process (``run`` calls ``extract`` ...); the file stays.
 
 Taking the lock first removes the temporary files killed writers left in the folder: while we
 hold it, no other run writes there (:func:`blechrs.io.atomic.remove_stale_temp_files`).
@@ -14,6 +15,7 @@ hold it, no other run writes there (:func:`blechrs.io.atomic.remove_stale_temp_f
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import threading
@@ -22,7 +24,7 @@ from typing import Callable, Iterator, TypeVar
 
 from blechrs.errors import PipelineError
 from blechrs.io import paths
-from blechrs.io.atomic import remove_stale_temp_files
+from blechrs.io.atomic import process_alive, remove_stale_temp_files
 
 try:
     import fcntl
@@ -96,12 +98,17 @@ def _acquire(directory: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         else:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError:
+    except OSError as e:
         owner = _read_pid(fd)
-        os.close(fd)
-        raise FolderBusyError(f"{directory}: another blechrs process (pid {owner}) is running on this folder; "
-                              f"wait for it to finish, or stop it") from None
+        # A file system without locks (some network or FUSE mounts): the pid inside decides, and
+        # the lock of a run that is not running any more is stale.
+        unsupported = e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+        if not (unsupported and not (owner.isdigit() and process_alive(int(owner)))):
+            os.close(fd)
+            raise FolderBusyError(f"{directory}: another blechrs process (pid {owner}) is running on this folder; "
+                                  f"wait for it to finish, or stop it") from None
     os.ftruncate(fd, 0)  # a killed run's pid (its lock died with it) is replaced by ours
+    os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
