@@ -162,7 +162,10 @@ class Worker:
         limit = mem_mb * 2**20
 
         def limits() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            try:
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            except (ValueError, OSError):  # macOS does not enforce RLIMIT_AS
+                resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
         env = os.environ | {"PYTHONPATH": python_path, "RAYON_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                             "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}

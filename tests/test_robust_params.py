@@ -42,6 +42,8 @@ def _load(tmp_path, **flat):
     ("noise_subsample", 0, ">= 1"),
     ("drift_alpha", 1.0, "< 1"),
     ("n_jobs", -2, ">= 0"),
+    ("n_corr_samples", 10**9, "<= 1000000"),
+    ("spike_array_durations", [2000, 1e7], "<= 60000"),
 ])
 def test_bad_value_names_file_key_and_rule(tmp_path, key, value, rule):
     path = tmp_path / "rec.params"
@@ -97,3 +99,8 @@ def test_bad_value_stops_run_before_any_work(tmp_path):
     with pytest.raises(ParamsError, match="spike_snapshot_after"):
         pipeline.run(d, jobs=1, plots=False)
     assert not list(d.glob("blechrs_work/electrode*.npz")) and not (d / "rec.h5").exists()
+
+
+def test_spike_arrays_of_absurd_length_are_refused():
+    with pytest.raises(ParamsError, match=r"make 7000000 bins per trial; at most 120000"):
+        SortParams().replace(spike_array_bin_ms=0.001)

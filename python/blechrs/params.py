@@ -238,9 +238,19 @@ class AutosortParams:
 class TrialsParams:
     """Trial-aligned spike-train arrays."""
 
-    spike_array_durations: list[float] = rule([2000.0, 5000.0], list, length=2, low=0.0, high=600_000.0, why="ms")
+    spike_array_durations: list[float] = rule([2000.0, 5000.0], list, length=2, low=0.0, high=60_000.0, why="ms")
     """ms before and after each trial onset."""
     spike_array_bin_ms: float = rule(1.0, above=0.0, high=60_000.0)
+
+    #: Bins per trial at most: the arrays hold trials x units x bins.
+    MAX_BINS = 120_000
+
+    def validate(self, source: str) -> None:
+        bins = sum(self.spike_array_durations) / self.spike_array_bin_ms
+        if bins > self.MAX_BINS:
+            raise ParamsError(f"{source}: spike_array_durations {self.spike_array_durations} ms in bins of "
+                              f"{self.spike_array_bin_ms:g} ms make {bins:.0f} bins per trial; at most {self.MAX_BINS} "
+                              f"(the arrays hold trials x units x bins)")
 
 
 @dataclass
@@ -263,7 +273,7 @@ class QualityParams:
     """Drift check: a unit is flagged when the trial-group effect has p below this / 2 in either
     window (baseline or response)."""
     bridged_channel_threshold: float = rule(0.9, low=0.0, high=1.0)
-    n_corr_samples: int = rule(10000, low=100, high=100_000_000)
+    n_corr_samples: int = rule(10000, low=100, high=1_000_000, why="samples of every channel held at once")
 
 
 @dataclass
