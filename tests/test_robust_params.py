@@ -87,7 +87,7 @@ def test_programmatic_trees_are_checked_too():
 
 
 def test_bad_value_stops_run_before_any_work(tmp_path):
-    from sort_reference import init_folder, simulated_folder
+    from support.sorting_reference import init_folder, simulated_folder
     from blechrs import pipeline
 
     d = tmp_path / "rec"

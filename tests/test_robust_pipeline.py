@@ -21,7 +21,7 @@ from blechrs.errors import BlechrsError, ParamsError
 from blechrs.io import atomic, paths, unit_store, work_files
 from blechrs.io.params_file import load_params, save_params
 from blechrs.pipeline.lock import FolderBusyError, folder_lock, lock_path
-from sort_reference import init_folder, reference_extract, simulated_folder
+from support.sorting_reference import init_folder, reference_extract, simulated_folder
 
 PYTHON_PATH = os.pathsep.join([str(Path(pipeline.__file__).parents[2]), str(Path(__file__).parent)])
 
