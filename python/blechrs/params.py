@@ -117,7 +117,7 @@ class ExtractParams:
     """Common average reference within each CAR group of the electrode layout."""
     bandpass_lower_cutoff: float = rule(300.0, above=0.0)
     bandpass_upper_cutoff: float = rule(3000.0, above=0.0)
-    bandpass_order: int = rule(2, low=1, high=8)
+    bandpass_order: int = rule(2, low=1, high=12)
     """Butterworth order of each edge (blech_clust: ``butter(2, [lo, hi], 'bandpass')``)."""
     # recording cutoff ("the headstage fell off", spec 4.2)
     voltage_cutoff: float = rule(10000.0, above=0.0)
