@@ -286,3 +286,11 @@ def test_without_file_locks_the_pid_decides(rec, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_cluster_without_the_raw_files_uses_the_work_files(rec, reference_engine):
+    pipeline.extract(rec, load_params(paths.params_path(rec)))
+    for f in rec.glob("amp-*.dat"):  # raw data moved away after extraction
+        f.unlink()
+    report = pipeline.cluster(rec, jobs=1)
+    assert [e["electrode"] for e in report.electrodes] == [0, 1, 2]

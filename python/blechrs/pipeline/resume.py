@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 
+from blechrs.errors import RecordingError
 from blechrs.io import paths, work_files
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
@@ -19,11 +20,16 @@ from blechrs.params import SortParams
 RECORDING_KEY = "recording"
 
 
-def recording_identity(directory: str | os.PathLike) -> str:
-    """The identity of the recording in ``directory`` (its warnings are said by the stage that reads it)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return open_recording(directory).identity()
+def recording_identity(directory: str | os.PathLike) -> str | None:
+    """The identity of the recording in ``directory``, None when it cannot be opened (the stages
+    after extraction need only the work files: raw data moved away after extraction may still be
+    clustered). Its warnings are said by the stage that reads the samples."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return open_recording(directory).identity()
+    except RecordingError:
+        return None
 
 
 def work_state(directory, electrode: int, params: SortParams, recording: str | None = None) -> str:
