@@ -1,8 +1,8 @@
 """One blechrs run per recording folder at a time.
 
-Two runs on one folder would both write its work files and unit store. Every pipeline entry point
-(``run``, ``extract``, ``cluster``, ``save_autosort``, ``post_process``) holds the folder's lock,
-``DIR/blechrs_work/blechrs.lock``: an advisory lock (``flock``, or ``msvcrt.locking`` on Windows)
+Two runs on one folder would both write its work files and unit store. The pipeline's entry points
+(``run``, ``extract``, ``cluster``: so also ``blechrs autosort``, which clusters first) hold the
+folder's lock (:func:`holds_folder_lock`), ``DIR/blechrs_work/blechrs.lock``: an advisory lock (``flock``, or ``msvcrt.locking`` on Windows)
 on a file holding the owner's pid. The kernel releases it when its owner dies however it dies, so
 a killed run's lock is stale by construction and the next run takes it over (its pid is
 overwritten). On a file system without locks the pid decides: a lock whose process is not running
@@ -103,7 +103,8 @@ def _acquire(directory: Path) -> int:
         # A file system without locks (some network or FUSE mounts): the pid inside decides, and
         # the lock of a run that is not running any more is stale.
         unsupported = e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
-        if not (unsupported and not (owner.isdigit() and process_alive(int(owner)))):
+        stale = unsupported and not (owner.isdigit() and process_alive(int(owner)))
+        if not stale:
             os.close(fd)
             raise FolderBusyError(f"{directory}: another blechrs process (pid {owner}) is running on this folder; "
                                   f"wait for it to finish, or stop it") from None
