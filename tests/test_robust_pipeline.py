@@ -294,3 +294,19 @@ def test_cluster_without_the_raw_files_uses_the_work_files(rec, reference_engine
         f.unlink()
     report = pipeline.cluster(rec, jobs=1)
     assert [e["electrode"] for e in report.electrodes] == [0, 1, 2]
+
+
+def test_disk_full_under_a_library_error_names_the_file(tmp_path, monkeypatch):
+    import collections
+
+    target = tmp_path / "rec.h5"
+    with pytest.raises(RuntimeError, match="HDF5 error"):  # room left: the library's error as it is
+        with atomic.atomic_path(target, suffix=".h5"):
+            raise RuntimeError("HDF5 error back trace ... H5Dwrite(): can't write data")
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: usage(10**9, 10**9, 4096))
+    with pytest.raises(OSError) as err:
+        with atomic.atomic_path(target, suffix=".h5"):
+            raise RuntimeError("HDF5 error back trace ... H5Dwrite(): can't write data")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert not list(tmp_path.iterdir())

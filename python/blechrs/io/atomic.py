@@ -13,6 +13,7 @@ being written now.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 _UMASK_LOCK = threading.Lock()
+#: A write that failed with less room than this left on its disk failed because the disk is full.
+FULL_DISK_BYTES = 1 << 20
 
 
 def current_umask() -> int:
@@ -54,6 +57,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", copy_from_target:
         if e.filename is None or Path(e.filename) == tmp:
             # "No space left on device" about a hidden temporary file says nothing useful: name the target.
             raise OSError(e.errno, f"{e.strerror or e} (writing {path.name})", str(path)) from e
+        raise
+    except Exception as e:
+        # Writers that wrap the OS error (HDF5 ...) hide a full disk behind their own message.
+        if shutil.disk_usage(path.parent).free < FULL_DISK_BYTES:
+            raise OSError(errno.ENOSPC, f"No space left on device (writing {path.name})", str(path)) from e
         raise
     finally:
         tmp.unlink(missing_ok=True)
