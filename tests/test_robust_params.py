@@ -25,6 +25,8 @@ def _load(tmp_path, **flat):
     ("spike_snapshot_before", -1, "> 0"),
     ("max_training_events", -5, ">= 100"),
     ("max_training_events", 1, ">= 100"),
+    ("max_training_events", 10**400, "<= 10000000"),  # no OverflowError
+    ("random_seed", 1e400, "an integer"),  # json: Infinity
     ("random_seed", -1, ">= 0"),
     ("ISI_violations_thresholds", [0.5], "a list of 2 numbers"),
     ("ISI_violations_thresholds", [0.5, "x"], "a list of 2 numbers"),

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from blechrs.errors import ParamsError
 
@@ -59,7 +59,7 @@ class Rule:
     def coerce(self, value: Any) -> Any:
         """``value`` in this rule's type when it is one losslessly (7.0 -> 7, 3 -> 3.0), else as it is."""
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if self.kind is int and number and float(value).is_integer():
+        if self.kind is int and number and (isinstance(value, int) or value.is_integer()):
             return int(value)
         if self.kind is float and number:
             return float(value)
@@ -77,9 +77,9 @@ class Rule:
             return True
         if self.kind is str:
             return value in self.choices
-        return (math.isfinite(value) and (self.low is None or value >= self.low)
-                and (self.high is None or value <= self.high) and (self.above is None or value > self.above)
-                and (self.below is None or value < self.below))
+        x = cast(float, value)  # an int or a float: kind is int or float here
+        return ((self.kind is int or math.isfinite(x)) and (self.low is None or x >= self.low) and (self.high is None or x <= self.high)
+                and (self.above is None or x > self.above) and (self.below is None or x < self.below))
 
 
 def _number(x: float) -> str:
@@ -95,7 +95,7 @@ def rule(default: Any, kind: type | None = None, **bounds: Any) -> Any:
 
 
 #: The waveform window is bounded: memory and time grow with events x window, and a spike lasts ~2 ms.
-_WINDOW_MS = dict(above=0.0, high=20.0, why="ms; a spike lasts ~2 ms, and memory grows with the window")
+_WINDOW_MS: dict[str, Any] = dict(above=0.0, high=20.0, why="ms; a spike lasts ~2 ms, and memory grows with the window")
 
 
 def check_rules(stage: Any, source: str) -> None:
@@ -104,7 +104,9 @@ def check_rules(stage: Any, source: str) -> None:
         r: Rule | None = f.metadata.get("rule")
         value = getattr(stage, f.name)
         if r is not None and not r.accepts(value):
-            raise ParamsError(f"{source}: {f.name} must be {r.describe()}, not {json.dumps(value, default=repr)}")
+            shown = json.dumps(value, default=repr)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ParamsError(f"{source}: {f.name} must be {r.describe()}, not {shown}")
 
 
 @dataclass
@@ -133,7 +135,7 @@ class ExtractParams:
     rolling_threshold_window: float = rule(5.0, above=0.0)
     """Seconds per noise window (blech_clust HEAD default)."""
     rolling_threshold_step: float = rule(5.0, above=0.0)
-    noise_subsample: int = rule(10, low=1)
+    noise_subsample: int = rule(10, low=1, high=1_000_000)
     """Noise statistics (each window's median and MAD, ``mad_val``, a global threshold) use every
     Nth filtered sample: 1 = every sample (exact, ~2x slower extraction). A 5 s window at 30 kHz
     keeps 15 000 samples with 10, so thresholds scatter ~1 % around the exact ones (shorter
@@ -191,7 +193,7 @@ class ClusterParams:
     and the template step merge what is one unit, and cannot undo a lump). Fitted and saved as
     solution ``autosort_base_clusters`` when above ``max_clusters``. 9 instead of 7: seed 1 at
     600 s 21 -> 23/66 well detected (docs/benchmarks.md)."""
-    max_training_events: int = rule(10000, low=100, why="fewer cannot fit a clustering")
+    max_training_events: int = rule(10000, low=100, high=10_000_000, why="events the clustering is fitted on")
     """Clustering fits on at most this many events (drawn without replacement), then labels all."""
     wf_amplitude_sd_cutoff: float = rule(3.0, low=0.0)
     """Events whose amplitude lies more than this many SD from their cluster's are outliers (0: none are)."""
@@ -211,7 +213,7 @@ class ClusterParams:
 class AutosortParams:
     """Which clusters become units, and the template assignment of every event."""
 
-    cluster_count_threshold: int = rule(50, low=1)
+    cluster_count_threshold: int = rule(50, low=1, high=10**9)
     """Fewest spikes a unit may have (blech_clust uses 2000 on 1 h recordings; blechrs scales by rate)."""
     min_firing_rate: float = rule(0.05, low=0.0)
     """Hz; a cluster firing slower than this is not saved as a unit."""
