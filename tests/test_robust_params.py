@@ -106,3 +106,17 @@ def test_bad_value_stops_run_before_any_work(tmp_path):
 def test_spike_arrays_of_absurd_length_are_refused():
     with pytest.raises(ParamsError, match=r"make 7000000 bins per trial; at most 120000"):
         SortParams().replace(spike_array_bin_ms=0.001)
+
+
+ODD_VALUES = [None, "", "1", [], {}, [1.0, 2.0, 3.0], [0.5, 2.0], True, False, -1, 0, 1, 2.5, 1e308, -1e308,
+              float("nan"), float("inf"), 10**30, -(10**30), "both", [float("nan"), 1.0]]
+
+
+@pytest.mark.parametrize("key", list(SortParams().to_flat()))
+def test_any_value_is_taken_or_refused_in_one_line(key):
+    # Never another exception (TypeError, OverflowError ...), whatever JSON a person writes.
+    for value in ODD_VALUES:
+        try:
+            SortParams.from_flat({key: value}, source="x.params")
+        except ParamsError as e:
+            assert str(e).startswith("x.params: ") and "\n" not in str(e)
