@@ -129,6 +129,8 @@ class ElectrodeWork:
     """'extracted' or 'clustered'."""
     fp_extract: str | None = None
     """The fingerprint of the extraction parameters (resume)."""
+    recording: str | None = None
+    """The identity of the raw files it was extracted from (``Recording.identity``: resume)."""
     # -- clustering ----------------------------------------------------------------------------
     features: np.ndarray | None = None
     """n events x features."""

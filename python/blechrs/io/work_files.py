@@ -22,7 +22,8 @@ _ARRAYS = ("times", "times_subsample", "polarity", "waveforms", "noise", "featur
 _VALUES = {"electrode": int, "threshold": float, "mad_val": float, "n_edge_dropped": int, "dead": bool,
            "n_samples": int, "n_events": int, "sampling_rate": float, "stage": str}
 #: The values a work file records once a stage has made them (None: not recorded).
-_OPTIONAL = {"cutoff_sample": int, "fp_extract": str, "status": str, "fp_cluster": str, "fp_autosort": str}
+_OPTIONAL = {"cutoff_sample": int, "fp_extract": str, "recording": str, "status": str, "fp_cluster": str,
+             "fp_autosort": str}
 
 
 def to_file_contents(work: ElectrodeWork) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

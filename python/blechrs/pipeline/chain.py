@@ -13,6 +13,7 @@ from blechrs.pipeline.clustering import cluster
 from blechrs.pipeline.executors import Progress, n_workers, start_pool
 from blechrs.pipeline.extraction import extract
 from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.pictures import plot_recording, write_index
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.store_units import save_autosort
@@ -20,6 +21,7 @@ from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.pipeline.unit_qa import unit_qa
 
 
+@holds_folder_lock
 def run(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False, jobs: int | None = None,
         plots: bool = True, progress: Progress | None = None, auto_car: bool = False) -> RunReport:
     """The whole chain: init (if needed) -> extract -> cluster -> auto-sort -> store -> plots."""

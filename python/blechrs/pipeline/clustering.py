@@ -15,7 +15,8 @@ from blechrs.pipeline.executors import Progress, map_jobs, n_workers
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.pictures import plot_solutions
 from blechrs.pipeline.report import RunReport, electrode_summary
-from blechrs.pipeline.resume import work_state
+from blechrs.pipeline.lock import holds_folder_lock
+from blechrs.pipeline.resume import recording_identity, work_state
 from blechrs.schemes.sort_electrode import autosort_work, cluster_work
 
 
@@ -31,6 +32,7 @@ def _cluster_job(directory: str, electrode: int, params: SortParams, only_autoso
     return electrode_summary(work)
 
 
+@holds_folder_lock
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
             only_autosort: bool = False, plots: bool = False, pool: ProcessPoolExecutor | None = None) -> RunReport:
@@ -44,11 +46,12 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     missing = [e for e in wanted if not paths.electrode_path(directory, e).exists()]
     if missing:
         raise PipelineError(f"electrode {missing[0]} has not been extracted; run `blechrs extract {directory}`")
-    states = {e: work_state(directory, e, params) for e in wanted}
+    identity = recording_identity(directory)
+    states = {e: work_state(directory, e, params, identity) for e in wanted}
     stale = [e for e, s in states.items() if s == "none"]
     if stale:
-        raise PipelineError(f"electrode {stale[0]} was extracted with other parameters; "
-                            f"run `blechrs extract {directory} --force`")
+        raise PipelineError(f"electrode {stale[0]} was extracted with other parameters or from other recording "
+                            f"files; run `blechrs extract {directory}`")
     if only_autosort:
         not_clustered = [e for e, st in states.items() if st == "extracted"]
         if not_clustered:

@@ -1,7 +1,9 @@
 """Where the per-electrode work runs: in this process, or in a pool of spawned worker processes.
 
 Workers get one BLAS/OpenMP/Rayon thread each (the parallelism is across electrodes) and a
-pre-started pool imports the clustering code while the extraction still runs.
+pre-started pool imports the clustering code while the extraction still runs. A worker exits
+when its parent dies (SIGKILL leaves the pool no chance to stop it), so a killed run leaves no
+process behind.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable
@@ -28,6 +31,30 @@ def _worker_init() -> None:
     # it too would print its own traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _one_thread_each()
+
+
+#: Seconds between a worker's checks that its parent still runs.
+PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Watch the parent from a daemon thread: an orphaned worker (its parent killed, it re-parented
+    to init) exits at once instead of waiting for work that never comes. ``parent`` is passed in,
+    not read here: a worker still starting when its parent died would see its new parent."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="blechrs-parent-watch", daemon=True).start()
+
+
+def _start_worker(parent: int) -> None:
+    _worker_init()
+    _exit_with_parent(parent)
 
 
 def n_workers(jobs: int | None) -> int:
@@ -55,7 +82,8 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
     main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_start_worker,
+                                   initargs=(os.getpid(),))
         for _ in range(jobs):  # a process is spawned per submitted task while none is idle
             pool.submit(_warm_worker)
     finally:

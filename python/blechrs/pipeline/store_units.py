@@ -17,6 +17,7 @@ from blechrs.io import atomic, paths, unit_store, work_files
 from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.quality.similarity import similarity_violations, unit_similarity
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table, units_table
 from blechrs.schemes.sort_electrode import unit_metrics
@@ -83,6 +84,7 @@ def write_autosort_sort_file(directory, selections: Sequence[Unit], comments: Se
     return path, True
 
 
+@holds_folder_lock
 def save_autosort(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
                   report: RunReport | None = None) -> RunReport:
     """Store auto-sort's units of every electrode in ``DIR/<name>.h5`` and write the sort file it
@@ -126,6 +128,7 @@ def _f(x) -> str:
     return "nan" if x is None else f"{float(x):.2f}"
 
 
+@holds_folder_lock
 def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, params: SortParams | None = None,
                  report: RunReport | None = None, check: bool = False
                  ) -> tuple[RunReport, list[sf.RowProblem], Path | None]:
