@@ -8,7 +8,8 @@ spike's |waveform at the peak| in microvolts, ``templates`` the units' mean wave
 microvolts, ``pc_features`` the first ``N_PCS`` principal components of the waveforms of the
 electrode, ``similar_templates`` the cosine similarity of two templates of one electrode (0 across
 electrodes: they cannot be merged). The waveform subset holds up to ``WAVEFORMS_PER_UNIT`` spikes
-per unit, evenly spread over the recording.
+per unit, evenly spread over the recording (with a second, empty channel -1: phylib squeezes the
+arrays it reads, and a one-channel subset would lose its channel axis).
 
 Import: each phy cluster's spikes are one electrode's events (phy may have merged and split them
 at will, but a unit cannot span electrodes). Its label in cluster_group.tsv decides: good -> a
@@ -114,8 +115,11 @@ def units_to_phy(units: Sequence[Unit], sampling_rate: float, peak: int, recordi
         "pc_feature_ind": template_ind,
         "similar_templates": template_similarity(templates, unit_electrode).astype(np.float32),
         "_phy_spikes_subset.spikes": subset.astype(np.int64),
-        "_phy_spikes_subset.channels": channel[owner[order][subset]][:, None],
-        "_phy_spikes_subset.waveforms": waveforms[order][subset][:, :, None],
+        # phylib squeezes what it reads: a second, empty channel (-1) keeps these 2-D / 3-D
+        "_phy_spikes_subset.channels": np.stack([channel[owner[order][subset]],
+                                                 np.full(len(subset), -1, np.int32)], axis=1),
+        "_phy_spikes_subset.waveforms": np.stack([waveforms[order][subset],
+                                                  np.zeros((len(subset), waveforms.shape[1]), np.float32)], axis=2),
     }
     params = dict(dat_path=[], n_channels_dat=max(electrodes) + 1, dtype="int16", offset=0,
                   sample_rate=float(sampling_rate), hp_filtered=True)

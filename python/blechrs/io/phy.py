@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import io
 import json
 import os
@@ -94,12 +95,29 @@ def tsv_text(field_name: str, values: dict[int, Any]) -> str:
     return buf.getvalue()
 
 
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def curated_files(folder: Path) -> list[str]:
+    """The curation files (spike_clusters.npy, cluster_group.tsv) phy changed since blechrs wrote
+    them (blechrs_export.json keeps their checksums); a folder blechrs did not write counts as
+    curated when it has them."""
+    try:
+        written = json.loads((folder / EXPORT_RECORD).read_text()).get("written", {})
+    except (OSError, ValueError):
+        written = {}
+    return [name for name in CURATION_FILES
+            if (folder / name).exists() and _sha256(folder / name) != written.get(name)]
+
+
 def write_phy_folder(folder: str | os.PathLike, content: PhyFolder, force: bool = False) -> Path:
-    """Write a phy folder. A folder already holding a curation (spike_clusters.npy) is refused
-    unless ``force`` (phy saves a person's work there); with ``force`` phy's cache is removed too."""
+    """Write a phy folder. A folder whose curation files phy changed is refused unless ``force``
+    (a person's work is saved there); phy's cache (``.phy/``) is removed, it describes the old export."""
     folder = Path(folder)
-    if (folder / "spike_clusters.npy").exists() and not force:
-        raise PhyError(f"{folder}: already holds a phy curation (spike_clusters.npy); import it with "
+    changed = curated_files(folder) if folder.is_dir() else []
+    if changed and not force:
+        raise PhyError(f"{folder}: holds a phy curation ({', '.join(changed)} changed in phy); import it with "
                        "`blechrs import phy`, or export again with --force to replace it")
     folder.mkdir(parents=True, exist_ok=True)
     cache = folder / PHY_CACHE
@@ -113,7 +131,8 @@ def write_phy_folder(folder: str | os.PathLike, content: PhyFolder, force: bool 
     write_text_atomic(folder / "cluster_group.tsv", tsv_text("group", content.groups))
     for name, values in content.columns.items():
         write_text_atomic(folder / f"cluster_{name}.tsv", tsv_text(name, values))
-    write_text_atomic(folder / EXPORT_RECORD, json.dumps(content.record, indent=1, sort_keys=True) + "\n")
+    record = dict(content.record, written={name: _sha256(folder / name) for name in CURATION_FILES})
+    write_text_atomic(folder / EXPORT_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
     return folder
 
 
