@@ -110,7 +110,7 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from blechrs.io import paths
     from blechrs.pipeline import phy
-    report, problems, applied = phy.import_phy(args.dir, args.phy_folder)
+    report, problems, applied = phy.import_phy(args.dir, args.phy_folder or paths.phy_dir(args.dir))
     return _after_store(args, paths.phy_sort_file_path(args.dir), report, problems, applied)
 
 
@@ -196,7 +196,7 @@ _COMMANDS = {
                "(a folder holding a phy curation is kept unless --force)"),
     "import": ("apply what was saved in phy (good = single, mua = multi, noise = dropped; merges, splits), "
                "all or nothing", ("no_plots", "jobs", "quiet"),
-               "PHY_FOLDER (spike_clusters.npy, cluster_group.tsv, ...), blechrs_work/, <name>.params",
+               "PHY_FOLDER (default DIR/phy/: spike_clusters.npy, cluster_group.tsv, ...), blechrs_work/, <name>.params",
                "a 'phy' solution in blechrs_work/electrodeNN.npz, <name>_phy.csv (the sort file), <name>.h5, "
                "DIR/<name>_phy_applied.csv, blechrs_plots/"),
     "demo": ("simulate a recording with ground truth, sort it and score it", ("jobs", "force", "no_plots", "quiet"),
@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--check", action="store_true",
                     help="validate the sort file and list the units it would save; write nothing")
     parsers["export"].add_argument("--out", type=Path, default=None, help="the phy folder (default: DIR/phy)")
-    parsers["import"].add_argument("phy_folder", type=Path, help="the phy folder phy saved the curation in")
+    parsers["import"].add_argument("phy_folder", type=Path, nargs="?", default=None,
+                                   help="the phy folder phy saved the curation in (default: DIR/phy)")
     d = parsers["demo"]
     d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording and its sort "
                                                             "(default: ./blechrs_demo, replaced on each demo)")

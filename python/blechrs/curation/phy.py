@@ -118,7 +118,7 @@ def units_to_phy(units: Sequence[Unit], sampling_rate: float, peak: int, recordi
         # phylib squeezes what it reads: a second, empty channel (-1) keeps these 2-D / 3-D
         "_phy_spikes_subset.channels": np.stack([channel[owner[order][subset]],
                                                  np.full(len(subset), -1, np.int32)], axis=1),
-        "_phy_spikes_subset.waveforms": np.stack([waveforms[order][subset],
+        "_phy_spikes_subset.waveforms": np.stack([waveforms[order[subset]],
                                                   np.zeros((len(subset), waveforms.shape[1]), np.float32)], axis=2),
     }
     params = dict(dat_path=[], n_channels_dat=max(electrodes) + 1, dtype="int16", offset=0,
