@@ -138,8 +138,9 @@ def test_phy_curation_comes_back_as_the_expected_units(rec):
     number = max(int(k) for k, kind in data["solution_kinds"].items() if kind == "phy")
     labels = data[f"labels_{number}"]
     assert np.array_equal(data["times"][labels == n], merged)
-    # Importing the same curation again reuses that solution and gives the same units.
-    phy.import_phy(rec, folder)
+    # Importing the same curation again (the command, default folder DIR/phy) reuses that
+    # solution and gives the same units.
+    assert cli_main(["import", "phy", str(rec), "--no-plots", "-q"]) == 0
     again = work_files.load_electrode(paths.electrode_path(rec, e_merge))
     assert sorted(again["solution_kinds"]) == sorted(data["solution_kinds"])
     assert [u.times.tolist() for u in unit_store.read_units(paths.h5_path(rec))] == [u.times.tolist() for u in got]

@@ -82,8 +82,9 @@ def units_to_phy(units: Sequence[Unit], sampling_rate: float, peak: int, recordi
     electrodes = sorted({int(u.electrode) for u in units})
     channel_of = {e: c for c, e in enumerate(electrodes)}
     unit_electrode = np.array([u.electrode for u in units], dtype=np.int64)
-    counts = np.array([len(u.times) for u in units], dtype=np.int64)
-    times = np.concatenate([np.asarray(u.times, dtype=np.int64) for u in units])
+    unit_times = [np.asarray(u.times if u.times is not None else (), dtype=np.int64) for u in units]
+    counts = np.array([len(t) for t in unit_times], dtype=np.int64)
+    times = np.concatenate(unit_times)
     owner = np.repeat(np.arange(len(units), dtype=np.int32), counts)
     waveforms = np.concatenate([np.asarray(u.waveforms, dtype=np.float32) for u in units])
     order = np.argsort(times, kind="stable")  # phy wants increasing times
@@ -93,8 +94,8 @@ def units_to_phy(units: Sequence[Unit], sampling_rate: float, peak: int, recordi
     for e in electrodes:
         on_e = unit_electrode[owner] == e
         features[on_e] = principal_components(waveforms[on_e])
-    templates = np.stack([np.asarray(u.waveforms, dtype=np.float64).mean(axis=0) if len(u.times)
-                          else np.zeros(waveforms.shape[1]) for u in units])
+    templates = np.stack([np.asarray(u.waveforms, dtype=np.float64).mean(axis=0) if n
+                          else np.zeros(waveforms.shape[1]) for u, n in zip(units, counts)])
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     subset = np.sort(np.concatenate([spike_id[s + _evenly(int(n), waveforms_per_unit)]
                                      for s, n in zip(starts, counts)]))

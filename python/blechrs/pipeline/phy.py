@@ -80,13 +80,13 @@ def restored_on_failure(files: Sequence[Path]) -> Iterator[None]:
     backups: dict[Path, Path] = {}
     for f in files:
         if f.exists():
-            b = f.with_name(f".{f.name}.before-phy-import")
-            b.unlink(missing_ok=True)
+            backup = f.with_name(f".{f.name}.before-phy-import")
+            backup.unlink(missing_ok=True)
             try:
-                os.link(f, b)
+                os.link(f, backup)
             except OSError:
-                shutil.copy2(f, b)
-            backups[f] = b
+                shutil.copy2(f, backup)
+            backups[f] = backup
     ok = False
     try:
         yield
@@ -117,8 +117,8 @@ def plan_import(directory: Path, phy_folder: Path, params: SortParams
                        f"{params.extract.sampling_rate:g} Hz (a phy folder of another recording?)")
     try:
         clusters = conversion.kept_clusters(folder)
-    except PhyError as e:
-        raise PhyError(f"{phy_folder}: {e}") from None
+    except PhyError as err:
+        raise PhyError(f"{phy_folder}: {err}") from None
     if not clusters:
         raise PhyError(f"{phy_folder}: every cluster is labelled noise; nothing to save "
                        f"({paths.h5_path(directory).name} left as it was)")
