@@ -205,8 +205,20 @@ class Worker:
         return self.p.poll() is None
 
 
+def blechrs_folder() -> str:
+    """Where blechrs (with its compiled engine) is imported from: the installed package, else this
+    checkout's python/ (a build in place)."""
+    try:
+        import blechrs._native  # noqa: F401
+
+        import blechrs
+        return str(Path(blechrs.__file__).resolve().parents[1])
+    except ImportError:
+        return str(Path(__file__).resolve().parents[1] / "python")
+
+
 def fuzz(n: int, seed: int, timeout: float, mem_mb: int, keep: Path | None, verbose: bool) -> dict:
-    python_path = os.pathsep.join([str(Path(__file__).resolve().parents[1] / "python"), os.environ.get("PYTHONPATH", "")])
+    python_path = os.pathsep.join([blechrs_folder(), os.environ.get("PYTHONPATH", "")])
     sys.path.insert(0, python_path.split(os.pathsep)[0])
     counts = {k: 0 for k in ("ok", "blechrs", "other", "crash", "hang")}
     per_seed: dict[str, dict[str, int]] = {}
