@@ -64,10 +64,11 @@ def outputs_after_store(directory: Path, params: SortParams, report: RunReport, 
         t1 = time.perf_counter()
         plot_recording(directory, params, jobs=n_workers(jobs), progress=progress, redraw_solutions=False)
         report.timings["plots"] = time.perf_counter() - t1
-    trials_and_qa(directory, params, report, pictures=pictures)
+    trials_and_qa(directory, params, report, pictures=pictures, progress=progress)
 
 
-def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True) -> None:
+def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
+                  progress: Progress | None = None) -> None:
     """Spike-train arrays when the recording has digital-input pulses, then unit QA (similarity,
     drift across trials, a picture per unit). Skipped when no unit was stored."""
     if not report.units:
@@ -79,7 +80,9 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
     report.summaries.append(unit_qa(directory, params, recording=recording, pictures=pictures,
-                                       jobs=n_workers(params.run.n_jobs) if pictures else 1))
+                                    jobs=n_workers(params.run.n_jobs) if pictures else 1,
+                                    progress=(lambda done, total: progress("unit QA", done, total)) if progress
+                                    else None))
     if pictures:  # the index was written before the QA pictures existed
         write_index(directory, sorted_electrodes(directory))
     report.timings["unit QA"] = time.perf_counter() - t
