@@ -10,7 +10,6 @@ import re
 import stat
 
 import h5py
-import numpy as np
 import pytest
 
 from blechrs.cli.main import main as cli_main

@@ -19,21 +19,18 @@ from blechrs.cli.main import main as cli_main  # noqa: E402
 from blechrs.errors import PhyError  # noqa: E402
 from blechrs.io import paths, unit_store, work_files  # noqa: E402
 from blechrs.pipeline import phy  # noqa: E402
-from support.sorting_reference import init_folder, reference_extract, simulated_folder  # noqa: E402
+from support.sorting_reference import init_folder, simulated_folder, use_reference_engine  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def sorted_folder(tmp_path_factory):
     """A small simulated recording sorted by auto-sort (extraction by the scipy reference)."""
-    import blechrs.pipeline.extraction as extract_stage
-
     d = tmp_path_factory.mktemp("phy") / "rec"
     d.mkdir()
     simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
     init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(extract_stage, "extract_events",
-                   lambda rec, el, groups, params, progress=None: reference_extract(rec, el, groups, params.to_flat()))
+        use_reference_engine(mp)
         pipeline.run(d, jobs=1, plots=False)
     return d
 

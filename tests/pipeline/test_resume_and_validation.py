@@ -21,18 +21,9 @@ from blechrs.errors import BlechrsError, ParamsError
 from blechrs.io import atomic, paths, unit_store, work_files
 from blechrs.io.params_file import load_params, save_params
 from blechrs.pipeline.lock import FolderBusyError, folder_lock, lock_path
-from support.sorting_reference import init_folder, reference_extract, simulated_folder
+from support.sorting_reference import init_folder, simulated_folder
 
 PYTHON_PATH = os.pathsep.join([str(Path(pipeline.__file__).parents[2]), str(Path(__file__).parents[1])])
-
-
-@pytest.fixture()
-def reference_engine(monkeypatch):
-    import blechrs.pipeline.extraction as extract_stage
-
-    monkeypatch.setattr(extract_stage, "extract_events",
-                        lambda rec, electrodes, groups, params, progress=None:
-                        reference_extract(rec, electrodes, groups, params.to_flat()))
 
 
 @pytest.fixture(scope="module")

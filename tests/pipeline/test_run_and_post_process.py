@@ -25,18 +25,7 @@ from blechrs.params import SortParams
 from blechrs import pipeline
 from blechrs.errors import PipelineError
 from blechrs.model import ElectrodeWork
-from support.sorting_reference import reference_extract, init_folder, simulated_folder
-
-
-@pytest.fixture()
-def reference_engine(monkeypatch):
-    def fake(recording, electrodes, groups, params, progress=None):
-        return reference_extract(recording, electrodes, groups, params.to_flat())
-
-    # The engine is replaced where the extraction stage calls it (blechrs.pipeline.extraction).
-    import blechrs.pipeline.extraction as extract_stage
-
-    monkeypatch.setattr(extract_stage, "extract_events", fake)
+from support.sorting_reference import init_folder, simulated_folder
 
 
 @pytest.fixture(scope="module")
