@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 _UMASK_LOCK = threading.Lock()
 #: A write that failed with less room than this left on its disk failed because the disk is full.
@@ -75,6 +75,27 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def write_texts_atomic(texts: Mapping[Path, str]) -> None:
+    """Write several small text files, each atomically, all or nothing: when one write fails, the
+    ones written before it are put back as they were (removed if they did not exist), so a
+    failure never leaves a set of files that disagree (init's .params, .info and layout). The old
+    contents are held in memory: for files of a few kB."""
+    before = {Path(p): Path(p).read_bytes() if Path(p).exists() else None for p in texts}
+    done: list[Path] = []
+    try:
+        for p, text in texts.items():
+            write_text_atomic(p, text)
+            done.append(Path(p))
+    except BaseException:  # a kill (KeyboardInterrupt) too: the files go back together
+        for p in reversed(done):
+            old = before[p]
+            if old is None:
+                p.unlink(missing_ok=True)
+            else:
+                write_bytes_atomic(p, old)
+        raise
 
 
 #: atomic_path's temporary files: ``.<name>.<pid>.<random><suffix>``, or ``.<name>.<random><suffix>``

@@ -88,8 +88,13 @@ def find_info(directory: str | os.PathLike) -> tuple[dict[str, Any], Path | None
     return (load_info(directory), p) if p.exists() else ({}, None)
 
 
+def info_text(info: dict[str, Any]) -> str:
+    """The file's text (init writes it together with the layout and .params, all or nothing)."""
+    return json.dumps(info, indent=2) + "\n"
+
+
 def save_info(directory: str | os.PathLike, info: dict[str, Any]) -> Path:
     """Write ``<name>.info`` atomically (callers decide whether overwriting is allowed)."""
     p = info_path(directory)
-    write_text_atomic(p, json.dumps(info, indent=2) + "\n")
+    write_text_atomic(p, info_text(info))
     return p

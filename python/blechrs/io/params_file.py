@@ -24,5 +24,10 @@ def load_params(path: str | os.PathLike) -> SortParams:
     return SortParams.from_flat(data, source=str(path))
 
 
+def params_text(params: SortParams) -> str:
+    """The file's text (init writes it together with the layout and .info, all or nothing)."""
+    return json.dumps(params.to_flat(), indent=2) + "\n"
+
+
 def save_params(path: str | os.PathLike, params: SortParams) -> None:
-    write_text_atomic(path, json.dumps(params.to_flat(), indent=2) + "\n")
+    write_text_atomic(path, params_text(params))

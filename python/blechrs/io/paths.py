@@ -3,7 +3,8 @@
 ``DIR/<name>.h5`` (unit store), ``<name>.params``, ``<name>.info``, ``<name>_electrode_layout.csv``,
 ``blechrs_work/electrodeNN.npz`` (per-electrode work), ``blechrs_plots/`` (pictures, index.html),
 ``QA_output/`` (raw and unit QA), ``trial_info_frame.csv`` (the trial table), ``phy/`` (the
-export for phy's template-gui) and ``<name>_phy.csv`` (the sort file an import from phy applied).
+export for phy's template-gui), ``<name>_phy.csv`` (the sort file an import from phy applied) and
+``.blechrs.lock`` (the folder lock).
 ``<name>`` is the folder's name, or the name of the files the folder already holds
 (``recording_name``).
 """
@@ -20,6 +21,7 @@ PLOT_DIR = "blechrs_plots"
 QA_DIR = "QA_output"
 TRIAL_TABLE_NAME = "trial_info_frame.csv"
 PHY_DIR = "phy"
+LOCK_NAME = ".blechrs.lock"
 #: The endings of the files that make a folder a blechrs recording (after <name>).
 _OWN_FILES = (".params", ".info", "_electrode_layout.csv")
 
@@ -52,6 +54,13 @@ def info_path(directory: str | os.PathLike) -> Path:
 
 def layout_path(directory: str | os.PathLike) -> Path:
     return Path(directory) / f"{recording_name(directory)}_electrode_layout.csv"
+
+
+def lock_path(directory: str | os.PathLike) -> Path:
+    """The folder lock's file (:mod:`blechrs.pipeline.lock`). In the folder itself, not in
+    ``blechrs_work/``: every stage takes the lock, and ``init``, ``plot`` or ``export phy`` on a
+    folder should not create the work folder just to hold it."""
+    return Path(directory) / LOCK_NAME
 
 
 def work_dir(directory: str | os.PathLike) -> Path:

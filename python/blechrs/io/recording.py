@@ -192,13 +192,19 @@ class Recording:
         compares it, so replaced, grown or re-recorded files are never mixed with old results."""
         files = list(self.files)
         if self.file_type != TRADITIONAL:
-            files.append(Path(self.path) / "info.rhd")
+            files.append(self.header_file)
         stats = []
         for f in map(Path, files):
             st = f.stat()
             stats.append([f.name, st.st_size, st.st_mtime_ns])
         text = json.dumps([self.file_type, self.sampling_rate, self.channel_names, self.n_samples, stats])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def header_file(self) -> Path:
+        """The file whose header this recording's settings come from (what to name when they are
+        wrong): info.rhd, or the first .rhd of a set."""
+        return Path(self.files[0]) if self.file_type == TRADITIONAL else Path(self.path) / "info.rhd"
 
     @property
     def n_channels(self) -> int:

@@ -7,11 +7,13 @@
   header's sampling rate.
 
 Nothing prompts. An existing file is never overwritten unless ``force=True``:
-:func:`init_experiment` skips it and says so. The raw QA (:func:`raw_qa`) writes under
-``DIR/QA_output/``: ``channel_corr.npz`` (Pearson r between every pair of channels, full symmetric
-matrices of the raw traces, ``raw``, and of the 300-3000 Hz band, ``spike_band``),
-``raw_channel_corr_plot.png``, ``raw_channel_corr_table.txt``, ``warnings.txt`` (bridged pairs,
-dead and flat channels) and ``digital_inputs.png`` (every input's pulses over the session).
+:func:`init_experiment` skips it and says so. It writes the three files only when it succeeds
+(everything is checked first), under the folder's lock (:mod:`blechrs.pipeline.lock`). The raw QA
+(:func:`raw_qa`) writes under ``DIR/QA_output/``: ``channel_corr.npz`` (Pearson r between every
+pair of channels, full symmetric matrices of the raw traces, ``raw``, and of the 300-3000 Hz band,
+``spike_band``), ``raw_channel_corr_plot.png``, ``raw_channel_corr_table.txt``, ``warnings.txt``
+(the recording's warnings, such as dropped samples, then bridged pairs, dead and flat channels)
+and ``digital_inputs.png`` (every input's pulses over the session).
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from blechrs.errors import RecordingError
 from blechrs.figures.raw_channels import plot_channel_correlation, plot_digital_inputs
 from blechrs.io import layout, open_recording, paths
-from blechrs.io.atomic import write_text_atomic
-from blechrs.io.info import build_info, save_info
-from blechrs.io.params_file import load_params, save_params
+from blechrs.io.atomic import write_text_atomic, write_texts_atomic
+from blechrs.io.info import build_info, info_text
+from blechrs.io.params_file import load_params, params_text
 from blechrs.io.qa_files import write_channel_corr
 from blechrs.io.recording import Recording
 from blechrs.params import ExtractParams, SortParams
+from blechrs.pipeline.lock import folder_lock
 from blechrs.quality.car_groups import auto_car_groups
 from blechrs.quality.raw_channels import RawQAResult, check_channels, correlation_table
 
@@ -51,7 +55,10 @@ def raw_qa(directory: str | os.PathLike, recording=None, params: SortParams | No
     thr = params.quality.bridged_channel_threshold
     write_text_atomic(out / "raw_channel_corr_table.txt", correlation_table(res, res.raw_corr, res.band_corr, thr))
     res.outputs.append(out / "raw_channel_corr_table.txt")
-    write_text_atomic(out / "warnings.txt", "".join(w + "\n" for w in res.warnings) or "no warnings\n")
+    # The recording's own warnings first (samples dropped between .rhd files, a missing time.dat
+    # ...): a "no warnings" here about a recording with a gap reads as a clean bill of health.
+    warned = list(rec.warnings) + res.warnings
+    write_text_atomic(out / "warnings.txt", "".join(w + "\n" for w in warned) or "no warnings\n")
     res.outputs.append(out / "warnings.txt")
     if plots:
         res.outputs.append(plot_channel_correlation(out / "raw_channel_corr_plot.png", res.raw_corr, res.band_corr,
@@ -105,40 +112,59 @@ class InitResult:
         return "\n".join(self.lines())
 
 
-def _write_params(res: InitResult, rec: Recording, force: bool) -> Path:
-    pp = paths.params_path(res.directory)
-    if pp.exists() and not force:
-        res.skipped.append(pp)
-        try:
-            saved = load_params(pp)
-            if saved.sampling_rate != rec.sampling_rate:
-                res.warnings.append(f"{pp}: sampling_rate {saved.sampling_rate:g} differs from the recording's "
-                                    f"{rec.sampling_rate:g} Hz")
-        except ValueError as e:
-            res.warnings.append(str(e))
-    else:
-        save_params(pp, SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate)))
-        res.written.append(pp)
-    return pp
+def header_params(rec: Recording) -> SortParams:
+    """The parameters init writes: the defaults with the header's sampling rate, checked against
+    params.py's rules before any file is written, so a header blechrs cannot sort from (1000 Hz
+    puts the 300-3000 Hz band above Nyquist) fails init instead of leaving a .params a later run
+    would keep after the header is fixed."""
+    return SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate)).validate(
+        f"{rec.header_file} (sampling rate {rec.sampling_rate:g} Hz in its header)")
 
 
-def _check_raw(res: InitResult, rows: list[layout.LayoutRow], pp: Path, auto_car: bool) -> None:
-    """The raw QA on the channels the layout sorts; with ``auto_car``, a layout this call wrote
-    (and the .info built from it) gets the split CAR groups."""
-    directory, rec = res.directory, res.recording
+def _kept_params(res: InitResult, pp: Path) -> SortParams:
+    """The .params on disk, kept; for the raw QA. A problem with it is a warning here: the run
+    refuses it with the same message."""
+    res.skipped.append(pp)
+    rec = res.recording
     try:
-        params = load_params(pp)
-    except ValueError:
-        params = SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate))
-    res.qa = raw_qa(directory, recording=rec, params=params, channels_in_use=layout.sorted_electrodes(rows))
-    lp, ip = paths.layout_path(directory), paths.info_path(directory)
-    if auto_car and lp in res.written:
+        saved = load_params(pp)
+    except ValueError as e:
+        res.warnings.append(str(e))
+        return header_params(rec)
+    if saved.sampling_rate != rec.sampling_rate:
+        res.warnings.append(f"{pp}: sampling_rate {saved.sampling_rate:g} differs from the recording's "
+                            f"{rec.sampling_rate:g} Hz")
+    return saved
+
+
+def _layout_rows(res: InitResult, force: bool) -> tuple[list[layout.LayoutRow], bool]:
+    """The layout rows and whether init writes them: the kept file's (checked against the
+    recording's channels), or the default one, which must sort at least one channel."""
+    directory, rec = res.directory, res.recording
+    if rec.n_channels == 0:
+        raise RecordingError(f"{rec.header_file}: the header lists no amplifier channel; nothing to sort")
+    lp = paths.layout_path(directory)
+    if lp.exists() and not force:
+        res.skipped.append(lp)
+        return layout.load_layout(directory, n_channels=rec.n_channels), False
+    rows = layout.default_layout(rec)
+    if not layout.sorted_electrodes(rows):
+        raise RecordingError(f"{rec.header_file}: no amplifier channel has a port name; the electrode layout "
+                             f"made from it would sort no channel")
+    return rows, True
+
+
+def _raw_qa_and_car(res: InitResult, rows: list[layout.LayoutRow], params: SortParams, new_layout: bool,
+                    auto_car: bool) -> list[layout.LayoutRow]:
+    """The raw QA on the channels the layout sorts; with ``auto_car``, a layout this call writes
+    gets the split CAR groups (returned; a kept layout is never changed)."""
+    res.qa = raw_qa(res.directory, recording=res.recording, params=params,
+                    channels_in_use=layout.sorted_electrodes(rows))
+    if auto_car and new_layout:
         rows = auto_car_layout(rows, res.qa.raw_corr, seed=params.cluster.random_seed)
-        layout.save_layout(directory, rows)
-        if ip in res.written:
-            save_info(directory, build_info(directory, rec, rows))
         split = sorted({r.car_group for r in rows} - {r.extra["original_CAR_group"] for r in rows})
         res.warnings.append(f"automatic CAR groups: {', '.join(split) if split else 'no group split'}")
+    return rows
 
 
 def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False,
@@ -149,28 +175,33 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
     ``qa=True`` also runs the raw-data QA (:func:`raw_qa`, files in ``DIR/QA_output``) on the
     channels the layout sorts; its summary is part of the result. ``auto_car=True`` (implies
     ``qa``) splits each CAR group by raw channel correlation (:func:`auto_car_layout`, spec 3.4)
-    in a layout this call writes; a kept layout is never changed."""
+    in a layout this call writes; a kept layout is never changed.
+
+    All or nothing: the recording is opened, and what would be written is built and checked (the
+    parameters against params.py's rules, the layout against the channels), and the raw QA run,
+    before any of the three files is written; then they are written together
+    (:func:`blechrs.io.atomic.write_texts_atomic`). Files made from a header that cannot be sorted
+    would be kept by the next run, even after the header is fixed."""
     directory = Path(directory)
-    rec = open_recording(directory)
-    res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
-
-    lp = paths.layout_path(directory)
-    if lp.exists() and not force:
-        res.skipped.append(lp)
-        rows = layout.load_layout(directory, n_channels=rec.n_channels)
-    else:
-        rows = layout.default_layout(rec)
-        layout.save_layout(directory, rows)
-        res.written.append(lp)
-
-    ip = paths.info_path(directory)
-    if ip.exists() and not force:
-        res.skipped.append(ip)
-    else:
-        save_info(directory, build_info(directory, rec, rows))
-        res.written.append(ip)
-
-    pp = _write_params(res, rec, force)
-    if qa or auto_car:
-        _check_raw(res, rows, pp, auto_car)
+    with folder_lock(directory):
+        rec = open_recording(directory)
+        res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
+        rows, new_layout = _layout_rows(res, force)
+        ip, pp = paths.info_path(directory), paths.params_path(directory)
+        new_info = force or not ip.exists()
+        if not new_info:
+            res.skipped.append(ip)
+        new_params = force or not pp.exists()
+        params = header_params(rec) if new_params else _kept_params(res, pp)
+        if qa or auto_car:
+            rows = _raw_qa_and_car(res, rows, params, new_layout, auto_car)
+        texts = {}
+        if new_layout:
+            texts[paths.layout_path(directory)] = layout.layout_csv(rows)
+        if new_info:
+            texts[ip] = info_text(build_info(directory, rec, rows))
+        if new_params:
+            texts[pp] = params_text(params)
+        write_texts_atomic(texts)
+        res.written += list(texts)
     return res

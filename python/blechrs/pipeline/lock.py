@@ -1,9 +1,11 @@
 """One blechrs run per recording folder at a time.
 
 Two runs on one folder would both write its work files and unit store. The pipeline's entry points
-(``run``, ``extract``, ``cluster``: so also ``blechrs autosort``, which clusters first) hold the
-folder's lock (:func:`holds_folder_lock`), ``DIR/blechrs_work/blechrs.lock``: an advisory lock (``flock``, or ``msvcrt.locking`` on Windows)
-on a file holding the owner's pid. The kernel releases it when its owner dies however it dies, so
+(``run``, ``init``, ``extract``, ``cluster``, ``save_autosort``, ``post_process``, the pictures,
+trial arrays, unit QA and the phy export and import; so every command but ``demo``) hold the
+folder's lock (:func:`holds_folder_lock`), ``DIR/.blechrs.lock`` (:func:`blechrs.io.paths.lock_path`;
+in the folder, so no stage creates ``blechrs_work/`` just to lock): an advisory lock (``flock``,
+or ``msvcrt.locking`` on Windows) on a file holding the owner's pid. The kernel releases it when its owner dies however it dies, so
 a killed run's lock is stale by construction and the next run takes it over (its pid is
 overwritten). On a file system without locks the pid decides: a lock whose process is not running
 is stale. The lock is re-entrant within a process (``run`` calls ``extract`` ...); the file stays.
@@ -32,8 +34,6 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
     import msvcrt
 
-LOCK_NAME = "blechrs.lock"
-
 F = TypeVar("F", bound=Callable)
 
 
@@ -46,7 +46,7 @@ _guard = threading.Lock()
 
 
 def lock_path(directory: str | os.PathLike) -> Path:
-    return paths.work_dir(directory) / LOCK_NAME
+    return paths.lock_path(directory)
 
 
 @contextlib.contextmanager
@@ -91,7 +91,6 @@ def holds_folder_lock(fn: F) -> F:
 
 def _acquire(directory: Path) -> int:
     path = lock_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         if fcntl is not None:

@@ -27,6 +27,7 @@ from blechrs.io.phy import read_phy_folder, write_phy_folder
 from blechrs.model import Solution
 from blechrs.params import SortParams
 from blechrs.pipeline.folder import load_params
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.store_units import post_process
 
@@ -38,6 +39,7 @@ class PhyExport:
     spikes: int
 
 
+@holds_folder_lock
 def export_phy(directory: str | os.PathLike, out: str | os.PathLike | None = None, force: bool = False,
                params: SortParams | None = None) -> PhyExport:
     """Write the unit store's units as a phy folder (``out``, default ``DIR/phy``). A folder
@@ -142,6 +144,7 @@ def plan_import(directory: Path, phy_folder: Path, params: SortParams
     return conversion.sort_entries(clusters, number_of, counts), adds, notes
 
 
+@holds_folder_lock
 def import_phy(directory: str | os.PathLike, phy_folder: str | os.PathLike, params: SortParams | None = None,
                report: RunReport | None = None) -> tuple[RunReport, list[RowProblem], Path | None]:
     """Apply a person's phy curation (see the module doc). Returns post_process's (report,

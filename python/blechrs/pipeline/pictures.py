@@ -24,6 +24,7 @@ from blechrs.io.atomic import write_text_atomic
 from blechrs.model import ElectrodeWork
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
+from blechrs.pipeline.lock import holds_folder_lock
 
 
 def _stamp(work: ElectrodeWork) -> str:
@@ -98,6 +99,7 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path
     return path
 
 
+@holds_folder_lock
 def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
                    progress: Callable[[str, int, int], None] | None = None,
                    electrodes: Sequence[int] | None = None, redraw_solutions: bool = True) -> Path:

@@ -29,6 +29,7 @@ from blechrs.io.spike_trains import TasteArrays, has_trial_arrays, write_trial_a
 from blechrs.io.trial_table import write_trial_table
 from blechrs.io.unit_store import existing_store, read_unit_spikes
 from blechrs.params import SortParams
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.trials.settings import DigitalInputs, TrialConfig, trial_config
 from blechrs.trials.spike_arrays import bin_layout, emg_array, spike_array, window_bins
 from blechrs.trials.table import TrialTable, build_trials
@@ -200,6 +201,7 @@ def _taste_arrays(trials: TrialTable, config: TrialConfig, unit_times: list[np.n
     return out
 
 
+@holds_folder_lock
 def make_arrays(
     directory: str | os.PathLike,
     params: SortParams | None = None,

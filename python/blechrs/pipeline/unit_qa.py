@@ -27,6 +27,7 @@ from blechrs.io.trial_table import read_trial_table
 from blechrs.io.unit_store import UnitSpikes, existing_store, read_unit_spikes, write_unit_distances
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.trial_arrays import params_or_defaults
 from blechrs.quality.drift import drift_check
 from blechrs.quality.similarity import closest_unit, similarity_violations, unit_similarity
@@ -266,6 +267,7 @@ def _violations_text(p: SortParams, viol: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@holds_folder_lock
 def unit_qa(
     directory: str | os.PathLike,
     params: SortParams | None = None,
