@@ -16,6 +16,7 @@ import pytest
 
 from blechrs import pipeline
 from blechrs.cli.main import main as cli_main
+from blechrs.errors import BlechrsError
 from blechrs.io import atomic, paths
 from blechrs.pipeline.init_recording import init_experiment
 from blechrs.simulate import Simulation, rhd_header
@@ -48,6 +49,16 @@ def test_run_on_a_bad_header_writes_nothing_and_the_fixed_header_sorts(tmp_path,
     assert json.loads(paths.params_path(d).read_text())["sampling_rate"] == 20000.0
     assert json.loads(paths.info_path(d).read_text())["recording_params"]["sampling_rate"] == 20000.0
     assert paths.h5_path(d).exists()
+
+
+def test_init_refuses_a_header_rate_outside_the_allowed_range(tmp_path):
+    d = tmp_path / "rec"
+    Simulation(seed=2, n_channels=2, duration_s=0.2, sampling_rate=250000.0).write(d, "one file per signal type",
+                                                                                   save_ground_truth=False)
+    with pytest.raises(BlechrsError, match=r"info\.rhd \(sampling rate 250000 Hz in its header\): sampling_rate "
+                                           r"must be a number >= 1000 and <= 200000"):
+        init_experiment(d, qa=True)
+    assert not any(p.exists() for p in _init_files(d)) and not paths.qa_dir(d).exists()
 
 
 def test_a_failed_write_puts_back_what_init_wrote(tmp_path, monkeypatch):

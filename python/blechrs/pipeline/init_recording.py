@@ -34,11 +34,12 @@ from blechrs.io.params_file import load_params, params_text
 from blechrs.io.qa_files import write_channel_corr
 from blechrs.io.recording import Recording
 from blechrs.params import ExtractParams, SortParams
-from blechrs.pipeline.lock import folder_lock
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.quality.car_groups import auto_car_groups
 from blechrs.quality.raw_channels import RawQAResult, check_channels, correlation_table
 
 
+@holds_folder_lock
 def raw_qa(directory: str | os.PathLike, recording=None, params: SortParams | None = None, plots: bool = True,
            channels_in_use: list[int] | None = None) -> RawQAResult:
     """Check the raw recording in ``directory`` and write the QA files (see the module docstring)."""
@@ -167,6 +168,7 @@ def _raw_qa_and_car(res: InitResult, rows: list[layout.LayoutRow], params: SortP
     return rows
 
 
+@holds_folder_lock
 def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False,
                     auto_car: bool = False) -> InitResult:
     """Write ``<name>.info``, ``<name>_electrode_layout.csv`` and ``<name>.params`` for the
@@ -183,25 +185,24 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
     (:func:`blechrs.io.atomic.write_texts_atomic`). Files made from a header that cannot be sorted
     would be kept by the next run, even after the header is fixed."""
     directory = Path(directory)
-    with folder_lock(directory):
-        rec = open_recording(directory)
-        res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
-        rows, new_layout = _layout_rows(res, force)
-        ip, pp = paths.info_path(directory), paths.params_path(directory)
-        new_info = force or not ip.exists()
-        if not new_info:
-            res.skipped.append(ip)
-        new_params = force or not pp.exists()
-        params = header_params(rec) if new_params else _kept_params(res, pp)
-        if qa or auto_car:
-            rows = _raw_qa_and_car(res, rows, params, new_layout, auto_car)
-        texts = {}
-        if new_layout:
-            texts[paths.layout_path(directory)] = layout.layout_csv(rows)
-        if new_info:
-            texts[ip] = info_text(build_info(directory, rec, rows))
-        if new_params:
-            texts[pp] = params_text(params)
-        write_texts_atomic(texts)
-        res.written += list(texts)
+    rec = open_recording(directory)
+    res = InitResult(directory=directory, recording=rec, warnings=list(rec.warnings))
+    rows, new_layout = _layout_rows(res, force)
+    ip, pp = paths.info_path(directory), paths.params_path(directory)
+    new_info = force or not ip.exists()
+    if not new_info:
+        res.skipped.append(ip)
+    new_params = force or not pp.exists()
+    params = header_params(rec) if new_params else _kept_params(res, pp)
+    if qa or auto_car:
+        rows = _raw_qa_and_car(res, rows, params, new_layout, auto_car)
+    texts = {}
+    if new_layout:
+        texts[paths.layout_path(directory)] = layout.layout_csv(rows)
+    if new_info:
+        texts[ip] = info_text(build_info(directory, rec, rows))
+    if new_params:
+        texts[pp] = params_text(params)
+    write_texts_atomic(texts)
+    res.written += list(texts)
     return res
