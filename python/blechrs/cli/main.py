@@ -69,7 +69,9 @@ def cmd_cluster(args) -> int:
 
 def cmd_autosort(args) -> int:
     from blechrs import pipeline
-    with ProgressBars(not args.quiet) as bars:
+    from blechrs.pipeline.lock import folder_lock
+    # One lock from the new units to their pictures: no other command sees them half done.
+    with folder_lock(args.dir), ProgressBars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars, only_autosort=True)
         pipeline.save_autosort(args.dir, force=args.force, report=report)
         if report.store_written:
@@ -83,8 +85,10 @@ def cmd_autosort(args) -> int:
 
 def cmd_post_process(args) -> int:
     from blechrs import pipeline
-    report, problems, applied = pipeline.post_process(args.dir, args.sort_file, check=args.check)
-    return _after_store(args, args.sort_file, report, problems, applied)
+    from blechrs.pipeline.lock import folder_lock
+    with folder_lock(args.dir):  # one lock from the new units to their pictures, arrays and QA
+        report, problems, applied = pipeline.post_process(args.dir, args.sort_file, check=args.check)
+        return _after_store(args, args.sort_file, report, problems, applied)
 
 
 def _after_store(args, sort_file, report, problems, applied) -> int:
@@ -113,8 +117,10 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from blechrs.io import paths
     from blechrs.pipeline import phy
-    report, problems, applied = phy.import_phy(args.dir, args.phy_folder or paths.phy_dir(args.dir))
-    return _after_store(args, paths.phy_sort_file_path(args.dir), report, problems, applied)
+    from blechrs.pipeline.lock import folder_lock
+    with folder_lock(args.dir):  # one lock from the new units to their pictures, arrays and QA
+        report, problems, applied = phy.import_phy(args.dir, args.phy_folder or paths.phy_dir(args.dir))
+        return _after_store(args, paths.phy_sort_file_path(args.dir), report, problems, applied)
 
 
 def cmd_plot(args) -> int:
