@@ -86,7 +86,8 @@ def cmd_post_process(args) -> int:
     if not args.no_plots and report.store_written:  # unchanged units keep their pictures
         from blechrs.pipeline import pictures as plots
         with ProgressBars(not args.quiet) as bars:
-            plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars)
+            plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars,
+                                 redraw_solutions=False)  # the solutions did not change, only the units
     print_report(report)
     if applied is not None:
         console.print(f"applied report: {applied}")

@@ -70,5 +70,5 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
     report.summaries.append(unit_qa(directory, params, recording=recording, pictures=pictures,
                                        jobs=n_workers(params.run.n_jobs) if pictures else 1))
     if pictures:  # the index was written before the QA pictures existed
-        write_index(directory, sorted_electrodes(directory))
+        write_index(directory, sorted_electrodes(directory), params)
     report.timings["unit QA"] = time.perf_counter() - t
