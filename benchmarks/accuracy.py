@@ -172,8 +172,9 @@ def pipeline_set(folder, jobs=None):
 
 def sort_set(folder, params, extract="scipy", progress=True):
     """Extract (engine or the scipy reference) then the pipeline's own per-electrode clustering and
-    auto-sort (``schemes.pipeline.cluster_data``, the function ``blechrs run`` applies)."""
+    auto-sort (``schemes.sort_electrode.cluster_work``, the function ``blechrs run`` applies)."""
     from blechrs import pipeline
+    from blechrs.model import ElectrodeWork
     import gtio
 
     meta = gtio.load_meta(folder)
@@ -189,21 +190,20 @@ def sort_set(folder, params, extract="scipy", progress=True):
     t_sort = 0.0
     for c, wire in enumerate(per_wire):
         w, t, mad_val = wire[:3]
-        data = dict(electrode=c, times=np.asarray(t, dtype=np.int64), waveforms=np.asarray(w, dtype=np.float32),
-                    mad_val=float(mad_val), n_samples=rec.shape[0], cutoff_sample=rec.shape[0])
-        if len(wire) > 3:
-            data["noise"] = np.asarray(wire[3], dtype=np.float64)
+        work = ElectrodeWork(electrode=c, times=np.asarray(t, dtype=np.int64), waveforms=np.asarray(w, dtype=np.float32),
+                             mad_val=float(mad_val), n_samples=rec.shape[0], cutoff_sample=rec.shape[0],
+                             noise=np.asarray(wire[3], dtype=np.float64) if len(wire) > 3 else None)
         a = time.perf_counter()
-        data = pipeline.cluster_data(data, params)
+        work = pipeline.cluster_work(work, params)
         t_sort += time.perf_counter() - a
-        labels = data["auto_labels"]
-        for k in range(len(data["auto_units"])):
+        labels = work.auto_labels()
+        for k in range(len(work.units)):
             ev = labels == k
-            spike_times.append(data["times"][ev])
+            spike_times.append(work.times[ev])
             spike_labels.append(np.full(int(ev.sum()), len(unit_channel)))
             unit_channel.append(c)
         if progress:
-            print(f"  wire {c:2d}: {len(t):6d} events -> {len(data['auto_units'])} units", flush=True)
+            print(f"  wire {c:2d}: {len(t):6d} events -> {len(work.units)} units", flush=True)
     times = np.concatenate(spike_times) if spike_times else np.zeros(0, np.int64)
     labels = np.concatenate(spike_labels) if spike_labels else np.zeros(0, np.int64)
     order = np.argsort(times, kind="stable")

@@ -128,3 +128,37 @@ def test_small_modules_and_functions():
                 if n > MAX_FUNCTION_LINES:
                     big.append(f"{name}.{node.name}: {n} lines")
     assert not big, "\n".join(big)
+
+
+def _test_files() -> list[Path]:
+    return sorted(Path(__file__).parent.rglob("*.py"))
+
+
+def test_tests_import_no_other_test_and_no_private_name():
+    # A test imports blechrs's public API and tests/support/ references, never another test module
+    # nor a private name (``_x``, or ``module._x`` on a blechrs module it imported).
+    wrong = []
+    for path in _test_files():
+        tree = ast.parse(path.read_text())
+        modules = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                mod = node.module or ""
+                if mod.split(".")[-1].startswith("test_") or any(a.name.startswith("test_") for a in node.names):
+                    wrong.append(f"{path.name} imports a test module ({mod})")
+                if mod.startswith("blechrs"):
+                    for a in node.names:
+                        if a.name.startswith("_") and a.name != "_native":
+                            wrong.append(f"{path.name} imports {mod}.{a.name}")
+                        modules.add(a.asname or a.name)
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.split(".")[0].startswith("test_"):
+                        wrong.append(f"{path.name} imports a test module ({a.name})")
+                    if a.name.startswith("blechrs"):
+                        modules.add(a.asname or a.name.split(".")[0])
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                    and node.attr.startswith("_") and not node.attr.startswith("__") and node.attr != "_native"):
+                wrong.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert not wrong, "\n".join(wrong)

@@ -38,3 +38,8 @@ class PipelineError(BlechrsError, RuntimeError):
 
 class WorkFileError(BlechrsError, ValueError):
     """A work file under ``blechrs_work/`` that cannot be read (delete it, or re-run with ``--force``)."""
+
+
+class PhyError(BlechrsError, ValueError):
+    """A phy folder that cannot be exported to or imported from as it is (e.g. a merge of units of
+    two electrodes, a cluster without a good/mua/noise label)."""

@@ -20,6 +20,7 @@ from blechrs._native import (
     common_average_reference as common_average_reference,
     detect_spikes as detect_spikes,
     extract_waveforms as extract_waveforms,
+    interleaved_file_source as interleaved_file_source,
     noise_level as noise_level,
     recording_cutoff as recording_cutoff,
 )

@@ -7,15 +7,19 @@ the stage that reads it. Field names are blech_clust's where blech_clust has the
 (``waveform_threshold``, ``spike_snapshot_before``, ``max_clusters`` ...): the ``.params`` file is
 a flat JSON object of those names (:meth:`SortParams.from_flat` / :meth:`SortParams.to_flat`), so a
 person who knows blech_clust's file knows this one, and older ``.params`` files keep loading.
-No other module holds a parameter default.
+No other module holds a parameter default, nor a parameter's range: each field is declared with
+its default and its :class:`Rule` (``rule(default, low=..., high=...)``), and
+:meth:`SortParams.validate` checks every field at load, before any work, then what spans fields
+(the band below Nyquist ...). A bad value is refused in one line naming the file and the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from blechrs.errors import ParamsError
 
@@ -25,46 +29,126 @@ RETIRED_KEYS = ("auto_cluster", "auto_post_process", "mahalanobis_merge_thresh")
 _NESTED_KEYS = ("clustering_params", "auto_params", "qa_params")
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The type and range a parameter must have, checked when a ``.params`` file is loaded.
+
+    ``kind``: bool, int, float, str or list (a list of ``length`` floats, each in the range);
+    ``low``/``high``: inclusive bounds unless ``above``/``below`` (exclusive); ``choices``: the
+    allowed strings; ``why``: said in the message when the bound keeps memory or time sane."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple[str, ...] = ()
+    length: int | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is str:
+            return " or ".join(repr(c) for c in self.choices)
+        noun = {int: "an integer", float: "a number", list: f"a list of {self.length} numbers, each"}[self.kind]
+        bounds = [(">=", self.low), (">", self.above), ("<=", self.high), ("<", self.below)]
+        text = " and ".join(f"{op} {_number(x)}" for op, x in bounds if x is not None)
+        return f"{noun} {text}".strip() + (f" ({self.why})" if self.why else "")
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` in this rule's type when it is one losslessly (7.0 -> 7, 3 -> 3.0), else as it is."""
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.kind is int and number and (isinstance(value, int) or value.is_integer()):
+            return int(value)
+        if self.kind is float and number:
+            return float(value)
+        if self.kind is list and isinstance(value, (list, tuple)):
+            return [Rule(float).coerce(v) for v in value]
+        return value
+
+    def accepts(self, value: Any) -> bool:
+        if self.kind is list:
+            return (isinstance(value, list) and (self.length is None or len(value) == self.length)
+                    and all(Rule(float, self.low, self.high, self.above, self.below).accepts(v) for v in value))
+        if type(value) is not self.kind:  # bool is not an int here, nor an int a float: coerce first
+            return False
+        if self.kind is bool:
+            return True
+        if self.kind is str:
+            return value in self.choices
+        x = cast(float, value)  # an int or a float: kind is int or float here
+        return ((self.kind is int or math.isfinite(x)) and (self.low is None or x >= self.low) and (self.high is None or x <= self.high)
+                and (self.above is None or x > self.above) and (self.below is None or x < self.below))
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def rule(default: Any, kind: type | None = None, **bounds: Any) -> Any:
+    """A dataclass field with its default and its :class:`Rule` (``metadata["rule"]``)."""
+    r = Rule(kind or type(default), **bounds)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"rule": r})
+    return field(default=default, metadata={"rule": r})
+
+
+#: The waveform window is bounded: memory and time grow with events x window, and a spike lasts ~2 ms.
+_WINDOW_MS: dict[str, Any] = dict(above=0.0, high=20.0, why="ms; a spike lasts ~2 ms, and memory grows with the window")
+
+
+def check_rules(stage: Any, source: str) -> None:
+    """Every field of a stage dataclass against its rule: ``<source>: <key> must be <rule>, not <value>``."""
+    for f in dataclasses.fields(stage):
+        r: Rule | None = f.metadata.get("rule")
+        value = getattr(stage, f.name)
+        if r is not None and not r.accepts(value):
+            shown = json.dumps(value, default=repr)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ParamsError(f"{source}: {f.name} must be {r.describe()}, not {shown}")
+
+
 @dataclass
 class ExtractParams:
     """Referencing, band-pass, recording cutoff, threshold, detection and waveforms (the Rust engine)."""
 
-    sampling_rate: float = 30000.0
+    sampling_rate: float = rule(30000.0, low=1000.0, high=200_000.0)
     """Samples per second; ``init`` copies it from the Intan header."""
-    use_car: bool = True
+    use_car: bool = rule(True)
     """Common average reference within each CAR group of the electrode layout."""
-    bandpass_lower_cutoff: float = 300.0
-    bandpass_upper_cutoff: float = 3000.0
-    bandpass_order: int = 2
+    bandpass_lower_cutoff: float = rule(300.0, above=0.0)
+    bandpass_upper_cutoff: float = rule(3000.0, above=0.0)
+    bandpass_order: int = rule(2, low=1, high=12)
     """Butterworth order of each edge (blech_clust: ``butter(2, [lo, hi], 'bandpass')``)."""
     # recording cutoff ("the headstage fell off", spec 4.2)
-    voltage_cutoff: float = 10000.0
-    max_breach_rate: float = 1.0
-    max_secs_above_cutoff: float = 60.0
-    max_mean_breach_rate_persec: float = 100.0
-    waveform_threshold: float = 4.0
+    voltage_cutoff: float = rule(10000.0, above=0.0)
+    max_breach_rate: float = rule(1.0, low=0.0)
+    max_secs_above_cutoff: float = rule(60.0, low=0.0)
+    max_mean_breach_rate_persec: float = rule(100.0, low=0.0)
+    waveform_threshold: float = rule(4.0, above=0.0)
     """Detection threshold = waveform_threshold x noise, noise = median(|x - median|) / 0.6745
     (blech_clust: 5). Events between this and ``cluster_threshold`` are not clustered; they join
     a unit only through the template assignment (``template_assignment``), which also rejects the
     noise crossings among them."""
-    use_rolling_threshold: bool = True
-    rolling_threshold_window: float = 5.0
+    use_rolling_threshold: bool = rule(True)
+    rolling_threshold_window: float = rule(5.0, above=0.0)
     """Seconds per noise window (blech_clust HEAD default)."""
-    rolling_threshold_step: float = 5.0
-    noise_subsample: int = 10
+    rolling_threshold_step: float = rule(5.0, above=0.0)
+    noise_subsample: int = rule(10, low=1, high=1_000_000)
     """Noise statistics (each window's median and MAD, ``mad_val``, a global threshold) use every
     Nth filtered sample: 1 = every sample (exact, ~2x slower extraction). A 5 s window at 30 kHz
     keeps 15 000 samples with 10, so thresholds scatter ~1 % around the exact ones (shorter
     windows or lower rates scatter more, as 1 / sqrt(samples kept))."""
-    spike_polarity: str = "both"
+    spike_polarity: str = rule("both", choices=("negative", "positive", "both"))
     """'negative', 'positive' or 'both'."""
-    dead_time_ms: float = 0.5
+    dead_time_ms: float = rule(0.5, low=0.0, high=100.0)
     """After an event, no new event on the same electrode for this long: one spike, one event."""
-    spike_snapshot_before: float = 1.0
+    spike_snapshot_before: float = rule(1.0, **_WINDOW_MS)
     """ms before the extremum (30 samples at 30 kHz)."""
-    spike_snapshot_after: float = 1.5
+    spike_snapshot_after: float = rule(1.5, **_WINDOW_MS)
     """ms after the extremum (45 samples at 30 kHz): 75-sample waveforms, extremum at index 30."""
-    align_subsample: bool = True
+    align_subsample: bool = rule(True)
     """Refine each spike's time and waveform by interpolation around the extremum."""
 
     @property
@@ -76,53 +160,50 @@ class ExtractParams:
         return int(round(self.spike_snapshot_after * self.sampling_rate / 1000.0))
 
     def validate(self, source: str) -> None:
+        """What one field's rule cannot say: the band within Nyquist, a waveform of >= 1 sample each side."""
         nyq = self.sampling_rate / 2
-        if not (0 < self.bandpass_lower_cutoff < self.bandpass_upper_cutoff < nyq):
+        if not (self.bandpass_lower_cutoff < self.bandpass_upper_cutoff < nyq):
             raise ParamsError(
                 f"{source}: band {self.bandpass_lower_cutoff}-{self.bandpass_upper_cutoff} Hz must satisfy "
                 f"0 < low < high < Nyquist ({nyq:g} Hz)"
             )
-        if self.spike_polarity not in ("negative", "positive", "both"):
-            raise ParamsError(f"{source}: spike_polarity must be negative, positive or both, "
-                              f"not {self.spike_polarity!r}")
-        if self.waveform_threshold <= 0:
-            raise ParamsError(f"{source}: waveform_threshold must be > 0, not {self.waveform_threshold}")
-        if self.spike_snapshot_before <= 0 or self.spike_snapshot_after <= 0:
-            raise ParamsError(f"{source}: spike_snapshot_before and spike_snapshot_after must be > 0 ms")
+        if self.samples_before < 1 or self.samples_after < 1:
+            raise ParamsError(f"{source}: spike_snapshot_before and spike_snapshot_after must each be at least one "
+                              f"sample ({1000 / self.sampling_rate:.3g} ms at {self.sampling_rate:g} Hz), not "
+                              f"{self.spike_snapshot_before} and {self.spike_snapshot_after} ms")
 
 
 @dataclass
 class ClusterParams:
     """Features and the clustering solutions of each electrode."""
 
-    max_clusters: int = 7
+    max_clusters: int = rule(7, low=2, high=100, why="one GMM is fitted per K")
     """GMM solutions are fitted for K = 2 .. max_clusters."""
-    num_iter: int = 1000
-    thresh: float = 1e-3
+    num_iter: int = rule(1000, low=1, high=1_000_000)
+    thresh: float = rule(1e-3, above=0.0)
     """EM convergence tolerance (change of the mean log-likelihood per event). blech_clust uses
     1e-4; 1e-3 halves the clustering time with the same ground-truth accuracy (docs/benchmarks.md)."""
-    num_restarts: int = 1
+    num_restarts: int = rule(1, low=1, high=1000)
     """GMM restarts per solution. blech_clust uses 10; on the ground-truth benchmark 10 restarts
     sorted no better than 1 (docs/benchmarks.md, Accuracy) at 10x the clustering time."""
-    max_autosort_clusters: int = 10
+    max_autosort_clusters: int = rule(10, low=2, high=100)
     """Components of the Dirichlet-process Bayesian GMM (saved as solution ``max_autosort_clusters``)."""
-    autosort_base_clusters: int = 9
+    autosort_base_clusters: int = rule(9, low=2, high=100)
     """Auto-sort starts from the GMM with this many clusters (over-clustered on purpose: auto-sort
     and the template step merge what is one unit, and cannot undo a lump). Fitted and saved as
     solution ``autosort_base_clusters`` when above ``max_clusters``. 9 instead of 7: seed 1 at
     600 s 21 -> 23/66 well detected (docs/benchmarks.md)."""
-    max_training_events: int = 10000
+    max_training_events: int = rule(10000, low=100, high=10_000_000, why="events the clustering is fitted on")
     """Clustering fits on at most this many events (drawn without replacement), then labels all."""
-    wf_amplitude_sd_cutoff: float = 3.0
-    random_seed: int = 0
-    cluster_threshold: float = 4.5
+    wf_amplitude_sd_cutoff: float = rule(3.0, low=0.0)
+    """Events whose amplitude lies more than this many SD from their cluster's are outliers (0: none are)."""
+    random_seed: int = rule(0, low=0, high=2**32 - 1)
+    cluster_threshold: float = rule(4.5, above=0.0)
     """Events whose extremum exceeds cluster_threshold x noise (of their noise window) are
     clustered; a value at or below ``waveform_threshold`` clusters every event."""
 
     def validate(self, source: str) -> None:
-        if self.max_clusters < 2:
-            raise ParamsError(f"{source}: max_clusters must be >= 2, not {self.max_clusters}")
-        if self.autosort_base_clusters < 2 or self.autosort_base_clusters == self.max_autosort_clusters:
+        if self.autosort_base_clusters == self.max_autosort_clusters:
             raise ParamsError(f"{source}: autosort_base_clusters must be >= 2 and differ from "
                               f"max_autosort_clusters ({self.max_autosort_clusters}, the Bayesian GMM's "
                               f"solution number), not {self.autosort_base_clusters}")
@@ -132,73 +213,83 @@ class ClusterParams:
 class AutosortParams:
     """Which clusters become units, and the template assignment of every event."""
 
-    cluster_count_threshold: int = 50
+    cluster_count_threshold: int = rule(50, low=1, high=10**9)
     """Fewest spikes a unit may have (blech_clust uses 2000 on 1 h recordings; blechrs scales by rate)."""
-    min_firing_rate: float = 0.05
+    min_firing_rate: float = rule(0.05, low=0.0)
     """Hz; a cluster firing slower than this is not saved as a unit."""
-    autosort_merge_dprime: float = 3.5
+    autosort_merge_dprime: float = rule(3.5, low=0.0)
     """Auto-sort merges two clusters when their discriminant separation d' is below this ..."""
-    autosort_merge_valley: float = 0.5
+    autosort_merge_valley: float = rule(0.5, low=0.0, high=1.0)
     """... and their discriminant projection has no valley deeper than this fraction of its peaks."""
-    autosort_max_l_ratio: float = 1.0
+    autosort_max_l_ratio: float = rule(1.0, low=0.0)
     """A cluster whose L-ratio (contamination by its neighbours in feature space) exceeds this is
     a mixture, not saved as a unit."""
-    template_assignment: bool = True
+    template_assignment: bool = rule(True)
     """After auto-sort picks its units, re-assign every event to a unit or to noise by the units'
     mean waveforms and the electrode's noise covariance, and split units whose amplitudes are
     bimodal (core/assign_templates.py, core/split_units.py); saved as solution 1 (kind 'templates')."""
-    ISI_violations_thresholds: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    ISI_violations_thresholds: list[float] = rule([0.5, 2.0], list, length=2, low=0.0, high=100.0, why="%")
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
-    min_snr: float = 3.0
-    single_unit_max_contamination: float = 0.1
-    fast_spiking_max_width_ms: float = 0.4
+    min_snr: float = rule(3.0, low=0.0)
+    single_unit_max_contamination: float = rule(0.1, low=0.0, high=1.0)
+    fast_spiking_max_width_ms: float = rule(0.4, low=0.0, high=20.0)
     """Trough-to-peak width below which a single unit is called fast spiking."""
-
-    def validate(self, source: str) -> None:
-        if len(self.ISI_violations_thresholds) != 2:
-            raise ParamsError(f"{source}: ISI_violations_thresholds must be two numbers (% of ISIs "
-                              f"under 1 ms and under 2 ms), not {self.ISI_violations_thresholds}")
 
 
 @dataclass
 class TrialsParams:
     """Trial-aligned spike-train arrays."""
 
-    spike_array_durations: list[float] = field(default_factory=lambda: [2000.0, 5000.0])
+    spike_array_durations: list[float] = rule([2000.0, 5000.0], list, length=2, low=0.0, high=60_000.0, why="ms")
     """ms before and after each trial onset."""
-    spike_array_bin_ms: float = 1.0
+    spike_array_bin_ms: float = rule(1.0, above=0.0, high=60_000.0)
+    compact_spike_arrays: bool = rule(False)
+    """False (default): ``spike_array`` holds blech_clust's 0/1 values (a spike in the bin or not) as
+    float64, gzip-compressed: every HDF5 reader opens it (h5py, MATLAB, h5dump) and arithmetic on it
+    never wraps. True: spike counts as uint8 compressed with blosc:lz4, ~4x faster to write and
+    smaller, but only PyTables (or the HDF5 blosc plugin) can read it."""
+
+    #: Bins per trial at most: the arrays hold trials x units x bins.
+    MAX_BINS = 120_000
+
+    def validate(self, source: str) -> None:
+        bins = sum(self.spike_array_durations) / self.spike_array_bin_ms
+        if bins > self.MAX_BINS:
+            raise ParamsError(f"{source}: spike_array_durations {self.spike_array_durations} ms in bins of "
+                              f"{self.spike_array_bin_ms:g} ms make {bins:.0f} bins per trial; at most {self.MAX_BINS} "
+                              f"(the arrays hold trials x units x bins)")
 
 
 @dataclass
 class QualityParams:
     """Unit QA (similarity, drift) and raw-data QA."""
 
-    similarity_cutoff: float = 50.0
+    similarity_cutoff: float = rule(50.0, low=0.0, high=100.0)
     """% of one unit's spikes coinciding with another unit's above which the pair is reported."""
-    similarity_window_ms: float = 1.0
+    similarity_window_ms: float = rule(1.0, above=0.0, high=1000.0)
     """Two spikes coincide when at most this far apart."""
-    similarity_waveform_count_cutoff: float = 10.0
+    similarity_waveform_count_cutoff: float = rule(10.0, low=0.0, high=100.0)
     """A reported pair has "similar counts" when (max - min) / max of their spike counts is <= this %."""
-    n_trial_bins: int = 4
+    n_trial_bins: int = rule(4, low=2, high=1000)
     """Drift check: the session's trials are cut into this many consecutive groups (quarters)."""
-    drift_baseline_ms: float = 1000.0
+    drift_baseline_ms: float = rule(1000.0, above=0.0, high=600_000.0)
     """Drift check: spikes counted in [-drift_baseline_ms, 0) ms before each trial onset ..."""
-    drift_post_ms: float = 2500.0
+    drift_post_ms: float = rule(2500.0, above=0.0, high=600_000.0)
     """... and in [0, drift_post_ms) ms after it."""
-    drift_alpha: float = 0.05
+    drift_alpha: float = rule(0.05, above=0.0, below=1.0)
     """Drift check: a unit is flagged when the trial-group effect has p below this / 2 in either
     window (baseline or response)."""
-    bridged_channel_threshold: float = 0.9
-    n_corr_samples: int = 10000
+    bridged_channel_threshold: float = rule(0.9, low=0.0, high=1.0)
+    n_corr_samples: int = rule(10000, low=100, high=1_000_000, why="samples of every channel held at once")
 
 
 @dataclass
 class RunParams:
     """How the work is executed (never changes a sort)."""
 
-    n_jobs: int = 0
+    n_jobs: int = rule(0, low=0, high=4096)
     """Worker threads/processes; 0 = all cores."""
-    extract_memory_mb: float = 512.0
+    extract_memory_mb: float = rule(512.0, above=0.0)
     """Waveforms held at once by one extraction pass. Electrodes are extracted in batches (one CAR
     group at a time, split when its expected waveforms, at 50 events/s, exceed this)."""
 
@@ -222,6 +313,9 @@ class SortParams:
         return self.extract.sampling_rate
 
     def validate(self, source: str = "parameters") -> "SortParams":
+        """Every field against its rule (:class:`Rule`), then each stage's checks across fields."""
+        for name in STAGES:
+            check_rules(getattr(self, name), source)
         for name in STAGES:
             check = getattr(getattr(self, name), "validate", None)
             if check is not None:
@@ -248,7 +342,7 @@ class SortParams:
             if key in RETIRED_KEYS:
                 continue
             stage = getattr(tree, _STAGE_OF[key])
-            setattr(stage, key, _coerce(key, getattr(stage, key), value, source))
+            setattr(stage, key, _RULE_OF[key].coerce(value))
         return tree.validate(source)
 
     def replace(self, **flat: Any) -> "SortParams":
@@ -269,11 +363,13 @@ class SortParams:
 WORK_VERSION = 1
 
 _STAGE_OF: dict[str, str] = {}
+_RULE_OF: dict[str, Rule] = {}
 for _stage, _cls in zip(STAGES, (ExtractParams, ClusterParams, AutosortParams, TrialsParams, QualityParams,
                                  RunParams)):
     for _f in dataclasses.fields(_cls):
         assert _f.name not in _STAGE_OF, f"parameter {_f.name} is in two stages"
         _STAGE_OF[_f.name] = _stage
+        _RULE_OF[_f.name] = _f.metadata["rule"]
 
 
 def _flatten_nested(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,20 +382,3 @@ def _flatten_nested(data: Mapping[str, Any]) -> dict[str, Any]:
         else:
             flat[key] = value
     return flat
-
-
-def _coerce(key: str, default: Any, value: Any, source: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, list):
-            return [float(v) for v in value]
-        return type(default)(value)
-    except (TypeError, ValueError):
-        raise ParamsError(f"{source}: parameter {key} has a bad value {value!r}") from None

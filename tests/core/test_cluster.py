@@ -93,7 +93,7 @@ def test_cluster_electrode_gmm_solutions_match_sklearn():
     for k in (2, 3, 4):
         ref = GaussianMixture(n_components=k, covariance_type="full", max_iter=1000, tol=1e-4,
                               reg_covar=mixture.REG_COVAR, random_state=3).fit(train).predict(x)
-        ref = cluster._contiguous(ref)
+        ref = cluster.contiguous_labels(ref)
         assert np.mean(sols[k].labels == ref) > 0.999
 
 
@@ -129,10 +129,10 @@ def test_predict_in_chunks_matches_sklearn(monkeypatch):
 def test_distinct_row_count_is_exact_below_the_component_counts():
     rng = np.random.default_rng(3)
     few = np.repeat(rng.normal(size=(4, 5)), 500, axis=0)[rng.permutation(2000)]
-    assert cluster._n_distinct(few, 10) == 4  # exact when fewer than 10: fits are skipped
+    assert cluster.n_distinct_rows(few, 10) == 4  # exact when fewer than 10: fits are skipped
     many = rng.normal(size=(2000, 5))
-    assert cluster._n_distinct(many, 10) >= 10
-    assert cluster._n_distinct(many[:0], 10) == 0
+    assert cluster.n_distinct_rows(many, 10) >= 10
+    assert cluster.n_distinct_rows(many[:0], 10) == 0
     # An electrode with 4 distinct events: no solution asks for more than 4 components.
     sols = cluster.cluster_electrode(few, SortParams().replace(max_clusters=7, autosort_base_clusters=7, num_restarts=1))
     assert all(s.labels.max() < 4 for s in sols.values())

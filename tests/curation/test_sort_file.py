@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from blechrs.curation import sort_file as sf
-from blechrs.model import Unit
+from blechrs.model import ElectrodeWork, Solution, Unit
 from blechrs.params import SortParams
 
 HEADER = "Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"
 
 
-def _electrode(seed=0, n_per=(300, 200, 150, 250)):
+def _electrode(electrode, seed=0, n_per=(300, 200, 150, 250)):
     """Synthetic electrode: clusters of waveforms of different sizes; cluster 2 is itself made of
     three blobs of clearly different amplitude (for splits)."""
     rng = np.random.default_rng(seed)
@@ -42,14 +42,15 @@ def _electrode(seed=0, n_per=(300, 200, 150, 250)):
     labels_4 = labels.astype(np.int64)
     labels_4[:5] = -1  # a few outliers
     labels_2 = (labels >= 2).astype(np.int64)
-    data = dict(times=times, waveforms=w, features=feats, labels_4=labels_4, labels_2=labels_2, stage="clustered")
-    return data, blob
+    work = ElectrodeWork(electrode, times=times, waveforms=w, features=feats, stage="clustered",
+                         solutions={4: Solution(4, labels_4, "gmm"), 2: Solution(2, labels_2, "gmm")})
+    return work, blob
 
 
 @pytest.fixture()
 def electrodes():
-    d3, blob = _electrode(0)
-    d5, _ = _electrode(1)
+    d3, blob = _electrode(3, 0)
+    d5, _ = _electrode(5, 1)
     return {3: d3, 5: d5}, blob
 
 
@@ -69,11 +70,11 @@ def test_single_and_merge(tmp_path, electrodes):
     _, rows, problems, _, sels, _ = _apply(tmp_path, text, el)
     assert problems == []
     assert len(sels) == 4
-    lab3, lab5 = el[3]["labels_4"], el[5]["labels_4"]
+    lab3, lab5 = el[3].labels_of(4), el[5].labels_of(4)
     np.testing.assert_array_equal(sels[0].indices, np.where(lab3 == 1)[0])
     np.testing.assert_array_equal(sels[1].indices, np.where((lab3 == 0) | (lab3 == 3))[0])
     np.testing.assert_array_equal(sels[2].indices, np.where((lab5 == 0) | (lab5 == 2))[0])
-    np.testing.assert_array_equal(sels[3].indices, np.where(el[5]["labels_2"] == 1)[0])
+    np.testing.assert_array_equal(sels[3].indices, np.where(el[5].labels_of(2) == 1)[0])
     assert (sels[0].single_unit, sels[0].regular_spiking, sels[0].fast_spiking) == (True, True, False)
     assert (sels[1].single_unit, sels[1].regular_spiking, sels[1].fast_spiking) == (False, False, False)
     assert (sels[2].single_unit, sels[2].regular_spiking, sels[2].fast_spiking) == (True, False, True)
@@ -83,7 +84,7 @@ def test_single_and_merge(tmp_path, electrodes):
 
 def test_split_recovers_blobs_ordered_by_size(tmp_path, electrodes):
     el, blob = electrodes
-    lab = el[3]["labels_4"]
+    lab = el[3].labels_of(4)
     _, _, problems, _, sels, _ = _apply(tmp_path, HEADER + "1,3,4,2,3x,,,\n", el)
     assert problems == []
     assert len(sels) == 3
@@ -161,7 +162,7 @@ def test_lenient_header_and_blank_lines(tmp_path, electrodes):
 
 def test_writer_round_trips(tmp_path, electrodes):
     el, _ = electrodes
-    lab = el[3]["labels_4"]
+    lab = el[3].labels_of(4)
     sels = [Unit(3, 4, (0, 3), np.where(np.isin(lab, (0, 3)))[0], single_unit=True, fast_spiking=True),
             Unit(3, 4, (1,), np.where(lab == 1)[0])]
     text = sf.format_sort_file([sf.unit_row(i, s, "auto") for i, s in enumerate(sels)])

@@ -130,7 +130,7 @@ def test_sources_agree(tmp_path):
     path = tmp_path / "amplifier.dat"
     x.T.tofile(path)  # interleaved by sample, like Intan's amplifier.dat
     mm = np.memmap(path, dtype=np.int16, mode="r").reshape(-1, 4).T  # a strided channels x samples view
-    src = kernels._native.interleaved_file_source(str(path), 4)
+    src = kernels.interleaved_file_source(str(path), 4)
     assert src.n_channels == 4 and src.n_samples == x.shape[1]
     big = np.zeros((8, x.shape[1] * 2), np.int16)
     big[::2, ::2] = x
@@ -204,7 +204,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="channel 2"):
         kernels.common_average_reference(bad, [0, 0, 0])
     with pytest.raises(OSError):
-        kernels._native.interleaved_file_source("/nonexistent/amplifier.dat", 4)
+        kernels.interleaved_file_source("/nonexistent/amplifier.dat", 4)
 
 
 @settings(max_examples=12, deadline=None)

@@ -8,7 +8,6 @@ import pytest
 from PIL import Image
 
 from blechrs.core.metrics import isi_violations
-from blechrs.figures import canvas as canvas_mod
 from blechrs.figures.canvas import Canvas, nice_ticks, picture_info
 from blechrs.figures.cluster_panels import ElectrodeScale, voltage_range
 from blechrs.figures.index_page import ElectrodeEntry, IndexContents, UnitRow, index_html
@@ -148,8 +147,8 @@ def test_canvas_reuse_leaves_nothing_of_the_previous_picture(tmp_path):
     a.save(tmp_path / "a.png")
     b = Canvas(1, 1, "second")
     b.save(tmp_path / "b.png")
-    fig, ax = canvas_mod._REUSED  # the one reused figure
-    assert len(ax.collections) == 0 and len(ax.lines) + len(ax.artists) == 0
+    assert b.ax is a.ax  # the one reused figure, emptied
+    assert len(b.ax.collections) == 0 and len(b.ax.lines) + len(b.ax.artists) == 0
     with Image.open(tmp_path / "b.png") as im:
         body = np.asarray(im.convert("L"))[30:, :]
     assert body.min() == 255  # no line or point of the first picture

@@ -177,3 +177,26 @@ def test_init_auto_car_splits_groups_with_two_references(tmp_path):
     before = layout_path(d).read_text()
     init_experiment(d, auto_car=True)  # kept: nothing rewritten
     assert layout_path(d).read_text() == before
+
+
+def test_a_renamed_folder_keeps_its_files(tmp_path):
+    # A copied or renamed recording folder is recognised by its files, not its name: the person's
+    # edits are used, no second set of defaults or second store appears beside them.
+    from blechrs import pipeline
+    from blechrs.io import paths
+    from blechrs.io.params_file import load_params, save_params
+    from blechrs.simulate import Simulation
+
+    d = tmp_path / "rat7_day1"
+    Simulation(seed=1, n_channels=4, duration_s=2.0).write(d, layout="one file per channel")
+    pipeline.init(d)
+    save_params(paths.params_path(d), load_params(paths.params_path(d)).replace(waveform_threshold=4.5))
+    moved = d.rename(tmp_path / "rat7_day1_copy")
+    assert not pipeline.needs_init(moved)
+    assert paths.recording_name(moved) == "rat7_day1" and paths.h5_path(moved).name == "rat7_day1.h5"
+    assert pipeline.load_params(moved).extract.waveform_threshold == 4.5
+    pipeline.init(moved)  # keeps the files it finds
+    assert sorted(p.name for p in moved.glob("*.params")) == ["rat7_day1.params"]
+    (moved / "other.params").write_text("{}")
+    with pytest.raises(LayoutError, match="several recordings"):
+        paths.params_path(moved)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import tables
 
-from blechrs.model import Unit
+from blechrs.model import ElectrodeWork, Solution, Unit
 from blechrs.io import paths, unit_store, work_files
 
 
@@ -125,7 +126,7 @@ def test_killed_mid_write_leaves_old_file_readable(tmp_path):
                 os._exit(9)
             return real(self, *a, **k)
         tables.File.create_array = dying
-        from blechrs.model import Unit
+        from blechrs.model import ElectrodeWork, Solution, Unit
         units = [Unit(electrode=1, times=np.arange(50), waveforms=np.zeros((50, 75))) for _ in range(5)]
         unit_store.write_units({str(path)!r}, units)
     """)
@@ -136,18 +137,51 @@ def test_killed_mid_write_leaves_old_file_readable(tmp_path):
     assert sorted(len(b.times) for b in back) == sorted(len(u.times) for u in old)
 
 
+def _work(n=5):
+    unit = Unit(7, solution=2, clusters=(1,), indices=np.array([1, 3]), single_unit=True, regular_spiking=True,
+                metrics={"snr": 4.5, "isi_violations_2ms": None}, reason="clean")
+    return ElectrodeWork(
+        7, times=np.arange(n, dtype=np.int64), times_subsample=np.arange(n, dtype=np.float64) + 0.25,
+        polarity=np.full(n, -1, np.int8), waveforms=np.ones((n, 75), np.float32), noise=np.array([5.0, 6.0]),
+        threshold=41.5, mad_val=3.0, cutoff_sample=900, n_edge_dropped=1, dead=False, n_samples=1000,
+        n_events=n, sampling_rate=30000.0, fp_extract="e" * 16, stage="clustered",
+        features=np.zeros((n, 3)), clustered=np.ones(n, bool),
+        solutions={2: Solution(2, np.array([0, 1, 0, 1, -1]), "gmm"), 1: Solution(1, np.array([-1, 0, -1, 0, 0]), "templates")},
+        status="ok", fp_cluster="c" * 16, units=[unit], fp_autosort="a" * 16)
+
+
+def _old_file(path, arrays, meta):
+    """A work file as blechrs wrote them before ElectrodeWork: arrays plus sorted JSON values."""
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays, __meta__=np.array(json.dumps(meta, sort_keys=True)))
+
+
+def _contents(path):
+    with np.load(path) as z:
+        return {k: (z[k].dtype.str, z[k].shape, z[k].tobytes()) for k in z.files}
+
+
 def test_work_file_round_trip_and_atomic(tmp_path, monkeypatch):
     path = paths.electrode_path(tmp_path, 7)
     assert path.name == "electrode07.npz"
-    data = dict(times=np.arange(5, dtype=np.int64), waveforms=np.ones((5, 75), np.float32),
-                threshold=np.float64(41.5), dead=False, solution_kinds={"2": "gmm"}, auto_units=[{"a": 1}],
-                status="ok", labels_2=np.array([0, 1, 0, 1, -1]))
-    work_files.save_electrode(path, data)
+    work = _work()
+    work_files.save_electrode(path, work)
     back = work_files.load_electrode(path)
-    np.testing.assert_array_equal(back["times"], data["times"])
-    np.testing.assert_array_equal(back["labels_2"], data["labels_2"])
-    assert back["threshold"] == 41.5 and back["dead"] is False and back["solution_kinds"] == {"2": "gmm"}
-    assert back["auto_units"] == [{"a": 1}] and back["status"] == "ok"
+    for name in ("times", "times_subsample", "polarity", "waveforms", "noise", "features", "clustered"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(work, name))
+        assert getattr(back, name).dtype == getattr(work, name).dtype
+    assert list(back.solutions) == [2, 1] and back.solutions[1].kind == "templates"
+    np.testing.assert_array_equal(back.labels_of(2), work.labels_of(2))
+    assert back.labels_of(5) is None
+    assert (back.threshold, back.dead, back.status, back.cutoff_sample, back.stage) == (41.5, False, "ok", 900, "clustered")
+    assert [u.record() for u in back.units] == [u.record() for u in work.units]
+    np.testing.assert_array_equal(back.units[0].indices, [1, 3])
+    np.testing.assert_array_equal(back.auto_labels(), [-1, 0, -1, 0, -1])
+    # only some arrays: the units without their events, the other arrays absent
+    part = work_files.load_electrode(path, arrays=("times",))
+    assert part.waveforms is None and part.solutions == {} and part.units[0].indices is None
+    meta = work_files.read_meta(path)
+    assert meta.times is None and (meta.fp_cluster, meta.n_events) == ("c" * 16, 5)
     before = path.read_bytes()
 
     def boom(*a, **k):
@@ -155,9 +189,41 @@ def test_work_file_round_trip_and_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez", boom)
     with pytest.raises(OSError):
-        work_files.save_electrode(path, dict(times=np.arange(3)))
+        work_files.save_electrode(path, ElectrodeWork(7, times=np.arange(3)))
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["electrode07.npz"]
+
+
+def test_work_file_format_is_the_one_before_electrode_work(tmp_path):
+    """The arrays, dtypes and JSON values of a work file are those blechrs wrote as a dict, so
+    older work files load and save back to the same content."""
+    work = _work()
+    extracted = dict(electrode=7, threshold=41.5, mad_val=3.0, cutoff_sample=900, n_edge_dropped=1, dead=False,
+                     n_samples=1000, n_events=5, sampling_rate=30000.0, stage="extracted", fp_extract="e" * 16)
+    arrays = {k: getattr(work, k) for k in ("times", "times_subsample", "polarity", "waveforms", "noise")}
+    _old_file(tmp_path / "old_e.npz", arrays, extracted)
+    clustered = dict(extracted, stage="clustered", solution_kinds={"2": "gmm", "1": "templates"}, status="ok",
+                     fp_cluster="c" * 16, fp_autosort="a" * 16, auto_units=[work.units[0].record()])
+    arrays |= dict(features=work.features, clustered=work.clustered, labels_2=work.solutions[2].labels,
+                   labels_1=work.solutions[1].labels, auto_labels=np.array([-1, 0, -1, 0, -1]))
+    _old_file(tmp_path / "old_c.npz", arrays, clustered)
+    for name in ("old_e", "old_c"):
+        old = tmp_path / f"{name}.npz"
+        work_files.save_electrode(tmp_path / f"{name}_again.npz", work_files.load_electrode(old))
+        assert _contents(tmp_path / f"{name}_again.npz") == _contents(old)
+    assert _contents(tmp_path / "old_c.npz") == _contents(_saved(tmp_path, work))
+    # an early work file: no solution kinds, no event count, units without a reason
+    early = {k: v for k, v in clustered.items() if k not in ("solution_kinds", "n_events")}
+    early["auto_units"] = [{k: v for k, v in early["auto_units"][0].items() if k != "reason"}]
+    _old_file(tmp_path / "early.npz", arrays, early)
+    back = work_files.load_electrode(tmp_path / "early.npz")
+    assert back.n_events == 5 and back.solutions[2].kind == "gmm" and back.units[0].reason == ""
+
+
+def _saved(tmp_path, work):
+    path = tmp_path / "new.npz"
+    work_files.save_electrode(path, work)
+    return path
 
 
 def test_corrupt_work_file_is_one_clear_error(tmp_path):

@@ -16,8 +16,9 @@ from support.sorting_reference import init_folder, simulated_folder
 def _outputs(d, electrodes):
     out = {}
     for e in electrodes:
-        data = work_files.load_electrode(paths.electrode_path(d, e))
-        out[e] = {k: v.tobytes() for k, v in data.items() if k.startswith("labels_") or k in ("auto_labels", "features")}
+        work = work_files.load_electrode(paths.electrode_path(d, e))
+        out[e] = {f"labels_{n}": sol.labels.tobytes() for n, sol in work.solutions.items()}
+        out[e].update(auto_labels=work.auto_labels().tobytes(), features=work.features.tobytes())
     units = [(u.electrode, u.times.tobytes(), u.waveforms.tobytes()) for u in unit_store.read_units(paths.h5_path(d))]
     return out, units
 

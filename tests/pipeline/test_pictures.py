@@ -100,8 +100,7 @@ def test_every_unit_has_a_current_picture_and_the_page_links_only_current_things
     assert {f"qa/{u.name}.png" for u in units} <= set(page.links)  # unit QA ran: its pictures are current
     for e in range(4):  # a thumbnail per electrode, and every solution picture linked
         assert f"electrode{e:02d}/units.png" in page.images
-        data = work_files.load_electrode(paths.electrode_path(d, e))
-        for k in (int(key.split("_")[1]) for key in data if key.startswith("labels_")):
+        for k in work_files.load_electrode(paths.electrode_path(d, e)).solutions:
             assert f"electrode{e:02d}/solution{k:02d}.png" in page.links
 
     # A person keeps one unit: after post-process (pictures redrawn, unit QA not re-run) nothing

@@ -8,6 +8,7 @@ tests exercise the stages the sort module owns; test_sort_end_to_end.py runs the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -23,18 +24,8 @@ from blechrs.io.params_file import load_params, save_params
 from blechrs.params import SortParams
 from blechrs import pipeline
 from blechrs.errors import PipelineError
-from support.sorting_reference import reference_extract, init_folder, simulated_folder
-
-
-@pytest.fixture()
-def reference_engine(monkeypatch):
-    def fake(recording, electrodes, groups, params, progress=None):
-        return reference_extract(recording, electrodes, groups, params.to_flat())
-
-    # The engine is replaced where the extraction stage calls it (blechrs.pipeline.extraction).
-    import blechrs.pipeline.extraction as extract_stage
-
-    monkeypatch.setattr(extract_stage, "extract_events", fake)
+from blechrs.model import ElectrodeWork
+from support.sorting_reference import init_folder, simulated_folder
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +58,9 @@ def _h5_content(path):
 def _work_labels(d):
     out = {}
     for p in sorted((d / "blechrs_work").glob("electrode*.npz")):
-        data = work_files.load_electrode(p)
-        out[p.name] = {k: v.tobytes() for k, v in data.items() if isinstance(v, np.ndarray)}
+        work = work_files.load_electrode(p)
+        arrays, _ = work_files.to_file_contents(work)
+        out[p.name] = {k: v.tobytes() for k, v in arrays.items()}
     return out
 
 
@@ -84,8 +76,8 @@ def test_run_resume_force_and_determinism(rec, reference_engine):
     assert len(units) == len(report.units) > 0
     # Every stored unit is exactly the events its work file says auto-sort chose.
     for u in units:
-        data = work_files.load_electrode(paths.electrode_path(d, u.electrode))
-        assert set(u.times.tolist()) <= set(data["times"].tolist())
+        work = work_files.load_electrode(paths.electrode_path(d, u.electrode))
+        assert set(u.times.tolist()) <= set(work.times.tolist())
     # Resume: nothing redone, same units.
     again = pipeline.run(d, jobs=1, plots=False)
     assert again.skipped == [0, 1, 2, 3]
@@ -101,7 +93,7 @@ def test_run_resume_force_and_determinism(rec, reference_engine):
     save_params(d / "rec.params", params)
     changed = pipeline.run(d, jobs=1, plots=False)
     assert changed.skipped == [0, 1, 2, 3]  # extraction reused
-    assert "labels_4" not in work_files.load_electrode(paths.electrode_path(d, 1))
+    assert 4 not in work_files.load_electrode(paths.electrode_path(d, 1)).solutions
 
 
 def test_autosort_sort_file_round_trip(rec, reference_engine):
@@ -166,7 +158,7 @@ def test_post_process_check_lists_units_and_shared_spikes(rec, reference_engine,
     d, _ = rec
     pipeline.run(d, jobs=1, plots=False)
     before = _h5_content(d / "rec.h5")
-    data = work_files.load_electrode(paths.electrode_path(d, 2))
+    work = work_files.load_electrode(paths.electrode_path(d, 2))
     sort_csv = d / "twice.csv"
     # The same cluster saved twice (once merged with another): the two units share its spikes.
     sort_csv.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n"
@@ -180,16 +172,16 @@ def test_post_process_check_lists_units_and_shared_spikes(rec, reference_engine,
     code = cli_main(["post-process", str(d), "--sort-file", str(sort_csv), "--no-plots", "-q"])
     assert code == 0 and "share 100 %" in capsys.readouterr().err
     units = unit_store.read_units(d / "rec.h5")
-    np.testing.assert_array_equal(units[0].times, data["times"][data["labels_3"] == 0])
-    np.testing.assert_array_equal(units[1].times, data["times"][np.isin(data["labels_3"], [0, 1])])
+    np.testing.assert_array_equal(units[0].times, work.times[work.labels_of(3) == 0])
+    np.testing.assert_array_equal(units[1].times, work.times[np.isin(work.labels_of(3), [0, 1])])
 
 
 def _quiet(n, rng, polarity=-1, amplitude=0.0):
     w = rng.normal(0, 10, (n, 75)).astype(np.float32)
     w[:, 30] += polarity * amplitude
-    return dict(electrode=5, times=np.sort(rng.choice(300000, n, replace=False)).astype(np.int64),
-                waveforms=w, threshold=50.0, mad_val=6.0, cutoff_sample=300000, n_samples=300000,
-                dead=False, stage="extracted")
+    return ElectrodeWork(electrode=5, times=np.sort(rng.choice(300000, n, replace=False)).astype(np.int64),
+                         waveforms=w, threshold=50.0, mad_val=6.0, cutoff_sample=300000, n_samples=300000,
+                         dead=False, stage="extracted")
 
 
 @pytest.mark.parametrize("case", ["no events", "three events", "dead", "one polarity", "pure noise"])
@@ -197,20 +189,20 @@ def test_quiet_electrodes_are_reported_not_crashed(case):
     rng = np.random.default_rng(0)
     params = SortParams().replace(cluster_count_threshold=10, max_clusters=4, num_restarts=1)
     data = {"no events": lambda: _quiet(0, rng), "three events": lambda: _quiet(3, rng),
-            "dead": lambda: dict(_quiet(0, rng), dead=True),
+            "dead": lambda: dataclasses.replace(_quiet(0, rng), dead=True),
             "one polarity": lambda: _quiet(400, rng, +1, 120.0),
             "pure noise": lambda: _quiet(400, rng)}[case]()
-    out = pipeline.cluster_data(data, params)
+    out = pipeline.cluster_work(data, params)
     expected_status = {"no events": "no events", "three events": "3 events, fewer than max_clusters (4)",
                        "dead": "dead channel"}
     if case in expected_status:
-        assert out["status"] == expected_status[case]
-        assert not any(k.startswith("labels_") for k in out)
-        assert out["auto_units"] == []
+        assert out.status == expected_status[case]
+        assert out.solutions == {}
+        assert out.units == []
     else:
-        assert out["status"] == "ok"
-        assert "labels_4" in out
-    assert out["features"].shape[0] == len(data["times"])
+        assert out.status == "ok"
+        assert 4 in out.solutions
+    assert out.features.shape[0] == len(data.times)
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -258,9 +250,7 @@ def test_pictures_and_index(rec, reference_engine):
         assert f"#{name}'>{name}</a></td><td><a href='#electrode{e:02d}'>{e}</a></td><td>{row['waveform_count']}</td>" in page
         assert f"<div class='unit' id='{name}'>" in page and f"src='units/{name}.png'" in page
     for e in range(4):
-        data = work_files.load_electrode(paths.electrode_path(d, e))
-        for key in (k for k in data if k.startswith("labels_")):
-            k = int(key.split("_")[1])
+        for k in work_files.load_electrode(paths.electrode_path(d, e)).solutions:
             png = d / "blechrs_plots" / f"electrode{e:02d}" / f"solution{k:02d}.png"
             assert mpimg.imread(png).shape[0] > 50
             assert f"electrode{e:02d}/solution{k:02d}.png" in page
@@ -280,10 +270,12 @@ def test_cli_run_copy_raw_then_arrays(rec, reference_engine, capsys):
     with tables.open_file(str(d / "rec.h5")) as f:
         arrays = [n for n in f.walk_nodes("/spike_trains", classname="Array") if n.name == "spike_array"]
         assert arrays and all(a.shape[1] == n_units for a in arrays)
-    # Re-sorting keeps the raw channels but drops the now stale spike arrays.
-    assert cli_main(["autosort", str(d), "-q", "-j", "1", "--force"]) == 0
+    # Re-sorting keeps the raw channels, and the spike arrays are made again for the new units.
+    assert cli_main(["autosort", str(d), "-q", "-j", "1", "--force", "--no-plots"]) == 0
     with tables.open_file(str(d / "rec.h5")) as f:
-        assert "/raw/electrode02" in f and "/spike_trains" not in f
+        arrays = [n for n in f.walk_nodes("/spike_trains", classname="Array") if n.name == "spike_array"]
+        assert "/raw/electrode02" in f and arrays
+        assert all(a.shape[1] == f.root.unit_descriptor.nrows for a in arrays)
 
 
 def test_sort_file_without_a_good_row_leaves_the_store(rec, reference_engine, capsys):
@@ -309,15 +301,14 @@ def test_changed_autosort_parameter_redoes_only_autosort(rec, reference_engine):
     save_params(d / "rec.params", params)
     report = pipeline.run(d, jobs=1, plots=False)
     after = work_files.load_electrode(path)
-    assert after["fp_cluster"] == before["fp_cluster"] and after["fp_autosort"] != before["fp_autosort"]
+    assert after.fp_cluster == before.fp_cluster and after.fp_autosort != before.fp_autosort
     # the clustering solutions stay; the template solution is auto-sort's own (none: no units)
-    clustering = [k for k in before if k.startswith("labels_")
-                  and before["solution_kinds"][k.split("_")[1]] != "templates"]
+    clustering = [k for k, sol in before.solutions.items() if sol.kind != "templates"]
     assert clustering
     for k in clustering:
-        np.testing.assert_array_equal(after[k], before[k])
-    assert "templates" not in after["solution_kinds"].values()
-    assert after["auto_units"] == [] and report.units == []
+        np.testing.assert_array_equal(after.labels_of(k), before.labels_of(k))
+    assert "templates" not in [sol.kind for sol in after.solutions.values()]
+    assert after.units == [] and report.units == []
     assert unit_store.read_units(d / "rec.h5") == []
 
 
@@ -325,8 +316,7 @@ def test_run_draws_solution_pictures_once(rec, reference_engine):
     d, _ = rec
     pipeline.run(d, jobs=1, plots=True)
     pngs = sorted((d / "blechrs_plots").glob("electrode*/solution*.png"))
-    expected = sum(len([k for k in work_files.load_electrode(paths.electrode_path(d, e)) if k.startswith("labels_")])
-                   for e in range(4))
+    expected = sum(len(work_files.load_electrode(paths.electrode_path(d, e)).solutions) for e in range(4))
     assert len(pngs) == expected > 0
     units = unit_store.read_units(d / "rec.h5", waveforms=False)
     assert sorted(p.stem for p in (d / "blechrs_plots" / "units").glob("*.png")) == [u.name for u in units]

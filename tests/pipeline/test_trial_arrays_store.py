@@ -48,7 +48,9 @@ def test_make_arrays_matches_reference_and_pairs_names(tmp_path):
         for name in ("dig_in_01", "dig_in_03"):
             got = h5.get_node(f"/spike_trains/{name}/spike_array").read()
             ref = reference_spike_array(units, np.sort(di[name][0]), FS, 2000.0, 5000.0, 1.0)
-            np.testing.assert_array_equal(got.astype(np.int64), ref)
+            # blech_clust's 0/1 values (a spike in the 1 ms bin or not), as float64
+            assert got.dtype == np.float64 and set(np.unique(got)) <= {0.0, 1.0}
+            np.testing.assert_array_equal(got, np.minimum(ref, 1).astype(np.float64))
             assert got.shape == (len(di[name][0]), 5, 7000)
         assert h5.get_node("/spike_trains/dig_in_03")._v_title == "NaCl"
         valid = h5.root.spike_trains.dig_in_03.valid_bins.read()
@@ -91,7 +93,7 @@ def test_make_arrays_defaults_laser_and_rerun_replaces(tmp_path):
         np.testing.assert_array_equal(g.laser_onset_lag.read(), [0, 0, 0])
         np.testing.assert_array_equal(g.laser_durations.read(), [0, 0, 2500])
         ref = reference_spike_array(units, di["dig_in_03"][0], FS, 500.0, 1000.0, 10.0)
-        np.testing.assert_array_equal(g.spike_array.read().astype(np.int64), ref)
+        np.testing.assert_array_equal(g.spike_array.read(), np.minimum(ref, 1))  # 0/1 per 10 ms bin
     rows = _read_csv(d / TRIAL_TABLE_NAME)
     assert [r["laser"] for r in rows].count("True") == 2
     assert [float(r["laser_lag_ms"]) for r in rows if r["laser"] == "True"] == [700.0, 0.0]
@@ -179,20 +181,22 @@ def test_emg_arrays_from_layout(tmp_path):
 def test_recording_cutoff_marks_later_trials_truncated(tmp_path):
     """Extraction found electrode 1 cut off at 40 s: bins after it are outside the data."""
     from blechrs.io import paths, work_files
+    from blechrs.model import ElectrodeWork
 
     rng = np.random.default_rng(13)
     d = make_dir(tmp_path)
     units = [np.sort(rng.integers(0, N, 500)), np.sort(rng.integers(0, int(40 * FS), 300))]
     write_store(d / f"{d.name}.h5", units, electrodes=[0, 1])
-    work_files.save_electrode(paths.electrode_path(d, 0), {"cutoff_sample": N, "times": np.zeros(0, np.int64)})
-    work_files.save_electrode(paths.electrode_path(d, 1), {"cutoff_sample": int(40 * FS), "times": np.zeros(0, np.int64)})
-    work_files.save_electrode(paths.electrode_path(d, 7), {"cutoff_sample": 5})  # no units there: ignored
+    work_files.save_electrode(paths.electrode_path(d, 0), ElectrodeWork(0, cutoff_sample=N, times=np.zeros(0, np.int64)))
+    work_files.save_electrode(paths.electrode_path(d, 1), ElectrodeWork(1, cutoff_sample=int(40 * FS),
+                                                                        times=np.zeros(0, np.int64)))
+    work_files.save_electrode(paths.electrode_path(d, 7), ElectrodeWork(7, cutoff_sample=5))  # no units there: ignored
     on = np.array([int(10 * FS), int(34 * FS), int(39 * FS), int(50 * FS)])
     res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
     assert res.data_end == int(40 * FS) and any("cut off at 40.0 s" in w and "electrode 01" in w for w in res.warnings)
     with tables.open_file(str(d / f"{d.name}.h5")) as h5:
         valid = h5.root.spike_trains.dig_in_00.valid_bins.read()
-        got = h5.root.spike_trains.dig_in_00.spike_array.read().astype(np.int64)
+        got = h5.root.spike_trains.dig_in_00.spike_array.read()
     # independent: bin b of trial s spans [s - 60000 + 30 b, s - 60000 + 30 (b + 1)); valid if it ends by the cut
     for k, s in enumerate(on):
         ends = s - 60000 + 30 * (np.arange(7000) + 1)
@@ -200,7 +204,7 @@ def test_recording_cutoff_marks_later_trials_truncated(tmp_path):
         want_end = inside[-1] + 1 if len(inside) else 0
         assert valid[k].tolist() == [0, want_end]
     assert valid[:, 1].tolist() == [7000, 7000, 3000, 0]
-    np.testing.assert_array_equal(got, reference_spike_array(units, on, FS, 2000.0, 5000.0, 1.0))
+    np.testing.assert_array_equal(got, np.minimum(reference_spike_array(units, on, FS, 2000.0, 5000.0, 1.0), 1))
     rows = _read_csv(d / TRIAL_TABLE_NAME)
     assert [r["truncated"] for r in rows] == ["False", "False", "True", "True"]
 
@@ -213,7 +217,7 @@ def test_params_file_is_used_when_no_params_given(tmp_path):
     res = make_arrays(d, recording=fake_recording({"dig_in_00": (on, on + 5)}, N))
     assert res.dig_ins[0].shape == (1, 1, 30) and res.bin_ms == 10.0
     with tables.open_file(str(d / f"{d.name}.h5")) as h5:
-        assert h5.root.spike_trains.dig_in_00.spike_array.read()[0, 0].tolist() == [0] * 10 + [3] + [0] * 19  # 0, 1, 3.3 ms: one 10 ms bin
+        assert h5.root.spike_trains.dig_in_00.spike_array.read()[0, 0].tolist() == [0] * 10 + [1] + [0] * 19  # 0, 1, 3.3 ms: one 10 ms bin, 0/1
 
 
 def test_unit_electrodes_with_and_without_descriptor(tmp_path):
@@ -228,3 +232,39 @@ def test_unit_electrodes_with_and_without_descriptor(tmp_path):
     with tables.open_file(str(p), "a") as h5:
         h5.remove_node("/unit_descriptor")
     assert unit_electrodes(p) == [5, 2, 9]  # from each unit's metadata
+
+
+def test_every_array_of_the_store_opens_in_plain_h5py(tmp_path):
+    # No plugin filter anywhere: h5py (as MATLAB and h5dump) reads every dataset, spike arrays
+    # included, and a baseline subtraction on them does not wrap around.
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(11)
+    d, units, di = _experiment(tmp_path, rng)
+    write_info(d, {"taste_params": {"dig_in_names": ["dig_in_03", "dig_in_01"], "tastes": ["NaCl", "Sucrose"]}})
+    make_arrays(d, SortParams(), recording=fake_recording(di, N))
+    datasets = []
+    with h5py.File(d / f"{d.name}.h5", "r") as f:
+        f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+        for name in datasets:
+            data = f[name][()]  # raises if a filter is not available
+            assert f[name].compression in (None, "gzip"), name
+        arr = f["spike_trains/dig_in_01/spike_array"][()]
+    assert any(n.endswith("spike_array") for n in datasets) and any(n.endswith("/times") for n in datasets)
+    ref = reference_spike_array(units, np.sort(di["dig_in_01"][0]), FS, 2000.0, 5000.0, 1.0)
+    np.testing.assert_array_equal(arr, np.minimum(ref, 1))
+    assert (arr - 1).min() == -1.0  # no uint8 wrap-around to 255
+
+
+def test_compact_spike_arrays_keep_counts(tmp_path):
+    rng = np.random.default_rng(12)
+    d, units, di = _experiment(tmp_path, rng)
+    write_info(d, {"taste_params": {"dig_in_names": ["dig_in_01"], "tastes": ["Sucrose"]}})
+    make_arrays(d, SortParams().replace(compact_spike_arrays=True, spike_array_bin_ms=10.0),
+                recording=fake_recording(di, N))
+    with tables.open_file(str(d / f"{d.name}.h5")) as h5:
+        node = h5.get_node("/spike_trains/dig_in_01/spike_array")
+        got = node.read()
+        assert node.filters.complib.startswith("blosc") and got.dtype == np.uint8
+    ref = reference_spike_array(units, np.sort(di["dig_in_01"][0]), FS, 2000.0, 5000.0, 10.0)
+    np.testing.assert_array_equal(got.astype(np.int64), ref)
+    assert ref.max() > 1  # 10 ms bins hold several spikes: counts, not 0/1

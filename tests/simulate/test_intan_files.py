@@ -68,3 +68,13 @@ def test_digital_input_pulses():
         assert bit.sum() == 4 * 900 and np.all(bit[on] == 1) and np.all(bit[off] == 0) and np.all(bit[on - 1] == 0)
     rhx = Simulation(seed=8, n_channels=2, duration_s=5.0, n_digital_inputs=2, din_style="rhx").ground_truth()
     assert sorted(rhx.digital_inputs) == ["dig_in_01", "dig_in_02"]
+
+
+def test_trial_spacing_gives_realistic_trials():
+    # A taste experiment's trials are 10-30 s apart: with trial_spacing_s no two onsets (of any
+    # input) are closer, so 7 s trial windows never overlap; without it the pulses are as before.
+    sim = Simulation(seed=4, n_channels=2, duration_s=300.0, n_digital_inputs=4, trial_spacing_s=15.0)
+    on = np.sort(sim.din_on)
+    assert len(on) >= 4 and np.diff(on).min() >= 15.0 * sim.fs
+    dense = Simulation(seed=4, n_channels=2, duration_s=300.0, n_digital_inputs=4)
+    assert np.diff(np.sort(dense.din_on)).min() < 15.0 * sim.fs

@@ -72,3 +72,13 @@ def simulated_folder(directory: Path, seed=3, n_channels=4, duration_s=8.0, **kw
     sim = Simulation(seed=seed, n_channels=n_channels, duration_s=duration_s, **kw)
     gt = sim.write(directory, layout="one file per channel")
     return gt
+
+
+def use_reference_engine(monkeypatch) -> None:
+    """Replace the engine's extraction, where the extraction stage calls it, by the scipy reference
+    (``reference_extract``): the sorting stages are then tested against an independent extraction."""
+    import blechrs.pipeline.extraction as extract_stage
+
+    monkeypatch.setattr(extract_stage, "extract_events",
+                        lambda recording, electrodes, groups, params, progress=None:
+                        reference_extract(recording, electrodes, groups, params.to_flat()))

@@ -2,7 +2,7 @@
 
 ``blechrs run DIR`` sorts a recording folder end to end; every stage is also a subcommand
 (``init``, ``extract``, ``cluster``, ``autosort``, ``post-process --sort-file F``, ``plot``,
-``arrays``) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
+``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
 truth. Nothing ever prompts. An error is one line and exit code 1 (a traceback with --debug).
 """
 
@@ -72,6 +72,9 @@ def cmd_autosort(args) -> int:
     with ProgressBars(not args.quiet) as bars:
         report = pipeline.cluster(args.dir, force=args.force, jobs=_jobs(args), progress=bars, only_autosort=True)
         pipeline.save_autosort(args.dir, force=args.force, report=report)
+        if report.store_written:
+            pipeline.outputs_after_store(args.dir, pipeline.load_params(args.dir), report,
+                                         pictures=not args.no_plots, jobs=_jobs(args), progress=bars)
     print_report(report)
     console.print(f"auto-sort's choices: {pipeline.autosort_sort_file_path(args.dir)} "
                   "(edit it and run `blechrs post-process DIR --sort-file FILE`)")
@@ -81,17 +84,37 @@ def cmd_autosort(args) -> int:
 def cmd_post_process(args) -> int:
     from blechrs import pipeline
     report, problems, applied = pipeline.post_process(args.dir, args.sort_file, check=args.check)
+    return _after_store(args, args.sort_file, report, problems, applied)
+
+
+def _after_store(args, sort_file, report, problems, applied) -> int:
+    """What post-process and import print and redo once a sort file was applied."""
+    from blechrs import pipeline
     for p in problems:
-        console.print(f"{args.sort_file}: {p}")
-    if not args.no_plots and report.store_written:  # unchanged units keep their pictures
-        from blechrs.pipeline import pictures as plots
+        console.print(f"{sort_file}: {p}")
+    if report.store_written:  # pictures, arrays, QA and index follow the new units
         with ProgressBars(not args.quiet) as bars:
-            plots.plot_recording(args.dir, pipeline.load_params(args.dir), jobs=_jobs(args), progress=bars,
-                                 redraw_solutions=False)  # the solutions did not change, only the units
+            pipeline.outputs_after_store(args.dir, pipeline.load_params(args.dir), report,
+                                         pictures=not args.no_plots, jobs=_jobs(args), progress=bars)
     print_report(report)
     if applied is not None:
         console.print(f"applied report: {applied}")
     return 1 if problems else 0
+
+
+def cmd_export(args) -> int:
+    from blechrs.pipeline import phy
+    done = phy.export_phy(args.dir, out=args.out, force=args.force)
+    console.print(f"phy folder: {done.folder} ({done.units} units, {done.spikes} spikes); open it with "
+                  f"`phy template-gui {done.folder / 'params.py'}`, then `blechrs import phy {args.dir} {done.folder}`")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from blechrs.io import paths
+    from blechrs.pipeline import phy
+    report, problems, applied = phy.import_phy(args.dir, args.phy_folder or paths.phy_dir(args.dir))
+    return _after_store(args, paths.phy_sort_file_path(args.dir), report, problems, applied)
 
 
 def cmd_plot(args) -> int:
@@ -159,8 +182,9 @@ _COMMANDS = {
     "cluster": ("features and every clustering solution per electrode", ("jobs", "force", "quiet"),
                 "blechrs_work/, <name>.params", "blechrs_work/electrodeNN.npz"),
     "autosort": ("choose units automatically, store them and write the sort file applied",
-                 ("jobs", "force", "quiet"), "blechrs_work/, <name>.params",
-                 "<name>.h5, <name>_autosort.csv (an edited one is kept unless --force)"),
+                 ("jobs", "force", "no_plots", "quiet"), "blechrs_work/, <name>.params",
+                 "<name>.h5, <name>_autosort.csv (an edited one is kept unless --force), then the pictures, "
+                 "arrays and QA of its units"),
     "post-process": ("store the units chosen in a sort file (all rows or nothing)", ("jobs", "no_plots", "quiet"),
                      "the sort file (never modified), blechrs_work/, <name>.params",
                      "<name>.h5, DIR/<sort file>_applied.csv, blechrs_plots/ (nothing with --check)"),
@@ -170,6 +194,15 @@ _COMMANDS = {
                "trial_info_frame.csv, <name>.h5:/spike_trains"),
     "qa": ("unit QA: similarity, drift across trials, a picture per unit", ("no_plots",),
            "<name>.h5, the trial table", "QA_output/, blechrs_plots/qa/"),
+    "export": ("write the stored units as a folder phy's template-gui opens (no raw file needed)", ("force",),
+               "<name>.h5, <name>.params",
+               "--out (default DIR/phy/): params.py, spike_*.npy, templates, features, waveforms, cluster_*.tsv "
+               "(a folder holding a phy curation is kept unless --force)"),
+    "import": ("apply what was saved in phy (good = single, mua = multi, noise = dropped; merges, splits), "
+               "all or nothing", ("no_plots", "jobs", "quiet"),
+               "PHY_FOLDER (default DIR/phy/: spike_clusters.npy, cluster_group.tsv, ...), blechrs_work/, <name>.params",
+               "a 'phy' solution in blechrs_work/electrodeNN.npz, <name>_phy.csv (the sort file), <name>.h5, "
+               "DIR/<name>_phy_applied.csv, blechrs_plots/"),
     "demo": ("simulate a recording with ground truth, sort it and score it", ("jobs", "force", "no_plots", "quiet"),
              "nothing", "a simulated recording and its sort in --out (default ./blechrs_demo)"),
 }
@@ -190,12 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     funcs = {"run": cmd_run, "init": cmd_init, "extract": cmd_extract, "cluster": cmd_cluster,
              "autosort": cmd_autosort, "post-process": cmd_post_process, "plot": cmd_plot, "arrays": cmd_arrays,
-             "qa": cmd_qa, "demo": cmd_demo}
+             "qa": cmd_qa, "export": cmd_export, "import": cmd_import, "demo": cmd_demo}
     parsers = {}
     for name, (what, options, reads, writes) in _COMMANDS.items():
         sp = sub.add_parser(name, help=what, description=what, epilog=f"reads:  {reads}\nwrites: {writes}",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_options(sp, options, suppress=True)
+        if name in ("export", "import"):
+            sp.add_argument("format", choices=("phy",), help="the other tool's format")
         if name != "demo":
             sp.add_argument("dir", type=Path, help="recording folder")
         sp.set_defaults(func=funcs[name])
@@ -208,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
     pp.add_argument("--check", action="store_true",
                     help="validate the sort file and list the units it would save; write nothing")
+    parsers["export"].add_argument("--out", type=Path, default=None, help="the phy folder (default: DIR/phy)")
+    parsers["import"].add_argument("phy_folder", type=Path, nargs="?", default=None,
+                                   help="the phy folder phy saved the curation in (default: DIR/phy)")
     d = parsers["demo"]
     d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording and its sort "
                                                             "(default: ./blechrs_demo, replaced on each demo)")

@@ -59,9 +59,10 @@ def _num(x, digits: int) -> str:
 
 def print_report(report, header: str | None = None) -> None:
     if report.skipped:
-        console.print(f"resumed: {len(report.skipped)} electrode(s) already done "
-                      f"({', '.join(f'{e:02d}' for e in report.skipped[:12])}{' ...' if len(report.skipped) > 12 else ''}); "
-                      "--force redoes them")
+        done = getattr(report, "clustered_before", [])
+        console.print(f"resumed: {len(report.skipped)} electrode(s) already extracted"
+                      + (f", {len(done)} of them already clustered" if done else ", none clustered yet")
+                      + f" ({_electrode_list(report.skipped)}); --force redoes them")
     for e in report.quiet:
         console.print(f"electrode {e['electrode']:02d}: quiet ({e['status']}), no units")
     for note in report.notes:
@@ -72,3 +73,7 @@ def print_report(report, header: str | None = None) -> None:
         out.print(units_table(report.units, header or f"{len(report.units)} units in {report.h5}"))
     if report.timings:
         console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()))
+
+
+def _electrode_list(electrodes: Sequence[int]) -> str:
+    return ", ".join(f"{e:02d}" for e in electrodes[:12]) + (" ..." if len(electrodes) > 12 else "")

@@ -10,12 +10,12 @@ a solution never asks for more components than there are training events.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
 from blechrs.core import mixture
 from blechrs.core.features import training_indices
+from blechrs.model import Solution
 from blechrs.params import SortParams
 
 #: Events the Bayesian GMM is fitted on (a subset of the training events): 1000 events pin down
@@ -30,21 +30,7 @@ BGMM_CONCENTRATION = 0.1
 REG_COVAR = mixture.REG_COVAR
 
 
-@dataclass
-class Solution:
-    number: int
-    """Solution number: K for a GMM, ``max_autosort_clusters`` for the Bayesian GMM."""
-    labels: np.ndarray
-    """int64, one per event, 0..k-1; -1 = outlier (amplitude beyond wf_amplitude_sd_cutoff SD)."""
-    kind: str
-    """'gmm', 'bgmm' or 'templates' (auto-sort's template assignment, schemes/autosort.py)."""
-
-    @property
-    def n_clusters(self) -> int:
-        return int(self.labels.max()) + 1 if self.labels.size and self.labels.max() >= 0 else 0
-
-
-def _contiguous(labels: np.ndarray) -> np.ndarray:
+def contiguous_labels(labels: np.ndarray) -> np.ndarray:
     """Renumber labels 0..k-1 in order of first cluster size (largest first), keeping -1."""
     out = np.full(labels.shape, -1, dtype=np.int64)
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
@@ -101,7 +87,7 @@ def cluster_electrode(features: np.ndarray, params: SortParams) -> dict[int, Sol
 
     # distinct training events bound the number of components any fit can have
     enough = max(max_clusters, n_bgmm, base)
-    n_distinct = _n_distinct(train, enough)
+    n_distinct = n_distinct_rows(train, enough)
     # Monomials shared by every fit: the training events', and all events' (when they fit in
     # one labelling pass; longer recordings are labelled in passes).
     train_events = mixture.Events(train) if n else None
@@ -114,13 +100,13 @@ def cluster_electrode(features: np.ndarray, params: SortParams) -> dict[int, Sol
         solutions[k] = Solution(k, _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinct,
                                                train_events, x_events), "gmm")
     bgmm_train = train[training_indices(len(train), BGMM_TRAINING_EVENTS, seed + 1)]
-    n_distinct_b = _n_distinct(bgmm_train, enough)
+    n_distinct_b = n_distinct_rows(bgmm_train, enough)
     solutions[n_bgmm] = Solution(n_bgmm, _bgmm_labels(x, bgmm_train, n_bgmm, seed, num_iter, tol, sd_cutoff,
                                                       n_distinct_b, x_events), "bgmm")
     return solutions
 
 
-def _n_distinct(rows: np.ndarray, enough: int) -> int:
+def n_distinct_rows(rows: np.ndarray, enough: int) -> int:
     """The number of distinct rows, or some number >= ``enough`` when there are that many (it is
     only compared with component counts <= enough): counting all rows sorts them, and is needed
     only on degenerate electrodes."""
@@ -148,7 +134,7 @@ def _gmm_labels(x, train, k, seed, num_iter, tol, restarts, sd_cutoff, n_distinc
         model = GaussianMixture(n_components=k_eff, covariance_type="full", max_iter=num_iter, tol=tol,
                                 n_init=restarts, reg_covar=REG_COVAR, random_state=seed)
         labels = _sklearn_fit_predict(model, train, x)
-    return _contiguous(mark_outliers(x, labels, sd_cutoff))
+    return contiguous_labels(mark_outliers(x, labels, sd_cutoff))
 
 
 def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct, x_events=None) -> np.ndarray:
@@ -169,4 +155,4 @@ def _bgmm_labels(x, train, k, seed, num_iter, tol, sd_cutoff, n_distinct, x_even
             weight_concentration_prior=BGMM_CONCENTRATION, max_iter=num_iter, tol=max(tol, 1e-3), n_init=1,
             reg_covar=REG_COVAR, random_state=seed)
         labels = _sklearn_fit_predict(model, train, x)
-    return _contiguous(mark_outliers(x, labels, sd_cutoff))
+    return contiguous_labels(mark_outliers(x, labels, sd_cutoff))

@@ -40,7 +40,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from blechrs.errors import SortFileError
-from blechrs.model import Unit
+from blechrs.model import ElectrodeWork, Unit
 
 COLUMNS = ("Unit", "Chan", "Solution", "Cluster", "Split", "single_unit", "Type", "Comments")
 REQUIRED = ("Chan", "Solution", "Cluster")
@@ -282,35 +282,30 @@ def split_events(features: np.ndarray, waveforms: np.ndarray, n: int, params: An
     return rank[labels]
 
 
-def solution_labels(data: dict[str, Any], solution: int) -> np.ndarray | None:
-    key = f"labels_{solution}"
-    return data[key] if key in data else None
-
-
-def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], dict[str, Any] | None], params: Any
+def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], ElectrodeWork | None], params: Any
                     ) -> tuple[list[Unit], list[RowProblem], dict[int, list[Unit]]]:
     """Turn parsed rows into units (their events as ``indices``).
 
-    ``load(electrode)`` returns the electrode's work data (``times``, ``waveforms``, ``features``,
-    ``labels_<solution>``) or None if the electrode was not sorted. Returns (units,
+    ``load(electrode)`` returns the electrode's work (its solutions, and the ``features`` and
+    ``waveforms`` a split needs) or None if the electrode was not sorted. Returns (units,
     problems, units per row number).
     """
     selections: list[Unit] = []
     problems: list[RowProblem] = []
     by_row: dict[int, list[Unit]] = {}
-    cache: dict[int, dict[str, Any] | None] = {}
+    cache: dict[int, ElectrodeWork | None] = {}
     seen: dict[tuple[int, bytes], int] = {}
     for row in rows:
         if row.electrode not in cache:
             cache[row.electrode] = load(row.electrode)
-        data = cache[row.electrode]
-        if data is None:
+        work = cache[row.electrode]
+        if work is None:
             problems.append(RowProblem(row.row, f"electrode {row.electrode} has no sorting results "
                                                  "(unknown electrode, or not clustered yet)"))
             continue
-        labels = solution_labels(data, row.solution)
+        labels = work.labels_of(row.solution)
         if labels is None:
-            known = sorted(int(k.split("_")[1]) for k in data if k.startswith("labels_"))
+            known = sorted(work.solutions)
             problems.append(RowProblem(row.row, f"electrode {row.electrode} has no solution {row.solution} "
                                                  f"(solutions: {', '.join(map(str, known)) or 'none'})"))
             continue
@@ -330,7 +325,7 @@ def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], dict[str, Any
             chosen.append((indices, row.cluster_text))
         else:
             try:
-                sub = split_events(data["features"][indices], data["waveforms"][indices], row.split, params)
+                sub = split_events(work.features[indices], work.waveforms[indices], row.split, params)
             except ValueError as e:
                 problems.append(RowProblem(row.row, f"electrode {row.electrode}: {e}"))
                 continue

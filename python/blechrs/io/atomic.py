@@ -3,20 +3,29 @@
 A temporary file beside the target (hidden, unique per writer, so two writers never collide) is
 written, given the mode the umask allows (``mkstemp`` would leave 0600: colleagues on a shared
 server could not read the outputs), then renamed over the target. On any error the temporary file
-is removed and the target is left as it was.
+is removed and the target is left as it was, and an ``OSError`` (a full disk ...) names the target.
+
+A kill (SIGKILL, power loss) can still leave a temporary file: its name holds the writer's pid, so
+:func:`remove_stale_temp_files` (run at the start of every locked pipeline run) can tell it from one
+being written now.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 _UMASK_LOCK = threading.Lock()
+#: A write that failed with less room than this left on its disk failed because the disk is full.
+FULL_DISK_BYTES = 1 << 20
 
 
 def current_umask() -> int:
@@ -35,7 +44,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", copy_from_target:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -44,6 +53,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", copy_from_target:
         yield tmp
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None or Path(e.filename) == tmp:
+            # "No space left on device" about a hidden temporary file says nothing useful: name the target.
+            raise OSError(e.errno, f"{e.strerror or e} (writing {path.name})", str(path)) from e
+        raise
+    except Exception as e:
+        # Writers that wrap the OS error (HDF5 ...) hide a full disk behind their own message.
+        if shutil.disk_usage(path.parent).free < FULL_DISK_BYTES:
+            raise OSError(errno.ENOSPC, f"No space left on device (writing {path.name})", str(path)) from e
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -56,3 +75,57 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+#: atomic_path's temporary files: ``.<name>.<pid>.<random><suffix>``, or ``.<name>.<random><suffix>``
+#: as it named them before it wrote the writer's pid (every blechrs writer goes through it).
+TEMP_FILE = re.compile(r"^\.(?P<target>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.\w+$")
+
+#: A temporary file without a pid is stale when not modified for this long (a writer keeps writing).
+UNNAMED_WRITER_SECONDS = 60.0
+
+
+def writer_pid(name: str) -> int | None:
+    """The pid in a temporary file's name, None when it holds none; raises ValueError when ``name``
+    is not a temporary file of ours."""
+    m = TEMP_FILE.match(name)
+    if m is None:
+        raise ValueError(f"{name}: not a blechrs temporary file")
+    return int(m["pid"]) if m["pid"] else None
+
+
+def process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there; assume it runs
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(places: Iterable[tuple[Path, bool]], now: float | None = None) -> list[Path]:
+    """Remove the temporary files a killed writer left in each (directory, recursive) place: those
+    whose writer is not running, or, without a pid, not modified for ``UNNAMED_WRITER_SECONDS``.
+    Only safe while no other run of ours writes there (the folder lock). Returns what was removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for directory, recursive in places:
+        if not directory.is_dir():
+            continue
+        for p in directory.rglob(".*") if recursive else directory.glob(".*"):
+            if not TEMP_FILE.match(p.name) or not p.is_file():
+                continue
+            pid = writer_pid(p.name)
+            try:
+                stale = not process_alive(pid) if pid is not None else now - p.stat().st_mtime > UNNAMED_WRITER_SECONDS
+                if stale:
+                    p.unlink()
+                    removed.append(p)
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
+    return removed

@@ -2,8 +2,10 @@
 
 ``DIR/<name>.h5`` (unit store), ``<name>.params``, ``<name>.info``, ``<name>_electrode_layout.csv``,
 ``blechrs_work/electrodeNN.npz`` (per-electrode work), ``blechrs_plots/`` (pictures, index.html),
-``QA_output/`` (raw and unit QA), ``trial_info_frame.csv`` (the trial table). ``<name>`` is the
-folder's name.
+``QA_output/`` (raw and unit QA), ``trial_info_frame.csv`` (the trial table), ``phy/`` (the
+export for phy's template-gui) and ``<name>_phy.csv`` (the sort file an import from phy applied).
+``<name>`` is the folder's name, or the name of the files the folder already holds
+(``recording_name``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from blechrs.errors import LayoutError
+
 WORK_DIR = "blechrs_work"
 PLOT_DIR = "blechrs_plots"
 QA_DIR = "QA_output"
 TRIAL_TABLE_NAME = "trial_info_frame.csv"
+PHY_DIR = "phy"
+#: The endings of the files that make a folder a blechrs recording (after <name>).
+_OWN_FILES = (".params", ".info", "_electrode_layout.csv")
 
 
 def recording_name(directory: str | os.PathLike) -> str:
-    return Path(directory).resolve().name
+    """The recording's name: the folder's, unless the folder holds one set of files of another name
+    (``<name>.params``, ``.info``, ``_electrode_layout.csv``): then theirs, so a renamed or copied
+    folder keeps using its files (and its edits) instead of getting fresh defaults beside them."""
+    d = Path(directory).resolve()
+    if any((d / f"{d.name}{end}").exists() for end in _OWN_FILES):
+        return d.name
+    stems = {p.name[: -len(end)] for end in _OWN_FILES for p in d.glob(f"*{end}")}
+    if len(stems) > 1:
+        raise LayoutError(f"{d}: holds the files of several recordings ({', '.join(sorted(stems))}); "
+                          f"keep one set of <name>.params, <name>.info, <name>_electrode_layout.csv")
+    return stems.pop() if stems else d.name
 
 
 def h5_path(directory: str | os.PathLike) -> Path:
@@ -55,3 +72,13 @@ def qa_dir(directory: str | os.PathLike) -> Path:
 
 def trial_table_path(directory: str | os.PathLike) -> Path:
     return Path(directory) / TRIAL_TABLE_NAME
+
+
+def phy_dir(directory: str | os.PathLike) -> Path:
+    """The default folder of ``blechrs export phy``."""
+    return Path(directory) / PHY_DIR
+
+
+def phy_sort_file_path(directory: str | os.PathLike) -> Path:
+    """The sort file ``blechrs import phy`` writes and applies."""
+    return Path(directory) / f"{recording_name(directory)}_phy.csv"

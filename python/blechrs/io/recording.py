@@ -22,6 +22,8 @@ jumps, a partial last .rhd block) are issued as :class:`RecordingWarning` and ke
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import warnings
@@ -184,6 +186,20 @@ class Recording:
         """The amplifier channels as a ``blechrs._native.SampleSource`` (for extract_electrodes)."""
         return self.amplifier.source
 
+    def identity(self) -> str:
+        """A short hash of which data this is: the raw files' names, sizes and modification times
+        (ns), and the header's layout, rate, channels and length. Costs a stat per file; resume
+        compares it, so replaced, grown or re-recorded files are never mixed with old results."""
+        files = list(self.files)
+        if self.file_type != TRADITIONAL:
+            files.append(Path(self.path) / "info.rhd")
+        stats = []
+        for f in map(Path, files):
+            st = f.stat()
+            stats.append([f.name, st.st_size, st.st_mtime_ns])
+        text = json.dumps([self.file_type, self.sampling_rate, self.channel_names, self.n_samples, stats])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     @property
     def n_channels(self) -> int:
         return len(self.channel_names)
@@ -292,6 +308,36 @@ def _jump_message(path, jumps) -> str:
     return f"{path}: time stamps jump at {shown}{more}: samples were dropped, so times after them are shifted"
 
 
+def _check_din_orders(header_file: Path, din: list[dict]) -> None:
+    """A digital input is bit ``native_order`` of a 16-bit word: any other order is a damaged
+    header (it failed later as "negative shift count", naming no file)."""
+    for c in din:
+        if not 0 <= int(c["native_order"]) <= 15:
+            raise RecordingError(f"{header_file}: digital input {c['native_channel_name']} has native order "
+                                 f"{c['native_order']}, not 0-15 (a damaged header?)")
+
+
+def _check_rhd_set(parts, block_samples: int, jumps) -> None:
+    """Consecutive .rhd files continue each other's time stamps. Where a file starts, time stamps
+    that jump back or ahead by a whole file or more mean the files are out of order or one is
+    missing; either would be sorted across as if continuous, so both are errors. A shorter jump
+    (dropped samples) stays a warning."""
+    if len(parts) < 2:
+        return
+    starts = {int(first): path for path, first, _ in parts[1:]}
+    shortest = min(int(blocks) for _, _, blocks in parts[:-1]) * block_samples
+    for sample, before, after in jumps:
+        path = starts.get(int(sample))
+        gap = int(after) - int(before) - 1
+        if path is None or abs(gap) < shortest:
+            continue
+        if gap < 0:
+            raise RecordingError(f"{path}: its time stamps go back from {before} to {after} where it starts: the .rhd "
+                                 f"files are out of order (they are read in name order)")
+        raise RecordingError(f"{path}: {gap} samples are missing before it (time stamps {before} -> {after}), as many "
+                             f"as a whole file holds: is a file of the set missing, or are the files out of order?")
+
+
 def open_recording(path: str | os.PathLike) -> Recording:
     """Open an Intan recording directory (or its info.rhd, or a single .rhd file)."""
     path = Path(path)
@@ -313,9 +359,11 @@ def open_recording(path: str | os.PathLike) -> Recording:
         source = rec.source
         warns += list(rec.warnings)
         jumps = _native_call(rec.timestamp_jumps)
+        _check_rhd_set(rec.parts, int(header["block_samples"]), jumps)
         if jumps:
             warns.append(_jump_message(files[0] if len(files) == 1 else path, jumps))
         din = [c for c in header["channels"] if c["signal_type"] == _DIG_IN]
+        _check_din_orders(files[0], din)
 
         def din_reader(rec=rec, din=din):
             edges = _native_call(rec.digital_in_edges, [1 << c["native_order"] for c in din])
@@ -357,6 +405,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
                     out[nm] = edges[0]
                 return _edges_to_dict(list(out), list(out.values()))
         else:
+            _check_din_orders(directory / "info.rhd", din)
             source = _native_call(_native.intan_per_signal_source, str(files[0]), len(amp))
             dpath = directory / "digitalin.dat"
 

@@ -41,6 +41,7 @@ class Recording:
     amplifier: AmplifierView
     files: list[Path]
     warnings: list[str]
+    def identity(self) -> str: ...
     @property
     def source(self) -> SampleSource: ...
     @property

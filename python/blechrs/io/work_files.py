@@ -1,5 +1,7 @@
-"""Per-electrode work files ``DIR/blechrs_work/electrodeNN.npz``: waveforms, times, features, every
-clustering solution and the electrode's metadata (JSON under ``__meta__``), written atomically."""
+"""Per-electrode work files ``DIR/blechrs_work/electrodeNN.npz``: an :class:`ElectrodeWork` as
+arrays (waveforms, times, features, ``labels_<N>`` per clustering solution, ``auto_labels``) and
+its other values as JSON under ``__meta__`` (``solution_kinds`` {"N": kind}, ``auto_units`` the
+records of auto-sort's units), written atomically."""
 
 from __future__ import annotations
 
@@ -12,45 +14,83 @@ import numpy as np
 
 from blechrs.errors import WorkFileError
 from blechrs.io.atomic import atomic_path
+from blechrs.model import ElectrodeWork, Solution, Unit
+
+#: The arrays of a work file besides the solutions' ``labels_<N>`` and ``auto_labels``, in order.
+_ARRAYS = ("times", "times_subsample", "polarity", "waveforms", "noise", "features", "clustered")
+#: The values every work file records, with their type.
+_VALUES = {"electrode": int, "threshold": float, "mad_val": float, "n_edge_dropped": int, "dead": bool,
+           "n_samples": int, "n_events": int, "sampling_rate": float, "stage": str}
+#: The values a work file records once a stage has made them (None: not recorded).
+_OPTIONAL = {"cutoff_sample": int, "fp_extract": str, "recording": str, "status": str, "fp_cluster": str,
+             "fp_autosort": str}
 
 
+def to_file_contents(work: ElectrodeWork) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and the JSON values of a work file."""
+    arrays = {k: getattr(work, k) for k in _ARRAYS if getattr(work, k) is not None}
+    for number, sol in work.solutions.items():
+        arrays[f"labels_{number}"] = np.asarray(sol.labels, dtype=np.int64)
+    meta: dict[str, Any] = {k: kind(getattr(work, k)) for k, kind in _VALUES.items()}
+    meta.update({k: kind(getattr(work, k)) for k, kind in _OPTIONAL.items() if getattr(work, k) is not None})
+    if work.stage == "clustered":
+        meta["solution_kinds"] = {str(number): sol.kind for number, sol in work.solutions.items()}
+    if work.units is not None:
+        arrays["auto_labels"] = work.auto_labels()
+        meta["auto_units"] = [u.record() for u in work.units]
+    return arrays, meta
 
-def save_electrode(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    """Write one electrode's work file atomically. Values: numpy arrays, numbers, strings, or
-    JSON-able dicts/lists (stored as JSON text under their key)."""
+
+def from_file_contents(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ElectrodeWork:
+    """An :class:`ElectrodeWork` back from the arrays (all or some) and JSON values of a work file."""
+    electrode = int(meta["electrode"])
+    work = ElectrodeWork(electrode, **{k: arrays[k] for k in _ARRAYS if k in arrays})
+    for k, kind in (_VALUES | _OPTIONAL).items():
+        if k in meta and k != "electrode" and meta[k] is not None:
+            setattr(work, k, kind(meta[k]))
+    if "n_events" not in meta and work.times is not None:
+        work.n_events = len(work.times)
+    kinds = meta.get("solution_kinds", {})
+    for key in arrays:
+        if key.startswith("labels_"):
+            number = int(key.split("_")[1])
+            work.solutions[number] = Solution(number, arrays[key], kinds.get(str(number), "gmm"))
+    if "auto_units" in meta:
+        auto = arrays.get("auto_labels")
+        work.units = [Unit.from_record(r, electrode, None if auto is None else np.flatnonzero(auto == i))
+                      for i, r in enumerate(meta["auto_units"])]
+    return work
+
+
+def save_electrode(path: str | os.PathLike, work: ElectrodeWork) -> None:
+    """Write one electrode's work file atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, np.ndarray):
-            arrays[key] = value
-        else:
-            meta[key] = value
+    arrays, meta = to_file_contents(work)
     arrays["__meta__"] = np.array(json.dumps(meta, sort_keys=True, default=_json_default))
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
 
 
-def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None) -> dict[str, Any]:
-    """Read a work file back into a dict (arrays plus the scalar/JSON values); ``arrays``: read
-    only these arrays (those present), e.g. ("times", "waveforms")."""
+def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None) -> ElectrodeWork:
+    """Read a work file back; ``arrays``: read only these arrays (those present), e.g.
+    ("times", "waveforms"); solutions need their ``labels_<N>``, units' indices ``auto_labels``."""
     path = Path(path)
+    wanted_arrays = None if arrays is None else set(arrays)
     try:
         with np.load(path, allow_pickle=False) as z:
-            wanted = [k for k in z.files if k != "__meta__" and (arrays is None or k in arrays)]
+            wanted = [k for k in z.files if k != "__meta__" and (wanted_arrays is None or k in wanted_arrays)]
             data: dict[str, Any] = {k: z[k] for k in wanted}
             meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
-    except (OSError, ValueError, KeyError) as e:
+        return from_file_contents(data, meta)
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise WorkFileError(f"{path}: unreadable work file ({e})") from None
-    data.update(meta)
-    return data
 
 
-def read_meta(path: Path) -> dict[str, Any]:
-    """The scalar part of a work file, without loading its arrays."""
+def read_meta(path: Path) -> ElectrodeWork:
+    """A work file's values (stage, fingerprints, counts), without its arrays."""
     with np.load(path, allow_pickle=False) as z:
-        return json.loads(str(z["__meta__"]))
+        return from_file_contents({}, json.loads(str(z["__meta__"])))
 
 
 def _json_default(value):

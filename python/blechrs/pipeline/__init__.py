@@ -10,12 +10,12 @@ from blechrs.pipeline.executors import n_workers, start_pool
 from blechrs.pipeline.extraction import extract, extraction_batches
 from blechrs.pipeline.folder import car_group_ids, init, load_params, needs_init, read_layout, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table
-from blechrs.pipeline.chain import run, trials_and_qa
+from blechrs.pipeline.chain import outputs_after_store, run, trials_and_qa
 from blechrs.pipeline.store_units import autosort_sort_file_path, post_process, save_autosort
-from blechrs.schemes.sort_electrode import cluster_data, sort_electrode
+from blechrs.schemes.sort_electrode import cluster_work, sort_electrode
 
 __all__ = [
-    "RunReport", "autosort_sort_file_path", "car_group_ids", "cluster", "cluster_data", "extract",
-    "extraction_batches", "init", "load_params", "n_workers", "needs_init", "post_process", "read_layout", "run",
+    "RunReport", "autosort_sort_file_path", "car_group_ids", "cluster", "cluster_work", "extract",
+    "extraction_batches", "init", "load_params", "n_workers", "needs_init", "outputs_after_store", "post_process", "read_layout", "run",
     "save_autosort", "sort_electrode", "sorted_electrodes", "start_pool", "stored_units_table", "trials_and_qa",
 ]

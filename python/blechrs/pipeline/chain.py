@@ -13,6 +13,7 @@ from blechrs.pipeline.clustering import cluster
 from blechrs.pipeline.executors import Progress, n_workers, start_pool
 from blechrs.pipeline.extraction import extract
 from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.pictures import plot_recording, write_index
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.store_units import save_autosort
@@ -20,6 +21,7 @@ from blechrs.pipeline.trial_arrays import make_arrays
 from blechrs.pipeline.unit_qa import unit_qa
 
 
+@holds_folder_lock
 def run(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False, jobs: int | None = None,
         plots: bool = True, progress: Progress | None = None, auto_car: bool = False) -> RunReport:
     """The whole chain: init (if needed) -> extract -> cluster -> auto-sort -> store -> plots."""
@@ -46,17 +48,27 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     save_autosort(directory, params, force=force, report=report)
-    if plots:
-        t1 = time.perf_counter()
-        plot_recording(directory, params, jobs=n_workers(jobs), progress=progress,
-                                 redraw_solutions=False)
-        report.timings["plots"] = time.perf_counter() - t1
-    trials_and_qa(directory, params, report, pictures=plots)
+    outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress)
     report.timings["total"] = time.perf_counter() - t0
     return report
 
 
-def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True) -> None:
+def outputs_after_store(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
+                        jobs: int | None = None, progress: Progress | None = None) -> None:
+    """Everything made from the unit store, redone after the store changed (``run``, ``autosort``,
+    ``post-process``), so no picture, array or QA file describes a unit that is gone: the unit
+    pictures (solution pictures are kept while their clustering is current), the trial arrays,
+    unit QA and the index page."""
+    directory = Path(directory)
+    if pictures:
+        t1 = time.perf_counter()
+        plot_recording(directory, params, jobs=n_workers(jobs), progress=progress, redraw_solutions=False)
+        report.timings["plots"] = time.perf_counter() - t1
+    trials_and_qa(directory, params, report, pictures=pictures, progress=progress)
+
+
+def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
+                  progress: Progress | None = None) -> None:
     """Spike-train arrays when the recording has digital-input pulses, then unit QA (similarity,
     drift across trials, a picture per unit). Skipped when no unit was stored."""
     if not report.units:
@@ -68,7 +80,9 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
     report.summaries.append(unit_qa(directory, params, recording=recording, pictures=pictures,
-                                       jobs=n_workers(params.run.n_jobs) if pictures else 1))
+                                    jobs=n_workers(params.run.n_jobs) if pictures else 1,
+                                    progress=(lambda done, total: progress("unit QA", done, total)) if progress
+                                    else None))
     if pictures:  # the index was written before the QA pictures existed
         write_index(directory, sorted_electrodes(directory), params)
     report.timings["unit QA"] = time.perf_counter() - t

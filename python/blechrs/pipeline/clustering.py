@@ -15,22 +15,24 @@ from blechrs.pipeline.executors import Progress, map_jobs, n_workers
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.pictures import plot_solutions
 from blechrs.pipeline.report import RunReport, electrode_summary
-from blechrs.pipeline.resume import work_state
-from blechrs.schemes.sort_electrode import autosort_data, cluster_data
+from blechrs.pipeline.lock import holds_folder_lock
+from blechrs.pipeline.resume import recording_identity, work_state
+from blechrs.schemes.sort_electrode import autosort_work, cluster_work
 
 
 def _cluster_job(directory: str, electrode: int, params: SortParams, only_autosort: bool,
                  plots: bool = False) -> dict:
     path = paths.electrode_path(directory, electrode)
-    data = work_files.load_electrode(path)
-    data = autosort_data(data, params) if only_autosort else cluster_data(data, params)
-    work_files.save_electrode(path, data)
+    work = work_files.load_electrode(path)
+    work = autosort_work(work, params) if only_autosort else cluster_work(work, params)
+    work_files.save_electrode(path, work)
     if plots and not only_autosort:
         # Solution pictures while the electrode is in memory, in the worker that clustered it.
-        plot_solutions(directory, data, params)
-    return electrode_summary(data)
+        plot_solutions(directory, work, params)
+    return electrode_summary(work)
 
 
+@holds_folder_lock
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
             only_autosort: bool = False, plots: bool = False, pool: ProcessPoolExecutor | None = None) -> RunReport:
@@ -44,11 +46,12 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     missing = [e for e in wanted if not paths.electrode_path(directory, e).exists()]
     if missing:
         raise PipelineError(f"electrode {missing[0]} has not been extracted; run `blechrs extract {directory}`")
-    states = {e: work_state(directory, e, params) for e in wanted}
+    identity = recording_identity(directory)
+    states = {e: work_state(directory, e, params, identity) for e in wanted}
     stale = [e for e, s in states.items() if s == "none"]
     if stale:
-        raise PipelineError(f"electrode {stale[0]} was extracted with other parameters; "
-                            f"run `blechrs extract {directory} --force`")
+        raise PipelineError(f"electrode {stale[0]} was extracted with other parameters or from other recording "
+                            f"files; run `blechrs extract {directory}`")
     if only_autosort:
         not_clustered = [e for e, st in states.items() if st == "extracted"]
         if not_clustered:
@@ -58,8 +61,9 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
         todo = [(str(directory), e, params, states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
-    size = {e: int(work_files.read_meta(paths.electrode_path(directory, e)).get("n_events", 0)) for e in wanted}
+    size = {e: work_files.read_meta(paths.electrode_path(directory, e)).n_events for e in wanted}
     todo.sort(key=lambda t: (-size[t[1]], t[1]))
+    report.clustered_before = sorted(set(wanted) - {t[1] for t in todo})
     map_jobs(_cluster_job, todo, n_workers(jobs), "cluster", progress, pool=pool)
     report.electrodes = [electrode_summary(work_files.read_meta(paths.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0

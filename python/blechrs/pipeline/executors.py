@@ -1,12 +1,17 @@
 """Where the per-electrode work runs: in this process, or in a pool of spawned worker processes.
 
 Workers get one BLAS/OpenMP/Rayon thread each (the parallelism is across electrodes) and a
-pre-started pool imports the clustering code while the extraction still runs.
+pre-started pool imports the clustering code while the extraction still runs. A worker exits
+when its parent dies (SIGKILL leaves the pool no chance to stop it), so a killed run leaves no
+process behind.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Callable
@@ -15,10 +20,41 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total)."""
 
 
-def _worker_init() -> None:
+def _one_thread_each() -> None:
     # One BLAS/OpenMP thread per worker process: the parallelism is across electrodes.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+    for var in THREAD_VARS:
         os.environ[var] = "1"
+
+
+def _worker_init() -> None:
+    # Ctrl-C is the parent's to handle (one line, then the pool is shut down): a worker that took
+    # it too would print its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _one_thread_each()
+
+
+#: Seconds between a worker's checks that its parent still runs.
+PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Watch the parent from a daemon thread: an orphaned worker (its parent killed, it re-parented
+    to init) exits at once instead of waiting for work that never comes. ``parent`` is passed in,
+    not read here: a worker still starting when its parent died would see its new parent."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="blechrs-parent-watch", daemon=True).start()
+
+
+def _start_worker(parent: int) -> None:
+    _worker_init()
+    _exit_with_parent(parent)
 
 
 def n_workers(jobs: int | None) -> int:
@@ -40,12 +76,19 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
     if jobs <= 1:
         return None
     saved = {v: os.environ.get(v) for v in THREAD_VARS}
-    _worker_init()  # inherited by the spawned workers before they import numpy
+    _one_thread_each()  # inherited by the spawned workers before they import numpy
+    # Ignored while the workers start, so they ignore Ctrl-C from their first instruction (an
+    # interpreter interrupted while it starts prints a traceback of its own).
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_start_worker,
+                                   initargs=(os.getpid(),))
         for _ in range(jobs):  # a process is spawned per submitted task while none is idle
             pool.submit(_warm_worker)
     finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, handler)
         # The parent keeps its own thread settings (the engine's thread pool may start later).
         for v, old in saved.items():
             if old is None:

@@ -13,10 +13,11 @@ from blechrs.io import paths, work_files
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import Progress
-from blechrs.pipeline.folder import car_group_ids, load_params, read_layout
+from blechrs.pipeline.folder import car_group_ids, check_against_recording, load_params, read_layout
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.resume import work_state
-from blechrs.schemes.sort_electrode import extract_events, extraction_to_data
+from blechrs.schemes.sort_electrode import extract_events, work_from_extraction
 
 
 def release_memory() -> None:
@@ -48,6 +49,7 @@ def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_sampl
     return batches
 
 
+@holds_folder_lock
 def extract(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             electrodes: Sequence[int] | None = None, progress: Progress | None = None,
             report: RunReport | None = None) -> RunReport:
@@ -59,10 +61,17 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
     t0 = time.perf_counter()
     rows = read_layout(directory)
     wanted = sorted(electrodes) if electrodes is not None else sorted(r.electrode_ind for r in rows if r.sorted)
-    todo = [e for e in wanted if force or work_state(directory, e, params) == "none"]
+    # Opened on every run, even when all work can be reused: the header is checked against the
+    # parameters and the layout, and the work is reused only if it was extracted from these files.
+    rec = open_recording(directory)
+    check_against_recording(directory, params, rec, rows)
+    if not wanted and electrodes is None:
+        raise PipelineError(f"{paths.layout_path(directory)}: no electrode to sort (every CAR_group is none or "
+                            f"EMG)")
+    identity = rec.identity()
+    todo = [e for e in wanted if force or work_state(directory, e, params, identity) == "none"]
     report.skipped = [e for e in wanted if e not in todo]
     if todo:
-        rec = open_recording(directory)
         bad = [e for e in todo if not 0 <= e < rec.n_channels]
         if bad:
             raise PipelineError(f"electrode {bad[0]} is not a channel of {directory} "
@@ -83,8 +92,9 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
             results = extract_events(rec, batch, groups, params, progress=None if len(batches) > 1 or not progress
                                else engine_progress)
             for d in results:
-                data = extraction_to_data(d, params, rec.n_samples)
-                work_files.save_electrode(paths.electrode_path(directory, data["electrode"]), data)
+                work = work_from_extraction(d, params, rec.n_samples)
+                work.recording = identity
+                work_files.save_electrode(paths.electrode_path(directory, work.electrode), work)
             results = None  # free this batch before the next
             if progress and len(batches) > 1:
                 progress("extract", i + 1, len(batches))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from blechrs.errors import PipelineError
+from blechrs.errors import LayoutError, ParamsError, PipelineError
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params as load_params_file
 from blechrs.params import SortParams
@@ -19,9 +19,39 @@ def load_params(directory: str | os.PathLike) -> SortParams:
     return load_params_file(path)
 
 
+def check_against_recording(directory: str | os.PathLike, params: SortParams, recording, rows=()) -> None:
+    """What the parameters and the layout copied from the header must still be the header's: a
+    sampling rate that disagrees would put the filter band and every ms-based setting in the wrong
+    place, a layout row naming another file would sort another channel than the person chose."""
+    if params.extract.sampling_rate != recording.sampling_rate:
+        raise ParamsError(f"{paths.params_path(directory)}: sampling_rate is {params.extract.sampling_rate:g} but the "
+                          f"recording {recording.path} was sampled at {recording.sampling_rate:g} Hz; set "
+                          f"sampling_rate to {recording.sampling_rate:g} in {paths.params_path(directory).name}")
+    if recording.n_channels == 0:
+        raise PipelineError(f"{recording.path}: the header lists no amplifier channel; nothing to sort")
+    names = recording.filenames
+    for r in rows:
+        if not 0 <= r.electrode_ind < recording.n_channels:
+            raise LayoutError(f"{paths.layout_path(directory)}: electrode_ind {r.electrode_ind} is not a channel of "
+                              f"{recording.path} ({recording.n_channels} amplifier channels)")
+        if r.filename and r.filename != names[r.electrode_ind]:
+            raise LayoutError(f"{paths.layout_path(directory)}: electrode_ind {r.electrode_ind} names {r.filename}, "
+                              f"but that channel of {recording.path} is in {names[r.electrode_ind]}")
+
+
 def read_layout(directory: str | os.PathLike):
-    """The electrode layout rows (``blechrs.io.layout``): which channels are sorted, how referenced."""
-    return layout.load_layout(directory)
+    """The electrode layout rows (``blechrs.io.layout``): which channels are sorted, how referenced.
+    A row without a CAR group is an error: it used to skip its channel without a word (write
+    ``none`` to skip one)."""
+    try:
+        rows = layout.load_layout(directory)
+    except UnicodeDecodeError:
+        raise LayoutError(f"{paths.layout_path(directory)}: not a UTF-8 text file") from None
+    blank = [r.electrode_ind for r in rows if not r.car_group]
+    if blank:
+        raise LayoutError(f"{paths.layout_path(directory)}: electrode_ind {blank[0]} has no CAR_group (write none to "
+                          f"skip a channel)" + (f"; {len(blank)} such rows" if len(blank) > 1 else ""))
+    return rows
 
 
 def car_group_ids(rows, n_channels: int, use_car: bool) -> list[int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,73 +28,69 @@ from blechrs.figures.units import plot_electrode_units, plot_unit
 from blechrs.io import layout, paths, unit_store, work_files
 from blechrs.io.atomic import write_text_atomic
 from blechrs.io.qa_files import read_json
-from blechrs.model import Unit
+from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
-from blechrs.schemes.sort_electrode import duration_s
 
 #: PNG text keys saying what a picture shows (compared with the store by the index page).
 UNIT_KEY, UNITS_KEY = "blechrs-unit", "blechrs-units"
 
 
-def _stamp(data: dict[str, Any]) -> str:
+def _stamp(work: ElectrodeWork) -> str:
     """What the solution pictures were drawn from: the clustering and auto-sort's choices (its
     template solution and the marks on its units' clusters)."""
-    return f"{data.get('fp_extract', '')}-{data.get('fp_cluster', '')}-{data.get('fp_autosort', '')}\n"
+    return f"{work.fp_extract or ''}-{work.fp_cluster or ''}-{work.fp_autosort or ''}\n"
 
 
-def _peak(data: dict[str, Any], params: SortParams) -> int:
-    return min(params.extract.samples_before, max(data["waveforms"].shape[1] - 1, 0))
+def _peak(work: ElectrodeWork, params: SortParams) -> int:
+    return min(params.extract.samples_before, max(work.waveforms.shape[1] - 1, 0))
 
 
-def electrode_scale(data: dict[str, Any], params: SortParams) -> ElectrodeScale:
+def electrode_scale(work: ElectrodeWork, params: SortParams) -> ElectrodeScale:
     """What every picture of the electrode shares: one voltage range, time axis, threshold."""
     fs = params.extract.sampling_rate
-    lo, hi = voltage_range(data["waveforms"])
+    lo, hi = voltage_range(work.waveforms)
     limits = params.autosort.ISI_violations_thresholds
-    return ElectrodeScale(lo, hi, fs, _peak(data, params), data["waveforms"].shape[1],
-                          duration_s(data, fs, or_last_event=True), float(data.get("threshold", 0.0)) or None,
+    return ElectrodeScale(lo, hi, fs, _peak(work, params), work.waveforms.shape[1],
+                          work.duration_s(fs, or_last_event=True), float(work.threshold or 0.0) or None,
                           (float(limits[0]), float(limits[1])))
 
 
-def _view(data: dict[str, Any], scale: ElectrodeScale) -> FeatureView:
-    return FeatureView.of(data["waveforms"], data.get("features"), scale.peak)
+def _view(work: ElectrodeWork, scale: ElectrodeScale) -> FeatureView:
+    return FeatureView.of(work.waveforms, work.features, scale.peak)
 
 
-def _auto_units(data: dict[str, Any], solution: int) -> dict[int, str]:
+def _auto_units(work: ElectrodeWork, solution: int) -> dict[int, str]:
     """The clusters of ``solution`` auto-sort made into units: cluster -> "single" or "multi"(-unit)."""
     out = {}
-    for rec in data.get("auto_units") or []:
-        if int(rec["solution"]) == solution:
-            for c in rec["clusters"]:
-                out[int(c)] = "single" if rec["single_unit"] else "multi"
+    for u in work.units or []:
+        if u.solution == solution:
+            for c in u.clusters:
+                out[int(c)] = "single" if u.single_unit else "multi"
     return out
 
 
-def solutions_current(directory, electrode: int, meta: dict[str, Any]) -> bool:
+def solutions_current(directory, electrode: int, meta: ElectrodeWork) -> bool:
     """Whether the electrode's solution figures were drawn from its current clustering."""
     stamp = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "solutions.stamp"
     return stamp.exists() and stamp.read_text() == _stamp(meta)
 
 
-def plot_solutions(directory, data: dict[str, Any], params) -> list[str]:
-    """One figure per clustering solution of one electrode (from its work-file dict)."""
-    electrode = int(data["electrode"])
+def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
+    """One figure per clustering solution of one electrode."""
+    electrode = work.electrode
     out_dir = paths.plot_dir(directory) / f"electrode{electrode:02d}"
-    scale = electrode_scale(data, params)
-    view = _view(data, scale)
-    kinds = data.get("solution_kinds") or {}
+    scale = electrode_scale(work, params)
+    view = _view(work, scale)
     made = []
-    for key in sorted((k for k in data if k.startswith("labels_")), key=lambda k: int(k.split("_")[1])):
-        sol = int(key.split("_")[1])
-        made.append(str(plot_solution(out_dir / f"solution{sol:02d}.png", electrode, sol, data[key], data["times"],
-                                      data["waveforms"], scale, view, _auto_units(data, sol),
-                                      kinds.get(str(sol), ""))))
+    for number, sol in sorted(work.solutions.items()):
+        made.append(str(plot_solution(out_dir / f"solution{number:02d}.png", electrode, number, sol.labels, work.times,
+                                      work.waveforms, scale, view, _auto_units(work, number), sol.kind)))
     out_dir.mkdir(parents=True, exist_ok=True)
     for p in out_dir.glob("solution*.png"):  # solutions of an earlier clustering (e.g. another max_clusters)
         if str(p) not in made:
             p.unlink()
-    (out_dir / "solutions.stamp").write_text(_stamp(data))
+    (out_dir / "solutions.stamp").write_text(_stamp(work))
     return made
 
 
@@ -115,12 +111,12 @@ def _unit_title(u: Unit, scale: ElectrodeScale) -> str:
 
 def plot_electrode(directory: str, electrode: int, params: SortParams, solutions: bool = True) -> list[str]:
     """The pictures of one electrode: its solutions (if ``solutions``), its thumbnail and its stored units."""
-    data = work_files.load_electrode(paths.electrode_path(directory, electrode),
+    work = work_files.load_electrode(paths.electrode_path(directory, electrode),
                                      arrays=None if solutions else ("times", "waveforms", "features"))
-    made = plot_solutions(directory, data, params) if solutions else []
-    scale = electrode_scale(data, params)
-    view = _view(data, scale)
-    shown_times = data["times"][view.index]
+    made = plot_solutions(directory, work, params) if solutions else []
+    scale = electrode_scale(work, params)
+    view = _view(work, scale)
+    shown_times = work.times[view.index]
     units = unit_store.read_units(paths.h5_path(directory), waveforms=True, electrode=electrode)
     unit_of_view = np.full(len(view.index), -1, dtype=np.int64)
     for k, u in enumerate(units):
@@ -208,7 +204,7 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int], params:
     limits = tuple((params or SortParams()).autosort.ISI_violations_thresholds)
     qa_out = paths.qa_dir(directory)
     contents = IndexContents(
-        recording=directory.resolve().name,
+        recording=paths.recording_name(directory),
         units=[_unit_row(u, root, qa, viol, limits, solution_pictures) for u in units],
         electrodes=entries, qa_note=note if units else "", qa_dir=os.path.relpath(qa_out, root),
         qa_files=[p.name for p in sorted(qa_out.glob("*")) if p.is_file()] if qa_out.exists() else [],

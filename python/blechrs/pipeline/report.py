@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from blechrs.io import unit_store
-from blechrs.model import Unit
+from blechrs.model import ElectrodeWork, Unit
 
 
 @dataclass
@@ -18,7 +18,9 @@ class RunReport:
     electrodes: list[dict[str, Any]] = field(default_factory=list)
     units: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
-    """Electrodes whose earlier results were reused (resume)."""
+    """Electrodes whose earlier extraction was reused (resume)."""
+    clustered_before: list[int] = field(default_factory=list)
+    """Electrodes whose earlier clustering and auto-sort were reused (resume)."""
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     h5: Path | None = None
@@ -32,10 +34,10 @@ class RunReport:
         return [e for e in self.electrodes if e["status"] != "ok"]
 
 
-def electrode_summary(data: dict[str, Any]) -> dict[str, Any]:
-    n = data["n_events"] if "n_events" in data else len(data["times"])
-    return dict(electrode=int(data["electrode"]), events=int(n), status=data.get("status", "ok"),
-                units=len(data.get("auto_units", [])), threshold=float(data.get("threshold", 0.0)))
+def electrode_summary(work: ElectrodeWork) -> dict[str, Any]:
+    """The summary row of one electrode's work (its values alone will do: ``work_files.read_meta``)."""
+    return dict(electrode=work.electrode, events=work.n_events, status=work.status or "ok",
+                units=len(work.units or []), threshold=work.threshold)
 
 
 def unit_rows(named_units: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:

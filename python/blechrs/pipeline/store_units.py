@@ -14,15 +14,16 @@ import numpy as np
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
-from blechrs.model import Unit
+from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.quality.similarity import similarity_violations, unit_similarity
+from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table, units_table
 from blechrs.schemes.sort_electrode import unit_metrics
 
 
-def with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, dict], dict],
+def with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, ElectrodeWork], dict],
                 needs_arrays: Sequence[str] | None = None) -> list[Unit]:
     """The units in electrode order (stable within an electrode), each given its spike times,
     waveforms, SNR and metrics (``metrics_of(unit, electrode work)``) from its electrode's work file.
@@ -34,11 +35,11 @@ def with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, di
     for u in units:
         by_electrode.setdefault(u.electrode, []).append(u)
     for electrode in sorted(by_electrode):
-        data = work_files.load_electrode(paths.electrode_path(directory, electrode), arrays=needs_arrays)
+        work = work_files.load_electrode(paths.electrode_path(directory, electrode), arrays=needs_arrays)
         for unit in by_electrode[electrode]:
-            m = metrics_of(unit, data)
-            unit.times = data["times"][unit.indices]
-            unit.waveforms = data["waveforms"][unit.indices]
+            m = metrics_of(unit, work)
+            unit.times = work.times[unit.indices]
+            unit.waveforms = work.waveforms[unit.indices]
             unit.snr = float(m.get("snr") or 0.0)
             unit.metrics = {k: (np.nan if v is None else v) for k, v in m.items()
                             if isinstance(v, (int, float)) or v is None}
@@ -83,6 +84,7 @@ def write_autosort_sort_file(directory, selections: Sequence[Unit], comments: Se
     return path, True
 
 
+@holds_folder_lock
 def save_autosort(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
                   report: RunReport | None = None) -> RunReport:
     """Store auto-sort's units of every electrode in ``DIR/<name>.h5`` and write the sort file it
@@ -102,15 +104,14 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     selections, comments = [], []
     for e in sorted_electrodes(directory):
         path = paths.electrode_path(directory, e)
-        data = work_files.load_electrode(path, arrays=("auto_labels",))
-        if data.get("stage") != "clustered":
+        work = work_files.load_electrode(path, arrays=("auto_labels",))
+        if work.stage != "clustered":
             raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
-        for i, u in enumerate(data.get("auto_units", [])):
-            idx = np.flatnonzero(data["auto_labels"] == i)
-            selections.append(Unit.from_record(u, e, idx))
-            m = u["metrics"]
-            comments.append(f"auto: {len(idx)} spikes, snr {_f(m.get('snr'))}, "
-                            f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {u['reason']}" if u.get("reason") else ""))
+        for unit in work.units or []:
+            selections.append(unit)
+            m = unit.metrics
+            comments.append(f"auto: {len(unit.indices)} spikes, snr {_f(m.get('snr'))}, "
+                            f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {unit.reason}" if unit.reason else ""))
     units = with_events(directory, selections, lambda unit, _: unit.metrics, needs_arrays=())
     names = unit_store.write_units(h5, units, attrs={"units_from": "autosort"})
     report.store_written = True
@@ -127,6 +128,7 @@ def _f(x) -> str:
     return "nan" if x is None else f"{float(x):.2f}"
 
 
+@holds_folder_lock
 def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, params: SortParams | None = None,
                  report: RunReport | None = None, check: bool = False
                  ) -> tuple[RunReport, list[sf.RowProblem], Path | None]:
@@ -157,7 +159,7 @@ def post_process(directory: str | os.PathLike, sort_file: str | os.PathLike, par
         applied = None if check else sf.write_applied_report(
             applied_report_path(directory, sort_file), sort_file, parsed.cells, problems, by_row, {}, saved=False)
         return report, problems, applied
-    units = with_events(directory, units, lambda unit, data: unit_metrics(data, unit.indices, params))
+    units = with_events(directory, units, lambda unit, work: unit_metrics(work, unit.indices, params))
     names = [f"unit{i:03d}" for i in range(len(units))]  # the store numbers units in this order
     report.notes.extend(shared_spike_notes(units, names, params))
     report.units = units_table(units, names)
@@ -181,16 +183,16 @@ def applied_report_path(directory: str | os.PathLike, sort_file: str | os.PathLi
     return Path(directory) / f"{Path(sort_file).stem}_applied.csv"
 
 
-def _clustered_work(directory: Path) -> Callable[[int], dict | None]:
+def _clustered_work(directory: Path) -> Callable[[int], ElectrodeWork | None]:
     """``load(electrode)``: its work if it was sorted and clustered, else None."""
     known = set(sorted_electrodes(directory))
 
-    def load(e: int):
+    def load(e: int) -> ElectrodeWork | None:
         path = paths.electrode_path(directory, e)
         if e not in known or not path.exists():
             return None
-        data = work_files.load_electrode(path)
-        return data if data.get("stage") == "clustered" else None
+        work = work_files.load_electrode(path)
+        return work if work.stage == "clustered" else None
 
     return load
 

@@ -52,8 +52,8 @@ def recording_cutoffs(directory: str | os.PathLike, electrodes: Sequence[int]) -
             meta = work_files.read_meta(path)
         except (OSError, ValueError, KeyError):
             continue  # an unreadable work file only loses this refinement
-        if meta.get("cutoff_sample") is not None:
-            out[e] = int(meta["cutoff_sample"])
+        if meta.cutoff_sample is not None:
+            out[e] = meta.cutoff_sample
     return out
 
 
@@ -265,7 +265,7 @@ def make_arrays(
         result.seconds = time.perf_counter() - t0
         return result
     tastes = _taste_arrays(trials, config, [u.times for u in units], valid, result, recording, n_samples)
-    write_trial_arrays(h5path, tastes, emg)
+    write_trial_arrays(h5path, tastes, emg, compact=params.trials.compact_spike_arrays)
     result.emg_channels = emg if len(trials) else []
     result.seconds = time.perf_counter() - t0
     return result

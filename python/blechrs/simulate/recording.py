@@ -72,6 +72,7 @@ class Simulation:
         n_digital_inputs: int = 2,
         pulses_per_input: int | None = None,
         pulse_ms: float = 50.0,
+        trial_spacing_s: float | None = None,
         din_style: str = "legacy",
         dead_channels: tuple[int, ...] = (),
         weak_channels: tuple[int, ...] = (),
@@ -102,7 +103,8 @@ class Simulation:
 
         # --- digital inputs: non-overlapping pulses, one at a time across inputs
         self.din_on, self.din_off, self.din_ch = self._pulses(
-            np.random.default_rng([self.seed, 0xD1D1]), n_digital_inputs, pulses_per_input, pulse_ms
+            np.random.default_rng([self.seed, 0xD1D1]), n_digital_inputs, pulses_per_input, pulse_ms,
+            trial_spacing_s,
         )
         self.n_din = int(n_digital_inputs)
 
@@ -214,10 +216,12 @@ class Simulation:
         g = lambda m, s: np.exp(-0.5 * ((t - m) / s) ** 2)  # noqa: E731
         return -a * (-g(0.0, width) + repol * g(delay, rwidth) - pre * g(-2.5 * width, width))
 
-    def _pulses(self, rng, n_din, per_input, pulse_ms):
+    def _pulses(self, rng, n_din, per_input, pulse_ms, spacing_s=None):
+        """Pulse onsets in random order across inputs, at least ``spacing_s`` apart (a taste
+        experiment's trials are 10-30 s apart; None: two pulse lengths, as dense as possible)."""
         fs, n = self.fs, self.n_samples
         plen = max(1, int(round(pulse_ms * fs / 1000.0)))
-        gap = plen * 2
+        gap = plen * 2 if spacing_s is None else max(plen * 2, int(round(spacing_s * fs)) - plen)
         margin = int(0.1 * n)
         if per_input is None:
             fit = (n - 2 * margin) // max(1, n_din * (plen + gap))
