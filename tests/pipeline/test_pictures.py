@@ -18,15 +18,7 @@ from blechrs.figures.canvas import picture_info
 from blechrs.io import paths, unit_store, work_files
 from blechrs.io.qa_files import read_json
 from blechrs.pipeline import pictures as plots
-from support.sorting_reference import init_folder, reference_extract, simulated_folder
-
-
-@pytest.fixture()
-def reference_engine(monkeypatch):
-    import blechrs.pipeline.extraction as extract_stage
-
-    monkeypatch.setattr(extract_stage, "extract_events", lambda recording, electrodes, groups, params, progress=None:
-                        reference_extract(recording, electrodes, groups, params.to_flat()))
+from support.sorting_reference import init_folder, simulated_folder
 
 
 @pytest.fixture(scope="module")
