@@ -246,8 +246,9 @@ def test_pictures_and_index(rec, reference_engine):
         img = mpimg.imread(png)
         assert img.ndim == 3 and img.shape[0] > 50 and img.std() > 0
         # the table row links to the unit's picture on the page, which links to the file
-        assert f"#{name}'>{name}</a></td><td>{row['electrode_number']}</td><td>{row['waveform_count']}</td>" in page
-        assert f"<div id='{name}'><a href='units/{name}.png'>" in page
+        e = row["electrode_number"]
+        assert f"#{name}'>{name}</a></td><td><a href='#electrode{e:02d}'>{e}</a></td><td>{row['waveform_count']}</td>" in page
+        assert f"<div class='unit' id='{name}'>" in page and f"src='units/{name}.png'" in page
     for e in range(4):
         for k in work_files.load_electrode(paths.electrode_path(d, e)).solutions:
             png = d / "blechrs_plots" / f"electrode{e:02d}" / f"solution{k:02d}.png"

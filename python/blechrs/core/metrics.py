@@ -160,3 +160,26 @@ def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray,
         l_ratio=l_ratio(f, member, d2),
         width_ms=waveform_width_ms(mean_wf, peak_index, sampling_rate),
     )
+
+
+def autocorrelogram(times: np.ndarray, sampling_rate: float, window_ms: float = 50.0,
+                    bin_ms: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of spike pairs by lag (the later spike's time minus the earlier's) in bins of
+    ``bin_ms`` from -``window_ms`` to +``window_ms``: (counts, bin edges in ms). Symmetric; a spike
+    is not paired with itself."""
+    t = np.sort(np.asarray(times, dtype=np.int64))
+    n_bins = max(1, int(round(window_ms / bin_ms)))
+    edges = np.linspace(-n_bins * bin_ms, n_bins * bin_ms, 2 * n_bins + 1)
+    w = window_ms * sampling_rate / 1000.0
+    lags = []
+    k = 1
+    while k < len(t):  # offsets k = 1, 2, ... until no pair that far apart is within the window
+        d = t[k:] - t[:-k]
+        near = d <= w
+        if not near.any():
+            break
+        lags.append(d[near])
+        k += 1
+    lag_ms = np.concatenate(lags) * (1000.0 / sampling_rate) if lags else np.zeros(0)
+    half, _ = np.histogram(lag_ms, bins=edges[n_bins:])
+    return np.concatenate([half[::-1], half]), edges

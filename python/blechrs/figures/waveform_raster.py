@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from blechrs.figures.png import save_png
+from blechrs.figures.png import save_rgb
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
@@ -44,6 +44,8 @@ class WaveformRaster:
         self._waveform_axes()
         self.pre_ms, self.post_ms = window_ms
         self.groups: list[tuple[Any, np.ndarray, np.ndarray]] = []  # (collection, onsets, rows)
+        self._above_raster: list[Any] = []
+        self._background: Any = None
         self._raster_axes(groups)
 
     def _waveform_axes(self) -> None:
@@ -67,11 +69,11 @@ class WaveformRaster:
                 (coll,) = self.ax_r.plot([], [], color=COLORS[k % len(COLORS)], lw=0.7, antialiased=False)
                 self.groups.append((coll, onsets, np.arange(row, row + len(onsets), dtype=np.float64)))
                 row += len(onsets)
-                self.ax_r.axhline(row - 0.5, color="0.6", lw=0.5)
+                self._above_raster.append(self.ax_r.axhline(row - 0.5, color="0.6", lw=0.5))
                 handles.append(Line2D([], [], color=COLORS[k % len(COLORS)], lw=2, label=group.label))
-            self.ax_r.axvline(0, color="r", lw=0.8)
+            self._above_raster.append(self.ax_r.axvline(0, color="r", lw=0.8))
             self.ax_r.set_ylim(row - 0.5, -0.5)
-            self.ax_r.legend(handles=handles, loc="upper right", fontsize=7)
+            self._above_raster.append(self.ax_r.legend(handles=handles, loc="upper right", fontsize=7))
         else:
             self.ax_r.text(0.5, 0.5, "no trials", ha="center", va="center", transform=self.ax_r.transAxes)
         self.ax_r.set_xlim(-self.pre_ms, self.post_ms)
@@ -82,8 +84,32 @@ class WaveformRaster:
         self._show_waveforms(np.asarray(waveforms, dtype=np.float64))
         self._show_raster(np.sort(np.asarray(unit_times, dtype=np.int64)))
         self.title.set_text(title)
-        save_png(path, self.fig, dpi=80)
-        return path
+        self._render()
+        from PIL import Image
+
+        return save_rgb(path, Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())[..., :3]))
+
+    def _render(self) -> None:
+        """Draw the figure: the parts that are the same for every unit (raster axes, ticks, legend)
+        once, kept as a background; per unit only the waveform axes, the raster lines (then the
+        lines and legend that lie above them) and the title."""
+        canvas = self.fig.canvas
+        dynamic = [self.ax_w, self.title] + [coll for coll, _, _ in self.groups]
+        if self._background is None:
+            for a in dynamic:
+                a.set_visible(False)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+            for a in dynamic:
+                a.set_visible(True)
+        canvas.restore_region(self._background)
+        renderer = canvas.get_renderer()
+        self.ax_w.draw(renderer)
+        for coll, _, _ in self.groups:
+            self.ax_r.draw_artist(coll)
+        for a in self._above_raster:
+            self.ax_r.draw_artist(a)
+        self.fig.draw_artist(self.title)
 
     def _show_waveforms(self, wf: np.ndarray) -> None:
         has = wf.ndim == 2 and wf.shape[0] > 0 and wf.shape[1] > 1

@@ -44,3 +44,11 @@ def jsonable(v: Any) -> Any:
 def write_json(path: str | os.PathLike, doc: Any) -> None:
     """``doc`` as JSON (one space indents: the similarity matrix stays readable), atomically."""
     write_text_atomic(path, json.dumps(jsonable(doc), indent=1) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file written by :func:`write_json`; None if it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -84,5 +84,5 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
                                     progress=(lambda done, total: progress("unit QA", done, total)) if progress
                                     else None))
     if pictures:  # the index was written before the QA pictures existed
-        write_index(directory, sorted_electrodes(directory))
+        write_index(directory, sorted_electrodes(directory), params)
     report.timings["unit QA"] = time.perf_counter() - t

@@ -2,12 +2,14 @@
 
 - ``DIR/blechrs_plots/electrodeNN/solutionKK.png``: one figure per electrode and clustering
   solution (:mod:`blechrs.figures.solutions`);
-- ``DIR/blechrs_plots/units/unitNNN.png``: the same three panels for every stored unit
-  (:mod:`blechrs.figures.units`);
-- ``DIR/blechrs_plots/index.html``: every unit (with its metrics), every electrode's solutions and
-  the quality checks (:mod:`blechrs.figures.index_page`).
+- ``DIR/blechrs_plots/electrodeNN/units.png``: the electrode's thumbnail (its stored units);
+- ``DIR/blechrs_plots/units/unitNNN.png``: one picture per stored unit (:mod:`blechrs.figures.units`);
+- ``DIR/blechrs_plots/index.html``: the units with their QA flags, the electrodes' thumbnails and
+  every picture (:mod:`blechrs.figures.index_page`); it links only pictures and QA results that
+  describe the store's current units.
 
-Figures are made in a process pool, one task per electrode.
+Figures are made in a process pool, one task per electrode. Every picture of an electrode has the
+same voltage range (:func:`electrode_scale`).
 """
 
 from __future__ import annotations
@@ -16,23 +18,57 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-from blechrs.figures.index_page import IndexContents, index_html
-from blechrs.figures.solutions import plot_solution
-from blechrs.figures.units import plot_unit
+import numpy as np
+
+from blechrs.figures.canvas import picture_info
+from blechrs.figures.cluster_panels import ElectrodeScale, voltage_range
+from blechrs.figures.index_page import ElectrodeEntry, IndexContents, UnitRow, index_html
+from blechrs.figures.solutions import FeatureView, plot_solution
+from blechrs.figures.units import plot_electrode_units, plot_unit
 from blechrs.io import layout, paths, unit_store, work_files
 from blechrs.io.atomic import write_text_atomic
-from blechrs.model import ElectrodeWork
+from blechrs.io.qa_files import read_json
+from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
 from blechrs.pipeline.lock import holds_folder_lock
 
+#: PNG text keys saying what a picture shows (compared with the store by the index page).
+UNIT_KEY, UNITS_KEY = "blechrs-unit", "blechrs-units"
+
 
 def _stamp(work: ElectrodeWork) -> str:
-    return f"{work.fp_extract or ''}-{work.fp_cluster or ''}\n"
+    """What the solution pictures were drawn from: the clustering and auto-sort's choices (its
+    template solution and the marks on its units' clusters)."""
+    return f"{work.fp_extract or ''}-{work.fp_cluster or ''}-{work.fp_autosort or ''}\n"
 
 
 def _peak(work: ElectrodeWork, params: SortParams) -> int:
     return min(params.extract.samples_before, max(work.waveforms.shape[1] - 1, 0))
+
+
+def electrode_scale(work: ElectrodeWork, params: SortParams) -> ElectrodeScale:
+    """What every picture of the electrode shares: one voltage range, time axis, threshold."""
+    fs = params.extract.sampling_rate
+    lo, hi = voltage_range(work.waveforms)
+    limits = params.autosort.ISI_violations_thresholds
+    return ElectrodeScale(lo, hi, fs, _peak(work, params), work.waveforms.shape[1],
+                          work.duration_s(fs, or_last_event=True), float(work.threshold or 0.0) or None,
+                          (float(limits[0]), float(limits[1])))
+
+
+def _view(work: ElectrodeWork, scale: ElectrodeScale) -> FeatureView:
+    return FeatureView.of(work.waveforms, work.features, scale.peak)
+
+
+def _auto_units(work: ElectrodeWork, solution: int) -> dict[int, str]:
+    """The clusters of ``solution`` auto-sort made into units: cluster -> "single" or "multi"(-unit)."""
+    out = {}
+    for u in work.units or []:
+        if u.solution == solution:
+            for c in u.clusters:
+                out[int(c)] = "single" if u.single_unit else "multi"
+    return out
 
 
 def solutions_current(directory, electrode: int, meta: ElectrodeWork) -> bool:
@@ -43,55 +79,137 @@ def solutions_current(directory, electrode: int, meta: ElectrodeWork) -> bool:
 
 def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
     """One figure per clustering solution of one electrode."""
-    fs = params.extract.sampling_rate
     electrode = work.electrode
-    peak = _peak(work, params)
     out_dir = paths.plot_dir(directory) / f"electrode{electrode:02d}"
-    if out_dir.exists():  # solutions of an earlier clustering (e.g. another max_clusters)
-        for p in out_dir.glob("solution*.png"):
-            p.unlink()
+    scale = electrode_scale(work, params)
+    view = _view(work, scale)
     made = []
-    threshold = work.threshold or None
-    duration = work.duration_s(fs, or_last_event=True)
     for number, sol in sorted(work.solutions.items()):
-        made.append(str(plot_solution(out_dir / f"solution{number:02d}.png", electrode, number, sol.labels,
-                                      work.times, work.waveforms, fs, peak, duration, threshold)))
+        made.append(str(plot_solution(out_dir / f"solution{number:02d}.png", electrode, number, sol.labels, work.times,
+                                      work.waveforms, scale, view, _auto_units(work, number), sol.kind)))
     out_dir.mkdir(parents=True, exist_ok=True)
+    for p in out_dir.glob("solution*.png"):  # solutions of an earlier clustering (e.g. another max_clusters)
+        if str(p) not in made:
+            p.unlink()
     (out_dir / "solutions.stamp").write_text(_stamp(work))
     return made
 
 
+def unit_identity(u: Unit) -> str:
+    """What tells a stored unit from any other that may later bear its name."""
+    t = np.asarray(u.times, dtype=np.int64)
+    span = f"{int(t[0])}-{int(t[-1])}" if len(t) else "-"
+    return f"{u.name} electrode {u.electrode} spikes {len(t)} hash {u.hash} span {span} sum {int(t.sum()) % 1000000007}"
+
+
+def _unit_title(u: Unit, scale: ElectrodeScale) -> str:
+    kind = ("single-unit" if u.single_unit else "multi-unit") + (", RS" if u.regular_spiking else ", FS"
+                                                                  if u.fast_spiking else "")
+    return (f"{u.name} · electrode {u.electrode:02d} · {kind} · {len(u.times)} spikes, "
+            f"{len(u.times) / max(scale.duration_s, 1e-9):.2f} Hz · SNR {u.snr:.1f} · "
+            f"{u.source or 'sorted'}: solution {u.solution}, cluster {u.label}")
+
+
 def plot_electrode(directory: str, electrode: int, params: SortParams, solutions: bool = True) -> list[str]:
-    """The pictures of one electrode: its solutions (if ``solutions``) and its stored units."""
-    fs = params.extract.sampling_rate
-    work = work_files.load_electrode(paths.electrode_path(directory, electrode))
-    peak = _peak(work, params)
-    duration = work.duration_s(fs, or_last_event=True)
+    """The pictures of one electrode: its solutions (if ``solutions``), its thumbnail and its stored units."""
+    work = work_files.load_electrode(paths.electrode_path(directory, electrode),
+                                     arrays=None if solutions else ("times", "waveforms", "features"))
     made = plot_solutions(directory, work, params) if solutions else []
-    for u in unit_store.read_units(paths.h5_path(directory), waveforms=True, electrode=electrode):
-        sub = (f"{'single' if u.single_unit else 'multi'}-unit"
-               + (", RS" if u.regular_spiking else ", FS" if u.fast_spiking else "")
-               + f", SNR {u.snr:.1f}, solution {u.solution} cluster {u.label}")
-        made.append(str(plot_unit(u.name, u.electrode, u.times, u.waveforms, fs, peak, duration,
-                                  paths.plot_dir(directory) / "units" / f"{u.name}.png", sub)))
+    scale = electrode_scale(work, params)
+    view = _view(work, scale)
+    shown_times = work.times[view.index]
+    units = unit_store.read_units(paths.h5_path(directory), waveforms=True, electrode=electrode)
+    unit_of_view = np.full(len(view.index), -1, dtype=np.int64)
+    for k, u in enumerate(units):
+        in_view = np.isin(shown_times, u.times)
+        unit_of_view[in_view] = k
+        made.append(str(plot_unit(paths.plot_dir(directory) / "units" / f"{u.name}.png", _unit_title(u, scale),
+                                  u.times, u.waveforms, scale, view, in_view, {UNIT_KEY: unit_identity(u)})))
+    means = [u.waveforms.mean(axis=0, dtype=np.float64) if len(u.waveforms) else np.zeros(scale.n_samples)
+             for u in units]
+    made.append(str(plot_electrode_units(
+        paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png", electrode, [u.name for u in units],
+        means, scale, view, unit_of_view, {UNITS_KEY: "; ".join(unit_identity(u) for u in units)})))
     return made
 
 
-def write_index(directory: str | os.PathLike, electrodes: Sequence[int]) -> Path:
-    """``blechrs_plots/index.html``: every unit and every electrode's solutions, linked."""
+def _qa_by_unit(directory: Path, units: Sequence[Unit]) -> tuple[dict[str, dict], list[dict], str]:
+    """unit QA's records of the units it describes as they are now (same name, electrode and spike
+    count in the same store), its similarity violations among those, and a note on what it covers."""
+    doc = read_json(paths.qa_dir(directory) / "unit_qa.json")
+    if not isinstance(doc, dict):
+        return {}, [], "Unit QA (drift, similarity) has not run: blechrs qa DIR."
+    records = {r.get("unit"): r for r in doc.get("units") or []}
+    current = {}
+    if doc.get("store") == paths.h5_path(directory).name:
+        for u in units:
+            r = records.get(u.name)
+            if r and r.get("electrode") == u.electrode and r.get("n_spikes") == len(u.times):
+                current[u.name] = r
+    stale = len(units) - len(current)
+    viol = [v for v in doc.get("similarity_violations") or [] if v["unit_a"] in current and v["unit_b"] in current]
+    note = ("Unit QA results are current." if not stale else
+            f"Unit QA results describe other units than {stale} of the store's: run blechrs qa DIR.")
+    return current, viol, note
+
+
+def _unit_row(u: Unit, root: Path, qa: dict[str, dict], viol: list[dict], limits, solution_pictures) -> UnitRow:
+    m = u.metrics
+    isi1, isi2 = m.get("isi_violations_1ms", float("nan")), m.get("isi_violations_2ms", float("nan"))
+    pic = root / "units" / f"{u.name}.png"
+    row = UnitRow(
+        name=u.name, electrode=u.electrode, n_spikes=len(u.times), rate_hz=m.get("firing_rate", float("nan")),
+        snr=u.snr, isi_1ms=isi1, isi_2ms=isi2,
+        kind=("single" if u.single_unit else "multi") + (" RS" if u.regular_spiking else " FS" if u.fast_spiking else ""),
+        source=f"{u.source}: solution {u.solution}, {u.label}",
+        solution_picture=solution_pictures.get((u.electrode, u.solution)),
+        picture=f"units/{u.name}.png" if picture_info(pic).get(UNIT_KEY) == unit_identity(u) else None,
+        isi_flag=bool(isi1 > limits[0] or isi2 > limits[1]))
+    r = qa.get(u.name)
+    if r is not None:
+        d = r.get("drift") or {}
+        row.qa_current = True
+        row.drift_flag = bool(d.get("flagged"))
+        row.drift_p = ((d.get("baseline") or {}).get("p"), (d.get("response") or {}).get("p"))
+        row.similar = [f"{v['unit_b']} {v['pct_a_in_b']:.0f}%/{v['pct_b_in_a']:.0f}%" if v["unit_a"] == u.name else
+                       f"{v['unit_a']} {v['pct_b_in_a']:.0f}%/{v['pct_a_in_b']:.0f}%"
+                       for v in viol if u.name in (v["unit_a"], v["unit_b"])]
+        if r.get("most_similar"):
+            row.closest = f"{r['most_similar']} {r['pct_self_in_other']:.0f}%/{r['pct_other_in_self']:.0f}%"
+        if (root / "qa" / f"{u.name}.png").exists():
+            row.qa_picture = f"qa/{u.name}.png"
+    return row
+
+
+def write_index(directory: str | os.PathLike, electrodes: Sequence[int], params: SortParams | None = None) -> Path:
+    """``blechrs_plots/index.html``: the store's units and every electrode's pictures, linked."""
     directory = Path(directory)
     root = paths.plot_dir(directory)
     units = unit_store.read_units(paths.h5_path(directory), waveforms=False)
-    solutions = []
+    entries, solution_pictures = [], {}
     for e in electrodes:
         d = root / f"electrode{e:02d}"
-        solutions.append((e, [p.name for p in sorted(d.glob("solution*.png"))] if d.exists() else None))
+        mine = [u for u in units if u.electrode == e]
+        entry = ElectrodeEntry(e, [u.name for u in mine])
+        if d.exists():
+            entry.solutions = [(int(p.stem[8:]), f"{d.name}/{p.name}") for p in sorted(d.glob("solution*.png"))]
+            work = paths.electrode_path(directory, e)
+            entry.solutions_current = work.exists() and solutions_current(directory, e, work_files.read_meta(work))
+            if entry.solutions_current:
+                solution_pictures.update({(e, k): p for k, p in entry.solutions})
+            thumb = d / "units.png"
+            if picture_info(thumb).get(UNITS_KEY) == "; ".join(unit_identity(u) for u in mine):
+                entry.thumbnail = f"{d.name}/units.png"
+        entries.append(entry)
+    qa, viol, note = _qa_by_unit(directory, units)
+    limits = tuple((params or SortParams()).autosort.ISI_violations_thresholds)
     qa_out = paths.qa_dir(directory)
     contents = IndexContents(
-        recording=paths.recording_name(directory), units=units, solutions=solutions,
-        qa_dir=os.path.relpath(qa_out, root),
-        qa_entries=[(p.name, p.is_file()) for p in sorted(qa_out.glob("*"))] if qa_out.exists() else [],
-        unit_qa=[u.name for u in units if (root / "qa" / f"{u.name}.png").exists()],
+        recording=paths.recording_name(directory),
+        units=[_unit_row(u, root, qa, viol, limits, solution_pictures) for u in units],
+        electrodes=entries, qa_note=note if units else "", qa_dir=os.path.relpath(qa_out, root),
+        qa_files=[p.name for p in sorted(qa_out.glob("*")) if p.is_file()] if qa_out.exists() else [],
+        isi_limits=(float(limits[0]), float(limits[1])),
     )
     path = root / "index.html"
     root.mkdir(parents=True, exist_ok=True)
@@ -121,4 +239,4 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     # Unit pictures alone are cheap: no worker processes for them.
     heavy = sum(1 for a in args if a[3])
     map_jobs(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
-    return write_index(directory, electrodes)
+    return write_index(directory, electrodes, params)

@@ -1,0 +1,177 @@
+"""What the pictures say, checked on the figure objects (the labels and axis limits a Canvas is
+given) and on the files (valid PNGs carrying what they show), not on pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blechrs.core.metrics import isi_violations
+from blechrs.figures.canvas import Canvas, nice_ticks, picture_info
+from blechrs.figures.cluster_panels import ElectrodeScale, voltage_range
+from blechrs.figures.index_page import ElectrodeEntry, IndexContents, UnitRow, index_html
+from blechrs.figures.png import save_rgb
+from blechrs.figures.solutions import FeatureView, plot_solution
+from blechrs.figures.units import plot_electrode_units, plot_unit
+
+FS = 30000.0
+
+
+@pytest.fixture()
+def recorded(monkeypatch):
+    """Every Canvas made, with its panels' (row, col, xlim, ylim)."""
+    made: list[Canvas] = []
+    panel = Canvas.panel
+
+    def record(self, row, col, xlim, ylim, *a, **k):
+        self.recorded.append((row, col, tuple(map(float, xlim)), tuple(map(float, ylim))))
+        return panel(self, row, col, xlim, ylim, *a, **k)
+
+    init = Canvas.__init__
+
+    def init_and_keep(self, *a, **k):
+        self.recorded = []
+        init(self, *a, **k)
+        made.append(self)
+
+    monkeypatch.setattr(Canvas, "panel", record)
+    monkeypatch.setattr(Canvas, "__init__", init_and_keep)
+    return made
+
+
+def _electrode(seed=0):
+    """Three clusters of different sizes (-60, -150, +80 µV), 20 s, with refractory spike trains."""
+    rng = np.random.default_rng(seed)
+    shape = -np.exp(-0.5 * ((np.arange(75) - 30) / 3.0) ** 2)
+    waveforms, labels, times = [], [], []
+    for c, (amp, n) in enumerate(((60, 400), (150, 200), (-80, 100))):
+        waveforms.append(amp * shape + rng.normal(0, 8, (n, 75)))
+        labels.append(np.full(n, c))
+        times.append(np.cumsum(rng.integers(int(0.003 * FS), int(0.1 * FS), n)))
+    order = np.argsort(np.concatenate(times), kind="stable")
+    t = np.concatenate(times)[order]
+    w = np.concatenate(waveforms)[order].astype(np.float32)
+    lab = np.concatenate(labels)[order]
+    lab[::50] = -1  # a few unclustered events
+    return t, w, lab
+
+
+def _scale(w, t):
+    lo, hi = voltage_range(w)
+    return ElectrodeScale(lo, hi, FS, 30, w.shape[1], float(t[-1]) / FS + 1, threshold=40.0)
+
+
+def _texts(cv: Canvas) -> list[str]:
+    return [t[2] for t in cv.texts]
+
+
+def test_nice_ticks_are_round_and_inside():
+    for lo, hi in ((-312.5, 108.0), (0, 20), (-50, 50), (0, 613.2), (0.1, 0.7)):
+        t = nice_ticks(lo, hi, 4)
+        assert 2 <= len(t) <= 9 and t.min() >= lo and t.max() <= hi
+        step = np.diff(t)
+        assert np.allclose(step, step[0])
+        assert any(np.isclose(step[0] / 10.0 ** np.floor(np.log10(step[0])), m) for m in (1, 2, 2.5, 5))
+
+
+def test_voltage_range_holds_every_cluster_and_zero():
+    t, w, lab = _electrode()
+    lo, hi = voltage_range(w)
+    for c in range(3):
+        mean = w[lab == c].mean(axis=0)
+        assert lo < mean.min() and mean.max() < hi
+    assert lo < 0 < hi
+
+
+def test_solution_picture_has_axes_one_voltage_scale_and_unit_marks(tmp_path, recorded):
+    t, w, lab = _electrode()
+    scale = _scale(w, t)
+    view = FeatureView.of(w, np.column_stack([w[:, 30], w[:, 40]]), 30)
+    path = plot_solution(tmp_path / "solution03.png", 7, 3, lab, t, w, scale, view, {1: "single"}, "gmm")
+    cv = recorded[-1]
+    texts = _texts(cv)
+    for label in ("µV", "ms from peak", "ISI (ms)", "count", "time (s)", "feature PC1", "RMS energy (µV)"):
+        assert label in texts, label
+    assert texts[0].startswith("electrode 07, solution 3 (gmm): 3 clusters")
+    titles = [s for s in texts if s.startswith("c") and "events" in s]
+    n = [int(np.sum(lab == c)) for c in range(3)]
+    assert titles == [f"c0: {n[0]} events", f"c1: {n[1]} events ▶ single", f"c2: {n[2]} events"]
+    # waveforms, amplitudes and means share the electrode's voltage range
+    volt = [p for p in cv.recorded if p[1] in (0, 2) and (p[0] > 0 or p[1] == 2)]
+    assert len(volt) == 7 and all(p[3] == (scale.lo, scale.hi) for p in volt)
+    # the ISI titles report the same numbers as core.metrics
+    for c in range(3):
+        v1, v2 = isi_violations(t[lab == c], FS)
+        assert f"ISI: {v1:.2f}% < 1 ms, {v2:.2f}% < 2 ms" in texts
+    with Image.open(path) as im:
+        assert im.size == (cv.W, cv.H) and im.getextrema() != ((255, 255),) * 3
+
+
+def test_unit_picture_and_thumbnail(tmp_path, recorded):
+    t, w, lab = _electrode()
+    scale = _scale(w, t)
+    view = FeatureView.of(w, None, 30)
+    member = lab == 1
+    path = plot_unit(tmp_path / "unit004.png", "unit004 · electrode 07", t[member], w[member], scale, view,
+                     member[view.index], {"blechrs-unit": "unit004 electrode 7"})
+    texts = _texts(recorded[-1])
+    for label in ("µV", "ms from peak", "ISI (ms)", "count", "lag (ms)", "time (s)", "RMS energy (µV)"):
+        assert label in texts, label
+    assert any(s.startswith("autocorrelogram") for s in texts)
+    assert all(p[3] == (scale.lo, scale.hi) for p in recorded[-1].recorded if p[:2] in ((0, 0), (1, 0)))
+    assert picture_info(path) == {"blechrs-unit": "unit004 electrode 7"}
+    thumb = plot_electrode_units(tmp_path / "units.png", 7, ["unit004", "unit005"],
+                                 [w[lab == 1].mean(0), w[lab == 2].mean(0)], scale, view,
+                                 np.where(member, 0, -1)[view.index], {"blechrs-units": "x"})
+    assert {"004", "005", "unit means"} <= set(_texts(recorded[-1]))
+    assert picture_info(thumb) == {"blechrs-units": "x"}
+
+
+def test_png_writer_makes_valid_files(tmp_path):
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[5:10, :, 0] = 255
+    path = save_rgb(tmp_path / "a.png", Image.fromarray(rgb), {"k": "v w"})
+    with Image.open(path) as im:
+        im.load()  # checks every chunk's CRC and the data
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), rgb)
+    assert picture_info(path) == {"k": "v w"}
+    assert picture_info(tmp_path / "missing.png") == {}
+
+
+def test_canvas_reuse_leaves_nothing_of_the_previous_picture(tmp_path):
+    a = Canvas(1, 1, "first")
+    p = a.panel(0, 0, (0, 1), (0, 1))
+    a.add_points(*p([0.5], [0.5]), "r")
+    a.add_lines([p.xy([0, 1], [0, 1])], "k")
+    a.save(tmp_path / "a.png")
+    b = Canvas(1, 1, "second")
+    b.save(tmp_path / "b.png")
+    assert b.ax is a.ax  # the one reused figure, emptied
+    assert len(b.ax.collections) == 0 and len(b.ax.lines) + len(b.ax.artists) == 0
+    with Image.open(tmp_path / "b.png") as im:
+        body = np.asarray(im.convert("L"))[30:, :]
+    assert body.min() == 255  # no line or point of the first picture
+
+
+def test_index_page_shows_what_it_is_given():
+    units = [UnitRow("unit000", 0, 500, 5.0, 10.0, 0.0, 0.1, "single RS", "autosort: solution 1, 0",
+                     solution_picture="electrode00/solution01.png", picture="units/unit000.png",
+                     qa_picture="qa/unit000.png", qa_current=True, drift_p=(0.5, 0.001), drift_flag=True,
+                     similar=["unit001 90%/80%"]),
+             UnitRow("unit001", 1, 80, 0.8, 5.0, 1.0, 3.0, "multi", "sort file row 2: solution 3, 1",
+                     isi_flag=True)]
+    electrodes = [ElectrodeEntry(0, ["unit000"], "electrode00/units.png", [(1, "electrode00/solution01.png")]),
+                  ElectrodeEntry(1, ["unit001"], None, [(2, "electrode01/solution02.png")], solutions_current=False),
+                  ElectrodeEntry(2, [], None, None)]
+    text = index_html(IndexContents("rec <1>", units, electrodes, qa_note="Unit QA results are current.",
+                                    qa_dir="../QA_output", qa_files=["unit_qa.json"]))
+    assert "<script" not in text and "http" not in text and "rec &lt;1&gt;" in text
+    row0 = text[text.index("id='row-unit000'"):].split("</tr>")[0]
+    row1 = text[text.index("id='row-unit001'"):].split("</tr>")[0]
+    assert "class='flagged'" in row0 and ">drift<" in row0 and ">similar<" in row0 and ">ISI<" not in row0
+    assert "0.5, 0.001" in row0 and "electrode00/solution01.png" in row0
+    assert ">ISI<" in row1 and "no current QA" in row1 and "solution" in row1 and "href='electrode01" not in row1
+    assert "no current picture" in text and "units/unit000.png" in text and "qa/unit000.png" in text
+    assert "of an earlier clustering" in text and "no clusters" in text
+    assert "../QA_output/unit_qa.json" in text

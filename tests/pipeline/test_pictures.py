@@ -1,0 +1,139 @@
+"""The pictures of a sorted folder and the index page: every stored unit has its picture and
+nothing else has one; the page lists exactly the store's units, links only files that exist and
+anchors that exist, loads nothing from elsewhere, and never shows a picture or a QA result of a
+unit that is no longer in the store (after post-process replaced the units)."""
+
+from __future__ import annotations
+
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from blechrs import pipeline
+from blechrs.cli.main import main as cli_main
+from blechrs.figures.canvas import picture_info
+from blechrs.io import paths, unit_store, work_files
+from blechrs.io.qa_files import read_json
+from blechrs.pipeline import pictures as plots
+from support.sorting_reference import init_folder, simulated_folder
+
+
+@pytest.fixture(scope="module")
+def sim_folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim") / "rec"
+    d.mkdir()
+    simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
+    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6)
+    return d
+
+
+@pytest.fixture()
+def rec(sim_folder, tmp_path):
+    d = tmp_path / "rec"
+    shutil.copytree(sim_folder, d)
+    return d
+
+
+class Page(HTMLParser):
+    """Every link, image, id and table row id of a page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.ids: set[str] = set()
+        self.rows: list[str] = []
+        self.tags: set[str] = set()
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.add(tag)
+        if "id" in a:
+            self.ids.add(a["id"])
+            if tag == "tr" and a["id"].startswith("row-"):
+                self.rows.append(a["id"][4:])
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag == "img":
+            self.images.append(a["src"])
+
+
+def check_page(index: Path, store: Path) -> Page:
+    """The page lists exactly the store's units, and every link goes to an existing file or anchor."""
+    text = index.read_text()
+    page = Page(text)
+    units = unit_store.read_units(store, waveforms=False)
+    assert page.rows == [u.name for u in units]
+    assert not {"script", "link", "iframe"} & page.tags and "http" not in text and "@import" not in text
+    for ref in page.links + page.images:
+        if ref.startswith("#"):
+            assert ref[1:] in page.ids, ref
+        else:
+            assert (index.parent / unquote(ref)).is_file(), ref
+    return page
+
+
+def test_every_unit_has_a_current_picture_and_the_page_links_only_current_things(rec, reference_engine):
+    d = rec
+    report = pipeline.run(d, jobs=1, plots=True)
+    assert report.units
+    store = paths.h5_path(d)
+    root = paths.plot_dir(d)
+    units = unit_store.read_units(store, waveforms=False)
+    assert sorted(p.stem for p in (root / "units").glob("*.png")) == [u.name for u in units]
+    for u in units:  # each picture says which unit it shows
+        assert picture_info(root / "units" / f"{u.name}.png")[plots.UNIT_KEY] == plots.unit_identity(u)
+    page = check_page(root / "index.html", store)
+    assert {f"units/{u.name}.png" for u in units} <= set(page.images)
+    assert {f"qa/{u.name}.png" for u in units} <= set(page.links)  # unit QA ran: its pictures are current
+    for e in range(4):  # a thumbnail per electrode, and every solution picture linked
+        assert f"electrode{e:02d}/units.png" in page.images
+        for k in work_files.load_electrode(paths.electrode_path(d, e)).solutions:
+            assert f"electrode{e:02d}/solution{k:02d}.png" in page.links
+
+    # A person keeps one unit: after post-process (pictures redrawn, unit QA not re-run) nothing
+    # on the page describes the old units.
+    sort_csv = d / "one.csv"
+    sort_csv.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n0,2,3,0+1,,x,r,merged\n")
+    assert cli_main(["post-process", str(d), "--sort-file", str(sort_csv), "-q", "-j", "1"]) == 0
+    now = unit_store.read_units(store, waveforms=False)
+    assert [u.name for u in now] == ["unit000"]
+    assert sorted(p.stem for p in (root / "units").glob("*.png")) == ["unit000"]
+    text = (root / "index.html").read_text()
+    page = check_page(root / "index.html", store)
+    assert not any(name in text for name in {u.name for u in units} - {"unit000"})
+    qa = read_json(paths.qa_dir(d) / "unit_qa.json")
+    qa_current = [r["n_spikes"] for r in qa["units"] if r["unit"] == "unit000"] == [len(now[0].times)]
+    # unit QA's picture and flags are shown only if its results are of this unit000
+    assert ("qa/unit000.png" in page.links) == qa_current
+    assert ("no current QA" in text) == (not qa_current) and ("describe other units" in text) == (not qa_current)
+    # The thumbnails of the electrodes that lost their units were redrawn.
+    for e in range(4):
+        assert picture_info(root / f"electrode{e:02d}" / "units.png")[plots.UNITS_KEY] == "; ".join(
+            plots.unit_identity(u) for u in now if u.electrode == e)
+
+
+def test_pictures_not_matching_the_store_are_not_linked(rec, reference_engine):
+    d = rec
+    pipeline.run(d, jobs=1, plots=True)
+    root = paths.plot_dir(d)
+    units = unit_store.read_units(paths.h5_path(d), waveforms=False)
+    victim = units[0].name
+    other = units[-1].name
+    shutil.copy(root / "units" / f"{other}.png", root / "units" / f"{victim}.png")  # shows another unit
+    plots.write_index(d, range(4))
+    page = check_page(root / "index.html", paths.h5_path(d))
+    assert f"units/{victim}.png" not in page.images and f"units/{other}.png" in page.images
+    # Solution pictures of an earlier clustering are flagged and not linked from the units.
+    (root / "electrode02" / "solutions.stamp").write_text("older clustering\n")
+    text = plots.write_index(d, range(4)).read_text()
+    assert "of an earlier clustering" in text
+    for u in units:
+        row = text[text.index(f"id='row-{u.name}'"):]
+        row = row[:row.index("</tr>")]
+        assert "electrode02/solution" not in row
+        assert (f"electrode{u.electrode:02d}/solution" in row) == (u.electrode != 2)
