@@ -71,6 +71,10 @@ def test_every_output_follows_the_units_after_post_process(sorted_folder):
         assert (paths.plot_dir(d) / link).exists(), link
     # The clustering did not change: its pictures were not drawn again.
     assert {p: p.stat().st_mtime_ns for p in solution_pics} == stamps
+    # The same sort file again: the same units, so their pictures are not drawn again either.
+    unit_pics = {p: p.stat().st_mtime_ns for p in (paths.plot_dir(d) / "units").glob("unit*.png")}
+    assert cli_main(["post-process", str(d), "--sort-file", str(mine), "-j", "2", "-q"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (paths.plot_dir(d) / "units").glob("unit*.png")} == unit_pics
 
 
 def test_outputs_honour_the_umask(sorted_folder):

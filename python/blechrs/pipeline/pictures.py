@@ -34,7 +34,7 @@ from blechrs.pipeline.executors import map_jobs
 from blechrs.pipeline.lock import holds_folder_lock
 
 #: PNG text keys saying what a picture shows (compared with the store by the index page).
-UNIT_KEY, UNITS_KEY = "blechrs-unit", "blechrs-units"
+UNIT_KEY, UNITS_KEY, TITLE_KEY = "blechrs-unit", "blechrs-units", "blechrs-title"
 
 
 def _stamp(work: ElectrodeWork) -> str:
@@ -123,8 +123,11 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
     for k, u in enumerate(units):
         in_view = np.isin(shown_times, u.times)
         unit_of_view[in_view] = k
-        made.append(str(plot_unit(paths.plot_dir(directory) / "units" / f"{u.name}.png", _unit_title(u, scale),
-                                  u.times, u.waveforms, scale, view, in_view, {UNIT_KEY: unit_identity(u)})))
+        picture = paths.plot_dir(directory) / "units" / f"{u.name}.png"
+        info = {UNIT_KEY: unit_identity(u), TITLE_KEY: _unit_title(u, scale)}
+        if picture_info(picture).items() >= info.items():
+            continue  # the same unit, labelled the same: its picture is current
+        made.append(str(plot_unit(picture, info[TITLE_KEY], u.times, u.waveforms, scale, view, in_view, info)))
     means = [u.waveforms.mean(axis=0, dtype=np.float64) if len(u.waveforms) else np.zeros(scale.n_samples)
              for u in units]
     made.append(str(plot_electrode_units(
@@ -227,9 +230,11 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     directory = Path(directory)
     if electrodes is None:
         electrodes = layout.sorted_electrodes(layout.load_layout(directory))
-    old_units = paths.plot_dir(directory) / "units"
-    if old_units.exists():  # unit numbers change between sorts; stale pictures would mislead
-        for p in old_units.glob("unit*.png"):
+    # Unit numbers change between sorts: a picture of a unit no longer in the store would mislead.
+    # Pictures of units that are still there, unchanged, are kept (plot_electrode skips them).
+    current = {u.name: unit_identity(u) for u in unit_store.read_units(paths.h5_path(directory), waveforms=False)}
+    for p in (paths.plot_dir(directory) / "units").glob("unit*.png"):
+        if picture_info(p).get(UNIT_KEY) != current.get(p.stem):
             p.unlink()
     args = []
     for e in electrodes:
