@@ -38,6 +38,20 @@ fn describe(x: &Bound<'_, PyAny>) -> String {
     }
 }
 
+/// A sequence of integers as a Vec, converted only when it has at most `max` entries (a longer
+/// one, e.g. a broadcast array of 2**40, would need its whole length allocated first).
+fn int_list(obj: &Bound<'_, PyAny>, name: &str, max: usize, of: &str) -> PyResult<Vec<i64>> {
+    let n = obj.len().map_err(|_| {
+        PyTypeError::new_err(format!("{name} must be a sequence of integers"))
+    })?;
+    if n > max {
+        return Err(PyValueError::new_err(format!(
+            "{name} has {n} entries but {of} has {max} channels"
+        )));
+    }
+    obj.extract::<Vec<i64>>()
+}
+
 /// A numpy array of one of the sample types the engine reads (held for the call).
 enum AnyArray<'py> {
     I16(PyReadonlyArrayDyn<'py, i16>),
@@ -125,10 +139,12 @@ fn bandpass<'py>(
 fn common_average_reference<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
-    groups: Vec<i64>,
+    groups: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<usize>)> {
     let arr = any_array(x, "x")?;
     let v = arr.samples();
+    let rows = v.shape().first().copied().unwrap_or(0);
+    let groups = int_list(groups, "groups", rows, "x")?;
     let (out, dead) = run_detached(py, || kernels::common_average_reference(&v, &groups))?;
     Ok((PyArray2::from_owned_array(py, out), dead))
 }
@@ -331,13 +347,19 @@ fn source_arg<'py>(source: &Bound<'py, PyAny>) -> PyResult<Source<'py>> {
 fn extract_electrodes<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
-    electrodes: Vec<i64>,
-    car_groups: Vec<i64>,
+    electrodes: &Bound<'py, PyAny>,
+    car_groups: &Bound<'py, PyAny>,
     params: &Bound<'py, PyExtractParams>,
     threads: i64,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let src = source_arg(source)?;
+    let nch = match &src {
+        Source::Shared(s) => s.n_channels(),
+        Source::Array(a) => a.shape()[0],
+    };
+    let electrodes = int_list(electrodes, "electrodes", nch, "the recording")?;
+    let car_groups = int_list(car_groups, "car_groups", nch, "the recording")?;
     if let Some(e) = electrodes.iter().find(|&&e| e < 0) {
         return Err(PyValueError::new_err(format!(
             "electrode {e} is not a channel index"

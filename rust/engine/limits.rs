@@ -53,7 +53,7 @@ fn too_big(what: &str, bytes: Option<u128>) -> EngineError {
 }
 
 /// Check that `n` values of `T` can be allocated (no overflow, at most physical memory).
-fn check<T>(n: usize, what: &str) -> Result<std::alloc::Layout> {
+pub fn check<T>(n: usize, what: &str) -> Result<std::alloc::Layout> {
     let layout = std::alloc::Layout::array::<T>(n).map_err(|_| too_big(what, None))?;
     if let Some(mem) = physical_memory() {
         if layout.size() as u64 > mem {

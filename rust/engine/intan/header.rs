@@ -297,7 +297,7 @@ impl Cursor<'_> {
         }
         let mut channels = Vec::new();
         let mut counts = [0usize; 6];
-        for _ in 0..n_groups {
+        for g in 0..n_groups {
             let port_name = self.qstring("signal group name")?;
             let port_prefix = self.qstring("signal group prefix")?;
             let enabled = self.i16("signal group")? != 0;
@@ -305,8 +305,9 @@ impl Cursor<'_> {
             let _n_amp = self.i16("signal group")?;
             if !(0..=MAX_GROUP_CHANNELS).contains(&n_chan) {
                 return Err(self.bad(format!(
-                    "corrupt header: group {port_name} has {n_chan} channels \
-                     (at most {MAX_GROUP_CHANNELS})"
+                    "corrupt header: signal group {} ({port_name:?}) has {n_chan} channels \
+                     (at most {MAX_GROUP_CHANNELS})",
+                    g + 1
                 )));
             }
             if !(enabled && n_chan > 0) {

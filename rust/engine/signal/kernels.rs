@@ -230,6 +230,15 @@ fn bandpass_rows<T: Finite>(
 /// checked for NaN/inf; and whether the array is 1-D.
 fn f32_rows<'a>(a: &Samples<'a>, name: &str) -> Result<(Vec<Cow<'a, [f32]>>, bool)> {
     let (rows, _) = rows_cols(a.shape(), name)?;
+    // Rows are copied (all of them) unless they are contiguous float32: check the total first.
+    let copied = match a {
+        Samples::F32(v) => !v.is_standard_layout(),
+        _ => true,
+    };
+    if copied {
+        limits::check::<f32>(limits::count(a.shape(), name)?, name)?;
+    }
+    limits::check::<Cow<'_, [f32]>>(rows, name)?;
     fn conv<'a, T: Finite>(
         v: ArrayViewD<'a, T>,
         rows: usize,

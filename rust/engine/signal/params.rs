@@ -156,6 +156,13 @@ impl ExtractParams {
             ));
         }
         let (before, after) = self.snippet(fs)?;
+        if threads > super::MAX_THREADS as i64 {
+            return Err(bad(
+                "threads",
+                &format!("at most {} (0 = all cores)", super::MAX_THREADS),
+                threads,
+            ));
+        }
         Ok(Settings {
             fs,
             scale: MICROVOLTS_PER_BIT,
