@@ -41,9 +41,9 @@ fn describe(x: &Bound<'_, PyAny>) -> String {
 /// A sequence of integers as a Vec, converted only when it has at most `max` entries (a longer
 /// one, e.g. a broadcast array of 2**40, would need its whole length allocated first).
 fn int_list(obj: &Bound<'_, PyAny>, name: &str, max: usize, of: &str) -> PyResult<Vec<i64>> {
-    let n = obj.len().map_err(|_| {
-        PyTypeError::new_err(format!("{name} must be a sequence of integers"))
-    })?;
+    let n = obj
+        .len()
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be a sequence of integers")))?;
     if n > max {
         return Err(PyValueError::new_err(format!(
             "{name} has {n} entries but {of} has {max} channels"
