@@ -2,10 +2,9 @@
 //! GIL released around the work, errors as Python exceptions, panics caught at the boundary.
 //! The docstrings here are the kernels' documentation (`blechrs.kernels` re-exports them).
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use numpy::ndarray::Array2;
+use numpy::ndarray::{Array2, Ix1};
 use numpy::{
     AllowTypeChange, PyArray1, PyArray2, PyArrayDyn, PyArrayLike1, PyArrayLikeDyn, PyArrayMethods,
     PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -37,6 +36,20 @@ fn describe(x: &Bound<'_, PyAny>) -> String {
                 .unwrap_or_default()
         ),
     }
+}
+
+/// A sequence of integers as a Vec, converted only when it has at most `max` entries (a longer
+/// one, e.g. a broadcast array of 2**40, would need its whole length allocated first).
+fn int_list(obj: &Bound<'_, PyAny>, name: &str, max: usize, of: &str) -> PyResult<Vec<i64>> {
+    let n = obj
+        .len()
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be a sequence of integers")))?;
+    if n > max {
+        return Err(PyValueError::new_err(format!(
+            "{name} has {n} entries but {of} has {max} channels"
+        )));
+    }
+    obj.extract::<Vec<i64>>()
 }
 
 /// A numpy array of one of the sample types the engine reads (held for the call).
@@ -95,7 +108,8 @@ fn butter_bandpass<'py>(
 /// scipy's default odd padding (``3 * (2 * order + 1)`` samples), computed in float64.
 /// ``x``: int16, float32 or float64, 1-D (samples) or 2-D (channels x samples), any strides.
 /// Channels run in parallel. Raises ValueError for a band at or above Nyquist, a signal not
-/// longer than the padding, or a NaN/inf (naming the channel); TypeError for another dtype.
+/// longer than the padding, a NaN/inf or ``|x * scale| > 1e30`` (naming the channel), or a
+/// non-finite result (an unstable order and band); TypeError for another dtype.
 #[pyfunction]
 #[pyo3(signature = (x, fs, low=300.0, high=3000.0, order=2, scale=1.0))]
 fn bandpass<'py>(
@@ -125,10 +139,12 @@ fn bandpass<'py>(
 fn common_average_reference<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
-    groups: Vec<i64>,
+    groups: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<usize>)> {
     let arr = any_array(x, "x")?;
     let v = arr.samples();
+    let rows = v.shape().first().copied().unwrap_or(0);
+    let groups = int_list(groups, "groups", rows, "x")?;
     let (out, dead) = run_detached(py, || kernels::common_average_reference(&v, &groups))?;
     Ok((PyArray2::from_owned_array(py, out), dead))
 }
@@ -155,25 +171,36 @@ fn noise_level<'py>(
     Ok(PyArrayDyn::from_owned_array(py, out))
 }
 
-/// `thresholds` as ``numpy.asarray(thresholds, dtype=float64)``: a scalar or one per window.
-fn thresholds_arg(thresholds: &Bound<'_, PyAny>) -> PyResult<Thresholds> {
-    let bad = || {
-        PyTypeError::new_err(
-            "thresholds must be a number or a sequence of numbers (one per window)",
-        )
-    };
+fn bad_thresholds() -> PyErr {
+    PyTypeError::new_err("thresholds must be a number or a sequence of numbers (one per window)")
+}
+
+/// `thresholds` as ``numpy.asarray(thresholds, dtype=float64)``, 0-D or 1-D (held for the call).
+fn thresholds_arg<'py>(
+    thresholds: &Bound<'py, PyAny>,
+) -> PyResult<PyArrayLikeDyn<'py, f64, AllowTypeChange>> {
     let a = thresholds
-        .extract::<PyArrayLikeDyn<'_, f64, AllowTypeChange>>()
-        .map_err(|_| bad())?;
+        .extract::<PyArrayLikeDyn<'py, f64, AllowTypeChange>>()
+        .map_err(|_| bad_thresholds())?;
     match a.ndim() {
-        0 => Ok(Thresholds::One(
-            a.as_array().iter().copied().next().unwrap_or(f64::NAN),
-        )),
-        1 => Ok(Thresholds::PerWindow(
-            a.as_array().iter().copied().collect(),
-        )),
-        _ => Err(bad()),
+        0 | 1 => Ok(a),
+        _ => Err(bad_thresholds()),
     }
+}
+
+/// The engine's view of [`thresholds_arg`]'s array: a scalar or one per window.
+fn thresholds_view<'a>(
+    a: &'a PyArrayLikeDyn<'_, f64, AllowTypeChange>,
+) -> PyResult<Thresholds<'a>> {
+    let v = a.as_array();
+    if v.ndim() == 0 {
+        return Ok(Thresholds::One(
+            v.iter().copied().next().unwrap_or(f64::NAN),
+        ));
+    }
+    v.into_dimensionality::<Ix1>()
+        .map(Thresholds::PerWindow)
+        .map_err(|_| bad_thresholds())
 }
 
 /// Events of a filtered trace: ``(times int64, polarity int8)``, sorted by time.
@@ -200,7 +227,8 @@ fn detect_spikes<'py>(
     subsample: i64,
 ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i8>>)> {
     let arr = any_array(x, "x")?;
-    let th = thresholds_arg(thresholds)?;
+    let th_arr = thresholds_arg(thresholds)?;
+    let th = thresholds_view(&th_arr)?;
     let v = arr.samples();
     let (times, pols) = run_detached(py, || {
         kernels::detect_spikes(&v, th, fs, window_s, polarity, dead_time_ms, subsample)
@@ -214,7 +242,9 @@ fn detect_spikes<'py>(
 /// ``align=True``: a parabola through the extremum and its neighbours gives the sub-sample spike
 /// time (returned), and the snippet is resampled through it with cubic (Catmull-Rom)
 /// interpolation, so the extremum sits at index ``before``; the window then needs 2 extra
-/// samples each side. Events whose window leaves ``x`` are dropped and counted.
+/// samples each side. Events whose window leaves ``x`` are dropped and counted. Raises
+/// ValueError for a time that is not a sample of ``x``, ``before`` or ``after`` above 2**20, or
+/// ``before + after`` longer than ``x``.
 #[pyfunction]
 #[pyo3(signature = (x, times, before, after, align=true))]
 fn extract_waveforms<'py>(
@@ -231,13 +261,10 @@ fn extract_waveforms<'py>(
         .map_err(|_| {
             PyTypeError::new_err("times must be a sequence of integer sample indices (int64)")
         })?;
-    let t: Cow<'_, [i64]> = match t.as_slice() {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => Cow::Owned(t.as_array().to_vec()),
-    };
+    let t = t.as_array();
     let v = arr.samples();
     let (wf, tt, dropped) = run_detached(py, || {
-        kernels::extract_waveforms(&v, &t, before, after, align)
+        kernels::extract_waveforms(&v, t, before, after, align)
     })?;
     Ok((
         PyArray2::from_owned_array(py, wf),
@@ -320,13 +347,19 @@ fn source_arg<'py>(source: &Bound<'py, PyAny>) -> PyResult<Source<'py>> {
 fn extract_electrodes<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
-    electrodes: Vec<i64>,
-    car_groups: Vec<i64>,
+    electrodes: &Bound<'py, PyAny>,
+    car_groups: &Bound<'py, PyAny>,
     params: &Bound<'py, PyExtractParams>,
     threads: i64,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let src = source_arg(source)?;
+    let nch = match &src {
+        Source::Shared(s) => s.n_channels(),
+        Source::Array(a) => a.shape()[0],
+    };
+    let electrodes = int_list(electrodes, "electrodes", nch, "the recording")?;
+    let car_groups = int_list(car_groups, "car_groups", nch, "the recording")?;
     if let Some(e) = electrodes.iter().find(|&&e| e < 0) {
         return Err(PyValueError::new_err(format!(
             "electrode {e} is not a channel index"

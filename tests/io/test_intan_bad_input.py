@@ -1,6 +1,9 @@
 """Each kind of broken Intan folder gives one clear line naming the file (error or warning)."""
 
 import shutil
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -177,3 +180,49 @@ def test_digital_input_file_of_other_length(copy):
     r = open_recording(d)
     with pytest.raises(RecordingError, match=f"{f.name}: .* samples but the amplifier files have"):
         r.digital_inputs
+
+
+def _absurd_header(n_groups=64, n_chan=32767) -> bytes:
+    """A 3.0 header declaring n_groups groups of n_chan enabled amplifier channels (75 MB at the
+    defaults), the shape of the issue's memory blow-up."""
+    empty = struct.pack("<I", 0xFFFFFFFF)  # an empty QString
+    o = bytearray(struct.pack("<Ihhfh", 0xC6912702, 3, 0, 30000.0, 1))
+    o += struct.pack("<ffffff", 1.0, 0.1, 7500.0, 1.0, 0.1, 7500.0)
+    o += struct.pack("<hff", 0, 1000.0, 1000.0) + empty * 3
+    o += struct.pack("<hh", 0, 0) + empty  # temp sensors, board mode, reference channel
+    o += struct.pack("<h", n_groups)
+    record = empty * 2 + struct.pack("<hhhhhhhhhhff", 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0.0, 0.0)
+    for _ in range(n_groups):
+        o += empty * 2 + struct.pack("<hhh", 1, n_chan, n_chan) + record * n_chan
+    return bytes(o)
+
+
+def test_absurd_channel_count_is_refused_in_little_memory(copy):
+    # 64 x 32767 declared channels once made open_recording use 3 GB: refused before the
+    # channels are built, in one line naming the file, with the process' peak memory small
+    d = copy("ps")
+    (d / "info.rhd").write_bytes(_absurd_header())
+    code = (
+        "import resource, sys\n"
+        "from blechrs.io import RecordingError, open_recording\n"
+        "try:\n"
+        f"    open_recording({str(d)!r})\n"
+        "except RecordingError as e:\n"
+        "    print(e)\n"
+        # the peak of this process image: VmHWM (ru_maxrss would carry over pytest's own peak
+        # through fork and exec)
+        "try:\n"
+        "    print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+        "except OSError:\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    msg, peak_kb = r.stdout.strip().splitlines()
+    assert "info.rhd" in msg and "32767 channels" in msg, msg
+    assert int(peak_kb) < 400_000, f"peak RSS {int(peak_kb) // 1024} MB"
+    # a real maximum (8 ports x 128 amplifier channels) still parses
+    (d / "info.rhd").write_bytes(_absurd_header(n_groups=8, n_chan=128))
+    with pytest.raises(RecordingError) as e:  # (the data files are the 3-channel originals)
+        open_recording(d)
+    assert "32767" not in str(e.value) and "corrupt header" not in str(e.value)

@@ -18,6 +18,27 @@ pub const BOARD_ADC: i16 = 3;
 pub const BOARD_DIG_IN: i16 = 4;
 pub const BOARD_DIG_OUT: i16 = 5;
 
+/// Most enabled channels of each signal type (by type number) a header may declare, beyond any
+/// Intan RHD2000 system: 8 ports x 128 amplifier channels, 3 auxiliary inputs and 1 supply
+/// voltage per chip (at most 64 chips), and a few board channels (8 ADC, 16 digital in and
+/// 16 out). A header declaring more is corrupt, and is refused before its channels are built
+/// (64 groups x 32767 channels would otherwise take gigabytes).
+pub const MAX_CHANNELS: [usize; 6] = [1024, 256, 64, 64, 64, 64];
+
+/// Most channel records one signal group may declare (a port's amplifier, auxiliary and supply
+/// channels are far fewer).
+pub const MAX_GROUP_CHANNELS: i16 = 1024;
+
+/// Names of the signal types, for messages.
+const SIGNAL_NAMES: [&str; 6] = [
+    "amplifier",
+    "auxiliary input",
+    "supply voltage",
+    "board ADC",
+    "digital input",
+    "digital output",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Channel {
     pub port_name: String,
@@ -275,15 +296,18 @@ impl Cursor<'_> {
             return Err(self.bad(format!("corrupt header: {n_groups} signal groups")));
         }
         let mut channels = Vec::new();
-        for _ in 0..n_groups {
+        let mut counts = [0usize; 6];
+        for g in 0..n_groups {
             let port_name = self.qstring("signal group name")?;
             let port_prefix = self.qstring("signal group prefix")?;
             let enabled = self.i16("signal group")? != 0;
             let n_chan = self.i16("signal group")?;
             let _n_amp = self.i16("signal group")?;
-            if n_chan < 0 {
+            if !(0..=MAX_GROUP_CHANNELS).contains(&n_chan) {
                 return Err(self.bad(format!(
-                    "corrupt header: group {port_name} has {n_chan} channels"
+                    "corrupt header: signal group {} ({port_name:?}) has {n_chan} channels \
+                     (at most {MAX_GROUP_CHANNELS})",
+                    g + 1
                 )));
             }
             if !(enabled && n_chan > 0) {
@@ -291,6 +315,15 @@ impl Cursor<'_> {
             }
             for _ in 0..n_chan {
                 if let Some(ch) = self.channel(&port_name, &port_prefix)? {
+                    let t = ch.signal_type as usize;
+                    counts[t] += 1;
+                    if counts[t] > MAX_CHANNELS[t] {
+                        return Err(self.bad(format!(
+                            "corrupt header: more than {} enabled {} channels (no Intan \
+                             RHD2000 system records that many)",
+                            MAX_CHANNELS[t], SIGNAL_NAMES[t]
+                        )));
+                    }
                     channels.push(ch);
                 }
             }
@@ -484,5 +517,17 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn refuses_absurd_channel_counts() {
+        // the largest real port (128 amplifier channels + aux + supply) parses
+        assert!(parse_header(&make_header((3, 0), 128, 0), "f.rhd").is_ok());
+        let b = make_header((3, 0), 1025, 0);
+        let e = parse_header(&b, "f.rhd").unwrap_err().to_string();
+        assert!(
+            e.starts_with("f.rhd: ") && e.contains("1029 channels"),
+            "{e}"
+        );
     }
 }

@@ -73,7 +73,7 @@ impl Detector {
     pub fn new(polarity: Polarity, dead_samples: usize) -> Self {
         Detector {
             polarity,
-            join: dead_samples.max(1) as i64,
+            join: dead_samples.clamp(1, i64::MAX as usize) as i64,
             open: false,
             best_t: 0,
             best_abs: 0.0,

@@ -2,10 +2,14 @@
 //! `noise_level`, `detect_spikes`, `extract_waveforms`, `recording_cutoff`): argument checks,
 //! threading and the computation, on array views of int16, float32 or float64 samples, 1-D (one
 //! channel) or 2-D (channels x samples), any strides. Channels run in parallel.
+//!
+//! No argument makes them panic or abort: shapes, sizes and times are checked (every buffer
+//! sized by an argument comes from [`crate::limits`]), samples must be finite and at most
+//! [`MAX_ABS_SAMPLE`] in magnitude, and a band-pass that comes out non-finite is an error.
 
 use std::borrow::Cow;
 
-use ndarray::{Array2, ArrayD, ArrayViewD, Axis, Ix1, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView1, ArrayViewD, Axis, Ix1, IxDyn};
 use rayon::prelude::*;
 
 use super::cutoff::{self, CutoffParams};
@@ -16,6 +20,7 @@ use super::threshold::{self, MedianScratch};
 use super::waveforms;
 use super::{thread_count, with_threads};
 use crate::error::{EngineError, Result};
+use crate::limits::{self, MAX_ABS_SAMPLE, MAX_SNIPPET_SAMPLES};
 
 /// Input samples of a kernel: a view of one of the sample types the engine reads.
 pub enum Samples<'a> {
@@ -35,40 +40,61 @@ impl Samples<'_> {
 }
 
 /// Detection thresholds: one for every window, or one per window.
-pub enum Thresholds {
+pub enum Thresholds<'a> {
     One(f64),
-    PerWindow(Vec<f64>),
+    PerWindow(ArrayView1<'a, f64>),
 }
 
 fn value_err(msg: impl Into<String>) -> EngineError {
     EngineError::Value(msg.into())
 }
 
-/// A sample type whose values can be checked for NaN/inf.
+/// A sample type whose values can be checked against a magnitude bound.
 pub trait Finite: Sample {
-    fn finite(self) -> bool;
+    /// Largest magnitude of the type (a bound at least this large needs no check).
+    const MAX_ABS: f64;
+    /// `|self| <= lim` (false for NaN and infinities; `lim` is finite).
+    fn within(self, lim: f64) -> bool;
 }
 impl Finite for i16 {
-    fn finite(self) -> bool {
-        true
+    const MAX_ABS: f64 = 32768.0;
+    #[inline(always)]
+    fn within(self, lim: f64) -> bool {
+        (self as f64).abs() <= lim
     }
 }
 impl Finite for f32 {
-    fn finite(self) -> bool {
-        self.is_finite()
+    const MAX_ABS: f64 = f64::INFINITY;
+    #[inline(always)]
+    fn within(self, lim: f64) -> bool {
+        self.abs() <= lim.min(f32::MAX as f64) as f32
     }
 }
 impl Finite for f64 {
-    fn finite(self) -> bool {
-        self.is_finite()
+    const MAX_ABS: f64 = f64::INFINITY;
+    #[inline(always)]
+    fn within(self, lim: f64) -> bool {
+        self.abs() <= lim
     }
 }
 
-fn check_finite<T: Finite>(x: &[T], channel: usize, name: &str) -> Result<()> {
-    if let Some(i) = x.iter().position(|v| !v.finite()) {
-        return Err(value_err(format!(
-            "{name}: channel {channel} has a NaN or infinite value (at sample {i})"
-        )));
+/// Every sample finite with `|x * scale| <= MAX_ABS_SAMPLE`, else an error naming the channel.
+fn check_samples<T: Finite>(x: &[T], channel: usize, name: &str, scale: f64) -> Result<()> {
+    let lim = (MAX_ABS_SAMPLE / scale.abs()).min(f64::MAX);
+    if T::MAX_ABS <= lim {
+        return Ok(());
+    }
+    if let Some(i) = x.iter().position(|v| !v.within(lim)) {
+        let v = x[i].to_f64();
+        let scaled = if scale == 1.0 { "" } else { " * scale" };
+        return Err(value_err(if v.is_finite() {
+            format!(
+                "{name}: channel {channel} has the value {v:e} (at sample {i}): \
+                 |{name}{scaled}| must be at most {MAX_ABS_SAMPLE:e}"
+            )
+        } else {
+            format!("{name}: channel {channel} has a NaN or infinite value (at sample {i})")
+        }));
     }
     Ok(())
 }
@@ -86,7 +112,7 @@ fn rows_cols(shape: &[usize], name: &str) -> Result<(usize, usize)> {
 }
 
 /// Row `i` of a 1-D or 2-D view: borrowed when its samples are contiguous, copied otherwise.
-fn row_cow<'a, T: Copy>(v: &ArrayViewD<'a, T>, i: usize) -> Cow<'a, [T]> {
+fn row_cow<'a, T: Copy>(v: &ArrayViewD<'a, T>, i: usize, name: &str) -> Result<Cow<'a, [T]>> {
     let r = if v.ndim() == 1 {
         v.clone().into_dimensionality::<Ix1>().expect("1-D")
     } else {
@@ -95,13 +121,18 @@ fn row_cow<'a, T: Copy>(v: &ArrayViewD<'a, T>, i: usize) -> Cow<'a, [T]> {
             .into_dimensionality::<Ix1>()
             .expect("row")
     };
-    match r.to_slice() {
+    Ok(match r.to_slice() {
         Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(r.iter().copied().collect()),
-    }
+        None => {
+            let mut o = limits::with_capacity(r.len(), name)?;
+            o.extend(r.iter().copied());
+            Cow::Owned(o)
+        }
+    })
 }
 
-/// Row `i` as a slice borrowed from the array when its samples are contiguous.
+/// Row `i` as a slice borrowed from the array when its samples are contiguous (a copy
+/// otherwise: only called once the channels x samples output, larger, has been allocated).
 fn with_row<T: Copy, R>(v: &ArrayViewD<'_, T>, i: usize, f: impl FnOnce(&[T]) -> R) -> R {
     let r = if v.ndim() == 1 {
         v.view().into_dimensionality().unwrap()
@@ -153,7 +184,7 @@ fn bandpass_rows<T: Finite>(
             f.padlen
         )));
     }
-    let mut out = vec![0f32; rows * cols];
+    let mut out = limits::zeroed::<f32>(limits::count(&[rows, cols], "x")?, "x")?;
     // Channels are filtered in groups of up to 8 (SIMD lanes), groups in parallel.
     let threads = thread_count(0);
     let group = rows.div_ceil(threads).clamp(1, 8);
@@ -163,9 +194,11 @@ fn bandpass_rows<T: Finite>(
             .try_for_each(|(gi, o)| {
                 let r0 = gi * group;
                 let n = o.len() / cols;
-                let rs: Vec<Cow<'_, [T]>> = (r0..r0 + n).map(|i| row_cow(v, i)).collect();
+                let rs = (r0..r0 + n)
+                    .map(|i| row_cow(v, i, "x"))
+                    .collect::<Result<Vec<_>>>()?;
                 for (k, r) in rs.iter().enumerate() {
-                    check_finite(r, r0 + k, "x")?;
+                    check_samples(r, r0 + k, "x", scale)?;
                 }
                 let refs: Vec<&[T]> = rs.iter().map(|r| r.as_ref()).collect();
                 let mut outs: Vec<&mut [f32]> = o.chunks_mut(cols).collect();
@@ -177,6 +210,16 @@ fn bandpass_rows<T: Finite>(
                     keep: (0, cols),
                 };
                 f.filtfilt_rows(job, &mut outs);
+                // (bounded finite input gives a finite output unless the filter is unstable)
+                for (k, o) in outs.iter().enumerate() {
+                    if let Some(i) = o.iter().position(|y| !y.is_finite()) {
+                        return Err(value_err(format!(
+                            "x: the band-pass of channel {} is not finite (at sample {i}): the \
+                             filter is numerically unstable at this order and band",
+                            r0 + k
+                        )));
+                    }
+                }
                 Ok(())
             })
     })?;
@@ -187,6 +230,15 @@ fn bandpass_rows<T: Finite>(
 /// checked for NaN/inf; and whether the array is 1-D.
 fn f32_rows<'a>(a: &Samples<'a>, name: &str) -> Result<(Vec<Cow<'a, [f32]>>, bool)> {
     let (rows, _) = rows_cols(a.shape(), name)?;
+    // Rows are copied (all of them) unless they are contiguous float32: check the total first.
+    let copied = match a {
+        Samples::F32(v) => !v.is_standard_layout(),
+        _ => true,
+    };
+    if copied {
+        limits::check::<f32>(limits::count(a.shape(), name)?, name)?;
+    }
+    limits::check::<Cow<'_, [f32]>>(rows, name)?;
     fn conv<'a, T: Finite>(
         v: ArrayViewD<'a, T>,
         rows: usize,
@@ -194,13 +246,10 @@ fn f32_rows<'a>(a: &Samples<'a>, name: &str) -> Result<(Vec<Cow<'a, [f32]>>, boo
     ) -> Result<Vec<Cow<'a, [f32]>>> {
         (0..rows)
             .map(|i| {
-                let r = if v.ndim() == 1 {
-                    v.clone().into_dimensionality().unwrap()
-                } else {
-                    v.clone().index_axis_move(Axis(0), i)
-                };
-                let out: Vec<f32> = r.iter().map(|&x| x.to_f64() as f32).collect();
-                check_finite(&out, i, name)?;
+                let r = row_cow(&v, i, name)?;
+                check_samples(&r, i, name, 1.0)?;
+                let mut out = limits::with_capacity(r.len(), name)?;
+                out.extend(r.iter().map(|&x| x.to_f64() as f32));
                 Ok(Cow::Owned(out))
             })
             .collect()
@@ -208,8 +257,8 @@ fn f32_rows<'a>(a: &Samples<'a>, name: &str) -> Result<(Vec<Cow<'a, [f32]>>, boo
     let out = match a {
         Samples::F32(v) => (0..rows)
             .map(|i| {
-                let c = row_cow(v, i);
-                check_finite(&c, i, name)?;
+                let c = row_cow(v, i, name)?;
+                check_samples(&c, i, name, 1.0)?;
                 Ok(c)
             })
             .collect::<Result<Vec<_>>>(),
@@ -221,10 +270,10 @@ fn f32_rows<'a>(a: &Samples<'a>, name: &str) -> Result<(Vec<Cow<'a, [f32]>>, boo
 
 /// The one channel of a 1-D input, as f32.
 fn one_channel<'a>(x: &Samples<'a>) -> Result<Cow<'a, [f32]>> {
-    let (rows, one) = f32_rows(x, "x")?;
-    if !one {
+    if x.shape().len() != 1 {
         return Err(value_err("x must be 1-D (one filtered channel)"));
     }
+    let (rows, _) = f32_rows(x, "x")?;
     Ok(rows.into_iter().next().expect("one row"))
 }
 
@@ -289,7 +338,7 @@ pub fn noise_level(
 #[allow(clippy::too_many_arguments)]
 pub fn detect_spikes(
     x: &Samples<'_>,
-    thresholds: Thresholds,
+    thresholds: Thresholds<'_>,
     fs: f64,
     window_s: Option<f64>,
     polarity: &str,
@@ -319,7 +368,7 @@ pub fn detect_spikes(
 }
 
 /// One threshold per window, each finite and >= 0.
-fn window_thresholds(thresholds: Thresholds, windows: usize) -> Result<Vec<f64>> {
+fn window_thresholds(thresholds: Thresholds<'_>, windows: usize) -> Result<Vec<f64>> {
     let ths = match thresholds {
         Thresholds::One(v) => vec![v; windows],
         Thresholds::PerWindow(t) if t.len() != windows => {
@@ -328,7 +377,7 @@ fn window_thresholds(thresholds: Thresholds, windows: usize) -> Result<Vec<f64>>
                 t.len()
             )))
         }
-        Thresholds::PerWindow(t) => t,
+        Thresholds::PerWindow(t) => t.to_vec(),
     };
     if let Some(t) = ths.iter().find(|t| !t.is_finite() || **t < 0.0) {
         return Err(value_err(format!(
@@ -339,22 +388,56 @@ fn window_thresholds(thresholds: Thresholds, windows: usize) -> Result<Vec<f64>>
 }
 
 /// Snippets `x[t - before : t + after]` of one channel: (n x (before + after) float32, times,
-/// number dropped at the edges).
+/// number dropped at the edges). `before` and `after` are at most [`MAX_SNIPPET_SAMPLES`] and
+/// together at most the length of `x`; every time must be a sample of `x`.
 pub fn extract_waveforms(
     x: &Samples<'_>,
-    times: &[i64],
+    times: ArrayView1<'_, i64>,
     before: usize,
     after: usize,
     align: bool,
 ) -> Result<(Array2<f32>, Vec<f64>, usize)> {
-    let y = one_channel(x)?;
-    if before + after == 0 {
+    for (name, v) in [("before", before), ("after", after)] {
+        if v > MAX_SNIPPET_SAMPLES {
+            return Err(value_err(format!(
+                "{name} must be at most {MAX_SNIPPET_SAMPLES} samples (2**20), not {v}"
+            )));
+        }
+    }
+    let l = before + after;
+    if l == 0 {
         return Err(value_err("before + after must be > 0 samples"));
     }
-    let (wf, tt, dropped) = waveforms::extract(&y, times, before, after, align);
-    let wf = Array2::from_shape_vec((tt.len(), before + after), wf)
-        .map_err(|e| value_err(e.to_string()))?;
-    Ok((wf, tt, dropped))
+    let y = one_channel(x)?;
+    let n = y.len();
+    if l > n {
+        return Err(value_err(format!(
+            "before + after ({l} samples) must be at most the length of x ({n} samples)"
+        )));
+    }
+    if let Some(t) = times.iter().find(|&&t| t < 0 || t as u64 >= n as u64) {
+        return Err(value_err(format!(
+            "times: {t} is not a sample of x (0 to {})",
+            n - 1
+        )));
+    }
+    let p = waveforms::pad(align);
+    let kept = times
+        .iter()
+        .filter(|&&t| t as usize >= before + p && t as usize + after + p <= n)
+        .count();
+    let mut wf = limits::with_capacity(limits::count(&[kept, l], "times")?, "times")?;
+    let mut tt = limits::with_capacity(kept, "times")?;
+    let mut buf = vec![0f32; l];
+    for &t in times.iter() {
+        if let Some(d) = waveforms::cut(&y, t, before, after, align, &mut buf) {
+            wf.extend_from_slice(&buf);
+            tt.push(t as f64 + d);
+        }
+    }
+    debug_assert_eq!(tt.len(), kept);
+    let wf = Array2::from_shape_vec((kept, l), wf).map_err(|e| value_err(e.to_string()))?;
+    Ok((wf, tt, times.len() - kept))
 }
 
 /// Samples kept of one filtered channel by blech_clust's headstage-fell-off test.
@@ -378,6 +461,11 @@ pub fn common_average_reference(
         )));
     }
     let (rows, cols) = (shape[0], shape[1]);
+    if cols == 0 && rows > 0 {
+        return Err(value_err(format!(
+            "x has no samples (shape ({rows}, 0)): the channels' medians are undefined"
+        )));
+    }
     if groups.len() != rows {
         return Err(value_err(format!(
             "groups has {} entries but x has {rows} channels",
@@ -400,9 +488,9 @@ fn car_rows<T: Finite>(
     rows: usize,
     cols: usize,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
+    let mut out = limits::zeroed::<f32>(limits::count(&[rows, cols], "x")?, "x")?;
     let stats = car_stats(v, rows, cols)?;
     let (gs, dead) = reference::make_groups(groups, &stats);
-    let mut out = vec![0f32; rows * cols];
     with_threads(0, || {
         out.par_chunks_mut(cols.max(1))
             .enumerate()
@@ -445,10 +533,10 @@ fn car_stats<T: Finite>(
     cols: usize,
 ) -> Result<Vec<(f64, f64)>> {
     let m = cols.div_ceil(reference::STATS_STEP);
-    let mut dec = vec![0f64; rows * m];
+    let mut dec = limits::zeroed::<f64>(limits::count(&[rows, m], "x")?, "x")?;
     for c in 0..rows {
         with_row(v, c, |x| -> Result<()> {
-            check_finite(x, c, "x")?;
+            check_samples(x, c, "x", 1.0)?;
             for (j, s) in x.iter().step_by(reference::STATS_STEP).enumerate() {
                 dec[c * m + j] = s.to_f64();
             }

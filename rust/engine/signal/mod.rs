@@ -45,18 +45,22 @@ pub(crate) fn lcg(state: &mut u64) {
         .wrapping_add(1442695040888963407);
 }
 
+/// Most worker threads a call may ask for (a pool is started per size).
+pub const MAX_THREADS: usize = 1024;
+
 /// Worker threads for a call: `requested` if > 0, else `BLECHRS_THREADS` if set and > 0, else all
-/// cores. Read on every call so one process can compare thread counts (the benchmark does).
+/// cores; at most [`MAX_THREADS`]. Read on every call so one process can compare thread counts
+/// (the benchmark does).
 pub fn thread_count(requested: usize) -> usize {
     if requested > 0 {
-        return requested;
+        return requested.min(MAX_THREADS);
     }
     if let Some(n) = std::env::var("BLECHRS_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
     {
         if n > 0 {
-            return n;
+            return n.min(MAX_THREADS);
         }
     }
     std::thread::available_parallelism()

@@ -6,6 +6,7 @@ use super::cutoff::CutoffParams;
 use super::detect::Polarity;
 use crate::error::{EngineError, Result};
 use crate::intan::MICROVOLTS_PER_BIT;
+use crate::limits::MAX_SNIPPET_SAMPLES;
 
 /// Chunk length (seconds) of the streamed passes in global-threshold mode (rolling mode uses the
 /// noise windows); an engine tuning, not a parameter.
@@ -155,6 +156,13 @@ impl ExtractParams {
             ));
         }
         let (before, after) = self.snippet(fs)?;
+        if threads > super::MAX_THREADS as i64 {
+            return Err(bad(
+                "threads",
+                &format!("at most {} (0 = all cores)", super::MAX_THREADS),
+                threads,
+            ));
+        }
         Ok(Settings {
             fs,
             scale: MICROVOLTS_PER_BIT,
@@ -232,6 +240,19 @@ impl ExtractParams {
                 format!("{a} ms"),
             ));
         }
+        // (a snippet longer than this could only exhaust memory: refused before any work)
+        for (name, ms, n) in [
+            ("spike_snapshot_before", b, before),
+            ("spike_snapshot_after", a, after),
+        ] {
+            if n > MAX_SNIPPET_SAMPLES {
+                return Err(bad(
+                    name,
+                    &format!("at most {MAX_SNIPPET_SAMPLES} samples (2**20)"),
+                    format!("{ms} ms = {n} samples at {fs} Hz"),
+                ));
+            }
+        }
         Ok((before, after))
     }
 
@@ -304,6 +325,14 @@ mod tests {
             (
                 "spike_snapshot_after",
                 Box::new(|p| p.spike_snapshot_after = f64::NAN),
+            ),
+            (
+                "spike_snapshot_after",
+                Box::new(|p| p.spike_snapshot_after = 1e9),
+            ),
+            (
+                "spike_snapshot_before",
+                Box::new(|p| p.spike_snapshot_before = 1e300),
             ),
         ];
         for (name, change) in cases {

@@ -725,6 +725,12 @@ fn check_inputs(
             "electrode {c} out of range: the recording has {nch} channels"
         )));
     }
+    let mut seen = std::collections::HashSet::with_capacity(electrodes.len());
+    if let Some(&c) = electrodes.iter().find(|&&c| !seen.insert(c)) {
+        return Err(EngineError::Value(format!(
+            "electrode {c} is listed twice in electrodes"
+        )));
+    }
     if !group_of.is_empty() && group_of.len() != nch {
         return Err(EngineError::Value(format!(
             "car_groups has {} entries but the recording has {nch} channels",

@@ -45,8 +45,10 @@ pub fn cut(
     align: bool,
     out: &mut [f32],
 ) -> Option<f64> {
-    let p = pad(align) as i64;
-    if t - before as i64 - p < 0 || t + after as i64 + p > x.len() as i64 {
+    // (in i128: no time or window length can overflow the test)
+    let p = pad(align) as i128;
+    let t128 = t as i128;
+    if t128 - before as i128 - p < 0 || t128 + after as i128 + p > x.len() as i128 {
         return None;
     }
     let t = t as usize;
