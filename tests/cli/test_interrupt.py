@@ -13,7 +13,7 @@ import pytest
 from support.sorting_reference import init_folder, simulated_folder
 
 
-@pytest.mark.parametrize("after_s", [1.5, 4.0])
+@pytest.mark.parametrize("after_s", [1.5, 3.0, 4.0, 6.0])
 def test_ctrl_c_prints_one_line(tmp_path, after_s):
     d = tmp_path / "rec"
     d.mkdir()

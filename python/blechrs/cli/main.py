@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -278,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
+        # Interrupted mid-write, a library may warn at exit about what it closes (PyTables: an
+        # unclosed temp file, which the next run removes); the person asked to stop: one line.
+        warnings.simplefilter("ignore")
         console.print("blechrs: interrupted")
         return 130
     except (BlechrsError, OSError) as e:  # the user's to fix: one clear line unless --debug
