@@ -234,7 +234,7 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     # Pictures of units that are still there, unchanged, are kept (plot_electrode skips them).
     current = {u.name: unit_identity(u) for u in unit_store.read_units(paths.h5_path(directory), waveforms=False)}
     for p in (paths.plot_dir(directory) / "units").glob("unit*.png"):
-        if picture_info(p).get(UNIT_KEY) != current.get(p.stem):
+        if p.stem not in current or picture_info(p).get(UNIT_KEY) != current[p.stem]:
             p.unlink()
     args = []
     for e in electrodes:
