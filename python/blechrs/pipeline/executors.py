@@ -28,8 +28,10 @@ def _one_thread_each() -> None:
 
 def _worker_init() -> None:
     # Ctrl-C is the parent's to handle (one line, then the pool is shut down): a worker that took
-    # it too would print its own traceback.
+    # it too would print its own traceback. Ignored first, then unblocked (see start_pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _one_thread_each()
 
 
@@ -77,24 +79,31 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
         return None
     saved = {v: os.environ.get(v) for v in THREAD_VARS}
     _one_thread_each()  # inherited by the spawned workers before they import numpy
-    # Ignored while the workers start, so they ignore Ctrl-C from their first instruction (an
-    # interpreter interrupted while it starts prints a traceback of its own).
+    # Ctrl-C is held back while the workers start: they inherit the blocked signal and ignore it
+    # before unblocking it (an interpreter interrupted while it starts prints a traceback of its
+    # own), while the parent gets a Ctrl-C pressed meanwhile as soon as the workers are up.
+    # Without signal masks (Windows) it is ignored meanwhile instead.
+    blocking = hasattr(signal, "pthread_sigmask")
     main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocking else None
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread and not blocking else None
     try:
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_start_worker,
                                    initargs=(os.getpid(),))
         for _ in range(jobs):  # a process is spawned per submitted task while none is idle
             pool.submit(_warm_worker)
     finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, handler)
         # The parent keeps its own thread settings (the engine's thread pool may start later).
         for v, old in saved.items():
             if old is None:
                 os.environ.pop(v, None)
             else:
                 os.environ[v] = old
+        # Last: a Ctrl-C held back meanwhile arrives here.
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        elif main_thread:
+            signal.signal(signal.SIGINT, handler)
     return pool
 
 
