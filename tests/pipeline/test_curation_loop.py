@@ -72,9 +72,13 @@ def test_every_output_follows_the_units_after_post_process(sorted_folder):
     # The clustering did not change: its pictures were not drawn again.
     assert {p: p.stat().st_mtime_ns for p in solution_pics} == stamps
     # The same sort file again: the same units, so their pictures are not drawn again either.
-    unit_pics = {p: p.stat().st_mtime_ns for p in (paths.plot_dir(d) / "units").glob("unit*.png")}
+    def unit_pics():
+        return {p: p.stat().st_mtime_ns for sub in ("units", "qa") for p in (paths.plot_dir(d) / sub).glob("unit*.png")}
+
+    drawn = unit_pics()
+    assert len(drawn) == 4
     assert cli_main(["post-process", str(d), "--sort-file", str(mine), "-j", "2", "-q"]) == 0
-    assert {p: p.stat().st_mtime_ns for p in (paths.plot_dir(d) / "units").glob("unit*.png")} == unit_pics
+    assert unit_pics() == drawn
 
 
 def test_outputs_honour_the_umask(sorted_folder):

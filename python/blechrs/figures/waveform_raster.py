@@ -80,14 +80,16 @@ class WaveformRaster:
         self.ax_r.set_xlabel("ms from trial onset")
         self.ax_r.set_ylabel("trial")
 
-    def save(self, path: Path, title: str, waveforms: np.ndarray, unit_times: np.ndarray) -> Path:
+    def save(self, path: Path, title: str, waveforms: np.ndarray, unit_times: np.ndarray,
+             info: dict[str, str] | None = None) -> Path:
+        """The picture of one unit; ``info``: text chunks saying what it shows."""
         self._show_waveforms(np.asarray(waveforms, dtype=np.float64))
         self._show_raster(np.sort(np.asarray(unit_times, dtype=np.int64)))
         self.title.set_text(title)
         self._render()
         from PIL import Image
 
-        return save_rgb(path, Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())[..., :3]))
+        return save_rgb(path, Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())[..., :3]), info)
 
     def _render(self) -> None:
         """Draw the figure: the parts that are the same for every unit (raster axes, ticks, legend)

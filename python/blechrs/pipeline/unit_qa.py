@@ -9,6 +9,8 @@ and the similarity matrix as ``/unit_distances`` in the unit store.
 
 from __future__ import annotations
 
+import hashlib
+import dataclasses
 import math
 import os
 import time
@@ -18,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from blechrs.figures.canvas import picture_info
 from blechrs.figures.waveform_raster import RasterGroup, WaveformRaster
 from blechrs.io import paths
 from blechrs.io.atomic import write_text_atomic
@@ -140,7 +143,7 @@ def _drawer(groups: list[RasterGroup], fs: float, params: SortParams) -> Wavefor
 
 def _draw_chunk(groups: list[RasterGroup], fs: float, params: SortParams, chunk: list) -> list[Path]:
     drawer = _drawer(groups, fs, params)
-    return [drawer.save(path, title, wf, t) for path, title, wf, t in chunk]
+    return [drawer.save(path, title, wf, t, info) for path, title, wf, t, info in chunk]
 
 
 def _draw_unit_pictures(groups: list[RasterGroup], fs: float, params: SortParams, to_draw: list, jobs: int,
@@ -149,8 +152,8 @@ def _draw_unit_pictures(groups: list[RasterGroup], fs: float, params: SortParams
     if jobs <= 1 or len(to_draw) < PARALLEL_PICTURES:
         drawer = _drawer(groups, fs, params)
         out = []
-        for i, (path, title, wf, t) in enumerate(to_draw):
-            out.append(drawer.save(path, title, wf, t))
+        for i, (path, title, wf, t, info) in enumerate(to_draw):
+            out.append(drawer.save(path, title, wf, t, info))
             if progress is not None:
                 progress(i + 1, len(to_draw))
         return out
@@ -166,6 +169,29 @@ def _draw_unit_pictures(groups: list[RasterGroup], fs: float, params: SortParams
     return [path for path, *_ in to_draw if path in drawn]
 
 
+#: The PNG text chunk that says what a unit QA picture shows (a current picture is not drawn again).
+QA_PICTURE_KEY = "blechrs-qa-unit"
+
+
+def _picture_context(trials: TrialTable | None, fs: float, p: SortParams) -> str:
+    """What every unit QA picture depends on besides its unit: the trials and the settings."""
+    h = hashlib.sha256(repr((fs, dataclasses.asdict(p.trials), dataclasses.asdict(p.quality),
+                             p.extract.samples_before)).encode())
+    if trials is not None:
+        for value in trials.columns().values():
+            a = np.asarray(value)
+            h.update(a.tobytes() if a.dtype.kind in "biuf" else repr(a.tolist()).encode())
+    return h.hexdigest()
+
+
+def _picture_identity(u: UnitSpikes, title: str, context: str) -> str:
+    h = hashlib.sha256(f"{context} {u.electrode} {title}".encode())
+    h.update(np.ascontiguousarray(u.times).tobytes())
+    if u.waveforms is not None:
+        h.update(np.ascontiguousarray(u.waveforms).tobytes())
+    return h.hexdigest()
+
+
 def _unit_title(u: UnitSpikes, d: dict[str, Any] | None) -> str:
     return (f"{u.name} (electrode {u.electrode}): {len(u.times)} spikes"
             + (f"; drift p baseline {d['baseline']['p']:.3g}, response {d['response']['p']:.3g}"
@@ -175,11 +201,17 @@ def _unit_title(u: UnitSpikes, d: dict[str, Any] | None) -> str:
 def _pictures(directory: Path, units: list[UnitSpikes], drift: list, trials: TrialTable | None, fs: float,
               p: SortParams, jobs: int, progress: Callable[[int, int], None] | None) -> list[Path]:
     pic_dir = paths.plot_dir(directory) / "qa"
-    to_draw = []
+    to_draw, kept = [], []
+    context = _picture_context(trials, fs, p)
     for u, d in zip(units, drift):
         pic_dir.mkdir(parents=True, exist_ok=True)
-        to_draw.append((pic_dir / f"{u.name}.png", _unit_title(u, d), u.waveforms, u.times))
-    pics = _draw_unit_pictures(raster_groups(trials), fs, p, to_draw, jobs, progress) if to_draw else []
+        path, title = pic_dir / f"{u.name}.png", _unit_title(u, d)
+        info = {QA_PICTURE_KEY: _picture_identity(u, title, context)}
+        if picture_info(path).get(QA_PICTURE_KEY) == info[QA_PICTURE_KEY]:
+            kept.append(path)  # the same unit, trials and settings: the picture is current
+        else:
+            to_draw.append((path, title, u.waveforms, u.times, info))
+    pics = kept + (_draw_unit_pictures(raster_groups(trials), fs, p, to_draw, jobs, progress) if to_draw else [])
     if pic_dir.exists():  # pictures of units that no longer exist would mislead
         keep = {x.name for x in pics}
         for old in pic_dir.glob("unit*.png"):
