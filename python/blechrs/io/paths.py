@@ -63,6 +63,16 @@ def lock_path(directory: str | os.PathLike) -> Path:
     return Path(directory) / LOCK_NAME
 
 
+def autosort_sort_file_path(directory: str | os.PathLike) -> Path:
+    """``<name>_autosort.csv``: the sort file auto-sort applied, for a person to edit."""
+    return Path(directory) / f"{recording_name(directory)}_autosort.csv"
+
+
+def autosort_stamp_path(directory: str | os.PathLike) -> Path:
+    """The hash of the auto-sort file as blechrs wrote it: an edited file is never replaced."""
+    return work_dir(directory) / "autosort_csv.sha256"
+
+
 def work_dir(directory: str | os.PathLike) -> Path:
     return Path(directory) / WORK_DIR
 

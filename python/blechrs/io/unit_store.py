@@ -129,6 +129,20 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
     return names
 
 
+def units_from(path: str | os.PathLike) -> str | None:
+    """Where the store's units came from (its ``units_from`` attribute: "autosort", "sort file X"),
+    None for no store or an unreadable one."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with tables.open_file(str(path), "r") as f:
+            attrs = f.root._v_attrs
+            return str(attrs.units_from) if "units_from" in attrs._v_attrnames else None
+    except Exception:  # an unreadable store is replaced like a missing one
+        return None
+
+
 def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int | None = None) -> list[Unit]:
     """Every unit of a unit store (or those of one electrode), in unit order; empty if none."""
     path = Path(path)

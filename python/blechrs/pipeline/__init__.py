@@ -11,7 +11,8 @@ from blechrs.pipeline.extraction import extract, extraction_batches
 from blechrs.pipeline.folder import car_group_ids, init, load_params, needs_init, read_layout, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table
 from blechrs.pipeline.chain import outputs_after_store, run, trials_and_qa
-from blechrs.pipeline.store_units import autosort_sort_file_path, post_process, save_autosort
+from blechrs.io.paths import autosort_sort_file_path
+from blechrs.pipeline.store_units import post_process, save_autosort
 from blechrs.schemes.sort_electrode import cluster_work, sort_electrode
 
 __all__ = [

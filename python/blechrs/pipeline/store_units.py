@@ -47,32 +47,13 @@ def with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, El
     return ordered
 
 
-def _h5_origin(path: Path) -> str | None:
-    if not path.exists():
-        return None
-    import tables
-    try:
-        with tables.open_file(str(path), "r") as f:
-            return str(f.root._v_attrs.units_from) if "units_from" in f.root._v_attrs._v_attrnames else None
-    except Exception:
-        return None
-
-
-def autosort_sort_file_path(directory) -> Path:
-    return Path(directory) / f"{paths.recording_name(directory)}_autosort.csv"
-
-
-def _stamp_path(directory) -> Path:
-    return paths.work_dir(directory) / "autosort_csv.sha256"
-
-
 def write_autosort_sort_file(directory, selections: Sequence[Unit], comments: Sequence[str],
                              force: bool = False) -> tuple[Path, bool]:
     """Write the sort file auto-sort applied (``<name>_autosort.csv``). A file a person has edited
     since blechrs wrote it is kept unless ``force``. Returns (path, written)."""
-    path = autosort_sort_file_path(directory)
+    path = paths.autosort_sort_file_path(directory)
     text = sf.format_sort_file([sf.unit_row(i, s, c) for i, (s, c) in enumerate(zip(selections, comments))])
-    stamp = _stamp_path(directory)
+    stamp = paths.autosort_stamp_path(directory)
     if path.exists() and not force:
         current = hashlib.sha256(path.read_bytes()).hexdigest()
         ours = stamp.read_text().strip() if stamp.exists() else None
@@ -94,7 +75,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     report = report or RunReport(directory)
     t0 = time.perf_counter()
     h5 = paths.h5_path(directory)
-    origin = _h5_origin(h5)
+    origin = unit_store.units_from(h5)
     if origin and origin.startswith("sort file") and not force:
         report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
                             "them with auto-sort's)")
