@@ -5,7 +5,8 @@ Layers, lowest first (a module may import its own package and any lower layer, n
 0. ``errors``, ``params``, ``model``, ``kernels``, ``_native``: the vocabulary every stage shares
    (these may import each other, without a circle);
 1. ``io`` (every file format) and ``core`` (pure computation): neither imports the other;
-2. ``schemes``, ``curation``, ``trials``, ``quality``, ``figures``, ``simulate``: none imports another;
+2. ``schemes``, ``curation``, ``trials``, ``quality``, ``figures``, ``simulate``, ``interop``: none
+   imports another;
 3. ``pipeline`` (run, resume, executors, reports): composes the layers below;
 4. ``cli``; 5. ``__main__`` (``python -m blechrs``).
 
@@ -23,7 +24,7 @@ ROOT = Path(blechrs.__file__).parent
 LAYER = {
     "errors": 0, "params": 0, "model": 0, "kernels": 0, "_native": 0,
     "io": 1, "core": 1,
-    "schemes": 2, "curation": 2, "trials": 2, "quality": 2, "figures": 2, "simulate": 2,
+    "schemes": 2, "curation": 2, "trials": 2, "quality": 2, "figures": 2, "simulate": 2, "interop": 2,
     "pipeline": 3,
     "cli": 4, "__main__": 5,
 }
