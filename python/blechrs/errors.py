@@ -43,3 +43,8 @@ class WorkFileError(BlechrsError, ValueError):
 class PhyError(BlechrsError, ValueError):
     """A phy folder that cannot be exported to or imported from as it is (e.g. a merge of units of
     two electrodes, a cluster without a good/mua/noise label)."""
+
+
+class NwbError(BlechrsError, ValueError):
+    """An NWB export that cannot be written as asked: a field NWB/DANDI needs missing from the
+    ``.info`` file, a value in the wrong form, or pynwb not installed."""

@@ -2,7 +2,7 @@
 
 ``blechrs run DIR`` sorts a recording folder end to end; every stage is also a subcommand
 (``init``, ``extract``, ``cluster``, ``autosort``, ``post-process --sort-file F``, ``plot``,
-``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
+``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy, ``export nwb`` for sharing) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
 truth. Nothing ever prompts. An error is one line and exit code 1 (a traceback with --debug).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from blechrs.cli.output import ProgressBars, console, out, print_report
-from blechrs.errors import BlechrsError
+from blechrs.errors import BlechrsError, PipelineError
 
 def _jobs(args) -> int:
     return args.jobs if args.jobs and args.jobs > 0 else (os.cpu_count() or 1)
@@ -108,10 +108,25 @@ def _after_store(args, sort_file, report, problems, applied) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.format == "nwb":
+        return _export_nwb(args)
+    if args.raw:
+        raise PipelineError("--raw is for `export nwb` (phy's folder needs no raw data)")
     from blechrs.pipeline import phy
     done = phy.export_phy(args.dir, out=args.out, force=args.force)
     console.print(f"phy folder: {done.folder} ({done.units} units, {done.spikes} spikes); open it with "
                   f"`phy template-gui {done.folder / 'params.py'}`, then `blechrs import phy {args.dir} {done.folder}`")
+    return 0
+
+
+def _export_nwb(args) -> int:
+    from blechrs.pipeline.export_nwb import export_nwb
+    with ProgressBars(not args.quiet and args.raw) as bars:
+        done = export_nwb(args.dir, out=args.out, raw=args.raw, force=args.force, progress=bars)
+    for note in done.notes:
+        console.print(note)
+    console.print(f"NWB file: {done.path} ({done.units} units, {done.spikes} spikes, {done.electrodes} electrodes, "
+                  f"{done.trials} trials" + (", raw data" if done.raw else "") + ")")
     return 0
 
 
@@ -201,10 +216,12 @@ _COMMANDS = {
                "trial_info_frame.csv, <name>.h5:/spike_trains"),
     "qa": ("unit QA: similarity, drift across trials, a picture per unit", ("no_plots",),
            "<name>.h5, the trial table", "QA_output/, blechrs_plots/qa/"),
-    "export": ("write the stored units as a folder phy's template-gui opens (no raw file needed)", ("force",),
-               "<name>.h5, <name>.params",
-               "--out (default DIR/phy/): params.py, spike_*.npy, templates, features, waveforms, cluster_*.tsv "
-               "(a folder holding a phy curation is kept unless --force)"),
+    "export": ("write the stored units for another tool: phy (a folder its template-gui opens, no raw file "
+               "needed) or nwb (one NWB file, DANDI's format)", ("force", "quiet"),
+               "<name>.h5, <name>.params; nwb: also <name>.info (subject, session), the layout, the Intan files",
+               "phy: --out (default DIR/phy/): params.py, spike_*.npy, templates, features, waveforms, cluster_*.tsv "
+               "(a folder holding a phy curation is kept unless --force); nwb: --out (default DIR/<name>.nwb; "
+               "a file blechrs did not write, or that changed since, is kept unless --force)"),
     "import": ("apply what was saved in phy (good = single, mua = multi, noise = dropped; merges, splits), "
                "all or nothing", ("no_plots", "jobs", "quiet"),
                "PHY_FOLDER (default DIR/phy/: spike_clusters.npy, cluster_group.tsv, ...), blechrs_work/, <name>.params",
@@ -237,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_options(sp, options, suppress=True)
         if name in ("export", "import"):
-            sp.add_argument("format", choices=("phy",), help="the other tool's format")
+            sp.add_argument("format", choices=("phy", "nwb") if name == "export" else ("phy",),
+                            help="the other tool's format")
         if name != "demo":
             sp.add_argument("dir", type=Path, help="recording folder")
         sp.set_defaults(func=funcs[name])
@@ -250,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
     pp.add_argument("--check", action="store_true",
                     help="validate the sort file and list the units it would save; write nothing")
-    parsers["export"].add_argument("--out", type=Path, default=None, help="the phy folder (default: DIR/phy)")
+    parsers["export"].add_argument("--out", type=Path, default=None,
+                                   help="the phy folder (default: DIR/phy) or NWB file (default: DIR/<name>.nwb)")
+    parsers["export"].add_argument("--raw", action="store_true",
+                                   help="nwb: also the raw amplifier channels (an ElectricalSeries, streamed)")
     parsers["import"].add_argument("phy_folder", type=Path, nargs="?", default=None,
                                    help="the phy folder phy saved the curation in (default: DIR/phy)")
     d = parsers["demo"]

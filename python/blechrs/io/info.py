@@ -1,5 +1,12 @@
 """The ``<name>.info`` file (spec 2.5): JSON metadata of a recording, written by ``blechrs init``
-and edited by people (taste and laser inputs, EMG). One reader and one writer."""
+and edited by people (taste and laser inputs, EMG). One reader and one writer.
+
+Beyond blech_clust's keys, three optional sections describe the experiment for sharing
+(``blechrs export nwb``; DANDI needs the subject's id, species, sex and age or date of birth, and
+a session description): ``subject``, ``session`` and ``device`` (keys and defaults below). Init
+writes them with empty values for a person to fill in; a file without them (an older one, or
+blech_clust's) loads as before, and only the export says which field is missing.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,21 @@ from blechrs.io.paths import info_path, recording_name
 from blechrs.io.recording import Recording
 
 INFO_VERSION = "0.0.3"
+
+#: ``subject``: who was recorded. ``species`` in Latin ("Rattus norvegicus"), ``sex`` one of M, F,
+#: U (unknown), O (other), ``age`` an ISO 8601 duration ("P90D") or ``date_of_birth`` an ISO date,
+#: ``weight`` with its unit ("0.35 kg"). Init fills ``subject_id`` with the recording name's first
+#: part (blech_clust's animal name).
+SUBJECT_FIELDS: dict[str, Any] = dict(subject_id="", species="", sex="", age="", date_of_birth="", strain="",
+                                      weight="", description="")
+#: ``session``: ``description`` (what was done, one sentence); ``start_time`` ISO 8601 (without it,
+#: the folder name's date and time, ``date`` and ``timestamp`` above, in local time);
+#: ``experimenter`` a list of "Last, First" names.
+SESSION_FIELDS: dict[str, Any] = dict(description="", start_time="", experimenter=[], institution="", lab="",
+                                      experiment_description="", keywords=[])
+#: ``device``: the amplifier (any of its keys may be left out).
+DEVICE_FIELDS: dict[str, Any] = dict(name="Intan RHD2000", manufacturer="Intan Technologies",
+                                     description="Intan RHD2000 amplifier chips and recording controller")
 
 
 def _name_fields(name: str) -> dict[str, str]:
@@ -37,7 +59,7 @@ def build_info(directory, rec: Recording, rows: list[LayoutRow]) -> dict[str, An
         groups.setdefault(r.car_group, []).append(r.electrode_ind)
     emg = [r for r in rows if r.is_emg and not r.skipped]
     h = rec.header
-    info = _name_fields(recording_name(directory))
+    info: dict[str, Any] = _name_fields(recording_name(directory))
     info.update(
         version=INFO_VERSION,
         file_type=rec.file_type,
@@ -64,6 +86,9 @@ def build_info(directory, rec: Recording, rows: list[LayoutRow]) -> dict[str, An
             desired_upper_bandwidth=h["desired_upper_bandwidth"],
             intan_header_version=h["version"],
         ),
+        subject=dict(SUBJECT_FIELDS, subject_id=info["name"]),
+        session=dict(SESSION_FIELDS),
+        device=dict(DEVICE_FIELDS),
     )
     return info
 

@@ -3,8 +3,8 @@
 ``DIR/<name>.h5`` (unit store), ``<name>.params``, ``<name>.info``, ``<name>_electrode_layout.csv``,
 ``blechrs_work/electrodeNN.npz`` (per-electrode work), ``blechrs_plots/`` (pictures, index.html),
 ``QA_output/`` (raw and unit QA), ``trial_info_frame.csv`` (the trial table), ``phy/`` (the
-export for phy's template-gui), ``<name>_phy.csv`` (the sort file an import from phy applied) and
-``.blechrs.lock`` (the folder lock).
+export for phy's template-gui), ``<name>_phy.csv`` (the sort file an import from phy applied),
+``<name>.nwb`` (``blechrs export nwb``) and ``.blechrs.lock`` (the folder lock).
 ``<name>`` is the folder's name, or the name of the files the folder already holds
 (``recording_name``).
 """
@@ -96,6 +96,17 @@ def trial_table_path(directory: str | os.PathLike) -> Path:
 def phy_dir(directory: str | os.PathLike) -> Path:
     """The default folder of ``blechrs export phy``."""
     return Path(directory) / PHY_DIR
+
+
+def nwb_path(directory: str | os.PathLike) -> Path:
+    """The default file of ``blechrs export nwb``."""
+    return Path(directory) / f"{recording_name(directory)}.nwb"
+
+
+def nwb_stamp_path(directory: str | os.PathLike) -> Path:
+    """What ``blechrs export nwb`` wrote (path, size, modification time): a file it wrote and
+    nobody changed since is replaced by the next export; any other needs ``--force``."""
+    return work_dir(directory) / "nwb_exports.json"
 
 
 def phy_sort_file_path(directory: str | os.PathLike) -> Path:
