@@ -388,6 +388,16 @@ def _add_raw(nwbfile: Any, recording: Recording, electrodes: Sequence[Electrode]
     nwbfile.add_acquisition(series)
 
 
+def _add_device(nwbfile: Any, device: Mapping[str, str]) -> Any:
+    """The amplifier; its manufacturer on a DeviceModel where pynwb has them (>= 3.1: the
+    Device's own field is deprecated there)."""
+    if hasattr(nwbfile, "create_device_model"):
+        model = nwbfile.create_device_model(name=device["name"], manufacturer=device["manufacturer"],
+                                            description=device["description"])
+        return nwbfile.create_device(name=device["name"], description=device["description"], model=model)
+    return nwbfile.create_device(**device)
+
+
 def write_nwb(target: str | os.PathLike, content: NwbContent, recording: Recording | None = None,
               progress: Progress | None = None) -> Path:
     """Write ``content`` (and with ``recording`` its raw amplifier channels) as the NWB file
@@ -399,7 +409,7 @@ def write_nwb(target: str | os.PathLike, content: NwbContent, recording: Recordi
     nwbfile = pynwb.NWBFile(session_description=meta.session_description, identifier=str(uuid.uuid4()),
                             session_start_time=meta.session_start_time, session_id=content.name,
                             notes=meta.notes or None, subject=Subject(**meta.subject), **meta.session)
-    device = nwbfile.create_device(**meta.device)
+    device = _add_device(nwbfile, meta.device)
     rows, groups = _add_electrodes(nwbfile, content.electrodes, device)
     _add_units(nwbfile, content, rows, groups)
     if content.trials is not None and len(content.trials["start_time"]):
