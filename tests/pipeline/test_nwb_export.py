@@ -163,6 +163,18 @@ def test_raw_channels_are_the_dat_files_samples(rec, capsys):
             assert np.allclose(volts, samples[:1000] * 0.195e-6, rtol=1e-12, atol=0)
 
 
+def test_a_store_without_units_gives_a_file_without_units(rec):
+    unit_store.write_units(paths.h5_path(rec), [])
+    done = export_nwb(rec, raw=True)
+    assert done.units == 0 and "no sorted units" in done.notes[0]
+    with NWBHDF5IO(str(done.path), "r") as io:
+        f = io.read()
+        assert f.units is None and len(f.electrodes) == 4 and len(f.trials) == 20
+        assert f.acquisition["ElectricalSeries"].data.shape == (240000, 4)
+    messages = list(inspect_nwbfile(nwbfile_path=str(done.path), config=load_config("dandi")))
+    assert not [m for m in messages if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value]
+
+
 def test_a_missing_subject_field_is_one_line(rec, capsys):
     info = json.loads(paths.info_path(rec).read_text())
     del info["subject"]["sex"]

@@ -340,7 +340,7 @@ def _add_trials(nwbfile: Any, trials: Mapping[str, np.ndarray]) -> None:
 
 
 def amplifier_chunks(recording: Recording, channels: Sequence[int], progress: Progress | None = None,
-                     chunk_bytes: int = 1 << 21, chunks_per_buffer: int = 16) -> Any:
+                     chunk_bytes: int = 1 << 21, chunks_per_buffer: int = 4) -> Any:
     """An hdmf ``GenericDataChunkIterator`` over the amplifier channels ``channels`` as samples x
     channels int16: HDF5 chunks of ~``chunk_bytes`` (all the channels, consecutive samples), read
     ``chunks_per_buffer`` chunks at a time, so only one buffer is ever in memory.
@@ -411,7 +411,8 @@ def write_nwb(target: str | os.PathLike, content: NwbContent, recording: Recordi
                             notes=meta.notes or None, subject=Subject(**meta.subject), **meta.session)
     device = _add_device(nwbfile, meta.device)
     rows, groups = _add_electrodes(nwbfile, content.electrodes, device)
-    _add_units(nwbfile, content, rows, groups)
+    if content.units:  # an empty Units table cannot be written (its columns have no type)
+        _add_units(nwbfile, content, rows, groups)
     if content.trials is not None and len(content.trials["start_time"]):
         _add_trials(nwbfile, content.trials)
     if recording is not None:

@@ -120,6 +120,8 @@ def export_nwb(directory: str | os.PathLike, out: str | os.PathLike | None = Non
     n_samples = recording.n_samples if recording is not None else info.get("n_samples")
     rows = layout.load_layout(directory, recording.n_channels if recording is not None else None)
     units = unit_store.read_units(h5)
+    if not units:
+        notes.append(f"{h5.name} holds no sorted units: the file has no Units table")
     table = _trials(directory, recording, info, info_source, fs, notes)
     content = nwb.NwbContent(
         name=paths.recording_name(directory), sampling_rate=fs, units=units,
