@@ -43,6 +43,7 @@ def test_good_fields_and_their_defaults():
     ("subject", {"date_of_birth": "1st of May"}, "subject.date_of_birth '1st of May' is not an ISO 8601 date"),
     ("subject", {"weight": "350"}, "subject.weight '350' is not a number and a unit"),
     ("session", {"start_time": "yesterday"}, "session.start_time 'yesterday' is not an ISO 8601"),
+    ("session", {"start_time": "2999-01-01T10:00:00"}, "session start time 2999-01-01T10:00:00"),
     ("subject", {"subject_id": "", "date_of_birth": ""}, "missing subject.subject_id, subject.age (or subject.date_of_birth)"),
 ])
 def test_a_wrong_or_missing_field_is_named_with_the_file(section, fields, message):

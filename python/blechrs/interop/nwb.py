@@ -57,7 +57,7 @@ TRIAL_COLUMN_DESCRIPTIONS = {
 }
 
 #: Intan's amplifier resolution in volts per count (the ElectricalSeries' ``conversion``).
-VOLTS_PER_COUNT = float(MICROVOLTS_PER_BIT) * 1e-6
+VOLTS_PER_COUNT = float(MICROVOLTS_PER_BIT) / 1e6
 _AGE = re.compile(r"P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
                   r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?")
 _SPECIES = re.compile(r"[A-Z][a-z]+ [a-z.]+( [a-z]+)?|https?://\S+")
@@ -112,7 +112,11 @@ def _start_time(info: Mapping[str, Any], session: Mapping[str, Any], source: str
             t = dt.datetime.strptime(date + clock, "%y%m%d%H%M%S")
         except ValueError:
             return None
-    return t if t.tzinfo is not None else t.astimezone()  # a naive time is local time
+    t = t if t.tzinfo is not None else t.astimezone()  # a naive time is local time
+    if not dt.datetime(1980, 1, 1, tzinfo=dt.timezone.utc) <= t <= dt.datetime.now(dt.timezone.utc):
+        raise NwbError(f"{source}: session start time {t.isoformat()} is "
+                       f"{'in the future' if t.year >= 1980 else 'before 1980'}: set session.start_time")
+    return t
 
 
 def _subject(subject: Mapping[str, Any], source: str, missing: list[str]) -> dict[str, Any]:
@@ -379,7 +383,7 @@ def _add_raw(nwbfile: Any, recording: Recording, electrodes: Sequence[Electrode]
     series = ElectricalSeries(
         name="ElectricalSeries", electrodes=region, rate=float(recording.sampling_rate), starting_time=0.0,
         data=H5DataIO(amplifier_chunks(recording, [e.electrode for e in electrodes], progress), compression="gzip",
-                      compression_opts=1),
+                      compression_opts=1, shuffle=True),  # built-in filters only: any HDF5 reader opens it
         conversion=VOLTS_PER_COUNT,
         filtering=(f"Intan hardware band-pass {h['actual_lower_bandwidth']:g}-{h['actual_upper_bandwidth']:g} Hz"
                    + (f", DSP high-pass {h['actual_dsp_cutoff_frequency']:g} Hz" if h["dsp_enabled"] else "")),
