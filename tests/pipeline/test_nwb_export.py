@@ -206,6 +206,8 @@ def test_a_file_blechrs_did_not_write_is_kept_without_force(rec):
     assert target.read_text() == "my own notes"
     export_nwb(rec, force=True)
     export_nwb(rec)  # its own file, unchanged since: replaced without --force
+    (rec / "share").mkdir()
+    assert export_nwb(rec, out=rec / "share").path == rec / "share" / target.name  # --out a folder
     with h5py.File(target, "a") as f:  # someone adds to it
         f.attrs["mine"] = 1
     with pytest.raises(NwbError, match="--force"):

@@ -97,9 +97,12 @@ def _trials(directory: Path, recording, info: dict, info_source: str, fs: float,
 def export_nwb(directory: str | os.PathLike, out: str | os.PathLike | None = None, raw: bool = False,
                force: bool = False, progress: nwb.Progress | None = None, params: SortParams | None = None) -> NwbExport:
     """Write the sorted recording in ``directory`` as an NWB file (``out``, default
-    ``DIR/<name>.nwb``); with ``raw``, its amplifier channels too (streamed in chunks)."""
+    ``DIR/<name>.nwb``; an existing folder: ``<name>.nwb`` in it); with ``raw``, its amplifier
+    channels too (streamed in chunks)."""
     directory = Path(directory)
     target = Path(out) if out is not None else paths.nwb_path(directory)
+    if target.is_dir():  # --out a folder: the file goes in it, under its usual name
+        target = target / paths.nwb_path(directory).name
     if target.exists() and not force and not _written_by_us(directory, target):
         raise NwbError(f"{target}: exists and is not the file an earlier `blechrs export nwb` wrote here "
                        "(or it was changed since); --force replaces it")
