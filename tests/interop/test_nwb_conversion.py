@@ -34,6 +34,8 @@ def test_good_fields_and_their_defaults():
     assert m.device["manufacturer"] == "Intan Technologies"
     explicit = nwb_metadata(_with("session", start_time="2024-03-02T09:00:00+01:00"), "x.info")
     assert explicit.session_start_time == dt.datetime(2024, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
+    utc = nwb_metadata(_with("session", start_time="2024-03-02T08:00:00Z"), "x.info")
+    assert utc.session_start_time == explicit.session_start_time
 
 
 @pytest.mark.parametrize("section, fields, message", [

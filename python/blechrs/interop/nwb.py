@@ -100,7 +100,7 @@ def _start_time(info: Mapping[str, Any], session: Mapping[str, Any], source: str
     text = _text(session, "start_time")
     if text:
         try:
-            t = dt.datetime.fromisoformat(text)
+            t = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)  # "Z": Python < 3.11
         except ValueError:
             raise NwbError(f"{source}: session.start_time {text!r} is not an ISO 8601 date and time "
                            "(e.g. \"2024-03-01T14:05:00-05:00\")") from None

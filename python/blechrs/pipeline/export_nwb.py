@@ -134,6 +134,6 @@ def export_nwb(directory: str | os.PathLike, out: str | os.PathLike | None = Non
         samples_before=params.extract.samples_before)
     nwb.write_nwb(target, content, recording if raw else None, progress=progress)
     _remember(directory, target)
-    return NwbExport(path=target, units=len(units), spikes=sum(len(u.times) for u in units),
+    return NwbExport(path=target, units=len(units), spikes=int(sum(np.size(u.times) for u in units)),
                      electrodes=len(content.electrodes), trials=len(table) if table is not None else 0, raw=raw,
                      notes=notes)
