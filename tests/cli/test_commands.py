@@ -45,6 +45,13 @@ def test_demo_keeps_its_results_and_replaces_only_its_own_folder(tmp_path, capsy
     out = capsys.readouterr().out
     kept = tmp_path / "blechrs_demo"
     assert "kept in blechrs_demo" in out and (kept / "blechrs_demo.h5").exists()
+    # Its .info says what NWB needs (the demo's placeholders) and the export passes DANDI's inspection.
+    assert "blechrs export nwb blechrs_demo" in out
+    from nwbinspector import Importance, inspect_nwbfile, load_config
+    assert cli_main(["export", "nwb", "blechrs_demo", "-q"]) == 0
+    nwb = kept / "blechrs_demo.nwb"
+    messages = list(inspect_nwbfile(nwbfile_path=str(nwb), config=load_config("dandi")))
+    assert not [m for m in messages if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value], messages
     assert cli_main(args) == 0  # a second demo replaces the first demo's folder
     other = tmp_path / "mine"
     other.mkdir()

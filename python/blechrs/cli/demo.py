@@ -3,10 +3,13 @@
 The score is blechrs.simulate.scoring's (spikeinterface's compare_sorter_to_ground_truth: 0.4 ms,
 units paired one to one by the Hungarian algorithm). The recording and its sort stay in ``--out``
 (default ``./blechrs_demo``) to look at; a later demo replaces a folder an earlier demo made.
+Its ``.info`` gets placeholder subject and session fields (saying the recording is simulated), so
+``blechrs export nwb`` works on it as it is.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import time
 from pathlib import Path
@@ -17,6 +20,21 @@ from blechrs.errors import BlechrsError
 
 #: Marks a folder as made by the demo, so the next demo may replace it.
 DEMO_MARKER = ".blechrs_demo"
+
+
+def describe_simulation(directory: Path, seed: int, start: dt.datetime) -> None:
+    """Fill the ``.info`` file's subject and session fields (which ``export nwb`` needs and a
+    person fills in for a real recording) with placeholders that say the recording is simulated;
+    ``start``: when it was simulated."""
+    from blechrs.io.info import load_info, save_info
+
+    info = load_info(directory)
+    what = f"simulated by `blechrs demo` (seed {seed}) with ground truth: no animal was recorded"
+    info["subject"].update(subject_id="simulated", species="Rattus norvegicus", sex="U", age="P90D",
+                           description=f"placeholder values: the recording was {what}")
+    info["session"].update(description=f"a recording {what}",
+                           start_time=start.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat())
+    save_info(directory, info)
 
 
 def main(args, console, out) -> int:
@@ -40,6 +58,7 @@ def main(args, console, out) -> int:
     if True:
         t0 = time.perf_counter()
         console.print(f"simulating {args.channels} channels x {args.seconds:g} s (seed {args.seed}) in {directory}")
+        simulated_at = dt.datetime.now(dt.timezone.utc)
         sim = Simulation(seed=args.seed, n_channels=args.channels, duration_s=args.seconds)
         gt = sim.write(directory, layout="one file per channel")
         t_sim = time.perf_counter() - t0
@@ -48,6 +67,7 @@ def main(args, console, out) -> int:
             report = pipeline.run(directory, jobs=args.jobs or None, plots=not args.no_plots, progress=bars,
                                   force=True)
         t_sort = time.perf_counter() - t1
+        describe_simulation(directory, args.seed, simulated_at)
         out.print(units_table(report.units, f"{len(report.units)} sorted units"))
         units = unit_store.read_units(paths.h5_path(directory), waveforms=False)
         scores, unmatched = score_sorting(gt.spike_times, gt.unit_channel, {u.name: u.times for u in units},
@@ -69,4 +89,5 @@ def main(args, console, out) -> int:
                   + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()) + ")")
         out.print(f"recording, units and pictures kept in {directory} "
                   f"(open {paths.plot_dir(directory) / 'index.html'})")
+        out.print(f"as one NWB file (DANDI's format): blechrs export nwb {directory}")
         return 0
