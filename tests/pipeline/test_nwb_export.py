@@ -50,6 +50,7 @@ def sorted_folder(tmp_path_factory):
     info["session"].update(description="taste responses in gustatory cortex (simulated)", experimenter=["Doe, Jane"],
                            institution="Brandeis University", keywords=["taste"],
                            experiment_description="passive taste deliveries")
+    info["device"].update(description="RHD2132 headstage on an RHD USB interface board")
     info["taste_params"]["tastes"] = ["NaCl", "sucrose"]
     paths.info_path(d).write_text(json.dumps(info, indent=2))
     layout = paths.layout_path(d)
@@ -98,11 +99,18 @@ def test_units_electrodes_and_trials_read_back_exactly(rec):
     plain = _store_by_h5py(paths.h5_path(rec))
     assert len(stored) == len(plain) == done.units > 0
     layout = list(csv.DictReader(paths.layout_path(rec).open()))
+    info = json.loads(paths.info_path(rec).read_text())
     with NWBHDF5IO(str(done.path), "r") as io:
         f = io.read()
         assert f.session_start_time.replace(tzinfo=None).isoformat() == "2024-03-01T14:05:00"
         assert (f.subject.subject_id, f.subject.species, f.subject.sex, f.subject.age) == ("rat7", "Rattus norvegicus", "F", "P90D")
         assert f.session_id == NAME and len(f.devices) == 1
+        assert (f.session_description, list(f.experimenter), f.institution, list(f.keywords[:])) == (
+            info["session"]["description"], ["Doe, Jane"], "Brandeis University", ["taste"])
+        device = next(iter(f.devices.values()))
+        made_by = device.model.manufacturer if getattr(device, "model", None) is not None else device.manufacturer
+        assert (device.name, device.description, made_by) == (
+            "Intan RHD2000", "RHD2132 headstage on an RHD USB interface board", "Intan Technologies")
 
         el = f.electrodes.to_dataframe()
         assert list(el["channel_name"]) == [f"{r['port']}-{r['electrode_num']}" for r in layout]
@@ -129,7 +137,6 @@ def test_units_electrodes_and_trials_read_back_exactly(rec):
                 assert np.array_equal(units[k][i], v, equal_nan=True), k
 
         trials = f.trials.to_dataframe()
-        info = json.loads(paths.info_path(rec).read_text())
         taste_of = dict(zip(info["taste_params"]["dig_in_names"], info["taste_params"]["tastes"]))
         expect = []
         for din, taste in taste_of.items():
