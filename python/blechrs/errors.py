@@ -43,3 +43,13 @@ class WorkFileError(BlechrsError, ValueError):
 class PhyError(BlechrsError, ValueError):
     """A phy folder that cannot be exported to or imported from as it is (e.g. a merge of units of
     two electrodes, a cluster without a good/mua/noise label)."""
+
+
+class MissingExtraError(BlechrsError, ImportError):
+    """An optional extra (SpikeInterface, pynwb ...) that is not installed; the message says which
+    ``pip install 'blechrs[...]'`` to run."""
+
+
+class SpikeInterfaceError(BlechrsError, ValueError):
+    """A SpikeInterface curation that cannot be applied to the unit store as it is (a merge of
+    units of two electrodes, unit ids that are not the store's ...)."""

@@ -2,7 +2,8 @@
 
 ``blechrs run DIR`` sorts a recording folder end to end; every stage is also a subcommand
 (``init``, ``extract``, ``cluster``, ``autosort``, ``post-process --sort-file F``, ``plot``,
-``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
+``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy, ``export si-curation`` /
+``import si-curation`` for SpikeInterface's curation format) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
 truth. Nothing ever prompts. An error is one line and exit code 1 (a traceback with --debug).
 """
 
@@ -108,6 +109,13 @@ def _after_store(args, sort_file, report, problems, applied) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.format == "si-curation":
+        from blechrs.pipeline import spikeinterface as si
+        made = si.export_si_curation(args.dir, out=args.out, force=args.force)
+        console.print(f"SpikeInterface curation: {made.path} ({made.units} units; unit id = the store's unit "
+                      f"number, as blechrs.to_spikeinterface gives them); edit it or save one from "
+                      f"spikeinterface-gui, then `blechrs import si-curation {args.dir} FILE`")
+        return 0
     from blechrs.pipeline import phy
     done = phy.export_phy(args.dir, out=args.out, force=args.force)
     console.print(f"phy folder: {done.folder} ({done.units} units, {done.spikes} spikes); open it with "
@@ -117,10 +125,14 @@ def cmd_export(args) -> int:
 
 def cmd_import(args) -> int:
     from blechrs.io import paths
-    from blechrs.pipeline import phy
     from blechrs.pipeline.lock import folder_lock
     with folder_lock(args.dir):  # one lock from the new units to their pictures, arrays and QA
-        report, problems, applied = phy.import_phy(args.dir, args.phy_folder or paths.phy_dir(args.dir))
+        if args.format == "si-curation":
+            from blechrs.pipeline import spikeinterface as si
+            report, problems, applied = si.import_si_curation(args.dir, args.source)
+            return _after_store(args, paths.si_sort_file_path(args.dir), report, problems, applied)
+        from blechrs.pipeline import phy
+        report, problems, applied = phy.import_phy(args.dir, args.source or paths.phy_dir(args.dir))
         return _after_store(args, paths.phy_sort_file_path(args.dir), report, problems, applied)
 
 
@@ -201,15 +213,18 @@ _COMMANDS = {
                "trial_info_frame.csv, <name>.h5:/spike_trains"),
     "qa": ("unit QA: similarity, drift across trials, a picture per unit", ("no_plots",),
            "<name>.h5, the trial table", "QA_output/, blechrs_plots/qa/"),
-    "export": ("write the stored units as a folder phy's template-gui opens (no raw file needed)", ("force",),
+    "export": ("write the stored units as a folder phy's template-gui opens (no raw file needed), or as a "
+               "SpikeInterface curation file", ("force",),
                "<name>.h5, <name>.params",
-               "--out (default DIR/phy/): params.py, spike_*.npy, templates, features, waveforms, cluster_*.tsv "
-               "(a folder holding a phy curation is kept unless --force)"),
-    "import": ("apply what was saved in phy (good = single, mua = multi, noise = dropped; merges, splits), "
-               "all or nothing", ("no_plots", "jobs", "quiet"),
-               "PHY_FOLDER (default DIR/phy/: spike_clusters.npy, cluster_group.tsv, ...), blechrs_work/, <name>.params",
-               "a 'phy' solution in blechrs_work/electrodeNN.npz, <name>_phy.csv (the sort file), <name>.h5, "
-               "DIR/<name>_phy_applied.csv, blechrs_plots/"),
+               "phy: --out (default DIR/phy/): params.py, spike_*.npy, templates, features, waveforms, cluster_*.tsv "
+               "(a folder holding a phy curation is kept unless --force); si-curation: --out (default "
+               "DIR/<name>_si_curation.json; another file there is kept unless --force)"),
+    "import": ("apply what was saved in phy or a SpikeInterface curation (good = single, mua = multi, "
+               "noise = dropped; merges, splits, removed units), all or nothing", ("no_plots", "jobs", "quiet"),
+               "phy: SOURCE = the phy folder (default DIR/phy/); si-curation: SOURCE = the curation JSON "
+               "(default DIR/<name>_si_curation.json); blechrs_work/, <name>.params",
+               "a 'phy' / 'si' solution in blechrs_work/electrodeNN.npz when needed, <name>_phy.csv / <name>_si.csv "
+               "(the sort file), <name>.h5, DIR/<sort file>_applied.csv, blechrs_plots/"),
     "demo": ("simulate a recording with ground truth, sort it and score it", ("jobs", "force", "no_plots", "quiet"),
              "nothing", "a simulated recording and its sort in --out (default ./blechrs_demo)"),
 }
@@ -237,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_options(sp, options, suppress=True)
         if name in ("export", "import"):
-            sp.add_argument("format", choices=("phy",), help="the other tool's format")
+            sp.add_argument("format", choices=("phy", "si-curation"), help="the other tool's format")
         if name != "demo":
             sp.add_argument("dir", type=Path, help="recording folder")
         sp.set_defaults(func=funcs[name])
@@ -250,9 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
     pp.add_argument("--check", action="store_true",
                     help="validate the sort file and list the units it would save; write nothing")
-    parsers["export"].add_argument("--out", type=Path, default=None, help="the phy folder (default: DIR/phy)")
-    parsers["import"].add_argument("phy_folder", type=Path, nargs="?", default=None,
-                                   help="the phy folder phy saved the curation in (default: DIR/phy)")
+    parsers["export"].add_argument("--out", type=Path, default=None,
+                                   help="the phy folder (default: DIR/phy) or curation file (DIR/<name>_si_curation.json)")
+    parsers["import"].add_argument("source", type=Path, nargs="?", default=None,
+                                   help="the phy folder phy saved the curation in (default: DIR/phy), or the "
+                                        "SpikeInterface curation file (default: DIR/<name>_si_curation.json)")
     d = parsers["demo"]
     d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording and its sort "
                                                             "(default: ./blechrs_demo, replaced on each demo)")
