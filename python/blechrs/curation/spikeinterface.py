@@ -7,7 +7,9 @@ gives it: unit id = the store's unit number (``unit007`` -> 7).
 Export (``units_to_curation``): format_version "2", every unit id, the label definitions
 ``quality`` (good / MUA / noise, exclusive: spikeinterface-gui's) and ``type`` (regular_spiking /
 fast_spiking, exclusive), each unit's labels from the store (single unit = good, multi-unit =
-MUA), nothing removed, merged or split.
+MUA), nothing removed, merged or split; and, under ``blechrs_unit_store`` (a key SpikeInterface
+ignores), a digest of the store, so that a curation is never applied by unit id to a store that
+changed since (an import renumbers the units).
 
 Import (``curated_units``): the curation applied as SpikeInterface's ``apply_curation`` applies
 it (format_version 1 or 2; labels of the original ids, then ``removed``, then ``merges``, then
@@ -26,6 +28,7 @@ solutions) becomes a cluster of a new solution of kind ``"si"`` (``curation.phy.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -46,10 +49,23 @@ QUALITY_KEEPS = {"good": True, "mua": False, "noise": None}
 TYPE_OF = {"regular_spiking": "r", "rs": "r", "regular": "r", "r": "r",
            "fast_spiking": "f", "fs": "f", "fast": "f", "f": "f"}
 SOLUTION_KIND = "si"
+#: The key (ignored by SpikeInterface) under which the export names the unit store it was made of.
+STORE_KEY = "blechrs_unit_store"
 
 
-def units_to_curation(units: Sequence[Unit], ids: Sequence[int]) -> dict[str, Any]:
-    """The curation that keeps every stored unit as it is, with its labels (module doc)."""
+def store_digest(units: Sequence[Unit]) -> str:
+    """A short hash of the store's units (names, electrodes, spike times): a curation made of
+    another store (an older sort, or one already imported) must not be applied by unit id."""
+    h = hashlib.sha256()
+    for u in units:
+        h.update(f"{u.name}:{int(u.electrode)}:".encode())
+        h.update(np.ascontiguousarray(u.times, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def units_to_curation(units: Sequence[Unit], ids: Sequence[int], store: str = "") -> dict[str, Any]:
+    """The curation that keeps every stored unit as it is, with its labels (module doc), and
+    under ``STORE_KEY`` the store's file name ``store`` and ``store_digest``."""
     labels = []
     for uid, u in zip(ids, units):
         unit_labels = {QUALITY: ["good" if u.single_unit else "MUA"]}
@@ -58,7 +74,8 @@ def units_to_curation(units: Sequence[Unit], ids: Sequence[int]) -> dict[str, An
         labels.append({"unit_id": int(uid), "labels": unit_labels})
     return {"format_version": FORMAT_VERSION, "unit_ids": [int(i) for i in ids],
             "label_definitions": {k: dict(v) for k, v in LABEL_DEFINITIONS.items()},
-            "manual_labels": labels, "removed": [], "merges": [], "splits": []}
+            "manual_labels": labels, "removed": [], "merges": [], "splits": [],
+            STORE_KEY: {"file": store, "digest": store_digest(units)}}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -270,6 +287,10 @@ def curated_units(data: Any, stored: dict[int, Unit]) -> tuple[list[CuratedUnit]
     """Apply a curation (dict) to the stored units (id -> Unit with times): the curated units
     (noise ones left out) in the curated sorting's order, and one note per dropped unit."""
     curation = read_curation(data)
+    made_of = data.get(STORE_KEY, {}).get("digest") if isinstance(data.get(STORE_KEY), dict) else None
+    if made_of is not None and made_of != store_digest(list(stored.values())):
+        raise SpikeInterfaceError("made of another version of the unit store (it changed since the export, "
+                                  "e.g. this curation was imported already): export again and redo it")
     _check_ids(curation, stored)
     current: dict[int | str, CuratedUnit] = {}
     for uid in curation.unit_ids:

@@ -3,8 +3,9 @@
 ``to_spikeinterface(DIR)``: the unit store ``DIR/<name>.h5`` as a ``NumpySorting``: one unit per
 stored unit, unit id = the store's unit number (``unit007`` -> 7), spike trains in samples at the
 recording's rate (``<name>.params``), and unit properties ``unit_name``, ``electrode`` (the
-layout's ``electrode_ind``, the sort file's ``Chan``), ``channel_id`` (the Intan channel, e.g.
-``A-007``), ``single_unit``, ``regular_spiking``, ``fast_spiking``, ``quality`` ("good" = single,
+layout's ``electrode_ind``, the sort file's ``Chan``), ``channel_id`` and ``main_channel_id``
+(the electrode's Intan channel, e.g. ``A-007``: SpikeInterface >= 0.105 takes a unit's main
+channel from ``main_channel_id`` instead of guessing it from the templates), ``single_unit``, ``regular_spiking``, ``fast_spiking``, ``quality`` ("good" = single,
 "MUA" = multi: spikeinterface-gui's label names), ``type`` ("regular_spiking", "fast_spiking" or
 ""), ``solution``, ``clusters``, ``source`` and every quality metric of the store
 (``io.unit_store.QUALITY_FIELDS``). When the Intan files are in DIR, the recording is registered
@@ -18,8 +19,9 @@ Intan layouts; neo cannot open every one): int16 samples, gains to microvolts
 ``electrode`` = the channel's index, ``car_group`` from the layout file when there is one. A
 microwire bundle has no geometry; SpikeInterface needs contact positions for some steps, so the
 recording carries a dummy linear probe (contacts ``PROBE_PITCH_UM`` apart), which with SI's
-default radius sparsity (100 um) keeps each unit's template on one channel; ``unit_sparsity``
-gives that sparsity explicitly (each unit on its own electrode, as blechrs sorts them).
+default radius sparsity (100 um) around ``main_channel_id`` keeps each unit's template on its
+own electrode, as blechrs sorts them; ``unit_sparsity`` gives that sparsity explicitly (for
+SpikeInterface versions that do not read ``main_channel_id``).
 
 SpikeInterface is imported inside the functions only; the extractor class is made on first use
 (module ``__getattr__``) so that SpikeInterface can save, load and pickle it by name.
@@ -80,6 +82,7 @@ def unit_properties(units: list, channel_names: dict[int, str]) -> dict[str, np.
         "unit_name": [u.name for u in units],
         "electrode": [int(u.electrode) for u in units],
         "channel_id": [channel_names.get(int(u.electrode), "") for u in units],
+        "main_channel_id": [channel_names.get(int(u.electrode), "") for u in units],
         "single_unit": [bool(u.single_unit) for u in units],
         "regular_spiking": [bool(u.regular_spiking) for u in units],
         "fast_spiking": [bool(u.fast_spiking) for u in units],
@@ -115,8 +118,10 @@ def to_spikeinterface(directory: str | os.PathLike, recording: bool | None = Non
     if not units:  # from_unit_dict infers the id type from the keys; an empty store has none
         sorting = si_core.NumpySorting.from_samples_and_labels([np.zeros(0, np.int64)], [np.zeros(0, np.int64)],
                                                                rate, unit_ids=np.zeros(0, np.int64))
-    for key, values in unit_properties(units, _channel_names(directory)).items():
-        sorting.set_property(key, values)
+    names = _channel_names(directory)
+    for key, values in unit_properties(units, names).items():
+        if key != "main_channel_id" or all(int(u.electrode) in names for u in units):
+            sorting.set_property(key, values)
     sorting.annotate(blechrs_folder=str(directory.absolute()), blechrs_units_from=unit_store.units_from(h5) or "")
     if recording is not False:
         try:

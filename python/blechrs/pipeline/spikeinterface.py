@@ -60,7 +60,8 @@ def export_si_curation(directory: str | os.PathLike, out: str | os.PathLike | No
     stored = stored_units(directory)
     if not stored:
         raise PipelineError(f"{paths.h5_path(directory)}: no units to export (sort the recording first)")
-    text = json.dumps(conversion.units_to_curation(list(stored.values()), list(stored)), indent=1) + "\n"
+    text = json.dumps(conversion.units_to_curation(list(stored.values()), list(stored),
+                                                   store=paths.h5_path(directory).name), indent=1) + "\n"
     path = Path(out) if out is not None else paths.si_curation_path(directory)
     if path.exists() and not force and path.read_text(errors="replace") != text:
         raise SpikeInterfaceError(f"{path}: exists and is not this store's export (a curation of yours?); kept it "
