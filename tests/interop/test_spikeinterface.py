@@ -25,7 +25,7 @@ import blechrs
 from blechrs import pipeline
 from blechrs.errors import MissingExtraError, RecordingError
 from blechrs.interop import spikeinterface as interop
-from blechrs.io import paths
+from blechrs.io import paths, unit_store
 from support.sorting_reference import init_folder, simulated_folder
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "intan-format-fixtures-synthetic"
@@ -162,6 +162,9 @@ def test_without_the_raw_files(sorted_folder, tmp_path):
     assert not blechrs.to_spikeinterface(d, recording=False).has_recording()
     with pytest.raises(RecordingError):
         blechrs.to_spikeinterface(d, recording=True)
+    unit_store.write_units(d / "rec.h5", [])  # an empty store: an empty sorting
+    empty = blechrs.to_spikeinterface(d, recording=False)
+    assert empty.get_num_units() == 0 and empty.get_sampling_frequency() == 30000.0
 
 
 def test_import_blechrs_does_not_import_spikeinterface_and_a_missing_extra_is_one_line(monkeypatch):

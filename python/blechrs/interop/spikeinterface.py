@@ -113,16 +113,13 @@ def to_spikeinterface(directory: str | os.PathLike, recording: bool | None = Non
     rate = float(load_params(paths.params_path(directory)).extract.sampling_rate)
     units = unit_store.read_units(h5, waveforms=False)
     ids = [unit_number(u.name) for u in units]
-    trains = {i: np.sort(np.asarray(u.times, dtype=np.int64)) for i, u in zip(ids, units)}
-    sorting = si_core.NumpySorting.from_unit_dict([trains], sampling_frequency=rate)
-    if not units:  # from_unit_dict infers the id type from the keys; an empty store has none
+    if units:
+        trains = {i: np.sort(np.asarray(u.times, dtype=np.int64)) for i, u in zip(ids, units)}
+        sorting = si_core.NumpySorting.from_unit_dict([trains], sampling_frequency=rate)
+    else:  # from_unit_dict infers the id type from the keys; an empty store has none
         sorting = si_core.NumpySorting.from_samples_and_labels([np.zeros(0, np.int64)], [np.zeros(0, np.int64)],
                                                                rate, unit_ids=np.zeros(0, np.int64))
-    names = _channel_names(directory)
-    for key, values in unit_properties(units, names).items():
-        if key != "main_channel_id" or all(int(u.electrode) in names for u in units):
-            sorting.set_property(key, values)
-    sorting.annotate(blechrs_folder=str(directory.absolute()), blechrs_units_from=unit_store.units_from(h5) or "")
+    rec = None
     if recording is not False:
         try:
             rec = read_recording(directory)
@@ -134,7 +131,14 @@ def to_spikeinterface(directory: str | os.PathLike, recording: bool | None = Non
             if abs(rec.get_sampling_frequency() - rate) > 1e-6:
                 raise PipelineError(f"{paths.params_path(directory)}: sampling_rate {rate:g} but the recording "
                                     f"is sampled at {rec.get_sampling_frequency():g} Hz")
-            sorting.register_recording(rec)
+    # The recording's channel ids when it is there (what SpikeInterface matches), else the layout's.
+    names = dict(enumerate(rec.channel_ids.tolist())) if rec is not None else _channel_names(directory)
+    for key, values in unit_properties(units, names).items():
+        if key != "main_channel_id" or all(int(u.electrode) in names for u in units):
+            sorting.set_property(key, values)
+    sorting.annotate(blechrs_folder=str(directory.absolute()), blechrs_units_from=unit_store.units_from(h5) or "")
+    if rec is not None:
+        sorting.register_recording(rec)
     return sorting
 
 
