@@ -2,16 +2,20 @@
 with its Curation model, and ``curated_units`` (blechrs's own reading of a curation, no SI
 needed) gives the same unit ids and spike trains as ``spikeinterface.curation.apply_curation`` on
 the same sorting, for removals, merges, splits (by indices and by labels, with and without new
-ids), in format 1 and 2; noise-labelled units are the only difference (SI keeps them labelled)."""
+ids), in format 1 and 2, as a dict and as SpikeInterface's model writes it to JSON (what
+spikeinterface-gui's "Export JSON" writes), and sequential curations; noise-labelled units are the
+only difference (SI keeps them labelled)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 import spikeinterface.core as si_core
 from spikeinterface.curation import apply_curation
-from spikeinterface.curation.curation_model import Curation
+from spikeinterface.curation.curation_model import Curation, SequentialCuration
 
 from blechrs.curation import spikeinterface as conversion
 from blechrs.errors import SpikeInterfaceError
@@ -83,12 +87,52 @@ def test_curated_units_equal_spikeinterfaces_apply_curation(name):
     data["label_definitions"] = conversion.LABEL_DEFINITIONS
     data["manual_labels"] = [{"unit_id": 1, "labels": {"quality": ["noise"]}}] if name.startswith("remove") else []
     expected = _si_result(_sorting(units), data)
-    curated, notes = conversion.curated_units(data, units)
-    assert {c.unit_id: c for c in curated}.keys() == expected.keys()
-    for c in curated:
-        assert np.array_equal(c.times, expected[c.unit_id]), c.unit_id
-        assert c.electrode == units[c.sources[0]].electrode
-    assert len(notes) == (1 if name.startswith("remove") else 0)
+    as_gui_writes = json.loads(Curation(**data).model_dump_json(indent=4))  # spikeinterface-gui's Export JSON
+    for given in (data, as_gui_writes):
+        curated, notes = conversion.curated_units(given, units)
+        assert {c.unit_id: c for c in curated}.keys() == expected.keys()
+        for c in curated:
+            assert np.array_equal(c.times, expected[c.unit_id]), c.unit_id
+            assert c.electrode == units[c.sources[0]].electrode
+        assert len(notes) == (1 if name.startswith("remove") else 0)
+
+
+def test_a_sequential_curation_is_applied_step_after_step():
+    """spikeinterface-gui's iterative curation exports a SequentialCuration: each step with the
+    ids the previous one left (new ids explicit), labels carried over, noise dropped at the end."""
+    units = _units(seed=4)
+    step1 = {"format_version": "2", "unit_ids": list(units), "removed": [7],
+             "label_definitions": conversion.LABEL_DEFINITIONS,
+             "manual_labels": [{"unit_id": 0, "labels": {"quality": ["good"], "type": ["fast_spiking"]}},
+                               {"unit_id": 2, "labels": {"quality": ["good"], "type": ["fast_spiking"]}},
+                               {"unit_id": 6, "labels": {"quality": ["noise"]}}],
+             "merges": [{"unit_ids": [0, 2], "new_unit_id": 20}],
+             "splits": [{"unit_id": 4, "mode": "indices", "indices": [[0, 2, 4, 6]], "new_unit_ids": [40, 41]}]}
+    after1 = [1, 3, 5, 6, 20, 40, 41]
+    step2 = {"format_version": "2", "unit_ids": after1, "label_definitions": conversion.LABEL_DEFINITIONS,
+             # spikeinterface-gui carries the quality labels over to the next step (SI's apply_curation
+             # forgets a label a step does not repeat; blechrs keeps it, as it keeps the stored label)
+             "manual_labels": [{"unit_id": 41, "labels": {"quality": ["MUA"]}},
+                               {"unit_id": 6, "labels": {"quality": ["noise"]}}],
+             "merges": [{"unit_ids": [20, 1]}], "splits": [{"unit_id": 41, "mode": "indices", "indices": [[1]]}]}
+    model = SequentialCuration(curation_steps=[step1, step2])
+    expected = _si_result(_sorting(units), model)
+    written = json.loads(model.model_dump_json())
+    assert set(written) == {"curation_steps"}
+    for given in (written, [step1, step2]):
+        curated, notes = conversion.curated_units(given, units)
+        by_id = {c.unit_id: c for c in curated}
+        assert by_id.keys() == expected.keys()
+        for uid, c in by_id.items():
+            assert np.array_equal(c.times, expected[uid]), uid
+        assert notes == ["SpikeInterface unit 6 is labelled noise: dropped"]
+        merged = by_id[42]  # SI's "append": past 41
+        assert merged.sources == (0, 2, 1) and merged.how == "merge of 20+1"
+        assert merged.single_unit is True and units[1].single_unit and merged.unit_type == "f" == units[1].unit_type
+        assert all(by_id[i].single_unit is False and by_id[i].how.startswith("split of 41") for i in (43, 44))
+        assert by_id[40].single_unit == units[4].single_unit and by_id[40].sources == (4,)
+    with pytest.raises(SpikeInterfaceError, match="curation step 2: its unit_ids are not the units step 1 left"):
+        conversion.curated_units([step1, {**step2, "unit_ids": [1, 3, 5, 6, 20, 40]}], units)
 
 
 def test_labels_merges_and_errors():

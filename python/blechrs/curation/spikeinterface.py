@@ -14,7 +14,8 @@ changed since (an import renumbers the units).
 Import (``curated_units``): the curation applied as SpikeInterface's ``apply_curation`` applies
 it (format_version 1 or 2; labels of the original ids, then ``removed``, then ``merges``, then
 ``splits``; new ids as given, else SpikeInterface's "append" strategy: past the largest id), to
-the stored units' spike trains. Labels: good -> single unit, MUA -> multi-unit, noise -> dropped
+the stored units' spike trains; a sequential curation (``{"curation_steps": [...]}``, what
+spikeinterface-gui exports after "Apply curation") step after step. Labels: good -> single unit, MUA -> multi-unit, noise -> dropped
 (SpikeInterface keeps a noise unit with its label; blechrs drops it, as its phy import does); no
 quality label -> the stored unit's. A merge takes its units' label when they agree, else MUA, and
 their type when they agree, else none; a split's parts keep their unit's labels. A merge of units
@@ -200,28 +201,28 @@ class CuratedUnit:
     """"kept", "merge of 3+4", "split of 5 (part 2 of 3)"."""
 
 
-def _quality(curation: Curation, uid: int | str, stored: Unit) -> bool | None:
+def _quality(curation: Curation, uid: int | str, unit: CuratedUnit) -> bool | None:
     values = curation.labels.get(uid, {}).get(QUALITY, [])
     if not values:
-        return bool(stored.single_unit)
+        return unit.single_unit
     key = values[0].lower()
     if key not in QUALITY_KEEPS:
         raise SpikeInterfaceError(f"unit {uid}: quality label {values[0]!r} is not good, MUA or noise")
     return QUALITY_KEEPS[key]
 
 
-def _type(curation: Curation, uid: int | str, stored: Unit) -> str:
+def _type(curation: Curation, uid: int | str, unit: CuratedUnit) -> str:
     values = curation.labels.get(uid, {}).get(TYPE, [])
     if not values:
-        return stored.unit_type
+        return unit.unit_type
     if values[0].lower() not in TYPE_OF:
         raise SpikeInterfaceError(f"unit {uid}: type label {values[0]!r} is not regular_spiking or fast_spiking")
     return TYPE_OF[values[0].lower()]
 
 
-def _check_ids(curation: Curation, stored: dict[int, Unit]) -> None:
+def _check_ids(curation: Curation, stored: set[int]) -> None:
     named = set(curation.unit_ids)
-    missing, unknown = sorted(set(stored) - named), sorted(named - set(stored), key=str)
+    missing, unknown = sorted(stored - named), sorted(named - stored, key=str)
     if missing or unknown:
         raise SpikeInterfaceError(
             "its unit_ids are not the unit store's (" + "; ".join(
@@ -261,7 +262,7 @@ def _split_parts(step: SplitStep, n_spikes: int) -> list[np.ndarray]:
     return parts
 
 
-def _merge(curation: Curation, current: dict, stored: dict[int, Unit]) -> None:
+def _merge(curation: Curation, current: dict) -> None:
     groups = [g for g, _ in curation.merges]
     given = [new for _, new in curation.merges]
     if any(n is None for n in given) and any(n is not None for n in given):
@@ -273,8 +274,8 @@ def _merge(curation: Curation, current: dict, stored: dict[int, Unit]) -> None:
         if len(electrodes) > 1:
             raise SpikeInterfaceError(f"merge of units {', '.join(map(str, group))} spans electrodes "
                                       f"{', '.join(map(str, electrodes))} (a unit comes from one electrode)")
-        qualities = {_quality(curation, i, stored[i]) for i in group}
-        types = {_type(curation, i, stored[i]) for i in group}
+        qualities = {m.single_unit for m in members}
+        types = {m.unit_type for m in members}
         for i in group:
             del current[i]
         current[new] = CuratedUnit(
@@ -283,23 +284,27 @@ def _merge(curation: Curation, current: dict, stored: dict[int, Unit]) -> None:
             sources=tuple(s for m in members for s in m.sources), how=f"merge of {'+'.join(map(str, group))}")
 
 
-def curated_units(data: Any, stored: dict[int, Unit]) -> tuple[list[CuratedUnit], list[str]]:
-    """Apply a curation (dict) to the stored units (id -> Unit with times): the curated units
-    (noise ones left out) in the curated sorting's order, and one note per dropped unit."""
-    curation = read_curation(data)
-    made_of = data.get(STORE_KEY, {}).get("digest") if isinstance(data.get(STORE_KEY), dict) else None
-    if made_of is not None and made_of != store_digest(list(stored.values())):
-        raise SpikeInterfaceError("made of another version of the unit store (it changed since the export, "
-                                  "e.g. this curation was imported already): export again and redo it")
-    _check_ids(curation, stored)
-    current: dict[int | str, CuratedUnit] = {}
-    for uid in curation.unit_ids:
-        u = stored[uid]  # type: ignore[index]
-        current[uid] = CuratedUnit(uid, -1, int(u.electrode), np.unique(np.asarray(u.times, dtype=np.int64)),
-                                   _quality(curation, uid, u), _type(curation, uid, u), (int(uid),), "kept")
+def _steps(data: Any) -> list[Any]:
+    """The curation steps: one curation, or SpikeInterface's SequentialCuration (``{"curation_steps":
+    [...]}``, what spikeinterface-gui exports after "Apply curation"; or a list of curations)."""
+    if isinstance(data, dict) and "curation_steps" in data:
+        data = data["curation_steps"]
+    if isinstance(data, list):
+        if not data:
+            raise SpikeInterfaceError("a sequential curation without curation_steps")
+        return data
+    return [data]
+
+
+def _apply_step(curation: Curation, current: dict[int | str, CuratedUnit]) -> dict[int | str, CuratedUnit]:
+    """One curation applied to the current units, as SpikeInterface applies it: labels, removed,
+    merges, splits (noise-labelled units stay, labelled, as in SpikeInterface)."""
+    current = dict(current)
+    for uid, unit in current.items():
+        unit.single_unit, unit.unit_type = _quality(curation, uid, unit), _type(curation, uid, unit)
     for uid in curation.removed:
         current.pop(uid, None)
-    _merge(curation, current, stored)
+    _merge(curation, current)
     for step in curation.splits:
         if step.unit_id not in current:
             raise SpikeInterfaceError(f"split of unit {step.unit_id}, which was removed or merged")
@@ -311,6 +316,31 @@ def curated_units(data: Any, stored: dict[int, Unit]) -> tuple[list[CuratedUnit]
         for k, (new, part) in enumerate(zip(new_ids, parts)):
             current[new] = CuratedUnit(new, -1, unit.electrode, unit.times[np.sort(part)], unit.single_unit,
                                        unit.unit_type, unit.sources, f"split of {step.unit_id} (part {k + 1} of {len(parts)})")
+    return current
+
+
+def curated_units(data: Any, stored: dict[int, Unit]) -> tuple[list[CuratedUnit], list[str]]:
+    """Apply a curation (dict; or a sequential curation: its steps one after the other) to the
+    stored units (id -> Unit with times): the curated units (noise ones left out) in the curated
+    sorting's order, and one note per dropped unit."""
+    steps = _steps(data)
+    made_of = data.get(STORE_KEY, {}).get("digest") if isinstance(data, dict) and isinstance(data.get(STORE_KEY), dict) else None
+    if made_of is not None and made_of != store_digest(list(stored.values())):
+        raise SpikeInterfaceError("made of another version of the unit store (it changed since the export, "
+                                  "e.g. this curation was imported already): export again and redo it")
+    current: dict[int | str, CuratedUnit] = {}
+    for k, step_data in enumerate(steps):
+        curation = read_curation(step_data)
+        if k == 0:
+            _check_ids(curation, set(stored))
+            current = {uid: CuratedUnit(uid, -1, int(u.electrode), np.unique(np.asarray(u.times, dtype=np.int64)),
+                                        bool(u.single_unit), u.unit_type, (int(uid),), "kept")
+                       for uid, u in ((uid, stored[uid]) for uid in curation.unit_ids)}  # type: ignore[index]
+        elif set(curation.unit_ids) != set(current):
+            raise SpikeInterfaceError(f"curation step {k + 1}: its unit_ids are not the units step {k} left")
+        else:
+            _check_ids(curation, set(current))  # type: ignore[arg-type]
+        current = _apply_step(curation, current)
     notes = [f"SpikeInterface unit {c.unit_id} is labelled noise: dropped" for c in current.values() if c.single_unit is None]
     kept = [c for c in current.values() if c.single_unit is not None and len(c.times)]
     numbers = [c.unit_id for c in kept if isinstance(c.unit_id, int) and c.unit_id >= 0]
