@@ -23,7 +23,7 @@ import spikeinterface.preprocessing as si_pre
 
 import blechrs
 from blechrs import pipeline
-from blechrs.errors import MissingExtraError, RecordingError
+from blechrs.errors import MissingExtraError, PipelineError, RecordingError
 from blechrs.interop import spikeinterface as interop
 from blechrs.io import paths, unit_store
 from support.sorting_reference import init_folder, simulated_folder
@@ -149,6 +149,41 @@ def test_sorting_analyzer_templates_match_the_stored_waveforms(sorted_folder, tm
     loaded = si_core.load_sorting_analyzer(tmp_path / "analyzer")
     assert loaded.has_recording() and loaded.get_num_units() == len(store)
     assert np.allclose(loaded.get_extension("templates").get_data(operator="average"), templates)
+
+
+def test_at_20_khz_from_one_rhd_file(tmp_path):
+    """Another rate and Intan's one-file layout: the sorting is the store at 20 kHz, the recording
+    is the .rhd file's samples, the analyzer's templates are 2.5 ms = 50 samples; a .params rate
+    that is not the recording's is one clear error."""
+    from blechrs.io.params_file import load_params, save_params
+    from blechrs.simulate import Simulation
+
+    d = tmp_path / "rec20"
+    Simulation(seed=7, n_channels=2, duration_s=6.0, sampling_rate=20000.0).write(d, "traditional",
+                                                                                  save_ground_truth=False)
+    init_folder(d, max_clusters=3, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=4)
+    pipeline.run(d, jobs=1, plots=False)
+    store = _store(paths.h5_path(d))
+    assert store
+    sorting = blechrs.to_spikeinterface(d)
+    assert sorting.get_sampling_frequency() == 20000.0 and sorting.has_recording()
+    assert [f"unit{i:03d}" for i in sorting.unit_ids] == list(store)
+    for uid, (times, electrode, *_) in zip(sorting.unit_ids, store.values()):
+        assert np.array_equal(sorting.get_unit_spike_train(uid), np.sort(times))
+        assert sorting.get_unit_property(uid, "main_channel_id") == f"A-{electrode:03d}"
+    rhd = next(d.glob("*.rhd"))
+    rec = interop.read_recording(d)
+    assert rec.get_sampling_frequency() == 20000.0
+    theirs = si_extractors.read_intan(rhd, stream_name="RHD2000 amplifier channel")  # neo's reading
+    assert np.allclose(rec.get_traces(return_in_uV=True), theirs.get_traces(return_in_uV=True), atol=1e-3)
+    analyzer = si_core.create_sorting_analyzer(sorting, rec, format="memory")
+    analyzer.compute(["random_spikes", "waveforms", "templates"], extension_params={"waveforms": {"ms_before": 1.0, "ms_after": 1.5}})
+    assert analyzer.get_extension("templates").get_data().shape == (len(store), 50, 2)
+    params = paths.params_path(d)
+    save_params(params, load_params(params).replace(sampling_rate=30000.0))
+    with pytest.raises(PipelineError, match=r"rec20\.params: sampling_rate 30000 but the recording is "
+                                                            r"sampled at 20000 Hz"):
+        blechrs.to_spikeinterface(d)
 
 
 def test_without_the_raw_files(sorted_folder, tmp_path):
