@@ -170,6 +170,8 @@ def test_merge_across_electrodes_is_refused_and_nothing_written(rec, capsys):
     mine.write_text("{not json")
     assert cli_main(["import", "si-curation", str(rec), str(mine)]) == 1
     assert "not a JSON curation file" in capsys.readouterr().err
+    assert cli_main(["import", "si-curation", str(rec), str(rec / "nothere.json")]) == 1
+    assert capsys.readouterr().err.strip() == f"blechrs: error: {rec / 'nothere.json'}: no such curation file"
     del before[mine.relative_to(rec)]
     assert {k: v for k, v in _files(rec).items() if k != mine.relative_to(rec)} == before
 

@@ -83,8 +83,9 @@ def plan_import(directory: Path, curation_file: Path) -> tuple[list[dict], dict[
     """Read the curation and decide, writing nothing: (sort-file rows, new solutions per
     electrode, notes). Raises SpikeInterfaceError naming the file when it cannot be applied."""
     stored = stored_units(directory)
+    data = read_curation_file(curation_file)  # its errors name the file already
     try:
-        curated, notes = conversion.curated_units(read_curation_file(curation_file), stored)
+        curated, notes = conversion.curated_units(data, stored)
     except SpikeInterfaceError as err:
         raise SpikeInterfaceError(f"{curation_file}: {err}") from None
     if not curated:
