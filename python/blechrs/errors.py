@@ -47,4 +47,14 @@ class PhyError(BlechrsError, ValueError):
 
 class NwbError(BlechrsError, ValueError):
     """An NWB export that cannot be written as asked: a field NWB/DANDI needs missing from the
-    ``.info`` file, a value in the wrong form, or pynwb not installed."""
+    ``.info`` file or a value in the wrong form."""
+
+
+class MissingExtraError(BlechrsError, ImportError):
+    """An optional extra (SpikeInterface, pynwb ...) that is not installed; the message says which
+    ``pip install 'blechrs[...]'`` to run."""
+
+
+class SpikeInterfaceError(BlechrsError, ValueError):
+    """A SpikeInterface curation that cannot be applied to the unit store as it is (a merge of
+    units of two electrodes, unit ids that are not the store's ...)."""

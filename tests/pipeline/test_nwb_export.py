@@ -23,7 +23,7 @@ from pynwb import NWBHDF5IO
 
 from blechrs import pipeline
 from blechrs.cli.main import main as cli_main
-from blechrs.errors import NwbError
+from blechrs.errors import MissingExtraError, NwbError
 from blechrs.io import paths, unit_store
 from blechrs.pipeline.export_nwb import export_nwb
 from support.sorting_reference import init_folder, simulated_folder, use_reference_engine
@@ -233,5 +233,5 @@ def test_the_file_honours_the_umask(rec):
 
 def test_without_pynwb_the_error_says_what_to_install(rec, monkeypatch):
     monkeypatch.setitem(sys.modules, "pynwb", None)
-    with pytest.raises(NwbError, match=r"pip install 'blechrs\[nwb\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'blechrs\[nwb\]'"):
         export_nwb(rec)

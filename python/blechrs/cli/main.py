@@ -2,7 +2,8 @@
 
 ``blechrs run DIR`` sorts a recording folder end to end; every stage is also a subcommand
 (``init``, ``extract``, ``cluster``, ``autosort``, ``post-process --sort-file F``, ``plot``,
-``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy, ``export nwb`` for sharing) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
+``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy, ``export nwb`` for sharing,
+``export si-curation`` / ``import si-curation`` for SpikeInterface's curation format) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
 truth. Nothing ever prompts. An error is one line and exit code 1 (a traceback with --debug).
 """
 
@@ -111,7 +112,14 @@ def cmd_export(args) -> int:
     if args.format == "nwb":
         return _export_nwb(args)
     if args.raw:
-        raise PipelineError("--raw is for `export nwb` (phy's folder needs no raw data)")
+        raise PipelineError("--raw is for `export nwb` (phy's folder and a curation file need no raw data)")
+    if args.format == "si-curation":
+        from blechrs.pipeline import spikeinterface as si
+        made = si.export_si_curation(args.dir, out=args.out, force=args.force)
+        console.print(f"SpikeInterface curation: {made.path} ({made.units} units; unit id = the store's unit "
+                      f"number, as blechrs.to_spikeinterface gives them); edit it or save one from "
+                      f"spikeinterface-gui, then `blechrs import si-curation {args.dir} FILE`")
+        return 0
     from blechrs.pipeline import phy
     done = phy.export_phy(args.dir, out=args.out, force=args.force)
     console.print(f"phy folder: {done.folder} ({done.units} units, {done.spikes} spikes); open it with "
@@ -132,10 +140,14 @@ def _export_nwb(args) -> int:
 
 def cmd_import(args) -> int:
     from blechrs.io import paths
-    from blechrs.pipeline import phy
     from blechrs.pipeline.lock import folder_lock
     with folder_lock(args.dir):  # one lock from the new units to their pictures, arrays and QA
-        report, problems, applied = phy.import_phy(args.dir, args.phy_folder or paths.phy_dir(args.dir))
+        if args.format == "si-curation":
+            from blechrs.pipeline import spikeinterface as si
+            report, problems, applied = si.import_si_curation(args.dir, args.source)
+            return _after_store(args, paths.si_sort_file_path(args.dir), report, problems, applied)
+        from blechrs.pipeline import phy
+        report, problems, applied = phy.import_phy(args.dir, args.source or paths.phy_dir(args.dir))
         return _after_store(args, paths.phy_sort_file_path(args.dir), report, problems, applied)
 
 
@@ -217,16 +229,19 @@ _COMMANDS = {
     "qa": ("unit QA: similarity, drift across trials, a picture per unit", ("no_plots",),
            "<name>.h5, the trial table", "QA_output/, blechrs_plots/qa/"),
     "export": ("write the stored units for another tool: phy (a folder its template-gui opens, no raw file "
-               "needed) or nwb (one NWB file, DANDI's format)", ("force", "quiet"),
+               "needed), nwb (one NWB file, DANDI's format) or si-curation (a SpikeInterface curation file)",
+               ("force", "quiet"),
                "<name>.h5, <name>.params; nwb: also <name>.info (subject, session), the layout, the Intan files",
                "phy: --out (default DIR/phy/): params.py, spike_*.npy, templates, features, waveforms, cluster_*.tsv "
                "(a folder holding a phy curation is kept unless --force); nwb: --out (default DIR/<name>.nwb; "
-               "a file blechrs did not write, or that changed since, is kept unless --force)"),
-    "import": ("apply what was saved in phy (good = single, mua = multi, noise = dropped; merges, splits), "
-               "all or nothing", ("no_plots", "jobs", "quiet"),
-               "PHY_FOLDER (default DIR/phy/: spike_clusters.npy, cluster_group.tsv, ...), blechrs_work/, <name>.params",
-               "a 'phy' solution in blechrs_work/electrodeNN.npz, <name>_phy.csv (the sort file), <name>.h5, "
-               "DIR/<name>_phy_applied.csv, blechrs_plots/"),
+               "a file blechrs did not write, or that changed since, is kept unless --force); si-curation: --out "
+               "(default DIR/<name>_si_curation.json; another file there is kept unless --force)"),
+    "import": ("apply what was saved in phy or a SpikeInterface curation (good = single, mua = multi, "
+               "noise = dropped; merges, splits, removed units), all or nothing", ("no_plots", "jobs", "quiet"),
+               "phy: SOURCE = the phy folder (default DIR/phy/); si-curation: SOURCE = the curation JSON "
+               "(default DIR/<name>_si_curation.json); blechrs_work/, <name>.params",
+               "a 'phy' / 'si' solution in blechrs_work/electrodeNN.npz when needed, <name>_phy.csv / <name>_si.csv "
+               "(the sort file), <name>.h5, DIR/<sort file>_applied.csv, blechrs_plots/"),
     "demo": ("simulate a recording with ground truth, sort it and score it", ("jobs", "force", "no_plots", "quiet"),
              "nothing", "a simulated recording and its sort in --out (default ./blechrs_demo)"),
 }
@@ -254,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_options(sp, options, suppress=True)
         if name in ("export", "import"):
-            sp.add_argument("format", choices=("phy", "nwb") if name == "export" else ("phy",),
-                            help="the other tool's format")
+            sp.add_argument("format", choices=("phy", "nwb", "si-curation") if name == "export"
+                            else ("phy", "si-curation"), help="the other tool's format")
         if name != "demo":
             sp.add_argument("dir", type=Path, help="recording folder")
         sp.set_defaults(func=funcs[name])
@@ -269,11 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--check", action="store_true",
                     help="validate the sort file and list the units it would save; write nothing")
     parsers["export"].add_argument("--out", type=Path, default=None,
-                                   help="the phy folder (default: DIR/phy) or NWB file (default: DIR/<name>.nwb)")
+                                   help="the phy folder (default: DIR/phy), NWB file (default: DIR/<name>.nwb) "
+                                        "or curation file (default: DIR/<name>_si_curation.json)")
     parsers["export"].add_argument("--raw", action="store_true",
                                    help="nwb: also the raw amplifier channels (an ElectricalSeries, streamed)")
-    parsers["import"].add_argument("phy_folder", type=Path, nargs="?", default=None,
-                                   help="the phy folder phy saved the curation in (default: DIR/phy)")
+    parsers["import"].add_argument("source", type=Path, nargs="?", default=None,
+                                   help="the phy folder phy saved the curation in (default: DIR/phy), or the "
+                                        "SpikeInterface curation file (default: DIR/<name>_si_curation.json)")
     d = parsers["demo"]
     d.add_argument("--out", type=Path, default=None, help="folder for the simulated recording and its sort "
                                                             "(default: ./blechrs_demo, replaced on each demo)")

@@ -226,10 +226,11 @@ def event_indices(event_times: np.ndarray, clusters: Sequence[PhyCluster]) -> li
 
 
 def new_solutions(n_events: int, clusters: Sequence[PhyCluster], events: Sequence[np.ndarray],
-                  existing: dict[int, tuple[str, np.ndarray]]) -> tuple[dict[int, np.ndarray], dict[int, int]]:
+                  existing: dict[int, tuple[str, np.ndarray]], kind: str = SOLUTION_KIND
+                  ) -> tuple[dict[int, np.ndarray], dict[int, int]]:
     """The solutions that hold ``clusters`` (labels per event = phy cluster id, -1 elsewhere) and
     each cluster's solution number. Clusters sharing events go to separate solutions; a solution
-    equal to an existing ``"phy"`` one reuses its number, else it takes the next free number.
+    equal to an existing one of ``kind`` reuses its number, else it takes the next free number.
     ``existing``: number -> (kind, labels). Returns ({number: labels} to add, {cluster: number})."""
     layers: list[np.ndarray] = []
     layer_of: dict[int, int] = {}
@@ -245,8 +246,8 @@ def new_solutions(n_events: int, clusters: Sequence[PhyCluster], events: Sequenc
     taken = set(existing)
     number_of_layer, add = [], {}
     for labels in layers:
-        same = [n for n, (kind, old) in sorted(existing.items())
-                if kind == SOLUTION_KIND and np.array_equal(np.asarray(old), labels)]
+        same = [n for n, (old_kind, old) in sorted(existing.items())
+                if old_kind == kind and np.array_equal(np.asarray(old), labels)]
         if same:
             number_of_layer.append(same[0])
             continue

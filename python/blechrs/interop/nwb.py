@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from blechrs.errors import NwbError
+from blechrs.errors import MissingExtraError, NwbError
 from blechrs.io.atomic import atomic_path
 from blechrs.io.layout import LayoutRow
 from blechrs.io.recording import MICROVOLTS_PER_BIT, Recording
@@ -69,7 +69,7 @@ def require_pynwb() -> Any:
     try:
         import pynwb
     except ImportError:
-        raise NwbError("NWB export needs pynwb: pip install 'blechrs[nwb]'") from None
+        raise MissingExtraError("NWB export needs pynwb: pip install 'blechrs[nwb]'") from None
     return pynwb
 
 

@@ -4,7 +4,9 @@
 ``blechrs_work/electrodeNN.npz`` (per-electrode work), ``blechrs_plots/`` (pictures, index.html),
 ``QA_output/`` (raw and unit QA), ``trial_info_frame.csv`` (the trial table), ``phy/`` (the
 export for phy's template-gui), ``<name>_phy.csv`` (the sort file an import from phy applied),
-``<name>.nwb`` (``blechrs export nwb``) and ``.blechrs.lock`` (the folder lock).
+``<name>.nwb`` (``blechrs export nwb``), ``<name>_si_curation.json`` (the export as a SpikeInterface
+curation), ``<name>_si.csv`` (the sort file an import of a SpikeInterface curation applied) and
+``.blechrs.lock`` (the folder lock).
 ``<name>`` is the folder's name, or the name of the files the folder already holds
 (``recording_name``).
 """
@@ -112,3 +114,13 @@ def nwb_stamp_path(directory: str | os.PathLike) -> Path:
 def phy_sort_file_path(directory: str | os.PathLike) -> Path:
     """The sort file ``blechrs import phy`` writes and applies."""
     return Path(directory) / f"{recording_name(directory)}_phy.csv"
+
+
+def si_curation_path(directory: str | os.PathLike) -> Path:
+    """The default file of ``blechrs export si-curation``."""
+    return Path(directory) / f"{recording_name(directory)}_si_curation.json"
+
+
+def si_sort_file_path(directory: str | os.PathLike) -> Path:
+    """The sort file ``blechrs import si-curation`` writes and applies."""
+    return Path(directory) / f"{recording_name(directory)}_si.csv"

@@ -54,10 +54,10 @@ def export_phy(directory: str | os.PathLike, out: str | os.PathLike | None = Non
     return PhyExport(folder=folder, units=len(units), spikes=len(content.arrays["spike_times"]))
 
 
-def work_solutions(directory: Path, electrode: int, add: dict[int, np.ndarray] | None = None
-                   ) -> tuple[np.ndarray, dict[int, tuple[str, np.ndarray]]]:
+def work_solutions(directory: Path, electrode: int, add: dict[int, np.ndarray] | None = None,
+                   kind: str = conversion.SOLUTION_KIND) -> tuple[np.ndarray, dict[int, tuple[str, np.ndarray]]]:
     """The one access to a work file here: its event times and solutions (number -> (kind,
-    labels)); with ``add`` (number -> labels), first saves those as solutions of kind "phy"."""
+    labels)); with ``add`` (number -> labels), first saves those as solutions of ``kind``."""
     path = paths.electrode_path(directory, electrode)
     if not path.exists():
         raise PhyError(f"electrode {electrode}: no work file {path} (not sorted here?)")
@@ -66,7 +66,7 @@ def work_solutions(directory: Path, electrode: int, add: dict[int, np.ndarray] |
         raise PhyError(f"electrode {electrode}: not clustered yet; run `blechrs run {directory}` first")
     if add:
         for number, labels in add.items():
-            work.solutions[number] = Solution(number, np.asarray(labels, dtype=np.int64), conversion.SOLUTION_KIND)
+            work.solutions[number] = Solution(number, np.asarray(labels, dtype=np.int64), kind)
         work_files.save_electrode(path, work)
     solutions = {n: (sol.kind, sol.labels) for n, sol in work.solutions.items()}
     return np.asarray(work.times, dtype=np.int64), solutions
