@@ -79,6 +79,9 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
         report.summaries.append(make_arrays(directory, params, recording=recording))
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
+    else:
+        report.notes.append(f"no digital-input pulses in {recording.path.name or recording.path} ({recording.file_type}):"
+                            f" no trials, so no spike-train arrays; the units are in the store")
     report.summaries.append(unit_qa(directory, params, recording=recording, pictures=pictures,
                                     jobs=n_workers(params.run.n_jobs) if pictures else 1,
                                     progress=(lambda done, total: progress("unit QA", done, total)) if progress
