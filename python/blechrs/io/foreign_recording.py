@@ -26,6 +26,7 @@ and how long the gap before it was. No digital inputs are read from these format
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,9 @@ BINARY_DTYPES = ("int16", "uint16", "int8", "uint8", "int32", "uint32", "float32
 CHUNK_SAMPLES = 1 << 18
 #: Largest int16 magnitude a scaled conversion uses (headroom below 32767 for rounding).
 SCALED_FULL_RANGE = 32000.0
+#: A Neuralynx time-stamp gap shorter than this is jitter (neo's strict_gap_mode=False at 32 kHz:
+#: 128 samples), not a gap.
+NEURALYNX_GAP_TOLERANCE_MS = 4.0
 _UNITS_TO_UV = {"uv": 1.0, "µv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3}
 
 
@@ -226,10 +230,15 @@ def _neo_rawio(directory: Path, kind: str):
         raise MissingExtraError(f"{directory}: reading {kind} needs neo: pip install 'blechrs[neo]'") from None
     if kind == OPEN_EPHYS:
         return rawio.OpenEphysRawIO(dirname=str(directory))
-    # A gap in the time stamps is a new segment (said in the warnings), not a refusal to read.
-    with warnings.catch_warnings():  # neo 0.14 deprecates the name, keeping its meaning
-        warnings.filterwarnings("ignore", message=".*strict_gap_mode", category=FutureWarning)
+    # A gap in the time stamps is a new segment (said in the warnings), not a refusal to read;
+    # a shorter one (NEURALYNX_GAP_TOLERANCE_MS, what neo calls non-strict at 32 kHz) is the
+    # jitter of the records' time stamps. neo >= 0.14 names the option gap_tolerance_ms.
+    known = inspect.signature(rawio.NeuralynxRawIO.__init__).parameters
+    if "gap_tolerance_ms" in known:
+        return rawio.NeuralynxRawIO(dirname=str(directory), gap_tolerance_ms=NEURALYNX_GAP_TOLERANCE_MS)
+    if "strict_gap_mode" in known:
         return rawio.NeuralynxRawIO(dirname=str(directory), strict_gap_mode=False)
+    return rawio.NeuralynxRawIO(dirname=str(directory))
 
 
 def _neo_files(directory: Path, kind: str) -> list[Path]:
@@ -336,7 +345,7 @@ def _segment_warnings(directory: Path, sizes, starts, t0, fs) -> list[str]:
 
 # --- the converted file --------------------------------------------------------------------------
 #: Part of every converted file's key: a change to how blechrs converts makes old conversions stale.
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2
 
 
 def _files_key(kind: str, files: list[Path]) -> str:
@@ -365,7 +374,7 @@ def _write_converted(directory: Path, chunks, meta: dict) -> None:
     with atomic_path(dp) as tmp, open(tmp, "wb") as fh:
         for x in chunks:
             x = np.asarray(x)
-            if x.dtype != np.int16:  # scaled values: round onto counts (int16 counts stay exact)
+            if not (x.dtype.kind == "i" and x.dtype.itemsize == 2):  # scaled: round onto counts (int16 stays exact)
                 x = np.clip(np.rint(x.astype(np.float64)), -32768, 32767)
             x.astype("<i2").tofile(fh)
     write_text_atomic(paths.converted_recording_meta_path(directory), json.dumps(meta, indent=1) + "\n")
