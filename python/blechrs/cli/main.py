@@ -47,8 +47,10 @@ def cmd_init(args) -> int:
     from blechrs import pipeline
     _describe_binary(args)
     res = pipeline.init(args.dir, force=args.force, auto_car=args.auto_car)
+    shown = {f"warning: {w}" for w in res.recording.warnings}  # (shown once already: _recording_warnings_once)
     for line in res.lines():
-        console.print(line)
+        if line not in shown:
+            console.print(line)
     return 0
 
 

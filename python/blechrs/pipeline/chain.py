@@ -32,7 +32,10 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     t0 = time.perf_counter()
     if needs_init(directory):
         res = init(directory, auto_car=auto_car)
-        report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
+        # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
+        own = {f"warning: {w}" for w in res.recording.warnings}
+        report.notes.extend(f"init: {line}" for line in res.lines()
+                            if line.startswith(("wrote", "warning")) and line not in own)
         if res.qa is not None:
             report.summaries.append(res.qa)
         report.timings["init"] = time.perf_counter() - t0
