@@ -97,9 +97,10 @@ class InitResult:
     def lines(self) -> list[str]:
         r = self.recording
         din = r.digital_inputs
-        out = [f"{r.file_type}: {r.n_channels} channels on ports {', '.join(r.port_names)}, "
-               f"{r.duration_s:.1f} s at {r.sampling_rate:g} Hz"]
-        if r.file_type not in FILE_TYPES:
+        intan = r.file_type in FILE_TYPES  # (another system's channels have no Intan ports)
+        ports = f" on ports {', '.join(r.port_names)}" if intan else ""
+        out = [f"{r.file_type}: {r.n_channels} channels{ports}, {r.duration_s:.1f} s at {r.sampling_rate:g} Hz"]
+        if not intan:
             out[0] += f", {r.gain:.6g} uV per count"
         if din:
             out.append("digital inputs: " + ", ".join(f"{k} ({len(v[0])} pulses)" for k, v in din.items()))
