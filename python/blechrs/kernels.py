@@ -33,10 +33,12 @@ def extract_electrodes(
     params: Any,
     threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    scale: float = MICROVOLTS_PER_BIT,
 ) -> list[dict[str, Any]]:
     """``_native.extract_electrodes`` with ``params`` any object carrying the extraction stage's
     parameters as attributes (``ExtractParams.FIELDS``, e.g. the stage's dataclass), or an
-    ``ExtractParams``. See ``help(blechrs._native.extract_electrodes)``."""
+    ``ExtractParams``. ``scale``: the recording's microvolts per count (``Recording.gain``).
+    See ``help(blechrs._native.extract_electrodes)``."""
     if not isinstance(params, ExtractParams):
         params = ExtractParams(**{name: getattr(params, name) for name in ExtractParams.FIELDS})
-    return _native.extract_electrodes(source, electrodes, car_groups, params, threads, progress)
+    return _native.extract_electrodes(source, electrodes, car_groups, params, threads, progress, scale)

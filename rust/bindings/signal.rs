@@ -16,6 +16,7 @@ use pyo3::types::{PyDict, PyList};
 use super::params::PyExtractParams;
 use super::{run_detached, to_pyerr, PySampleSource};
 use blechrs_engine::error::EngineError;
+use blechrs_engine::intan::MICROVOLTS_PER_BIT;
 use blechrs_engine::signal::cutoff::CutoffParams;
 use blechrs_engine::signal::filter;
 use blechrs_engine::signal::kernels::{self, Samples, Thresholds};
@@ -333,7 +334,8 @@ fn source_arg<'py>(source: &Bound<'py, PyAny>) -> PyResult<Source<'py>> {
 /// group of channel i (-1 = none; empty = no CAR). ``params``: an :class:`ExtractParams`.
 /// ``threads``: worker threads (0 = ``BLECHRS_THREADS`` or all cores). ``progress(done, total)``
 /// is called after each chunk. Streams in chunks (one noise window each), electrodes in
-/// parallel, GIL released; samples are scaled by ``MICROVOLTS_PER_BIT``.
+/// parallel, GIL released; samples are scaled by ``scale``: the recording's microvolts per
+/// count (``MICROVOLTS_PER_BIT`` for Intan, the default; finite and non-zero).
 ///
 /// Returns one dict per electrode: ``electrode, times`` (int64, sample of the extremum),
 /// ``times_subsample`` (float64), ``polarity`` (int8), ``waveforms`` (float32 n x L, uV,
@@ -343,7 +345,8 @@ fn source_arg<'py>(source: &Bound<'py, PyAny>) -> PyResult<Source<'py>> {
 /// every ``noise_subsample``-th sample of the window (``y[a:b:N]``); ``mad_val`` and a global
 /// threshold use ``y[:cutoff:S]`` with ``S = max(noise_subsample, ceil(n_samples / 2**20))``.
 #[pyfunction]
-#[pyo3(signature = (source, electrodes, car_groups, params, threads=0, progress=None))]
+#[pyo3(signature = (source, electrodes, car_groups, params, threads=0, progress=None, scale=MICROVOLTS_PER_BIT))]
+#[allow(clippy::too_many_arguments)]
 fn extract_electrodes<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
@@ -352,6 +355,7 @@ fn extract_electrodes<'py>(
     params: &Bound<'py, PyExtractParams>,
     threads: i64,
     progress: Option<Py<PyAny>>,
+    scale: f64,
 ) -> PyResult<Bound<'py, PyList>> {
     let src = source_arg(source)?;
     let nch = match &src {
@@ -383,7 +387,7 @@ fn extract_electrodes<'py>(
     };
     let res = match &src {
         Source::Shared(s) => run_detached(py, || {
-            stream::extract_electrodes(s.as_ref(), &electrodes, &car_groups, p, threads, &mut prog)
+            stream::extract_electrodes(s.as_ref(), &electrodes, &car_groups, p, scale, threads, &mut prog)
         }),
         Source::Array(a) => {
             let (nc, ns) = (a.shape()[0], a.shape()[1]);
@@ -393,7 +397,7 @@ fn extract_electrodes<'py>(
                 // SAFETY: `a` (a read borrow of the array) lives until this call returns, and
                 // numpy's shape and byte strides describe exactly the elements read.
                 let src = unsafe { ArraySource::from_raw(ptr as *const u8, nc, ns, sc, st) };
-                stream::extract_electrodes(&src, &electrodes, &car_groups, p, threads, &mut prog)
+                stream::extract_electrodes(&src, &electrodes, &car_groups, p, scale, threads, &mut prog)
             })
         }
     };

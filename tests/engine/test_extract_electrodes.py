@@ -249,3 +249,18 @@ def test_extract_params_are_typed_keyword_only_and_checked_by_the_engine():
         with pytest.raises(ValueError, match=name):
             kernels.ExtractParams(**{**good, name: bad})
     assert kernels.MICROVOLTS_PER_BIT == 0.195
+
+
+@pytest.mark.parametrize("scale", [0.0305185, 0.05, 1.0])
+def test_extract_scales_by_the_recordings_gain(scale):
+    """Another system's gain (Neuralynx 0.0305, Open Ephys 0.05, raw counts 1 uV/unit): waveforms,
+    thresholds and the voltage cutoff are in its microvolts, as the scipy reference computes."""
+    x, _ = recording(nch=3)
+    p = params(use_car=False, voltage_cutoff=3000.0)
+    got = extract(x, [0, 1, 2], [], p, scale=scale)
+    exp = ref.pipeline(x, FS, p.to_flat(), [0, 1, 2], [], scale=scale)
+    for g, e in zip(got, exp):
+        check_against_reference(g, e, int(round(FS / 1000)))
+    one_line = pytest.raises(ValueError, match="scale must be finite and non-zero")
+    with one_line:
+        extract(x, [0], [], p, scale=0.0)

@@ -109,8 +109,8 @@ def cutoff(y, fs, voltage_cutoff=10000, max_breach_rate=1, max_secs_above_cutoff
     return n
 
 
-def pipeline(x, fs, params, electrodes, car_groups):
-    """The whole extract_electrodes definition on in-memory arrays."""
+def pipeline(x, fs, params, electrodes, car_groups, scale=0.195):
+    """The whole extract_electrodes definition on in-memory arrays (``scale``: uV per count)."""
     raw = np.asarray(x, dtype=np.float64)
     if params.get("use_car", True) and len(car_groups):
         raw, dead = car(raw, car_groups)
@@ -122,7 +122,7 @@ def pipeline(x, fs, params, electrodes, car_groups):
     dead_s = int(round(params["dead_time_ms"] * fs / 1000))
     out = []
     for e in electrodes:
-        y = ss.filtfilt(b, a, raw[e] * 0.195).astype(np.float32)
+        y = ss.filtfilt(b, a, raw[e] * scale).astype(np.float32)
         n = len(y)
         cut = cutoff(y, fs, params["voltage_cutoff"], params["max_breach_rate"], params["max_secs_above_cutoff"], params["max_mean_breach_rate_persec"])
         step = params["noise_subsample"]

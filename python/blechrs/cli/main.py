@@ -32,16 +32,32 @@ def _params(directory):
 # Commands
 
 
+def _describe_binary(args) -> None:
+    """``--format binary ...``: save the raw binary description in the folder first."""
+    if getattr(args, "format", None) is None:
+        return
+    from blechrs import pipeline
+    if args.sampling_rate is None or args.channels is None:
+        raise BlechrsError("--format binary needs --sampling-rate HZ and --channels N")
+    p = pipeline.describe_binary(args.dir, args.sampling_rate, args.channels, file=args.file, dtype=args.dtype,
+                                 offset=args.offset, gain=args.gain, force=args.force)
+    console.print(f"raw binary recording described in {p}")
+
+
 def cmd_init(args) -> int:
     from blechrs import pipeline
+    _describe_binary(args)
     res = pipeline.init(args.dir, force=args.force, auto_car=args.auto_car)
+    shown = {f"warning: {w}" for w in res.recording.warnings}  # (shown once already: _recording_warnings_once)
     for line in res.lines():
-        console.print(line)
+        if line not in shown:
+            console.print(line)
     return 0
 
 
 def cmd_run(args) -> int:
     from blechrs import pipeline
+    _describe_binary(args)
     with ProgressBars(not args.quiet) as bars:
         report = pipeline.run(args.dir, force=args.force, jobs=_jobs(args), plots=not args.no_plots,
                               progress=bars, auto_car=args.auto_car)
@@ -255,6 +271,22 @@ def _add_options(parser: argparse.ArgumentParser, names, suppress: bool) -> None
         parser.add_argument(*flags, **kw, default=argparse.SUPPRESS if suppress else _DEFAULTS[name])
 
 
+def _add_binary_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "other recordings", "Open Ephys (.continuous) and Neuralynx (.ncs) folders are found by themselves (pip "
+        "install 'blechrs[neo]'); a raw binary file is described once with these options (saved in "
+        "DIR/blechrs_binary.json, so later commands need none)")
+    g.add_argument("--format", choices=("binary",), default=None, help="the folder holds a raw binary recording")
+    g.add_argument("--sampling-rate", type=float, default=None, metavar="HZ")
+    g.add_argument("--channels", type=int, default=None, metavar="N", help="channels, interleaved sample by sample")
+    g.add_argument("--file", default=None, metavar="NAME", help="the data file (default: the folder's one "
+                                                                ".raw/.bin/.dat file)")
+    g.add_argument("--dtype", default="int16", help="sample type, numpy's name (default int16; '>' for big-endian)")
+    g.add_argument("--offset", type=int, default=0, metavar="BYTES", help="header bytes to skip (default 0)")
+    g.add_argument("--gain", type=float, default=None, metavar="UV",
+                   help="microvolts per unit of the file (default 1: voltages shown are the file's units)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blechrs", description="Fast, non-interactive spike sorting of Intan recordings.")
     _add_options(p, ("jobs", "force", "no_plots", "quiet"), suppress=False)
@@ -279,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["run"].add_argument("--copy-raw", action="store_true", help="also store the raw channels in DIR/<name>.h5:/raw")
     parsers["run"].add_argument("--auto-car", action="store_true", help=auto_car_help)
     parsers["init"].add_argument("--auto-car", action="store_true", help=auto_car_help)
+    for name in ("run", "init"):
+        _add_binary_options(parsers[name])
     pp = parsers["post-process"]
     pp.add_argument("--sort-file", "-f", type=Path, required=True, help="CSV: Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments")
     pp.add_argument("--check", action="store_true",
@@ -308,9 +342,28 @@ def _version() -> str:
         return "unknown"
 
 
+def _recording_warnings_once() -> None:
+    """A recording's warnings (dropped samples, gaps, an assumed gain) as one plain line each,
+    once per command: every stage opens the recording and would repeat them with source lines."""
+    from blechrs.io import RecordingWarning
+
+    shown, seen = warnings.showwarning, set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, RecordingWarning):
+            shown(message, category, filename, lineno, file, line)
+        elif str(message) not in seen:  # (not the "once" filter: catch_warnings forgets what it showed)
+            seen.add(str(message))
+            console.print(f"warning: {message}", markup=False, highlight=False)
+
+    warnings.filterwarnings("always", category=RecordingWarning)
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _recording_warnings_once()
     if not getattr(args, "command", None):
         parser.print_help()
         return 1

@@ -124,3 +124,22 @@ def si_curation_path(directory: str | os.PathLike) -> Path:
 def si_sort_file_path(directory: str | os.PathLike) -> Path:
     """The sort file ``blechrs import si-curation`` writes and applies."""
     return Path(directory) / f"{recording_name(directory)}_si.csv"
+
+
+#: A raw binary recording's description (``blechrs init DIR --format binary ...`` writes it; a
+#: person may write it by hand): which file, sampling rate, channels, dtype, offset, gain.
+BINARY_SPEC_NAME = "blechrs_binary.json"
+
+
+def binary_spec_path(directory: str | os.PathLike) -> Path:
+    return Path(directory) / BINARY_SPEC_NAME
+
+
+def converted_recording_path(directory: str | os.PathLike) -> Path:
+    """A recording of another format as blechrs's engine reads it: int16, interleaved by channel
+    (``io.foreign_recording`` writes it once; ``converted_recording_meta_path`` says from what)."""
+    return work_dir(directory) / "recording_int16.dat"
+
+
+def converted_recording_meta_path(directory: str | os.PathLike) -> Path:
+    return work_dir(directory) / "recording_int16.json"

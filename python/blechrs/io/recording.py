@@ -15,9 +15,13 @@ Layouts (Intan's names):
 * ``traditional``: one or several consecutive .rhd files (header + data blocks), read as one.
 
 Amplifier values are int16 counts of 0.195 uV in every layout (.rhd stores uint16 offset by
-32768; blechrs converts, it never scales twice). Problems that do not stop reading (time-stamp
+32768; blechrs converts, it never scales twice); ``Recording.gain`` says so. Problems that do not stop reading (time-stamp
 jumps, a partial last .rhd block) are issued as :class:`RecordingWarning` and kept in
 ``Recording.warnings``; problems that do are a :class:`RecordingError` naming the file.
+
+A folder with no Intan recording but another system's (Open Ephys, Neuralynx, a raw binary file
+described by ``blechrs_binary.json``) opens through :mod:`blechrs.io.foreign_recording` as the
+same :class:`Recording`, with that system's gain and no digital inputs.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 
 from blechrs import _native
 from blechrs.errors import RecordingError
+from blechrs.io.foreign_recording import ForeignData, detect_format, open_foreign
 
 #: Intan RHD2000 amplifier resolution, the same for every file format.
 MICROVOLTS_PER_BIT = _native.MICROVOLTS_PER_BIT
@@ -135,7 +140,7 @@ class AmplifierView:
 
 
 class Recording:
-    """An opened Intan recording (see the module docstring). Use :func:`open_recording`."""
+    """An opened recording (see the module docstring). Use :func:`open_recording`."""
 
     path: Path
     file_type: str
@@ -147,9 +152,17 @@ class Recording:
     header: dict[str, Any]
     amplifier: AmplifierView
     warnings: list[str]
+    gain: float
+    """Microvolts per int16 count of the amplifier channels (Intan: ``MICROVOLTS_PER_BIT``)."""
+    segment_starts: list[int]
+    """First sample of each continuous segment (other systems' recordings with gaps; else [0])."""
 
-    def __init__(self, path: Path, file_type: str, header: dict, source, files: list[Path], din_reader, warns):
+    def __init__(self, path: Path, file_type: str, header: dict, source, files: list[Path], din_reader, warns,
+                 foreign: ForeignData | None = None):
         self.path = path
+        self._foreign = foreign
+        self.gain = foreign.gain if foreign is not None else MICROVOLTS_PER_BIT
+        self.segment_starts = list(foreign.segment_starts) if foreign is not None else [0]
         self.file_type = file_type
         self._full_header = header
         amp = [c for c in header["channels"] if c["signal_type"] == _AMPLIFIER]
@@ -164,7 +177,7 @@ class Recording:
         self._din_reader = din_reader
         self.warnings = list(warns)
         self.header = {
-            "version": "%d.%d" % tuple(header["version"]),
+            "version": "%d.%d" % tuple(header["version"]) if header["version"] is not None else None,
             "sampling_rate": self.sampling_rate,
             "notch_filter_frequency": header["notch_filter_frequency"],
             "dsp_enabled": header["dsp_enabled"],
@@ -191,19 +204,25 @@ class Recording:
         (ns), and the header's layout, rate, channels and length. Costs a stat per file; resume
         compares it, so replaced, grown or re-recorded files are never mixed with old results."""
         files = list(self.files)
-        if self.file_type != TRADITIONAL:
+        if self.file_type in (PER_CHANNEL, PER_SIGNAL):
             files.append(self.header_file)
         stats = []
         for f in map(Path, files):
             st = f.stat()
             stats.append([f.name, st.st_size, st.st_mtime_ns])
-        text = json.dumps([self.file_type, self.sampling_rate, self.channel_names, self.n_samples, stats])
+        ident: list = [self.file_type, self.sampling_rate, self.channel_names, self.n_samples, stats]
+        if self._foreign is not None:  # its gain scales every waveform: a changed gain redoes extraction
+            ident.append(self.gain)
+        text = json.dumps(ident)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def header_file(self) -> Path:
         """The file whose header this recording's settings come from (what to name when they are
-        wrong): info.rhd, or the first .rhd of a set."""
+        wrong): info.rhd, or the first .rhd of a set (another system's: its first file, or the raw
+        binary description)."""
+        if self._foreign is not None:
+            return self._foreign.header_file
         return Path(self.files[0]) if self.file_type == TRADITIONAL else Path(self.path) / "info.rhd"
 
     @property
@@ -221,12 +240,17 @@ class Recording:
 
     @property
     def electrode_nums(self) -> list[str]:
-        """Intan's number of each channel within its port ("000" of A-000)."""
+        """Intan's number of each channel within its port ("000" of A-000); other systems' channels
+        are numbered in order."""
+        if self._foreign is not None:
+            return [f"{i:03d}" for i in range(self.n_channels)]
         return [n.rsplit("-", 1)[-1] for n in self.channel_names]
 
     @property
     def filenames(self) -> list[str]:
         """Where each channel's samples live (the layout CSV's ``filename`` column)."""
+        if self._foreign is not None:
+            return list(self._foreign.channel_files)
         if self.file_type == PER_CHANNEL:
             return [f"amp-{n}.dat" for n in self.channel_names]
         if self.file_type == PER_SIGNAL:
@@ -245,7 +269,7 @@ class Recording:
         return self.amplifier.read(channels, start, stop)
 
     def microvolts(self, channels, start: int = 0, stop: int | None = None) -> np.ndarray:
-        return self.read(channels, start, stop).astype(np.float32) * np.float32(MICROVOLTS_PER_BIT)
+        return self.read(channels, start, stop).astype(np.float32) * np.float32(self.gain)
 
     def __repr__(self) -> str:
         return (f"Recording({str(self.path)!r}, {self.file_type!r}, {self.n_channels} channels, "
@@ -253,6 +277,11 @@ class Recording:
 
 
 # ----------------------------------------------------------------------------------------------
+def _has_intan(directory: Path) -> bool:
+    return any(p.suffix.lower() == ".rhd" or (p.name.startswith("amp-") and p.suffix == ".dat")
+               or p.name == "amplifier.dat" for p in directory.iterdir())
+
+
 def _detect(directory: Path) -> tuple[str, list[Path]]:
     if not directory.exists():
         raise RecordingError(f"{directory}: no such directory")
@@ -277,7 +306,8 @@ def _detect(directory: Path) -> tuple[str, list[Path]]:
         if not any(directory.iterdir()):
             raise RecordingError(f"{directory}: empty directory, no Intan recording in it")
         raise RecordingError(
-            f"{directory}: no Intan recording found (expected info.rhd with amp-*.dat or amplifier.dat, or .rhd files)"
+            f"{directory}: no Intan recording found (expected info.rhd with amp-*.dat or amplifier.dat, or .rhd files;"
+            f" or Open Ephys .continuous, Neuralynx .ncs, or a raw binary file: blechrs init DIR --format binary ...)"
         )
     kind = found[0]
     if kind == TRADITIONAL:
@@ -344,9 +374,29 @@ def _check_rhd_set(parts, block_samples: int, jumps) -> None:
                              f"as a whole file holds: is a file of the set missing, or are the files out of order?")
 
 
+def _open_foreign(directory: Path, kind: str) -> Recording:
+    fd = open_foreign(directory, kind)
+    channels = [dict(signal_type=_AMPLIFIER, native_channel_name=n, custom_channel_name=n, port_prefix="A",
+                     native_order=i, electrode_impedance_magnitude=float("nan")) for i, n in enumerate(fd.channel_names)]
+    header: dict[str, Any] = dict(version=None, sample_rate=fd.sampling_rate, channels=channels, notes=[],
+                                  reference_channel="", block_samples=None)
+    for k in ("notch_filter_frequency", "dsp_enabled", "actual_dsp_cutoff_frequency", "actual_lower_bandwidth",
+              "actual_upper_bandwidth", "desired_dsp_cutoff_frequency", "desired_lower_bandwidth",
+              "desired_upper_bandwidth"):
+        header[k] = None
+    for w in fd.warnings:
+        warnings.warn(w, RecordingWarning, stacklevel=3)
+    return Recording(directory, fd.kind, header, fd.source, list(fd.files), lambda: {}, fd.warnings, foreign=fd)
+
+
 def open_recording(path: str | os.PathLike) -> Recording:
-    """Open an Intan recording directory (or its info.rhd, or a single .rhd file)."""
+    """Open a recording directory: Intan (or its info.rhd, or a single .rhd file), else another
+    system's recording (:mod:`blechrs.io.foreign_recording`)."""
     path = Path(path)
+    if path.is_dir() and not _has_intan(path):
+        kind = detect_format(path)
+        if kind is not None:
+            return _open_foreign(path, kind)
     if path.is_file():
         if path.name == "info.rhd":
             path = path.parent

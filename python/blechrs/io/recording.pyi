@@ -41,6 +41,8 @@ class Recording:
     amplifier: AmplifierView
     files: list[Path]
     warnings: list[str]
+    gain: float
+    segment_starts: list[int]
     def identity(self) -> str: ...
     @property
     def source(self) -> SampleSource: ...

@@ -32,7 +32,10 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     t0 = time.perf_counter()
     if needs_init(directory):
         res = init(directory, auto_car=auto_car)
-        report.notes.extend(f"init: {line}" for line in res.lines() if line.startswith(("wrote", "warning")))
+        # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
+        own = {f"warning: {w}" for w in res.recording.warnings}
+        report.notes.extend(f"init: {line}" for line in res.lines()
+                            if line.startswith(("wrote", "warning")) and line not in own)
         if res.qa is not None:
             report.summaries.append(res.qa)
         report.timings["init"] = time.perf_counter() - t0
@@ -79,6 +82,9 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
         report.summaries.append(make_arrays(directory, params, recording=recording))
         report.timings["arrays"] = time.perf_counter() - t
         t = time.perf_counter()
+    else:
+        report.notes.append(f"no digital-input pulses in {recording.path.name or recording.path} ({recording.file_type}):"
+                            f" no trials, so no spike-train arrays; the units are in the store")
     report.summaries.append(unit_qa(directory, params, recording=recording, pictures=pictures,
                                     jobs=n_workers(params.run.n_jobs) if pictures else 1,
                                     progress=(lambda done, total: progress("unit QA", done, total)) if progress

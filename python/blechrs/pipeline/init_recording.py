@@ -32,7 +32,8 @@ from blechrs.io.atomic import write_text_atomic, write_texts_atomic
 from blechrs.io.info import build_info, info_text
 from blechrs.io.params_file import load_params, params_text
 from blechrs.io.qa_files import write_channel_corr
-from blechrs.io.recording import Recording
+from blechrs.io.foreign_recording import BinarySpec, load_binary_spec, write_binary_spec
+from blechrs.io.recording import FILE_TYPES, Recording
 from blechrs.params import ExtractParams, SortParams
 from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.quality.car_groups import auto_car_groups
@@ -96,8 +97,11 @@ class InitResult:
     def lines(self) -> list[str]:
         r = self.recording
         din = r.digital_inputs
-        out = [f"{r.file_type}: {r.n_channels} channels on ports {', '.join(r.port_names)}, "
-               f"{r.duration_s:.1f} s at {r.sampling_rate:g} Hz"]
+        intan = r.file_type in FILE_TYPES  # (another system's channels have no Intan ports)
+        ports = f" on ports {', '.join(r.port_names)}" if intan else ""
+        out = [f"{r.file_type}: {r.n_channels} channels{ports}, {r.duration_s:.1f} s at {r.sampling_rate:g} Hz"]
+        if not intan:
+            out[0] += f", {r.gain:.6g} uV per count"
         if din:
             out.append("digital inputs: " + ", ".join(f"{k} ({len(v[0])} pulses)" for k, v in din.items()))
         else:
@@ -113,12 +117,20 @@ class InitResult:
         return "\n".join(self.lines())
 
 
+#: Another system's recording with fewer channels than this is written without CAR (see header_params).
+MIN_CAR_CHANNELS = 8
+
+
 def header_params(rec: Recording) -> SortParams:
     """The parameters init writes: the defaults with the header's sampling rate, checked against
     params.py's rules before any file is written, so a header blechrs cannot sort from (1000 Hz
     puts the 300-3000 Hz band above Nyquist) fails init instead of leaving a .params a later run
-    would keep after the header is fixed."""
-    return SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate)).validate(
+    would keep after the header is fixed. Another system's recording of fewer than
+    ``MIN_CAR_CHANNELS`` channels (a stereotrode, a tetrode) gets ``use_car = false``: its wires
+    see the same neurons, and the mean of two to seven of them is largely their own spikes (with
+    two wires, CAR leaves each minus the other, halved)."""
+    few = rec.file_type not in FILE_TYPES and rec.n_channels < MIN_CAR_CHANNELS
+    return SortParams(extract=ExtractParams(sampling_rate=rec.sampling_rate, use_car=not few)).validate(
         f"{rec.header_file} (sampling rate {rec.sampling_rate:g} Hz in its header)")
 
 
@@ -194,6 +206,9 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
         res.skipped.append(ip)
     new_params = force or not pp.exists()
     params = header_params(rec) if new_params else _kept_params(res, pp)
+    if new_params and not params.extract.use_car:
+        res.warnings.append(f"use_car = false in {pp.name}: {rec.n_channels} channels of one bundle share their "
+                            f"neurons, so their common average would subtract their own spikes")
     if qa or auto_car:
         rows = _raw_qa_and_car(res, rows, params, new_layout, auto_car)
     texts = {}
@@ -206,3 +221,32 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
     write_texts_atomic(texts)
     res.written += list(texts)
     return res
+
+
+_BINARY_SUFFIXES = (".raw", ".bin", ".dat")
+
+
+@holds_folder_lock
+def describe_binary(directory: str | os.PathLike, sampling_rate: float, n_channels: int, file: str | None = None,
+                    dtype: str = "int16", offset: int = 0, gain: float | None = None, force: bool = False) -> Path:
+    """Write the folder's raw binary description (``blechrs_binary.json``) so every later command
+    reads the file without being told again. ``file`` may be left out when the folder holds one
+    ``.raw``/``.bin``/``.dat`` file. A different description already there is kept unless
+    ``force`` (it is the person's file); the same one is left as it is."""
+    directory = Path(directory)
+    if file is None:
+        found = sorted(p.name for p in directory.iterdir() if p.is_file() and p.suffix.lower() in _BINARY_SUFFIXES)
+        if len(found) != 1:
+            which = f"{len(found)} ({', '.join(found)})" if found else "none"
+            raise RecordingError(f"{directory}: say which file is the recording (--file NAME): .raw/.bin/.dat files "
+                                 f"found: {which}")
+        file = found[0]
+    spec = BinarySpec(file=str(file), sampling_rate=float(sampling_rate), n_channels=int(n_channels), dtype=dtype,
+                      offset=int(offset), gain=None if gain is None else float(gain))
+    p = paths.binary_spec_path(directory)
+    if p.exists() and not force:
+        if load_binary_spec(directory) == spec:
+            return p
+        raise RecordingError(f"{p}: already describes the recording differently; edit it, or give --force to "
+                             f"replace it")
+    return write_binary_spec(directory, spec)

@@ -193,7 +193,8 @@ def _taste_arrays(trials: TrialTable, config: TrialConfig, unit_times: list[np.n
             t.laser_onset_lag = np.asarray(trials.laser_lag_ms[rows], np.float64)
             n_laser = int(trials.laser[rows].sum())
         if emg:
-            t.emg_array = emg_array(recording.amplifier, emg, trials.start[rows], fs, durations, bin_ms, n_samples)
+            t.emg_array = emg_array(recording.amplifier, emg, trials.start[rows], fs, durations, bin_ms, n_samples,
+                                    scale=recording.gain)
         result.dig_ins.append(
             DigInSummary(name, str(config.tastes[name]), len(rows), int(trials.truncated[rows].sum()), n_laser, arr.shape)
         )

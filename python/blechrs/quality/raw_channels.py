@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from blechrs.io.recording import MICROVOLTS_PER_BIT
 from blechrs.params import SortParams
 
 _PAD = 3000  # samples of padding read around each window so the band-pass edge effects fall outside
@@ -41,7 +40,7 @@ def sample_channels(recording, n_corr_samples: int = 10000, seed: int = 0, n_win
     raw, band = [], []
     for a, b in _windows(n, n_corr_samples, n_windows, rng):
         lo, hi = max(0, a - _PAD), min(n, b + _PAD)
-        x = recording.read(chans, lo, hi).astype(np.float32) * np.float32(MICROVOLTS_PER_BIT)
+        x = recording.read(chans, lo, hi).astype(np.float32) * np.float32(recording.gain)
         raw.append(x[:, a - lo: b - lo])
         if hi - lo > 12:  # filtfilt needs more samples than its padding
             f = kernels.bandpass(np.ascontiguousarray(x, dtype=np.float64), recording.sampling_rate)
@@ -128,7 +127,7 @@ def check_channels(rec, params: SortParams, channels_in_use: list[int] | None = 
     noise = np.median(np.abs(band), axis=1) / 0.6745
     res.noise_uv = noise
     span = raw.max(axis=1) - raw.min(axis=1) if raw.shape[1] else np.zeros(rec.n_channels)
-    res.flat = [c for c in range(rec.n_channels) if span[c] <= 2 * MICROVOLTS_PER_BIT and c in use]
+    res.flat = [c for c in range(rec.n_channels) if span[c] <= 2 * rec.gain and c in use]
     live = noise[[c for c in range(rec.n_channels) if c not in res.flat]]
     ref = float(np.median(live)) if len(live) else 0.0
     res.dead = [c for c in range(rec.n_channels) if c not in res.flat and c in use and noise[c] < 0.2 * ref]

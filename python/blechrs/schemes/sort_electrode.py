@@ -159,7 +159,7 @@ def extract_events(recording, electrodes: Sequence[int], groups: Sequence[int], 
                    progress: Callable | None = None) -> list[dict[str, Any]]:
     """The engine's extraction (CAR, band-pass, threshold, detection, waveforms) of ``electrodes``."""
     return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), params.extract,
-                                      threads=params.run.n_jobs, progress=progress)
+                                      threads=params.run.n_jobs, progress=progress, scale=recording.gain)
 
 
 def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: SortParams | None = None

@@ -633,16 +633,19 @@ impl<'a> Plan<'a> {
 /// Run the whole extraction with the user's parameters (checked first: every error names the
 /// parameter). `group_of[c]` is channel c's CAR group (-1 = none; empty = no CAR); `threads` <= 0
 /// means BLECHRS_THREADS or all cores; `progress` is called with (samples done, samples total)
-/// after each chunk and may abort by returning Err.
+/// after each chunk and may abort by returning Err. `scale`: the recording's gain, microvolts
+/// per int16 count (Intan: `MICROVOLTS_PER_BIT`; other systems their own), finite and non-zero.
 pub fn extract_electrodes(
     src: &dyn SampleSource,
     electrodes: &[usize],
     group_of: &[i64],
     params: &ExtractParams,
+    scale: f64,
     threads: i64,
     progress: &mut Progress<'_>,
 ) -> Result<Vec<ElectrodeResult>> {
-    let settings = params.settings(threads)?;
+    let mut settings = params.settings(threads)?;
+    settings.scale = scale;
     extract_with(src, electrodes, group_of, &settings, progress)
 }
 
