@@ -11,7 +11,7 @@ from pathlib import Path
 from blechrs.errors import PipelineError
 from blechrs.io import paths, work_files
 from blechrs.params import SortParams
-from blechrs.pipeline.executors import Progress, map_jobs, n_workers
+from blechrs.pipeline.executors import Progress, RemoteExecutor, map_jobs, n_workers
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.pictures import plot_solutions
 from blechrs.pipeline.report import RunReport, electrode_summary
@@ -35,9 +35,10 @@ def _cluster_job(directory: str, electrode: int, params: SortParams, only_autoso
 @holds_folder_lock
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
-            only_autosort: bool = False, plots: bool = False, pool: ProcessPoolExecutor | None = None) -> RunReport:
+            only_autosort: bool = False, plots: bool = False,
+            pool: ProcessPoolExecutor | RemoteExecutor | None = None) -> RunReport:
     """Features + solutions + auto-sort choices for every extracted electrode (process pool:
-    ``pool`` if given, see ``start_pool``)."""
+    ``pool`` if given, see ``start_pool``; or a cluster's workers)."""
     directory = Path(directory)
     params = params or load_params(directory)
     report = report or RunReport(directory)
