@@ -59,15 +59,18 @@ def batch_table(results: Sequence[Any], title: str = "batch") -> Table:
                       ("time", "right")):
         t.add_column(col, justify=just, no_wrap=col != "recording", overflow="fold")
     t.add_column("what happened", overflow="fold")
-    for r in results:
+    names = [r.directory.name for r in results]
+    if len(set(names)) < len(names):  # the folders' names alone would not tell them apart
+        names = [str(r.directory) for r in results]
+    for name, r in zip(names, results):
         if r.ok:
-            note = f"stored in {r.report.h5}" if r.report.h5 else "no unit stored"
+            note = f"stored in {r.report.h5.name}" if r.report.h5 else "no unit stored"
             if r.attempts > 1:
                 note = f"first try failed: {r.reason}; " + note
         else:
             note = r.reason or {"interrupted": "stopped by Ctrl-C", "not run": "not started"}.get(r.status, "")
         result = "failed" if r.status == "failed" else r.status
-        t.add_row(str(r.directory), result, str(r.attempts), "-" if r.units is None else str(r.units),
+        t.add_row(name, result, str(r.attempts), "-" if r.units is None else str(r.units),
                   f"{r.seconds:.1f} s" if r.attempts else "-", note)
     return t
 

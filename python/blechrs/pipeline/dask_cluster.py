@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 
-from blechrs.errors import BlechrsError, PipelineError
+from blechrs.errors import PipelineError
 from blechrs.pipeline.executors import Progress, RemoteExecutor, one_thread_task
 
 
@@ -42,9 +42,9 @@ class DaskExecutor(RemoteExecutor):
                 i = index[fut.key]
                 try:
                     results[i] = fut.result()
-                except (BlechrsError, OSError):  # the task's own error: said as it is
-                    raise
-                except Exception as e:  # the cluster's (a worker lost, ...): one line
+                except Exception as e:
+                    if not _from_the_cluster(e):  # the task's own error, raised as it is
+                        raise
                     raise PipelineError(f"{args[i][0]}: a {stage} task failed on the Dask cluster: "
                                         f"{type(e).__name__}: {e}") from e
                 if progress:
@@ -59,6 +59,14 @@ class DaskExecutor(RemoteExecutor):
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _from_the_cluster(error: BaseException) -> bool:
+    """A worker lost (``KilledWorker``), a task cancelled, a connection closed: not the task's."""
+    import concurrent.futures
+
+    return (type(error).__module__.split(".")[0] in ("distributed", "tornado")
+            or isinstance(error, (concurrent.futures.CancelledError, TimeoutError)))
 
 
 def connect(address: str, workers: int) -> DaskExecutor:

@@ -1,0 +1,69 @@
+"""``blechrs run`` over many folders, as a person types it: a quoted glob pattern or the shell's
+expansion, the summary table, the exit code, and ``--scheduler`` with a Dask scheduler's address
+(the same stores as the local run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from distributed import LocalCluster
+
+from blechrs.cli.main import main
+from blechrs.io import paths
+from support.outputs_reference import store_contents, work_contents
+from support.sorting_reference import broken_batch
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith("rec_")}
+
+
+def test_a_quoted_glob_sorts_a_batch_then_a_scheduler_redoes_it_identically(tmp_path, capsys, monkeypatch):
+    broken_batch(tmp_path)
+    (tmp_path / "rec_notes.txt").write_text("matched by the pattern, not a folder")
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "rec_*", "-q", "--no-plots", "-j", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    rows = _rows(out)
+    assert sorted(rows) == ["rec_a", "rec_b", "rec_c"]
+    assert rows["rec_a"][1:3] == ["done", "1"] and int(rows["rec_a"][3]) > 0
+    assert rows["rec_b"][1:4] == ["failed", "2", "-"] and "info.rhd" in out
+    assert rows["rec_c"][1:3] == ["done", "1"] and int(rows["rec_c"][3]) > 0
+    assert "2 of 3 recordings sorted" in out
+    assert "rec_b: failed:" in err and "retried once after the others" in err
+    assert "Traceback" not in out + err
+    local = {n: (store_contents(paths.h5_path(n)), work_contents(paths.work_dir(n))) for n in ("rec_a", "rec_c")}
+
+    assert main(["run", "rec_[ac]", "-q", "--no-plots"]) == 0  # every one sorted (resumed): exit 0
+    out, _ = capsys.readouterr()
+    assert "2 of 2 recordings sorted" in out and [r[1] for r in _rows(out).values()] == ["resumed", "resumed"]
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main(["run", "rec_a", "rec_c", "-q", "--no-plots", "--force",
+                     "--scheduler", cluster.scheduler_address]) == 0
+        out, err = capsys.readouterr()
+    assert f"per-electrode work on the Dask cluster at {cluster.scheduler_address}" in err
+    assert [r[1] for r in _rows(out).values()] == ["done", "done"]
+    for name, (store, work) in local.items():
+        assert store_contents(paths.h5_path(name)) == store and work_contents(paths.work_dir(name)) == work
+
+    assert main(["run", "nothing_*", "-q"]) == 1
+    assert "nothing_*: no recording folder matches" in capsys.readouterr().err
+
+
+def test_shell_expanded_folders_through_the_command(tmp_path):
+    folders = broken_batch(tmp_path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "blechrs", "run", *map(str, folders), "--no-plots", "-q",
+                           "-j", "2"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    assert "2 of 3 recordings sorted" in proc.stdout
+    assert [r[1:3] for r in _rows(proc.stdout).values()] == [
+        ["done", "1"], ["failed", "2"], ["done", "1"]]
+    for d in (folders[0], folders[2]):
+        assert paths.h5_path(d).stat().st_mtime >= t0 - 1
