@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from distributed import LocalCluster
 
 from blechrs.cli.main import main
@@ -21,7 +22,16 @@ def _rows(out: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith("rec_")}
 
 
-def test_a_quoted_glob_sorts_a_batch_then_a_scheduler_redoes_it_identically(tmp_path, capsys, monkeypatch):
+@pytest.fixture()
+def scheduler():
+    """A Dask scheduler with two worker processes, started in another working directory than the
+    command's (as on a cluster): the tasks must get absolute paths."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_a_quoted_glob_sorts_a_batch_then_a_scheduler_redoes_it_identically(tmp_path, capsys, monkeypatch,
+                                                                            scheduler):
     broken_batch(tmp_path)
     (tmp_path / "rec_notes.txt").write_text("matched by the pattern, not a folder")
     monkeypatch.chdir(tmp_path)
@@ -42,11 +52,9 @@ def test_a_quoted_glob_sorts_a_batch_then_a_scheduler_redoes_it_identically(tmp_
     out, _ = capsys.readouterr()
     assert "2 of 2 recordings sorted" in out and [r[1] for r in _rows(out).values()] == ["resumed", "resumed"]
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        assert main(["run", "rec_a", "rec_c", "-q", "--no-plots", "--force",
-                     "--scheduler", cluster.scheduler_address]) == 0
-        out, err = capsys.readouterr()
-    assert f"per-electrode work on the Dask cluster at {cluster.scheduler_address}" in err
+    assert main(["run", "rec_a", "rec_c", "-q", "--no-plots", "--force", "--scheduler", scheduler]) == 0
+    out, err = capsys.readouterr()
+    assert f"per-electrode work on the Dask cluster at {scheduler}" in err
     assert [r[1] for r in _rows(out).values()] == ["done", "done"]
     for name, (store, work) in local.items():
         assert store_contents(paths.h5_path(name)) == store and work_contents(paths.work_dir(name)) == work

@@ -53,13 +53,15 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     if stale:
         raise PipelineError(f"electrode {stale[0]} was extracted with other parameters or from other recording "
                             f"files; run `blechrs extract {directory}`")
+    # A cluster's workers get an absolute path: theirs is another working directory.
+    where = str(directory.absolute() if isinstance(pool, RemoteExecutor) else directory)
     if only_autosort:
         not_clustered = [e for e, st in states.items() if st == "extracted"]
         if not_clustered:
             raise PipelineError(f"electrode {not_clustered[0]} has not been clustered; run `blechrs cluster {directory}`")
-        todo = [(str(directory), e, params, True, False) for e in wanted]
+        todo = [(where, e, params, True, False) for e in wanted]
     else:
-        todo = [(str(directory), e, params, states[e] == "autosort-stale" and not force, plots)
+        todo = [(where, e, params, states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
     size = {e: work_files.read_meta(paths.electrode_path(directory, e)).n_events for e in wanted}

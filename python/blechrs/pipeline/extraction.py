@@ -83,7 +83,9 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
         if pool is not None:
             batches = extraction_batches(todo, groups, rec.n_samples, params, per_group=True)
             del rec
-            map_jobs(_extract_batch, [(str(directory), b, groups, params, identity) for b in batches], 1,
+            # An absolute path: a worker elsewhere has another working directory.
+            where = str(directory.absolute())
+            map_jobs(_extract_batch, [(where, b, groups, params, identity) for b in batches], 1,
                      "extract", progress, pool=pool)
             report.timings["extract"] = time.perf_counter() - t0
             return report
