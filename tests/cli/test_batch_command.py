@@ -5,6 +5,8 @@ expansion, the summary table, the exit code, and ``--scheduler`` with a Dask sch
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -15,11 +17,17 @@ from distributed import LocalCluster
 from blechrs.cli.main import main
 from blechrs.io import paths
 from support.outputs_reference import store_contents, work_contents
-from support.sorting_reference import broken_batch
+from support.sorting_reference import broken_batch, simulated_folder
+
+
+_RESULTS = {"done", "resumed", "failed", "busy", "interrupted", "not"}
 
 
 def _rows(out: str) -> dict[str, list[str]]:
-    return {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith("rec_")}
+    """The table's rows by folder name (a long reason folds onto lines of its own, which may
+    start with a path such as rec_b/info.rhd)."""
+    rows = (line.split() for line in out.splitlines())
+    return {r[0]: r for r in rows if len(r) > 2 and re.fullmatch(r"rec_\w+", r[0]) and r[1] in _RESULTS}
 
 
 @pytest.fixture()
@@ -75,3 +83,42 @@ def test_shell_expanded_folders_through_the_command(tmp_path):
         ["done", "1"], ["failed", "2"], ["done", "1"]]
     for d in (folders[0], folders[2]):
         assert paths.h5_path(d).stat().st_mtime >= t0 - 1
+
+
+def test_ctrl_c_during_a_batch_on_a_local_dask_cluster(tmp_path):
+    """One line, exit code 130, the table so far, no worker's traceback or Dask warning, and no
+    process left (the cluster's workers are in the command's process group, as in a terminal)."""
+    folders = []
+    for seed in (1, 2):
+        d = tmp_path / f"rec_{seed}"
+        d.mkdir()
+        simulated_folder(d, seed=seed, n_channels=16, duration_s=40.0)
+        folders.append(d)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "blechrs", "run", *map(str, folders), "-j", "2", "-q",
+                             "--scheduler", "local"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    # Interrupted while the cluster's workers run rec_1's clustering tasks (its extraction wrote
+    # the work files): they are cancelled and the workers stopped mid-task.
+    deadline = time.time() + 300
+    while not list(paths.work_dir(folders[0]).glob("electrode*.npz")) and time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the batch finished before the interrupt: make the recordings longer"
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal sends Ctrl-C to the whole process group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "distributed." not in err, err  # Dask's warnings as its workers are stopped: not the person's
+    assert err.strip().splitlines()[-1] == "blechrs: interrupted", err
+    assert "batch (interrupted)" in out and "interrupted" in _rows(out)["rec_1"]
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("worker processes outlived the interrupted batch")

@@ -86,6 +86,7 @@ def _run_batch(args, folders) -> int:
             results = batch.run_batch(folders, on_event=on_event, force=args.force, jobs=_jobs(args),
                                       plots=not args.no_plots, progress=bars, auto_car=args.auto_car,
                                       executor=executor)
+            bars.next_recording()  # the last recording's stage bars go: the table says the rest
     except KeyboardInterrupt as e:
         out.print(batch_table(getattr(e, "results", results), "batch (interrupted)"))
         raise

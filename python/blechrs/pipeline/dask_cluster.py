@@ -13,6 +13,7 @@ Needs the ``dask`` extra (``pip install 'blechrs[dask]'``): ``dask[distributed]`
 
 from __future__ import annotations
 
+import logging
 import signal
 
 from blechrs.errors import PipelineError
@@ -78,8 +79,10 @@ def connect(address: str, workers: int) -> DaskExecutor:
         raise PipelineError("--scheduler needs Dask's distributed scheduler: pip install 'blechrs[dask]'") from None
     if address == "local":
         def start():
+            # Its warnings are Dask's business, not the person's (a worker stopped by Ctrl-C says
+            # it was cancelled, its nanny that it had to kill it): errors only.
             cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=None, silence_logs=logging.ERROR)
             return DaskExecutor(Client(cluster), cluster)
 
         return _quietly_started(start)
