@@ -82,3 +82,19 @@ def use_reference_engine(monkeypatch) -> None:
     monkeypatch.setattr(extract_stage, "extract_events",
                         lambda recording, electrodes, groups, params, progress=None:
                         reference_extract(recording, electrodes, groups, params.to_flat()))
+
+
+def broken_batch(root, broken="rec_b"):
+    """rec_a, rec_b, rec_c: small simulated recordings; ``broken`` has a truncated header."""
+    folders = []
+    for seed, name in enumerate(("rec_a", "rec_b", "rec_c"), start=11):
+        d = root / name
+        d.mkdir()
+        simulated_folder(d, seed=seed, n_channels=4, duration_s=5.0)
+        if name == broken:
+            with open(d / "info.rhd", "r+b") as f:
+                f.truncate(40)
+        else:
+            init_folder(d, max_clusters=4, num_restarts=1, max_autosort_clusters=5, cluster_count_threshold=10)
+        folders.append(d)
+    return folders

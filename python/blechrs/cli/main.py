@@ -1,6 +1,7 @@
 """The ``blechrs`` command line.
 
-``blechrs run DIR`` sorts a recording folder end to end; every stage is also a subcommand
+``blechrs run DIR`` sorts a recording folder end to end (``run DIR1 DIR2 ...`` a batch, each
+failure retried once, then a summary table; ``--scheduler`` on a Dask cluster); every stage is also a subcommand
 (``init``, ``extract``, ``cluster``, ``autosort``, ``post-process --sort-file F``, ``plot``,
 ``arrays``, ``qa``; ``export phy`` / ``import phy`` for curating in phy, ``export nwb`` for sharing,
 ``export si-curation`` / ``import si-curation`` for SpikeInterface's curation format) and ``blechrs demo`` sorts a simulated recording and scores it against its ground
@@ -16,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from blechrs.cli.output import ProgressBars, console, out, print_report
+from blechrs.cli.output import BatchProgress, ProgressBars, batch_table, console, out, print_report
 from blechrs.errors import BlechrsError, PipelineError
 
 def _jobs(args) -> int:
@@ -32,21 +33,21 @@ def _params(directory):
 # Commands
 
 
-def _describe_binary(args) -> None:
+def _describe_binary(args, folder: Path) -> None:
     """``--format binary ...``: save the raw binary description in the folder first."""
     if getattr(args, "format", None) is None:
         return
     from blechrs import pipeline
     if args.sampling_rate is None or args.channels is None:
         raise BlechrsError("--format binary needs --sampling-rate HZ and --channels N")
-    p = pipeline.describe_binary(args.dir, args.sampling_rate, args.channels, file=args.file, dtype=args.dtype,
+    p = pipeline.describe_binary(folder, args.sampling_rate, args.channels, file=args.file, dtype=args.dtype,
                                  offset=args.offset, gain=args.gain, force=args.force)
     console.print(f"raw binary recording described in {p}")
 
 
 def cmd_init(args) -> int:
     from blechrs import pipeline
-    _describe_binary(args)
+    _describe_binary(args, args.dir)
     res = pipeline.init(args.dir, force=args.force, auto_car=args.auto_car)
     shown = {f"warning: {w}" for w in res.recording.warnings}  # (shown once already: _recording_warnings_once)
     for line in res.lines():
@@ -57,14 +58,93 @@ def cmd_init(args) -> int:
 
 def cmd_run(args) -> int:
     from blechrs import pipeline
-    _describe_binary(args)
-    with ProgressBars(not args.quiet) as bars:
-        report = pipeline.run(args.dir, force=args.force, jobs=_jobs(args), plots=not args.no_plots,
-                              progress=bars, auto_car=args.auto_car)
+    from blechrs.pipeline import batch
+
+    folders = args.dir
+    if len(folders) > 1 or (batch.has_glob(str(folders[0])) and not folders[0].exists()):
+        if args.format is not None:
+            raise BlechrsError("--format binary describes one recording folder: run it on each folder first")
+        return _run_batch(args, batch.recording_folders(folders))
+    _describe_binary(args, folders[0])
+    executor = _executor(args)
+    try:
+        with ProgressBars(not args.quiet) as bars:
+            report = pipeline.run(folders[0], force=args.force, jobs=_jobs(args), plots=not args.no_plots,
+                                  progress=bars, auto_car=args.auto_car, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     if args.copy_raw:
-        _copy_raw(args.dir)
+        _copy_raw(folders[0])
     print_report(report)
     return 0
+
+
+def _executor(args):
+    """The cluster the per-electrode work runs on (``--scheduler``), None for the local pool."""
+    if not args.scheduler:
+        return None
+    from blechrs.pipeline import dask_cluster
+    return dask_cluster.connect(args.scheduler, _jobs(args))
+
+
+def _run_batch(args, folders) -> int:
+    """Every folder in turn (a failed one retried once, after the others), then a summary table;
+    exit code 1 when any recording is not sorted."""
+    from blechrs.pipeline import batch
+
+    executor = _executor(args)
+    console.print(f"batch: {len(folders)} recordings" + (f", per-electrode work on {executor.name}"
+                                                          if executor is not None else ""))
+    results = []
+    try:
+        with BatchProgress(not args.quiet, len(folders)) as bars:
+            def on_event(kind: str, res) -> None:
+                _batch_event(args, bars, kind, res)
+
+            results = batch.run_batch(folders, on_event=on_event, force=args.force, jobs=_jobs(args),
+                                      plots=not args.no_plots, progress=bars, auto_car=args.auto_car,
+                                      executor=executor)
+            bars.next_recording()  # the last recording's stage bars go: the table says the rest
+    except KeyboardInterrupt as e:
+        out.print(batch_table(getattr(e, "results", results), "batch (interrupted)"))
+        raise
+    finally:
+        if executor is not None:
+            executor.close()
+    if args.copy_raw:
+        for res in (r for r in results if r.ok):
+            try:
+                _copy_raw(res.directory)
+            except (BlechrsError, OSError) as e:
+                res.status, res.reason = "failed", f"--copy-raw: {batch.one_line(e)}"
+    failed = [r for r in results if not r.ok]
+    out.print(batch_table(results, f"batch: {len(results) - len(failed)} of {len(results)} recordings sorted"))
+    return 1 if failed else 0
+
+
+def _batch_event(args, bars, kind: str, res) -> None:
+    """What a person sees while a batch runs: a line per recording started, failed or finished."""
+    from blechrs.pipeline import batch
+    if kind == "start":
+        bars.next_recording()
+        console.print(f"{res.directory}: sorting" + (" (retry)" if res.attempts > 1 else ""))
+        return
+    if kind == "failed":
+        if res.status == "failed" and res.attempts < batch.ATTEMPTS:
+            console.print(f"{res.directory}: failed: {res.reason}; retried once after the others")
+            return
+        console.print(f"{res.directory}: {res.status}: {res.reason}")
+        if args.debug and res.error is not None:
+            import traceback
+            console.print("".join(traceback.format_exception(res.error)).rstrip())
+    else:
+        for note in res.report.notes:
+            console.print(f"{res.directory}: {note}")
+        units = len(res.report.units)
+        console.print(f"{res.directory}: {res.status}, {units} unit{'s' if units != 1 else ''} "
+                      f"({res.seconds:.1f} s)")
+    bars.recording_finished()
 
 
 def cmd_extract(args) -> int:
@@ -221,7 +301,8 @@ _DEFAULTS = {"debug": False, "jobs": 0, "force": False, "no_plots": False, "quie
 
 #: Each command: (what it does, its options, what it reads, what it writes).
 _COMMANDS = {
-    "run": ("sort a recording folder end to end", ("jobs", "force", "no_plots", "quiet"),
+    "run": ("sort a recording folder end to end (several, or a glob pattern: a batch; --scheduler: on a Dask "
+            "cluster)", ("jobs", "force", "no_plots", "quiet"),
             "the Intan files; <name>.params, .info and layout (written first by init when missing)",
             "blechrs_work/, <name>.h5, <name>_autosort.csv, blechrs_plots/, QA_output/, trial_info_frame.csv"),
     "init": ("write <name>.info, the electrode layout and <name>.params, check the raw data", ("force",),
@@ -303,13 +384,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("export", "import"):
             sp.add_argument("format", choices=("phy", "nwb", "si-curation") if name == "export"
                             else ("phy", "si-curation"), help="the other tool's format")
-        if name != "demo":
+        if name == "run":
+            sp.add_argument("dir", type=Path, nargs="+", metavar="DIR",
+                            help="recording folder; several, or a quoted glob pattern ('recs/*'), sort a batch")
+        elif name != "demo":
             sp.add_argument("dir", type=Path, help="recording folder")
         sp.set_defaults(func=funcs[name])
         parsers[name] = sp
     auto_car_help = "split CAR groups by channel correlation when the layout is written (spec 3.4)"
     parsers["run"].add_argument("--copy-raw", action="store_true", help="also store the raw channels in DIR/<name>.h5:/raw")
     parsers["run"].add_argument("--auto-car", action="store_true", help=auto_car_help)
+    parsers["run"].add_argument("--scheduler", metavar="ADDRESS", default=None,
+                                help="run the per-electrode work on a Dask cluster: its scheduler's address "
+                                     "(tcp://host:8786) or scheduler file, or 'local' for a LocalCluster of "
+                                     "--jobs processes (pip install 'blechrs[dask]'; docs/cluster.md)")
     parsers["init"].add_argument("--auto-car", action="store_true", help=auto_car_help)
     for name in ("run", "init"):
         _add_binary_options(parsers[name])

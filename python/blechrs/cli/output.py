@@ -35,6 +35,46 @@ class ProgressBars:
         self.progress.update(self.tasks[stage], completed=done, total=max(total, 1))
 
 
+class BatchProgress(ProgressBars):
+    """A batch's bars: how many recordings are finished, and the stage bars of the one being
+    sorted (the next recording's replace them, so a long batch stays a few lines)."""
+
+    def __init__(self, enabled: bool, recordings: int):
+        super().__init__(enabled)
+        self.recordings = self.progress.add_task("recordings", total=max(recordings, 1))
+
+    def next_recording(self) -> None:
+        for task in self.tasks.values():
+            self.progress.remove_task(task)
+        self.tasks.clear()
+
+    def recording_finished(self) -> None:
+        self.progress.advance(self.recordings)
+
+
+def batch_table(results: Sequence[Any], title: str = "batch") -> Table:
+    """One row per recording of a batch (``pipeline.batch.RecordingResult``)."""
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for col, just in (("recording", "left"), ("result", "left"), ("tries", "right"), ("units", "right"),
+                      ("time", "right")):
+        t.add_column(col, justify=just, no_wrap=col != "recording", overflow="fold")
+    t.add_column("what happened", overflow="fold")
+    names = [r.directory.name for r in results]
+    if len(set(names)) < len(names):  # the folders' names alone would not tell them apart
+        names = [str(r.directory) for r in results]
+    for name, r in zip(names, results):
+        if r.ok:
+            note = f"stored in {r.report.h5.name}" if r.report.h5 else "no unit stored"
+            if r.attempts > 1:
+                note = f"first try failed: {r.reason}; " + note
+        else:
+            note = r.reason or {"interrupted": "stopped by Ctrl-C", "not run": "not started"}.get(r.status, "")
+        result = "failed" if r.status == "failed" else r.status
+        t.add_row(name, result, str(r.attempts), "-" if r.units is None else str(r.units),
+                  f"{r.seconds:.1f} s" if r.attempts else "-", note)
+    return t
+
+
 def units_table(units: Sequence[dict[str, Any]], title: str = "units") -> Table:
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     # Short headers: the table must fit 80 columns (pipes and logs are 80 wide).

@@ -10,7 +10,7 @@ from blechrs.errors import PipelineError
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
 from blechrs.pipeline.clustering import cluster
-from blechrs.pipeline.executors import Progress, n_workers, start_pool
+from blechrs.pipeline.executors import Progress, RemoteExecutor, n_workers, start_pool
 from blechrs.pipeline.extraction import extract
 from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
 from blechrs.pipeline.lock import holds_folder_lock
@@ -23,8 +23,11 @@ from blechrs.pipeline.unit_qa import unit_qa
 
 @holds_folder_lock
 def run(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False, jobs: int | None = None,
-        plots: bool = True, progress: Progress | None = None, auto_car: bool = False) -> RunReport:
-    """The whole chain: init (if needed) -> extract -> cluster -> auto-sort -> store -> plots."""
+        plots: bool = True, progress: Progress | None = None, auto_car: bool = False,
+        executor: RemoteExecutor | None = None) -> RunReport:
+    """The whole chain: init (if needed) -> extract -> cluster -> auto-sort -> store -> plots.
+    The extraction and clustering run in a local process pool, or on ``executor``'s cluster (left
+    open: a batch shares it)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PipelineError(f"{directory}: not a directory")
@@ -42,13 +45,13 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     params = params or load_params(directory)
     if jobs:
         params.run.n_jobs = int(jobs)
-    pool = start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
+    pool = executor or start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
     try:
-        extract(directory, params, force=force, progress=progress, report=report)
+        extract(directory, params, force=force, progress=progress, report=report, pool=executor)
         cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots,
                 pool=pool)
     finally:
-        if pool is not None:
+        if pool is not None and executor is None:
             pool.shutdown(cancel_futures=True)
     save_autosort(directory, params, force=force, report=report)
     outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress)

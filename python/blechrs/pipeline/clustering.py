@@ -11,7 +11,7 @@ from pathlib import Path
 from blechrs.errors import PipelineError
 from blechrs.io import paths, work_files
 from blechrs.params import SortParams
-from blechrs.pipeline.executors import Progress, map_jobs, n_workers
+from blechrs.pipeline.executors import Progress, RemoteExecutor, map_jobs, n_workers
 from blechrs.pipeline.folder import load_params, sorted_electrodes
 from blechrs.pipeline.pictures import plot_solutions
 from blechrs.pipeline.report import RunReport, electrode_summary
@@ -35,9 +35,10 @@ def _cluster_job(directory: str, electrode: int, params: SortParams, only_autoso
 @holds_folder_lock
 def cluster(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             jobs: int | None = None, progress: Progress | None = None, report: RunReport | None = None,
-            only_autosort: bool = False, plots: bool = False, pool: ProcessPoolExecutor | None = None) -> RunReport:
+            only_autosort: bool = False, plots: bool = False,
+            pool: ProcessPoolExecutor | RemoteExecutor | None = None) -> RunReport:
     """Features + solutions + auto-sort choices for every extracted electrode (process pool:
-    ``pool`` if given, see ``start_pool``)."""
+    ``pool`` if given, see ``start_pool``; or a cluster's workers)."""
     directory = Path(directory)
     params = params or load_params(directory)
     report = report or RunReport(directory)
@@ -52,13 +53,15 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     if stale:
         raise PipelineError(f"electrode {stale[0]} was extracted with other parameters or from other recording "
                             f"files; run `blechrs extract {directory}`")
+    # A cluster's workers get an absolute path: theirs is another working directory.
+    where = str(directory.absolute() if isinstance(pool, RemoteExecutor) else directory)
     if only_autosort:
         not_clustered = [e for e, st in states.items() if st == "extracted"]
         if not_clustered:
             raise PipelineError(f"electrode {not_clustered[0]} has not been clustered; run `blechrs cluster {directory}`")
-        todo = [(str(directory), e, params, True, False) for e in wanted]
+        todo = [(where, e, params, True, False) for e in wanted]
     else:
-        todo = [(str(directory), e, params, states[e] == "autosort-stale" and not force, plots)
+        todo = [(where, e, params, states[e] == "autosort-stale" and not force, plots)
                 for e in wanted if force or states[e] != "clustered"]
     # Largest electrodes first: the pool then finishes together (longest-processing-time first).
     size = {e: work_files.read_meta(paths.electrode_path(directory, e)).n_events for e in wanted}

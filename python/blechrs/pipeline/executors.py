@@ -1,6 +1,7 @@
-"""Where the per-electrode work runs: in this process, or in a pool of spawned worker processes.
+"""Where the per-electrode work runs: in this process, in a pool of spawned worker processes (the
+default), or on a cluster (a :class:`RemoteExecutor`: ``pipeline.dask_cluster``).
 
-Workers get one BLAS/OpenMP/Rayon thread each (the parallelism is across electrodes) and a
+Workers get one BLAS/OpenMP/engine thread each (the parallelism is across electrodes) and a
 pre-started pool imports the clustering code while the extraction still runs. A worker exits
 when its parent dies (SIGKILL leaves the pool no chance to stop it), so a killed run leaves no
 process behind.
@@ -63,7 +64,39 @@ def n_workers(jobs: int | None) -> int:
     return max(1, jobs or os.cpu_count() or 1)
 
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", "BLECHRS_THREADS")
+"""The thread counts a worker sets to 1 (``BLECHRS_THREADS``: the engine's kernels called with
+``threads=0``)."""
+
+
+class RemoteExecutor:
+    """Per-electrode work run elsewhere (a cluster). Tasks get folder paths and parameters, never
+    arrays: the machines running them must see the recording folders under the same paths. Each
+    task runs with one engine and one BLAS thread (:func:`one_thread_task`): a worker's
+    parallelism is its task slots, so workers do not oversubscribe their cores."""
+
+    #: What the summary says the work ran on.
+    name = "remote"
+
+    def map_tasks(self, fn, args: list[tuple], stage: str, progress: Progress | None) -> list:
+        """fn(*a) for every a, each a task; results in input order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Let go of the cluster (and stop it if this executor started it)."""
+
+
+def one_thread_task(fn, *args):
+    """Run fn(*args) in a cluster worker with one BLAS/OpenMP thread and ``BLECHRS_THREADS``
+    engine threads (1 unless the worker was started with it set: a worker with one task slot on a
+    machine of its own may give the engine more)."""
+    engine = os.environ.get("BLECHRS_THREADS", "1")
+    _one_thread_each()
+    os.environ["BLECHRS_THREADS"] = engine  # read by the engine on every call
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    with threadpool_limits(limits=1):
+        return fn(*args)
 
 
 def _warm_worker() -> None:
@@ -108,9 +141,11 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
 
 
 def map_jobs(fn, args: list[tuple], jobs: int, stage: str, progress: Progress | None,
-         pool: ProcessPoolExecutor | None = None) -> list:
+         pool: ProcessPoolExecutor | RemoteExecutor | None = None) -> list:
     """Run fn(*a) for every a, in a process pool when jobs > 1 (``pool`` if given, else a new
-    one); results in input order."""
+    one) or on a cluster (``pool`` a RemoteExecutor, whatever ``jobs``); results in input order."""
+    if isinstance(pool, RemoteExecutor):
+        return pool.map_tasks(fn, args, stage, progress)
     results: list = [None] * len(args)
     if progress:
         progress(stage, 0, len(args))

@@ -3,6 +3,7 @@ saved to its work file."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from blechrs.errors import PipelineError
 from blechrs.io import paths, work_files
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
-from blechrs.pipeline.executors import Progress
+from blechrs.pipeline.executors import Progress, RemoteExecutor, map_jobs
 from blechrs.pipeline.folder import car_group_ids, check_against_recording, load_params, read_layout
 from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.report import RunReport
@@ -32,15 +33,16 @@ def release_memory() -> None:
 
 
 def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_samples: int,
-                       params: SortParams) -> list[list[int]]:
+                       params: SortParams, per_group: bool = False) -> list[list[int]]:
     """Electrodes to extract per engine pass: one CAR group per pass (the engine reads a group's
-    channels together), split so the expected waveforms (50 events/s) fit ``extract_memory_mb``."""
+    channels together), split so the expected waveforms (50 events/s) fit ``extract_memory_mb``;
+    all in one pass when they fit, unless ``per_group`` (a cluster runs the groups side by side)."""
     per_electrode = (n_samples / params.extract.sampling_rate) * 50.0 * (params.extract.samples_before + params.extract.samples_after) * 4
     size = max(1, int(params.run.extract_memory_mb * 2**20 // max(per_electrode, 1.0)))
     by_group: dict[int, list[int]] = {}
     for e in electrodes:
         by_group.setdefault(groups[e] if 0 <= e < len(groups) else -1, []).append(e)
-    if len(electrodes) <= size:
+    if len(electrodes) <= size and not per_group:
         return [list(electrodes)]
     batches: list[list[int]] = []
     for _, members in sorted(by_group.items()):
@@ -52,9 +54,10 @@ def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_sampl
 @holds_folder_lock
 def extract(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             electrodes: Sequence[int] | None = None, progress: Progress | None = None,
-            report: RunReport | None = None) -> RunReport:
+            report: RunReport | None = None, pool: RemoteExecutor | None = None) -> RunReport:
     """Extract every sorted electrode whose work is not valid any more (all with ``force``): one
-    engine pass per batch (``extraction_batches``), each electrode's events to its work file."""
+    engine pass per batch (``extraction_batches``), each electrode's events to its work file; on a
+    cluster (``pool``), one task per CAR group (each opens the recording from its path)."""
     directory = Path(directory)
     params = params or load_params(directory)
     report = report or RunReport(directory)
@@ -77,6 +80,15 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
             raise PipelineError(f"electrode {bad[0]} is not a channel of {directory} "
                                 f"({rec.n_channels} amplifier channels)")
         groups = car_group_ids(rows, rec.n_channels, params.extract.use_car)
+        if pool is not None:
+            batches = extraction_batches(todo, groups, rec.n_samples, params, per_group=True)
+            del rec
+            # An absolute path: a worker elsewhere has another working directory.
+            where = str(directory.absolute())
+            map_jobs(_extract_batch, [(where, b, groups, params, identity) for b in batches], 1,
+                     "extract", progress, pool=pool)
+            report.timings["extract"] = time.perf_counter() - t0
+            return report
 
         last = [1]
 
@@ -104,3 +116,18 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
         release_memory()
     report.timings["extract"] = time.perf_counter() - t0
     return report
+
+
+def _extract_batch(directory: str, electrodes: list[int], groups: list[int], params: SortParams,
+                   identity: str) -> None:
+    """One cluster task: extract ``electrodes`` of the recording in ``directory`` and save their
+    work files (with the engine thread count the worker allows: ``executors.one_thread_task``)."""
+    rec = open_recording(directory)
+    if rec.identity() != identity:
+        raise PipelineError(f"{directory}: the recording files a cluster worker sees differ from the ones this "
+                            f"machine sees (changed while sorting, or another folder under that path)")
+    for d in extract_events(rec, electrodes, groups, dataclasses.replace(params, run=dataclasses.replace(
+            params.run, n_jobs=0))):
+        work = work_from_extraction(d, params, rec.n_samples)
+        work.recording = identity
+        work_files.save_electrode(paths.electrode_path(directory, work.electrode), work)
