@@ -33,10 +33,13 @@ def extract_electrodes(
     params: Any,
     threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    spill: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """``_native.extract_electrodes`` with ``params`` any object carrying the extraction stage's
     parameters as attributes (``ExtractParams.FIELDS``, e.g. the stage's dataclass), or an
-    ``ExtractParams``. See ``help(blechrs._native.extract_electrodes)``."""
+    ``ExtractParams``. ``spill``: a file prefix per electrode, to write the events to instead of
+    memory. See ``help(blechrs._native.extract_electrodes)``."""
     if not isinstance(params, ExtractParams):
         params = ExtractParams(**{name: getattr(params, name) for name in ExtractParams.FIELDS})
-    return _native.extract_electrodes(source, electrodes, car_groups, params, threads, progress)
+    return _native.extract_electrodes(source, electrodes, car_groups, params, threads, progress,
+                                      None if spill is None else [str(p) for p in spill])
