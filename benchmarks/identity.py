@@ -35,10 +35,11 @@ differing elements and the largest difference when both run folders are still th
 differences are listed apart and do not fail the comparison; nor does a set dumped on one side only
 (``run --sets`` a few), which is reported as not compared.
 
-Normalised or excluded: nothing. Two runs of the same build (afd7594, /work/dumps/base and
-base2, different run-folder paths) gave identical digests on every set, PNGs included, so
-NORMALISE and EXCLUDE are empty; they are the place for any future output that varies from run to
-run (a timestamp, an elapsed time, an absolute path), each with its reason. Not byte-compared, by
+Normalised or excluded: only the folder lock ``.blechrs.lock`` (added since: it holds the pid
+of the run). Two runs of the same build (afd7594, /work/dumps/base and base2, different run-folder
+paths) gave identical digests on every set, PNGs included, so NORMALISE is empty; NORMALISE and
+EXCLUDE are the place for any output that varies from run to run (a timestamp, an elapsed time,
+an absolute path, a pid), each with its reason. Not byte-compared, by
 design: the ``.h5`` files themselves (HDF5 object headers record their creation time, so the
 bytes differ between identical runs: they are compared by their content, as above), the run log
 (stage times) and the wall time. PyTables' blosc-compressed datasets (``/spike_trains/*/
@@ -99,7 +100,7 @@ ENV_DROP = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
 #: Text outputs whose run-folder path is replaced by <RUN> before hashing (glob patterns; none needed).
 NORMALISE: tuple[str, ...] = ()
 #: Outputs left out of the digest (glob pattern relative to the run folder -> reason; none needed).
-EXCLUDE: dict[str, str] = {}
+EXCLUDE: dict[str, str] = {".blechrs.lock": "the folder lock holds the pid of the run that took it"}
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

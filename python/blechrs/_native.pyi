@@ -143,6 +143,7 @@ def extract_electrodes(
     threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
     scale: float = ...,
+    spill: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]: ...
 def interleaved_file_source(path: str | os.PathLike[str], n_channels: int, offset: int = 0) -> SampleSource: ...
 

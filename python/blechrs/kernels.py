@@ -34,11 +34,14 @@ def extract_electrodes(
     threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
     scale: float = MICROVOLTS_PER_BIT,
+    spill: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """``_native.extract_electrodes`` with ``params`` any object carrying the extraction stage's
     parameters as attributes (``ExtractParams.FIELDS``, e.g. the stage's dataclass), or an
     ``ExtractParams``. ``scale``: the recording's microvolts per count (``Recording.gain``).
+    ``spill``: a file prefix per electrode, to write the events to instead of memory.
     See ``help(blechrs._native.extract_electrodes)``."""
     if not isinstance(params, ExtractParams):
         params = ExtractParams(**{name: getattr(params, name) for name in ExtractParams.FIELDS})
-    return _native.extract_electrodes(source, electrodes, car_groups, params, threads, progress, scale)
+    return _native.extract_electrodes(source, electrodes, car_groups, params, threads, progress, scale,
+                                      None if spill is None else [str(p) for p in spill])

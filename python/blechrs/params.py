@@ -290,8 +290,9 @@ class RunParams:
     n_jobs: int = rule(0, low=0, high=4096)
     """Worker threads/processes; 0 = all cores."""
     extract_memory_mb: float = rule(512.0, above=0.0)
-    """Waveforms held at once by one extraction pass. Electrodes are extracted in batches (one CAR
-    group at a time, split when its expected waveforms, at 50 events/s, exceed this)."""
+    """Memory of one extraction pass. Electrodes are extracted in batches (one CAR group at a time,
+    split when the engine's per-electrode buffers, its noise subsample and chunks, exceed this;
+    events go to files as they are cut, so the length of the recording hardly matters)."""
 
 
 STAGES = ("extract", "cluster", "autosort", "trials", "quality", "run")

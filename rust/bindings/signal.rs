@@ -344,8 +344,14 @@ fn source_arg<'py>(source: &Bound<'py, PyAny>) -> PyResult<Source<'py>> {
 /// ``cutoff_sample``, ``n_edge_dropped``, ``dead`` (flat channel). Window medians and MADs use
 /// every ``noise_subsample``-th sample of the window (``y[a:b:N]``); ``mad_val`` and a global
 /// threshold use ``y[:cutoff:S]`` with ``S = max(noise_subsample, ceil(n_samples / 2**20))``.
+///
+/// ``spill``: one file prefix per electrode; each electrode's events are then written as they
+/// are cut to ``<prefix>.times`` (int64), ``.times_subsample`` (float64), ``.polarity`` (int8)
+/// and ``.waveforms`` (float32, L per event), raw little-endian, instead of kept in memory (the
+/// memory then does not grow with the recording's length); its dict has ``n_spilled`` (events
+/// in the files) and empty event arrays. The caller removes the files.
 #[pyfunction]
-#[pyo3(signature = (source, electrodes, car_groups, params, threads=0, progress=None, scale=MICROVOLTS_PER_BIT))]
+#[pyo3(signature = (source, electrodes, car_groups, params, threads=0, progress=None, scale=MICROVOLTS_PER_BIT, spill=None))]
 #[allow(clippy::too_many_arguments)]
 fn extract_electrodes<'py>(
     py: Python<'py>,
@@ -356,6 +362,7 @@ fn extract_electrodes<'py>(
     threads: i64,
     progress: Option<Py<PyAny>>,
     scale: f64,
+    spill: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let src = source_arg(source)?;
     let nch = match &src {
@@ -386,8 +393,26 @@ fn extract_electrodes<'py>(
         })
     };
     let res = match &src {
-        Source::Shared(s) => run_detached(py, || {
-            stream::extract_electrodes(s.as_ref(), &electrodes, &car_groups, p, scale, threads, &mut prog)
+        Source::Shared(s) => run_detached(py, || match &spill {
+            Some(sp) => stream::extract_spilled(
+                s.as_ref(),
+                &electrodes,
+                &car_groups,
+                p,
+                scale,
+                threads,
+                &mut prog,
+                sp,
+            ),
+            None => stream::extract_electrodes(
+                s.as_ref(),
+                &electrodes,
+                &car_groups,
+                p,
+                scale,
+                threads,
+                &mut prog,
+            ),
         }),
         Source::Array(a) => {
             let (nc, ns) = (a.shape()[0], a.shape()[1]);
@@ -397,7 +422,27 @@ fn extract_electrodes<'py>(
                 // SAFETY: `a` (a read borrow of the array) lives until this call returns, and
                 // numpy's shape and byte strides describe exactly the elements read.
                 let src = unsafe { ArraySource::from_raw(ptr as *const u8, nc, ns, sc, st) };
-                stream::extract_electrodes(&src, &electrodes, &car_groups, p, scale, threads, &mut prog)
+                match &spill {
+                    Some(sp) => stream::extract_spilled(
+                        &src,
+                        &electrodes,
+                        &car_groups,
+                        p,
+                        scale,
+                        threads,
+                        &mut prog,
+                        sp,
+                    ),
+                    None => stream::extract_electrodes(
+                        &src,
+                        &electrodes,
+                        &car_groups,
+                        p,
+                        scale,
+                        threads,
+                        &mut prog,
+                    ),
+                }
             })
         }
     };
@@ -428,6 +473,9 @@ fn result_dict<'py>(py: Python<'py>, r: ElectrodeResult) -> PyResult<Bound<'py, 
     d.set_item("cutoff_sample", r.cutoff_sample)?;
     d.set_item("n_edge_dropped", r.n_edge_dropped)?;
     d.set_item("dead", r.dead)?;
+    if let Some(n) = r.n_spilled {
+        d.set_item("n_spilled", n)?;
+    }
     Ok(d)
 }
 

@@ -264,3 +264,45 @@ def test_extract_scales_by_the_recordings_gain(scale):
     one_line = pytest.raises(ValueError, match="scale must be finite and non-zero")
     with one_line:
         extract(x, [0], [], p, scale=0.0)
+@pytest.mark.parametrize("rolling", [True, False])
+@pytest.mark.parametrize("cutoff", [False, True])
+def test_spilled_events_equal_the_reference(tmp_path, rolling, cutoff):
+    """Events written to files as they are cut (``spill``: bounded memory on long recordings)
+    are the events of the in-memory run, which match the independent reference; the cutoff
+    truncates the files."""
+    from blechrs.io.work_files import read_spilled_events
+
+    x, _ = recording(nch=4, seconds=8.0)
+    kw: dict = dict(use_rolling_threshold=rolling)
+    if cutoff:
+        x[0, int(5 * FS):] = np.where((np.arange(x.shape[1] - int(5 * FS)) // 7) % 2, 30000, -30000)
+        kw.update(voltage_cutoff=1000.0, max_secs_above_cutoff=2.0)
+    p = params(**kw)
+    electrodes, groups = [0, 1, 3], [0, 0, 0, 0]
+    prefixes = [str(tmp_path / f"e{e}") for e in electrodes]
+    spilled = extract(x, electrodes, groups, p, spill=prefixes)
+    memory = extract(x, electrodes, groups, p)
+    exp = ref.pipeline(x, FS, p.to_flat(), electrodes, groups)
+    for s, m, e, prefix in zip(spilled, memory, exp, prefixes):
+        assert len(s["times"]) == 0 and s["waveforms"].shape == (0, m["waveforms"].shape[1])
+        assert s["n_spilled"] == len(m["times"]) and "n_spilled" not in m
+        s.update(read_spilled_events(prefix, s["n_spilled"], m["waveforms"].shape[1]))
+        for k in ("times", "times_subsample", "polarity", "waveforms", "noise"):
+            assert s[k].dtype == m[k].dtype and s[k].tobytes() == m[k].tobytes(), k
+        for k in ("threshold", "mad_val", "cutoff_sample", "n_edge_dropped", "dead"):
+            assert s[k] == m[k], k
+        if cutoff:  # (the reference reports the noise of the windows past the cutoff too)
+            np.testing.assert_array_equal(s["times"], e["times"])
+        else:
+            check_against_reference(s, e, p.extract.samples_before)
+    if cutoff:
+        assert spilled[0]["cutoff_sample"] == int(5 * FS) and 0 < spilled[0]["n_spilled"]
+
+
+def test_spill_errors_name_the_file(tmp_path):
+    x, _ = recording(nch=2, seconds=2.0)
+    missing = tmp_path / "no such folder" / "e0"
+    with pytest.raises(OSError, match="no such folder"):
+        extract(x, [0], [], params(), spill=[str(missing)])
+    with pytest.raises(ValueError, match="spill"):
+        extract(x, [0, 1], [], params(), spill=[str(tmp_path / "e0")])

@@ -51,7 +51,7 @@ def test_extraction_in_memory_bounded_batches_is_identical(tmp_path):
     groups = pipeline.car_group_ids(layout, 6, True)
     params = pipeline.load_params(d)
     assert pipeline.extraction_batches(list(range(6)), groups, 120000, params) == [list(range(6))]
-    tiny = SortParams.from_flat(dict(params.to_flat(), extract_memory_mb=0.13))
+    tiny = SortParams.from_flat(dict(params.to_flat(), extract_memory_mb=4.0))
     assert pipeline.extraction_batches(list(range(6)), groups, 120000, tiny) == [[0, 1], [2, 3], [4, 5]]
 
     def arrays():

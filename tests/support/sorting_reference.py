@@ -80,7 +80,7 @@ def use_reference_engine(monkeypatch) -> None:
     import blechrs.pipeline.extraction as extract_stage
 
     monkeypatch.setattr(extract_stage, "extract_events",
-                        lambda recording, electrodes, groups, params, progress=None:
+                        lambda recording, electrodes, groups, params, progress=None, spill=None:
                         reference_extract(recording, electrodes, groups, params.to_flat()))
 
 

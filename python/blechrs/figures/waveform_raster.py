@@ -80,10 +80,12 @@ class WaveformRaster:
         self.ax_r.set_xlabel("ms from trial onset")
         self.ax_r.set_ylabel("trial")
 
-    def save(self, path: Path, title: str, waveforms: np.ndarray, unit_times: np.ndarray,
+    def save(self, path: Path, title: str, waveforms: Any, unit_times: np.ndarray,
              info: dict[str, str] | None = None) -> Path:
-        """The picture of one unit; ``info``: text chunks saying what it shows."""
-        self._show_waveforms(np.asarray(waveforms, dtype=np.float64))
+        """The picture of one unit; ``info``: text chunks saying what it shows. ``waveforms``: an
+        n x samples array, or anything with its ``shape`` that returns the rows of a sorted index
+        array (only the rows shown are read: at most 200 + 10 000)."""
+        self._show_waveforms(waveforms)
         self._show_raster(np.sort(np.asarray(unit_times, dtype=np.int64)))
         self.title.set_text(title)
         self._render()
@@ -113,26 +115,33 @@ class WaveformRaster:
             self.ax_r.draw_artist(a)
         self.fig.draw_artist(self.title)
 
-    def _show_waveforms(self, wf: np.ndarray) -> None:
-        has = wf.ndim == 2 and wf.shape[0] > 0 and wf.shape[1] > 1
+    def _show_waveforms(self, waveforms: Any) -> None:
+        shape = tuple(getattr(waveforms, "shape", np.shape(waveforms)))
+        has = len(shape) == 2 and shape[0] > 0 and shape[1] > 1
         self.no_wave.set_visible(not has)
         if not has:
             for line in (self.waves, self.mean, self.sd_hi, self.sd_lo):
                 line.set_data([], [])
             return
-        x = (np.arange(wf.shape[1]) - self.samples_before) * 1000.0 / self.fs
+        n = shape[0]
+
+        def rows(index: np.ndarray) -> np.ndarray:
+            return np.asarray(waveforms[index], dtype=np.float64)
+
+        x = (np.arange(shape[1]) - self.samples_before) * 1000.0 / self.fs
         rng = np.random.default_rng(self.seed)
-        pick = np.sort(rng.choice(wf.shape[0], size=min(200, wf.shape[0]), replace=False))
+        pick = np.sort(rng.choice(n, size=min(200, n), replace=False))
+        shown = rows(pick)
         nan = np.full((len(pick), 1), np.nan)
         self.waves.set_data(np.hstack([np.broadcast_to(x, (len(pick), len(x))), nan]).ravel(),
-                            np.hstack([wf[pick], nan]).ravel())
+                            np.hstack([shown, nan]).ravel())
         # mean +- SD over at most 10 000 waveforms (seeded): the same picture, a fraction of the time
-        sub = wf if wf.shape[0] <= 10000 else wf[np.sort(rng.choice(wf.shape[0], 10000, replace=False))]
+        sub = rows(np.arange(n)) if n <= 10000 else rows(np.sort(rng.choice(n, 10000, replace=False)))
         m, sd = sub.mean(axis=0), sub.std(axis=0)
         self.mean.set_data(x, m)
         self.sd_hi.set_data(x, m + sd)
         self.sd_lo.set_data(x, m - sd)
-        lo, hi = min(wf[pick].min(), (m - sd).min()), max(wf[pick].max(), (m + sd).max())
+        lo, hi = min(shown.min(), (m - sd).min()), max(shown.max(), (m + sd).max())
         pad = 0.05 * (hi - lo) if hi > lo else 1.0
         self.ax_w.set_xlim(x[0], x[-1])
         self.ax_w.set_ylim(lo - pad, hi + pad)

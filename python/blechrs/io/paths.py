@@ -83,6 +83,21 @@ def electrode_path(directory: str | os.PathLike, electrode: int) -> Path:
     return work_dir(directory) / f"electrode{int(electrode):02d}.npz"
 
 
+#: The files the engine writes an electrode's events to while it extracts (``<prefix>.<what>``).
+SPILL_FILES = ("times", "times_subsample", "polarity", "waveforms")
+
+
+def spill_prefix(directory: str | os.PathLike, electrode: int) -> Path:
+    """Where the extraction writes an electrode's events before its work file is made (see
+    ``kernels.extract_electrodes``' ``spill``); removed once the work file is written."""
+    return work_dir(directory) / f"electrode{int(electrode):02d}.extracting"
+
+
+def spill_files(directory: str | os.PathLike) -> list[Path]:
+    """Every extraction file left in the work folder (by a run that was killed)."""
+    return sorted(p for what in SPILL_FILES for p in work_dir(directory).glob(f"electrode*.extracting.{what}"))
+
+
 def plot_dir(directory: str | os.PathLike) -> Path:
     return Path(directory) / PLOT_DIR
 

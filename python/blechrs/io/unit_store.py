@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import tables
@@ -80,7 +80,9 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    units = sorted(units, key=lambda u: u.electrode)
+    # A list is put in electrode order here; an iterator must come in that order (it is written
+    # as it comes, so its units need not all be in memory at once).
+    units = sorted(units, key=lambda u: u.electrode) if isinstance(units, (list, tuple)) else _in_order(units)
     names: list[str] = []
     with atomic_path(path, suffix=".h5") as tmp:
         with tables.open_file(str(tmp), "w", title="blechrs sorted units") as out:
@@ -127,6 +129,15 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
                 g._v_attrs.source = str(unit.source)
             descriptor.flush()
     return names
+
+
+def _in_order(units: Iterable[Unit]) -> Iterator[Unit]:
+    last = None
+    for u in units:
+        if last is not None and u.electrode < last:
+            raise ValueError(f"units must come in electrode order: electrode {u.electrode} after {last}")
+        last = u.electrode
+        yield u
 
 
 def units_from(path: str | os.PathLike) -> str | None:
@@ -229,6 +240,43 @@ def _unit_electrodes(h5: tables.File, groups: list) -> list[int]:
         meta = g.unit_metadata.read() if "unit_metadata" in g else None
         out.append(int(meta["electrode_number"][0]) if meta is not None and len(meta) else -1)
     return out
+
+
+class StoredWaveforms:
+    """A stored unit's waveforms, read a block of rows at a time: ``shape``, ``rows[index]`` for
+    a sorted index array, and ``blocks()`` (consecutive row blocks; their bytes joined are the
+    array's). A unit of a long recording never has to be in memory whole."""
+
+    ROWS = 8192
+
+    def __init__(self, node: Any):
+        self.node = node
+        self.shape = tuple(node.shape)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows),) + self.shape[1:], dtype=self.node.dtype)
+        for start in range(0, self.shape[0], self.ROWS):
+            i0, i1 = np.searchsorted(rows, [start, start + self.ROWS])
+            if i1 > i0:
+                out[i0:i1] = self.node.read(start, min(start + self.ROWS, self.shape[0]))[rows[i0:i1] - start]
+        return out
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        for start in range(0, self.shape[0], self.ROWS):
+            yield self.node.read(start, min(start + self.ROWS, self.shape[0]))
+
+
+@contextlib.contextmanager
+def stored_waveforms(path: str | os.PathLike) -> Iterator[Callable[[str], StoredWaveforms | np.ndarray]]:
+    """``with stored_waveforms(h5) as waveforms_of:`` ``waveforms_of(unit name)`` is that unit's
+    :class:`StoredWaveforms` (an empty 0 x 0 array if it has none) while the store is open."""
+    with tables.open_file(str(path), "r") as h5:
+        def waveforms_of(name: str) -> StoredWaveforms | np.ndarray:
+            where = f"/sorted_units/{name}/waveforms"
+            return StoredWaveforms(h5.get_node(where)) if where in h5 else np.zeros((0, 0), np.float32)
+
+        yield waveforms_of
 
 
 @contextlib.contextmanager

@@ -93,6 +93,29 @@ def read_meta(path: Path) -> ElectrodeWork:
         return from_file_contents({}, json.loads(str(z["__meta__"])))
 
 
+#: dtype of each extraction file (``paths.SPILL_FILES``), raw little-endian.
+_SPILL_DTYPES = {"times": "<i8", "times_subsample": "<f8", "polarity": "i1", "waveforms": "<f4"}
+
+
+def read_spilled_events(prefix: str | os.PathLike, n_events: int, waveform_len: int) -> dict[str, np.ndarray]:
+    """The events the engine wrote to ``<prefix>.<what>`` (``kernels.extract_electrodes``'
+    ``spill``): times, times_subsample, polarity and waveforms (n x waveform_len)."""
+    out = {}
+    for what, dtype in _SPILL_DTYPES.items():
+        path = f"{prefix}.{what}"
+        a = np.fromfile(path, dtype=dtype)
+        per = waveform_len if what == "waveforms" else 1
+        if a.size != n_events * per:
+            raise WorkFileError(f"{path}: {a.size} values, expected {n_events * per}")
+        out[what] = a.reshape(n_events, waveform_len) if what == "waveforms" else a
+    return out
+
+
+def remove_spilled_events(prefix: str | os.PathLike) -> None:
+    for what in _SPILL_DTYPES:
+        Path(f"{prefix}.{what}").unlink(missing_ok=True)
+
+
 def _json_default(value):
     if isinstance(value, np.integer):
         return int(value)

@@ -32,12 +32,22 @@ def release_memory() -> None:
         pass
 
 
+#: Samples of each electrode's filtered trace the engine keeps for the recording's noise level
+#: (its ``SUBSAMPLE_MAX``, float32): what an electrode's extraction holds in memory at most,
+#: since its events go to files (``paths.spill_prefix``) as they are cut.
+ENGINE_SUBSAMPLE_MAX = 1 << 20
+
+
 def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_samples: int,
                        params: SortParams, per_group: bool = False) -> list[list[int]]:
     """Electrodes to extract per engine pass: one CAR group per pass (the engine reads a group's
-    channels together), split so the expected waveforms (50 events/s) fit ``extract_memory_mb``;
-    all in one pass when they fit, unless ``per_group`` (a cluster runs the groups side by side)."""
-    per_electrode = (n_samples / params.extract.sampling_rate) * 50.0 * (params.extract.samples_before + params.extract.samples_after) * 4
+    channels together), split so that the engine's per-electrode memory (its noise subsample and
+    chunk buffers: events go to files) fits ``extract_memory_mb``; all in one pass when they fit,
+    unless ``per_group`` (a cluster runs the groups side by side). Does not grow with the
+    recording's length beyond ~35 minutes at 30 kHz: every electrode of a group in one pass."""
+    sub = min(n_samples // max(1, params.extract.noise_subsample) + 1, ENGINE_SUBSAMPLE_MAX)
+    chunk = params.extract.rolling_threshold_window * params.extract.sampling_rate
+    per_electrode = 4 * sub + 3 * 4 * chunk  # the subsample; a chunk's input, output and history
     size = max(1, int(params.run.extract_memory_mb * 2**20 // max(per_electrode, 1.0)))
     by_group: dict[int, list[int]] = {}
     for e in electrodes:
@@ -80,6 +90,9 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
             raise PipelineError(f"electrode {bad[0]} is not a channel of {directory} "
                                 f"({rec.n_channels} amplifier channels)")
         groups = car_group_ids(rows, rec.n_channels, params.extract.use_car)
+        for stale in paths.spill_files(directory):  # left by a killed run
+            stale.unlink(missing_ok=True)
+        paths.work_dir(directory).mkdir(parents=True, exist_ok=True)
         if pool is not None:
             batches = extraction_batches(todo, groups, rec.n_samples, params, per_group=True)
             del rec
@@ -101,13 +114,8 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
             progress("extract", 0, 1)
         batches = extraction_batches(todo, groups, rec.n_samples, params)
         for i, batch in enumerate(batches):
-            results = extract_events(rec, batch, groups, params, progress=None if len(batches) > 1 or not progress
-                               else engine_progress)
-            for d in results:
-                work = work_from_extraction(d, params, rec.n_samples)
-                work.recording = identity
-                work_files.save_electrode(paths.electrode_path(directory, work.electrode), work)
-            results = None  # free this batch before the next
+            _extract_to_work_files(directory, rec, batch, groups, params, identity,
+                                   None if len(batches) > 1 or not progress else engine_progress)
             if progress and len(batches) > 1:
                 progress("extract", i + 1, len(batches))
         if progress and len(batches) == 1:
@@ -126,8 +134,26 @@ def _extract_batch(directory: str, electrodes: list[int], groups: list[int], par
     if rec.identity() != identity:
         raise PipelineError(f"{directory}: the recording files a cluster worker sees differ from the ones this "
                             f"machine sees (changed while sorting, or another folder under that path)")
-    for d in extract_events(rec, electrodes, groups, dataclasses.replace(params, run=dataclasses.replace(
-            params.run, n_jobs=0))):
-        work = work_from_extraction(d, params, rec.n_samples)
-        work.recording = identity
-        work_files.save_electrode(paths.electrode_path(directory, work.electrode), work)
+    _extract_to_work_files(Path(directory), rec, electrodes, groups,
+                           dataclasses.replace(params, run=dataclasses.replace(params.run, n_jobs=0)), identity)
+
+
+def _extract_to_work_files(directory: Path, rec, electrodes: list[int], groups: Sequence[int], params: SortParams,
+                           identity: str, progress=None) -> None:
+    """One engine pass over ``electrodes``: their events go to spill files as they are cut, then
+    each electrode's are read back and saved as its work file, one electrode in memory at a time."""
+    spill = [paths.spill_prefix(directory, e) for e in electrodes]
+    try:
+        results = extract_events(rec, electrodes, groups, params, progress=progress, spill=[str(p) for p in spill])
+        for d, prefix in zip(results, spill):
+            if "n_spilled" in d:
+                d.update(work_files.read_spilled_events(prefix, int(d["n_spilled"]), d["waveforms"].shape[1]))
+            work = work_from_extraction(d, params, rec.n_samples)
+            work.recording = identity
+            work_files.save_electrode(paths.electrode_path(directory, work.electrode), work)
+            d.clear()
+            work = None
+            work_files.remove_spilled_events(prefix)
+    finally:
+        for prefix in spill:
+            work_files.remove_spilled_events(prefix)

@@ -7,7 +7,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -28,9 +28,14 @@ def with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, El
     """The units in electrode order (stable within an electrode), each given its spike times,
     waveforms, SNR and metrics (``metrics_of(unit, electrode work)``) from its electrode's work file.
     ``needs_arrays``: the work-file arrays ``metrics_of`` uses besides times and waveforms (None: all)."""
+    return list(iter_with_events(directory, units, metrics_of, needs_arrays))
+
+
+def iter_with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, ElectrodeWork], dict],
+                     needs_arrays: Sequence[str] | None = None) -> Iterator[Unit]:
+    """:func:`with_events` one electrode at a time (only one electrode's work file in memory)."""
     if needs_arrays is not None:
         needs_arrays = ("times", "waveforms", *needs_arrays)
-    ordered: list[Unit] = []
     by_electrode: dict[int, list[Unit]] = {}
     for u in units:
         by_electrode.setdefault(u.electrode, []).append(u)
@@ -43,8 +48,8 @@ def with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Unit, El
             unit.snr = float(m.get("snr") or 0.0)
             unit.metrics = {k: (np.nan if v is None else v) for k, v in m.items()
                             if isinstance(v, (int, float)) or v is None}
-            ordered.append(unit)
-    return ordered
+            yield unit
+        work = None
 
 
 def write_autosort_sort_file(directory, selections: Sequence[Unit], comments: Sequence[str],
@@ -93,8 +98,15 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
             m = unit.metrics
             comments.append(f"auto: {len(unit.indices)} spikes, snr {_f(m.get('snr'))}, "
                             f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {unit.reason}" if unit.reason else ""))
-    units = with_events(directory, selections, lambda unit, _: unit.metrics, needs_arrays=())
-    names = unit_store.write_units(h5, units, attrs={"units_from": "autosort"})
+    units: list[Unit] = []
+
+    def written_as_they_come():  # one electrode's waveforms in memory at a time
+        for unit in iter_with_events(directory, selections, lambda unit, _: unit.metrics, needs_arrays=()):
+            units.append(unit)
+            yield unit
+            unit.waveforms = unit.waveforms[:0]  # in the store now
+
+    names = unit_store.write_units(h5, written_as_they_come(), attrs={"units_from": "autosort"})
     report.store_written = True
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
     if not written:

@@ -27,7 +27,8 @@ from blechrs.io.atomic import write_text_atomic
 from blechrs.io.info import find_info
 from blechrs.io.qa_files import write_json
 from blechrs.io.trial_table import read_trial_table
-from blechrs.io.unit_store import UnitSpikes, existing_store, read_unit_spikes, write_unit_distances
+from blechrs.io.unit_store import (StoredWaveforms, UnitSpikes, existing_store, read_unit_spikes, stored_waveforms,
+                                   write_unit_distances)
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
 from blechrs.pipeline.lock import holds_folder_lock
@@ -141,22 +142,25 @@ def _drawer(groups: list[RasterGroup], fs: float, params: SortParams) -> Wavefor
                           seed=params.cluster.random_seed)
 
 
-def _draw_chunk(groups: list[RasterGroup], fs: float, params: SortParams, chunk: list) -> list[Path]:
+def _draw_chunk(groups: list[RasterGroup], fs: float, params: SortParams, chunk: list, h5path: Path,
+                progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Pictures of (path, title, unit name, times, info); each unit's waveforms read from the
+    store as it is drawn (only the rows shown)."""
     drawer = _drawer(groups, fs, params)
-    return [drawer.save(path, title, wf, t, info) for path, title, wf, t, info in chunk]
+    out = []
+    with stored_waveforms(h5path) as waveforms_of:
+        for i, (path, title, name, t, info) in enumerate(chunk):
+            out.append(drawer.save(path, title, waveforms_of(name), t, info))
+            if progress is not None:
+                progress(i + 1, len(chunk))
+    return out
 
 
 def _draw_unit_pictures(groups: list[RasterGroup], fs: float, params: SortParams, to_draw: list, jobs: int,
-                        progress: Callable[[int, int], None] | None) -> list[Path]:
+                        progress: Callable[[int, int], None] | None, h5path: Path) -> list[Path]:
     """The unit pictures, in one process or split between ``jobs`` worker processes."""
     if jobs <= 1 or len(to_draw) < PARALLEL_PICTURES:
-        drawer = _drawer(groups, fs, params)
-        out = []
-        for i, (path, title, wf, t, info) in enumerate(to_draw):
-            out.append(drawer.save(path, title, wf, t, info))
-            if progress is not None:
-                progress(i + 1, len(to_draw))
-        return out
+        return _draw_chunk(groups, fs, params, to_draw, h5path, progress)
     chunks = [to_draw[k::jobs] for k in range(jobs)]
     sizes = np.cumsum([0] + [len(c) for c in chunks])
 
@@ -164,7 +168,8 @@ def _draw_unit_pictures(groups: list[RasterGroup], fs: float, params: SortParams
         if progress is not None and done:  # pictures in that many chunks (as if the first finished first)
             progress(int(sizes[done]), len(to_draw))
 
-    results = map_jobs(_draw_chunk, [(groups, fs, params, c) for c in chunks], jobs, "qa pictures", chunks_done)
+    results = map_jobs(_draw_chunk, [(groups, fs, params, c, h5path) for c in chunks], jobs, "qa pictures",
+                       chunks_done)
     drawn = {path for paths_ in results for path in paths_}
     return [path for path, *_ in to_draw if path in drawn]
 
@@ -184,11 +189,12 @@ def _picture_context(trials: TrialTable | None, fs: float, p: SortParams) -> str
     return h.hexdigest()
 
 
-def _picture_identity(u: UnitSpikes, title: str, context: str) -> str:
+def _picture_identity(u: UnitSpikes, title: str, context: str, waveforms: Any) -> str:
+    """What a unit's QA picture shows; ``waveforms``: its stored waveforms (read block by block)."""
     h = hashlib.sha256(f"{context} {u.electrode} {title}".encode())
     h.update(np.ascontiguousarray(u.times).tobytes())
-    if u.waveforms is not None:
-        h.update(np.ascontiguousarray(u.waveforms).tobytes())
+    for block in waveforms.blocks() if isinstance(waveforms, StoredWaveforms) else [waveforms]:
+        h.update(np.ascontiguousarray(block).tobytes())
     return h.hexdigest()
 
 
@@ -198,20 +204,22 @@ def _unit_title(u: UnitSpikes, d: dict[str, Any] | None) -> str:
                if d and not math.isnan(d["baseline"]["p"]) and not math.isnan(d["response"]["p"]) else ""))
 
 
-def _pictures(directory: Path, units: list[UnitSpikes], drift: list, trials: TrialTable | None, fs: float,
-              p: SortParams, jobs: int, progress: Callable[[int, int], None] | None) -> list[Path]:
+def _pictures(directory: Path, h5path: Path, units: list[UnitSpikes], drift: list, trials: TrialTable | None,
+              fs: float, p: SortParams, jobs: int, progress: Callable[[int, int], None] | None) -> list[Path]:
     pic_dir = paths.plot_dir(directory) / "qa"
     to_draw, kept = [], []
     context = _picture_context(trials, fs, p)
-    for u, d in zip(units, drift):
-        pic_dir.mkdir(parents=True, exist_ok=True)
-        path, title = pic_dir / f"{u.name}.png", _unit_title(u, d)
-        info = {QA_PICTURE_KEY: _picture_identity(u, title, context)}
-        if picture_info(path).get(QA_PICTURE_KEY) == info[QA_PICTURE_KEY]:
-            kept.append(path)  # the same unit, trials and settings: the picture is current
-        else:
-            to_draw.append((path, title, u.waveforms, u.times, info))
-    pics = kept + (_draw_unit_pictures(raster_groups(trials), fs, p, to_draw, jobs, progress) if to_draw else [])
+    with stored_waveforms(h5path) as waveforms_of:
+        for u, d in zip(units, drift):
+            pic_dir.mkdir(parents=True, exist_ok=True)
+            path, title = pic_dir / f"{u.name}.png", _unit_title(u, d)
+            info = {QA_PICTURE_KEY: _picture_identity(u, title, context, waveforms_of(u.name))}
+            if picture_info(path).get(QA_PICTURE_KEY) == info[QA_PICTURE_KEY]:
+                kept.append(path)  # the same unit, trials and settings: the picture is current
+            else:
+                to_draw.append((path, title, u.name, u.times, info))
+    pics = kept + (_draw_unit_pictures(raster_groups(trials), fs, p, to_draw, jobs, progress, h5path)
+                   if to_draw else [])
     if pic_dir.exists():  # pictures of units that no longer exist would mislead
         keep = {x.name for x in pics}
         for old in pic_dir.glob("unit*.png"):
@@ -331,7 +339,7 @@ def unit_qa(
         n_samples = n_samples if n_samples is not None else int(recording.n_samples)
     fs = float(sampling_rate or p.extract.sampling_rate)
     h5path = existing_store(directory)
-    units = read_unit_spikes(h5path, waveforms=pictures)
+    units = read_unit_spikes(h5path)  # waveforms are read unit by unit, for the pictures
     warnings: list[str] = []
     if not units:
         warnings.append(f"{h5path}: no sorted units")
@@ -348,7 +356,7 @@ def unit_qa(
     out_dir = paths.qa_dir(directory)
     out_dir.mkdir(exist_ok=True)
     records = [_unit_record(u, i, names, sim, drift[i]) for i, u in enumerate(units)]
-    pics = _pictures(directory, units, drift, trials, fs, p, jobs, progress) if pictures else []
+    pics = _pictures(directory, h5path, units, drift, trials, fs, p, jobs, progress) if pictures else []
     result = QAResult(directory=directory, units=records, violations=viol, similarity=sim, pictures=pics,
                       warnings=warnings, qa_file=out_dir / "unit_qa.json",
                       violations_file=out_dir / "unit_similarity_violations.txt")

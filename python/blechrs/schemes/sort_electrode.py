@@ -156,10 +156,12 @@ def work_from_extraction(d: dict[str, Any], params: SortParams, n_samples: int) 
 
 
 def extract_events(recording, electrodes: Sequence[int], groups: Sequence[int], params: SortParams,
-                   progress: Callable | None = None) -> list[dict[str, Any]]:
-    """The engine's extraction (CAR, band-pass, threshold, detection, waveforms) of ``electrodes``."""
+                   progress: Callable | None = None, spill: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The engine's extraction (CAR, band-pass, threshold, detection, waveforms) of ``electrodes``
+    (with ``spill``, a file prefix per electrode, the events go to files: see ``kernels``)."""
     return kernels.extract_electrodes(recording.source, list(electrodes), list(groups), params.extract,
-                                      threads=params.run.n_jobs, progress=progress, scale=recording.gain)
+                                      threads=params.run.n_jobs, progress=progress, scale=recording.gain,
+                                      spill=spill)
 
 
 def sort_electrode(recording_dir: str | os.PathLike, electrode: int, params: SortParams | None = None

@@ -30,6 +30,7 @@ pub mod params;
 pub mod reference;
 pub mod sos32;
 pub mod source;
+pub mod spill;
 pub mod stream;
 pub mod threshold;
 pub mod waveforms;

@@ -21,6 +21,7 @@ use super::params::{ExtractParams, Settings};
 use super::reference::{self, Group, STATS_STEP};
 use super::sos32::{self, Lanes};
 use super::source::{read_strided, SampleSource};
+use super::spill::Spill;
 use super::threshold::{
     median_by, median_mad, median_mad_shared, median_mad_step, median_mad_windows, window_bounds,
     MedianScratch, SharedBins, MAD_PER_SD,
@@ -49,6 +50,9 @@ pub struct ElectrodeResult {
     pub cutoff_sample: usize,
     pub n_edge_dropped: usize,
     pub dead: bool,
+    /// Events written to this electrode's spill files (see [`extract_spilled`]); the event
+    /// vectors above are then empty.
+    pub n_spilled: Option<usize>,
 }
 
 /// What a chunk of raw data looks like after reading: rows of `len` int16 values for `channels`,
@@ -207,6 +211,8 @@ struct Electrode<'s> {
     scratch: MedianScratch,
     /// Histogram bins shared by the noise windows (for `mad_val`).
     bins: SharedBins,
+    /// Where the events go when they are not kept in memory.
+    spill: Option<Spill>,
 }
 
 struct Plan<'a> {
@@ -603,10 +609,14 @@ impl<'a> Plan<'a> {
                 &mut buf,
             )
             .unwrap_or(0.0);
-            el.res.times.push(t);
-            el.res.times_subsample.push(t as f64 + d);
-            el.res.polarity.push(pol);
-            el.res.waveforms.extend_from_slice(&buf);
+            if let Some(sp) = el.spill.as_mut() {
+                sp.push(t, t as f64 + d, pol, &buf);
+            } else {
+                el.res.times.push(t);
+                el.res.times_subsample.push(t as f64 + d);
+                el.res.polarity.push(pol);
+                el.res.waveforms.extend_from_slice(&buf);
+            }
             el.pending.pop_front();
         }
         // Keep only the history still needed: the open event's window, pending events, and
@@ -649,6 +659,32 @@ pub fn extract_electrodes(
     extract_with(src, electrodes, group_of, &settings, progress)
 }
 
+/// [`extract_electrodes`] with each electrode's events written to files as they are cut
+/// (`spill[i]` is electrode i's file prefix, see [`super::spill`]) instead of kept in memory:
+/// the results carry `n_spilled` and empty event vectors. Memory then no longer grows with the
+/// recording's length beyond the noise subsample (at most [`SUBSAMPLE_MAX`] values each).
+pub fn extract_spilled(
+    src: &dyn SampleSource,
+    electrodes: &[usize],
+    group_of: &[i64],
+    params: &ExtractParams,
+    scale: f64,
+    threads: i64,
+    progress: &mut Progress<'_>,
+    spill: &[String],
+) -> Result<Vec<ElectrodeResult>> {
+    if spill.len() != electrodes.len() {
+        return Err(EngineError::Value(format!(
+            "spill has {} file prefixes for {} electrodes",
+            spill.len(),
+            electrodes.len()
+        )));
+    }
+    let mut settings = params.settings(threads)?;
+    settings.scale = scale;
+    extract_inner(src, electrodes, group_of, &settings, progress, Some(spill))
+}
+
 /// The progress callback of a run: (samples done, samples total); an Err aborts the run.
 pub type Progress<'f> = dyn FnMut(usize, usize) -> Result<()> + Send + 'f;
 
@@ -660,6 +696,17 @@ pub fn extract_with(
     group_of: &[i64],
     p: &Settings,
     progress: &mut Progress<'_>,
+) -> Result<Vec<ElectrodeResult>> {
+    extract_inner(src, electrodes, group_of, p, progress, None)
+}
+
+fn extract_inner(
+    src: &dyn SampleSource,
+    electrodes: &[usize],
+    group_of: &[i64],
+    p: &Settings,
+    progress: &mut Progress<'_>,
+    spill: Option<&[String]>,
 ) -> Result<Vec<ElectrodeResult>> {
     let f = BandPass::new(p.order, p.low, p.high, p.fs)?;
     check_inputs(src, electrodes, group_of, &f)?;
@@ -694,6 +741,11 @@ pub fn extract_with(
     let mut store = SubStore::new(electrodes.len() * sub_cap);
     let subs = store.split(electrodes.len(), sub_cap);
     let mut els = new_electrodes(&plan, &reads, electrodes, group_of, &car, subs);
+    if let Some(prefixes) = spill {
+        for (el, prefix) in els.iter_mut().zip(prefixes) {
+            el.spill = Some(Spill::create(prefix)?);
+        }
+    }
     let threads = super::thread_count(p.threads);
     let passes = Passes {
         plan: &plan,
@@ -708,11 +760,11 @@ pub fn extract_with(
         passes.global_threshold(&mut els, progress)?;
     }
     passes.detect(&mut els, progress)?;
-    Ok(super::with_threads(p.threads, || {
+    super::with_threads(p.threads, || {
         els.into_par_iter()
             .map(|el| plan.finish(el, passes.rolling))
             .collect()
-    }))
+    })
 }
 
 /// The arguments' consistency with the recording and the filter.
@@ -924,6 +976,7 @@ impl<'s> Electrode<'s> {
             input: Vec::new(),
             scratch: MedianScratch::default(),
             bins: SharedBins::default(),
+            spill: None,
         }
     }
 }
@@ -1081,7 +1134,7 @@ impl<'a> Passes<'_, 'a> {
 
 impl Plan<'_> {
     /// Finish an electrode: last events, cutoff, summary statistics.
-    fn finish(&self, mut el: Electrode, rolling: bool) -> ElectrodeResult {
+    fn finish(&self, mut el: Electrode, rolling: bool) -> Result<ElectrodeResult> {
         let (p, n) = (self.p, self.n);
         let mut evs = Vec::new();
         el.det.finish(&mut evs);
@@ -1089,7 +1142,20 @@ impl Plan<'_> {
         self.drain(&mut el, &[].as_slice(), true);
         let cut = el.breaches.decide(n, p.fs, &p.cutoff);
         el.res.cutoff_sample = cut;
-        if cut < n {
+        if let Some(sp) = el.spill.as_mut() {
+            sp.flush()?;
+            if cut < n {
+                let times = sp.read_times()?;
+                let keep = self.kept_before_cutoff(&times, cut);
+                let kept = keep.iter().take_while(|&&k| k).count();
+                if keep[kept..].iter().any(|&k| k) {
+                    return Err(EngineError::Value("events out of time order".into()));
+                }
+                el.res.n_edge_dropped += self.edge_dropped(&times, cut);
+                sp.truncate(kept, p.before + p.after)?;
+            }
+            el.res.n_spilled = Some(sp.n);
+        } else if cut < n {
             self.trim_past_cutoff(&mut el.res, cut);
         }
         let keep_sub = cut.div_ceil(self.sub_step).min(el.sub.len());
@@ -1123,24 +1189,14 @@ impl Plan<'_> {
         el.res.times.shrink_to_fit();
         el.res.times_subsample.shrink_to_fit();
         el.res.polarity.shrink_to_fit();
-        el.res
+        Ok(el.res)
     }
 
     /// Events past the cutoff are gone; those whose window crosses it are edge drops.
     fn trim_past_cutoff(&self, res: &mut ElectrodeResult, cut: usize) {
-        let p = self.p;
-        let pd = pad(p.align) as i64;
-        let l = p.before + p.after;
-        let keep: Vec<bool> = res
-            .times
-            .iter()
-            .map(|&t| t + p.after as i64 + pd <= cut as i64)
-            .collect();
-        res.n_edge_dropped += res
-            .times
-            .iter()
-            .filter(|&&t| t < cut as i64 && t + p.after as i64 + pd > cut as i64)
-            .count();
+        let l = self.p.before + self.p.after;
+        let keep = self.kept_before_cutoff(&res.times, cut);
+        res.n_edge_dropped += self.edge_dropped(&res.times, cut);
         retain_kept(&mut res.times, &keep);
         retain_kept(&mut res.times_subsample, &keep);
         retain_kept(&mut res.polarity, &keep);
@@ -1151,6 +1207,23 @@ impl Plan<'_> {
             }
         }
         res.waveforms = w;
+    }
+}
+
+impl Plan<'_> {
+    /// Which events end before the cutoff.
+    fn kept_before_cutoff(&self, times: &[i64], cut: usize) -> Vec<bool> {
+        let end = self.p.after as i64 + pad(self.p.align) as i64;
+        times.iter().map(|&t| t + end <= cut as i64).collect()
+    }
+
+    /// Events before the cutoff whose window crosses it.
+    fn edge_dropped(&self, times: &[i64], cut: usize) -> usize {
+        let end = self.p.after as i64 + pad(self.p.align) as i64;
+        times
+            .iter()
+            .filter(|&&t| t < cut as i64 && t + end > cut as i64)
+            .count()
     }
 }
 
