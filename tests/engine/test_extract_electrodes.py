@@ -264,6 +264,8 @@ def test_extract_scales_by_the_recordings_gain(scale):
     one_line = pytest.raises(ValueError, match="scale must be finite and non-zero")
     with one_line:
         extract(x, [0], [], p, scale=0.0)
+
+
 @pytest.mark.parametrize("rolling", [True, False])
 @pytest.mark.parametrize("cutoff", [False, True])
 def test_spilled_events_equal_the_reference(tmp_path, rolling, cutoff):
