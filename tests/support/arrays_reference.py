@@ -58,8 +58,10 @@ def write_store(path: Path, unit_times: list[np.ndarray], electrodes=None, n_wav
         desc.flush()
 
 
-def fake_recording(digital_inputs, n_samples, fs=30000.0, amplifier=None):
+def fake_recording(digital_inputs, n_samples, fs=30000.0, amplifier=None, gain=0.195):
+    """What make_arrays reads of a recording; ``gain``: microvolts per count (Intan's 0.195)."""
     return SimpleNamespace(
+        gain=gain,
         digital_inputs={k: (np.asarray(v[0], np.int64), np.asarray(v[1], np.int64)) for k, v in digital_inputs.items()},
         sampling_rate=fs,
         n_samples=n_samples,
