@@ -303,7 +303,7 @@ fn dispatch<T: Sample>(
 ) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { rows_avx2_fma(s, job, out, buf, sub) };
         }
@@ -684,7 +684,7 @@ pub fn transpose_into(buf: &[V], outs: &mut [&mut [MaybeUninit<f32>]]) {
     assert!(outs.len() <= LANES && outs.iter().all(|o| o.len() == buf.len()));
     #[cfg(target_arch = "x86_64")]
     {
-        if outs.len() == LANES && std::is_x86_feature_detected!("avx2") {
+        if outs.len() == LANES && crate::cpu::avx2() {
             let ps = std::array::from_fn(|l| outs[l].as_mut_ptr() as *mut f32);
             // SAFETY: the CPU supports AVX2 (checked just above); each out holds buf.len()
             // values (asserted above).
