@@ -48,3 +48,34 @@ def test_start_pool_runs_jobs_in_other_processes():
         pool.shutdown()
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     assert executors.start_pool(1) is None
+
+
+def test_every_worker_starts_with_ctrl_c_held_back():
+    """A Ctrl-C while a worker's interpreter starts prints that worker's traceback over the
+    terminal: every worker (and the resource tracker) must be spawned with SIGINT blocked. Run in
+    a fresh interpreter, where multiprocessing's resource tracker is not running yet (starting it
+    unblocks SIGINT in the spawning thread); the mask is read at each spawn."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import signal
+        from multiprocessing import util
+        from blechrs.pipeline import executors
+        masks, spawn = [], util.spawnv_passfds
+        def recording(path, args, passfds):
+            masks.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+            return spawn(path, args, passfds)
+        util.spawnv_passfds = recording
+        pool = executors.start_pool(3)
+        pool.shutdown()
+        print(masks, signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    masks, after = out.stdout.strip().rsplit(" ", 1)
+    spawned = eval(masks)
+    assert len(spawned) >= 3 and all(spawned), spawned  # 3 workers (+ the tracker), each SIGINT-blocked
+    assert after == "False"  # and the parent's mask is back as it was

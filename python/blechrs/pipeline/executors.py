@@ -102,6 +102,12 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
     # Without signal masks (Windows) it is ignored meanwhile instead.
     blocking = hasattr(signal, "pthread_sigmask")
     main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    if blocking:
+        # multiprocessing starts its resource tracker with the first worker and then *unblocks*
+        # SIGINT in this thread (resource_tracker.ensure_running), so the later workers would start
+        # interruptible: started first, it leaves the mask below alone.
+        from multiprocessing import resource_tracker
+        resource_tracker.ensure_running()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocking else None
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread and not blocking else None
     try:
