@@ -31,6 +31,7 @@ __all__ = [
     "intan_time_dat_jumps",
     "read_source",
     "RhdRecording",
+    "simd_level",
 ]
 __version__: str
 
@@ -178,3 +179,5 @@ class RhdRecording:
     def digital_in_edges(self, masks: list[int]) -> _Edges: ...
     def digital_out_edges(self, masks: list[int]) -> _Edges: ...
     def read_board_words(self, section: str, index: int, start: int, stop: int) -> npt.NDArray[np.uint16]: ...
+
+def simd_level() -> str: ...

@@ -71,6 +71,14 @@ impl PySampleSource {
     }
 }
 
+/// Which loops the kernels take on this CPU: "avx2+fma", "avx2", "avx" or "baseline" (any
+/// x86-64, and every other CPU). Chosen at run time; ``BLECHRS_SIMD=off`` (or ``nofma``), set
+/// before the first kernel call, narrows the choice (for tests).
+#[pyfunction]
+fn simd_level() -> &'static str {
+    blechrs_engine::cpu::simd_level()
+}
+
 /// The blechrs signal engine (Rust, multi-threaded, GIL released): Intan readers and the
 /// kernels that touch every sample. Threads: ``BLECHRS_THREADS`` (unset or 0 = all cores);
 /// ``extract_electrodes`` takes ``threads`` first.
@@ -81,6 +89,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "MICROVOLTS_PER_BIT",
         blechrs_engine::intan::MICROVOLTS_PER_BIT,
     )?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_class::<PySampleSource>()?;
     m.add_class::<params::PyExtractParams>()?;
     signal::register(m)?;

@@ -118,8 +118,8 @@ def writer_pid(name: str) -> int | None:
 def process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
-    if os.name == "nt":  # os.kill(pid, 0) would terminate it there; assume it runs
-        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there
+        return _windows_process_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -127,6 +127,29 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process
         return True
     return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (Windows): it can be opened and has no exit code yet."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    query_limited_information, still_active, access_denied = 0x1000, 259, 5
+    handle = kernel32.OpenProcess(query_limited_information, False, pid)
+    if not handle:  # no such process, or someone else's (then it runs)
+        return ctypes.get_last_error() == access_denied  # type: ignore[attr-defined]
+    try:
+        code = wintypes.DWORD()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def remove_stale_temp_files(places: Iterable[tuple[Path, bool]], now: float | None = None) -> list[Path]:

@@ -43,16 +43,33 @@ PARENT_POLL_S = 0.5
 def _exit_with_parent(parent: int) -> None:
     """Watch the parent from a daemon thread: an orphaned worker (its parent killed, it re-parented
     to init) exits at once instead of waiting for work that never comes. ``parent`` is passed in,
-    not read here: a worker still starting when its parent died would see its new parent."""
+    not read here: a worker still starting when its parent died would see its new parent.
+    Windows re-parents nothing (``getppid`` keeps the dead parent's pid): there the worker waits
+    on multiprocessing's handle of its parent process, which is signalled when the parent exits."""
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_POLL_S)
         os._exit(1)
 
+    def watch_handle(sentinel: int) -> None:
+        from multiprocessing.connection import wait
+
+        wait([sentinel])
+        os._exit(1)
+
     if os.getppid() != parent:
         os._exit(1)
-    threading.Thread(target=watch, name="blechrs-parent-watch", daemon=True).start()
+    if os.name == "nt":
+        from multiprocessing import parent_process
+
+        proc = parent_process()
+        if proc is None or proc.sentinel is None:
+            return
+        target, args = watch_handle, (proc.sentinel,)
+    else:
+        target, args = watch, ()
+    threading.Thread(target=target, args=args, name="blechrs-parent-watch", daemon=True).start()
 
 
 def _start_worker(parent: int) -> None:

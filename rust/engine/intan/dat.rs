@@ -4,7 +4,6 @@
 //! any window without shared state and memory stays bounded by the window asked for.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
@@ -27,7 +26,7 @@ pub(crate) fn file_len(f: &File, path: &Path) -> Result<u64> {
 }
 
 pub(crate) fn read_at(f: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
-    f.read_exact_at(buf, offset).map_err(|e| EngineError::Io {
+    crate::fileio::read_exact_at(f, buf, offset).map_err(|e| EngineError::Io {
         path: path.display().to_string(),
         source: e,
     })

@@ -369,7 +369,6 @@ impl Cursor<'_> {
 
 /// Read and parse the header at the start of `path`.
 pub fn read_header(path: &Path) -> Result<Header> {
-    use std::os::unix::fs::FileExt;
     let p = path.display().to_string();
     let io = |e| EngineError::Io {
         path: p.clone(),
@@ -382,7 +381,7 @@ pub fn read_header(path: &Path) -> Result<Header> {
     loop {
         let n = limit.min(file_len);
         let mut buf = vec![0u8; n];
-        f.read_exact_at(&mut buf, 0).map_err(io)?;
+        crate::fileio::read_exact_at(&f, &mut buf, 0).map_err(io)?;
         match parse_header(&buf, &p) {
             Err(EngineError::File { msg, .. })
                 if msg.starts_with("header ends early") && n < file_len =>

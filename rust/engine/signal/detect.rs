@@ -122,7 +122,7 @@ impl Detector {
         }
         let b = self.bounds(centre, threshold, above);
         #[cfg(target_arch = "x86_64")]
-        let avx = std::is_x86_feature_detected!("avx");
+        let avx = crate::cpu::avx();
         let mut i = 0;
         while i < x.len() {
             // Blocks of 64 first (min and max in 8 lanes: vectorised), then of 16.

@@ -439,12 +439,12 @@ impl BandPass {
                 unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr() as *mut [f64; L], m) };
             #[cfg(target_arch = "x86_64")]
             {
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if crate::cpu::avx2_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                     unsafe { rows_lanes_avx2_fma::<T, L>(self, job, outs, buf) };
                     return;
                 }
-                if std::is_x86_feature_detected!("avx2") {
+                if crate::cpu::avx2() {
                     // SAFETY: the CPU supports AVX2 (checked just above).
                     unsafe { rows_lanes_avx2::<T, L>(self, job, outs, buf) };
                     return;

@@ -12,7 +12,7 @@ macro_rules! avx2_dispatch {
                 unsafe fn avx2($($a: $t),*) $(-> $r)? {
                     $imp($($a),*)
                 }
-                if std::is_x86_feature_detected!("avx2") {
+                if crate::cpu::avx2() {
                     // SAFETY: the CPU supports AVX2 (checked just above).
                     return unsafe { avx2($($a),*) };
                 }

@@ -303,7 +303,7 @@ fn dispatch<T: Sample>(
 ) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
             return unsafe { rows_avx2_fma(s, job, out, buf, sub) };
         }
@@ -495,6 +495,7 @@ fn rows_impl<T: Sample, const FMA: bool>(
             match &mut out {
                 Out::Rows(outs) if nr == LANES => {
                     let mut it = outs.iter_mut();
+                    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
                     let mut os: [&mut [f32]; LANES] = std::array::from_fn(|_| {
                         let o = it.next().expect("8 outputs");
                         &mut o[o0 - k0..o1 - k0]
@@ -684,7 +685,7 @@ pub fn transpose_into(buf: &[V], outs: &mut [&mut [MaybeUninit<f32>]]) {
     assert!(outs.len() <= LANES && outs.iter().all(|o| o.len() == buf.len()));
     #[cfg(target_arch = "x86_64")]
     {
-        if outs.len() == LANES && std::is_x86_feature_detected!("avx2") {
+        if outs.len() == LANES && crate::cpu::avx2() {
             let ps = std::array::from_fn(|l| outs[l].as_mut_ptr() as *mut f32);
             // SAFETY: the CPU supports AVX2 (checked just above); each out holds buf.len()
             // values (asserted above).
@@ -700,6 +701,7 @@ pub fn transpose_into(buf: &[V], outs: &mut [&mut [MaybeUninit<f32>]]) {
 }
 
 /// The lanes as int16 rows when `T` is i16.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn as_i16<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [i16]; LANES]> {
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<i16>() {
@@ -712,6 +714,7 @@ fn as_i16<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [i16]; LANES]> {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn as_f32<'a, T: Sample>(xs: &[&'a [T]; LANES]) -> Option<[&'a [f32]; LANES]> {
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
         // SAFETY: T is f32 (same type, checked just above).

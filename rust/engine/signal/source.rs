@@ -1,8 +1,6 @@
 //! Where samples come from. The streaming engine reads recordings only through this trait, so it
 //! never needs a whole recording in memory; `crate::intan` implements it for each Intan layout.
 
-use std::os::unix::fs::FileExt;
-
 use crate::error::Result;
 
 pub trait SampleSource: Send + Sync {
@@ -292,12 +290,15 @@ impl SampleSource for InterleavedFileSource {
         while done < len {
             let m = per.min(len - done);
             let b = &mut buf[..m * nc * 2];
-            self.file
-                .read_exact_at(b, self.offset + ((start + done) * nc * 2) as u64)
-                .map_err(|e| crate::error::EngineError::Io {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+            crate::fileio::read_exact_at(
+                &self.file,
+                b,
+                self.offset + ((start + done) * nc * 2) as u64,
+            )
+            .map_err(|e| crate::error::EngineError::Io {
+                path: self.path.clone(),
+                source: e,
+            })?;
             // De-interleave in tiles that stay in L1 cache (one pass per channel over a whole
             // 4 MB buffer would stream it from memory once per channel).
             const TILE: usize = 256;

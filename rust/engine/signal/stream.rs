@@ -470,7 +470,7 @@ impl<'a> Plan<'a> {
     fn window(&self, el: &mut Electrode, s: usize, rolling: bool) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") {
+            if crate::cpu::avx2() {
                 // SAFETY: the CPU supports AVX2 (checked just above).
                 unsafe { self.window_avx2(el, s, rolling) };
                 return;
