@@ -80,10 +80,16 @@ impl MatchedFilter<'_> {
                 return Err(value_err(format!("{name} must be finite")));
             }
         }
+        crate::limits::check::<f32>(len, "filters' window")?;
+        if self.half_width > i64::MAX as usize / 4 {
+            return Err(value_err(format!("half_width {} is too large", self.half_width)));
+        }
         if self.filters.iter().any(|v| !v.is_finite()) {
             return Err(value_err("filters must be finite".into()));
         }
-        let _ = n_samples;
+        if n_samples as u128 * units as u128 > (i64::MAX / 2) as u128 {
+            return Err(value_err(format!("x has too many samples ({n_samples})")));
+        }
         Ok(())
     }
 }
