@@ -55,18 +55,6 @@ def simulate(key, seed, channels, seconds):
     return sim, sim.ground_truth(), rec
 
 
-def traces(rec, params):
-    """Each wire's referenced, band-passed trace (channels x samples, uV), as the engine filters it."""
-    from blechrs import kernels
-
-    x = np.ascontiguousarray(rec.T)
-    e = params.extract
-    if e.use_car:
-        x, _ = kernels.common_average_reference(x, [0] * x.shape[0])
-    return kernels.bandpass(x, e.sampling_rate, e.bandpass_lower_cutoff, e.bandpass_upper_cutoff,
-                            e.bandpass_order, scale=kernels.MICROVOLTS_PER_BIT)
-
-
 def sort_wires(per_wire, n_samples, params, rec=None):
     """Each wire sorted by the pipeline's per-electrode function (then, with matched_filter_z, the
     matched-filter pass on its trace); {name: times}, {name: wire}; seconds in the matched filter."""
@@ -75,7 +63,7 @@ def sort_wires(per_wire, n_samples, params, rec=None):
     from blechrs.schemes.sort_electrode import matched_filter_work
 
     times, wires = {}, {}
-    x = traces(rec, params) if params.autosort.matched_filter_z > 0 else None
+    x = A.traces(rec, params) if params.autosort.matched_filter_z > 0 else None
     t_mf = 0.0
     for c, (w, t, mad_val, noise) in enumerate(per_wire):
         work = ElectrodeWork(electrode=c, times=np.asarray(t, dtype=np.int64), waveforms=np.asarray(w, dtype=np.float32),

@@ -247,7 +247,8 @@ class AutosortParams:
     """Matched-filter pass (core/matched_filter.py): after auto-sort, each unit's whitened template is
     correlated with the filtered trace, peaks above this many noise SDs that are not events yet are
     added as candidates, and auto-sort assigns again. 0 = off. Needs the filtered trace: run by
-    ``schemes.sort_electrode.matched_filter_work`` (benchmarks/phenomena.py --mf-z)."""
+    ``schemes.sort_electrode.matched_filter_work`` (benchmarks/phenomena.py, benchmarks/accuracy.py
+    --extract engine: ``--param matched_filter_z=4.25``); not yet run by ``blechrs run``."""
 
 
 @dataclass
