@@ -141,6 +141,19 @@ def engine_extract(rec, params):
     return [(o["waveforms"], o["times"], o["mad_val"], o["noise"]) for o in out]
 
 
+def traces(rec, params):
+    """Each wire's referenced, band-passed trace (channels x samples, uV), as the engine filters
+    it (for the matched-filter pass, ``matched_filter_z``)."""
+    from blechrs import kernels
+
+    x = np.ascontiguousarray(np.asarray(rec).T)
+    e = params.extract
+    if e.use_car:
+        x, _ = kernels.common_average_reference(x, [0] * x.shape[0])
+    return kernels.bandpass(x, e.sampling_rate, e.bandpass_lower_cutoff, e.bandpass_upper_cutoff,
+                            e.bandpass_order, scale=kernels.MICROVOLTS_PER_BIT)
+
+
 def pipeline_set(folder, jobs=None):
     """``blechrs run`` on the set's Intan folder; (times, labels, unit_channel, timing)."""
     from blechrs.io import paths
@@ -187,7 +200,8 @@ def sort_set(folder, params, extract="scipy", progress=True):
         per_wire = [scipy_extract(np.asarray(rec[:, c]), fs, params) for c in range(nch)]
     t_extract = time.perf_counter() - t0
     spike_times, spike_labels, unit_channel = [], [], []
-    t_sort = 0.0
+    t_sort = t_mf = 0.0
+    x = traces(rec, params) if params.autosort.matched_filter_z > 0 else None
     for c, wire in enumerate(per_wire):
         w, t, mad_val = wire[:3]
         work = ElectrodeWork(electrode=c, times=np.asarray(t, dtype=np.int64), waveforms=np.asarray(w, dtype=np.float32),
@@ -195,6 +209,12 @@ def sort_set(folder, params, extract="scipy", progress=True):
                              noise=np.asarray(wire[3], dtype=np.float64) if len(wire) > 3 else None)
         a = time.perf_counter()
         work = pipeline.cluster_work(work, params)
+        if x is not None:
+            from blechrs.schemes.sort_electrode import matched_filter_work
+
+            b = time.perf_counter()
+            work = matched_filter_work(work, x[c], params)
+            t_mf += time.perf_counter() - b
         t_sort += time.perf_counter() - a
         labels = work.auto_labels()
         for k in range(len(work.units)):
@@ -208,6 +228,8 @@ def sort_set(folder, params, extract="scipy", progress=True):
     labels = np.concatenate(spike_labels) if spike_labels else np.zeros(0, np.int64)
     order = np.argsort(times, kind="stable")
     timing = dict(extract_s=t_extract, sort_s=t_sort)
+    if x is not None:
+        timing["matched_filter_s"] = t_mf
     return times[order], labels[order], np.asarray(unit_channel), timing
 
 
@@ -238,7 +260,8 @@ def supervised_ceiling(folder, per_wire, params):
         start = np.full(len(t), -1)
         for k, u in enumerate(units):
             start[label == u] = k
-        got = assign_to_templates(w, start, meta["fs"], duration) if len(t) else None
+        got = assign_to_templates(w, start, meta["fs"], duration,
+                                  amplitude_model=params.autosort.amplitude_model) if len(t) else None
         # too few events for the noise model: the true labels stand (as auto-sort's do)
         pred = label if got is None else np.where(got >= 0, np.asarray(units)[np.maximum(got, 0)], -1)
         try:

@@ -23,6 +23,7 @@ __all__ = [
     "common_average_reference",
     "extract_electrodes",
     "interleaved_file_source",
+    "matched_filter_detect",
     "intan_read_header",
     "intan_per_channel_source",
     "intan_per_signal_source",
@@ -128,6 +129,16 @@ def detect_spikes(
 def extract_waveforms(
     x: _Samples, times: Sequence[int] | npt.NDArray[np.integer[Any]], before: int, after: int, align: bool = True
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], int]: ...
+def matched_filter_detect(
+    x: npt.ArrayLike,
+    filters: npt.ArrayLike,
+    before: int,
+    thresholds: Sequence[float],
+    weights: Sequence[float],
+    biases: Sequence[float],
+    half_width: int,
+    threads: int = 0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 def recording_cutoff(
     x: _Samples,
     fs: float,

@@ -21,6 +21,7 @@ from blechrs._native import (
     detect_spikes as detect_spikes,
     extract_waveforms as extract_waveforms,
     interleaved_file_source as interleaved_file_source,
+    matched_filter_detect as matched_filter_detect,
     noise_level as noise_level,
     recording_cutoff as recording_cutoff,
 )

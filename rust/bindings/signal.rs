@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{Array2, Ix1};
 use numpy::{
-    AllowTypeChange, PyArray1, PyArray2, PyArrayDyn, PyArrayLike1, PyArrayLikeDyn, PyArrayMethods,
+    AllowTypeChange, PyArray1, PyArray2, PyArrayDyn, PyArrayLike1, PyArrayLike2, PyArrayLikeDyn, PyArrayMethods,
     PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -20,6 +20,7 @@ use blechrs_engine::intan::MICROVOLTS_PER_BIT;
 use blechrs_engine::signal::cutoff::CutoffParams;
 use blechrs_engine::signal::filter;
 use blechrs_engine::signal::kernels::{self, Samples, Thresholds};
+use blechrs_engine::signal::matched_filter::{self, MatchedFilter};
 use blechrs_engine::signal::source::{ArraySource, InterleavedFileSource, SampleSource};
 use blechrs_engine::signal::stream::{self, ElectrodeResult};
 
@@ -493,6 +494,57 @@ fn interleaved_file_source(
     Ok(PySampleSource { inner: Arc::new(s) })
 }
 
+/// Matched-filter detection on one filtered trace ``x`` (float32, 1-D): for each unit ``u`` the
+/// correlation ``z_u(t) = sum_j filters[u, j] * x[t - before + j]``, its local maxima above
+/// ``thresholds[u]``, and across units one detection per ``half_width`` samples, the best score
+/// ``weights[u] * z + biases[u]`` first (greedy). Returns (times, units, z) sorted by time.
+/// Windows that would leave the trace are not looked for. Blocks of the trace run on ``threads``
+/// threads (0 = ``BLECHRS_THREADS`` or all cores); memory is bounded by the blocks.
+#[pyfunction]
+#[pyo3(signature = (x, filters, before, thresholds, weights, biases, half_width, threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn matched_filter_detect<'py>(
+    py: Python<'py>,
+    x: PyArrayLike1<'py, f32, AllowTypeChange>,
+    filters: PyArrayLike2<'py, f32, AllowTypeChange>,
+    before: usize,
+    thresholds: Vec<f64>,
+    weights: Vec<f64>,
+    biases: Vec<f64>,
+    half_width: usize,
+    threads: usize,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f32>>,
+)> {
+    let xv = x.as_array();
+    let xs: std::borrow::Cow<'_, [f32]> = match xv.as_slice() {
+        Some(s) => s.into(),
+        None => {
+            // a strided or broadcast view: copied, once its size is known to fit
+            let mut v = blechrs_engine::limits::with_capacity(xv.len(), "x").map_err(to_pyerr)?;
+            v.extend(xv.iter().copied());
+            v.into()
+        }
+    };
+    let f = filters.as_array();
+    let mf = MatchedFilter {
+        filters: f,
+        before,
+        thresholds: &thresholds,
+        weights: &weights,
+        biases: &biases,
+        half_width,
+    };
+    let found = run_detached(py, || matched_filter::detect(&xs, &mf, threads))?;
+    Ok((
+        PyArray1::from_iter(py, found.iter().map(|d| d.time)),
+        PyArray1::from_iter(py, found.iter().map(|d| d.unit as i64)),
+        PyArray1::from_iter(py, found.iter().map(|d| d.z)),
+    ))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(butter_bandpass, m)?)?;
     m.add_function(wrap_pyfunction!(bandpass, m)?)?;
@@ -503,5 +555,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(common_average_reference, m)?)?;
     m.add_function(wrap_pyfunction!(extract_electrodes, m)?)?;
     m.add_function(wrap_pyfunction!(interleaved_file_source, m)?)?;
+    m.add_function(wrap_pyfunction!(matched_filter_detect, m)?)?;
     Ok(())
 }

@@ -1,5 +1,12 @@
 """Merge units of one shape whose amplitudes form one mode together: clustering cut a neuron in
 two along its noise. Never when they fire independently (close pairs as often as chance).
+
+With ``burst_merge`` (issue 14), units of one shape are also merged, whatever their amplitudes,
+when their spikes come in bursts together: pairs a few ms apart (BURST_MS) where the later spike is
+smaller, far more often than chance and than the other way round. A complex-spike burst's later
+spikes are 10-20 % smaller each, so the clustering and the amplitude split cut a bursting neuron
+into a large unit (the bursts' first spikes) and smaller ones; two independent neurons give such
+pairs as often one way as the other.
 """
 
 from __future__ import annotations
@@ -7,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
+from blechrs.core.metrics import CENSORED_MS
 from blechrs.core.refractory import cross_refractory, fire_independently
 from blechrs.core.split_units import one_mode_and_shape
 
@@ -15,6 +23,45 @@ from blechrs.core.split_units import one_mode_and_shape
 #: unit cut apart in feature space sit at ~1.6 (the means of a Gaussian cut in two), units of
 #: different shape far above.
 MERGE_MAX_SHAPE_DPRIME = 3.0
+#: Burst evidence: pairs (one event of each unit) between the censored period and BURST_MS apart,
+#: the later one smaller, at least BURST_MIN_PAIRS, BURST_CHANCE x chance and BURST_ASYMMETRY x the
+#: pairs where the later one is larger.
+BURST_MS = 20.0
+BURST_MIN_PAIRS = 20
+BURST_CHANCE = 4.0
+BURST_ASYMMETRY = 3.0
+
+
+def burst_pairs(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate: float
+                ) -> tuple[int, int]:
+    """(pairs where the later spike is smaller, pairs where it is larger) among pairs of one event of
+    each group (``in_a`` marks group a) between CENSORED_MS and BURST_MS apart."""
+    order = np.argsort(t, kind="stable")
+    t, amp, in_a = t[order], amp[order], in_a[order]
+    lo = CENSORED_MS * sampling_rate / 1000.0
+    hi = BURST_MS * sampling_rate / 1000.0
+    smaller = larger = 0
+    start = np.searchsorted(t, t + lo, side="right")
+    stop = np.searchsorted(t, t + hi, side="right")
+    for k in range(1, int((stop - start).max(initial=0)) + 1):
+        j = start + k - 1
+        ok = j < stop
+        i = np.flatnonzero(ok)
+        j = j[ok]
+        cross = in_a[i] != in_a[j]
+        smaller += int(np.count_nonzero(cross & (amp[j] < amp[i])))
+        larger += int(np.count_nonzero(cross & (amp[j] >= amp[i])))
+    return smaller, larger
+
+
+def burst_linked(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate: float, duration_s: float) -> bool:
+    """Burst evidence that two groups are one neuron (see the module doc)."""
+    if duration_s <= 0:
+        return False
+    smaller, larger = burst_pairs(t, amp, in_a, sampling_rate)
+    n_a, n_b = int(np.count_nonzero(in_a)), int(np.count_nonzero(~in_a))
+    chance = n_a * n_b * 2.0 * (BURST_MS - CENSORED_MS) / 1000.0 / duration_s / 2.0
+    return smaller >= max(BURST_MIN_PAIRS, BURST_CHANCE * chance) and smaller >= BURST_ASYMMETRY * larger
 
 
 def _fire_independently(ta: np.ndarray, tb: np.ndarray, sampling_rate: float, duration_s: float) -> bool:
@@ -26,11 +73,13 @@ def _fire_independently(ta: np.ndarray, tb: np.ndarray, sampling_rate: float, du
 
 
 def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.ndarray | None = None,
-                     sampling_rate: float = 30000.0, duration_s: float = 0.0) -> np.ndarray:
+                     sampling_rate: float = 30000.0, duration_s: float = 0.0, burst_merge: bool = False
+                     ) -> np.ndarray:
     """Merge pairs of units that are one neuron cut in two by the clustering: the same shape (see
     MERGE_MAX_SHAPE_DPRIME) and amplitudes that are one mode together (the BIC test of
     ``split_by_amplitude`` does not fire on their union); never when, given ``times``, they fire
-    independently. Most similar pair first, repeated until no pair merges. Returns the new labels (units
+    independently; with ``burst_merge`` and ``times``, also pairs of one shape with burst evidence
+    (see the module doc) whatever their amplitudes. Most similar pair first, repeated until no pair merges. Returns the new labels (units
     renumbered 0..k-1 by first appearance)."""
     w = np.asarray(waveforms, dtype=np.float64)
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
@@ -59,7 +108,10 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
             idx = np.flatnonzero((labels == a) | (labels == b))
             # ... and only when their union is not one the split tests would split again (merge and
             # split must agree, or a split neighbour comes straight back)
-            if one_mode_and_shape(w, idx, whiten):
+            if one_mode_and_shape(w, idx, whiten) or (
+                    burst_merge and times is not None
+                    and burst_linked(times[idx], (w[idx] @ whiten) @ (u[a] + u[b]), labels[idx] == a,
+                                     sampling_rate, duration_s)):
                 labels[labels == b] = a
                 merged = True
                 break

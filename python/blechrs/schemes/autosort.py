@@ -120,14 +120,16 @@ def _refine_choices(waveforms, times, features, choices, solutions, params, samp
     peak = peak_index(params, w.shape[1])
     sds = float(params.extract.waveform_threshold)
     unit_labels, eligible = _choices_as_labels(choices, solutions, len(w), clustered)
-    assigned = assign_to_templates(w, unit_labels, sampling_rate, duration_s, eligible)
+    model = dict(amplitude_model=str(params.autosort.amplitude_model))
+    burst = bool(params.autosort.burst_merge)
+    assigned = assign_to_templates(w, unit_labels, sampling_rate, duration_s, eligible, **model)
     if assigned is None:  # too few events for the model: auto-sort's units, less noise crossings
         noise = set(noise_like_units(w, unit_labels, peak, sampling_rate, duration_s, sds))
         return None, [c for k, c in enumerate(choices) if k not in noise]
     threshold = sds * float(mad_val) / 0.6745
     assigned = merge_same_units(w, drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
-                                sampling_rate, duration_s)
-    assigned = _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s)
+                                sampling_rate, duration_s, burst_merge=burst)
+    assigned = _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s, model, burst)
     assigned = drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds)
     if assigned.max() < 0:
         return Solution(TEMPLATE_SOLUTION, assigned, "templates"), []
@@ -163,14 +165,16 @@ def _choices_as_labels(choices, solutions, n, clustered) -> tuple[np.ndarray, np
     return unit_labels, eligible
 
 
-def _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s) -> np.ndarray:
+def _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s, model, burst
+                  ) -> np.ndarray:
     """Split (amplitude, then shape), assign, merge, until nothing splits or SPLIT_ROUNDS rounds."""
     for _ in range(SPLIT_ROUNDS):
         split = split_by_shape(w, split_by_amplitude(w, assigned, threshold, peak))
         if split.max() == assigned.max():
             break
-        again = assign_to_templates(w, split, sampling_rate, duration_s, eligible)
-        assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s)
+        again = assign_to_templates(w, split, sampling_rate, duration_s, eligible, **model)
+        assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s,
+                                    burst_merge=burst)
     return assigned
 
 

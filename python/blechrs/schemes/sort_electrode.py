@@ -20,6 +20,7 @@ from blechrs import kernels
 from blechrs.core import metrics
 from blechrs.core.cluster import cluster_electrode
 from blechrs.core.features import compute_features
+from blechrs.core.matched_filter import matched_filter_events
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params
 from blechrs.io.qa_files import jsonable
@@ -140,6 +141,39 @@ def _cluster_work(work: ElectrodeWork, params: SortParams) -> ElectrodeWork:
                               status="ok" if reason is None else reason, stage="clustered",
                               fp_cluster=params.fingerprint("cluster"))
     return _autosort_work(out, params)
+
+
+def matched_filter_work(work: ElectrodeWork, trace: np.ndarray, params: SortParams) -> ElectrodeWork:
+    """The matched-filter pass of one auto-sorted electrode (``params.autosort.matched_filter_z``,
+    core/matched_filter.py): detections of its units' filters on ``trace`` (its filtered,
+    referenced signal) that are not events yet join as events the clustering did not see, and
+    auto-sort runs again. Returns a new work (the same when off or nothing is found)."""
+    z = float(params.autosort.matched_filter_z)
+    if z <= 0 or not work.units or work.status not in (None, "ok"):
+        return work
+    fs = float(params.extract.sampling_rate)
+    half = max(1, int(round(params.extract.dead_time_ms * fs / 1000.0)))
+    with _one_blas_thread():
+        t, sub, pol, wv = matched_filter_events(trace, work.times, work.waveforms, work.auto_labels(),
+                                                params.extract.samples_before, fs, work.duration_s(fs), z, half,
+                                                threads=params.run.n_jobs)
+        if not len(t):
+            return work
+        n_old = len(work.times)
+        order = np.argsort(np.concatenate([work.times, t]), kind="stable")
+
+        def joined(old, new):
+            return None if old is None else np.concatenate([np.asarray(old), np.asarray(new, dtype=np.asarray(old).dtype)])[order]
+
+        clustered = work.clustered if work.clustered is not None else np.ones(n_old, dtype=bool)
+        waveforms = joined(work.waveforms, wv)
+        solutions = {k: Solution(k, joined(s.labels, np.full(len(t), -1)), s.kind) for k, s in work.solutions.items()}
+        out = dataclasses.replace(
+            work, times=joined(work.times, t), times_subsample=joined(work.times_subsample, sub),
+            polarity=joined(work.polarity, pol), waveforms=waveforms, n_events=n_old + len(t),
+            clustered=joined(clustered, np.zeros(len(t), dtype=bool)), solutions=solutions,
+            features=compute_features(waveforms, params))
+        return _autosort_work(out, params)
 
 
 def work_from_extraction(d: dict[str, Any], params: SortParams, n_samples: int) -> ElectrodeWork:

@@ -7,6 +7,8 @@ against their ground truth.
     >>> gt.spike_times[0], gt.unit_channel[0]
 
 recording.py: the :class:`Simulation` (units, spike trains, noise, LFP, digital inputs);
+phenomena.py: what real recordings add (:class:`Phenomena`: bursts, drift, background units,
+common-mode noise and hum, CAR groups, very large units; all off by default);
 ground_truth.py: what it contains (:class:`GroundTruth`, saved as ground_truth.npz);
 intan_files.py: the Intan layouts it is written in; scoring.py: a sorting against the ground
 truth; ``python -m blechrs.simulate DIR`` writes one (__main__.py).
@@ -14,6 +16,7 @@ truth; ``python -m blechrs.simulate DIR`` writes one (__main__.py).
 
 from blechrs.simulate.ground_truth import GroundTruth
 from blechrs.simulate.intan_files import LAYOUTS, rhd_header
+from blechrs.simulate.phenomena import Phenomena
 from blechrs.simulate.recording import Simulation
 
-__all__ = ["LAYOUTS", "GroundTruth", "Simulation", "rhd_header"]
+__all__ = ["LAYOUTS", "GroundTruth", "Phenomena", "Simulation", "rhd_header"]

@@ -12,18 +12,27 @@ of the 60- and 128-sample .rhd blocks) so every layout holds exactly the same sa
 
 Faults for QA tests: ``dead_channels`` are flat (DC only), ``weak_channels`` carry LFP and 0.5 uV
 of noise but no units, and in ``bridged_pairs`` (a, b) channel b is a copy of a plus 2 uV noise.
+
+Real-recording phenomena (bursts, drift, background units, common-mode noise and hum, CAR groups
+of any size, very large units): ``phenomena=Phenomena(...)`` (simulate/phenomena.py), all off by
+default; their draws come from their own generators, so the units and samples of a seed without
+them stay the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
 
-from blechrs.io.recording import MICROVOLTS_PER_BIT
+from blechrs.io.layout import default_layout, save_layout
+from blechrs.io.recording import MICROVOLTS_PER_BIT, open_recording
 from blechrs.simulate.ground_truth import GroundTruth
+from blechrs.simulate import phenomena as phen
 from blechrs.simulate.intan_files import open_writer
+from blechrs.simulate.phenomena import Phenomena
 
 _ALIGN = 1920  # lcm(60, 128)
 _CHUNK = 15 * _ALIGN  # samples generated at a time (0.96 s at 30 kHz)
@@ -77,6 +86,7 @@ class Simulation:
         dead_channels: tuple[int, ...] = (),
         weak_channels: tuple[int, ...] = (),
         bridged_pairs: tuple[tuple[int, int], ...] = (),
+        phenomena: Phenomena | None = None,
     ):
         if n_channels < 1:
             raise ValueError(f"n_channels must be >= 1, not {n_channels}")
@@ -92,6 +102,8 @@ class Simulation:
         self.dead_channels = tuple(int(c) for c in dead_channels)
         self.weak_channels = tuple(int(c) for c in weak_channels)
         self.bridged_pairs = tuple((int(a), int(b)) for a, b in bridged_pairs)
+        self.phenomena = phenomena or Phenomena()
+        self.phenomena.check(self.n_channels)
         # One generator, drawn from in this order (the same seed must give the same recording).
         rng = np.random.default_rng([self.seed, 0xB1EC])
         amps = self._draw_units(rng, max_units_per_channel, amplitude_range_uv, min_size_ratio, rate_range_hz,
@@ -100,6 +112,14 @@ class Simulation:
         self._scale_to_filtered_size(amps)
         self._draw_noise(rng, noise_range_uv)
         self._draw_lfp_and_dc(rng, lfp_uv, dc_range_uv)
+        self.car_group = self.phenomena.car_groups(self.n_channels)
+        self.unit_background = np.zeros(len(self.unit_channel), dtype=bool)
+        self.unit_bursting = np.zeros(len(self.unit_channel), dtype=bool)
+        self.unit_drift = np.zeros(len(self.unit_channel))
+        self.burst_position = [np.zeros(len(t), dtype=np.int64) for t in self.spikes_exact]
+        if self.phenomena.active:
+            self._add_phenomena(np.random.default_rng([self.seed, 0xF00D]), refractory_ms, rate_range_hz,
+                                positive_fraction)
 
         # --- digital inputs: non-overlapping pulses, one at a time across inputs
         self.din_on, self.din_off, self.din_ch = self._pulses(
@@ -132,40 +152,54 @@ class Simulation:
                 v = amplitude_range_uv[0] * min_size_ratio ** np.arange(len(idx))
             amps[idx] = v
         self.rates = np.exp(rng.uniform(np.log(rate_range_hz[0]), np.log(rate_range_hz[1]), size=nu))
+        self._shape = self._draw_shapes(rng, amps, positive_fraction)
+        self.t_before, self.t_after = int(round(1.5e-3 * fs)), int(round(3.0e-3 * fs))
+        self.templates = np.stack([self._template(u, 0.0) for u in range(nu)]) if nu else np.zeros((0, 0))
+        return amps
+
+    @staticmethod
+    def _draw_shapes(rng, amps: np.ndarray, positive_fraction: float) -> np.ndarray:
+        """Each unit's shape parameters (sign x size, trough width, repolarisation, ...)."""
+        nu = len(amps)
         sign = np.where(rng.random(nu) < positive_fraction, 1.0, -1.0)
         width = rng.uniform(0.08, 0.22, size=nu)  # trough sigma, ms (narrow = fast spiking)
         repol = rng.uniform(0.15, 0.5, size=nu)
         repol_delay = rng.uniform(0.25, 0.6, size=nu) + width
         repol_width = rng.uniform(0.2, 0.5, size=nu)
         pre = rng.uniform(0.0, 0.12, size=nu)
-        self._shape = np.stack([sign * amps, width, repol, repol_delay, repol_width, pre], axis=1)
-        self.t_before, self.t_after = int(round(1.5e-3 * fs)), int(round(3.0e-3 * fs))
-        self.templates = np.stack([self._template(u, 0.0) for u in range(nu)]) if nu else np.zeros((0, 0))
-        return amps
+        return np.stack([sign * amps, width, repol, repol_delay, repol_width, pre], axis=1)
 
-    def _draw_spike_trains(self, rng, refractory_ms) -> None:
+    def _draw_spike_trains(self, rng, refractory_ms, units=None) -> None:
         """Spike trains: Poisson with a dead time, and each spike's amplitude jitter."""
         fs = self.fs
         refr = refractory_ms * fs / 1000.0
-        self.spikes_exact: list[np.ndarray] = []
-        for u in range(len(self.unit_channel)):
+        if units is None:
+            self.spikes_exact: list[np.ndarray] = []
+            units = range(len(self.unit_channel))
+        start = len(self.spikes_exact)
+        for u in units:
             mean_isi = fs / self.rates[u]
             n_draw = int(self.n_samples / mean_isi * 1.5) + 20
             isi = refr + rng.exponential(max(mean_isi - refr, 1.0), size=n_draw)
             t = np.cumsum(isi) + rng.uniform(0, mean_isi)
             t = t[(t >= self.t_before + 1) & (t < self.n_samples - self.t_after - 1)]
             self.spikes_exact.append(t)
-        self.amp_jitter = [np.clip(rng.normal(1.0, 0.05, size=len(t)), 0.8, 1.2) for t in self.spikes_exact]
+        jitter = [np.clip(rng.normal(1.0, 0.05, size=len(t)), 0.8, 1.2) for t in self.spikes_exact[start:]]
+        self.amp_jitter = (self.amp_jitter if start else []) + jitter
 
-    def _scale_to_filtered_size(self, amps: np.ndarray) -> None:
+    def _scale_to_filtered_size(self, amps: np.ndarray, start: int = 0) -> None:
         """Filtered template extremum: the ground-truth time convention, and the size a spike-band
-        detector sees."""
+        detector sees (units from ``start`` on)."""
         fs = self.fs
         nu = len(self.unit_channel)
-        self.peak_shift = np.zeros(nu)  # samples, sub-sample (parabolic) precision
-        self.peak_uv = np.zeros(nu)
+        if start == 0:
+            self.peak_shift = np.zeros(nu)  # samples, sub-sample (parabolic) precision
+            self.peak_uv = np.zeros(nu)
+        else:
+            self.peak_shift = np.concatenate([self.peak_shift, np.zeros(nu - start)])
+            self.peak_uv = np.concatenate([self.peak_uv, np.zeros(nu - start)])
         pad = 2048
-        for u in range(nu):
+        for u in range(start, nu):
             w = np.zeros(pad)
             w[pad // 2 - self.t_before: pad // 2 + self.t_after] = self.templates[u]
             wf = _bandpass_fft(w, fs)
@@ -175,7 +209,7 @@ class Simulation:
             self.peak_shift[u] = i - pad // 2 + (0.5 * (y0 - y2) / den if den != 0 else 0.0)
             # scale the unit so its band-passed extremum is the drawn size: sizes (and the
             # same-wire size ratios) are what a spike-band detector sees
-            scale = amps[u] / abs(wf[i])
+            scale = amps[u - start] / abs(wf[i])
             self._shape[u, 0] *= scale
             self.templates[u] *= scale
             self.peak_uv[u] = wf[i] * scale
@@ -206,6 +240,66 @@ class Simulation:
         self.common_a = rng.uniform(0.5, 1.0, size=2) * lfp_uv
         self.dc = rng.uniform(-dc_range_uv, dc_range_uv, size=nch)
         self.bridge_noise = 2.0  # uV of independent noise on the bridged copy
+
+    def _add_phenomena(self, rng, refractory_ms, rate_range_hz, positive_fraction) -> None:
+        """Large and background units, bursts, drift, and the groups' common-mode noise and hum
+        (simulate/phenomena.py), drawn from ``rng`` in that order."""
+        ph, nch = self.phenomena, self.n_channels
+        large = [(int(w), float(x) * self.noise_inband[int(w)]) for w, x in ph.large_units]
+        bg_wires = np.repeat(np.arange(nch), ph.background_units_per_wire)
+        bg_wires = bg_wires[~np.isin(bg_wires, list(self.dead_channels))]
+        bg_sizes = rng.uniform(*ph.background_snr, size=len(bg_wires)) * self.noise_inband[bg_wires]
+        wires = np.array([w for w, _ in large] + list(bg_wires), dtype=np.int64)
+        sizes = np.array([a for _, a in large] + list(bg_sizes))
+        start = len(self.unit_channel)
+        if len(wires):
+            lo, hi = rate_range_hz
+            rates = np.exp(rng.uniform(np.log(lo), np.log(hi), size=len(large)))
+            rates = np.concatenate([rates, rng.uniform(*ph.background_rate_hz, size=len(bg_wires))])
+            self.unit_channel = np.concatenate([self.unit_channel, wires])
+            self.rates = np.concatenate([self.rates, rates])
+            shapes = self._draw_shapes(rng, sizes, positive_fraction if not large else 0.0)
+            self._shape = np.concatenate([self._shape.reshape(-1, 6), shapes])
+            new = np.stack([self._template(u, 0.0) for u in range(start, len(wires) + start)])
+            self.templates = np.concatenate([self.templates.reshape(-1, new.shape[1]), new])
+            self._draw_spike_trains(rng, refractory_ms, range(start, start + len(wires)))
+            self._scale_to_filtered_size(sizes, start)
+        nu = len(self.unit_channel)
+        self.unit_background = np.arange(nu) >= start + len(large)
+        neuron = ~self.unit_background
+        self.unit_bursting = neuron & (rng.random(nu) < ph.burst_fraction)
+        drifting = neuron & (rng.random(nu) < ph.drift_fraction)
+        self.unit_drift = np.where(drifting, rng.uniform(*ph.drift_range, size=nu) * rng.choice([-1.0, 1.0], size=nu),
+                                   0.0)
+        refr = refractory_ms * self.fs / 1000.0
+        self.burst_position = []
+        for u in range(nu):
+            t, g = self.spikes_exact[u], self.amp_jitter[u]
+            p = np.zeros(len(t), dtype=np.int64)
+            if self.unit_bursting[u]:
+                t, g, p = phen.add_bursts(rng, t, g, ph, self.fs, refr, self.n_samples - self.t_after - 1)
+            if self.unit_drift[u]:
+                g = g * phen.drift_gain(t, self.unit_drift[u], self.n_samples)
+            self.spikes_exact[u], self.amp_jitter[u] = t, g
+            self.burst_position.append(p)
+        n_groups = int(self.car_group.max()) + 1
+        self.hum_phase = rng.uniform(0, 2 * np.pi, size=(n_groups, ph.hum_harmonics))
+        self.common_key = int(rng.integers(2**31))
+
+    def _common_mode(self, s0: int, s1: int) -> np.ndarray:
+        """Each CAR group's common-mode noise and hum for samples [s0, s1) (groups x samples)."""
+        ph = self.phenomena
+        n_groups = int(self.car_group.max()) + 1
+        out = np.zeros((n_groups, s1 - s0))
+        if ph.common_noise_uv > 0:
+            w = self._white(s0 - _FIR_TAPS + 1, s1, key=self.common_key, rows=n_groups)
+            for g in range(n_groups):
+                out[g] = np.convolve(w[g], self.fir, mode="valid") * ph.common_noise_uv
+        if ph.hum_uv > 0:
+            t = np.arange(s0, s1) / self.fs
+            for g in range(n_groups):
+                out[g] += phen.hum(t, ph, self.hum_phase[g])
+        return out
 
     # ------------------------------------------------------------------------------------------
     def _template(self, u: int, frac: float) -> np.ndarray:
@@ -262,18 +356,23 @@ class Simulation:
             unit_peak_uv=self.peak_uv.copy(), unit_trough_width_ms=self._shape[:, 1] * 2.355,
             templates=self.templates.copy(), template_center=self.t_before, spike_times=times,
             noise_uv=self.noise_inband.copy(), digital_inputs=din, seed=self.seed,
+            unit_background=self.unit_background.copy(), unit_bursting=self.unit_bursting.copy(),
+            unit_drift=self.unit_drift.copy(), car_group=self.car_group.copy(),
         )
 
-    def _white(self, s0: int, s1: int) -> np.ndarray:
-        """Unit white noise for samples [s0, s1) (may start before 0), channels x samples; the
-        same values whatever the chunking (one Generator per fixed block, last blocks cached)."""
+    def _white(self, s0: int, s1: int, key: int | None = None, rows: int | None = None) -> np.ndarray:
+        """Unit white noise for samples [s0, s1) (may start before 0), channels (or ``rows``) x
+        samples; the same values whatever the chunking (one Generator per fixed block, last blocks
+        cached)."""
         b0, b1 = s0 // _NOISE_BLOCK, (s1 - 1) // _NOISE_BLOCK
-        cache = self.__dict__.setdefault("_white_cache", {})
+        key = self.noise_key if key is None else key
+        rows = self.n_channels if rows is None else rows
+        cache = self.__dict__.setdefault("_white_cache", {}).setdefault(key, {})
         parts = []
         for blk in range(b0, b1 + 1):
             if blk not in cache:
-                g = np.random.default_rng([self.noise_key, blk + 2**20])
-                cache[blk] = np.ascontiguousarray(g.standard_normal((_NOISE_BLOCK, self.n_channels)).T)
+                g = np.random.default_rng([key, blk + 2**20])
+                cache[blk] = np.ascontiguousarray(g.standard_normal((_NOISE_BLOCK, rows)).T)
                 for old in [k for k in cache if k < blk - 1]:
                     del cache[old]
             parts.append(cache[blk])
@@ -299,6 +398,8 @@ class Simulation:
         at = np.arange(s0, s1) / _LFP_STEP - g0
         for c in range(nch):
             x[c] += np.interp(at, np.arange(len(tg)), lfp[c]) + self.dc[c]
+        if self.phenomena.common_noise_uv > 0 or self.phenomena.hum_uv > 0:
+            x += self._common_mode(s0, s1)[self.car_group]
         offsets = np.arange(-self.t_before, self.t_after)
         for u in range(len(self.unit_channel)):
             t_ex = self.spikes_exact[u]
@@ -366,7 +467,16 @@ class Simulation:
             for w in writers:
                 w.close()
         gt = self.ground_truth()
-        if save_ground_truth:
-            for d in targets:
+        for d in targets:
+            if save_ground_truth:
                 gt.save(Path(d) / "ground_truth.npz")
+            if self.phenomena.car_group_size is not None:
+                self.write_layout(d)
         return gt
+
+    def write_layout(self, directory) -> None:
+        """The folder's electrode layout with this simulation's CAR groups (``G00``, ``G01``, ...),
+        as ``blechrs init`` would keep it."""
+        rows = default_layout(open_recording(directory))
+        save_layout(directory, [dataclasses.replace(r, car_group=f"G{int(self.car_group[r.electrode_ind]):02d}")
+                                for r in rows])

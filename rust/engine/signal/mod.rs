@@ -26,6 +26,7 @@ pub mod cutoff;
 pub mod detect;
 pub mod filter;
 pub mod kernels;
+pub mod matched_filter;
 pub mod params;
 pub mod reference;
 pub mod sos32;
