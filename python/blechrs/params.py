@@ -288,6 +288,10 @@ class QualityParams:
     """Drift check: a unit is flagged when the trial-group effect has p below this / 2 in either
     window (baseline or response)."""
     bridged_channel_threshold: float = rule(0.9, low=0.0, high=1.0)
+    small_car_group: int = rule(8, low=2, high=4096)
+    """A CAR group of fewer wires than this (a tetrode, a stereotrode) is warned about: its
+    reference holds 1/N of every wire's spikes and noise, so referencing can hurt more than it
+    helps (QA_output/warnings.txt and the run report say what to do)."""
     n_corr_samples: int = rule(10000, low=100, high=1_000_000, why="samples of every channel held at once")
 
 

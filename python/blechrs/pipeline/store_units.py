@@ -14,12 +14,14 @@ import numpy as np
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
+from blechrs.io.qa_files import REFERENCE_ECHO_COLUMNS
 from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.quality.similarity import similarity_violations, unit_similarity
 from blechrs.pipeline.lock import holds_folder_lock
-from blechrs.pipeline.folder import load_params, sorted_electrodes
+from blechrs.pipeline.folder import car_group_ids, load_params, read_layout, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table, units_table
+from blechrs.schemes.autosort import drop_reference_echoes
 from blechrs.schemes.sort_electrode import unit_metrics
 
 
@@ -82,18 +84,21 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
         report.h5 = h5
         report.units = stored_units_table(h5)
         return report
-    selections, comments = [], []
+    selections = []
     for e in sorted_electrodes(directory):
         path = paths.electrode_path(directory, e)
         work = work_files.load_electrode(path, arrays=("auto_labels",))
         if work.stage != "clustered":
             raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
-        for unit in work.units or []:
-            selections.append(unit)
-            m = unit.metrics
-            comments.append(f"auto: {len(unit.indices)} spikes, snr {_f(m.get('snr'))}, "
-                            f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {unit.reason}" if unit.reason else ""))
+        selections.extend(work.units or [])
     units = with_events(directory, selections, lambda unit, _: unit.metrics, needs_arrays=())
+    units = without_reference_echoes(directory, units, params, report)
+    selections = units  # (the same objects, in electrode order)
+    comments = []
+    for unit in selections:
+        m = unit.metrics
+        comments.append(f"auto: {len(unit.indices)} spikes, snr {_f(m.get('snr'))}, "
+                        f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {unit.reason}" if unit.reason else ""))
     names = unit_store.write_units(h5, units, attrs={"units_from": "autosort"})
     report.store_written = True
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
@@ -103,6 +108,27 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     report.h5 = h5
     report.timings["store"] = time.perf_counter() - t0
     return report
+
+
+def without_reference_echoes(directory: Path, units: list[Unit], params: SortParams, report: RunReport) -> list[Unit]:
+    """Auto-sort's units less the reference echoes of larger units on other wires of their CAR
+    group (schemes.autosort.drop_reference_echoes); what was removed or flagged, and why, goes to
+    ``QA_output/reference_echoes.csv`` and the report's notes."""
+    rows = read_layout(directory)
+    n = max([r.electrode_ind for r in rows] + [-1]) + 1
+    group_of = dict(enumerate(car_group_ids(rows, n, params.extract.use_car)))  # -1: not referenced
+    kept, found = drop_reference_echoes(units, group_of, params.extract.sampling_rate)
+    lines = [",".join(REFERENCE_ECHO_COLUMNS)]
+    for unit, parent, f in found:
+        lines.append(f"{unit.electrode},{unit.solution},{unit.label},{len(unit.times)},"
+                     f"{'removed' if f.removed else 'flagged'},{parent.electrode},{parent.label},"
+                     f"{f.shared:.3f},{f.correlation:.3f},{f.scale:.3f}")
+        report.notes.append(f"electrode {unit.electrode:02d} unit (clusters {unit.label}, {len(unit.times)} spikes) "
+                            + f.reason({f.parent: f"electrode {parent.electrode:02d}'s unit (clusters {parent.label})"}))
+    out = paths.reference_echoes_path(directory)
+    out.parent.mkdir(exist_ok=True)
+    atomic.write_text_atomic(out, "\n".join(lines) + "\n")
+    return kept
 
 
 def _f(x) -> str:

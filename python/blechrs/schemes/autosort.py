@@ -23,6 +23,10 @@ overrule it like any other solution. ``template_assignment = False`` turns the s
 
 Each choice carries its metrics and a one-line reason, so a person can check or overrule it in the
 sort file.
+
+Across the electrodes of a CAR group, once every electrode is sorted: units that are reference
+echoes of a larger unit on another wire of the group are removed, units with echoes mixed in
+flagged (:func:`drop_reference_echoes`, core/echoes.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 from blechrs.core.assign_templates import assign_to_templates
 from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
-from blechrs.core.echoes import is_echo
+from blechrs.core.echoes import ReferenceEcho, is_echo, reference_echoes
 from blechrs.core.features import peak_index
 from blechrs.core.judge_units import judge_unit
 from blechrs.model import Unit
@@ -75,6 +79,24 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
         if solution is not None:
             solutions[solution.number] = solution
     return choices
+
+
+def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_rate: float
+                          ) -> tuple[list[Unit], list[tuple[Unit, Unit, ReferenceEcho]]]:
+    """The units (with times and waveforms) less those that are reference echoes of a larger unit
+    on another wire of their CAR group (``group_of``: electrode -> group id, -1 or missing = not
+    referenced). Also returns (unit, its parent, the finding) for each removed or flagged unit;
+    a flagged unit is kept and its reason says so."""
+    found = reference_echoes([u.times for u in units], [u.waveforms for u in units],
+                             [u.electrode for u in units], [group_of.get(u.electrode, -1) for u in units],
+                             sampling_rate)
+    gone = {f.unit for f in found if f.removed}
+    for f in found:
+        if not f.removed:
+            u = units[f.unit]
+            note = f.reason([f"electrode {x.electrode:02d} {x.label}" for x in units])
+            u.reason = f"{u.reason}; {note}" if u.reason else note
+    return [u for i, u in enumerate(units) if i not in gone], [(units[f.unit], units[f.parent], f) for f in found]
 
 
 def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[Unit]:
