@@ -71,3 +71,40 @@ def test_drop_reference_echoes_keeps_and_flags():
     # a wire outside every CAR group (group -1, e.g. use_car off) is never an echo
     kept, found = drop_reference_echoes(units, {}, FS)
     assert len(kept) == len(units) and not found
+
+
+def test_own_wire_share_tells_an_echo_from_a_unit():
+    """A tetrode's mean reference: a spike of size a on wires 0-2 at once leaves a/4 on each of
+    them and -3a/4 on the silent wire 3 (an echo larger than its parents); the raw samples of
+    wire 3 carry none of it. Computed here from the samples, with DC offsets and noise."""
+    from blechrs.core.echoes import own_wire_share
+
+    rng = np.random.default_rng(5)
+    n, w = 150, len(T)
+    raw = rng.normal(size=(n, 4, w)) * 5 + rng.uniform(-300, 300, size=(n, 4, 1))
+    raw[:, :3] += 100 * SHAPE
+    ref = raw - raw.mean(axis=1, keepdims=True)
+    assert own_wire_share(raw[:, 3], ref[:, 3], 12, 3) < 0.1
+    assert abs(own_wire_share(raw[:, 0], ref[:, 0], 12, 3) - 4.0) < 0.3  # a/4 left of a
+    # one wire with a spike: it keeps 3a/4 of its a (share 4/3); the others' echoes share ~0
+    raw = rng.normal(size=(n, 4, w)) * 5
+    raw[:, 1] += 100 * SHAPE
+    ref = raw - raw.mean(axis=1, keepdims=True)
+    assert abs(own_wire_share(raw[:, 1], ref[:, 1], 12, 3) - 4 / 3) < 0.05
+    assert abs(own_wire_share(raw[:, 2], ref[:, 2], 12, 3)) < 0.15
+
+
+def test_drop_reference_echoes_by_own_wire_share():
+    rng = np.random.default_rng(6)
+    times, wf, electrode, group = units_of(rng)
+    units = [Unit(electrode=e, label=str(k), times=t, waveforms=w) for k, (t, w, e) in enumerate(zip(times, wf, electrode))]
+    groups = {e: g for e, g in zip(electrode, group)}
+    # unit 5 shares no spikes with anyone but its own wire does not carry it: removed, no parent
+    kept, found = drop_reference_echoes(units, groups, FS, {5: 0.1, 0: 1.2, 3: 0.9, 4: 0.2})
+    assert [u.label for u in kept] == ["0", "2", "3"]
+    got = {u.label: (p.label if p else None, f.removed, f.own_share) for u, p, f in found}
+    assert got["5"] == (None, True, 0.1)
+    assert got["1"][:2] == ("0", True) and np.isnan(got["1"][2])  # by coincidence (no share measured)
+    # unit 4 is in another CAR group than unit 0 (no parent there), but its own wire lacks it
+    assert got["4"] == (None, True, 0.2) and "3" not in got and "0" not in got
+    assert "its own wire, unreferenced, carries 10 % of its size" in found[-1][2].reason()

@@ -21,8 +21,9 @@ def test_small_group_warning_text():
     assert len(out) == 1  # 16 wires is enough; a 1-wire group is not referenced at all
     w = out[0]
     assert w.startswith("CAR group A has only 4 wires (< 8)")
-    assert "inverted 1/4 copy" in w and "use_car false in rec.params" in w and "reference_method 'median'" in w
+    assert "inverted 1/4 copy" in w and "use_car false in rec.params" in w and "reference_echoes.csv" in w
     assert "inverted" not in small_group_warnings({"A": 4}, 8, "median", "rec.params")[0]
+    assert "(median) still holds a spike seen on half its wires" in small_group_warnings({"A": 4}, 8, "median", "x")[0]
     assert small_group_warnings({"A": 4}, 4, "mean", "x") == []
 
 

@@ -8,6 +8,15 @@ the CAR group, where it can be sorted as a unit. A unit most of whose spikes (>
 ``REFERENCE_ECHO_FRACTION``) coincide with a larger unit's on another wire of its group, in that
 unit's inverted and smaller shape, is removed; one with a smaller share (>
 ``REFERENCE_ECHO_FLAG``) is flagged.
+
+That test needs the larger unit sorted and a single parent. On a tetrode a neuron is seen on
+several wires at once: its echo is the sum of their copies, can be larger than any of them
+(with the mean of 4 wires, 3 of which carry a spike of size a: -3a/4 on the silent wire, a/4 left
+on each of the others), and a robust reference does not help (the median of 4 values, 3 in a
+spike, is in the spike). So the decisive test looks at the raw samples
+(:func:`own_wire_share`): a unit's spikes must be a deflection of its own wire, not of the
+reference; one whose own, unreferenced wire shows less than ``REFERENCE_OWN_SHARE`` of its
+referenced size is removed, whatever its parent.
 """
 
 from __future__ import annotations
@@ -78,12 +87,19 @@ class ReferenceEcho:
     correlation: float
     scale: float
     removed: bool
+    own_share: float = float("nan")
+    """Its own wire's share of its referenced size (own_wire_share; NaN: not measured)."""
 
     def reason(self, names=None) -> str:
         name = (lambda i: names[i]) if names is not None else (lambda i: f"unit {i}")
         what = "removed: a reference echo" if self.removed else "flagged: part reference echo"
+        own = (f"its own wire, unreferenced, carries {100 * self.own_share:.0f} % of its size"
+               if self.own_share == self.own_share else "")
+        if self.parent < 0:
+            return f"{what}: {own}"
         return (f"{what} of {name(self.parent)} ({100 * self.shared:.0f} % of its spikes coincide with it, "
-                f"waveform correlation {self.correlation:.2f}, {self.scale:+.2f} x its size)")
+                f"waveform correlation {self.correlation:.2f}, {self.scale:+.2f} x its size"
+                + (f"; {own}" if own else "") + ")")
 
 
 def _shared(times, other, window) -> np.ndarray:
@@ -135,3 +151,26 @@ def reference_echoes(times, waveforms, electrode, group, sampling_rate: float) -
         if best is not None:
             out.append(best)
     return out
+
+
+#: A unit whose own wire, unreferenced, shows less than this fraction of its referenced size at its
+#: spikes is a reference echo (see the module doc).
+REFERENCE_OWN_SHARE = 0.5
+
+
+def own_wire_share(raw: np.ndarray, referenced: np.ndarray, center: int, reach: int) -> float:
+    """How much of a unit's referenced deflection its own wire carries: ``raw`` and ``referenced``
+    are n_spikes x samples windows of its wire around its spikes (at ``center``) before and after
+    the common reference, same units. Each window less its median (DC, slow LFP), averaged over
+    spikes; at the referenced mean's extremum within ``reach`` samples of ``center``, the raw
+    mean's value in the referenced extremum's direction over the referenced extremum's size (1:
+    all its own; 0 or less: all the reference's)."""
+    if len(raw) == 0:
+        return 1.0
+    r = np.mean(raw - np.median(raw, axis=1, keepdims=True), axis=0)
+    f = np.mean(referenced - np.median(referenced, axis=1, keepdims=True), axis=0)
+    lo, hi = max(0, center - reach), min(len(f), center + reach + 1)
+    k = lo + int(np.argmax(np.abs(f[lo:hi])))
+    if f[k] == 0:
+        return 1.0
+    return float(r[k] / f[k])

@@ -70,7 +70,7 @@ def add_warnings(path: str | os.PathLike, lines: list[str], replace_prefix: str 
 
 #: Columns of ``QA_output/reference_echoes.csv`` (pipeline/store_units.py writes it).
 REFERENCE_ECHO_COLUMNS = ("electrode", "solution", "clusters", "spikes", "action", "parent_electrode",
-                          "parent_clusters", "shared_fraction", "correlation", "scale")
+                          "parent_clusters", "shared_fraction", "correlation", "scale", "own_wire_share")
 
 
 def removed_reference_echoes(path: str | os.PathLike) -> set[tuple[int, int, str]]:

@@ -11,10 +11,13 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from blechrs import kernels
+from blechrs.core.echoes import own_wire_share
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
 from blechrs.io.qa_files import REFERENCE_ECHO_COLUMNS
+from blechrs.io.recording import open_recording
 from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.quality.similarity import similarity_violations, unit_similarity
@@ -117,18 +120,67 @@ def without_reference_echoes(directory: Path, units: list[Unit], params: SortPar
     rows = read_layout(directory)
     n = max([r.electrode_ind for r in rows] + [-1]) + 1
     group_of = dict(enumerate(car_group_ids(rows, n, params.extract.use_car)))  # -1: not referenced
-    kept, found = drop_reference_echoes(units, group_of, params.extract.sampling_rate)
+    share = own_wire_shares(directory, units, group_of, params) if params.extract.use_car else {}
+    kept, found = drop_reference_echoes(units, group_of, params.extract.sampling_rate, share)
     lines = [",".join(REFERENCE_ECHO_COLUMNS)]
     for unit, parent, f in found:
         lines.append(f"{unit.electrode},{unit.solution},{unit.label},{len(unit.times)},"
-                     f"{'removed' if f.removed else 'flagged'},{parent.electrode},{parent.label},"
-                     f"{f.shared:.3f},{f.correlation:.3f},{f.scale:.3f}")
+                     f"{'removed' if f.removed else 'flagged'},{parent.electrode if parent else ''},"
+                     f"{parent.label if parent else ''},{f.shared:.3f},{f.correlation:.3f},{f.scale:.3f},"
+                     f"{f.own_share:.3f}")
+        names = {f.parent: f"electrode {parent.electrode:02d}'s unit (clusters {parent.label})"} if parent else {}
         report.notes.append(f"electrode {unit.electrode:02d} unit (clusters {unit.label}, {len(unit.times)} spikes) "
-                            + f.reason({f.parent: f"electrode {parent.electrode:02d}'s unit (clusters {parent.label})"}))
+                            + f.reason(names))
     out = paths.reference_echoes_path(directory)
     out.parent.mkdir(exist_ok=True)
     atomic.write_text_atomic(out, "\n".join(lines) + "\n")
     return kept
+
+
+#: Spikes per unit whose raw samples the own-wire test reads (evenly spread over the session).
+OWN_WIRE_SPIKES = 200
+#: Seconds of each group's samples that set its wires' median and MAD in that test.
+OWN_WIRE_STATS_S = 10.0
+
+
+def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int], params: SortParams
+                    ) -> dict[int, float]:
+    """core.echoes.own_wire_share of each unit on a referenced wire: its wire's raw samples around
+    up to ``OWN_WIRE_SPIKES`` of its spikes, and the same after the group's common reference
+    (the engine's, ``reference_method``; the wires' median and MAD from the first
+    ``OWN_WIRE_STATS_S`` s, the windows appended to them)."""
+    rec = open_recording(directory)
+    x = params.extract
+    before, after = x.samples_before, x.samples_after
+    width = before + after + 1
+    n = rec.n_samples
+    members: dict[int, list[int]] = {}
+    for e, g in group_of.items():
+        if g >= 0 and e < rec.n_channels:
+            members.setdefault(g, []).append(e)
+    out: dict[int, float] = {}
+    by_group: dict[int, list[int]] = {}
+    for i, u in enumerate(units):
+        g = group_of.get(u.electrode, -1)
+        if g >= 0 and len(members.get(g, [])) >= 2 and len(u.times):
+            by_group.setdefault(g, []).append(i)
+    for g, idx in by_group.items():
+        chans = members[g]
+        head = rec.read(chans, 0, min(n, int(OWN_WIRE_STATS_S * x.sampling_rate)))
+        for i in idx:
+            u = units[i]
+            t = u.times[(u.times >= before) & (u.times + after + 1 <= n)]
+            t = t[np.unique(np.linspace(0, len(t) - 1, min(len(t), OWN_WIRE_SPIKES)).astype(np.int64))] if len(t) else t
+            if not len(t):
+                continue
+            windows = np.concatenate([rec.read(chans, int(s) - before, int(s) + after + 1) for s in t], axis=1)
+            referenced, _ = kernels.common_average_reference(np.concatenate([head, windows], axis=1),
+                                                             [0] * len(chans), x.reference_method, x.reference_clip)
+            row = chans.index(u.electrode)
+            raw = windows[row].astype(np.float64).reshape(len(t), width)
+            ref = np.asarray(referenced[row, head.shape[1]:], dtype=np.float64).reshape(len(t), width)
+            out[i] = own_wire_share(raw, ref, before, max(1, int(round(0.3 * x.sampling_rate / 1000))))
+    return out
 
 
 def _f(x) -> str:

@@ -67,11 +67,11 @@ def small_group_warnings(sizes: dict[str, int], smallest: int, method: str, para
     out = []
     for name, n in sizes.items():
         if 2 <= n < smallest:
-            echo = (f"puts an inverted 1/{n} copy of every spike onto the other {n - 1} wires (sorted as units) "
-                    if method == "mean" else "")
-            out.append(f"{SMALL_GROUP_PREFIX}{name} has only {n} wires (< {smallest}): its common reference {echo}and adds "
-                       f"1/{n} of their noise, so referencing may hurt more than it helps. Compare a run with "
-                       f"use_car false in {params_file}; keep referencing only if the wires share noise or hum "
-                       f"(then prefer reference_method 'median'), or join the group to others of the same headstage "
-                       f"in the electrode layout")
+            copies = (f"puts an inverted 1/{n} copy of every spike onto the other {n - 1} wires" if method == "mean" else
+                      f"({method}) still holds a spike seen on half its wires at once, as a tetrode sees one")
+            out.append(f"{SMALL_GROUP_PREFIX}{name} has only {n} wires (< {smallest}): its common reference {copies} "
+                       f"and adds 1/{n} of their noise, so referencing may hurt more than it helps (auto-sort removes "
+                       f"the copies it finds: QA_output/reference_echoes.csv). Compare a run with use_car false in "
+                       f"{params_file}; keep referencing only if the wires share noise or hum, or join the group to "
+                       f"others of the same headstage in the electrode layout")
     return out

@@ -36,7 +36,7 @@ import numpy as np
 from blechrs.core.assign_templates import assign_to_templates
 from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
-from blechrs.core.echoes import ReferenceEcho, is_echo, reference_echoes
+from blechrs.core.echoes import REFERENCE_OWN_SHARE, ReferenceEcho, is_echo, reference_echoes
 from blechrs.core.features import peak_index
 from blechrs.core.judge_units import judge_unit
 from blechrs.model import Unit
@@ -81,22 +81,33 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     return choices
 
 
-def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_rate: float
-                          ) -> tuple[list[Unit], list[tuple[Unit, Unit, ReferenceEcho]]]:
-    """The units (with times and waveforms) less those that are reference echoes of a larger unit
-    on another wire of their CAR group (``group_of``: electrode -> group id, -1 or missing = not
-    referenced). Also returns (unit, its parent, the finding) for each removed or flagged unit;
-    a flagged unit is kept and its reason says so."""
-    found = reference_echoes([u.times for u in units], [u.waveforms for u in units],
-                             [u.electrode for u in units], [group_of.get(u.electrode, -1) for u in units],
-                             sampling_rate)
-    gone = {f.unit for f in found if f.removed}
-    for f in found:
+def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_rate: float,
+                          own_share: dict[int, float] | None = None
+                          ) -> tuple[list[Unit], list[tuple[Unit, Unit | None, ReferenceEcho]]]:
+    """The units (with times and waveforms) less those that are reference echoes of larger units
+    on other wires of their CAR group (``group_of``: electrode -> group id, -1 or missing = not
+    referenced): by coincidence with one larger unit in its inverted shape, or (``own_share``:
+    unit index -> core.echoes.own_wire_share) because their own wire, unreferenced, does not
+    carry them. Also returns (unit, the parent it shares most with or None, the finding) for
+    each removed or flagged unit; a flagged unit is kept and its reason says so."""
+    found = {f.unit: f for f in reference_echoes([u.times for u in units], [u.waveforms for u in units],
+                                                 [u.electrode for u in units],
+                                                 [group_of.get(u.electrode, -1) for u in units], sampling_rate)}
+    for i, share in (own_share or {}).items():
+        if group_of.get(units[i].electrode, -1) < 0 or share >= REFERENCE_OWN_SHARE:
+            continue
+        f = found.get(i) or ReferenceEcho(i, -1, 0.0, float("nan"), float("nan"), True)
+        f.removed, f.own_share = True, share
+        found[i] = f
+    names = [f"electrode {x.electrode:02d} {x.label}" for x in units]
+    for f in found.values():
         if not f.removed:
             u = units[f.unit]
-            note = f.reason([f"electrode {x.electrode:02d} {x.label}" for x in units])
+            note = f.reason(names)
             u.reason = f"{u.reason}; {note}" if u.reason else note
-    return [u for i, u in enumerate(units) if i not in gone], [(units[f.unit], units[f.parent], f) for f in found]
+    gone = {i for i, f in found.items() if f.removed}
+    return ([u for i, u in enumerate(units) if i not in gone],
+            [(units[i], units[f.parent] if f.parent >= 0 else None, f) for i, f in sorted(found.items())])
 
 
 def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[Unit]:
