@@ -138,7 +138,7 @@ def without_reference_echoes(directory: Path, units: list[Unit], params: SortPar
 
 
 #: Spikes per unit whose raw samples the own-wire test reads (evenly spread over the session).
-OWN_WIRE_SPIKES = 200
+OWN_WIRE_SPIKES = 100
 #: Seconds of each group's samples that set its wires' median and MAD in that test.
 OWN_WIRE_STATS_S = 10.0
 
@@ -147,8 +147,8 @@ def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int]
                     ) -> dict[int, float]:
     """core.echoes.own_wire_share of each unit on a referenced wire: its wire's raw samples around
     up to ``OWN_WIRE_SPIKES`` of its spikes, and the same after the group's common reference
-    (the engine's, ``reference_method``; the wires' median and MAD from the first
-    ``OWN_WIRE_STATS_S`` s, the windows appended to them)."""
+    (the engine's, ``reference_method``, in one call per group over the group's first
+    ``OWN_WIRE_STATS_S`` s and every unit's windows appended to them)."""
     rec = open_recording(directory)
     x = params.extract
     before, after = x.samples_before, x.samples_after
@@ -167,19 +167,26 @@ def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int]
     for g, idx in by_group.items():
         chans = members[g]
         head = rec.read(chans, 0, min(n, int(OWN_WIRE_STATS_S * x.sampling_rate)))
+        spikes = {}
         for i in idx:
-            u = units[i]
-            t = u.times[(u.times >= before) & (u.times + after + 1 <= n)]
-            t = t[np.unique(np.linspace(0, len(t) - 1, min(len(t), OWN_WIRE_SPIKES)).astype(np.int64))] if len(t) else t
-            if not len(t):
-                continue
-            windows = np.concatenate([rec.read(chans, int(s) - before, int(s) + after + 1) for s in t], axis=1)
-            referenced, _ = kernels.common_average_reference(np.concatenate([head, windows], axis=1),
-                                                             [0] * len(chans), x.reference_method, x.reference_clip)
-            row = chans.index(u.electrode)
-            raw = windows[row].astype(np.float64).reshape(len(t), width)
-            ref = np.asarray(referenced[row, head.shape[1]:], dtype=np.float64).reshape(len(t), width)
+            t = units[i].times[(units[i].times >= before) & (units[i].times + after + 1 <= n)]
+            if len(t):
+                spikes[i] = t[np.unique(np.linspace(0, len(t) - 1, min(len(t), OWN_WIRE_SPIKES)).astype(np.int64))]
+        if not spikes:
+            continue
+        # one reference over the head and every unit's windows (the head holds most of the samples
+        # that set the wires' median and MAD: the windows are mostly noise around a spike)
+        full = np.concatenate([head] + [rec.read(chans, int(s) - before, int(s) + after + 1)
+                                        for t in spikes.values() for s in t], axis=1)
+        referenced, _ = kernels.common_average_reference(full, [0] * len(chans), x.reference_method,
+                                                         x.reference_clip)
+        start = head.shape[1]
+        for i, t in spikes.items():
+            row, stop = chans.index(units[i].electrode), start + len(t) * width
+            raw = np.asarray(full[row, start:stop], dtype=np.float64).reshape(len(t), width)
+            ref = np.asarray(referenced[row, start:stop], dtype=np.float64).reshape(len(t), width)
             out[i] = own_wire_share(raw, ref, before, max(1, int(round(0.3 * x.sampling_rate / 1000))))
+            start = stop
     return out
 
 
