@@ -3,6 +3,7 @@ writers (the samples as they are: no simulation), for tests that sort real signa
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ from blechrs.simulate.intan_files import open_writer
 
 REAL = Path(os.environ.get("BLECHRS_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data" / "real"
 LOCUST = REAL / "locust-tridesclous-tetrode"
+POUZAT = REAL / "locust-pouzat-tetrode"
 
 
 def locust_tetrode() -> tuple[np.ndarray, float, int]:
@@ -22,6 +24,15 @@ def locust_tetrode() -> tuple[np.ndarray, float, int]:
     x = np.concatenate(parts).astype(np.int32)
     x -= np.median(x, axis=0).astype(np.int32)
     return x.astype(np.int16), 15000.0, len(parts[0])
+
+
+def pouzat_tetrode() -> tuple[np.ndarray, float, int]:
+    """Pouzat's locust tetrode (Locust_1..4, 20 s, 15 kHz, float64 already scaled to unit SD):
+    samples x 4 int16 at 100 counts per SD (noise ~0.5 SD: ~10 uV in Intan units), the sampling
+    rate, and the middle sample (the two halves the stability check compares)."""
+    x = np.stack([np.frombuffer(gzip.open(POUZAT / f"Locust_{k}.dat.gz").read(), dtype="<f8") for k in range(1, 5)],
+                 axis=1)
+    return np.round(x * 100).astype(np.int16), 15000.0, len(x) // 2
 
 
 def write_intan_folder(directory: Path, samples: np.ndarray, sampling_rate: float) -> Path:

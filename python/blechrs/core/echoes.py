@@ -161,16 +161,17 @@ REFERENCE_OWN_SHARE = 0.5
 def own_wire_share(raw: np.ndarray, referenced: np.ndarray, center: int, reach: int) -> float:
     """How much of a unit's referenced deflection its own wire carries: ``raw`` and ``referenced``
     are n_spikes x samples windows of its wire around its spikes (at ``center``) before and after
-    the common reference, same units. Each window less its median (DC, slow LFP), averaged over
-    spikes; at the referenced mean's extremum within ``reach`` samples of ``center``, the raw
-    mean's value in the referenced extremum's direction over the referenced extremum's size (1:
-    all its own; 0 or less: all the reference's)."""
+    the common reference, same units. Each window less its median (DC, slow LFP); at the
+    referenced mean's extremum within ``reach`` samples of ``center``, the raw windows' median
+    over spikes (most spikes must carry it, not a part of them), in the referenced extremum's
+    direction, over the referenced extremum's size (1: all its own; 0 or less: all the
+    reference's)."""
     if len(raw) == 0:
         return 1.0
-    r = np.mean(raw - np.median(raw, axis=1, keepdims=True), axis=0)
     f = np.mean(referenced - np.median(referenced, axis=1, keepdims=True), axis=0)
     lo, hi = max(0, center - reach), min(len(f), center + reach + 1)
     k = lo + int(np.argmax(np.abs(f[lo:hi])))
     if f[k] == 0:
         return 1.0
-    return float(r[k] / f[k])
+    r = np.median(raw[:, k] - np.median(raw, axis=1))
+    return float(r / f[k])

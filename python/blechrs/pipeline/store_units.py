@@ -141,17 +141,22 @@ def without_reference_echoes(directory: Path, units: list[Unit], params: SortPar
 OWN_WIRE_SPIKES = 100
 #: Seconds of each group's samples that set its wires' median and MAD in that test.
 OWN_WIRE_STATS_S = 10.0
+#: Milliseconds read on either side of each window of that test, for its band-pass to settle.
+OWN_WIRE_PAD_MS = 4.0
 
 
 def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int], params: SortParams
                     ) -> dict[int, float]:
-    """core.echoes.own_wire_share of each unit on a referenced wire: its wire's raw samples around
-    up to ``OWN_WIRE_SPIKES`` of its spikes, and the same after the group's common reference
-    (the engine's, ``reference_method``, in one call per group over the group's first
-    ``OWN_WIRE_STATS_S`` s and every unit's windows appended to them)."""
+    """core.echoes.own_wire_share of each unit on a referenced wire: its wire's samples around up
+    to ``OWN_WIRE_SPIKES`` of its spikes, band-passed as the extraction does, without and with the
+    group's common reference (the engine's, ``reference_method``, in one call per group over the
+    group's first ``OWN_WIRE_STATS_S`` s and every unit's windows appended to them; each window
+    has ``OWN_WIRE_PAD_MS`` on either side for the filter to settle, then cut off)."""
     rec = open_recording(directory)
     x = params.extract
-    before, after = x.samples_before, x.samples_after
+    fs = x.sampling_rate
+    pad = int(round(OWN_WIRE_PAD_MS * fs / 1000))
+    before, after = x.samples_before + pad, x.samples_after + pad
     width = before + after + 1
     n = rec.n_samples
     members: dict[int, list[int]] = {}
@@ -164,9 +169,15 @@ def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int]
         g = group_of.get(u.electrode, -1)
         if g >= 0 and len(members.get(g, [])) >= 2 and len(u.times):
             by_group.setdefault(g, []).append(i)
+
+    def filtered(windows: np.ndarray) -> np.ndarray:  # n_spikes x width -> the same, band-passed, pad cut off
+        y = kernels.bandpass(np.ascontiguousarray(windows, dtype=np.float32), fs, x.bandpass_lower_cutoff,
+                             x.bandpass_upper_cutoff)
+        return np.asarray(y[:, pad:width - pad], dtype=np.float64)
+
     for g, idx in by_group.items():
         chans = members[g]
-        head = rec.read(chans, 0, min(n, int(OWN_WIRE_STATS_S * x.sampling_rate)))
+        head = rec.read(chans, 0, min(n, int(OWN_WIRE_STATS_S * fs)))
         spikes = {}
         for i in idx:
             t = units[i].times[(units[i].times >= before) & (units[i].times + after + 1 <= n)]
@@ -183,9 +194,9 @@ def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int]
         start = head.shape[1]
         for i, t in spikes.items():
             row, stop = chans.index(units[i].electrode), start + len(t) * width
-            raw = np.asarray(full[row, start:stop], dtype=np.float64).reshape(len(t), width)
-            ref = np.asarray(referenced[row, start:stop], dtype=np.float64).reshape(len(t), width)
-            out[i] = own_wire_share(raw, ref, before, max(1, int(round(0.3 * x.sampling_rate / 1000))))
+            raw = filtered(np.asarray(full[row, start:stop]).reshape(len(t), width))
+            ref = filtered(np.asarray(referenced[row, start:stop]).reshape(len(t), width))
+            out[i] = own_wire_share(raw, ref, x.samples_before, max(1, int(round(0.3 * fs / 1000))))
             start = stop
     return out
 
