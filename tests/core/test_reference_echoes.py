@@ -100,7 +100,7 @@ def test_drop_reference_echoes_by_own_wire_share():
     units = [Unit(electrode=e, label=str(k), times=t, waveforms=w) for k, (t, w, e) in enumerate(zip(times, wf, electrode))]
     groups = {e: g for e, g in zip(electrode, group)}
     # unit 5 shares no spikes with anyone but its own wire does not carry it: removed, no parent
-    kept, found = drop_reference_echoes(units, groups, FS, {5: 0.1, 0: 1.2, 3: 0.9, 4: 0.2})
+    kept, found = drop_reference_echoes(units, groups, FS, {5: 0.1, 0: 1.2, 2: 0.8, 3: 0.9, 4: 0.2})
     assert [u.label for u in kept] == ["0", "2", "3"]
     got = {u.label: (p.label if p else None, f.removed, f.own_share) for u, p, f in found}
     assert got["5"] == (None, True, 0.1)
@@ -108,3 +108,5 @@ def test_drop_reference_echoes_by_own_wire_share():
     # unit 4 is in another CAR group than unit 0 (no parent there), but its own wire lacks it
     assert got["4"] == (None, True, 0.2) and "3" not in got and "0" not in got
     assert "its own wire, unreferenced, carries 10 % of its size" in found[-1][2].reason()
+    # a flagged unit (part echo of unit 0) keeps its measured share, and stays
+    assert got["2"] == ("0", False, 0.8)

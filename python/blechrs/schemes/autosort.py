@@ -94,6 +94,8 @@ def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_
                                                  [u.electrode for u in units],
                                                  [group_of.get(u.electrode, -1) for u in units], sampling_rate)}
     for i, share in (own_share or {}).items():
+        if i in found:
+            found[i].own_share = share  # measured: the CSV says so even for a flagged unit
         if group_of.get(units[i].electrode, -1) < 0 or share >= REFERENCE_OWN_SHARE:
             continue
         f = found.get(i) or ReferenceEcho(i, -1, 0.0, float("nan"), float("nan"), True)
