@@ -154,13 +154,20 @@ def traces(rec, params):
                             e.bandpass_order, scale=kernels.MICROVOLTS_PER_BIT)
 
 
-def pipeline_set(folder, jobs=None):
-    """``blechrs run`` on the set's Intan folder; (times, labels, unit_channel, timing)."""
+def pipeline_set(folder, jobs=None, over=None):
+    """``blechrs run`` on the set's Intan folder (``over``: flat parameters written into its
+    .params first); (times, labels, unit_channel, timing)."""
     from blechrs.io import paths
 
     d = Path(folder) / "intan"
     # the benchmark measures blechrs's current defaults: drop the .params an earlier run's init wrote
     (d / f"{d.name}.params").unlink(missing_ok=True)
+    if over:
+        from blechrs import pipeline
+        from blechrs.io.params_file import load_params, save_params
+
+        pipeline.init(d)
+        save_params(paths.params_path(d), load_params(paths.params_path(d)).replace(**over))
     cmd = [sys.executable, "-m", "blechrs.cli", "run", str(d), "--no-plots", "--force", "-q"]
     if jobs:
         cmd += ["-j", str(jobs)]
@@ -336,7 +343,7 @@ def main():
         folder = ensure_set(key, args.data)
         t0 = time.perf_counter()
         if args.extract == "pipeline":
-            times, labels, unit_channel, timing = pipeline_set(folder, args.jobs)
+            times, labels, unit_channel, timing = pipeline_set(folder, args.jobs, over)
         else:
             times, labels, unit_channel, timing = sort_set(folder, params, args.extract, not args.quiet)
         wall = time.perf_counter() - t0

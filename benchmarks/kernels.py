@@ -2,6 +2,7 @@
 
     python benchmarks/kernels.py                 # 32 ch x 60 s int16 at 30 kHz: speed ratios
     python benchmarks/kernels.py --memory        # peak RSS of a 32 ch x 1 h int16 file, streamed
+    python benchmarks/kernels.py --car           # the CAR references (reference_method): cost ratios
 
 The reference is blech_clust HEAD's per-electrode work (spec 4.1-4.5): x * 0.195 in float64,
 scipy filtfilt(butter(2, [300, 3000])), truncation to whole seconds, 5 s rolling median/MAD
@@ -143,15 +144,35 @@ def speed(args):
     print(f"load average during the run: {load:.1f} on {cores} cores"
           + ("  (shared machine: wall-clock ratios and thread scaling are distorted)" if load > cores else ""))
 
-    def with_car(threads):
-        p = SortParams().replace(sampling_rate=FS, waveform_threshold=5.0).extract
-        return kernels.extract_electrodes(x, list(range(x.shape[0])), [c // 16 for c in range(x.shape[0])], p,
-                                          threads=threads)
+    car_methods(x, args.reps, cores)
 
-    t_c1, _ = best_of(lambda: with_car(1), args.reps)
-    t_cn, _ = best_of(lambda: with_car(0), args.reps)
-    print(f"with CAR    blechrs 1 thread {t_c1:6.3f} s | {cores} threads {t_cn:6.3f} s"
+
+def car_methods(x, reps, cores):
+    """Extraction with each CAR reference (``reference_method``; groups of 16) against the mean
+    and against no CAR, 1 thread and all; the reference kernel alone (whole array) too."""
+    from blechrs import kernels
+    from blechrs.params import SortParams
+
+    groups = [c // 16 for c in range(x.shape[0])]
+
+    def run(threads, **kw):
+        p = SortParams().replace(sampling_rate=FS, waveform_threshold=5.0, **kw).extract
+        return kernels.extract_electrodes(x, list(range(x.shape[0])), groups, p, threads=threads)
+
+    base = {t: best_of(lambda: run(t, use_car=False), reps)[0] for t in (1, 0)}
+    mean = {t: best_of(lambda: run(t), reps)[0] for t in (1, 0)}
+    print(f"no CAR      blechrs 1 thread {base[1]:6.3f} s | {cores} threads {base[0]:6.3f} s")
+    print(f"with CAR    blechrs 1 thread {mean[1]:6.3f} s | {cores} threads {mean[0]:6.3f} s"
           f" (CAR is not in the reference; blech_clust runs it as a separate full pass)")
+    os.environ["BLECHRS_THREADS"] = "0"
+    k_mean, _ = best_of(lambda: kernels.common_average_reference(x, groups, "mean"), reps)
+    for m in ("median", "clipped_mean"):
+        t = {n: best_of(lambda: run(n, reference_method=m), reps)[0] for n in (1, 0)}
+        k, _ = best_of(lambda: kernels.common_average_reference(x, groups, m), reps)
+        print(f"CAR {m:12s} 1 thread {t[1]:6.3f} s ({t[1] / mean[1]:.2f}x the mean's, {t[1] / base[1]:.2f}x no CAR)"
+              f" | {cores} threads {t[0]:6.3f} s ({t[0] / mean[0]:.2f}x, {t[0] / base[0]:.2f}x)"
+              f" | reference kernel alone {k:.3f} s ({k / k_mean:.2f}x the mean's {k_mean:.3f} s)")
+    print(f"load average: {os.getloadavg()[0]:.1f} on {cores} cores")
 
 
 def write_interleaved(path: Path, nch: int, minutes: float):
@@ -203,8 +224,12 @@ def main():
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parent.parent / "bench_data"))
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
+    ap.add_argument("--car", action="store_true", help="only the CAR references' cost (reference_method)")
     args = ap.parse_args()
-    memory(args) if args.memory else speed(args)
+    if args.car:
+        car_methods(make_recording(args.channels, args.seconds), args.reps, os.cpu_count() or 1)
+    else:
+        memory(args) if args.memory else speed(args)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,14 @@ class ExtractParams:
     """Samples per second; ``init`` copies it from the Intan header."""
     use_car: bool = rule(True)
     """Common average reference within each CAR group of the electrode layout."""
+    reference_method: str = rule("mean", choices=("mean", "median", "clipped_mean"))
+    """How a CAR group's reference combines its wires (each normalised by its median and MAD),
+    sample by sample: 'mean' (blech_clust's CAR: it puts an inverted 1/N copy of every spike onto
+    every other wire of the group, which can be sorted as units), 'median' (leaves spikes out), or
+    'clipped_mean' (the mean of the wires within ``reference_clip`` of the group's median, so a wire
+    in a spike is left out of that sample's mean). docs/benchmarks.md (Session 6) measures them."""
+    reference_clip: float = rule(3.0, above=0.0)
+    """'clipped_mean': wires further than this (x their MAD) from the group's median are left out."""
     bandpass_lower_cutoff: float = rule(300.0, above=0.0)
     bandpass_upper_cutoff: float = rule(3000.0, above=0.0)
     bandpass_order: int = rule(2, low=1, high=12)
@@ -295,6 +303,10 @@ class QualityParams:
     """Drift check: a unit is flagged when the trial-group effect has p below this / 2 in either
     window (baseline or response)."""
     bridged_channel_threshold: float = rule(0.9, low=0.0, high=1.0)
+    small_car_group: int = rule(8, low=2, high=4096)
+    """A CAR group of fewer wires than this (a tetrode, a stereotrode) is warned about: its
+    reference holds 1/N of every wire's spikes and noise, so referencing can hurt more than it
+    helps (QA_output/warnings.txt and the run report say what to do)."""
     n_corr_samples: int = rule(10000, low=100, high=1_000_000, why="samples of every channel held at once")
 
 

@@ -58,6 +58,8 @@ macro_rules! extract_params_class {
 extract_params_class!(
     sampling_rate: f64,
     use_car: bool,
+    reference_method: String,
+    reference_clip: f64,
     bandpass_lower_cutoff: f64,
     bandpass_upper_cutoff: f64,
     bandpass_order: i64,

@@ -137,17 +137,25 @@ fn bandpass<'py>(
 /// ``x - MAD * reference`` (blech_clust's ``((x-med)/MAD - ref) * MAD + med``, not truncated to
 /// int). A flat channel (MAD 0) is left out of the mean and unchanged; it is listed in the
 /// returned dead channels. Groups with fewer than two live channels are unchanged.
+/// ``method``: how the normalised channels are combined per sample: ``"mean"`` (blech_clust),
+/// ``"median"``, or ``"clipped_mean"`` (the mean of those within ``clip`` of the median), as
+/// the ``reference_method`` and ``reference_clip`` parameters.
 #[pyfunction]
+#[pyo3(signature = (x, groups, method="mean", clip=3.0))]
 fn common_average_reference<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     groups: &Bound<'py, PyAny>,
+    method: &str,
+    clip: f64,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<usize>)> {
     let arr = any_array(x, "x")?;
     let v = arr.samples();
     let rows = v.shape().first().copied().unwrap_or(0);
     let groups = int_list(groups, "groups", rows, "x")?;
-    let (out, dead) = run_detached(py, || kernels::common_average_reference(&v, &groups))?;
+    let (out, dead) = run_detached(py, || {
+        kernels::common_average_reference(&v, &groups, method, clip)
+    })?;
     Ok((PyArray2::from_owned_array(py, out), dead))
 }
 

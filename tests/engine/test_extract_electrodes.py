@@ -233,7 +233,7 @@ def test_extract_params_are_typed_keyword_only_and_checked_by_the_engine():
 
     fields = kernels.ExtractParams.FIELDS
     sig = inspect.signature(kernels.ExtractParams)
-    assert tuple(sig.parameters) == fields and len(fields) == 19
+    assert tuple(sig.parameters) == fields and len(fields) == 21
     assert all(q.kind is q.KEYWORD_ONLY and q.default is q.empty for q in sig.parameters.values())
     names = tuple(f.name for f in dataclasses.fields(SortParams().extract))
     assert fields == names  # exactly the Python extraction stage's parameters

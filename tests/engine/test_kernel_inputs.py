@@ -90,7 +90,7 @@ def test_huge_finite_input_is_refused_not_nan():
 
 
 def test_extract_params_snippet_longer_than_2_20_is_refused():
-    base = dict(sampling_rate=FS, use_car=False, bandpass_lower_cutoff=300.0, bandpass_upper_cutoff=3000.0,
+    base = dict(sampling_rate=FS, use_car=False, reference_method="mean", reference_clip=3.0, bandpass_lower_cutoff=300.0, bandpass_upper_cutoff=3000.0,
                 bandpass_order=2, voltage_cutoff=1e4, max_breach_rate=1.0, max_secs_above_cutoff=60.0,
                 max_mean_breach_rate_persec=100.0, waveform_threshold=5.0, use_rolling_threshold=False,
                 rolling_threshold_window=5.0, rolling_threshold_step=5.0, noise_subsample=1,
@@ -122,7 +122,7 @@ def _params(**kw):
     class P:
         pass
     p = P()
-    for k, v in dict(sampling_rate=FS, use_car=True, bandpass_lower_cutoff=300.0, bandpass_upper_cutoff=3000.0,
+    for k, v in dict(sampling_rate=FS, use_car=True, reference_method="median", reference_clip=3.0, bandpass_lower_cutoff=300.0, bandpass_upper_cutoff=3000.0,
                      bandpass_order=2, voltage_cutoff=1e4, max_breach_rate=1.0, max_secs_above_cutoff=60.0,
                      max_mean_breach_rate_persec=100.0, waveform_threshold=5.0, use_rolling_threshold=True,
                      rolling_threshold_window=0.05, rolling_threshold_step=0.05, noise_subsample=1,

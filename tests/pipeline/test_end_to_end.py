@@ -149,7 +149,9 @@ def test_run_without_digital_pulses_skips_arrays_but_runs_unit_qa(tmp_path, caps
 
     d = tmp_path / "rec"
     d.mkdir()
-    simulated_folder(d, seed=6, n_channels=3, duration_s=8.0, n_digital_inputs=0,
+    # 16 s: in 8 s the only unit auto-sort keeps is an inverted copy of wire 0's large units on
+    # wire 2 (the 3-wire group's reference echo), which is (rightly) removed, and unit QA has no unit
+    simulated_folder(d, seed=6, n_channels=3, duration_s=16.0, n_digital_inputs=0,
                      amplitude_range_uv=(150.0, 400.0))
     init_folder(d, max_clusters=3, num_restarts=1, cluster_count_threshold=20, max_autosort_clusters=4)
     assert cli_main(["run", str(d), "-j", "1", "-q", "--no-plots"]) == 0

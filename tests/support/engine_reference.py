@@ -75,7 +75,20 @@ def waveforms(y, times, before, after, align=True):
     return w.astype(np.float32), t + delta, int((~ok).sum())
 
 
-def car(x, groups):
+def group_reference(z, method="mean", clip=3.0):
+    """A group's reference from its normalised members ``z`` (members x samples): the mean, the
+    median, or the mean of the members within ``clip`` of the median ("clipped_mean")."""
+    if method == "mean":
+        return z.mean(axis=0)
+    med = np.median(z, axis=0)
+    if method == "median":
+        return med
+    near = np.abs(z - med) <= clip
+    k = near.sum(axis=0)
+    return np.where(k > 0, np.where(near, z, 0.0).sum(axis=0) / np.maximum(k, 1), med)
+
+
+def car(x, groups, method="mean", clip=3.0):
     x = np.asarray(x, dtype=np.float64)
     dec = x[:, ::100]
     med = np.median(dec, axis=1)
@@ -88,7 +101,7 @@ def car(x, groups):
         dead += [i for i in members if mad[i] == 0]
         if len(members) < 2 or len(live) < 2:
             continue
-        ref = np.mean([(x[i] - med[i]) / mad[i] for i in live], axis=0)
+        ref = group_reference(np.array([(x[i] - med[i]) / mad[i] for i in live]), method, clip)
         for i in live:
             out[i] = ((x[i] - med[i]) / mad[i] - ref) * mad[i] + med[i]
     return out, sorted(dead)
@@ -113,7 +126,7 @@ def pipeline(x, fs, params, electrodes, car_groups, scale=0.195):
     """The whole extract_electrodes definition on in-memory arrays (``scale``: uV per count)."""
     raw = np.asarray(x, dtype=np.float64)
     if params.get("use_car", True) and len(car_groups):
-        raw, dead = car(raw, car_groups)
+        raw, dead = car(raw, car_groups, params.get("reference_method", "mean"), params.get("reference_clip", 3.0))
     else:
         dead = []
     b, a = ss.butter(params["bandpass_order"], [params["bandpass_lower_cutoff"], params["bandpass_upper_cutoff"]], "bandpass", fs=fs)

@@ -106,6 +106,16 @@ def qa_dir(directory: str | os.PathLike) -> Path:
     return Path(directory) / QA_DIR
 
 
+def reference_echoes_path(directory: str | os.PathLike) -> Path:
+    """``QA_output/reference_echoes.csv``: the units auto-sort removed or flagged as reference echoes."""
+    return qa_dir(directory) / "reference_echoes.csv"
+
+
+def qa_warnings_path(directory: str | os.PathLike) -> Path:
+    """``QA_output/warnings.txt``: the recording's and the referencing's warnings."""
+    return qa_dir(directory) / "warnings.txt"
+
+
 def trial_table_path(directory: str | os.PathLike) -> Path:
     return Path(directory) / TRIAL_TABLE_NAME
 

@@ -52,3 +52,42 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def add_warnings(path: str | os.PathLike, lines: list[str], replace_prefix: str | None = None) -> None:
+    """Add ``lines`` not already there to a warnings file (``QA_output/warnings.txt``; its "no
+    warnings" line goes when there are some). Lines starting with ``replace_prefix`` are the
+    earlier run's of the same check: dropped first."""
+    path = Path(path)
+    old = path.read_text().splitlines() if path.exists() else []
+    kept = [x for x in old if x.strip() and x != "no warnings"
+            and not (replace_prefix and x.startswith(replace_prefix))]
+    new = kept + [x for x in lines if x not in kept]
+    if new != old:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, "".join(x + "\n" for x in new) or "no warnings\n")
+
+
+#: Columns of ``QA_output/reference_echoes.csv`` (pipeline/store_units.py writes it).
+REFERENCE_ECHO_COLUMNS = ("electrode", "solution", "clusters", "spikes", "action", "parent_electrode",
+                          "parent_clusters", "shared_fraction", "correlation", "scale", "own_wire_share")
+
+
+def removed_reference_echoes(path: str | os.PathLike) -> set[tuple[int, int, str]]:
+    """(electrode, solution, clusters) of the auto-sort units ``reference_echoes.csv`` says were
+    removed (none if there is no such file, or it is not one of ours)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return set()
+    if not lines or tuple(lines[0].split(",")) != REFERENCE_ECHO_COLUMNS:
+        return set()
+    out = set()
+    for line in lines[1:]:
+        row = dict(zip(REFERENCE_ECHO_COLUMNS, line.split(",")))
+        if row.get("action") == "removed":
+            try:
+                out.add((int(row["electrode"]), int(row["solution"]), row["clusters"]))
+            except (KeyError, ValueError):
+                continue
+    return out

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from blechrs.errors import PipelineError
 from blechrs.io import paths, work_files
+from blechrs.io.qa_files import add_warnings
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import Progress, RemoteExecutor, map_jobs
@@ -18,6 +19,7 @@ from blechrs.pipeline.folder import car_group_ids, check_against_recording, load
 from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.resume import work_state
+from blechrs.quality.car_groups import SMALL_GROUP_PREFIX, small_group_warnings
 from blechrs.schemes.sort_electrode import extract_events, work_from_extraction
 
 
@@ -61,6 +63,20 @@ def extraction_batches(electrodes: Sequence[int], groups: Sequence[int], n_sampl
     return batches
 
 
+def warn_small_car_groups(directory: Path, rows, params: SortParams, report: RunReport) -> None:
+    """CAR groups too small for a common reference to help: a warning in the report and in
+    QA_output/warnings.txt."""
+    sizes: dict[str, int] = {}
+    for r in rows:
+        if r.sorted and params.extract.use_car:
+            sizes[r.car_group] = sizes.get(r.car_group, 0) + 1
+    lines = small_group_warnings(sizes, params.quality.small_car_group, params.extract.reference_method,
+                                 paths.params_path(directory).name)
+    report.notes.extend(f"warning: {x}" for x in lines)
+    if lines or paths.qa_warnings_path(directory).exists():
+        add_warnings(paths.qa_warnings_path(directory), lines, replace_prefix=SMALL_GROUP_PREFIX)
+
+
 @holds_folder_lock
 def extract(directory: str | os.PathLike, params: SortParams | None = None, force: bool = False,
             electrodes: Sequence[int] | None = None, progress: Progress | None = None,
@@ -81,6 +97,7 @@ def extract(directory: str | os.PathLike, params: SortParams | None = None, forc
     if not wanted and electrodes is None:
         raise PipelineError(f"{paths.layout_path(directory)}: no electrode to sort (every CAR_group is none or "
                             f"EMG)")
+    warn_small_car_groups(directory, rows, params, report)
     identity = rec.identity()
     todo = [e for e in wanted if force or work_state(directory, e, params, identity) == "none"]
     report.skipped = [e for e in wanted if e not in todo]

@@ -27,7 +27,7 @@ from blechrs.figures.solutions import FeatureView, plot_solution
 from blechrs.figures.units import plot_electrode_units, plot_unit
 from blechrs.io import layout, paths, unit_store, work_files
 from blechrs.io.atomic import write_text_atomic
-from blechrs.io.qa_files import read_json
+from blechrs.io.qa_files import read_json, removed_reference_echoes
 from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
@@ -37,10 +37,17 @@ from blechrs.pipeline.lock import holds_folder_lock
 UNIT_KEY, UNITS_KEY, TITLE_KEY = "blechrs-unit", "blechrs-units", "blechrs-title"
 
 
-def _stamp(work: ElectrodeWork) -> str:
+def _stamp(directory, work: ElectrodeWork) -> str:
     """What the solution pictures were drawn from: the clustering and auto-sort's choices (its
-    template solution and the marks on its units' clusters)."""
-    return f"{work.fp_extract or ''}-{work.fp_cluster or ''}-{work.fp_autosort or ''}\n"
+    template solution and the marks on its units' clusters, less the reference echoes removed
+    when the units were stored)."""
+    gone = sorted(f"{s}:{c}" for e, s, c in _removed_echoes(directory) if e == work.electrode)
+    return (f"{work.fp_extract or ''}-{work.fp_cluster or ''}-{work.fp_autosort or ''}"
+            + (f"-echoes {' '.join(gone)}" if gone else "") + "\n")
+
+
+def _removed_echoes(directory) -> set[tuple[int, int, str]]:
+    return removed_reference_echoes(paths.reference_echoes_path(directory))
 
 
 def _peak(work: ElectrodeWork, params: SortParams) -> int:
@@ -61,11 +68,12 @@ def _view(work: ElectrodeWork, scale: ElectrodeScale) -> FeatureView:
     return FeatureView.of(work.waveforms, work.features, scale.peak)
 
 
-def _auto_units(work: ElectrodeWork, solution: int) -> dict[int, str]:
-    """The clusters of ``solution`` auto-sort made into units: cluster -> "single" or "multi"(-unit)."""
+def _auto_units(work: ElectrodeWork, solution: int, removed=frozenset()) -> dict[int, str]:
+    """The clusters of ``solution`` auto-sort made into units: cluster -> "single" or "multi"(-unit);
+    not those of units removed as reference echoes (``removed``: (electrode, solution, clusters))."""
     out = {}
     for u in work.units or []:
-        if u.solution == solution:
+        if u.solution == solution and (work.electrode, u.solution, u.label) not in removed:
             for c in u.clusters:
                 out[int(c)] = "single" if u.single_unit else "multi"
     return out
@@ -74,7 +82,7 @@ def _auto_units(work: ElectrodeWork, solution: int) -> dict[int, str]:
 def solutions_current(directory, electrode: int, meta: ElectrodeWork) -> bool:
     """Whether the electrode's solution figures were drawn from its current clustering."""
     stamp = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "solutions.stamp"
-    return stamp.exists() and stamp.read_text() == _stamp(meta)
+    return stamp.exists() and stamp.read_text() == _stamp(directory, meta)
 
 
 def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
@@ -84,14 +92,15 @@ def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
     scale = electrode_scale(work, params)
     view = _view(work, scale)
     made = []
+    removed = _removed_echoes(directory)
     for number, sol in sorted(work.solutions.items()):
         made.append(str(plot_solution(out_dir / f"solution{number:02d}.png", electrode, number, sol.labels, work.times,
-                                      work.waveforms, scale, view, _auto_units(work, number), sol.kind)))
+                                      work.waveforms, scale, view, _auto_units(work, number, removed), sol.kind)))
     out_dir.mkdir(parents=True, exist_ok=True)
     for p in out_dir.glob("solution*.png"):  # solutions of an earlier clustering (e.g. another max_clusters)
         if str(p) not in made:
             p.unlink()
-    (out_dir / "solutions.stamp").write_text(_stamp(work))
+    (out_dir / "solutions.stamp").write_text(_stamp(directory, work))
     return made
 
 

@@ -11,15 +11,20 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from blechrs import kernels
+from blechrs.core.echoes import echo_candidates, own_wire_share
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
+from blechrs.io.qa_files import REFERENCE_ECHO_COLUMNS
+from blechrs.io.recording import open_recording
 from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.quality.similarity import similarity_violations, unit_similarity
 from blechrs.pipeline.lock import holds_folder_lock
-from blechrs.pipeline.folder import load_params, sorted_electrodes
+from blechrs.pipeline.folder import car_group_ids, load_params, read_layout, sorted_electrodes
 from blechrs.pipeline.report import RunReport, stored_units_table, units_table
+from blechrs.schemes.autosort import drop_reference_echoes
 from blechrs.schemes.sort_electrode import unit_metrics
 
 
@@ -87,22 +92,25 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
         report.h5 = h5
         report.units = stored_units_table(h5)
         return report
-    selections, comments = [], []
+    selections = []
     for e in sorted_electrodes(directory):
         path = paths.electrode_path(directory, e)
         work = work_files.load_electrode(path, arrays=("auto_labels",))
         if work.stage != "clustered":
             raise PipelineError(f"electrode {e} has not been clustered; run `blechrs cluster {directory}`")
-        for unit in work.units or []:
-            selections.append(unit)
-            m = unit.metrics
-            comments.append(f"auto: {len(unit.indices)} spikes, snr {_f(m.get('snr'))}, "
-                            f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {unit.reason}" if unit.reason else ""))
-    units: list[Unit] = []
+        selections.extend(work.units or [])
+    # Reference echoes are judged on times and mean waveforms (one electrode's waveforms in memory at
+    # a time), then the kept units are written as they come: memory does not grow with the session.
+    units = without_reference_echoes(directory, selections, params, report)
+    selections = units  # (the same objects, in electrode order)
+    comments = []
+    for unit in selections:
+        m = unit.metrics
+        comments.append(f"auto: {len(unit.indices)} spikes, snr {_f(m.get('snr'))}, "
+                        f"isi<2ms {_f(m.get('isi_violations_2ms'))}%" + (f", {unit.reason}" if unit.reason else ""))
 
-    def written_as_they_come():  # one electrode's waveforms in memory at a time
-        for unit in iter_with_events(directory, selections, lambda unit, _: unit.metrics, needs_arrays=()):
-            units.append(unit)
+    def written_as_they_come():
+        for unit in iter_with_events(directory, units, lambda unit, _: unit.metrics, needs_arrays=()):
             yield unit
             unit.waveforms = unit.waveforms[:0]  # in the store now
 
@@ -115,6 +123,114 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     report.h5 = h5
     report.timings["store"] = time.perf_counter() - t0
     return report
+
+
+def without_reference_echoes(directory: Path, units: list[Unit], params: SortParams, report: RunReport) -> list[Unit]:
+    """Auto-sort's units (given their times here, waveforms left in the work files) less the
+    reference echoes of larger units on other wires of their CAR group
+    (schemes.autosort.drop_reference_echoes); what was removed or flagged, and why, goes to
+    ``QA_output/reference_echoes.csv`` and the report's notes. One electrode's waveforms are in
+    memory at a time: a first pass keeps each unit's mean waveform, a second the means over the
+    spikes it shares with a larger unit (core.echoes.echo_candidates)."""
+    rows = read_layout(directory)
+    n = max([r.electrode_ind for r in rows] + [-1]) + 1
+    group_of = dict(enumerate(car_group_ids(rows, n, params.extract.use_car)))  # -1: not referenced
+    fs = params.extract.sampling_rate
+    index = {id(u): i for i, u in enumerate(units)}
+    means: list[np.ndarray | None] = [None] * len(units)
+    for unit in iter_with_events(directory, units, lambda unit, _: unit.metrics, needs_arrays=()):
+        means[index[id(unit)]] = unit.waveforms.mean(axis=0) if len(unit.waveforms) else None
+        unit.waveforms = unit.waveforms[:0]
+    sizes = [float(np.max(np.abs(m))) if m is not None else 0.0 for m in means]
+    candidates = echo_candidates([u.times for u in units], sizes, [u.electrode for u in units],
+                                 [group_of.get(u.electrode, -1) for u in units], fs)
+    shared: dict[tuple[int, int], np.ndarray] = {}
+    for unit in iter_with_events(directory, [units[i] for i in sorted(candidates)],
+                                 lambda unit, _: unit.metrics, needs_arrays=()):
+        u = index[id(unit)]
+        for p, _, mask in candidates[u]:
+            shared[(u, p)] = unit.waveforms[mask].mean(axis=0)
+        unit.waveforms = unit.waveforms[:0]
+    share = own_wire_shares(directory, units, group_of, params) if params.extract.use_car else {}
+    kept, found = drop_reference_echoes(units, group_of, fs, share, means=means,
+                                        shared_mean=lambda u, p, mask: shared[(u, p)])
+    lines = [",".join(REFERENCE_ECHO_COLUMNS)]
+    for unit, parent, f in found:
+        lines.append(f"{unit.electrode},{unit.solution},{unit.label},{len(unit.times)},"
+                     f"{'removed' if f.removed else 'flagged'},{parent.electrode if parent else ''},"
+                     f"{parent.label if parent else ''},{f.shared:.3f},{f.correlation:.3f},{f.scale:.3f},"
+                     f"{f.own_share:.3f}")
+        names = {f.parent: f"electrode {parent.electrode:02d}'s unit (clusters {parent.label})"} if parent else {}
+        report.notes.append(f"electrode {unit.electrode:02d} unit (clusters {unit.label}, {len(unit.times)} spikes) "
+                            + f.reason(names))
+    out = paths.reference_echoes_path(directory)
+    out.parent.mkdir(exist_ok=True)
+    atomic.write_text_atomic(out, "\n".join(lines) + "\n")
+    return kept
+
+
+#: Spikes per unit whose raw samples the own-wire test reads (evenly spread over the session).
+OWN_WIRE_SPIKES = 100
+#: Seconds of each group's samples that set its wires' median and MAD in that test.
+OWN_WIRE_STATS_S = 10.0
+#: Milliseconds read on either side of each window of that test, for its band-pass to settle.
+OWN_WIRE_PAD_MS = 4.0
+
+
+def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int], params: SortParams
+                    ) -> dict[int, float]:
+    """core.echoes.own_wire_share of each unit on a referenced wire: its wire's samples around up
+    to ``OWN_WIRE_SPIKES`` of its spikes, band-passed as the extraction does, without and with the
+    group's common reference (the engine's, ``reference_method``, in one call per group over the
+    group's first ``OWN_WIRE_STATS_S`` s and every unit's windows appended to them; each window
+    has ``OWN_WIRE_PAD_MS`` on either side for the filter to settle, then cut off)."""
+    rec = open_recording(directory)
+    x = params.extract
+    fs = x.sampling_rate
+    pad = int(round(OWN_WIRE_PAD_MS * fs / 1000))
+    before, after = x.samples_before + pad, x.samples_after + pad
+    width = before + after + 1
+    n = rec.n_samples
+    members: dict[int, list[int]] = {}
+    for e, g in group_of.items():
+        if g >= 0 and e < rec.n_channels:
+            members.setdefault(g, []).append(e)
+    out: dict[int, float] = {}
+    by_group: dict[int, list[int]] = {}
+    for i, u in enumerate(units):
+        g = group_of.get(u.electrode, -1)
+        if g >= 0 and len(members.get(g, [])) >= 2 and len(u.times):
+            by_group.setdefault(g, []).append(i)
+
+    def filtered(windows: np.ndarray) -> np.ndarray:  # n_spikes x width -> the same, band-passed, pad cut off
+        y = kernels.bandpass(np.ascontiguousarray(windows, dtype=np.float32), fs, x.bandpass_lower_cutoff,
+                             x.bandpass_upper_cutoff)
+        return np.asarray(y[:, pad:width - pad], dtype=np.float64)
+
+    for g, idx in by_group.items():
+        chans = members[g]
+        head = rec.read(chans, 0, min(n, int(OWN_WIRE_STATS_S * fs)))
+        spikes = {}
+        for i in idx:
+            t = units[i].times[(units[i].times >= before) & (units[i].times + after + 1 <= n)]
+            if len(t):
+                spikes[i] = t[np.unique(np.linspace(0, len(t) - 1, min(len(t), OWN_WIRE_SPIKES)).astype(np.int64))]
+        if not spikes:
+            continue
+        # one reference over the head and every unit's windows (the head holds most of the samples
+        # that set the wires' median and MAD: the windows are mostly noise around a spike)
+        full = np.concatenate([head] + [rec.read(chans, int(s) - before, int(s) + after + 1)
+                                        for t in spikes.values() for s in t], axis=1)
+        referenced, _ = kernels.common_average_reference(full, [0] * len(chans), x.reference_method,
+                                                         x.reference_clip)
+        start = head.shape[1]
+        for i, t in spikes.items():
+            row, stop = chans.index(units[i].electrode), start + len(t) * width
+            raw = filtered(np.asarray(full[row, start:stop]).reshape(len(t), width))
+            ref = filtered(np.asarray(referenced[row, start:stop]).reshape(len(t), width))
+            out[i] = own_wire_share(raw, ref, x.samples_before, max(1, int(round(0.3 * fs / 1000))))
+            start = stop
+    return out
 
 
 def _f(x) -> str:

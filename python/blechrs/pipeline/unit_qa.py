@@ -256,6 +256,11 @@ def _drift(times: list[np.ndarray], trials: TrialTable | None, fs: float, p: Sor
              if trials is not None and len(trials) else [None] * len(times))
     if trials is not None and len(trials) and drift and drift[0]["n_trials"] < 2 * p.quality.n_trial_bins:
         warnings.append(f"only {drift[0]['n_trials']} usable trials: too few for a drift test")
+    if drift and drift[0] is not None and drift[0].get("n_overlapping"):
+        warnings.append(f"drift check: {drift[0]['n_overlapping']} trials left out, their windows overlap an earlier "
+                        f"trial's (drift_baseline_ms + drift_post_ms = "
+                        f"{p.quality.drift_baseline_ms + p.quality.drift_post_ms:.0f} ms); "
+                        f"{drift[0]['n_trials']} trials used")
     return drift
 
 

@@ -55,3 +55,23 @@ def auto_car_groups(corr: np.ndarray, groups: list[str], max_clusters: int = 10,
             for i, lab in zip(idx, best):
                 out[i] = f"{g}-{order[lab]:02d}"
     return out
+
+
+#: How every small-CAR-group warning starts (a later run replaces the earlier run's).
+SMALL_GROUP_PREFIX = "CAR group "
+
+
+def small_group_warnings(sizes: dict[str, int], smallest: int, method: str, params_file: str) -> list[str]:
+    """One warning per referenced CAR group (``sizes``: name -> wires) of fewer than ``smallest``
+    wires, saying what to do."""
+    out = []
+    for name, n in sizes.items():
+        if 2 <= n < smallest:
+            copies = (f"puts an inverted 1/{n} copy of every spike onto the other {n - 1} wires" if method == "mean" else
+                      f"({method}) still holds a spike seen on half its wires at once, as a tetrode sees one")
+            out.append(f"{SMALL_GROUP_PREFIX}{name} has only {n} wires (< {smallest}): its common reference {copies} "
+                       f"and adds 1/{n} of their noise, so referencing may hurt more than it helps (auto-sort removes "
+                       f"the copies it finds: QA_output/reference_echoes.csv). Compare a run with use_car false in "
+                       f"{params_file}; keep referencing only if the wires share noise or hum, or join the group to "
+                       f"others of the same headstage in the electrode layout")
+    return out

@@ -23,6 +23,10 @@ overrule it like any other solution. ``template_assignment = False`` turns the s
 
 Each choice carries its metrics and a one-line reason, so a person can check or overrule it in the
 sort file.
+
+Across the electrodes of a CAR group, once every electrode is sorted: units that are reference
+echoes of a larger unit on another wire of the group are removed, units with echoes mixed in
+flagged (:func:`drop_reference_echoes`, core/echoes.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 from blechrs.core.assign_templates import assign_to_templates
 from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
-from blechrs.core.echoes import is_echo
+from blechrs.core.echoes import REFERENCE_OWN_SHARE, ReferenceEcho, is_echo, reference_echoes
 from blechrs.core.features import peak_index
 from blechrs.core.judge_units import judge_unit
 from blechrs.model import Unit
@@ -75,6 +79,41 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
         if solution is not None:
             solutions[solution.number] = solution
     return choices
+
+
+def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_rate: float,
+                          own_share: dict[int, float] | None = None, means=None, shared_mean=None
+                          ) -> tuple[list[Unit], list[tuple[Unit, Unit | None, ReferenceEcho]]]:
+    """The units (with times and waveforms) less those that are reference echoes of larger units
+    on other wires of their CAR group (``group_of``: electrode -> group id, -1 or missing = not
+    referenced): by coincidence with one larger unit in its inverted shape, or (``own_share``:
+    unit index -> core.echoes.own_wire_share) because their own wire, unreferenced, does not
+    carry them. Also returns (unit, the parent it shares most with or None, the finding) for
+    each removed or flagged unit; a flagged unit is kept and its reason says so. ``means`` and
+    ``shared_mean``: the units' waveforms summarised (core.echoes.reference_echoes) when they are
+    not in memory."""
+    waveforms = None if means is not None else [u.waveforms for u in units]
+    found = {f.unit: f for f in reference_echoes([u.times for u in units], waveforms,
+                                                 [u.electrode for u in units],
+                                                 [group_of.get(u.electrode, -1) for u in units], sampling_rate,
+                                                 means=means, shared_mean=shared_mean)}
+    for i, share in (own_share or {}).items():
+        if i in found:
+            found[i].own_share = share  # measured: the CSV says so even for a flagged unit
+        if group_of.get(units[i].electrode, -1) < 0 or share >= REFERENCE_OWN_SHARE:
+            continue
+        f = found.get(i) or ReferenceEcho(i, -1, 0.0, float("nan"), float("nan"), True)
+        f.removed, f.own_share = True, share
+        found[i] = f
+    names = [f"electrode {x.electrode:02d} {x.label}" for x in units]
+    for f in found.values():
+        if not f.removed:
+            u = units[f.unit]
+            note = f.reason(names)
+            u.reason = f"{u.reason}; {note}" if u.reason else note
+    gone = {i for i, f in found.items() if f.removed}
+    return ([u for i, u in enumerate(units) if i not in gone],
+            [(units[i], units[f.parent] if f.parent >= 0 else None, f) for i, f in sorted(found.items())])
 
 
 def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[Unit]:

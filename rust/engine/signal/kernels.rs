@@ -448,11 +448,19 @@ pub fn recording_cutoff(x: &Samples<'_>, fs: f64, p: &CutoffParams) -> Result<us
 }
 
 /// Common average reference by groups (channels x samples in, float32 out) and the dead
-/// (flat) channels; `groups[i]` is channel i's group (-1 = not referenced).
+/// (flat) channels; `groups[i]` is channel i's group (-1 = not referenced); `method` and `clip`
+/// as the `reference_method` and `reference_clip` parameters.
 pub fn common_average_reference(
     x: &Samples<'_>,
     groups: &[i64],
+    method: &str,
+    clip: f64,
 ) -> Result<(Array2<f32>, Vec<usize>)> {
+    let method = reference::Method::parse(method, clip).ok_or_else(|| {
+        value_err(format!(
+            "method must be 'mean', 'median' or 'clipped_mean' (with clip > 0), not {method:?} (clip {clip})"
+        ))
+    })?;
     let shape = x.shape();
     if shape.len() != 2 {
         return Err(value_err(format!(
@@ -473,9 +481,9 @@ pub fn common_average_reference(
         )));
     }
     let (out, dead) = match x {
-        Samples::I16(v) => car_rows(v, groups, rows, cols)?,
-        Samples::F32(v) => car_rows(v, groups, rows, cols)?,
-        Samples::F64(v) => car_rows(v, groups, rows, cols)?,
+        Samples::I16(v) => car_rows(v, groups, rows, cols, method)?,
+        Samples::F32(v) => car_rows(v, groups, rows, cols, method)?,
+        Samples::F64(v) => car_rows(v, groups, rows, cols, method)?,
     };
     let out = Array2::from_shape_vec((rows, cols), out).map_err(|e| value_err(e.to_string()))?;
     Ok((out, dead))
@@ -487,10 +495,11 @@ fn car_rows<T: Finite>(
     groups: &[i64],
     rows: usize,
     cols: usize,
+    method: reference::Method,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
     let mut out = limits::zeroed::<f32>(limits::count(&[rows, cols], "x")?, "x")?;
     let stats = car_stats(v, rows, cols)?;
-    let (gs, dead) = reference::make_groups(groups, &stats);
+    let (gs, dead) = reference::make_groups(groups, &stats, method);
     with_threads(0, || {
         out.par_chunks_mut(cols.max(1))
             .enumerate()

@@ -4,6 +4,7 @@
 
 use super::cutoff::CutoffParams;
 use super::detect::Polarity;
+use super::reference::Method;
 use crate::error::{EngineError, Result};
 use crate::intan::MICROVOLTS_PER_BIT;
 use crate::limits::MAX_SNIPPET_SAMPLES;
@@ -23,6 +24,10 @@ pub struct ExtractParams {
     pub sampling_rate: f64,
     /// Common average reference within each CAR group.
     pub use_car: bool,
+    /// How a CAR group's reference combines its channels: "mean", "median", "clipped_mean".
+    pub reference_method: String,
+    /// "clipped_mean": members more than this (x their MAD) from the group's median are left out.
+    pub reference_clip: f64,
     pub bandpass_lower_cutoff: f64,
     pub bandpass_upper_cutoff: f64,
     /// Butterworth order of each edge (1..=12).
@@ -63,6 +68,7 @@ pub struct Settings {
     pub high: f64,
     pub order: usize,
     pub use_car: bool,
+    pub reference: Method,
     pub cutoff: CutoffParams,
     /// Threshold factor (`waveform_threshold`).
     pub k: f64,
@@ -106,9 +112,11 @@ fn number(name: &str, value: f64) -> Result<f64> {
 
 impl ExtractParams {
     /// The field names, in declaration order (the Python class builds its keywords from them).
-    pub const FIELDS: [&'static str; 19] = [
+    pub const FIELDS: [&'static str; 21] = [
         "sampling_rate",
         "use_car",
+        "reference_method",
+        "reference_clip",
         "bandpass_lower_cutoff",
         "bandpass_upper_cutoff",
         "bandpass_order",
@@ -156,6 +164,18 @@ impl ExtractParams {
             ));
         }
         let (before, after) = self.snippet(fs)?;
+        let reference =
+            Method::parse(&self.reference_method, self.reference_clip).ok_or_else(|| {
+                if Method::parse(&self.reference_method, 1.0).is_some() {
+                    bad("reference_clip", "a finite number > 0", self.reference_clip)
+                } else {
+                    bad(
+                        "reference_method",
+                        "'mean', 'median' or 'clipped_mean'",
+                        format!("{:?}", self.reference_method),
+                    )
+                }
+            })?;
         if threads > super::MAX_THREADS as i64 {
             return Err(bad(
                 "threads",
@@ -170,6 +190,7 @@ impl ExtractParams {
             high,
             order,
             use_car: self.use_car,
+            reference,
             cutoff: self.cutoff()?,
             k: positive("waveform_threshold", self.waveform_threshold)?,
             window_s,
@@ -262,6 +283,8 @@ impl ExtractParams {
         ExtractParams {
             sampling_rate: fs,
             use_car: true,
+            reference_method: "mean".into(),
+            reference_clip: 3.0,
             bandpass_lower_cutoff: 300.0,
             bandpass_upper_cutoff: 3000.0,
             bandpass_order: 2,

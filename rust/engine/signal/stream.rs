@@ -716,7 +716,7 @@ fn extract_inner(
     check_settings(p)?;
     let n = src.n_samples();
     let reads = Reads::new(src.n_channels(), electrodes, group_of, p.use_car);
-    let mut car = car_statistics(src, group_of, &reads)?;
+    let mut car = car_statistics(src, group_of, &reads, p.reference)?;
     let rolling = p
         .window_s
         .map(|w| (w * p.fs).round() as usize)
@@ -872,7 +872,12 @@ struct Car {
 }
 
 /// CAR statistics once for the whole recording, from every `STATS_STEP`-th sample.
-fn car_statistics(src: &dyn SampleSource, group_of: &[i64], reads: &Reads) -> Result<Car> {
+fn car_statistics(
+    src: &dyn SampleSource,
+    group_of: &[i64],
+    reads: &Reads,
+    method: reference::Method,
+) -> Result<Car> {
     let mut car = Car::default();
     if reads.groups_used.is_empty() {
         return Ok(car);
@@ -894,7 +899,7 @@ fn car_statistics(src: &dyn SampleSource, group_of: &[i64], reads: &Reads) -> Re
         stats[c] = st[i];
         gof[c] = group_of[c];
     }
-    let (gs, dead) = reference::make_groups(&gof, &stats);
+    let (gs, dead) = reference::make_groups(&gof, &stats, method);
     car.dead = dead;
     for (id, mut g) in gs {
         for m in g.live.iter_mut() {
