@@ -173,6 +173,11 @@ def reference_echoes(times, waveforms, electrode, group, sampling_rate: float, m
     return out
 
 
+#: A unit whose own wire, unreferenced, shows less than this fraction of its referenced size at its
+#: spikes is a reference echo (see the module doc).
+REFERENCE_OWN_SHARE = 0.5
+
+
 def own_wire_share(raw: np.ndarray, referenced: np.ndarray, center: int, reach: int) -> float:
     """How much of a unit's referenced deflection its own wire carries: ``raw`` and ``referenced``
     are n_spikes x samples windows of its wire around its spikes (at ``center``) before and after
