@@ -402,8 +402,8 @@ fn extract_electrodes<'py>(
         })
     };
     let res = match &src {
-        Source::Shared(s) => run_detached(py, || match &spill {
-            Some(sp) => stream::extract_spilled(
+        Source::Shared(s) => run_detached(py, || {
+            stream::extract_spilled(
                 s.as_ref(),
                 &electrodes,
                 &car_groups,
@@ -411,17 +411,8 @@ fn extract_electrodes<'py>(
                 scale,
                 threads,
                 &mut prog,
-                sp,
-            ),
-            None => stream::extract_electrodes(
-                s.as_ref(),
-                &electrodes,
-                &car_groups,
-                p,
-                scale,
-                threads,
-                &mut prog,
-            ),
+                spill.as_deref(),
+            )
         }),
         Source::Array(a) => {
             let (nc, ns) = (a.shape()[0], a.shape()[1]);
@@ -431,27 +422,16 @@ fn extract_electrodes<'py>(
                 // SAFETY: `a` (a read borrow of the array) lives until this call returns, and
                 // numpy's shape and byte strides describe exactly the elements read.
                 let src = unsafe { ArraySource::from_raw(ptr as *const u8, nc, ns, sc, st) };
-                match &spill {
-                    Some(sp) => stream::extract_spilled(
-                        &src,
-                        &electrodes,
-                        &car_groups,
-                        p,
-                        scale,
-                        threads,
-                        &mut prog,
-                        sp,
-                    ),
-                    None => stream::extract_electrodes(
-                        &src,
-                        &electrodes,
-                        &car_groups,
-                        p,
-                        scale,
-                        threads,
-                        &mut prog,
-                    ),
-                }
+                stream::extract_spilled(
+                    &src,
+                    &electrodes,
+                    &car_groups,
+                    p,
+                    scale,
+                    threads,
+                    &mut prog,
+                    spill.as_deref(),
+                )
             })
         }
     };

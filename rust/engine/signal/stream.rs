@@ -654,15 +654,15 @@ pub fn extract_electrodes(
     threads: i64,
     progress: &mut Progress<'_>,
 ) -> Result<Vec<ElectrodeResult>> {
-    let mut settings = params.settings(threads)?;
-    settings.scale = scale;
-    extract_with(src, electrodes, group_of, &settings, progress)
+    extract_spilled(src, electrodes, group_of, params, scale, threads, progress, None)
 }
 
-/// [`extract_electrodes`] with each electrode's events written to files as they are cut
-/// (`spill[i]` is electrode i's file prefix, see [`super::spill`]) instead of kept in memory:
-/// the results carry `n_spilled` and empty event vectors. Memory then no longer grows with the
-/// recording's length beyond the noise subsample (at most [`SUBSAMPLE_MAX`] values each).
+/// [`extract_electrodes`], with each electrode's events written to files as they are cut when
+/// `spill` is given (`spill[i]` is electrode i's file prefix, see [`super::spill`]) instead of
+/// kept in memory: the results then carry `n_spilled` and empty event vectors, and memory no
+/// longer grows with the recording's length beyond the noise subsample (at most
+/// [`SUBSAMPLE_MAX`] values each).
+#[allow(clippy::too_many_arguments)]
 pub fn extract_spilled(
     src: &dyn SampleSource,
     electrodes: &[usize],
@@ -671,18 +671,20 @@ pub fn extract_spilled(
     scale: f64,
     threads: i64,
     progress: &mut Progress<'_>,
-    spill: &[String],
+    spill: Option<&[String]>,
 ) -> Result<Vec<ElectrodeResult>> {
-    if spill.len() != electrodes.len() {
-        return Err(EngineError::Value(format!(
-            "spill has {} file prefixes for {} electrodes",
-            spill.len(),
-            electrodes.len()
-        )));
+    if let Some(spill) = spill {
+        if spill.len() != electrodes.len() {
+            return Err(EngineError::Value(format!(
+                "spill has {} file prefixes for {} electrodes",
+                spill.len(),
+                electrodes.len()
+            )));
+        }
     }
     let mut settings = params.settings(threads)?;
     settings.scale = scale;
-    extract_inner(src, electrodes, group_of, &settings, progress, Some(spill))
+    extract_inner(src, electrodes, group_of, &settings, progress, spill)
 }
 
 /// The progress callback of a run: (samples done, samples total); an Err aborts the run.
