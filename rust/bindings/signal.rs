@@ -401,19 +401,12 @@ fn extract_electrodes<'py>(
             EngineError::Value("interrupted".into())
         })
     };
+    let spill = spill.as_deref();
+    let mut extract = |src: &dyn SampleSource| {
+        stream::extract_spilled(src, &electrodes, &car_groups, p, scale, threads, &mut prog, spill)
+    };
     let res = match &src {
-        Source::Shared(s) => run_detached(py, || {
-            stream::extract_spilled(
-                s.as_ref(),
-                &electrodes,
-                &car_groups,
-                p,
-                scale,
-                threads,
-                &mut prog,
-                spill.as_deref(),
-            )
-        }),
+        Source::Shared(s) => run_detached(py, || extract(s.as_ref())),
         Source::Array(a) => {
             let (nc, ns) = (a.shape()[0], a.shape()[1]);
             let (sc, st) = (a.strides()[0], a.strides()[1]);
@@ -422,16 +415,7 @@ fn extract_electrodes<'py>(
                 // SAFETY: `a` (a read borrow of the array) lives until this call returns, and
                 // numpy's shape and byte strides describe exactly the elements read.
                 let src = unsafe { ArraySource::from_raw(ptr as *const u8, nc, ns, sc, st) };
-                stream::extract_spilled(
-                    &src,
-                    &electrodes,
-                    &car_groups,
-                    p,
-                    scale,
-                    threads,
-                    &mut prog,
-                    spill.as_deref(),
-                )
+                extract(&src)
             })
         }
     };
