@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{Array2, Ix1};
 use numpy::{
-    AllowTypeChange, PyArray1, PyArray2, PyArrayDyn, PyArrayLike1, PyArrayLike2, PyArrayLikeDyn, PyArrayMethods,
-    PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+    AllowTypeChange, PyArray1, PyArray2, PyArrayDyn, PyArrayLike1, PyArrayLike2, PyArrayLikeDyn,
+    PyArrayMethods, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -403,7 +403,16 @@ fn extract_electrodes<'py>(
     };
     let spill = spill.as_deref();
     let mut extract = |src: &dyn SampleSource| {
-        stream::extract_spilled(src, &electrodes, &car_groups, p, scale, threads, &mut prog, spill)
+        stream::extract_spilled(
+            src,
+            &electrodes,
+            &car_groups,
+            p,
+            scale,
+            threads,
+            &mut prog,
+            spill,
+        )
     };
     let res = match &src {
         Source::Shared(s) => run_detached(py, || extract(s.as_ref())),

@@ -82,7 +82,10 @@ impl MatchedFilter<'_> {
         }
         crate::limits::check::<f32>(len, "filters' window")?;
         if self.half_width > i64::MAX as usize / 4 {
-            return Err(value_err(format!("half_width {} is too large", self.half_width)));
+            return Err(value_err(format!(
+                "half_width {} is too large",
+                self.half_width
+            )));
         }
         if self.filters.iter().any(|v| !v.is_finite()) {
             return Err(value_err("filters must be finite".into()));
@@ -113,7 +116,13 @@ avx2_dispatch! {
 
 /// `z_u(t) = sum_j filters[u, j] x[t - before + j]` for t in `t0..t1` (all in range), one row
 /// per unit. (The correlation the detector uses; the tests compare it with numpy's.)
-pub fn correlations(x: &[f32], filters: ArrayView2<'_, f32>, before: usize, t0: usize, t1: usize) -> Vec<Vec<f32>> {
+pub fn correlations(
+    x: &[f32],
+    filters: ArrayView2<'_, f32>,
+    before: usize,
+    t0: usize,
+    t1: usize,
+) -> Vec<Vec<f32>> {
     let len = filters.ncols();
     filters
         .outer_iter()
@@ -128,7 +137,14 @@ pub fn correlations(x: &[f32], filters: ArrayView2<'_, f32>, before: usize, t0: 
 
 /// Candidates of one block `t0..t1`: samples where `z_u` is a local maximum (>= the sample
 /// before, > the sample after) above the unit's threshold.
-fn block_candidates(x: &[f32], mf: &MatchedFilter<'_>, t0: usize, t1: usize, lo: usize, hi: usize) -> Vec<Detection> {
+fn block_candidates(
+    x: &[f32],
+    mf: &MatchedFilter<'_>,
+    t0: usize,
+    t1: usize,
+    lo: usize,
+    hi: usize,
+) -> Vec<Detection> {
     // one sample more either side for the local-maximum test, where the trace allows
     let (a, b) = (t0.saturating_sub(1).max(lo), (t1 + 1).min(hi));
     let z = correlations(x, mf.filters, mf.before, a, b);
@@ -142,7 +158,11 @@ fn block_candidates(x: &[f32], mf: &MatchedFilter<'_>, t0: usize, t1: usize, lo:
                 continue;
             }
             let left = if t > a { zu[i - 1] } else { f32::NEG_INFINITY };
-            let right = if t + 1 < b { zu[i + 1] } else { f32::NEG_INFINITY };
+            let right = if t + 1 < b {
+                zu[i + 1]
+            } else {
+                f32::NEG_INFINITY
+            };
             if v >= left && v > right {
                 out.push(Detection {
                     time: t as i64,
@@ -162,7 +182,9 @@ fn block_candidates(x: &[f32], mf: &MatchedFilter<'_>, t0: usize, t1: usize, lo:
 pub fn detect(x: &[f32], mf: &MatchedFilter<'_>, threads: usize) -> Result<Vec<Detection>> {
     mf.check(x.len())?;
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(value_err(format!("x has a NaN or infinite value (at sample {i})")));
+        return Err(value_err(format!(
+            "x has a NaN or infinite value (at sample {i})"
+        )));
     }
     let len = mf.filters.ncols();
     if x.len() < len {
@@ -252,7 +274,11 @@ mod tests {
             half_width: 10,
         };
         for threads in [1, 3] {
-            let got: Vec<i64> = detect(&x, &mf, threads).unwrap().iter().map(|d| d.time).collect();
+            let got: Vec<i64> = detect(&x, &mf, threads)
+                .unwrap()
+                .iter()
+                .map(|d| d.time)
+                .collect();
             assert_eq!(got, times.iter().map(|&t| t as i64).collect::<Vec<_>>());
         }
     }

@@ -115,7 +115,11 @@ impl Spill {
     /// Keep only the first `keep` events (`waveform_len` samples each).
     pub fn truncate(&mut self, keep: usize, waveform_len: usize) -> Result<()> {
         for k in 0..self.files.len() {
-            let width = if k == 3 { WIDTH[k] * waveform_len } else { WIDTH[k] };
+            let width = if k == 3 {
+                WIDTH[k] * waveform_len
+            } else {
+                WIDTH[k]
+            };
             let f = self.files[k].get_mut();
             let r = f
                 .set_len((keep * width) as u64)

@@ -654,7 +654,9 @@ pub fn extract_electrodes(
     threads: i64,
     progress: &mut Progress<'_>,
 ) -> Result<Vec<ElectrodeResult>> {
-    extract_spilled(src, electrodes, group_of, params, scale, threads, progress, None)
+    extract_spilled(
+        src, electrodes, group_of, params, scale, threads, progress, None,
+    )
 }
 
 /// [`extract_electrodes`], with each electrode's events written to files as they are cut when
