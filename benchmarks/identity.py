@@ -8,6 +8,7 @@ blechrs on fixed recordings, dump a digest of every output, and compare two dump
     python benchmarks/identity.py compare /work/dumps/base /work/dumps/new
 
     python benchmarks/identity.py run --python PY --out DIR --sets demo,s2_60 --jobs 2 [--replace]
+    python benchmarks/identity.py run --python PY --out DIR --set c32_1h=FOLDER --sets c32_1h  # a long one
 
 Run it with any python that has numpy and h5py (the build's own will do): it needs nothing else
 and never imports blechrs. The build under test runs in its own process: ``PY -m blechrs run
@@ -348,6 +349,11 @@ def run_set(name: str, cmd: list[str], out: Path, jobs: int, info: dict) -> dict
 
 
 def cmd_run(args) -> int:
+    for spec in args.set:  # a recording of one's own, e.g. a long simulated one (benchmarks/pipeline.py)
+        name, _, folder = spec.partition("=")
+        if not name or not folder:
+            sys.exit(f"--set {spec!r}: expected NAME=FOLDER")
+        SETS[name] = Path(folder).resolve()
     names = list(SETS) if args.sets == "all" else args.sets.split(",")
     unknown = [n for n in names if n not in SETS]
     if unknown:
@@ -495,6 +501,9 @@ def main(argv=None) -> int:
     r.add_argument("--python", required=True, help="the python of the build under test")
     r.add_argument("--out", type=Path, required=True, help="folder for the dumps and run folders")
     r.add_argument("--sets", default="all", help=f"comma list of {', '.join(SETS)} (default: all)")
+    r.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER",
+                   help="also a set of one's own: a folder holding only a recording's raw files (repeatable; "
+                        "name it in --sets)")
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--replace", action="store_true", help="empty --out first if it holds a dump")
     r.set_defaults(func=cmd_run)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
+from blechrs.core.rows import mean_rows, project_rows
 
 #: EM passes (assign, then re-estimate templates, spreads and rates).
 N_PASSES = 3
@@ -115,10 +116,10 @@ def estimate_units(w, z, whiten, assigned, n_units, templates):
         m = assigned == k
         if counts[k] < 2:
             continue
-        templates[k] = w[m].mean(axis=0)
+        templates[k] = mean_rows(w, m)
         uk = templates[k] @ whiten
         ukk = float(uk @ uk)
-        a = (z[m] @ uk) / ukk                   # each event's amplitude relative to the template
+        a = project_rows(z, m, uk) / ukk        # each event's amplitude relative to the template
         excess = float(np.var(a)) - 1.0 / ukk   # minus what the noise alone spreads it by
         spread[k] = float(np.clip(np.sqrt(max(excess, 0.0)), MIN_SPREAD, MAX_SPREAD))
     return templates, spread, counts
@@ -150,7 +151,7 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     """
     if amplitude_model not in AMPLITUDE_MODELS:
         raise ValueError(f"amplitude_model must be one of {AMPLITUDE_MODELS}, not {amplitude_model!r}")
-    w = np.asarray(waveforms, dtype=np.float64)
+    w = np.asarray(waveforms)  # float32 as extracted: rows are read in float64 (core/rows.py)
     labels = np.asarray(unit_labels, dtype=np.int64)
     n_units = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     if n_units == 0 or w.ndim != 2:
@@ -162,7 +163,7 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     whiten = whitening(noise_cholesky(w, labels, templates))
     # whitened events: the one product over every event and sample pair, in float32 (4x faster
     # than float64 here; log-likelihoods move by < 1e-3, far below any decision margin)
-    z = w.astype(np.float32) @ whiten.astype(np.float32)
+    z = np.asarray(w, dtype=np.float32) @ whiten.astype(np.float32)
     zz = np.einsum("ij,ij->i", z, z, dtype=np.float64)
     noise_loglik = -0.5 * zz
     # One independent noise window per window length: the prior odds of noise against a unit.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from blechrs.core.rows import rows, spans
 from blechrs.params import SortParams
 
 N_PCA = 3
@@ -37,7 +38,7 @@ def peak_index(params, n_samples: int) -> int:
 
 def compute_features(waveforms: np.ndarray, params: SortParams) -> np.ndarray:
     """Features of one electrode's waveforms (n x L, microvolts) -> n x (N_PCA + 2) float64."""
-    w = np.asarray(waveforms, dtype=np.float64)
+    w = np.asarray(waveforms)  # float32 as extracted: read in float64 a chunk at a time (core/rows.py)
     if w.ndim != 2:
         raise ValueError(f"waveforms must be 2-D (events x samples), got shape {w.shape}")
     n, length = w.shape
@@ -47,11 +48,14 @@ def compute_features(waveforms: np.ndarray, params: SortParams) -> np.ndarray:
     seed = int(params.cluster.random_seed)
     max_train = int(params.cluster.max_training_events)
 
-    amplitude = w[:, peak_index(params, length)]
-    energy = np.sqrt(np.mean(w * w, axis=1))
+    amplitude = rows(w[:, peak_index(params, length)])
+    energy = np.empty(n)
+    for a, b in spans(n):
+        block = rows(w, slice(a, b))
+        energy[a:b] = np.sqrt(np.mean(block * block, axis=1))
 
     # PCA fitted on a training subset (fast on long recordings), applied to every event.
-    train = w[training_indices(n, max_train, seed)]
+    train = rows(w, training_indices(n, max_train, seed))
     mean = train.mean(axis=0)
     pcs = np.zeros((n, N_PCA))
     if len(train) >= 2:
@@ -64,7 +68,9 @@ def compute_features(waveforms: np.ndarray, params: SortParams) -> np.ndarray:
         # Fix each component's sign (an eigenvector's is arbitrary) so results are reproducible across BLAS.
         signs = np.sign(vt[:k, np.argmax(np.abs(vt[:k]), axis=1)].diagonal())
         signs[signs == 0] = 1.0
-        pcs[:, :k] = (w - mean) @ (vt[:k].T * signs)
+        axes = vt[:k].T * signs
+        for a, b in spans(n):
+            pcs[a:b, :k] = (rows(w, slice(a, b)) - mean) @ axes
 
     feats = np.column_stack([pcs, amplitude, energy])
     # One common scale: the spread of the events along the first PC (in uV). Dividing every column

@@ -22,12 +22,13 @@ from blechrs.model import Unit
 
 
 def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s, number, clusters,
-               origin, check_isolation: bool = True) -> Unit | None:
+               origin, check_isolation: bool = True, dtype=None) -> Unit | None:
     """The events where ``member`` is True as a unit: None when they fail a keep criterion (step 1
-    of the module doc), else the unit with its single/multi and RS/FS labels (step 2)."""
+    of the module doc), else the unit with its single/multi and RS/FS labels (step 2). The
+    metrics read the waveforms as ``dtype`` (default: theirs)."""
     isi_limits = list(params.autosort.ISI_violations_thresholds)
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
-    m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak)
+    m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak, dtype)
     if m["n_events"] < int(params.autosort.cluster_count_threshold):
         return None
     if m["firing_rate"] < float(params.autosort.min_firing_rate):

@@ -16,6 +16,7 @@ import numpy as np
 from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
 from blechrs.core.metrics import CENSORED_MS
 from blechrs.core.refractory import cross_refractory, fire_independently
+from blechrs.core.rows import mean_rows, project_rows
 from blechrs.core.split_units import one_mode_and_shape
 
 #: Two units whose whitened templates, one scaled to fit the other, are closer than this (in
@@ -81,7 +82,7 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
     independently; with ``burst_merge`` and ``times``, also pairs of one shape with burst evidence
     (see the module doc) whatever their amplitudes. Most similar pair first, repeated until no pair merges. Returns the new labels (units
     renumbered 0..k-1 by first appearance)."""
-    w = np.asarray(waveforms, dtype=np.float64)
+    w = np.asarray(waveforms)  # float32 as extracted: rows are read in float64 (core/rows.py)
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
     if labels.size == 0 or labels.max() < 1:
         return labels
@@ -91,7 +92,7 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
         ids = [k for k in np.unique(labels) if k >= 0]
         if len(ids) < 2:
             break
-        u = {k: w[labels == k].mean(axis=0) @ whiten for k in ids}
+        u = {k: mean_rows(w, labels == k) @ whiten for k in ids}
         pairs = []
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
@@ -110,7 +111,7 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
             # split must agree, or a split neighbour comes straight back)
             if one_mode_and_shape(w, idx, whiten) or (
                     burst_merge and times is not None
-                    and burst_linked(times[idx], (w[idx] @ whiten) @ (u[a] + u[b]), labels[idx] == a,
+                    and burst_linked(times[idx], project_rows(w, idx, whiten, u[a] + u[b]), labels[idx] == a,
                                      sampling_rate, duration_s)):
                 labels[labels == b] = a
                 merged = True

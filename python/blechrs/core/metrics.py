@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from blechrs.core.rows import mean_rows, rows, spans
+
 REFRACTORY_MS = 2.0
 CENSORED_MS = 0.5
 
@@ -139,20 +141,26 @@ def waveform_width_ms(mean_waveform: np.ndarray, peak_index: int, sampling_rate:
 
 
 def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray, member: np.ndarray,
-                 sampling_rate: float, mad_val: float, duration_s: float, peak_index: int) -> dict:
-    """Every metric of the unit made of the events where ``member`` is True."""
+                 sampling_rate: float, mad_val: float, duration_s: float, peak_index: int, dtype=None) -> dict:
+    """Every metric of the unit made of the events where ``member`` is True, its waveforms read as
+    ``dtype`` (default: theirs) a chunk at a time (core/rows.py: no copy of the unit's waveforms)."""
     member = np.asarray(member, dtype=bool)
-    w = np.asarray(waveforms)[member]
+    waveforms = np.asarray(waveforms)
+    dtype = waveforms.dtype if dtype is None else np.dtype(dtype)
+    idx = np.flatnonzero(member)
     t = np.asarray(times)[member]
     v1, v2 = isi_violations(t, sampling_rate)
-    mean_wf = w.mean(axis=0) if len(w) else np.zeros(np.asarray(waveforms).shape[1])
+    mean_wf = mean_rows(waveforms, idx, dtype) if len(idx) else np.zeros(waveforms.shape[1])
+    # snr(): the mean over events of each one's max |sample|
+    peaks = [np.max(np.abs(rows(waveforms, idx[a:b], dtype)), axis=1) for a, b in spans(len(idx))]
+    unit_snr = float(np.mean(np.concatenate(peaks)) / mad_val) if len(idx) and mad_val and mad_val > 0 else 0.0
     f = np.asarray(features, dtype=np.float64)
     d2 = _mahalanobis_sq(f, member) if 0 < member.sum() < len(member) else None  # shared by both
     return dict(
         n_events=int(member.sum()),
         firing_rate=float(member.sum() / duration_s) if duration_s > 0 else 0.0,
-        snr=snr(w, mad_val),
-        amplitude_uv=float(np.median(np.abs(w[:, peak_index]))) if len(w) else 0.0,
+        snr=unit_snr,
+        amplitude_uv=float(np.median(np.abs(rows(waveforms[:, peak_index], idx, dtype)))) if len(idx) else 0.0,
         isi_violations_1ms=v1,
         isi_violations_2ms=v2,
         contamination=contamination(t, sampling_rate, duration_s),

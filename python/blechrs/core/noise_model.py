@@ -13,6 +13,8 @@ import threading
 
 import numpy as np
 
+from blechrs.core.rows import mean_rows, rows
+
 #: Ridge added to the noise covariance, as a fraction of its mean variance: the band-passed noise
 #: has almost no power near Nyquist, and whitening must not blow those components up.
 RIDGE = 1e-2
@@ -27,7 +29,7 @@ def mean_waveforms(w: np.ndarray, labels: np.ndarray, n_units: int) -> np.ndarra
     for k in range(n_units):
         member = labels == k
         if member.any():
-            out[k] = w[member].mean(axis=0)
+            out[k] = mean_rows(w, member)
     return out
 
 
@@ -42,8 +44,9 @@ def _whitener(w: np.ndarray, labels: np.ndarray, templates: np.ndarray) -> np.nd
     m = np.flatnonzero(labels >= 0)
     m = m[:: max(1, len(m) // NOISE_EVENTS)]  # a few thousand residuals fix C's few lags well
     t = templates[labels[m]]
-    scale = np.einsum("ij,ij->i", w[m], t) / np.maximum(np.einsum("ij,ij->i", t, t), 1e-12)
-    c = np.cov(w[m] - scale[:, None] * t, rowvar=False)
+    wm = rows(w, m)
+    scale = np.einsum("ij,ij->i", wm, t) / np.maximum(np.einsum("ij,ij->i", t, t), 1e-12)
+    c = np.cov(wm - scale[:, None] * t, rowvar=False)
     d = c.shape[0]
     lag = np.array([np.diagonal(c, k).mean() for k in range(d)])
     c = lag[np.abs(np.subtract.outer(np.arange(d), np.arange(d)))]

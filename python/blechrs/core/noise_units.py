@@ -31,7 +31,7 @@ def noise_like_units(waveforms: np.ndarray, unit_labels: np.ndarray, peak_index:
     """Units that cannot be told from noise crossings: a mean waveform that noise alone averages
     to (see NOISE_SHAPE_MAX) and events no more frequent than the noise crosses the detection
     threshold (``threshold_sds`` noise SDs; Rice's formula on the noise covariance)."""
-    w = np.asarray(waveforms, dtype=np.float64)
+    w = np.asarray(waveforms)  # float32 as extracted: rows are read in float64 (core/rows.py)
     labels = np.asarray(unit_labels, dtype=np.int64)
     ids = [int(k) for k in np.unique(labels) if k >= 0]
     if not ids:

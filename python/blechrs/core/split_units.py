@@ -13,6 +13,7 @@ import numpy as np
 
 from blechrs.core.align_to_template import aligned_residuals, realign
 from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
+from blechrs.core.rows import mean_rows, project_rows, rows, spans
 
 #: A unit is split when a two-Gaussian fit of its amplitudes (along its template) beats one
 #: Gaussian by this much BIC: two neurons of similar shape but different size on one wire.
@@ -94,18 +95,18 @@ def split_by_amplitude(waveforms: np.ndarray, unit_labels: np.ndarray, threshold
     SPLIT_MIN_SEPARATION, SPLIT_MIN_EVENTS, SPLIT_CLEAR_SDS; ``threshold`` is the detection
     threshold in the units of the waveforms, compared with their sample ``peak_index``); the new
     units get the next indices. Returns the new labels (unchanged when nothing splits)."""
-    w = np.asarray(waveforms, dtype=np.float64)
+    w = np.asarray(waveforms)  # float32 as extracted: rows are read in float64 (core/rows.py)
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
     next_unit = int(labels.max()) + 1 if labels.size else 0
     for k in range(next_unit):
         idx = np.flatnonzero(labels == k)
         if len(idx) < 2 * SPLIT_MIN_EVENTS:
             continue
-        t = w[idx].mean(axis=0)
+        t = mean_rows(w, idx)
         tt = float(t @ t)
         if tt <= 0:
             continue
-        gain, part, low_edge, separation = bic_gain_of_two((w[idx] @ t) / tt)
+        gain, part, low_edge, separation = bic_gain_of_two(project_rows(w, idx, t) / tt)
         clear = low_edge * abs(float(t[peak_index])) >= threshold
         if not (gain > SPLIT_MIN_BIC_GAIN and separation >= SPLIT_MIN_SEPARATION and clear
                 and min(np.bincount(part, minlength=2)) >= max(SPLIT_MIN_EVENTS, SPLIT_MIN_FRACTION * len(idx))):
@@ -225,7 +226,7 @@ def _shape_parts(w: np.ndarray, template: np.ndarray, whiten: np.ndarray) -> np.
 def split_by_shape(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:
     """Split every unit whose events' residuals from its template form two clouds (see SHAPE_PCS,
     SHAPE_SPLIT_DPRIME); new units get the next indices."""
-    w = np.asarray(waveforms, dtype=np.float64)
+    w = np.asarray(waveforms)  # float32 as extracted: rows are read in float64 (core/rows.py)
     labels = np.asarray(unit_labels, dtype=np.int64).copy()
     n_units = int(labels.max()) + 1 if labels.size else 0
     if n_units == 0:
@@ -240,16 +241,17 @@ def split_by_shape(waveforms: np.ndarray, unit_labels: np.ndarray) -> np.ndarray
         # the test on evenly spaced events, at most SHAPE_EVENTS (the assignment after the split
         # re-decides every event anyway)
         sub = idx[:: max(1, len(idx) // SHAPE_EVENTS)]
-        part = _shape_parts(w[sub], templates[k], whiten)
+        part = _shape_parts(rows(w, sub), templates[k], whiten)
         if part is None:
             continue
         if len(sub) == len(idx):
             labels[idx[part == 1]] = next_unit
         else:  # every event to the nearer of the two parts' templates (whitened)
-            halves = np.stack([w[sub[part == j]].mean(axis=0) for j in (0, 1)]) @ whiten
-            zi = w[idx] @ whiten
-            dist = [np.einsum("ij,ij->i", zi - h, zi - h) for h in halves]
-            labels[idx[dist[1] < dist[0]]] = next_unit
+            halves = np.stack([mean_rows(w, sub[part == j]) for j in (0, 1)]) @ whiten
+            for start, stop in spans(len(idx)):
+                zi = project_rows(w, idx[start:stop], whiten)
+                dist = [np.einsum("ij,ij->i", zi - h, zi - h) for h in halves]
+                labels[idx[start:stop][dist[1] < dist[0]]] = next_unit
         next_unit += 1
     return labels
 
@@ -258,7 +260,7 @@ def one_mode_and_shape(w: np.ndarray, idx: np.ndarray, whiten: np.ndarray) -> bo
     """The events ``idx`` of ``w``, taken as one unit, are one amplitude mode (the BIC test of
     split_by_amplitude does not fire) and one shape (the shape test does not split them): merging
     must agree with splitting, or a split neighbour comes straight back."""
-    t = w[idx].mean(axis=0)
-    gain = bic_gain_of_two((w[idx] @ t) / float(t @ t))[0]
+    t = mean_rows(w, idx)
+    gain = bic_gain_of_two(project_rows(w, idx, t) / float(t @ t))[0]
     return gain <= SPLIT_MIN_BIC_GAIN and not (len(idx) >= 2 * SPLIT_MIN_EVENTS and _shape_parts(
-        w[idx[:: max(1, len(idx) // SHAPE_EVENTS)]], t, whiten) is not None)
+        rows(w, idx[:: max(1, len(idx) // SHAPE_EVENTS)]), t, whiten) is not None)

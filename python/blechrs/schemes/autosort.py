@@ -154,7 +154,8 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
 
 def _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
                     duration_s, clustered=None):
-    w = np.asarray(waveforms, dtype=np.float64)  # once: every step below works in float64
+    # float32 as extracted; every step below reads the rows it needs in float64 (core/rows.py)
+    w = np.asarray(waveforms)
     t = np.asarray(times)
     peak = peak_index(params, w.shape[1])
     sds = float(params.extract.waveform_threshold)
@@ -176,14 +177,14 @@ def _refine_choices(waveforms, times, features, choices, solutions, params, samp
     new = []
     for k in range(n_units):
         # the rebound of a larger unit's spikes re-crossing the threshold (step 3's echo test)
-        if is_echo(t, w[:, peak], labels == k, sampling_rate):
+        if is_echo(t, w[:, peak].astype(np.float64), labels == k, sampling_rate):
             continue
         choice = judge_unit(w, times, features, labels == k, params, sampling_rate, mad_val, duration_s,
                             TEMPLATE_SOLUTION, [k], f"unit {k} of the template assignment (solution "
                             f"{TEMPLATE_SOLUTION})",
                             # split neighbours are close in feature space by construction: their
                             # L-ratio says nothing about a mixture
-                            check_isolation=False)
+                            check_isolation=False, dtype=np.float64)
         if choice is not None:
             new.append(choice)
     return Solution(TEMPLATE_SOLUTION, labels, "templates"), new
