@@ -322,6 +322,11 @@ class RunParams:
     """Memory of one extraction pass. Electrodes are extracted in batches (one CAR group at a time,
     split when the engine's per-electrode buffers, its noise subsample and chunks, exceed this;
     events go to files as they are cut, so the length of the recording hardly matters)."""
+    memory_mb: float = rule(1024.0, above=0.0)
+    """Memory the run aims to stay within, every process summed. Clustering runs electrodes side by
+    side only while their estimated needs (``pipeline.clustering``: ~1 kB per event) fit beside the
+    main process and the idle workers; an electrode that alone needs more runs alone. Extraction's
+    share is ``extract_memory_mb``."""
 
 
 STAGES = ("extract", "cluster", "autosort", "trials", "quality", "run")

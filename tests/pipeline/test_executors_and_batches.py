@@ -79,3 +79,42 @@ def test_every_worker_starts_with_ctrl_c_held_back():
     spawned = eval(masks)
     assert len(spawned) >= 3 and all(spawned), spawned  # 3 workers (+ the tracker), each SIGINT-blocked
     assert after == "False"  # and the parent's mask is back as it was
+
+
+def _timed(seconds):
+    import time
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+def test_jobs_run_side_by_side_only_while_their_memory_fits():
+    """map_jobs with a memory plan: no two jobs whose memory sums past the budget ever overlap,
+    a job too large to share runs alone, smaller ones go ahead of a larger one that does not fit,
+    and the results come back in input order."""
+    cost = [6.0, 5.0, 1.0, 1.0, 4.0, 9.0]
+    budget = 7.0
+    pool = executors.start_pool(2)
+    try:
+        spans = executors.map_jobs(_timed, [(0.3,)] * len(cost), 2, "test", None, pool=pool, memory=(cost, budget))
+        free = executors.map_jobs(_timed, [(0.3,)] * 2, 2, "test", None, pool=pool)
+    finally:
+        pool.shutdown()
+    overlapping = [(i, j) for i in range(len(cost)) for j in range(i + 1, len(cost))
+                   if spans[i][0] < spans[j][1] and spans[j][0] < spans[i][1]]
+    assert overlapping, "some jobs fit together and should have shared the pool"
+    assert all(cost[i] + cost[j] <= budget for i, j in overlapping), overlapping
+    assert all(5 not in pair for pair in overlapping)  # 9 > budget: alone
+    assert spans[2][0] < spans[1][0]  # job 2 (1) went ahead of job 1 (5), which did not fit beside job 0 (6)
+    # without a plan both workers run at once
+    assert free[0][0] < free[1][1] and free[1][0] < free[0][1]
+
+
+def test_memory_plan_leaves_out_this_process_and_the_idle_workers():
+    from blechrs.pipeline import clustering
+
+    cost, free = clustering.memory_plan([1024, 2048], 2, 1024.0)
+    assert cost == [1.0, 2.0]
+    rss = executors.own_memory_mb()
+    assert rss > 10
+    assert abs(free - (1024.0 - rss - 2 * clustering.WORKER_MB - clustering.TRACKER_MB)) < 50  # rss moves a little

@@ -194,3 +194,24 @@ def test_spike_array_property(fs, bin_ms, pre_bins, post_bins, seed):
         starts = s - pre_bins * spb + np.arange(pre_bins + post_bins) * spb
         inside = (np.ceil(starts - 1e-9) >= 0) & (np.ceil(starts + spb - 1e-9) <= n)
         assert inside[first:end].all() and not inside[:first].any() and not inside[end:].any()
+
+
+def test_trial_blocks_read_a_trial_at_a_time_equal_the_whole_array():
+    """TrialBlocks (computed BLOCK trials at a time, as the store writes them) against spike_array
+    of every trial at once: each trial, the shape, and the dtype, widened when only a later block
+    has a bin with more than 255 spikes."""
+    from blechrs.trials.spike_arrays import TrialBlocks
+
+    rng = np.random.default_rng(5)
+    fs = 30000.0
+    onsets = np.sort(rng.choice(np.arange(90_000, 3_000_000), 2 * TrialBlocks.BLOCK + 7, replace=False))
+    units = [np.sort(rng.integers(0, 3_100_000, 20_000)) for _ in range(3)]
+    # 300 spikes in one 1 ms bin of the last trial: uint16 counts, from the last block only
+    units.append(np.sort(np.concatenate([rng.integers(0, 3_100_000, 500), np.full(300, onsets[-1] + 15)])))
+    whole = spike_array(units, onsets, fs, (2000.0, 5000.0), 1.0)
+    blocks = TrialBlocks(units, onsets, fs, (2000.0, 5000.0), 1.0)
+    assert blocks.shape == whole.shape and blocks.size == whole.size and len(blocks) == len(whole)
+    assert blocks.dtype == whole.dtype == np.uint16
+    for k in [0, TrialBlocks.BLOCK - 1, TrialBlocks.BLOCK, len(onsets) - 1, 3]:  # any order
+        np.testing.assert_array_equal(blocks[k], whole[k])
+    np.testing.assert_array_equal(np.asarray(blocks), whole)

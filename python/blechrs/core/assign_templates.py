@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
-from blechrs.core.rows import mean_rows, project_rows
+from blechrs.core.rows import mean_rows, project_rows, spans
 
 #: EM passes (assign, then re-estimate templates, spreads and rates).
 N_PASSES = 3
@@ -58,8 +58,18 @@ def unit_loglik(z: np.ndarray, zz: np.ndarray, u: np.ndarray, spread: np.ndarray
     ``zz`` = |z|^2) under N(t, C + s^2 t t^T) for whitened templates ``u`` and spreads ``s``, the
     log-likelihoods relative to N(0, C) taken as -|z|^2 / 2. Sherman-Morrison on the whitened
     form: n x units x window operations, no matrix per unit."""
+    return _gaussian_loglik(projections(z, u), zz, u, spread)
+
+
+def projections(z: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Whitened events ``z`` projected on whitened templates ``u`` (n x units, float64)."""
+    return (z @ u.T.astype(z.dtype)).astype(np.float64)
+
+
+def _gaussian_loglik(zu: np.ndarray, zz: np.ndarray, u: np.ndarray, spread: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``unit_loglik`` from the projections ``zu`` (per event: a chunk of events at a time will do)."""
     uu = np.einsum("ij,ij->i", u, u)
-    zu = (z @ u.T.astype(z.dtype)).astype(np.float64)
     along = zu - uu[None, :]                    # (z - u) . u
     g = spread**2 / (1.0 + spread**2 * uu)
     maha = zz[:, None] - 2.0 * zu + uu[None, :] - g[None, :] * along**2
@@ -97,7 +107,11 @@ def fit_scale_weights(zu: np.ndarray, zz: np.ndarray, uu: float) -> np.ndarray:
 def mixture_loglik(z: np.ndarray, zz: np.ndarray, u: np.ndarray, weights: list[np.ndarray]
                    ) -> tuple[np.ndarray, np.ndarray]:
     """As ``unit_loglik``, under each unit's amplitude mixture (``weights[k]`` over SCALE_GRID)."""
-    zu = (z @ u.T.astype(z.dtype)).astype(np.float64)
+    return _mixture_loglik(projections(z, u), zz, u, weights)
+
+
+def _mixture_loglik(zu: np.ndarray, zz: np.ndarray, u: np.ndarray, weights: list[np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray]:
     maha = np.empty_like(zu)
     loglik = np.empty_like(zu)
     for k in range(len(u)):
@@ -171,22 +185,29 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     chi_limit = d + OUTLIER_SDS * np.sqrt(2.0 * d)
     assigned = labels.copy()
     templates, spread, counts = estimate_units(w, z, whiten, assigned, n_units, templates)
+    eligible = None if eligible is None else np.asarray(eligible)
     for _ in range(N_PASSES):
+        u = templates @ whiten
         if amplitude_model == "mixture":
             weights = _mixture_weights(z, zz, assigned, n_units, templates, whiten)
-            maha, loglik = mixture_loglik(z, zz, templates @ whiten, weights)
-        else:
-            maha, loglik = unit_loglik(z, zz, templates @ whiten, spread)
+        # whole: BLAS gives float32 rows other bits in another chunking (core/rows.py)
+        zu = projections(z, u)
         with np.errstate(divide="ignore"):
             log_rate = np.log(counts / max(duration_s, 1e-9))
-        score = loglik + log_rate[None, :]
-        best = np.argmax(score, axis=1)
-        rows = np.arange(len(best))
-        fits = maha[rows, best] <= chi_limit
-        keep = (score[rows, best] > noise_loglik + log_noise_rate) & fits
-        if eligible is not None:
-            keep &= eligible
-        new = np.where(keep, best, -1)
+        new = np.empty(len(assigned), dtype=np.int64)
+        for a, b in spans(len(new)):  # the scores, n x units each, a chunk of events at a time
+            if amplitude_model == "mixture":
+                maha, loglik = _mixture_loglik(zu[a:b], zz[a:b], u, weights)
+            else:
+                maha, loglik = _gaussian_loglik(zu[a:b], zz[a:b], u, spread)
+            score = loglik + log_rate[None, :]
+            best = np.argmax(score, axis=1)
+            rows = np.arange(len(best))
+            fits = maha[rows, best] <= chi_limit
+            keep = (score[rows, best] > noise_loglik[a:b] + log_noise_rate) & fits
+            if eligible is not None:
+                keep &= eligible[a:b]
+            new[a:b] = np.where(keep, best, -1)
         if np.array_equal(new, assigned):
             break
         assigned = new

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tables
@@ -32,7 +33,8 @@ class TasteArrays:
 
     dig_in: str
     taste: str
-    spike_array: np.ndarray
+    spike_array: Any
+    """trials x units x bins spike counts: an array, or trials.TrialBlocks (read a trial at a time)."""
     valid_bins: np.ndarray
     laser_durations: np.ndarray | None = None
     laser_onset_lag: np.ndarray | None = None
@@ -86,7 +88,7 @@ def _write_spike_group(h5: tables.File, t: TasteArrays, filters: tables.Filters,
         for k in range(arr.shape[0]):  # a trial at a time: the float64 form is never whole in memory
             ca[k] = arr[k] if compact else np.minimum(arr[k], 1).astype(np.float64)
     else:  # no units: HDF5 chunked arrays cannot have a zero dimension
-        h5.create_array(g, "spike_array", arr.astype(dtype))
+        h5.create_array(g, "spike_array", np.zeros(arr.shape, dtype))
     h5.create_array(g, "valid_bins", t.valid_bins)
     if t.laser_durations is not None:
         h5.create_array(g, "laser_durations", t.laser_durations)

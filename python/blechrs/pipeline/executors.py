@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Callable
 
@@ -75,6 +75,16 @@ def _exit_with_parent(parent: int) -> None:
 def _start_worker(parent: int) -> None:
     _worker_init()
     _exit_with_parent(parent)
+
+
+def own_memory_mb() -> float:
+    """This process's resident memory, MB (0 where /proc is not there: the budgets then trust
+    their estimates alone)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def n_workers(jobs: int | None) -> int:
@@ -164,9 +174,14 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
 
 
 def map_jobs(fn, args: list[tuple], jobs: int, stage: str, progress: Progress | None,
-         pool: ProcessPoolExecutor | RemoteExecutor | None = None) -> list:
+             pool: ProcessPoolExecutor | RemoteExecutor | None = None,
+             memory: tuple[list[float], float] | None = None) -> list:
     """Run fn(*a) for every a, in a process pool when jobs > 1 (``pool`` if given, else a new
-    one) or on a cluster (``pool`` a RemoteExecutor, whatever ``jobs``); results in input order."""
+    one) or on a cluster (``pool`` a RemoteExecutor, whatever ``jobs``); results in input order.
+
+    ``memory`` = (each job's memory, what the pool's jobs may use together): jobs start in order,
+    side by side only while their sum fits (the first later job that fits goes ahead of one that
+    does not; a job runs alone when nothing else fits beside it)."""
     if isinstance(pool, RemoteExecutor):
         return pool.map_tasks(fn, args, stage, progress)
     results: list = [None] * len(args)
@@ -181,14 +196,25 @@ def map_jobs(fn, args: list[tuple], jobs: int, stage: str, progress: Progress | 
     own = pool is None
     if own:
         pool = start_pool(min(jobs, len(args)))
+    cost, budget = memory if memory is not None else ([0.0] * len(args), float("inf"))
+    pending = list(range(len(args)))
+    running: dict = {}
     try:
-        futures = {pool.submit(fn, *a): i for i, a in enumerate(args)}
         done = 0
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            done += 1
-            if progress:
-                progress(stage, done, len(args))
+        while pending or running:
+            while pending and len(running) < jobs:
+                used = sum(cost[i] for i in running.values())
+                pick = next((i for i in pending if not running or used + cost[i] <= budget), None)
+                if pick is None:
+                    break
+                pending.remove(pick)
+                running[pool.submit(fn, *args[pick])] = pick
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                results[running.pop(fut)] = fut.result()
+                done += 1
+                if progress:
+                    progress(stage, done, len(args))
     finally:
         if own:
             pool.shutdown(cancel_futures=True)

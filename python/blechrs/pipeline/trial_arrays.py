@@ -31,7 +31,7 @@ from blechrs.io.unit_store import existing_store, read_unit_spikes
 from blechrs.params import SortParams
 from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.trials.settings import DigitalInputs, TrialConfig, trial_config
-from blechrs.trials.spike_arrays import bin_layout, emg_array, spike_array, window_bins
+from blechrs.trials.spike_arrays import TrialBlocks, bin_layout, emg_array, window_bins
 from blechrs.trials.table import TrialTable, build_trials
 
 
@@ -185,7 +185,7 @@ def _taste_arrays(trials: TrialTable, config: TrialConfig, unit_times: list[np.n
     out = []
     for name in trials.dig_ins:
         rows = trials.rows_of(name)
-        arr = spike_array(unit_times, trials.start[rows], fs, durations, bin_ms)
+        arr = TrialBlocks(unit_times, trials.start[rows], fs, durations, bin_ms)  # computed as written
         t = TasteArrays(name, str(config.tastes[name]), arr, valid[rows])
         n_laser = None
         if trials.has_laser:

@@ -112,6 +112,51 @@ def spike_array(
     return out
 
 
+class TrialBlocks:
+    """``spike_array(unit_times, onsets, ...)`` read a trial at a time (``blocks[k]``, as the store
+    writes it) and computed ``BLOCK`` trials at a time: the whole array of a long session (trials x
+    units x bins) is too large to hold (720 trials x 120 units x 7000 bins: 600 MB). ``shape`` and
+    ``dtype`` are the whole array's (``dtype`` takes one pass over the blocks)."""
+
+    BLOCK = 32
+
+    def __init__(self, unit_times: Sequence[np.ndarray], onsets: np.ndarray, sampling_rate: float,
+                 durations_ms: Sequence[float] = (2000.0, 5000.0), bin_ms: float = 1.0):
+        pre_bins, post_bins, _ = bin_layout(durations_ms, bin_ms, sampling_rate)
+        self._unit_times = [np.asarray(t, dtype=np.int64) for t in unit_times]
+        self._onsets = np.asarray(onsets, dtype=np.int64)
+        self._bins = (sampling_rate, tuple(durations_ms), bin_ms)
+        self.shape = (len(self._onsets), len(self._unit_times), pre_bins + post_bins)
+        self.size = int(np.prod(self.shape))
+        self._cached: tuple[int, np.ndarray] | None = None
+        self._dtype: np.dtype | None = None
+
+    def _block(self, b: int) -> np.ndarray:
+        if self._cached is None or self._cached[0] != b:
+            onsets = self._onsets[b * self.BLOCK:(b + 1) * self.BLOCK]
+            self._cached = (b, spike_array(self._unit_times, onsets, *self._bins))
+        return self._cached[1]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self._block(k // self.BLOCK)[k % self.BLOCK]
+
+    @property
+    def dtype(self) -> np.dtype:
+        if self._dtype is None:
+            n_blocks = -(-self.shape[0] // self.BLOCK)
+            self._dtype = np.result_type(np.uint8, *[self._block(b).dtype for b in range(n_blocks)])
+        return self._dtype
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = np.zeros(self.shape, dtype=self.dtype)
+        for k in range(self.shape[0]):
+            whole[k] = self[k]
+        return whole if dtype is None else whole.astype(dtype)
+
+
 def emg_array(
     traces: Any,
     channels: Sequence[int],
