@@ -96,8 +96,9 @@ def test_jobs_run_side_by_side_only_while_their_memory_fits():
     budget = 7.0
     pool = executors.start_pool(2)
     try:
+        # without a plan both workers run at once (and both are warm after: the pool is first in, first out)
+        free = executors.map_jobs(_timed, [(0.6,)] * 2, 2, "test", None, pool=pool)
         spans = executors.map_jobs(_timed, [(0.3,)] * len(cost), 2, "test", None, pool=pool, memory=(cost, budget))
-        free = executors.map_jobs(_timed, [(0.3,)] * 2, 2, "test", None, pool=pool)
     finally:
         pool.shutdown()
     overlapping = [(i, j) for i in range(len(cost)) for j in range(i + 1, len(cost))
@@ -106,7 +107,6 @@ def test_jobs_run_side_by_side_only_while_their_memory_fits():
     assert all(cost[i] + cost[j] <= budget for i, j in overlapping), overlapping
     assert all(5 not in pair for pair in overlapping)  # 9 > budget: alone
     assert spans[2][0] < spans[1][0]  # job 2 (1) went ahead of job 1 (5), which did not fit beside job 0 (6)
-    # without a plan both workers run at once
     assert free[0][0] < free[1][1] and free[1][0] < free[0][1]
 
 
