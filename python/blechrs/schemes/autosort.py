@@ -48,6 +48,9 @@ from blechrs.core.split_units import split_by_amplitude, split_by_shape
 
 #: Solution number of the template assignment (GMM solutions start at K = 2).
 TEMPLATE_SOLUTION = 1
+#: Auto-sort's refinement works on a float64 copy of the waveforms up to this size (MB; 56 k
+#: events of 75 samples), on the float32 waveforms above it.
+FLOAT64_COPY_MB = 32
 #: Rounds of split (amplitude, then shape), assign, merge: a wire's third or fourth unit is often
 #: found inside a part split off in the round before.
 SPLIT_ROUNDS = 3
@@ -154,8 +157,12 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
 
 def _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
                     duration_s, clustered=None):
-    # float32 as extracted; every step below reads the rows it needs in float64 (core/rows.py)
+    # Every step below reads the rows it needs in float64 (core/rows.py): from one float64 copy when
+    # it is small (faster: the steps read rows many times), from the float32 waveforms as extracted
+    # when it is not (memory). The results are the same bits either way.
     w = np.asarray(waveforms)
+    if w.size * 8 <= FLOAT64_COPY_MB * 2**20:
+        w = w.astype(np.float64)
     t = np.asarray(times)
     peak = peak_index(params, w.shape[1])
     sds = float(params.extract.waveform_threshold)
