@@ -38,12 +38,16 @@ def isi_violations(times: np.ndarray, sampling_rate: float) -> tuple[float, floa
     return 100.0 * np.count_nonzero(isi_ms < 1.0) / n, 100.0 * np.count_nonzero(isi_ms < 2.0) / n
 
 
-def snr(waveforms: np.ndarray, mad_val: float) -> float:
-    """blech_clust's SNR: mean of max |waveform| over events / mad_val."""
+def snr(waveforms: np.ndarray, mad_val: float, idx=None, dtype=None) -> float:
+    """blech_clust's SNR: mean of max |waveform| over events / mad_val; the events ``idx`` (None:
+    all), read as ``dtype`` (default: theirs) a chunk at a time (core/rows.py)."""
     w = np.asarray(waveforms)
-    if len(w) == 0 or not mad_val or mad_val <= 0:
+    take = np.arange(len(w)) if idx is None else np.asarray(idx)
+    if len(take) == 0 or not mad_val or mad_val <= 0:
         return 0.0
-    return float(np.mean(np.max(np.abs(w), axis=1)) / mad_val)
+    dtype = w.dtype if dtype is None else dtype
+    peaks = [np.max(np.abs(rows(w, take[a:b], dtype)), axis=1) for a, b in spans(len(take))]
+    return float(np.mean(np.concatenate(peaks)) / mad_val)
 
 
 def contamination(times: np.ndarray, sampling_rate: float, duration_s: float,
@@ -151,15 +155,12 @@ def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray,
     t = np.asarray(times)[member]
     v1, v2 = isi_violations(t, sampling_rate)
     mean_wf = mean_rows(waveforms, idx, dtype) if len(idx) else np.zeros(waveforms.shape[1])
-    # snr(): the mean over events of each one's max |sample|
-    peaks = [np.max(np.abs(rows(waveforms, idx[a:b], dtype)), axis=1) for a, b in spans(len(idx))]
-    unit_snr = float(np.mean(np.concatenate(peaks)) / mad_val) if len(idx) and mad_val and mad_val > 0 else 0.0
     f = np.asarray(features, dtype=np.float64)
     d2 = _mahalanobis_sq(f, member) if 0 < member.sum() < len(member) else None  # shared by both
     return dict(
         n_events=int(member.sum()),
         firing_rate=float(member.sum() / duration_s) if duration_s > 0 else 0.0,
-        snr=unit_snr,
+        snr=snr(waveforms, mad_val, idx, dtype),
         amplitude_uv=float(np.median(np.abs(rows(waveforms[:, peak_index], idx, dtype)))) if len(idx) else 0.0,
         isi_violations_1ms=v1,
         isi_violations_2ms=v2,
