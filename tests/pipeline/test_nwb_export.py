@@ -21,12 +21,11 @@ import pytest
 from nwbinspector import Importance, inspect_nwbfile, load_config
 from pynwb import NWBHDF5IO
 
-from blechrs import pipeline
 from blechrs.cli.main import main as cli_main
 from blechrs.errors import MissingExtraError, NwbError
 from blechrs.io import paths, unit_store
 from blechrs.pipeline.export_nwb import export_nwb
-from support.sorting_reference import init_folder, simulated_folder, use_reference_engine
+from support.sorting_reference import sorted_small_folder
 
 FS = 30000.0
 NAME = "rat7_taste_240301_140500"  # Intan's <prefix>_YYMMDD_HHMMSS: the session's start time
@@ -39,11 +38,7 @@ def sorted_folder(tmp_path_factory):
     layout a location column."""
     d = tmp_path_factory.mktemp("nwb") / NAME
     d.mkdir()
-    simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
-    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6)
-    with pytest.MonkeyPatch.context() as mp:
-        use_reference_engine(mp)
-        pipeline.run(d, jobs=1, plots=False)
+    sorted_small_folder(d)
     info = json.loads(paths.info_path(d).read_text())
     assert info["subject"]["subject_id"] == "rat7"  # init fills it from the name
     info["subject"].update(species="Rattus norvegicus", sex="F", age="P90D", description="Long-Evans rat 7")

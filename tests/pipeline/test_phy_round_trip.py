@@ -19,7 +19,7 @@ from blechrs.cli.main import main as cli_main  # noqa: E402
 from blechrs.errors import PhyError  # noqa: E402
 from blechrs.io import paths, unit_store, work_files  # noqa: E402
 from blechrs.pipeline import phy  # noqa: E402
-from support.sorting_reference import init_folder, simulated_folder, use_reference_engine  # noqa: E402
+from support.sorting_reference import sorted_small_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +27,7 @@ def sorted_folder(tmp_path_factory):
     """A small simulated recording sorted by auto-sort (extraction by the scipy reference)."""
     d = tmp_path_factory.mktemp("phy") / "rec"
     d.mkdir()
-    simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
-    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6)
-    with pytest.MonkeyPatch.context() as mp:
-        use_reference_engine(mp)
-        pipeline.run(d, jobs=1, plots=False)
-    return d
+    return sorted_small_folder(d)
 
 
 @pytest.fixture()

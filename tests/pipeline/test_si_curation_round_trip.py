@@ -23,22 +23,16 @@ from blechrs.curation.sort_file import format_sort_file
 from blechrs.errors import SpikeInterfaceError
 from blechrs.io import paths, unit_store, work_files
 from blechrs.pipeline import spikeinterface as si
-from support.sorting_reference import init_folder, simulated_folder, use_reference_engine
+from support.sorting_reference import sorted_small_folder
 
 
 @pytest.fixture(scope="module")
 def sorted_folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("si_curation") / "rec"
     d.mkdir()
-    simulated_folder(d, seed=3, n_channels=4, duration_s=8.0)
     # No common reference: on 4 wires it makes echoes, which the echo check removes, and these tests
     # need units enough to merge, split, remove and relabel (6 here).
-    init_folder(d, max_clusters=4, num_restarts=2, cluster_count_threshold=10, max_autosort_clusters=6,
-                use_car=False)
-    with pytest.MonkeyPatch.context() as mp:
-        use_reference_engine(mp)
-        pipeline.run(d, jobs=1, plots=False)
-    return d
+    return sorted_small_folder(d, use_car=False)
 
 
 @pytest.fixture()

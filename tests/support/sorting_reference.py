@@ -74,6 +74,22 @@ def simulated_folder(directory: Path, seed=3, n_channels=4, duration_s=8.0, **kw
     return gt
 
 
+def sorted_small_folder(directory: Path, **params) -> Path:
+    """The 4-channel, 8 s simulation (seed 3) in ``directory``, initialised with small-recording
+    parameters (and ``params``), run whole without pictures, extraction by ``reference_extract``."""
+    import pytest
+
+    from blechrs import pipeline
+
+    simulated_folder(directory, seed=3, n_channels=4, duration_s=8.0)
+    init_folder(directory, **dict(dict(max_clusters=4, num_restarts=2, cluster_count_threshold=10,
+                                       max_autosort_clusters=6), **params))
+    with pytest.MonkeyPatch.context() as mp:
+        use_reference_engine(mp)
+        pipeline.run(directory, jobs=1, plots=False)
+    return directory
+
+
 def use_reference_engine(monkeypatch) -> None:
     """Replace the engine's extraction, where the extraction stage calls it, by the scipy reference
     (``reference_extract``): the sorting stages are then tested against an independent extraction."""
