@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Peak RSS per auto-sort step while clustering one extracted electrode (sampled every 2 ms):
-``python benchmarks/electrode_memory.py FOLDER ELECTRODE`` (a folder after ``blechrs extract``)."""
+``python benchmarks/electrode_memory.py FOLDER ELECTRODE [--mapped]`` (a folder after ``blechrs
+extract``; ``--mapped``: the waveforms memory-mapped, as a worker reads an electrode longer than
+``max_refine_events``)."""
 import sys, time, glob, threading, os, dataclasses, functools, importlib
 import numpy as np
 from blechrs.io.work_files import load_electrode
@@ -29,12 +31,14 @@ def wrap(mod, name):
 for m, names in [(se, ["compute_features", "cluster_electrode", "events_to_cluster"]),
                  (au, ["assign_to_templates", "merge_same_units", "split_by_shape", "split_by_amplitude",
                        "drop_noise_like", "judge_unit", "_units_of_clusters", "choose_base_solution", "merge_clusters",
-                       "noise_like_units", "is_echo"])]:
+                       "noise_like_units", "is_echo", "_refined_assignment", "assign_with_model",
+                       "_template_units", "_choices_as_labels", "refinement_events"]),
+                 (se, ["_autosort_work", "unit_metrics"])]:
     for n in names: wrap(m, n)
 folder, el = sys.argv[1], int(sys.argv[2])
 params = load_params(glob.glob(folder + "/*.params")[0])
 print("start", round(rss()))
-w = load_electrode(f"{folder}/blechrs_work/electrode{el:02d}.npz")
+w = load_electrode(f"{folder}/blechrs_work/electrode{el:02d}.npz", map_waveforms="--mapped" in sys.argv)
 w = dataclasses.replace(w, solutions={}, units=[], features=None, stage="extracted")
 print("events", len(w.times), "loaded", round(rss()))
 t0 = time.perf_counter(); out = se.cluster_work(w, params); print("time", round(time.perf_counter() - t0, 2))

@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own package and any lower layer, nothing else):
 
-0. ``errors``, ``params``, ``model``, ``kernels``, ``_native``: the vocabulary every stage shares
+0. ``errors``, ``params``, ``model``, ``kernels``, ``_native``, ``mapped``: the vocabulary every stage shares
    (these may import each other, without a circle);
 1. ``io`` (every file format) and ``core`` (pure computation): neither imports the other;
 2. ``schemes``, ``curation``, ``trials``, ``quality``, ``figures``, ``simulate``, ``interop``: none
@@ -22,7 +22,7 @@ import blechrs
 
 ROOT = Path(blechrs.__file__).parent
 LAYER = {
-    "errors": 0, "params": 0, "model": 0, "kernels": 0, "_native": 0,
+    "errors": 0, "params": 0, "model": 0, "kernels": 0, "_native": 0, "mapped": 0,
     "io": 1, "core": 1,
     "schemes": 2, "curation": 2, "trials": 2, "quality": 2, "figures": 2, "simulate": 2, "interop": 2,
     "pipeline": 3,

@@ -243,6 +243,14 @@ class AutosortParams:
     fast_spiking_max_width_ms: float = rule(0.4, low=0.0, high=20.0)
     """Trough-to-peak width below which a single unit is called fast spiking."""
 
+    max_refine_events: int = rule(250_000, low=1000, high=100_000_000,
+                                  why="events the template refinement holds in memory")
+    """The template refinement (assignment, splits, merges) of an electrode with more events works
+    on this many of them: contiguous stretches spread evenly over the session (so ISIs, bursts and
+    drift stay as they are); the other events then go to its final units, or to noise, a chunk at
+    a time. Bounds a clustering worker's memory (~0.9 kB per refined event) at any duration:
+    250 k events is ~1 h of a busy wire."""
+
     # --- the unit model of real neurons (issue 14; figures: docs/benchmarks.md, "Phenomena") ---
     amplitude_model: str = rule("gaussian", choices=("gaussian", "mixture"))
     """The template assignment's amplitude model of a unit: 'gaussian' (one relative spread around

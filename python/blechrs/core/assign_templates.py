@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
-from blechrs.core.rows import mean_rows, project_rows, spans
+from blechrs.core.rows import mean_rows, project_rows, rows, spans
 
 #: EM passes (assign, then re-estimate templates, spreads and rates).
 N_PASSES = 3
@@ -179,13 +179,13 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
     # than float64 here; log-likelihoods move by < 1e-3, far below any decision margin)
     z = np.asarray(w, dtype=np.float32) @ whiten.astype(np.float32)
     zz = np.einsum("ij,ij->i", z, z, dtype=np.float64)
-    noise_loglik = -0.5 * zz
     # One independent noise window per window length: the prior odds of noise against a unit.
     log_noise_rate = np.log(sampling_rate / d)
     chi_limit = d + OUTLIER_SDS * np.sqrt(2.0 * d)
     assigned = labels.copy()
     templates, spread, counts = estimate_units(w, z, whiten, assigned, n_units, templates)
     eligible = None if eligible is None else np.asarray(eligible)
+    weights: list[np.ndarray] = []
     for _ in range(N_PASSES):
         u = templates @ whiten
         if amplitude_model == "mixture":
@@ -196,20 +196,71 @@ def assign_to_templates(waveforms: np.ndarray, unit_labels: np.ndarray, sampling
             log_rate = np.log(counts / max(duration_s, 1e-9))
         new = np.empty(len(assigned), dtype=np.int64)
         for a, b in spans(len(new)):  # the scores, n x units each, a chunk of events at a time
-            if amplitude_model == "mixture":
-                maha, loglik = _mixture_loglik(zu[a:b], zz[a:b], u, weights)
-            else:
-                maha, loglik = _gaussian_loglik(zu[a:b], zz[a:b], u, spread)
-            score = loglik + log_rate[None, :]
-            best = np.argmax(score, axis=1)
-            rows = np.arange(len(best))
-            fits = maha[rows, best] <= chi_limit
-            keep = (score[rows, best] > noise_loglik[a:b] + log_noise_rate) & fits
-            if eligible is not None:
-                keep &= eligible[a:b]
-            new[a:b] = np.where(keep, best, -1)
+            new[a:b] = _decide(zu[a:b], zz[a:b], u, spread, weights if amplitude_model == "mixture" else None,
+                               log_rate, log_noise_rate, chi_limit,
+                               None if eligible is None else eligible[a:b])
         if np.array_equal(new, assigned):
             break
         assigned = new
         templates, spread, counts = estimate_units(w, z, whiten, assigned, n_units, templates)
     return assigned
+
+
+def _decide(zu, zz, u, spread, weights, log_rate, log_noise_rate, chi_limit, eligible) -> np.ndarray:
+    """Each event's unit (-1: noise, fits no unit, or not ``eligible``) from its whitened
+    projections ``zu`` on the units and norm ``zz``; ``weights``: the amplitude mixture's (None:
+    the Gaussian model with ``spread``)."""
+    if weights is not None:
+        maha, loglik = _mixture_loglik(zu, zz, u, weights)
+    else:
+        maha, loglik = _gaussian_loglik(zu, zz, u, spread)
+    score = loglik + log_rate[None, :]
+    best = np.argmax(score, axis=1)
+    event = np.arange(len(best))
+    fits = maha[event, best] <= chi_limit
+    keep = (score[event, best] > -0.5 * zz + log_noise_rate) & fits
+    if eligible is not None:
+        keep &= eligible
+    return np.where(keep, best, -1)
+
+
+def assign_with_model(model_waveforms: np.ndarray, model_labels: np.ndarray, sampling_rate: float,
+                      model_duration_s: float, waveforms: np.ndarray, events: np.ndarray,
+                      eligible: np.ndarray | None = None, amplitude_model: str = "gaussian") -> np.ndarray:
+    """The unit (or -1) of each of ``events`` (row indices into ``waveforms``) under the units
+    that ``model_labels`` make of ``model_waveforms`` (over ``model_duration_s`` seconds): their
+    templates, spreads (or amplitude mixtures), rates and noise model, as one pass of
+    ``assign_to_templates`` would judge them. The events are read a chunk at a time, so their
+    number does not bound memory. Every event goes to noise when the model has too few unit
+    events (``assign_to_templates`` would return None)."""
+    if amplitude_model not in AMPLITUDE_MODELS:
+        raise ValueError(f"amplitude_model must be one of {AMPLITUDE_MODELS}, not {amplitude_model!r}")
+    mw = np.asarray(model_waveforms)
+    labels = np.asarray(model_labels, dtype=np.int64)
+    events = np.asarray(events)
+    out = np.full(len(events), -1, dtype=np.int64)
+    n_units = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    if n_units == 0 or len(events) == 0 or np.count_nonzero(labels >= 0) < MIN_UNIT_EVENTS:
+        return out
+    d = mw.shape[1]
+    templates = mean_waveforms(mw, labels, n_units)
+    whiten = whitening(noise_cholesky(mw, labels, templates))
+    w32 = whiten.astype(np.float32)
+    mz = np.asarray(mw, dtype=np.float32) @ w32
+    templates, spread, counts = estimate_units(mw, mz, whiten, labels, n_units, templates)
+    u = templates @ whiten
+    weights = None
+    if amplitude_model == "mixture":
+        mzz = np.einsum("ij,ij->i", mz, mz, dtype=np.float64)
+        weights = _mixture_weights(mz, mzz, labels, n_units, templates, whiten)
+    del mz
+    with np.errstate(divide="ignore"):
+        log_rate = np.log(counts / max(model_duration_s, 1e-9))
+    log_noise_rate = np.log(sampling_rate / d)
+    chi_limit = d + OUTLIER_SDS * np.sqrt(2.0 * d)
+    for a, b in spans(len(events)):
+        z = rows(waveforms, events[a:b], np.float32) @ w32
+        zz = np.einsum("ij,ij->i", z, z, dtype=np.float64)
+        out[a:b] = _decide(projections(z, u), zz, u, spread, weights, log_rate, log_noise_rate, chi_limit,
+                           None if eligible is None else np.asarray(eligible)[events[a:b]])
+    return out

@@ -11,9 +11,12 @@ bits (a one-row product would take another BLAS path).
 
 from __future__ import annotations
 
+import mmap
 from typing import Iterator
 
 import numpy as np
+
+from blechrs.mapped import mapping
 
 #: Rows per chunk (8192 x 75 samples x 8 bytes = 4.9 MB of float64).
 CHUNK = 8192
@@ -24,6 +27,8 @@ MIN_TAIL = 1024
 def _indices(n: int, idx) -> np.ndarray:
     if idx is None:
         return np.arange(n)
+    if isinstance(idx, slice):
+        return np.arange(n)[idx]
     idx = np.asarray(idx)
     return np.flatnonzero(idx) if idx.dtype == bool else idx
 
@@ -38,8 +43,19 @@ def spans(n: int) -> Iterator[tuple[int, int]]:
 
 
 def rows(w: np.ndarray, idx=None, dtype=np.float64) -> np.ndarray:
-    """The rows ``idx`` (indices or a boolean mask; None = all) of ``w`` as a ``dtype`` array."""
-    return np.asarray(w if idx is None else w[idx], dtype=dtype)
+    """The rows ``idx`` (indices or a boolean mask; None = all) of ``w`` as a ``dtype`` array.
+
+    From a memory-mapped ``w`` (a long electrode's work file: io.work_files), a copy read a chunk
+    at a time, each chunk's pages given back after it (``release``)."""
+    source = mapping(w)
+    if source is None:
+        return np.asarray(w if idx is None else w[idx], dtype=dtype)
+    take = _indices(len(w), idx)
+    out = np.empty((len(take),) + w.shape[1:], dtype=dtype)
+    for start in range(0, len(take), CHUNK):
+        out[start:start + CHUNK] = w[take[start:start + CHUNK]]
+        source.madvise(mmap.MADV_DONTNEED)
+    return out
 
 
 def mean_rows(w: np.ndarray, idx=None, dtype=np.float64) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from blechrs.core.metrics import autocorrelogram
+from blechrs.core.rows import rows
 from blechrs.figures.canvas import Canvas, nice_ticks
 
 MAX_WAVEFORMS = 40
@@ -101,8 +102,7 @@ def mean_sd(waveforms: np.ndarray, index: np.ndarray | None = None,
     n = len(index)
     if n == 0:
         return np.zeros(waveforms.shape[1:]), np.zeros(waveforms.shape[1:])
-    w = waveforms[index if n <= max_events else index[np.linspace(0, n - 1, max_events).astype(np.int64)]]
-    w = w.astype(np.float64)
+    w = rows(waveforms, index if n <= max_events else index[np.linspace(0, n - 1, max_events).astype(np.int64)])
     return w.mean(axis=0), w.std(axis=0)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blechrs.core.rows import rows
 from blechrs.figures.canvas import Canvas
 from blechrs.figures.cluster_panels import (ElectrodeScale, amplitude_panel, color_of, feature_panel, isi_panel,
                                             mean_sd, means_panel, waveform_panel)
@@ -41,7 +42,7 @@ class FeatureView:
         """Every event, or ``max_points`` evenly spread ones (the same for every solution)."""
         n = len(waveforms)
         index = np.arange(n) if n <= max_points else np.linspace(0, n - 1, max_points).astype(np.int64)
-        w = waveforms[index].astype(np.float64)
+        w = rows(waveforms, index)
         pc = (np.asarray(features)[index, :2] if features is not None and len(features) == n
               else np.zeros((len(index), 2)))
         amp = w[:, peak] if w.shape[1] > peak else np.zeros(len(index))
@@ -76,7 +77,8 @@ def plot_solution(path: Path, electrode: int, solution: int, labels: np.ndarray,
     means = [(f"c{c}", stats[c][0], colors[c]) for c in clusters]
     means_panel(cv, 0, 2, means, scale, "cluster means")
     rng = np.random.default_rng(0)  # seeded: the same pictures on every run
-    amplitude = waveforms[:, scale.peak] if waveforms.shape[1] > scale.peak else np.zeros(len(times))
+    amplitude = (rows(waveforms[:, scale.peak], dtype=waveforms.dtype) if waveforms.shape[1] > scale.peak
+                 else np.zeros(len(times)))
     for r, c in enumerate(clusters, start=1):
         member = members[c]
         t = times[member]

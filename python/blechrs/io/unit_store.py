@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import tables
 
+from blechrs.mapped import MappedRows
 from blechrs.io.atomic import atomic_path
 from blechrs.model import Unit
 from blechrs.io.paths import h5_path
@@ -101,11 +102,12 @@ def write_units(path: str | os.PathLike, units: Iterable[Unit], attrs: dict[str,
                 name = f"unit{number:03d}"
                 names.append(name)
                 times = np.ascontiguousarray(unit.times, dtype=np.int64)
-                waveforms = np.ascontiguousarray(unit.waveforms, dtype=np.float32)
+                waveforms = (unit.waveforms if isinstance(unit.waveforms, MappedRows)
+                             else np.ascontiguousarray(unit.waveforms, dtype=np.float32))
                 if waveforms.ndim != 2 or len(waveforms) != len(times):
                     raise ValueError(f"{name}: {len(times)} times but waveforms of shape {waveforms.shape}")
                 g = out.create_group(group, name)
-                out.create_array(g, "waveforms", waveforms)
+                _write_waveforms(out, g, waveforms)
                 out.create_array(g, "times", times)
                 h = unit_hash(unit.electrode, len(times), taken)
                 taken.add(h)
@@ -152,6 +154,19 @@ def units_from(path: str | os.PathLike) -> str | None:
             return str(attrs.units_from) if "units_from" in attrs._v_attrnames else None
     except Exception:  # an unreadable store is replaced like a missing one
         return None
+
+
+def _write_waveforms(out, group, waveforms: np.ndarray | MappedRows) -> None:
+    """A unit's ``waveforms`` array (float32); a long electrode's unit (MappedRows) a block at a
+    time into the same plain, contiguous HDF5 dataset."""
+    if not isinstance(waveforms, MappedRows):
+        out.create_array(group, "waveforms", waveforms)
+        return
+    node = out.create_array(group, "waveforms", atom=tables.Float32Atom(), shape=waveforms.shape)
+    start = 0
+    for block in waveforms.blocks():
+        node[start:start + len(block)] = block.astype(np.float32, copy=False)
+        start += len(block)
 
 
 def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int | None = None) -> list[Unit]:

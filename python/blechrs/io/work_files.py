@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 from blechrs.errors import WorkFileError
+from blechrs.mapped import mapping, release
 from blechrs.io.atomic import atomic_path
 from blechrs.model import ElectrodeWork, Solution, Unit
 
 #: The arrays of a work file besides the solutions' ``labels_<N>`` and ``auto_labels``, in order.
 _ARRAYS = ("times", "times_subsample", "polarity", "waveforms", "noise", "features", "clustered")
+#: Rows of a memory-mapped array written at a time.
+_WRITE_ROWS = 8192
 #: The values every work file records, with their type.
 _VALUES = {"electrode": int, "threshold": float, "mad_val": float, "n_edge_dropped": int, "dead": bool,
            "n_samples": int, "n_events": int, "sampling_rate": float, "stage": str}
@@ -69,18 +74,62 @@ def save_electrode(path: str | os.PathLike, work: ElectrodeWork) -> None:
     arrays, meta = to_file_contents(work)
     arrays["__meta__"] = np.array(json.dumps(meta, sort_keys=True, default=_json_default))
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        _savez(fh, arrays)
 
 
-def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None) -> ElectrodeWork:
+def _savez(fh, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez(fh, **arrays)`` (the same file), a memory-mapped array written a chunk of rows
+    at a time with its pages given back (core/rows.py): saving a long electrode does not read all
+    its waveforms into memory."""
+    with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, value in arrays.items():
+            with zf.open(key + ".npy", "w", force_zip64=True) as out:
+                if mapping(value) is None:
+                    np.lib.format.write_array(out, np.asanyarray(value), allow_pickle=False)
+                    continue
+                value = np.ascontiguousarray(value) if not value.flags.c_contiguous else value
+                np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(value))
+                for a in range(0, len(value), _WRITE_ROWS):
+                    out.write(np.ascontiguousarray(value[a:a + _WRITE_ROWS]).tobytes())
+                    release(value)
+
+
+def _mapped_member(path: Path, name: str) -> np.ndarray | None:
+    """A read-only memory map of the array ``name`` of an .npz written uncompressed (as
+    ``save_electrode`` does), or None when it is compressed."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name + ".npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)  # the member's local header: its name and extra field follow
+        if local[:4] != b"PK\x03\x04":
+            raise ValueError(f"member {name} has no local header")
+        n_name, n_extra = struct.unpack("<HH", local[26:30])
+        fh.seek(info.header_offset + 30 + n_name + n_extra)
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        offset = fh.tell()
+    if dtype.hasobject or int(np.prod(shape)) == 0:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None,
+                   map_waveforms: bool = False) -> ElectrodeWork:
     """Read a work file back; ``arrays``: read only these arrays (those present), e.g.
-    ("times", "waveforms"); solutions need their ``labels_<N>``, units' indices ``auto_labels``."""
+    ("times", "waveforms"); solutions need their ``labels_<N>``, units' indices ``auto_labels``.
+    ``map_waveforms``: the waveforms memory-mapped (read-only) instead of read, for electrodes too
+    long to hold (core/rows.py reads them a chunk at a time and gives the pages back)."""
     path = Path(path)
     wanted_arrays = None if arrays is None else set(arrays)
     try:
         with np.load(path, allow_pickle=False) as z:
             wanted = [k for k in z.files if k != "__meta__" and (wanted_arrays is None or k in wanted_arrays)]
-            data: dict[str, Any] = {k: z[k] for k in wanted}
+            mapped = _mapped_member(path, "waveforms") if map_waveforms and "waveforms" in wanted else None
+            data: dict[str, Any] = {k: mapped if k == "waveforms" and mapped is not None else z[k] for k in wanted}
             meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
         return from_file_contents(data, meta)
     except (OSError, ValueError, KeyError, TypeError) as e:

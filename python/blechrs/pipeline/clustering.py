@@ -10,6 +10,7 @@ from pathlib import Path
 
 from blechrs.errors import PipelineError
 from blechrs.io import paths, work_files
+from blechrs.mapped import release
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import Progress, RemoteExecutor, map_jobs, n_workers, own_memory_mb
 from blechrs.pipeline.folder import load_params, sorted_electrodes
@@ -39,12 +40,16 @@ def memory_plan(n_events: list[int], workers: int, memory_mb: float) -> tuple[li
 def _cluster_job(directory: str, electrode: int, params: SortParams, only_autosort: bool,
                  plots: bool = False) -> dict:
     path = paths.electrode_path(directory, electrode)
-    work = work_files.load_electrode(path)
+    # An electrode longer than the refinement holds keeps its waveforms in its work file (read a
+    # chunk at a time): the worker's memory stays bounded however long the session.
+    mapped = work_files.read_meta(path).n_events > params.autosort.max_refine_events
+    work = work_files.load_electrode(path, map_waveforms=mapped)
     work = autosort_work(work, params) if only_autosort else cluster_work(work, params)
     work_files.save_electrode(path, work)
     if plots and not only_autosort:
         # Solution pictures while the electrode is in memory, in the worker that clustered it.
         plot_solutions(directory, work, params)
+    release(work.waveforms)
     return electrode_summary(work)
 
 

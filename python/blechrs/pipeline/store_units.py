@@ -12,6 +12,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from blechrs import kernels
+from blechrs.core.rows import mean_rows
+from blechrs.mapped import MappedRows
 from blechrs.core.echoes import echo_candidates, own_wire_share
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
@@ -44,12 +46,17 @@ def iter_with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Uni
     by_electrode: dict[int, list[Unit]] = {}
     for u in units:
         by_electrode.setdefault(u.electrode, []).append(u)
+    cap = load_params(directory).autosort.max_refine_events
     for electrode in sorted(by_electrode):
-        work = work_files.load_electrode(paths.electrode_path(directory, electrode), arrays=needs_arrays)
+        path = paths.electrode_path(directory, electrode)
+        # a long electrode's waveforms stay in its work file, read a block at a time (MappedRows)
+        long = work_files.read_meta(path).n_events > cap
+        work = work_files.load_electrode(path, arrays=needs_arrays, map_waveforms=long)
         for unit in by_electrode[electrode]:
             m = metrics_of(unit, work)
             unit.times = work.times[unit.indices]
-            unit.waveforms = work.waveforms[unit.indices]
+            unit.waveforms = (MappedRows(work.waveforms, unit.indices) if long
+                              else work.waveforms[unit.indices])
             unit.snr = float(m.get("snr") or 0.0)
             unit.metrics = {k: (np.nan if v is None else v) for k, v in m.items()
                             if isinstance(v, (int, float)) or v is None}
@@ -57,7 +64,15 @@ def iter_with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Uni
         work = None
 
 
-def _no_waveforms(waveforms: np.ndarray) -> np.ndarray:
+def _mean_waveform(waveforms, mask=None) -> np.ndarray:
+    """The mean of a unit's waveforms (rows ``mask``), a block at a time when they are mapped."""
+    if isinstance(waveforms, MappedRows):
+        return mean_rows(waveforms.source, waveforms.index if mask is None else waveforms.index[mask],
+                         dtype=waveforms.dtype)
+    return (waveforms if mask is None else waveforms[mask]).mean(axis=0)
+
+
+def _no_waveforms(waveforms) -> np.ndarray:
     """An empty array of the waveforms' width and type that does not keep them alive (a slice
     ``[:0]`` is a view: it would hold every unit's waveforms in memory)."""
     return np.empty((0,) + waveforms.shape[1:], dtype=waveforms.dtype)
@@ -145,7 +160,7 @@ def without_reference_echoes(directory: Path, units: list[Unit], params: SortPar
     index = {id(u): i for i, u in enumerate(units)}
     means: list[np.ndarray | None] = [None] * len(units)
     for unit in iter_with_events(directory, units, lambda unit, _: unit.metrics, needs_arrays=()):
-        means[index[id(unit)]] = unit.waveforms.mean(axis=0) if len(unit.waveforms) else None
+        means[index[id(unit)]] = _mean_waveform(unit.waveforms) if len(unit.waveforms) else None
         unit.waveforms = _no_waveforms(unit.waveforms)
     sizes = [float(np.max(np.abs(m))) if m is not None else 0.0 for m in means]
     candidates = echo_candidates([u.times for u in units], sizes, [u.electrode for u in units],
@@ -155,7 +170,7 @@ def without_reference_echoes(directory: Path, units: list[Unit], params: SortPar
                                  lambda unit, _: unit.metrics, needs_arrays=()):
         u = index[id(unit)]
         for p, _, mask in candidates[u]:
-            shared[(u, p)] = unit.waveforms[mask].mean(axis=0)
+            shared[(u, p)] = _mean_waveform(unit.waveforms, mask)
         unit.waveforms = _no_waveforms(unit.waveforms)
     share = own_wire_shares(directory, units, group_of, params) if params.extract.use_car else {}
     kept, found = drop_reference_echoes(units, group_of, fs, share, means=means,

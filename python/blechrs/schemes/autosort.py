@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blechrs.core.assign_templates import assign_to_templates
+from blechrs.core.assign_templates import assign_to_templates, assign_with_model
 from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
 from blechrs.core.echoes import REFERENCE_OWN_SHARE, ReferenceEcho, is_echo, reference_echoes
@@ -42,6 +42,7 @@ from blechrs.core.judge_units import judge_unit
 from blechrs.model import Unit
 from blechrs.core.merge_clusters import merge_clusters
 from blechrs.core.merge_units import merge_same_units
+from blechrs.core.rows import rows
 from blechrs.core.noise_model import one_noise_model_per_assignment
 from blechrs.core.noise_units import drop_noise_like, noise_like_units
 from blechrs.core.split_units import split_by_amplitude, split_by_shape
@@ -51,6 +52,8 @@ TEMPLATE_SOLUTION = 1
 #: Auto-sort's refinement works on a float64 copy of the waveforms up to this size (MB; 56 k
 #: events of 75 samples), on the float32 waveforms above it.
 FLOAT64_COPY_MB = 32
+#: Runs of consecutive events the refinement of an electrode above ``max_refine_events`` works on.
+REFINE_STRETCHES = 16
 #: Rounds of split (amplitude, then shape), assign, merge: a wire's third or fourth unit is often
 #: found inside a part split off in the round before.
 SPLIT_ROUNDS = 3
@@ -129,7 +132,7 @@ def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_va
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
 
     groups = merge_clusters(features, times, labels, fs, max_dprime, min_valley, duration_s)
-    amplitude = waveforms[:, peak] if len(waveforms) else np.zeros(n)
+    amplitude = rows(waveforms[:, peak], dtype=waveforms.dtype) if len(waveforms) else np.zeros(n)
     choices = []
     for group in groups:
         member = np.isin(labels, group)
@@ -157,13 +160,68 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
 
 def _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
                     duration_s, clustered=None):
+    n = len(times)
+    cap = int(params.autosort.max_refine_events)
+    if n > cap:
+        return _refine_on_stretches(waveforms, times, features, choices, solutions, params, sampling_rate,
+                                    mad_val, duration_s, clustered, refinement_events(n, cap))
     # Every step below reads the rows it needs in float64 (core/rows.py): from one float64 copy when
     # it is small (faster: the steps read rows many times), from the float32 waveforms as extracted
     # when it is not (memory). The results are the same bits either way.
-    w = np.asarray(waveforms)
-    if w.size * 8 <= FLOAT64_COPY_MB * 2**20:
-        w = w.astype(np.float64)
+    w = _refinement_rows(np.asarray(waveforms))
     t = np.asarray(times)
+    assigned = _refined_assignment(w, t, choices, solutions, params, sampling_rate, mad_val, duration_s,
+                                   clustered)
+    if not isinstance(assigned, np.ndarray):
+        return None, assigned
+    return _template_units(w, t, features, assigned, params, sampling_rate, mad_val, duration_s)
+
+
+def refinement_events(n: int, cap: int) -> np.ndarray:
+    """The events (sorted indices) the refinement of an electrode with ``n`` > ``cap`` events
+    works on: REFINE_STRETCHES runs of consecutive events, evenly spread over the session, ``cap``
+    in all. Consecutive, so that ISIs and bursts within them stay as they are; spread, so that a
+    drifting unit is seen at every stage of its drift."""
+    size = max(1, cap // REFINE_STRETCHES)
+    starts = np.round(np.linspace(0, n - size, REFINE_STRETCHES)).astype(np.int64)
+    return np.unique((starts[:, None] + np.arange(size)[None, :]).ravel())
+
+
+def _refine_on_stretches(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
+                         duration_s, clustered, sample):
+    """``_refine_choices`` of an electrode with more events than ``max_refine_events``: the
+    refinement on the events ``sample``; every other event then goes to its units (or noise) a
+    chunk at a time (core/assign_templates.assign_with_model); the units are judged on all."""
+    n = len(times)
+    t = np.asarray(times)
+    w_sample = _refinement_rows(rows(waveforms, sample, waveforms.dtype))
+    # the sample spans this share of the session: its rates are the session's
+    sample_duration = duration_s * len(sample) / n
+    sub = {k: Solution(k, np.asarray(s.labels)[sample], s.kind) for k, s in solutions.items()}
+    assigned = _refined_assignment(w_sample, t[sample], choices, sub, params, sampling_rate, mad_val,
+                                   sample_duration, None if clustered is None else np.asarray(clustered)[sample])
+    if not isinstance(assigned, np.ndarray):
+        return None, assigned
+    rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)
+    _, eligible = _choices_as_labels(choices, solutions, n, clustered)
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[sample] = assigned
+    labels[rest] = assign_with_model(w_sample, assigned, sampling_rate, sample_duration, waveforms, rest,
+                                     eligible, str(params.autosort.amplitude_model))
+    del w_sample
+    return _template_units(np.asarray(waveforms), t, features, labels, params, sampling_rate, mad_val,
+                           duration_s)
+
+
+def _refinement_rows(w: np.ndarray) -> np.ndarray:
+    """The waveforms the refinement reads: a float64 copy when it is small, else as they are."""
+    return w.astype(np.float64) if w.size * 8 <= FLOAT64_COPY_MB * 2**20 else w
+
+
+def _refined_assignment(w, t, choices, solutions, params, sampling_rate, mad_val, duration_s, clustered):
+    """Step 5 of the module doc up to the units' judgement: each event's unit (-1: none) after
+    assignment, splits and merges; or, when the electrode has too few unit events for the noise
+    model, auto-sort's ``choices`` less those indistinguishable from noise crossings (a list)."""
     peak = peak_index(params, w.shape[1])
     sds = float(params.extract.waveform_threshold)
     unit_labels, eligible = _choices_as_labels(choices, solutions, len(w), clustered)
@@ -172,21 +230,28 @@ def _refine_choices(waveforms, times, features, choices, solutions, params, samp
     assigned = assign_to_templates(w, unit_labels, sampling_rate, duration_s, eligible, **model)
     if assigned is None:  # too few events for the model: auto-sort's units, less noise crossings
         noise = set(noise_like_units(w, unit_labels, peak, sampling_rate, duration_s, sds))
-        return None, [c for k, c in enumerate(choices) if k not in noise]
+        return [c for k, c in enumerate(choices) if k not in noise]
     threshold = sds * float(mad_val) / 0.6745
     assigned = merge_same_units(w, drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
                                 sampling_rate, duration_s, burst_merge=burst)
     assigned = _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s, model, burst)
-    assigned = drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds)
+    return drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds)
+
+
+def _template_units(w, t, features, assigned, params, sampling_rate, mad_val, duration_s):
+    """The template solution of an assignment (units numbered by size) and its units that pass
+    step 4's judgement (without the L-ratio test) and are not echoes."""
     if assigned.max() < 0:
         return Solution(TEMPLATE_SOLUTION, assigned, "templates"), []
+    peak = peak_index(params, w.shape[1])
     labels, n_units = _numbered_by_size(assigned)
+    amplitude = rows(w[:, peak])
     new = []
     for k in range(n_units):
         # the rebound of a larger unit's spikes re-crossing the threshold (step 3's echo test)
-        if is_echo(t, w[:, peak].astype(np.float64), labels == k, sampling_rate):
+        if is_echo(t, amplitude, labels == k, sampling_rate):
             continue
-        choice = judge_unit(w, times, features, labels == k, params, sampling_rate, mad_val, duration_s,
+        choice = judge_unit(w, t, features, labels == k, params, sampling_rate, mad_val, duration_s,
                             TEMPLATE_SOLUTION, [k], f"unit {k} of the template assignment (solution "
                             f"{TEMPLATE_SOLUTION})",
                             # split neighbours are close in feature space by construction: their

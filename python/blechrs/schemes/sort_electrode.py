@@ -21,6 +21,7 @@ from blechrs.core import metrics
 from blechrs.core.cluster import cluster_electrode
 from blechrs.core.features import compute_features
 from blechrs.core.matched_filter import matched_filter_events
+from blechrs.core.rows import rows
 from blechrs.io import layout, paths
 from blechrs.io.params_file import load_params
 from blechrs.io.qa_files import jsonable
@@ -112,7 +113,7 @@ def events_to_cluster(work: ElectrodeWork, params: SortParams) -> np.ndarray:
     window = np.minimum(np.asarray(work.times) // step, noise.size - 1) if params.extract.use_rolling_threshold \
         else np.zeros(n, dtype=np.int64)
     peak = min(params.extract.samples_before, work.waveforms.shape[1] - 1)
-    big = np.abs(np.asarray(work.waveforms)[:, peak]) >= params.cluster.cluster_threshold * noise[window]
+    big = np.abs(rows(work.waveforms[:, peak], dtype=work.waveforms.dtype)) >= params.cluster.cluster_threshold * noise[window]
     return big if big.sum() >= params.cluster.max_clusters else everything
 
 
