@@ -187,7 +187,7 @@ def test_work_file_round_trip_and_atomic(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("no space")
 
-    monkeypatch.setattr(np, "savez", boom)
+    monkeypatch.setattr(np.lib.format, "write_array", boom)
     with pytest.raises(OSError):
         work_files.save_electrode(path, ElectrodeWork(7, times=np.arange(3)))
     assert path.read_bytes() == before

@@ -118,3 +118,7 @@ def test_memory_plan_leaves_out_this_process_and_the_idle_workers():
     rss = executors.own_memory_mb()
     assert rss > 10
     assert abs(free - (1024.0 - rss - 2 * clustering.WORKER_MB - clustering.TRACKER_MB)) < 50  # rss moves a little
+    # an electrode beyond max_refine_events costs less per event past it (refined on a sample)
+    cost, _ = clustering.memory_plan([1024, 4096], 2, 1024.0, max_refine_events=2048)
+    assert cost[0] == 1.0
+    assert cost[1] == 2048 * clustering.CLUSTER_MB_PER_EVENT + 2048 * clustering.LONG_MB_PER_EVENT

@@ -81,17 +81,23 @@ def _savez(fh, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez(fh, **arrays)`` (the same file), a memory-mapped array written a chunk of rows
     at a time with its pages given back (core/rows.py): saving a long electrode does not read all
     its waveforms into memory."""
-    with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+    zf = zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
         for key, value in arrays.items():
             with zf.open(key + ".npy", "w", force_zip64=True) as out:
-                if mapping(value) is None:
+                if mapping(value) is None or not value.flags.c_contiguous:
                     np.lib.format.write_array(out, np.asanyarray(value), allow_pickle=False)
                     continue
-                value = np.ascontiguousarray(value) if not value.flags.c_contiguous else value
                 np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(value))
                 for a in range(0, len(value), _WRITE_ROWS):
                     out.write(np.ascontiguousarray(value[a:a + _WRITE_ROWS]).tobytes())
                     release(value)
+    except BaseException:
+        # Interrupted (Ctrl-C, disk full) with a member open: closing would raise over the real
+        # error. The temporary file is discarded (io/atomic.py), so it is left unclosed.
+        zf.fp = None
+        raise
+    zf.close()
 
 
 def _mapped_member(path: Path, name: str) -> np.ndarray | None:

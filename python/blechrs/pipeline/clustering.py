@@ -24,17 +24,22 @@ from blechrs.schemes.sort_electrode import autosort_work, cluster_work
 #: What clustering an electrode adds to its worker, per event (MB): measured 0.87 kB at 199 k events
 #: (the largest wire of 32 ch x 1 h, pictures included: 283 MB peak over 110 MB between electrodes).
 CLUSTER_MB_PER_EVENT = 1.0 / 1024
+#: ... and per event beyond ``max_refine_events`` (refined on a sample, waveforms memory-mapped:
+#: features, solution labels and pictures remain), measured 0.40-0.48 kB (benchmarks/long_electrode.py).
+LONG_MB_PER_EVENT = 0.5 / 1024
 #: A worker process between electrodes (measured 103-136 MB once matplotlib is loaded), and the
 #: multiprocessing resource tracker beside the pool.
 WORKER_MB = 150.0
 TRACKER_MB = 15.0
 
 
-def memory_plan(n_events: list[int], workers: int, memory_mb: float) -> tuple[list[float], float]:
+def memory_plan(n_events: list[int], workers: int, memory_mb: float, max_refine_events: int | None = None
+                ) -> tuple[list[float], float]:
     """(each electrode's clustering memory, what they may use together) for ``map_jobs``: the
     run's ``memory_mb`` less this process, the workers between electrodes and the tracker."""
     free = memory_mb - own_memory_mb() - workers * WORKER_MB - TRACKER_MB
-    return [n * CLUSTER_MB_PER_EVENT for n in n_events], free
+    cap = max(n_events, default=0) if max_refine_events is None else int(max_refine_events)
+    return [min(n, cap) * CLUSTER_MB_PER_EVENT + max(n - cap, 0) * LONG_MB_PER_EVENT for n in n_events], free
 
 
 def _cluster_job(directory: str, electrode: int, params: SortParams, only_autosort: bool,
@@ -89,7 +94,8 @@ def cluster(directory: str | os.PathLike, params: SortParams | None = None, forc
     todo.sort(key=lambda t: (-size[t[1]], t[1]))
     report.clustered_before = sorted(set(wanted) - {t[1] for t in todo})
     workers = n_workers(jobs)
-    memory = memory_plan([size[t[1]] for t in todo], workers, params.run.memory_mb)
+    memory = memory_plan([size[t[1]] for t in todo], workers, params.run.memory_mb,
+                         params.autosort.max_refine_events)
     map_jobs(_cluster_job, todo, workers, "cluster", progress, pool=pool, memory=memory)
     report.electrodes = [electrode_summary(work_files.read_meta(paths.electrode_path(directory, e))) for e in wanted]
     report.timings["cluster"] = time.perf_counter() - t0
