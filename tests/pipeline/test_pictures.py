@@ -137,3 +137,32 @@ def test_pictures_not_matching_the_store_are_not_linked(rec, reference_engine):
         row = row[:row.index("</tr>")]
         assert "electrode02/solution" not in row
         assert (f"electrode{u.electrode:02d}/solution" in row) == (u.electrode != 2)
+
+
+def test_electrodes_too_short_for_a_unit_get_no_solution_pictures_and_the_page_says_why(rec, reference_engine):
+    from blechrs.io.params_file import load_params, save_params
+
+    d = rec
+    pipeline.run(d, jobs=1, plots=True)
+    root = paths.plot_dir(d)
+    counts = {e: work_files.read_meta(paths.electrode_path(d, e)).n_events for e in range(4)}
+    assert all(list((root / f"electrode{e:02d}").glob("solution*.png")) for e in range(4))
+    # a threshold above the smallest electrode's events: it cannot hold a unit
+    small = min(counts, key=counts.get)
+    least = counts[small] + 1
+    assert sum(n >= least for n in counts.values()) >= 1
+    params_path = paths.params_path(d)
+    save_params(params_path, load_params(params_path).replace(cluster_count_threshold=least))
+    pipeline.run(d, jobs=1, plots=True)
+    for e, n in counts.items():
+        drawn = sorted((root / f"electrode{e:02d}").glob("solution*.png"))
+        assert bool(drawn) == (n >= least), (e, n, least)
+    text = (root / "index.html").read_text()
+    assert (f"none drawn ({counts[small]} events, fewer than a unit needs (cluster_count_threshold {least}))"
+            in text)
+    page = check_page(root / "index.html", paths.h5_path(d))
+    assert not any(link.startswith(f"electrode{small:02d}/solution") for link in page.links)
+    # back to a threshold it meets: drawn again
+    save_params(params_path, load_params(params_path).replace(cluster_count_threshold=10))
+    pipeline.run(d, jobs=1, plots=True)
+    assert list((root / f"electrode{small:02d}").glob("solution*.png"))

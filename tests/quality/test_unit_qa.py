@@ -34,6 +34,21 @@ def test_similarity_matches_mask_reference():
     assert (got[3, [0, 1, 2, 4]] == 0).all() and got[4, 0] == 50.0
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 100, 1000])
+def test_similarity_in_stretches_matches_mask_reference(chunk):
+    # the session cut into stretches of ~chunk spikes (memory bounded by the stretch): spikes near
+    # the stretches' ends see their neighbours in the next, duplicates and unsorted units too
+    rng = np.random.default_rng(chunk)
+    a = np.sort(rng.choice(300_000, 1500, replace=False))
+    b = np.concatenate([a[::3] + rng.integers(-35, 36, len(a[::3])), rng.integers(0, 300_000, 300), a[:5]])
+    c = rng.integers(0, 300_000, 400)  # unsorted, with repeats
+    units = [a, b.clip(0), c, np.zeros(0, np.int64), np.array([a[0] + 30, a[0] + 31])]
+    got = unit_similarity(units, FS, 1.0, chunk=chunk)
+    ref = similarity_reference(units, 30)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(got[~np.isnan(got)], ref[~np.isnan(ref)])
+
+
 def test_similarity_loop_reference_small():
     units = [np.array([100, 200, 300, 400]), np.array([131, 230, 271, 1000]), np.array([100])]
     got = unit_similarity(units, FS, 1.0)  # 30 samples

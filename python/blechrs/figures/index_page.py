@@ -72,6 +72,8 @@ class ElectrodeEntry:
     """(solution, picture) for each solution picture; None: the electrode has no clusters."""
     solutions_current: bool = True
     """False: the pictures are of an earlier clustering (redraw with ``blechrs plot``)."""
+    no_solutions_why: str = ""
+    """Why no solution was drawn, when none was."""
 
 
 @dataclass
@@ -160,7 +162,8 @@ def _electrodes(c: IndexContents) -> list[str]:
         if e.solutions is None:
             sols = "no clusters"
         else:
-            sols = "solutions: " + (" ".join(f"<a href='{_e(p)}'>{k}</a>" for k, p in e.solutions) or "none drawn")
+            sols = "solutions: " + (" ".join(f"<a href='{_e(p)}'>{k}</a>" for k, p in e.solutions)
+                                    or "none drawn" + (f" ({_e(e.no_solutions_why)})" if e.no_solutions_why else ""))
             if not e.solutions_current:
                 sols += " <span class='flag'>of an earlier clustering: run blechrs plot</span>"
         parts.append(f"<figure id='electrode{e.electrode:02d}'>{img}<figcaption><b>electrode {e.electrode:02d}</b>: "

@@ -86,14 +86,18 @@ def solutions_current(directory, electrode: int, meta: ElectrodeWork) -> bool:
 
 
 def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
-    """One figure per clustering solution of one electrode."""
+    """One figure per clustering solution of one electrode; none for an electrode with fewer
+    events than a unit needs (``too_few_events``: nothing in them to judge, and on short
+    recordings they were most of the run's time)."""
     electrode = work.electrode
     out_dir = paths.plot_dir(directory) / f"electrode{electrode:02d}"
-    scale = electrode_scale(work, params)
-    view = _view(work, scale)
     made = []
     removed = _removed_echoes(directory)
-    for number, sol in sorted(work.solutions.items()):
+    drawn = {} if too_few_events(len(work.times), params) else work.solutions
+    if drawn:
+        scale = electrode_scale(work, params)
+        view = _view(work, scale)
+    for number, sol in sorted(drawn.items()):
         made.append(str(plot_solution(out_dir / f"solution{number:02d}.png", electrode, number, sol.labels, work.times,
                                       work.waveforms, scale, view, _auto_units(work, number, removed), sol.kind)))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +106,13 @@ def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
             p.unlink()
     (out_dir / "solutions.stamp").write_text(_stamp(directory, work))
     return made
+
+
+def too_few_events(n_events: int, params: SortParams) -> str:
+    """Why an electrode's solutions are not drawn ("" when they are): fewer events than
+    ``cluster_count_threshold``, the fewest a unit may have."""
+    least = int(params.autosort.cluster_count_threshold)
+    return f"{n_events} events, fewer than a unit needs (cluster_count_threshold {least})" if n_events < least else ""
 
 
 def unit_identity(u: Unit) -> str:
@@ -206,7 +217,10 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int], params:
         if d.exists():
             entry.solutions = [(int(p.stem[8:]), f"{d.name}/{p.name}") for p in sorted(d.glob("solution*.png"))]
             work = paths.electrode_path(directory, e)
-            entry.solutions_current = work.exists() and solutions_current(directory, e, work_files.read_meta(work))
+            meta = work_files.read_meta(work) if work.exists() else None
+            entry.solutions_current = meta is not None and solutions_current(directory, e, meta)
+            if meta is not None and not entry.solutions:
+                entry.no_solutions_why = too_few_events(int(meta.n_events), params or SortParams())
             if entry.solutions_current:
                 solution_pictures.update({(e, k): p for k, p in entry.solutions})
             thumb = d / "units.png"

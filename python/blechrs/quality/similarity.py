@@ -21,38 +21,67 @@ def unit_similarity(
 ) -> np.ndarray:
     """``(n, n)`` float64: % of unit i's spikes with a unit-j spike within ``window_ms``; diagonal NaN.
 
-    All spikes are merged in time order; each spike's neighbours within the window are a
-    contiguous run of the merged array, so every (spike, neighbouring unit) pair is found in one
-    pass (O(total spikes x neighbours), not O(units^2) searches), ``chunk`` spikes at a time to
-    bound memory.
+    The session is cut into stretches of about ``chunk`` spikes; each stretch's spikes, with those
+    of every unit up to a window beyond its ends, are merged in time order, where each spike's
+    neighbours within the window are a contiguous run, so every (spike, neighbouring unit) pair is
+    found in one pass (O(total spikes x neighbours), not O(units^2) searches). Memory follows the
+    stretch, not the session.
     """
     w = int(round(window_ms * sampling_rate / 1000.0))
     n = len(unit_times)
-    lens = np.array([len(t) for t in unit_times], dtype=np.int64)
+    times = [_sorted(t) for t in unit_times]
+    lens = np.array([len(t) for t in times], dtype=np.int64)
     hits = np.zeros(n * n, dtype=np.int64)
     if n and lens.sum():
-        all_t = np.concatenate([np.asarray(t, dtype=np.int64).reshape(-1) for t in unit_times])
-        lab = np.repeat(np.arange(n, dtype=np.int64), lens)
-        order = np.argsort(all_t, kind="stable")
-        all_t, lab = all_t[order], lab[order]
-        for start in range(0, len(all_t), chunk):
-            tp = all_t[start : start + chunk]
-            lo = np.searchsorted(all_t, tp - w, side="left")
-            hi = np.searchsorted(all_t, tp + w, side="right")
-            cnt = hi - lo  # >= 1: the spike itself
-            total = int(cnt.sum())
-            first = np.repeat(np.cumsum(cnt) - cnt, cnt)
-            q = np.arange(total, dtype=np.int64) - first + np.repeat(lo, cnt)
-            p = np.repeat(np.arange(start, start + len(tp), dtype=np.int64), cnt)
-            # one count per (spike, neighbouring unit), however many of that unit's spikes are near
-            key = np.sort(p * n + lab[q])  # already grouped by spike: a cheap sort
-            key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-            hits += np.bincount(lab[key // n] * n + key % n, minlength=n * n)
+        first = min(int(t[0]) for t in times if len(t))
+        last = max(int(t[-1]) for t in times if len(t))
+        span = max(1, -(-(last - first + 1) * chunk // int(lens.sum())))
+        for start in range(first, last + 1, span):
+            hits += _stretch_hits(times, start, start + span, w)
     hits = hits.reshape(n, n).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         sim = np.where(lens[:, None] > 0, 100.0 * hits / np.maximum(lens, 1)[:, None], 0.0)
     np.fill_diagonal(sim, np.nan)
     return sim
+
+
+def _sorted(t) -> np.ndarray:
+    t = np.asarray(t, dtype=np.int64).reshape(-1)
+    return t if len(t) < 2 or bool(np.all(t[1:] >= t[:-1])) else np.sort(t)
+
+
+def _stretch_hits(times: list[np.ndarray], start: int, stop: int, w: int) -> np.ndarray:
+    """(n * n) counts of the spikes in [start, stop) of unit i with a unit-j spike within ``w``."""
+    n = len(times)
+    parts, labels, centres = [], [], []
+    for k, t in enumerate(times):
+        a, b, c = np.searchsorted(t, [start - w, start, stop], side="left")
+        d = int(np.searchsorted(t, stop - 1 + w, side="right"))  # neighbours of the last centre
+        idx = np.arange(a, d)
+        parts.append(t[a:d])
+        labels.append(np.full(d - a, k, dtype=np.int64))
+        centres.append((idx >= b) & (idx < c))
+    all_t = np.concatenate(parts)
+    if not len(all_t):
+        return np.zeros(n * n, dtype=np.int64)
+    lab, is_centre = np.concatenate(labels), np.concatenate(centres)
+    order = np.argsort(all_t, kind="stable")
+    all_t, lab, is_centre = all_t[order], lab[order], is_centre[order]
+    p = np.flatnonzero(is_centre)
+    if not len(p):
+        return np.zeros(n * n, dtype=np.int64)
+    tp = all_t[p]
+    lo = np.searchsorted(all_t, tp - w, side="left")
+    hi = np.searchsorted(all_t, tp + w, side="right")
+    cnt = hi - lo  # >= 1: the spike itself
+    total = int(cnt.sum())
+    first = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    q = np.arange(total, dtype=np.int64) - first + np.repeat(lo, cnt)
+    pp = np.repeat(p, cnt)
+    # one count per (spike, neighbouring unit), however many of that unit's spikes are near
+    key = np.sort(pp * n + lab[q])  # already grouped by spike: a cheap sort
+    key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+    return np.bincount(lab[key // n] * n + key % n, minlength=n * n)
 
 
 def similarity_violations(
