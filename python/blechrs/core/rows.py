@@ -22,6 +22,10 @@ from blechrs.mapped import mapping
 CHUNK = 8192
 #: A last chunk shorter than this joins the one before it.
 MIN_TAIL = 1024
+#: From a memory-mapped array: bytes of the file read between two releases of its pages, and rows
+#: in a chunk when they are not in order (each may map 64 kB around it).
+MAPPED_SPAN = 16 * 2**20
+SCATTERED_ROWS = 256
 
 
 def _indices(n: int, idx) -> np.ndarray:
@@ -52,9 +56,21 @@ def rows(w: np.ndarray, idx=None, dtype=np.float64) -> np.ndarray:
         return np.asarray(w if idx is None else w[idx], dtype=dtype)
     take = _indices(len(w), idx)
     out = np.empty((len(take),) + w.shape[1:], dtype=dtype)
-    for start in range(0, len(take), CHUNK):
-        out[start:start + CHUNK] = w[take[start:start + CHUNK]]
+    # A page read maps its neighbours too (the kernel's fault-around, 64 kB): scattered rows are
+    # read a span of the file at a time, so what is mapped between releases stays small.
+    row_bytes = max(1, abs(int(w.strides[0])))
+    span = max(1, MAPPED_SPAN // row_bytes)
+    ordered = len(take) < 2 or bool(np.all(take[1:] >= take[:-1]))
+    start = 0
+    while start < len(take):
+        stop = min(start + CHUNK, len(take))
+        if ordered:
+            stop = max(start + 1, min(stop, int(np.searchsorted(take, take[start] + span, side="left"))))
+        else:
+            stop = min(stop, start + SCATTERED_ROWS)
+        out[start:stop] = w[take[start:stop]]
         source.madvise(mmap.MADV_DONTNEED)
+        start = stop
     return out
 
 

@@ -60,7 +60,8 @@ def voltage_range(waveforms: np.ndarray, max_events: int = 20000) -> tuple[float
     n = len(waveforms)
     if n == 0 or waveforms.ndim != 2 or waveforms.shape[1] == 0:
         return -100.0, 50.0
-    w = waveforms if n <= max_events else waveforms[np.linspace(0, n - 1, max_events).astype(np.int64)]
+    w = rows(waveforms, None if n <= max_events else np.linspace(0, n - 1, max_events).astype(np.int64),
+             dtype=waveforms.dtype)
     lo = float(np.percentile(w.min(axis=1), 0.2))
     hi = float(np.percentile(w.max(axis=1), 99.8))
     lo, hi = min(lo, 0.0), max(hi, 0.0)
@@ -85,7 +86,7 @@ def waveform_panel(cv: Canvas, row: int, col: int, waveforms: np.ndarray, sc: El
         return
     mean, sd = stats if stats is not None else mean_sd(waveforms, index)
     pick = index[np.sort(rng.choice(n, min(n, n_sample), replace=False))]
-    sample = np.clip(waveforms[pick].astype(np.float64), sc.lo, sc.hi)
+    sample = np.clip(rows(waveforms, pick), sc.lo, sc.hi)
     cv.add_lines(p.xy(x, sample), _light(color), 0.6)
     band = np.concatenate([p.xy(x, np.maximum(mean - sd, sc.lo)), p.xy(x, np.minimum(mean + sd, sc.hi))[::-1]])
     cv.add_poly(band, (0, 0, 0, 0.15))
