@@ -248,8 +248,10 @@ class AutosortParams:
     """The template refinement (assignment, splits, merges) of an electrode with more events works
     on this many of them: contiguous stretches spread evenly over the session (so ISIs, bursts and
     drift stay as they are); the other events then go to its final units, or to noise, a chunk at
-    a time. Bounds a clustering worker's memory (~0.9 kB per refined event) at any duration:
-    250 k events is ~1 h of a busy wire."""
+    a time, and its waveforms stay in its work file (memory-mapped, read a chunk at a time). A
+    worker then needs ~0.17 kB per event beyond this (times, features, solution labels) instead
+    of ~1.2 kB: 580 MB for one wire of 1.9 M events (docs/benchmarks.md, session 10). 250 k
+    events is ~1 h of a busy wire."""
 
     # --- the unit model of real neurons (issue 14; figures: docs/benchmarks.md, "Phenomena") ---
     amplitude_model: str = rule("gaussian", choices=("gaussian", "mixture"))
@@ -332,9 +334,9 @@ class RunParams:
     events go to files as they are cut, so the length of the recording hardly matters)."""
     memory_mb: float = rule(1024.0, above=0.0)
     """Memory the run aims to stay within, every process summed. Clustering runs electrodes side by
-    side only while their estimated needs (``pipeline.clustering``: ~1 kB per event) fit beside the
-    main process and the idle workers; an electrode that alone needs more runs alone. Extraction's
-    share is ``extract_memory_mb``."""
+    side only while their estimated needs (``pipeline.clustering``: ~1 kB per event, 0.25 kB beyond
+    ``max_refine_events``) fit beside the main process and the idle workers; an electrode that
+    alone needs more runs alone. Extraction's share is ``extract_memory_mb``."""
 
 
 STAGES = ("extract", "cluster", "autosort", "trials", "quality", "run")

@@ -25,8 +25,8 @@ from blechrs.schemes.sort_electrode import autosort_work, cluster_work
 #: (the largest wire of 32 ch x 1 h, pictures included: 283 MB peak over 110 MB between electrodes).
 CLUSTER_MB_PER_EVENT = 1.0 / 1024
 #: ... and per event beyond ``max_refine_events`` (refined on a sample, waveforms memory-mapped:
-#: features, solution labels and pictures remain), measured 0.40-0.48 kB (benchmarks/long_electrode.py).
-LONG_MB_PER_EVENT = 0.5 / 1024
+#: times, features and solution labels remain), measured 0.17 kB (benchmarks/long_electrode.py).
+LONG_MB_PER_EVENT = 0.25 / 1024
 #: A worker process between electrodes (measured 103-136 MB once matplotlib is loaded), and the
 #: multiprocessing resource tracker beside the pool.
 WORKER_MB = 150.0
