@@ -243,15 +243,16 @@ class AutosortParams:
     fast_spiking_max_width_ms: float = rule(0.4, low=0.0, high=20.0)
     """Trough-to-peak width below which a single unit is called fast spiking."""
 
-    max_refine_events: int = rule(250_000, low=1000, high=100_000_000,
+    max_refine_events: int = rule(500_000, low=1000, high=100_000_000,
                                   why="events the template refinement holds in memory")
     """The template refinement (assignment, splits, merges) of an electrode with more events works
     on this many of them: contiguous stretches spread evenly over the session (so ISIs, bursts and
     drift stay as they are); the other events then go to its final units, or to noise, a chunk at
     a time, and its waveforms stay in its work file (memory-mapped, read a chunk at a time). A
-    worker then needs ~0.17 kB per event beyond this (times, features, solution labels) instead
-    of ~1.2 kB: 580 MB for one wire of 1.9 M events (docs/benchmarks.md, session 10). 250 k
-    events is ~1 h of a busy wire."""
+    worker then holds ~730 MB up to ~2 M events and ~0.17 kB per event more beyond (times,
+    features, solution labels), where it needed ~1.2 kB per event (docs/benchmarks.md, session
+    10). 500 k events is ~2 h of the busiest simulated wire: sessions up to that length sort
+    exactly as on every event."""
 
     # --- the unit model of real neurons (issue 14; figures: docs/benchmarks.md, "Phenomena") ---
     amplitude_model: str = rule("gaussian", choices=("gaussian", "mixture"))

@@ -108,7 +108,7 @@ def test_refinement_on_stretches_sorts_as_well_as_on_every_event(electrode):
 
 
 def test_refinement_events_are_stretches_spread_over_the_session():
-    n, cap = 1_000_003, 250_000
+    n, cap = 1_000_003, 500_000
     s = refinement_events(n, cap)
     size = cap // REFINE_STRETCHES
     assert len(s) == REFINE_STRETCHES * size and np.all(np.diff(s) > 0)
