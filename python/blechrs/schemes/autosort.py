@@ -202,7 +202,9 @@ def _refine_on_stretches(waveforms, times, features, choices, solutions, params,
                                    sample_duration, None if clustered is None else np.asarray(clustered)[sample])
     if not isinstance(assigned, np.ndarray):
         return None, assigned
-    rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)
+    others = np.ones(n, dtype=bool)
+    others[sample] = False
+    rest = np.flatnonzero(others)
     _, eligible = _choices_as_labels(choices, solutions, n, clustered)
     labels = np.full(n, -1, dtype=np.int64)
     labels[sample] = assigned
