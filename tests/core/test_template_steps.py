@@ -4,7 +4,6 @@ simulated events (known templates, band-limited noise, amplitude jitter)."""
 
 import numpy as np
 import pytest
-from scipy.optimize import linear_sum_assignment
 from scipy.signal import butter, lfilter
 from scipy.stats import multivariate_normal
 
@@ -13,6 +12,7 @@ from blechrs.core.merge_units import merge_same_units
 from blechrs.core.noise_units import noise_crossing_rate, noise_like_units
 from blechrs.core.split_units import split_by_amplitude, split_by_shape
 from blechrs.params import SortParams
+from support.accuracy_reference import accuracy_per_unit
 
 FS = 30000.0
 L = 75
@@ -69,21 +69,6 @@ def event_times(rng, truth, duration_s):
         t = np.cumsum(refractory + rng.exponential(mean_isi, len(idx)))
         times[idx] = np.minimum(t, n_samples - 1).astype(np.int64)
     return times
-
-
-def accuracy_per_unit(truth, labels):
-    """Hungarian matching of true units to labels; accuracy = tp / (n_true + n_label - tp)."""
-    t_ids = [u for u in np.unique(truth) if u >= 0]
-    l_ids = [u for u in np.unique(labels) if u >= 0]
-    acc = np.zeros((len(t_ids), max(1, len(l_ids))))
-    for i, a in enumerate(t_ids):
-        for j, b in enumerate(l_ids):
-            tp = np.sum((truth == a) & (labels == b))
-            acc[i, j] = tp / (np.sum(truth == a) + np.sum(labels == b) - tp)
-    rows, cols = linear_sum_assignment(-acc)
-    out = np.zeros(len(t_ids))
-    out[rows] = acc[rows, cols]
-    return out
 
 
 def test_unit_loglik_matches_scipy_multivariate_normal():

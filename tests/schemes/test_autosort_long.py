@@ -7,7 +7,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-from scipy.optimize import linear_sum_assignment
 from scipy.signal import butter, lfilter
 
 from blechrs.core.assign_templates import assign_to_templates, assign_with_model
@@ -15,6 +14,7 @@ from blechrs.core.cluster import cluster_electrode
 from blechrs.core.features import compute_features
 from blechrs.params import SortParams
 from blechrs.schemes.autosort import REFINE_STRETCHES, TEMPLATE_SOLUTION, autosort_electrode, refinement_events
+from support.accuracy_reference import accuracy_per_unit
 
 FS = 30000.0
 L = 75
@@ -58,21 +58,6 @@ def long_electrode(seed=0, duration_s=600.0):
     order = np.argsort(np.concatenate(t), kind="stable")
     return (np.concatenate(w)[order].astype(np.float32), np.concatenate(t)[order],
             np.concatenate(truth)[order])
-
-
-def accuracy_per_unit(truth, labels):
-    """Hungarian matching of true units to labels; accuracy = tp / (n_true + n_label - tp)."""
-    t_ids = [u for u in np.unique(truth) if u >= 0]
-    l_ids = [u for u in np.unique(labels) if u >= 0]
-    acc = np.zeros((len(t_ids), max(1, len(l_ids))))
-    for i, a in enumerate(t_ids):
-        for j, b in enumerate(l_ids):
-            tp = np.sum((truth == a) & (labels == b))
-            acc[i, j] = tp / (np.sum(truth == a) + np.sum(labels == b) - tp)
-    rows, cols = linear_sum_assignment(-acc)
-    out = np.zeros(len(t_ids))
-    out[rows] = acc[rows, cols]
-    return out
 
 
 def sorted_labels(w, times, params):
