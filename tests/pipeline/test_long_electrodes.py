@@ -50,3 +50,21 @@ def test_long_electrodes_work_files_keep_their_events(long_folder):
         assert len(work.waveforms) == len(work.times) == work.n_events
         if work.units:
             assert 1 in work.solutions and work.solutions[1].kind == "templates"
+
+
+def test_long_electrodes_unit_pictures_come_from_the_work_files(long_folder):
+    from blechrs.figures.canvas import picture_info
+    from blechrs.io import unit_store
+    from blechrs.pipeline import pictures
+
+    units = unit_store.read_units(paths.h5_path(long_folder), waveforms=False)
+    root = paths.plot_dir(long_folder)
+    assert units
+    for u in units:  # drawn, and of the unit the store holds now
+        assert picture_info(root / "units" / f"{u.name}.png")[pictures.UNIT_KEY] == pictures.unit_identity(u)
+    # a store whose spikes are no longer the work file's events: a clear error, not a wrong picture
+    work = work_files.load_electrode(paths.electrode_path(long_folder, units[0].electrode))
+    moved = units[0]
+    moved.times = moved.times + 1
+    with pytest.raises(Exception, match="not electrode .* events any more"):
+        pictures.unit_rows(work, moved)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from blechrs.core.rows import rows
 from blechrs.figures.canvas import Canvas
 from blechrs.figures.cluster_panels import (COLORS, ElectrodeScale, acg_panel, amplitude_panel, feature_panel,
                                             isi_panel, means_panel, waveform_panel)
@@ -22,16 +23,19 @@ UNIT_COLOR = COLORS[0]
 
 
 def plot_unit(path: Path, title: str, times: np.ndarray, waveforms: np.ndarray, scale: ElectrodeScale,
-              view: FeatureView, in_view: np.ndarray, info: dict[str, str] | None = None) -> Path:
+              view: FeatureView, in_view: np.ndarray, info: dict[str, str] | None = None,
+              index: np.ndarray | None = None) -> Path:
     """``title``: the picture's first line (name, electrode, type ...); ``in_view``: which events
-    of ``view`` are this unit's; ``info``: stored in the PNG (what unit it shows)."""
+    of ``view`` are this unit's; ``info``: stored in the PNG (what unit it shows); ``index``: the
+    unit's rows of ``waveforms`` (None: every row is the unit's)."""
     cv = Canvas(2, 3, title, cell=UNIT_CELL)
     n = len(times)
     waveform_panel(cv, 0, 0, waveforms, scale, UNIT_COLOR, np.random.default_rng(0),
-                   f"{n} waveforms: 100 of them, mean ± SD", n_sample=100)
+                   f"{n} waveforms: 100 of them, mean ± SD", n_sample=100, index=index)
     isi_panel(cv, 0, 1, times, scale, UNIT_COLOR)
     acg_panel(cv, 0, 2, times, scale, UNIT_COLOR)
-    amplitude = waveforms[:, scale.peak] if waveforms.ndim == 2 and waveforms.shape[1] > scale.peak else np.zeros(n)
+    amplitude = (rows(waveforms[:, scale.peak], index, dtype=waveforms.dtype)
+                 if waveforms.ndim == 2 and waveforms.shape[1] > scale.peak else np.zeros(n))
     amplitude_panel(cv, 1, 0, amplitude, times, scale, UNIT_COLOR, colspan=2, max_points=3000,
                     title=f"peak amplitude over the recording, {n / max(scale.duration_s, 1e-9):.2f} Hz")
     feature_panel(cv, 1, 2, view.energy, view.amplitude, in_view.astype(np.int64), {1: UNIT_COLOR},

@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from blechrs.core.rows import mean_rows
+from blechrs.errors import PipelineError
 from blechrs.figures.canvas import picture_info
 from blechrs.figures.cluster_panels import ElectrodeScale, voltage_range
 from blechrs.figures.index_page import ElectrodeEntry, IndexContents, UnitRow, index_html
@@ -132,28 +134,46 @@ def _unit_title(u: Unit, scale: ElectrodeScale) -> str:
 
 def plot_electrode(directory: str, electrode: int, params: SortParams, solutions: bool = True) -> list[str]:
     """The pictures of one electrode: its solutions (if ``solutions``), its thumbnail and its stored units."""
-    work = work_files.load_electrode(paths.electrode_path(directory, electrode),
-                                     arrays=None if solutions else ("times", "waveforms", "features"))
+    path = paths.electrode_path(directory, electrode)
+    # a long electrode's waveforms stay in its work file; its units' are read there, by rows
+    long = work_files.read_meta(path).n_events > params.autosort.max_refine_events
+    work = work_files.load_electrode(path, arrays=None if solutions else ("times", "waveforms", "features"),
+                                     map_waveforms=long)
     made = plot_solutions(directory, work, params) if solutions else []
     scale = electrode_scale(work, params)
     view = _view(work, scale)
     shown_times = work.times[view.index]
-    units = unit_store.read_units(paths.h5_path(directory), waveforms=True, electrode=electrode)
+    units = unit_store.read_units(paths.h5_path(directory), waveforms=not long, electrode=electrode)
     unit_of_view = np.full(len(view.index), -1, dtype=np.int64)
+    means = []
     for k, u in enumerate(units):
+        waveforms, rows_of_unit = (work.waveforms, unit_rows(work, u)) if long else (u.waveforms, None)
         in_view = np.isin(shown_times, u.times)
         unit_of_view[in_view] = k
+        if long:
+            means.append(mean_rows(waveforms, rows_of_unit) if len(u.times) else np.zeros(scale.n_samples))
+        else:
+            means.append(u.waveforms.mean(axis=0, dtype=np.float64) if len(u.waveforms) else np.zeros(scale.n_samples))
         picture = paths.plot_dir(directory) / "units" / f"{u.name}.png"
         info = {UNIT_KEY: unit_identity(u), TITLE_KEY: _unit_title(u, scale)}
         if picture_info(picture).items() >= info.items():
             continue  # the same unit, labelled the same: its picture is current
-        made.append(str(plot_unit(picture, info[TITLE_KEY], u.times, u.waveforms, scale, view, in_view, info)))
-    means = [u.waveforms.mean(axis=0, dtype=np.float64) if len(u.waveforms) else np.zeros(scale.n_samples)
-             for u in units]
+        made.append(str(plot_unit(picture, info[TITLE_KEY], u.times, waveforms, scale, view, in_view, info,
+                                  index=rows_of_unit)))
     made.append(str(plot_electrode_units(
         paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png", electrode, [u.name for u in units],
         means, scale, view, unit_of_view, {UNITS_KEY: "; ".join(unit_identity(u) for u in units)})))
     return made
+
+
+def unit_rows(work: ElectrodeWork, unit: Unit) -> np.ndarray:
+    """The rows of a stored unit's spikes among its electrode's events (the store took its
+    waveforms from there)."""
+    rows = np.searchsorted(work.times, unit.times)
+    if len(rows) and (rows.max() >= len(work.times) or not np.array_equal(work.times[rows], unit.times)):
+        raise PipelineError(f"{unit.name}: its spikes are not electrode {unit.electrode:02d}'s events "
+                            f"any more; run `blechrs run` again to store the units of the current clustering")
+    return rows
 
 
 def _qa_by_unit(directory: Path, units: Sequence[Unit]) -> tuple[dict[str, dict], list[dict], str]:
