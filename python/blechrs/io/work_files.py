@@ -124,19 +124,22 @@ def _mapped_member(path: Path, name: str) -> np.ndarray | None:
 
 
 def load_electrode(path: str | os.PathLike, arrays: Iterable[str] | None = None,
-                   map_waveforms: bool = False) -> ElectrodeWork:
+                   map_waveforms: bool | int = False) -> ElectrodeWork:
     """Read a work file back; ``arrays``: read only these arrays (those present), e.g.
     ("times", "waveforms"); solutions need their ``labels_<N>``, units' indices ``auto_labels``.
     ``map_waveforms``: the waveforms memory-mapped (read-only) instead of read, for electrodes too
-    long to hold (core/rows.py reads them a chunk at a time and gives the pages back)."""
+    long to hold (core/rows.py reads them a chunk at a time and gives the pages back): True, or
+    a number of events (``max_refine_events``) the electrode must have more of."""
     path = Path(path)
     wanted_arrays = None if arrays is None else set(arrays)
     try:
         with np.load(path, allow_pickle=False) as z:
             wanted = [k for k in z.files if k != "__meta__" and (wanted_arrays is None or k in wanted_arrays)]
-            mapped = _mapped_member(path, "waveforms") if map_waveforms and "waveforms" in wanted else None
-            data: dict[str, Any] = {k: mapped if k == "waveforms" and mapped is not None else z[k] for k in wanted}
             meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+            long = (map_waveforms is True or (map_waveforms is not False
+                                              and int(meta.get("n_events", 0)) > int(map_waveforms)))
+            mapped = _mapped_member(path, "waveforms") if long and "waveforms" in wanted else None
+            data: dict[str, Any] = {k: mapped if k == "waveforms" and mapped is not None else z[k] for k in wanted}
         return from_file_contents(data, meta)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise WorkFileError(f"{path}: unreadable work file ({e})") from None

@@ -47,8 +47,7 @@ def _cluster_job(directory: str, electrode: int, params: SortParams, only_autoso
     path = paths.electrode_path(directory, electrode)
     # An electrode longer than the refinement holds keeps its waveforms in its work file (read a
     # chunk at a time): the worker's memory stays bounded however long the session.
-    mapped = work_files.read_meta(path).n_events > params.autosort.max_refine_events
-    work = work_files.load_electrode(path, map_waveforms=mapped)
+    work = work_files.load_electrode(path, map_waveforms=params.autosort.max_refine_events)
     work = autosort_work(work, params) if only_autosort else cluster_work(work, params)
     work_files.save_electrode(path, work)
     if plots and not only_autosort:

@@ -22,6 +22,7 @@ import numpy as np
 
 from blechrs.core.rows import mean_rows
 from blechrs.errors import PipelineError
+from blechrs.mapped import mapping
 from blechrs.figures.canvas import picture_info
 from blechrs.figures.cluster_panels import ElectrodeScale, voltage_range
 from blechrs.figures.index_page import ElectrodeEntry, IndexContents, UnitRow, index_html
@@ -136,9 +137,9 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
     """The pictures of one electrode: its solutions (if ``solutions``), its thumbnail and its stored units."""
     path = paths.electrode_path(directory, electrode)
     # a long electrode's waveforms stay in its work file; its units' are read there, by rows
-    long = work_files.read_meta(path).n_events > params.autosort.max_refine_events
     work = work_files.load_electrode(path, arrays=None if solutions else ("times", "waveforms", "features"),
-                                     map_waveforms=long)
+                                     map_waveforms=params.autosort.max_refine_events)
+    long = mapping(work.waveforms) is not None
     made = plot_solutions(directory, work, params) if solutions else []
     scale = electrode_scale(work, params)
     view = _view(work, scale)

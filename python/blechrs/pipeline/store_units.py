@@ -13,7 +13,7 @@ import numpy as np
 
 from blechrs import kernels
 from blechrs.core.rows import mean_rows
-from blechrs.mapped import MappedRows
+from blechrs.mapped import MappedRows, mapping
 from blechrs.core.echoes import echo_candidates, own_wire_share
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
@@ -50,8 +50,8 @@ def iter_with_events(directory, units: Iterable[Unit], metrics_of: Callable[[Uni
     for electrode in sorted(by_electrode):
         path = paths.electrode_path(directory, electrode)
         # a long electrode's waveforms stay in its work file, read a block at a time (MappedRows)
-        long = work_files.read_meta(path).n_events > cap
-        work = work_files.load_electrode(path, arrays=needs_arrays, map_waveforms=long)
+        work = work_files.load_electrode(path, arrays=needs_arrays, map_waveforms=cap)
+        long = mapping(work.waveforms) is not None
         for unit in by_electrode[electrode]:
             m = metrics_of(unit, work)
             unit.times = work.times[unit.indices]
