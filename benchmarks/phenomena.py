@@ -20,7 +20,12 @@ the ceiling: detection only (events within 0.4 ms of a true spike) and the templ
 
     python benchmarks/phenomena.py [--sets clean,bursts,drift,background,all] [--seed 3]
         [--channels 16] [--seconds 120] [--param matched_filter_z=4.25] [--param amplitude_model='"mixture"']
-        [--param burst_merge=true] [--json out.json]
+        [--param burst_merge=true] [--json out.json] [--tdc2-python PY]
+
+``--tdc2-python PY`` also runs Tridesclous2 (spikeinterface's defaults, one thread, wires 1 mm
+apart so each is sorted on its own, as blechrs does) with that python on the same recording; each
+of its units belongs to the wire of its template's extremum, and it is scored like the sorter
+(the issue's "at least 2x Tridesclous2 well detected").
 
 With ``matched_filter_z`` each wire's trace is referenced and band-passed again here (the engine's
 kernels) for the matched-filter pass, whose time is printed apart. The ceiling uses the sorter's
@@ -131,6 +136,41 @@ def fmt(s):
             f"bursting {s['bursting']:.3f} drifting {s['drifting']:.3f}")
 
 
+TDC2 = r"""
+import sys, json, numpy as np
+import spikeinterface.core as si, spikeinterface.sorters as ss
+x = np.load(sys.argv[1])
+rec = si.NumpyRecording([x], sampling_frequency=float(sys.argv[3]))
+rec.set_channel_gains(0.195); rec.set_channel_offsets(0.0)
+rec.set_dummy_probe_from_locations(np.c_[np.arange(x.shape[1]) * 1000.0, np.zeros(x.shape[1])])
+si.set_global_job_kwargs(n_jobs=1, progress_bar=False)
+s = ss.run_sorter("tridesclous2", rec, folder=sys.argv[2] + "/sorter", remove_existing_folder=True, verbose=False,
+                  job_kwargs=dict(n_jobs=1, progress_bar=False))
+a = si.create_sorting_analyzer(s, rec, sparse=False, format="memory")
+a.compute(["random_spikes", "templates"])
+chan = si.get_template_extremum_channel(a, outputs="index")
+out = {str(u): dict(times=s.get_unit_spike_train(u).tolist(), wire=int(chan[u])) for u in s.unit_ids}
+open(sys.argv[2] + "/units.json", "w").write(json.dumps(out))
+"""
+
+
+def tridesclous2(python, rec, fs):
+    """Tridesclous2's units on ``rec`` (samples x channels int16): {name: times}, {name: wire}, seconds."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tdc2_") as work:
+        np.save(f"{work}/rec.npy", rec)
+        t0 = time.perf_counter()
+        r = subprocess.run([python, "-c", TDC2, f"{work}/rec.npy", work, str(fs)], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"Tridesclous2 failed: {r.stderr[-2000:]}")
+        units = json.loads(Path(f"{work}/units.json").read_text())
+    return ({k: np.asarray(v["times"], dtype=np.int64) for k, v in units.items()},
+            {k: v["wire"] for k, v in units.items()}, wall)
+
+
 def run_set(key, args, params):
     from blechrs.simulate.scoring import score_sorting
 
@@ -156,6 +196,14 @@ def run_set(key, args, params):
           f"(extract {t_ex:.1f} s, sort {t_sort:.1f} s, of which matched filter {t_mf:.1f} s)\n"
           f"    ceiling (true labels): {fmt(row['ceiling'])}\n"
           f"    detection only:        {fmt(row['detection'])}", flush=True)
+    if args.tdc2_python:
+        t_times, t_wires, t_wall = tridesclous2(args.tdc2_python, rec, fs)
+        t_scores, t_unmatched = score_sorting(gt.spike_times, gt.unit_channel, t_times, fs, sorted_channels=t_wires)
+        t_acc = np.array([s.accuracy for s in t_scores])
+        row["tdc2"] = dict(summary(t_acc, gt, single), sorted=len(t_times), unmatched=len(t_unmatched), wall_s=t_wall)
+        print(f"    Tridesclous2:          {fmt(row['tdc2'])}  sorted {len(t_times)} unmatched {len(t_unmatched)} "
+              f"({t_wall:.1f} s); blechrs / Tridesclous2 well detected: "
+              f"{row['sorter']['well'] / max(row['tdc2']['well'], 1):.2f}x", flush=True)
     return row
 
 
@@ -167,6 +215,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE SortParams override (JSON value)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--tdc2-python", default=None, help="also run Tridesclous2 with this python")
     args = ap.parse_args()
     from blechrs.params import SortParams
 

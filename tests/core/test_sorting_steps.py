@@ -214,3 +214,55 @@ def test_echo_clusters_are_not_units():
     assert len(choices) == 1
     ev = np.isin(sols[choices[0].solution].labels, choices[0].clusters)
     assert np.mean(Y[ev] == 0) > 0.99 and ev.sum() > 0.95 * np.sum(Y == 0)
+
+
+def test_threshold_share_of_a_unit_on_the_threshold():
+    """A unit whose amplitudes (noise SD 1) centre on the detection threshold, seen only above it,
+    has (Phi(1) - 1/2) / (1/2) of its events within 1 SD above it (scipy's normal CDF)."""
+    rng = np.random.default_rng(0)
+    mad_val, threshold = 8.0 * 0.6745, 4.0
+    a = rng.normal(threshold * 8.0, 8.0, 400_000)
+    a = a[a >= threshold * 8.0]
+    expected = (stats.norm.cdf(1.0) - 0.5) / 0.5
+    assert metrics.threshold_share(-a, mad_val, threshold) == pytest.approx(expected, abs=0.005)
+    assert metrics.threshold_share(a, mad_val, threshold) == np.count_nonzero(a < 40.0) / len(a)
+    assert np.isnan(metrics.threshold_share(a[:0], mad_val, threshold))
+
+
+def background_electrode(seed, duration=60.0, noise=8.0):
+    """One neuron far above the detection threshold (4 noise SDs) and three distant neurons whose
+    spikes mostly stay below it: only the events whose |extremum| crosses it are seen."""
+    rng = np.random.default_rng(seed)
+    wfs, times, labels = [], [], []
+    for k, (amp, width, rate) in enumerate([(120, 6, 10), (30, 7, 40), (28, 5, 40), (26, 9, 40)]):
+        t = np.cumsum(rng.exponential(1.0 / rate, int(rate * duration * 1.5)) + 0.0025)
+        t = t[t < duration]
+        w = rng.normal(1.0, 0.1, len(t))[:, None] * template(width, amp)[None, :] + rng.normal(0, noise, (len(t), 75))
+        seen = np.abs(w[:, 30]) >= 4.0 * noise
+        wfs.append(w[seen])
+        times.append(np.round(t[seen] * FS).astype(np.int64))
+        labels.append(np.full(int(seen.sum()), k))
+    w, t, y = np.concatenate(wfs), np.concatenate(times), np.concatenate(labels)
+    order = np.argsort(t, kind="stable")
+    return w[order].astype(np.float32), t[order], y[order]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_background_activity_is_not_a_unit(seed):
+    """The distant neurons' crossings are the upper tail of activity below the threshold: no unit
+    (max_threshold_share); the neuron above it stays whole. Without the test (1.0) they are kept."""
+    w, t, y = background_electrode(seed)
+
+    def units(share):
+        p = SortParams.from_flat(dict(max_threshold_share=share))
+        f = compute_features(w, p)
+        sols = cluster_electrode(f, p)
+        choices = autosort_electrode(w, t, f, sols, p, FS, 8.0 * 0.6745)
+        return choices, [np.flatnonzero(np.isin(sols[c.solution].labels, c.clusters)) for c in choices]
+
+    choices, events = units(SortParams().autosort.max_threshold_share)
+    assert len(choices) == 1
+    assert unit_accuracy(y == 0, events)[1] > 0.95  # (the accuracy of "neuron 0" among all events)
+    assert choices[0].metrics["threshold_share"] < 0.05
+    choices, _ = units(1.0)
+    assert len(choices) >= 3 and sorted(c.metrics["threshold_share"] > 0.65 for c in choices).count(True) >= 2

@@ -1,8 +1,10 @@
 """Judge a set of events as a unit: keep it or not, single or multi, regular or fast spiking.
 
 1. Keep it as a unit when it has >= ``cluster_count_threshold`` events, fires at
-   >= ``min_firing_rate`` Hz, has SNR >= ``min_snr`` and an L-ratio <= ``autosort_max_l_ratio``
-   (a higher one is a mixture of its neighbours; the template step's units skip this test).
+   >= ``min_firing_rate`` Hz, has SNR >= ``min_snr``, at most ``max_threshold_share`` of its
+   events just above the detection threshold (more: the upper tail of background activity below
+   it) and an L-ratio <= ``autosort_max_l_ratio`` (a higher one is a mixture of its neighbours;
+   the template step's units skip this test).
 2. Label it single unit when its ISI violations are within ``ISI_violations_thresholds`` (< 1 ms,
    < 2 ms) and its contamination estimate is <= ``single_unit_max_contamination``; else multi-unit.
    Fast spiking ('f') when the trough-to-peak width is below ``fast_spiking_max_width_ms``, else
@@ -28,12 +30,15 @@ def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration
     metrics read the waveforms as ``dtype`` (default: theirs)."""
     isi_limits = list(params.autosort.ISI_violations_thresholds)
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
-    m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak, dtype)
+    m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak, dtype,
+                     threshold_sds=float(params.extract.waveform_threshold))
     if m["n_events"] < int(params.autosort.cluster_count_threshold):
         return None
     if m["firing_rate"] < float(params.autosort.min_firing_rate):
         return None
     if m["snr"] < float(params.autosort.min_snr):
+        return None
+    if m["threshold_share"] > float(params.autosort.max_threshold_share):  # background, not a neuron
         return None
     if check_isolation and np.isfinite(m["l_ratio"]) and m["l_ratio"] > float(params.autosort.autosort_max_l_ratio):
         return None

@@ -3,10 +3,10 @@ two along its noise. Never when they fire independently (close pairs as often as
 
 With ``burst_merge`` (issue 14), units of one shape are also merged, whatever their amplitudes,
 when their spikes come in bursts together: pairs a few ms apart (BURST_MS) where the later spike is
-smaller, far more often than chance and than the other way round. A complex-spike burst's later
-spikes are 10-20 % smaller each, so the clustering and the amplitude split cut a bursting neuron
-into a large unit (the bursts' first spikes) and smaller ones; two independent neurons give such
-pairs as often one way as the other.
+smaller, far more often than the other way round. A complex-spike burst's later spikes are 10-20 %
+smaller each, so the clustering and the amplitude split cut a bursting neuron into a large unit
+(the bursts' first spikes) and smaller ones; two independent neurons give such pairs as often one
+way as the other, however fast they fire.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from blechrs.core.split_units import one_mode_and_shape
 #: unit cut apart in feature space sit at ~1.6 (the means of a Gaussian cut in two), units of
 #: different shape far above.
 MERGE_MAX_SHAPE_DPRIME = 3.0
-#: Burst evidence: pairs (one event of each unit) between the censored period and BURST_MS apart,
-#: the later one smaller, at least BURST_MIN_PAIRS, BURST_CHANCE x chance and BURST_ASYMMETRY x the
-#: pairs where the later one is larger.
+#: Burst evidence: among pairs (one event of each unit) between the censored period and BURST_MS
+#: apart, those where the later spike is smaller outnumber those where it is larger by at least
+#: BURST_MIN_PAIRS, BURST_Z binomial SDs (two independent neurons give either order as often:
+#: the excess is what bursts add, however many chance pairs fast-firing units make beside them)
+#: and BURST_MIN_SHARE of the smaller unit's events (bursts that explain a real part of it).
 BURST_MS = 20.0
 BURST_MIN_PAIRS = 20
-BURST_CHANCE = 4.0
-BURST_ASYMMETRY = 3.0
+BURST_Z = 5.0
+BURST_MIN_SHARE = 0.5
 
 
 def burst_pairs(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate: float
@@ -61,8 +63,10 @@ def burst_linked(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate
         return False
     smaller, larger = burst_pairs(t, amp, in_a, sampling_rate)
     n_a, n_b = int(np.count_nonzero(in_a)), int(np.count_nonzero(~in_a))
-    chance = n_a * n_b * 2.0 * (BURST_MS - CENSORED_MS) / 1000.0 / duration_s / 2.0
-    return smaller >= max(BURST_MIN_PAIRS, BURST_CHANCE * chance) and smaller >= BURST_ASYMMETRY * larger
+    # A bursting neuron cut by size at 26 Hz makes ~2.5x the chance pairs in its bursts' order, and
+    # ~0.9x chance the other way: an excess of ~30 SDs where independent neurons show < 3.
+    excess = smaller - larger
+    return excess >= max(BURST_MIN_PAIRS, BURST_Z * np.sqrt(smaller + larger), BURST_MIN_SHARE * min(n_a, n_b))
 
 
 def _fire_independently(ta: np.ndarray, tb: np.ndarray, sampling_rate: float, duration_s: float) -> bool:

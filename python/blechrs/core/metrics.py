@@ -14,6 +14,9 @@ All computed from the unit's own data, no classifier:
   feature space.
 - ``width_ms``: trough-to-peak time of the mean waveform (the extremum to the largest opposite
   deflection after it); narrow units are fast spiking.
+- ``threshold_share``: share of the events whose extremum is within 1 noise SD (``mad_val`` /
+  0.6745) above the detection threshold: ~0 for a unit well above it, ~0.68 for one whose mean
+  amplitude sits on it (half its spikes undetected), more for the upper tail of activity below it.
 """
 
 from __future__ import annotations
@@ -148,10 +151,23 @@ def waveform_width_ms(mean_waveform: np.ndarray, peak_index: int, sampling_rate:
     return float(np.argmax(after) * 1000.0 / sampling_rate)
 
 
+def threshold_share(peak_amplitudes: np.ndarray, mad_val: float, threshold_sds: float) -> float:
+    """Share of events whose |extremum| is below ``threshold_sds`` + 1 noise SDs (noise SD =
+    ``mad_val`` / 0.6745): how much of a unit sits just above the detection threshold; nan when
+    there is no event or no noise level."""
+    a = np.abs(np.asarray(peak_amplitudes, dtype=np.float64))
+    if len(a) == 0 or not mad_val or mad_val <= 0 or not np.isfinite(threshold_sds):
+        return float("nan")
+    return float(np.count_nonzero(a < (threshold_sds + 1.0) * mad_val / 0.6745) / len(a))
+
+
 def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray, member: np.ndarray,
-                 sampling_rate: float, mad_val: float, duration_s: float, peak_index: int, dtype=None) -> dict:
+                 sampling_rate: float, mad_val: float, duration_s: float, peak_index: int, dtype=None,
+                 threshold_sds: float = float("nan")) -> dict:
     """Every metric of the unit made of the events where ``member`` is True, its waveforms read as
-    ``dtype`` (default: theirs) a chunk at a time (core/rows.py: no copy of the unit's waveforms)."""
+    ``dtype`` (default: theirs) a chunk at a time (core/rows.py: no copy of the unit's waveforms).
+    ``threshold_sds``: the detection threshold in noise SDs (``waveform_threshold``), for
+    ``threshold_share``."""
     member = np.asarray(member, dtype=bool)
     waveforms = np.asarray(waveforms)
     dtype = waveforms.dtype if dtype is None else np.dtype(dtype)
@@ -161,17 +177,19 @@ def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray,
     mean_wf = mean_rows(waveforms, idx, dtype) if len(idx) else np.zeros(waveforms.shape[1])
     f = np.asarray(features, dtype=np.float64)
     d2 = _mahalanobis_sq(f, member) if 0 < member.sum() < len(member) else None  # shared by both
+    peaks = rows(waveforms[:, peak_index], idx, dtype) if len(idx) else np.zeros(0)
     return dict(
         n_events=int(member.sum()),
         firing_rate=float(member.sum() / duration_s) if duration_s > 0 else 0.0,
         snr=snr(waveforms, mad_val, idx, dtype),
-        amplitude_uv=float(np.median(np.abs(rows(waveforms[:, peak_index], idx, dtype)))) if len(idx) else 0.0,
+        amplitude_uv=float(np.median(np.abs(peaks))) if len(idx) else 0.0,
         isi_violations_1ms=v1,
         isi_violations_2ms=v2,
         contamination=contamination(t, sampling_rate, duration_s),
         isolation_distance=isolation_distance(f, member, d2),
         l_ratio=l_ratio(f, member, d2),
         width_ms=waveform_width_ms(mean_wf, peak_index, sampling_rate),
+        threshold_share=threshold_share(peaks, mad_val, threshold_sds),
     )
 
 

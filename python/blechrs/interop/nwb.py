@@ -44,6 +44,8 @@ METRIC_DESCRIPTIONS = {
     "isolation_distance": "isolation distance in feature space (NaN when undefined)",
     "l_ratio": "L-ratio in feature space (NaN when undefined)",
     "width_ms": "trough-to-peak width of the mean waveform (ms)",
+    "threshold_share": "share of the spikes peaking within 1 noise SD above the detection threshold "
+                       "(~0.68 when half the unit's spikes are undetected)",
 }
 
 #: Trial columns the pipeline may pass, and what they mean.

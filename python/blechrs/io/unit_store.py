@@ -55,7 +55,7 @@ class unit_descriptor(sorted_unit_metadata):  # noqa: N801 - blech_clust's name
 #: blechrs's quality metrics, stored per unit beside blech_clust's metadata.
 QUALITY_FIELDS = (
     "firing_rate", "snr", "amplitude_uv", "isi_violations_1ms", "isi_violations_2ms",
-    "contamination", "isolation_distance", "l_ratio", "width_ms",
+    "contamination", "isolation_distance", "l_ratio", "width_ms", "threshold_share",
 )
 
 

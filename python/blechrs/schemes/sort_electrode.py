@@ -48,7 +48,8 @@ def unit_metrics(work: ElectrodeWork, indices: np.ndarray, params: SortParams) -
     member[indices] = True
     peak = min(params.extract.samples_before, work.waveforms.shape[1] - 1)
     m = metrics.unit_metrics(work.waveforms, work.times, work.features, member, params.extract.sampling_rate,
-                             work.mad_val, work.duration_s(params.extract.sampling_rate), peak)
+                             work.mad_val, work.duration_s(params.extract.sampling_rate), peak,
+                             threshold_sds=float(params.extract.waveform_threshold))
     return jsonable(m)
 
 
