@@ -139,10 +139,10 @@ def fmt(s):
 TDC2 = r"""
 import sys, json, numpy as np
 import spikeinterface.core as si, spikeinterface.sorters as ss
-x = np.load(sys.argv[1])
-rec = si.NumpyRecording([x], sampling_frequency=float(sys.argv[3]))
-rec.set_channel_gains(0.195); rec.set_channel_offsets(0.0)
-rec.set_dummy_probe_from_locations(np.c_[np.arange(x.shape[1]) * 1000.0, np.zeros(x.shape[1])])
+n_channels = int(sys.argv[4])
+rec = si.read_binary(sys.argv[1], sampling_frequency=float(sys.argv[3]), dtype="int16", num_channels=n_channels,
+                     gain_to_uV=0.195, offset_to_uV=0.0)
+rec.set_dummy_probe_from_locations(np.c_[np.arange(n_channels) * 1000.0, np.zeros(n_channels)])
 si.set_global_job_kwargs(n_jobs=1, progress_bar=False)
 s = ss.run_sorter("tridesclous2", rec, folder=sys.argv[2] + "/sorter", remove_existing_folder=True, verbose=False,
                   job_kwargs=dict(n_jobs=1, progress_bar=False))
@@ -160,9 +160,10 @@ def tridesclous2(python, rec, fs):
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="tdc2_") as work:
-        np.save(f"{work}/rec.npy", rec)
+        np.ascontiguousarray(rec, dtype="<i2").tofile(f"{work}/rec.dat")  # samples x channels
         t0 = time.perf_counter()
-        r = subprocess.run([python, "-c", TDC2, f"{work}/rec.npy", work, str(fs)], capture_output=True, text=True)
+        r = subprocess.run([python, "-c", TDC2, f"{work}/rec.dat", work, str(fs), str(rec.shape[1])],
+                           capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if r.returncode != 0:
             raise RuntimeError(f"Tridesclous2 failed: {r.stderr[-2000:]}")
