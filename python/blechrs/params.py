@@ -240,13 +240,13 @@ class AutosortParams:
     """Largest % of ISIs below 1 ms and below 2 ms a unit may have (blech_clust's limits)."""
     min_snr: float = rule(3.0, low=0.0)
     max_threshold_share: float = rule(0.65, low=0.0, high=1.0)
-    """A cluster is kept as a unit only when at most this share of its events peak within 1 noise SD
-    above the detection threshold (``waveform_threshold``; metric ``threshold_share``). More, and
-    its events are the upper tail of activity mostly below the threshold, distant background
-    units and noise, not a neuron one can sort: a unit whose mean amplitude sits on the threshold
-    (half its spikes undetected) has ~0.68 there, one 1 SD above it ~0.4 (docs/benchmarks.md,
-    session 11: 18 of 18 background "units" on 32 wires, no well-detected unit). 1 turns the test
-    off (blech_clust has none)."""
+    """A cluster is kept as a unit only when, of its events above the detection threshold
+    (``waveform_threshold``), at most this share peak within 1 noise SD of it (metric
+    ``threshold_share``). More, and its events are the upper tail of activity mostly below the
+    threshold, distant background units and noise, not a neuron one can sort: a unit whose mean
+    amplitude sits on the threshold (half its spikes undetected) has ~0.68 there, one 1 SD above
+    it ~0.4 (docs/benchmarks.md, session 11: 18 of 18 background "units" on 32 wires, no
+    well-detected unit). 1 turns the test off (blech_clust has none)."""
     single_unit_max_contamination: float = rule(0.1, low=0.0, high=1.0)
     fast_spiking_max_width_ms: float = rule(0.4, low=0.0, high=20.0)
     """Trough-to-peak width below which a single unit is called fast spiking."""

@@ -227,6 +227,10 @@ def test_threshold_share_of_a_unit_on_the_threshold():
     assert metrics.threshold_share(-a, mad_val, threshold) == pytest.approx(expected, abs=0.005)
     assert metrics.threshold_share(a, mad_val, threshold) == np.count_nonzero(a < 40.0) / len(a)
     assert np.isnan(metrics.threshold_share(a[:0], mad_val, threshold))
+    # events below the threshold (a quieter window's, a matched filter's) are left out
+    below = np.full(1000, 20.0)
+    assert metrics.threshold_share(np.r_[a, below], mad_val, threshold) == metrics.threshold_share(a, mad_val, threshold)
+    assert np.isnan(metrics.threshold_share(below, mad_val, threshold))
 
 
 def background_electrode(seed, duration=60.0, noise=8.0):

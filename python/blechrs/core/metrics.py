@@ -14,9 +14,9 @@ All computed from the unit's own data, no classifier:
   feature space.
 - ``width_ms``: trough-to-peak time of the mean waveform (the extremum to the largest opposite
   deflection after it); narrow units are fast spiking.
-- ``threshold_share``: share of the events whose extremum is within 1 noise SD (``mad_val`` /
-  0.6745) above the detection threshold: ~0 for a unit well above it, ~0.68 for one whose mean
-  amplitude sits on it (half its spikes undetected), more for the upper tail of activity below it.
+- ``threshold_share``: of the events above the detection threshold, the share within 1 noise SD
+  (``mad_val`` / 0.6745) of it: ~0 for a unit well above it, ~0.68 for one whose mean amplitude
+  sits on it (half its spikes undetected), more for the upper tail of activity below it.
 """
 
 from __future__ import annotations
@@ -152,13 +152,19 @@ def waveform_width_ms(mean_waveform: np.ndarray, peak_index: int, sampling_rate:
 
 
 def threshold_share(peak_amplitudes: np.ndarray, mad_val: float, threshold_sds: float) -> float:
-    """Share of events whose |extremum| is below ``threshold_sds`` + 1 noise SDs (noise SD =
-    ``mad_val`` / 0.6745): how much of a unit sits just above the detection threshold; nan when
-    there is no event or no noise level."""
+    """Of the events whose |extremum| is at or above ``threshold_sds`` noise SDs (noise SD =
+    ``mad_val`` / 0.6745), the share below ``threshold_sds`` + 1: how much of a unit sits just
+    above the detection threshold. Events below it (a quieter noise window's detections, a
+    matched filter's) say nothing about that and are left out. nan when no event is above it or
+    there is no noise level."""
     a = np.abs(np.asarray(peak_amplitudes, dtype=np.float64))
     if len(a) == 0 or not mad_val or mad_val <= 0 or not np.isfinite(threshold_sds):
         return float("nan")
-    return float(np.count_nonzero(a < (threshold_sds + 1.0) * mad_val / 0.6745) / len(a))
+    sd = mad_val / 0.6745
+    above = a >= threshold_sds * sd
+    if not above.any():
+        return float("nan")
+    return float(np.count_nonzero(above & (a < (threshold_sds + 1.0) * sd)) / np.count_nonzero(above))
 
 
 def unit_metrics(waveforms: np.ndarray, times: np.ndarray, features: np.ndarray, member: np.ndarray,

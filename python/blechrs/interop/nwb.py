@@ -44,7 +44,7 @@ METRIC_DESCRIPTIONS = {
     "isolation_distance": "isolation distance in feature space (NaN when undefined)",
     "l_ratio": "L-ratio in feature space (NaN when undefined)",
     "width_ms": "trough-to-peak width of the mean waveform (ms)",
-    "threshold_share": "share of the spikes peaking within 1 noise SD above the detection threshold "
+    "threshold_share": "of the spikes above the detection threshold, the share within 1 noise SD of it "
                        "(~0.68 when half the unit's spikes are undetected)",
 }
 
