@@ -144,6 +144,9 @@ class ElectrodeWork:
     # -- auto-sort -----------------------------------------------------------------------------
     units: list[Unit] | None = None
     """Auto-sort's units (their ``indices`` never overlap); None before auto-sort."""
+    rejected: list[dict] | None = None
+    """What auto-sort judged and did not keep as a unit, and why (core.judge_units.rejection:
+    solution, clusters, events, reason); None before auto-sort."""
     fp_autosort: str | None = None
 
     def labels_of(self, solution: int) -> np.ndarray | None:

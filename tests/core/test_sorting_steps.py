@@ -257,15 +257,20 @@ def test_background_activity_is_not_a_unit(seed):
     (max_threshold_share); the neuron above it stays whole. Without the test (1.0) they are kept."""
     w, t, y = background_electrode(seed)
 
+    rejected = []
+
     def units(share):
         p = SortParams.from_flat(dict(max_threshold_share=share))
         f = compute_features(w, p)
         sols = cluster_electrode(f, p)
-        choices = autosort_electrode(w, t, f, sols, p, FS, 8.0 * 0.6745)
+        rejected.clear()
+        choices = autosort_electrode(w, t, f, sols, p, FS, 8.0 * 0.6745, rejected=rejected)
         return choices, [np.flatnonzero(np.isin(sols[c.solution].labels, c.clusters)) for c in choices]
 
     choices, events = units(SortParams().autosort.max_threshold_share)
     assert len(choices) == 1
+    # what was not kept says why: the distant neurons' clusters as background
+    assert sum("max_threshold_share" in r["reason"] for r in rejected) >= 2
     assert unit_accuracy(y == 0, events)[1] > 0.95  # (the accuracy of "neuron 0" among all events)
     assert choices[0].metrics["threshold_share"] < 0.05
     choices, _ = units(1.0)

@@ -329,3 +329,34 @@ def test_run_draws_solution_pictures_once(rec, reference_engine):
     pipeline.run(d, jobs=1, plots=True)  # re-clustered: redrawn, old solutions removed
     assert not list((d / "blechrs_plots").glob("electrode*/solution04.png"))  # solutions are now 2, 3, 6
     assert all(p.stat().st_mtime_ns != stamps[p] for p in pngs if p.exists())
+
+
+def _rejected_rows(d):
+    with open(paths.autosort_rejected_path(d), newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_autosort_says_what_it_did_not_keep_and_why(rec, reference_engine):
+    d, _ = rec
+    pipeline.run(d, jobs=1, plots=False)
+    stored = {(u.electrode, u.solution, "+".join(map(str, u.clusters))) for u in unit_store.read_units(d / "rec.h5")}
+    assert stored
+    assert not stored & {(int(r["electrode"]), int(r["solution"]), r["clusters"]) for r in _rejected_rows(d)}
+    params = load_params(d / "rec.params")
+    params.autosort.min_snr = 1000.0  # no unit can pass
+    save_params(d / "rec.params", params)
+    pipeline.run(d, jobs=1, plots=False)
+    rows = _rejected_rows(d)
+    assert unit_store.read_units(d / "rec.h5") == [] and rows
+    snr_rows = 0
+    for r in rows:
+        work = work_files.load_electrode(paths.electrode_path(d, int(r["electrode"])))
+        member = np.isin(work.labels_of(int(r["solution"])), [int(c) for c in r["clusters"].split("+")])
+        assert member.sum() == int(r["events"])  # the events it names are that solution's clusters
+        if "min_snr" in r["reason"]:
+            snr = np.abs(work.waveforms[member]).max(axis=1).mean() / work.mad_val  # blech_clust's SNR
+            assert f"SNR {snr:.2f}, below min_snr (1000)" in r["reason"]
+            snr_rows += 1
+        else:
+            assert "echo" in r["reason"] or "fewer than cluster_count_threshold" in r["reason"], r
+    assert snr_rows >= 1

@@ -23,24 +23,46 @@ from blechrs.core.metrics import unit_metrics
 from blechrs.model import Unit
 
 
+def rejection(number: int, clusters, n_events: int, reason: str) -> dict:
+    """What auto-sort did not keep as a unit (clusters of solution ``number``), and why: a row of
+    QA_output/autosort_rejected.csv."""
+    return dict(solution=int(number), clusters="+".join(str(int(c)) for c in clusters), events=int(n_events),
+                reason=reason)
+
+
+def why_not_a_unit(m: dict, params, check_isolation: bool = True) -> str | None:
+    """Which keep criterion (step 1 of the module doc) the metrics ``m`` fail, in words; None if
+    they pass them all."""
+    a = params.autosort
+    if m["n_events"] < int(a.cluster_count_threshold):
+        return f"{m['n_events']} events, fewer than cluster_count_threshold ({a.cluster_count_threshold})"
+    if m["firing_rate"] < float(a.min_firing_rate):
+        return f"{m['firing_rate']:.3f} Hz, slower than min_firing_rate ({a.min_firing_rate:g})"
+    if m["snr"] < float(a.min_snr):
+        return f"SNR {m['snr']:.2f}, below min_snr ({a.min_snr:g})"
+    if m["threshold_share"] > float(a.max_threshold_share):
+        return (f"{100 * m['threshold_share']:.0f} % of its events above the threshold within 1 noise SD of it, "
+                f"more than max_threshold_share ({a.max_threshold_share:g}): the tail of activity below the "
+                f"threshold (background), not a neuron")
+    if check_isolation and np.isfinite(m["l_ratio"]) and m["l_ratio"] > float(a.autosort_max_l_ratio):
+        return f"L-ratio {m['l_ratio']:.2f}, above autosort_max_l_ratio ({a.autosort_max_l_ratio:g}): a mixture"
+    return None
+
+
 def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s, number, clusters,
-               origin, check_isolation: bool = True, dtype=None) -> Unit | None:
+               origin, check_isolation: bool = True, dtype=None, rejected: list | None = None) -> Unit | None:
     """The events where ``member`` is True as a unit: None when they fail a keep criterion (step 1
-    of the module doc), else the unit with its single/multi and RS/FS labels (step 2). The
-    metrics read the waveforms as ``dtype`` (default: theirs)."""
+    of the module doc; with ``rejected``, a ``rejection`` saying which is appended to it), else the
+    unit with its single/multi and RS/FS labels (step 2). The metrics read the waveforms as
+    ``dtype`` (default: theirs)."""
     isi_limits = list(params.autosort.ISI_violations_thresholds)
     peak = peak_index(params, waveforms.shape[1] if waveforms.ndim == 2 else 0)
     m = unit_metrics(waveforms, times, features, member, fs, mad_val, duration_s, peak, dtype,
                      threshold_sds=float(params.extract.waveform_threshold))
-    if m["n_events"] < int(params.autosort.cluster_count_threshold):
-        return None
-    if m["firing_rate"] < float(params.autosort.min_firing_rate):
-        return None
-    if m["snr"] < float(params.autosort.min_snr):
-        return None
-    if m["threshold_share"] > float(params.autosort.max_threshold_share):  # background, not a neuron
-        return None
-    if check_isolation and np.isfinite(m["l_ratio"]) and m["l_ratio"] > float(params.autosort.autosort_max_l_ratio):
+    why = why_not_a_unit(m, params, check_isolation)
+    if why is not None:
+        if rejected is not None:
+            rejected.append(rejection(number, clusters, m["n_events"], why))
         return None
     isi_ok = m["isi_violations_1ms"] < isi_limits[0] and m["isi_violations_2ms"] < isi_limits[1]
     single = bool(isi_ok and m["contamination"] <= float(params.autosort.single_unit_max_contamination))

@@ -111,6 +111,11 @@ def reference_echoes_path(directory: str | os.PathLike) -> Path:
     return qa_dir(directory) / "reference_echoes.csv"
 
 
+def autosort_rejected_path(directory: str | os.PathLike) -> Path:
+    """``QA_output/autosort_rejected.csv``: what auto-sort judged and did not keep as a unit, and why."""
+    return qa_dir(directory) / "autosort_rejected.csv"
+
+
 def qa_warnings_path(directory: str | os.PathLike) -> Path:
     """``QA_output/warnings.txt``: the recording's and the referencing's warnings."""
     return qa_dir(directory) / "warnings.txt"

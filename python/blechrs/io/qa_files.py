@@ -69,6 +69,19 @@ def add_warnings(path: str | os.PathLike, lines: list[str], replace_prefix: str 
 
 
 #: Columns of ``QA_output/reference_echoes.csv`` (pipeline/store_units.py writes it).
+AUTOSORT_REJECTED_COLUMNS = ("electrode", "solution", "clusters", "events", "reason")
+
+
+def autosort_rejected_csv(rows: list[dict]) -> str:
+    """QA_output/autosort_rejected.csv: one row per candidate auto-sort did not keep (its
+    electrode, the solution and clusters it was, its events) and the reason, quoted."""
+    out = [",".join(AUTOSORT_REJECTED_COLUMNS)]
+    for r in rows:
+        reason = str(r["reason"]).replace('"', "'")
+        out.append(f"{int(r['electrode'])},{int(r['solution'])},{r['clusters']},{int(r['events'])},\"{reason}\"")
+    return "\n".join(out) + "\n"
+
+
 REFERENCE_ECHO_COLUMNS = ("electrode", "solution", "clusters", "spikes", "action", "parent_electrode",
                           "parent_clusters", "shared_fraction", "correlation", "scale", "own_wire_share")
 

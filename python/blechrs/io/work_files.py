@@ -1,7 +1,8 @@
 """Per-electrode work files ``DIR/blechrs_work/electrodeNN.npz``: an :class:`ElectrodeWork` as
 arrays (waveforms, times, features, ``labels_<N>`` per clustering solution, ``auto_labels``) and
 its other values as JSON under ``__meta__`` (``solution_kinds`` {"N": kind}, ``auto_units`` the
-records of auto-sort's units), written atomically."""
+records of auto-sort's units, ``autosort_rejected`` what it did not keep and why), written
+atomically."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def to_file_contents(work: ElectrodeWork) -> tuple[dict[str, np.ndarray], dict[s
     if work.units is not None:
         arrays["auto_labels"] = work.auto_labels()
         meta["auto_units"] = [u.record() for u in work.units]
+    if work.rejected is not None:
+        meta["autosort_rejected"] = list(work.rejected)
     return arrays, meta
 
 
@@ -64,6 +67,8 @@ def from_file_contents(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> E
         auto = arrays.get("auto_labels")
         work.units = [Unit.from_record(r, electrode, None if auto is None else np.flatnonzero(auto == i))
                       for i, r in enumerate(meta["auto_units"])]
+    if "autosort_rejected" in meta:
+        work.rejected = [dict(r) for r in meta["autosort_rejected"]]
     return work
 
 

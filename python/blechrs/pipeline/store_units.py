@@ -18,7 +18,7 @@ from blechrs.core.echoes import echo_candidates, own_wire_share
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
-from blechrs.io.qa_files import REFERENCE_ECHO_COLUMNS
+from blechrs.io.qa_files import REFERENCE_ECHO_COLUMNS, autosort_rejected_csv
 from blechrs.io.recording import open_recording
 from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
@@ -108,6 +108,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     h5 = paths.h5_path(directory)
     origin = unit_store.units_from(h5)
     if origin and origin.startswith("sort file") and not force:
+        write_autosort_rejected(directory)
         report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
                             "them with auto-sort's)")
         report.h5 = h5
@@ -137,6 +138,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
 
     names = unit_store.write_units(h5, written_as_they_come(), attrs={"units_from": "autosort"})
     report.store_written = True
+    write_autosort_rejected(directory)
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
     if not written:
         report.notes.append(f"{path.name} was edited since blechrs wrote it; kept it (use --force to replace it)")
@@ -144,6 +146,21 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     report.h5 = h5
     report.timings["store"] = time.perf_counter() - t0
     return report
+
+
+def write_autosort_rejected(directory: Path) -> Path:
+    """QA_output/autosort_rejected.csv from the work files: what auto-sort judged and did not keep
+    as a unit, and why. A person checking a cluster of a solution picture that is no unit finds
+    the reason there."""
+    rows = []
+    for e in sorted_electrodes(directory):
+        path = paths.electrode_path(directory, e)
+        if path.exists():
+            rows.extend(dict(r, electrode=e) for r in work_files.read_meta(path).rejected or [])
+    out = paths.autosort_rejected_path(directory)
+    out.parent.mkdir(exist_ok=True)
+    atomic.write_text_atomic(out, autosort_rejected_csv(rows))
+    return out
 
 
 def without_reference_echoes(directory: Path, units: list[Unit], params: SortParams, report: RunReport) -> list[Unit]:

@@ -38,7 +38,7 @@ from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
 from blechrs.core.echoes import REFERENCE_OWN_SHARE, ReferenceEcho, is_echo, reference_echoes
 from blechrs.core.features import peak_index
-from blechrs.core.judge_units import judge_unit
+from blechrs.core.judge_units import judge_unit, rejection
 from blechrs.model import Unit
 from blechrs.core.merge_clusters import merge_clusters
 from blechrs.core.merge_units import merge_same_units
@@ -49,6 +49,8 @@ from blechrs.core.split_units import split_by_amplitude, split_by_shape
 
 #: Solution number of the template assignment (GMM solutions start at K = 2).
 TEMPLATE_SOLUTION = 1
+#: Why an echo (step 3) is not a unit, as QA_output/autosort_rejected.csv says it.
+ECHO_REASON = "second detections of a larger unit's spikes (the rebound re-crossing the threshold): an echo"
 #: Auto-sort's refinement works on a float64 copy of the waveforms up to this size (MB; 56 k
 #: events of 75 samples), on the float32 waveforms above it.
 FLOAT64_COPY_MB = 32
@@ -60,14 +62,16 @@ SPLIT_ROUNDS = 3
 
 
 def autosort_electrode(waveforms, times, features, solutions, params, sampling_rate=None, mad_val=0.0,
-                       duration_s: float | None = None, clustered: np.ndarray | None = None
-                       ) -> list[Unit]:
+                       duration_s: float | None = None, clustered: np.ndarray | None = None,
+                       rejected: list | None = None) -> list[Unit]:
     """Units of one electrode chosen from its clustering ``solutions`` (see the module doc).
 
     ``sampling_rate`` defaults to ``params.extract.sampling_rate``; ``duration_s`` (the recording's length,
     for firing rates) defaults to the span of ``times``. ``clustered`` marks the events the
     clustering saw (default: all); the others (label -1 in every solution) can join a unit only
     through the template assignment, which also adds the template solution to ``solutions``.
+    ``rejected``: a list to which each candidate not kept as a unit is appended, with why
+    (core.judge_units.rejection).
     """
     waveforms = np.asarray(waveforms)
     times = np.asarray(times)
@@ -78,10 +82,11 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
     fs = float(sampling_rate if sampling_rate is not None else params.extract.sampling_rate)
     if duration_s is None or duration_s <= 0:
         duration_s = max(float(times.max() - times.min()) / fs, 1.0 / fs)
-    choices = _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s)
+    choices = _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s,
+                                 rejected)
     if choices and bool(params.autosort.template_assignment):
         solution, choices = refine_choices(waveforms, times, features, choices, solutions, params, fs,
-                                           mad_val, duration_s, clustered)
+                                           mad_val, duration_s, clustered, rejected)
         if solution is not None:
             solutions[solution.number] = solution
     return choices
@@ -122,7 +127,8 @@ def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_
             [(units[i], units[f.parent] if f.parent >= 0 else None, f) for i, f in sorted(found.items())])
 
 
-def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s) -> list[Unit]:
+def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_val, duration_s, rejected=None
+                       ) -> list[Unit]:
     """Steps 1-4 of the module doc: the units among the merged clusters of the base solution."""
     n = len(times)
     number = choose_base_solution(features, solutions, params)
@@ -137,17 +143,19 @@ def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_va
     for group in groups:
         member = np.isin(labels, group)
         if is_echo(times, amplitude, member, fs):
+            if rejected is not None:
+                rejected.append(rejection(number, group, int(member.sum()), ECHO_REASON))
             continue
         merged = "+".join(str(c) for c in group)
         choice = judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s,
-                            number, list(group), f"clusters {merged} of solution {number}")
+                            number, list(group), f"clusters {merged} of solution {number}", rejected=rejected)
         if choice is not None:
             choices.append(choice)
     return choices
 
 
 def refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
-                   duration_s, clustered=None):
+                   duration_s, clustered=None, rejected=None):
     """Auto-sort's units re-decided by template assignment, with bimodal units split (step 5).
 
     Returns (the template solution, the new unit choices on it); (None, auto-sort's choices less
@@ -155,16 +163,16 @@ def refine_choices(waveforms, times, features, choices, solutions, params, sampl
     the noise model."""
     with one_noise_model_per_assignment():
         return _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
-                               duration_s, clustered)
+                               duration_s, clustered, rejected)
 
 
 def _refine_choices(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
-                    duration_s, clustered=None):
+                    duration_s, clustered=None, rejected=None):
     n = len(times)
     cap = int(params.autosort.max_refine_events)
     if n > cap:
         return _refine_on_stretches(waveforms, times, features, choices, solutions, params, sampling_rate,
-                                    mad_val, duration_s, clustered, refinement_events(n, cap))
+                                    mad_val, duration_s, clustered, refinement_events(n, cap), rejected)
     # Every step below reads the rows it needs in float64 (core/rows.py): from one float64 copy when
     # it is small (faster: the steps read rows many times), from the float32 waveforms as extracted
     # when it is not (memory). The results are the same bits either way.
@@ -174,7 +182,7 @@ def _refine_choices(waveforms, times, features, choices, solutions, params, samp
                                    clustered)
     if not isinstance(assigned, np.ndarray):
         return None, assigned
-    return _template_units(w, t, features, assigned, params, sampling_rate, mad_val, duration_s)
+    return _template_units(w, t, features, assigned, params, sampling_rate, mad_val, duration_s, rejected)
 
 
 def refinement_events(n: int, cap: int) -> np.ndarray:
@@ -188,7 +196,7 @@ def refinement_events(n: int, cap: int) -> np.ndarray:
 
 
 def _refine_on_stretches(waveforms, times, features, choices, solutions, params, sampling_rate, mad_val,
-                         duration_s, clustered, sample):
+                         duration_s, clustered, sample, rejected=None):
     """``_refine_choices`` of an electrode with more events than ``max_refine_events``: the
     refinement on the events ``sample``; every other event then goes to its units (or noise) a
     chunk at a time (core/assign_templates.assign_with_model); the units are judged on all."""
@@ -212,7 +220,7 @@ def _refine_on_stretches(waveforms, times, features, choices, solutions, params,
                                      eligible, str(params.autosort.amplitude_model))
     del w_sample
     return _template_units(np.asarray(waveforms), t, features, labels, params, sampling_rate, mad_val,
-                           duration_s)
+                           duration_s, rejected)
 
 
 def _refinement_rows(w: np.ndarray) -> np.ndarray:
@@ -240,7 +248,7 @@ def _refined_assignment(w, t, choices, solutions, params, sampling_rate, mad_val
     return drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds)
 
 
-def _template_units(w, t, features, assigned, params, sampling_rate, mad_val, duration_s):
+def _template_units(w, t, features, assigned, params, sampling_rate, mad_val, duration_s, rejected=None):
     """The template solution of an assignment (units numbered by size) and its units that pass
     step 4's judgement (without the L-ratio test) and are not echoes."""
     if assigned.max() < 0:
@@ -252,13 +260,15 @@ def _template_units(w, t, features, assigned, params, sampling_rate, mad_val, du
     for k in range(n_units):
         # the rebound of a larger unit's spikes re-crossing the threshold (step 3's echo test)
         if is_echo(t, amplitude, labels == k, sampling_rate):
+            if rejected is not None:
+                rejected.append(rejection(TEMPLATE_SOLUTION, [k], int(np.count_nonzero(labels == k)), ECHO_REASON))
             continue
         choice = judge_unit(w, t, features, labels == k, params, sampling_rate, mad_val, duration_s,
                             TEMPLATE_SOLUTION, [k], f"unit {k} of the template assignment (solution "
                             f"{TEMPLATE_SOLUTION})",
                             # split neighbours are close in feature space by construction: their
                             # L-ratio says nothing about a mixture
-                            check_isolation=False, dtype=np.float64)
+                            check_isolation=False, dtype=np.float64, rejected=rejected)
         if choice is not None:
             new.append(choice)
     return Solution(TEMPLATE_SOLUTION, labels, "templates"), new

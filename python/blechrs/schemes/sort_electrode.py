@@ -77,12 +77,14 @@ def _autosort_work(work: ElectrodeWork, params: SortParams) -> ElectrodeWork:
     solutions = {k: sol for k, sol in work.solutions.items() if sol.kind != "templates"}
     auto_labels = np.full(len(work.times), -1, dtype=np.int64)
     units: list[Unit] = []
+    rejected: list[dict] = []
     if work.status in (None, "ok"):
         found = dict(solutions)
         choices = autosort_electrode(
             work.waveforms, work.times, work.features, found, params,
             sampling_rate=params.extract.sampling_rate, mad_val=work.mad_val,
-            duration_s=work.duration_s(params.extract.sampling_rate), clustered=work.clustered)
+            duration_s=work.duration_s(params.extract.sampling_rate), clustered=work.clustered,
+            rejected=rejected)
         for number, sol in found.items():
             if sol.kind == "templates":  # added by auto-sort
                 solutions[number] = Solution(number, np.asarray(sol.labels, dtype=np.int64), sol.kind)
@@ -98,7 +100,8 @@ def _autosort_work(work: ElectrodeWork, params: SortParams) -> ElectrodeWork:
                 unit.metrics = jsonable(unit.metrics)
             # as it reads back from the work file
             units.append(Unit.from_record(unit.record(), work.electrode, indices))
-    return dataclasses.replace(work, solutions=solutions, units=units, fp_autosort=params.fingerprint("autosort"))
+    return dataclasses.replace(work, solutions=solutions, units=units, rejected=rejected,
+                               fp_autosort=params.fingerprint("autosort"))
 
 
 def events_to_cluster(work: ElectrodeWork, params: SortParams) -> np.ndarray:
