@@ -73,3 +73,18 @@ def test_init_runs_raw_qa_on_the_sorted_channels(tmp_path):
     lay.write_text(lay.read_text().replace("amp-A-004.dat,4,004,A,A", "amp-A-004.dat,4,004,A,none"))
     res = init_experiment(d, qa=True)  # the layout is kept; channel 4 is not sorted, so not reported
     assert res.qa.flat == [] and res.qa.ok
+
+
+def test_raw_qa_pictures_are_drawn_later_when_left_out(tmp_path):
+    """``run --no-plots`` leaves the raw QA's pictures out; ``raw_qa_pictures`` (``blechrs plots``)
+    draws them from channel_corr.npz and the recording, once."""
+    from blechrs.pipeline.init_recording import RAW_QA_PICTURES, raw_qa_pictures
+
+    Simulation(seed=3, n_channels=6, duration_s=1.0, n_digital_inputs=1).write(tmp_path, "one file per channel")
+    raw_qa(tmp_path, plots=False)
+    qa = tmp_path / "QA_output"
+    assert not any((qa / name).exists() for name in RAW_QA_PICTURES)
+    made = raw_qa_pictures(tmp_path)
+    assert sorted(p.name for p in made) == sorted(RAW_QA_PICTURES)
+    assert all((qa / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in RAW_QA_PICTURES)
+    assert raw_qa_pictures(tmp_path) == []  # current: not drawn again

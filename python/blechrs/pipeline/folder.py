@@ -62,11 +62,13 @@ def sorted_electrodes(directory: str | os.PathLike) -> list[int]:
     return sorted(r.electrode_ind for r in read_layout(directory) if r.sorted)
 
 
-def init(directory: str | os.PathLike, force: bool = False, qa: bool = True, auto_car: bool = False):
+def init(directory: str | os.PathLike, force: bool = False, qa: bool = True, auto_car: bool = False,
+         pictures: bool = True):
     """Write ``<name>.info``, the electrode layout and ``<name>.params`` (kept if they exist,
-    unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output``; ``auto_car``
-    splits CAR groups by channel correlation in a new layout. Returns init_recording's InitResult."""
-    return init_experiment(directory, force=force, qa=qa, auto_car=auto_car)
+    unless ``force``) and, with ``qa``, the raw-data QA under ``DIR/QA_output`` (its pictures too
+    if ``pictures``); ``auto_car`` splits CAR groups by channel correlation in a new layout.
+    Returns init_recording's InitResult."""
+    return init_experiment(directory, force=force, qa=qa, auto_car=auto_car, pictures=pictures)
 
 
 def needs_init(directory: str | os.PathLike) -> bool:

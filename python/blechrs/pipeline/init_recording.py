@@ -63,11 +63,32 @@ def raw_qa(directory: str | os.PathLike, recording=None, params: SortParams | No
     write_text_atomic(out / "warnings.txt", "".join(w + "\n" for w in warned) or "no warnings\n")
     res.outputs.append(out / "warnings.txt")
     if plots:
-        res.outputs.append(plot_channel_correlation(out / "raw_channel_corr_plot.png", res.raw_corr, res.band_corr,
-                                                    rec.channel_names))
-        res.outputs.append(plot_digital_inputs(out / "digital_inputs.png", rec.digital_inputs, rec.sampling_rate,
-                                               rec.n_samples))
+        res.outputs += _draw_raw_qa(out, res.raw_corr, res.band_corr, rec)
     return res
+
+
+def _draw_raw_qa(out: Path, raw_corr, band_corr, rec) -> list[Path]:
+    return [plot_channel_correlation(out / RAW_QA_PICTURES[0], raw_corr, band_corr, rec.channel_names),
+            plot_digital_inputs(out / RAW_QA_PICTURES[1], rec.digital_inputs, rec.sampling_rate, rec.n_samples)]
+
+
+#: The raw QA's pictures in QA_output: the channel correlations and the digital inputs.
+RAW_QA_PICTURES = ("raw_channel_corr_plot.png", "digital_inputs.png")
+
+
+def raw_qa_pictures(directory: str | os.PathLike) -> list[Path]:
+    """The raw QA's pictures (RAW_QA_PICTURES) drawn from its ``channel_corr.npz`` where they are
+    missing or older than it (``run --no-plots`` leaves them out; ``blechrs plots`` draws them)."""
+    out = paths.qa_dir(directory)
+    corr = out / "channel_corr.npz"
+    if not corr.exists():
+        return []
+    pictures = [out / name for name in RAW_QA_PICTURES]
+    if all(p.exists() and p.stat().st_mtime >= corr.stat().st_mtime for p in pictures):
+        return []
+    with np.load(corr, allow_pickle=False) as z:
+        raw, band = z["raw"], z["spike_band"]
+    return _draw_raw_qa(out, raw, band, open_recording(directory))
 
 
 def auto_car_layout(rows: list[layout.LayoutRow], corr, max_clusters: int = 10,
@@ -168,10 +189,11 @@ def _layout_rows(res: InitResult, force: bool) -> tuple[list[layout.LayoutRow], 
 
 
 def _raw_qa_and_car(res: InitResult, rows: list[layout.LayoutRow], params: SortParams, new_layout: bool,
-                    auto_car: bool) -> list[layout.LayoutRow]:
-    """The raw QA on the channels the layout sorts; with ``auto_car``, a layout this call writes
-    gets the split CAR groups (returned; a kept layout is never changed)."""
-    res.qa = raw_qa(res.directory, recording=res.recording, params=params,
+                    auto_car: bool, pictures: bool = True) -> list[layout.LayoutRow]:
+    """The raw QA on the channels the layout sorts (with its pictures if ``pictures``); with
+    ``auto_car``, a layout this call writes gets the split CAR groups (returned; a kept layout is
+    never changed)."""
+    res.qa = raw_qa(res.directory, recording=res.recording, params=params, plots=pictures,
                     channels_in_use=layout.sorted_electrodes(rows))
     if auto_car and new_layout:
         rows = auto_car_layout(rows, res.qa.raw_corr, seed=params.cluster.random_seed)
@@ -182,14 +204,15 @@ def _raw_qa_and_car(res: InitResult, rows: list[layout.LayoutRow], params: SortP
 
 @holds_folder_lock
 def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool = False,
-                    auto_car: bool = False) -> InitResult:
+                    auto_car: bool = False, pictures: bool = True) -> InitResult:
     """Write ``<name>.info``, ``<name>_electrode_layout.csv`` and ``<name>.params`` for the
     recording in ``directory``; existing files are kept unless ``force``. The .info is built from
     the layout on disk when the layout is kept, so edited CAR groups and EMG rows carry over.
     ``qa=True`` also runs the raw-data QA (:func:`raw_qa`, files in ``DIR/QA_output``) on the
     channels the layout sorts; its summary is part of the result. ``auto_car=True`` (implies
     ``qa``) splits each CAR group by raw channel correlation (:func:`auto_car_layout`, spec 3.4)
-    in a layout this call writes; a kept layout is never changed.
+    in a layout this call writes; a kept layout is never changed. ``pictures=False`` leaves out
+    the raw QA's pictures (:func:`raw_qa_pictures` draws them later).
 
     All or nothing: the recording is opened, and what would be written is built and checked (the
     parameters against params.py's rules, the layout against the channels), and the raw QA run,
@@ -210,7 +233,7 @@ def init_experiment(directory: str | os.PathLike, force: bool = False, qa: bool 
         res.warnings.append(f"use_car = false in {pp.name}: {rec.n_channels} channels of one bundle share their "
                             f"neurons, so their common average would subtract their own spikes")
     if qa or auto_car:
-        rows = _raw_qa_and_car(res, rows, params, new_layout, auto_car)
+        rows = _raw_qa_and_car(res, rows, params, new_layout, auto_car, pictures)
     texts = {}
     if new_layout:
         texts[paths.layout_path(directory)] = layout.layout_csv(rows)

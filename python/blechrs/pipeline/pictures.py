@@ -34,6 +34,7 @@ from blechrs.io.qa_files import read_json, removed_reference_echoes
 from blechrs.model import ElectrodeWork, Unit
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
+from blechrs.pipeline.init_recording import raw_qa_pictures
 from blechrs.pipeline.lock import holds_folder_lock
 
 #: PNG text keys saying what a picture shows (compared with the store by the index page).
@@ -288,4 +289,5 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
     # Unit pictures alone are cheap: no worker processes for them.
     heavy = sum(1 for a in args if a[3])
     map_jobs(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
+    raw_qa_pictures(directory)  # those a run without pictures left out
     return write_index(directory, electrodes, params)
