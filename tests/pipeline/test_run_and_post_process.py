@@ -254,6 +254,9 @@ def test_pictures_and_index(rec, reference_engine):
             png = d / "blechrs_plots" / f"electrode{e:02d}" / f"solution{k:02d}.png"
             assert mpimg.imread(png).shape[0] > 50
             assert f"electrode{e:02d}/solution{k:02d}.png" in page
+    # what auto-sort did not keep is one click from the solution pictures
+    assert "did not keep, and why: <a href='../QA_output/autosort_rejected.csv'>" in page
+    assert (index.parent / "../QA_output/autosort_rejected.csv").exists()
 
 
 def test_cli_run_copy_raw_then_arrays(rec, reference_engine, capsys):

@@ -151,10 +151,13 @@ def _unit_row(u: UnitRow) -> str:
 
 
 def _electrodes(c: IndexContents) -> list[str]:
+    rejected = "autosort_rejected.csv"
+    why = (f" The clusters it judged and did not keep, and why: <a href='{_e(c.qa_dir + '/' + rejected)}'>{rejected}</a>."
+           if rejected in c.qa_files else "")
     parts = ["<h2 id='electrodes'>Electrodes</h2>",
              "<p>Each thumbnail: the electrode's units' mean waveforms and its events (grey) with the units' "
              "(colour) in feature space; click for full size. The solution pictures show every clustering "
-             "solution, with the clusters auto-sort made into units marked ▶.</p><div class='thumbs'>"]
+             f"solution, with the clusters auto-sort made into units marked ▶.{why}</p><div class='thumbs'>"]
     for e in c.electrodes:
         img = (f"<a href='{_e(e.thumbnail)}'><img loading='lazy' src='{_e(e.thumbnail)}' "
                f"alt='electrode {e.electrode:02d}'></a>" if e.thumbnail else "")
