@@ -68,7 +68,7 @@ def add_warnings(path: str | os.PathLike, lines: list[str], replace_prefix: str 
         write_text_atomic(path, "".join(x + "\n" for x in new) or "no warnings\n")
 
 
-#: Columns of ``QA_output/reference_echoes.csv`` (pipeline/store_units.py writes it).
+#: Columns of ``QA_output/autosort_rejected.csv`` (pipeline/store_units.py writes it).
 AUTOSORT_REJECTED_COLUMNS = ("electrode", "solution", "clusters", "events", "reason")
 
 
@@ -82,6 +82,7 @@ def autosort_rejected_csv(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+#: Columns of ``QA_output/reference_echoes.csv`` (pipeline/store_units.py writes it).
 REFERENCE_ECHO_COLUMNS = ("electrode", "solution", "clusters", "spikes", "action", "parent_electrode",
                           "parent_clusters", "shared_fraction", "correlation", "scale", "own_wire_share")
 
