@@ -110,3 +110,22 @@ def test_drop_reference_echoes_by_own_wire_share():
     assert "its own wire, unreferenced, carries 10 % of its size" in found[-1][2].reason()
     # a flagged unit (part echo of unit 0) keeps its measured share, and stays
     assert got["2"] == ("0", False, 0.8)
+
+
+def test_candidates_found_once_give_the_same_echoes():
+    """The store finds the coincidences once (core.echoes.echo_candidates) and hands them on: the
+    echoes are those reference_echoes finds by itself, and the fractions the brute-force count's."""
+    from blechrs.core.echoes import REFERENCE_ECHO_FLAG, echo_candidates
+
+    rng = np.random.default_rng(5)
+    times, wf, electrode, group = units_of(rng)
+    sizes = [float(np.max(np.abs(np.mean(w, axis=0)))) for w in wf]
+    candidates = echo_candidates(times, sizes, electrode, group, FS)
+    window = REFERENCE_ECHO_MS * FS / 1000
+    for u, found in candidates.items():
+        for p, frac, mask in found:
+            assert frac == brute_shared(times[u], times[p], window) > REFERENCE_ECHO_FLAG
+            assert mask.sum() == round(frac * len(times[u]))
+    alone = reference_echoes(times, wf, electrode, group, FS)
+    handed = reference_echoes(times, wf, electrode, group, FS, candidates=candidates)
+    assert [vars(f) for f in handed] == [vars(f) for f in alone] and {f.unit for f in alone} == {1, 2}

@@ -147,12 +147,14 @@ def echo_candidates(times, sizes, electrode, group, sampling_rate: float) -> dic
 
 
 def reference_echoes(times, waveforms, electrode, group, sampling_rate: float, means=None,
-                     shared_mean=None) -> list[ReferenceEcho]:
+                     shared_mean=None, candidates=None) -> list[ReferenceEcho]:
     """The units (lists indexed alike: sorted spike times, waveforms n x samples on the unit's own
     wire, electrode, CAR group id or -1) that are reference echoes of a larger unit on another
     wire of their group (module constants), each with the parent it shares most with. Without the
     waveforms in memory (``waveforms`` None): ``means`` (each unit's mean waveform, None if it has
-    no spike) and ``shared_mean(u, p, mask)``, the mean of unit u's waveforms over ``mask``."""
+    no spike) and ``shared_mean(u, p, mask)``, the mean of unit u's waveforms over ``mask``.
+    ``candidates``: :func:`echo_candidates` of these units when the caller has them already (its
+    pairwise coincidence search is most of the cost on long sessions)."""
     if means is None:
         means = [np.mean(w, axis=0) if len(w) else None for w in waveforms]
     if shared_mean is None:
@@ -160,9 +162,11 @@ def reference_echoes(times, waveforms, electrode, group, sampling_rate: float, m
             return np.mean(waveforms[u][mask], axis=0)
     size = [float(np.max(np.abs(m))) if m is not None else 0.0 for m in means]
     out = []
-    for u, candidates in sorted(echo_candidates(times, size, electrode, group, sampling_rate).items()):
+    if candidates is None:
+        candidates = echo_candidates(times, size, electrode, group, sampling_rate)
+    for u, found in sorted(candidates.items()):
         best = None
-        for p, frac, shared in candidates:
+        for p, frac, shared in found:
             if best is not None and frac <= best.shared:
                 continue
             corr, scale = _inverted_match(shared_mean(u, p, shared), means[p])

@@ -191,7 +191,7 @@ def without_reference_echoes(directory: Path, units: list[Unit], params: SortPar
         unit.waveforms = _no_waveforms(unit.waveforms)
     share = own_wire_shares(directory, units, group_of, params) if params.extract.use_car else {}
     kept, found = drop_reference_echoes(units, group_of, fs, share, means=means,
-                                        shared_mean=lambda u, p, mask: shared[(u, p)])
+                                        shared_mean=lambda u, p, mask: shared[(u, p)], candidates=candidates)
     lines = [",".join(REFERENCE_ECHO_COLUMNS)]
     for unit, parent, f in found:
         lines.append(f"{unit.electrode},{unit.solution},{unit.label},{len(unit.times)},"

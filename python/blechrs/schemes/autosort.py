@@ -93,8 +93,8 @@ def autosort_electrode(waveforms, times, features, solutions, params, sampling_r
 
 
 def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_rate: float,
-                          own_share: dict[int, float] | None = None, means=None, shared_mean=None
-                          ) -> tuple[list[Unit], list[tuple[Unit, Unit | None, ReferenceEcho]]]:
+                          own_share: dict[int, float] | None = None, means=None, shared_mean=None,
+                          candidates=None) -> tuple[list[Unit], list[tuple[Unit, Unit | None, ReferenceEcho]]]:
     """The units (with times and waveforms) less those that are reference echoes of larger units
     on other wires of their CAR group (``group_of``: electrode -> group id, -1 or missing = not
     referenced): by coincidence with one larger unit in its inverted shape, or (``own_share``:
@@ -102,12 +102,12 @@ def drop_reference_echoes(units: list[Unit], group_of: dict[int, int], sampling_
     carry them. Also returns (unit, the parent it shares most with or None, the finding) for
     each removed or flagged unit; a flagged unit is kept and its reason says so. ``means`` and
     ``shared_mean``: the units' waveforms summarised (core.echoes.reference_echoes) when they are
-    not in memory."""
+    not in memory; ``candidates``: core.echoes.echo_candidates of the units, if already found."""
     waveforms = None if means is not None else [u.waveforms for u in units]
     found = {f.unit: f for f in reference_echoes([u.times for u in units], waveforms,
                                                  [u.electrode for u in units],
                                                  [group_of.get(u.electrode, -1) for u in units], sampling_rate,
-                                                 means=means, shared_mean=shared_mean)}
+                                                 means=means, shared_mean=shared_mean, candidates=candidates)}
     for i, share in (own_share or {}).items():
         if i in found:
             found[i].own_share = share  # measured: the CSV says so even for a flagged unit
