@@ -19,7 +19,7 @@ the ceiling: detection only (events within 0.4 ms of a true spike) and the templ
 (core.assign_templates) started from the TRUE labels.
 
     python benchmarks/phenomena.py [--sets clean,bursts,drift,background,all] [--seed 3]
-        [--channels 16] [--seconds 120] [--param matched_filter_z=4.25] [--param amplitude_model='"mixture"']
+        [--channels 16] [--seconds 120] [--sampling-rate 30000] [--param matched_filter_z=4.25] [--param amplitude_model='"mixture"']
         [--param burst_merge=true] [--json out.json] [--tdc2-python PY]
 
 ``--tdc2-python PY`` also runs Tridesclous2 (spikeinterface's defaults, one thread, wires 1 mm
@@ -57,11 +57,11 @@ SETS = {
 DEFAULT_SETS = "clean,bursts,drift,background,all"
 
 
-def simulate(key, seed, channels, seconds):
+def simulate(key, seed, channels, seconds, sampling_rate=30000.0):
     from blechrs.simulate import Phenomena, Simulation
 
     sim = Simulation(seed=seed, n_channels=channels, duration_s=seconds, n_digital_inputs=0,
-                     phenomena=Phenomena(**SETS[key]))
+                     phenomena=Phenomena(**SETS[key]), sampling_rate=sampling_rate)
     rec = sim.chunk(0, sim.n_samples)
     return sim, sim.ground_truth(), rec
 
@@ -175,7 +175,7 @@ def tridesclous2(python, rec, fs):
 def run_set(key, args, params):
     from blechrs.simulate.scoring import score_sorting
 
-    sim, gt_all, rec = simulate(key, args.seed, args.channels, args.seconds)
+    sim, gt_all, rec = simulate(key, args.seed, args.channels, args.seconds, args.sampling_rate)
     gt = gt_all.neurons()
     fs, duration = gt.sampling_rate, gt.n_samples / gt.sampling_rate
     p = params.replace(sampling_rate=fs)
@@ -214,6 +214,7 @@ def main():
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--sampling-rate", type=float, default=30000.0, help="Hz (the simulation's and the sort's)")
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE SortParams override (JSON value)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--tdc2-python", default=None, help="also run Tridesclous2 with this python")

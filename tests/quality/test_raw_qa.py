@@ -76,7 +76,7 @@ def test_init_runs_raw_qa_on_the_sorted_channels(tmp_path):
 
 
 def test_raw_qa_pictures_are_drawn_later_when_left_out(tmp_path):
-    """``run --no-plots`` leaves the raw QA's pictures out; ``raw_qa_pictures`` (``blechrs plots``)
+    """``run --no-plots`` leaves the raw QA's pictures out; ``raw_qa_pictures`` (``blechrs plot``)
     draws them from channel_corr.npz and the recording, once."""
     from blechrs.pipeline.init_recording import RAW_QA_PICTURES, raw_qa_pictures
 

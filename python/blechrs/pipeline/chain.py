@@ -34,7 +34,7 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     report = RunReport(directory)
     t0 = time.perf_counter()
     if needs_init(directory):
-        res = init(directory, auto_car=auto_car, pictures=plots)  # (--no-plots: none; `plots` draws them)
+        res = init(directory, auto_car=auto_car, pictures=plots)  # (--no-plots: none; `blechrs plot` draws them)
         # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
         own = {f"warning: {w}" for w in res.recording.warnings}
         report.notes.extend(f"init: {line}" for line in res.lines()

@@ -78,7 +78,7 @@ RAW_QA_PICTURES = ("raw_channel_corr_plot.png", "digital_inputs.png")
 
 def raw_qa_pictures(directory: str | os.PathLike) -> list[Path]:
     """The raw QA's pictures (RAW_QA_PICTURES) drawn from its ``channel_corr.npz`` where they are
-    missing or older than it (``run --no-plots`` leaves them out; ``blechrs plots`` draws them)."""
+    missing or older than it (``run --no-plots`` leaves them out; ``blechrs plot`` draws them)."""
     out = paths.qa_dir(directory)
     corr = out / "channel_corr.npz"
     if not corr.exists():

@@ -37,6 +37,10 @@ from blechrs.pipeline.executors import map_jobs
 from blechrs.pipeline.init_recording import raw_qa_pictures
 from blechrs.pipeline.lock import holds_folder_lock
 
+#: An electrode with more events has its pictures drawn from its waveforms memory-mapped in its
+#: work file, read a span at a time (smaller ones are read whole: faster). 100 000 events are
+#: ~30 MB of waveforms; a 2 h electrode's plots worker went 377 -> 198 MB (docs/benchmarks.md).
+PICTURES_MAP_EVENTS = 100_000
 #: PNG text keys saying what a picture shows (compared with the store by the index page).
 UNIT_KEY, UNITS_KEY, TITLE_KEY = "blechrs-unit", "blechrs-units", "blechrs-title"
 
@@ -137,9 +141,11 @@ def _unit_title(u: Unit, scale: ElectrodeScale) -> str:
 def plot_electrode(directory: str, electrode: int, params: SortParams, solutions: bool = True) -> list[str]:
     """The pictures of one electrode: its solutions (if ``solutions``), its thumbnail and its stored units."""
     path = paths.electrode_path(directory, electrode)
-    # a long electrode's waveforms stay in its work file; its units' are read there, by rows
+    # A long electrode's waveforms stay in its work file, the rows the pictures show read from it
+    # (core/rows.py): two workers each holding a 2 h electrode's waveforms whole (~140 MB) came
+    # close to the 1 GB of the whole run.
     work = work_files.load_electrode(path, arrays=None if solutions else ("times", "waveforms", "features"),
-                                     map_waveforms=params.autosort.max_refine_events)
+                                     map_waveforms=min(PICTURES_MAP_EVENTS, params.autosort.max_refine_events))
     long = mapping(work.waveforms) is not None
     made = plot_solutions(directory, work, params) if solutions else []
     scale = electrode_scale(work, params)
