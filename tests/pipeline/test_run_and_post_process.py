@@ -358,8 +358,9 @@ def test_autosort_says_what_it_did_not_keep_and_why(rec, reference_engine):
         assert member.sum() == int(r["events"])  # the events it names are that solution's clusters
         if "min_snr" in r["reason"]:
             snr = np.abs(work.waveforms[member]).max(axis=1).mean() / work.mad_val  # blech_clust's SNR
-            assert f"SNR {snr:.2f}, below min_snr (1000)" in r["reason"]
+            assert f"SNR {snr:.2f}, below min_snr (1000)" in r["reason"] and r["kind"] == "low SNR"
             snr_rows += 1
         else:
-            assert "echo" in r["reason"] or "fewer than cluster_count_threshold" in r["reason"], r
+            assert (r["kind"], "echo" in r["reason"]) == ("echo", True) or (
+                r["kind"] == "too few events" and int(r["events"]) < 10), r
     assert snr_rows >= 1

@@ -23,29 +23,33 @@ from blechrs.core.metrics import unit_metrics
 from blechrs.model import Unit
 
 
-def rejection(number: int, clusters, n_events: int, reason: str) -> dict:
-    """What auto-sort did not keep as a unit (clusters of solution ``number``), and why: a row of
-    QA_output/autosort_rejected.csv."""
+def rejection(number: int, clusters, n_events: int, kind: str, reason: str) -> dict:
+    """What auto-sort did not keep as a unit (clusters of solution ``number``), which criterion
+    (``kind``: one of REJECTION_KINDS) and why in words: a row of QA_output/autosort_rejected.csv."""
     return dict(solution=int(number), clusters="+".join(str(int(c)) for c in clusters), events=int(n_events),
-                reason=reason)
+                kind=kind, reason=reason)
 
 
-def why_not_a_unit(m: dict, params, check_isolation: bool = True) -> str | None:
-    """Which keep criterion (step 1 of the module doc) the metrics ``m`` fail, in words; None if
-    they pass them all."""
+#: The criteria a candidate can fail (``rejection``'s ``kind``), in the order they are tested.
+REJECTION_KINDS = ("echo", "too few events", "too slow", "low SNR", "background", "mixture")
+
+
+def why_not_a_unit(m: dict, params, check_isolation: bool = True) -> tuple[str, str] | None:
+    """Which keep criterion (step 1 of the module doc) the metrics ``m`` fail: (its kind, why in
+    words); None if they pass them all."""
     a = params.autosort
     if m["n_events"] < int(a.cluster_count_threshold):
-        return f"{m['n_events']} events, fewer than cluster_count_threshold ({a.cluster_count_threshold})"
+        return "too few events", f"{m['n_events']} events, fewer than cluster_count_threshold ({a.cluster_count_threshold})"
     if m["firing_rate"] < float(a.min_firing_rate):
-        return f"{m['firing_rate']:.3f} Hz, slower than min_firing_rate ({a.min_firing_rate:g})"
+        return "too slow", f"{m['firing_rate']:.3f} Hz, slower than min_firing_rate ({a.min_firing_rate:g})"
     if m["snr"] < float(a.min_snr):
-        return f"SNR {m['snr']:.2f}, below min_snr ({a.min_snr:g})"
+        return "low SNR", f"SNR {m['snr']:.2f}, below min_snr ({a.min_snr:g})"
     if m["threshold_share"] > float(a.max_threshold_share):
-        return (f"{100 * m['threshold_share']:.0f} % of its events above the threshold within 1 noise SD of it, "
-                f"more than max_threshold_share ({a.max_threshold_share:g}): the tail of activity below the "
-                f"threshold (background), not a neuron")
+        return "background", (f"{100 * m['threshold_share']:.0f} % of its events above the threshold within 1 noise "
+                              f"SD of it, more than max_threshold_share ({a.max_threshold_share:g}): the tail of "
+                              f"activity below the threshold (background), not a neuron")
     if check_isolation and np.isfinite(m["l_ratio"]) and m["l_ratio"] > float(a.autosort_max_l_ratio):
-        return f"L-ratio {m['l_ratio']:.2f}, above autosort_max_l_ratio ({a.autosort_max_l_ratio:g}): a mixture"
+        return "mixture", f"L-ratio {m['l_ratio']:.2f}, above autosort_max_l_ratio ({a.autosort_max_l_ratio:g}): a mixture"
     return None
 
 
@@ -62,7 +66,7 @@ def judge_unit(waveforms, times, features, member, params, fs, mad_val, duration
     why = why_not_a_unit(m, params, check_isolation)
     if why is not None:
         if rejected is not None:
-            rejected.append(rejection(number, clusters, m["n_events"], why))
+            rejected.append(rejection(number, clusters, m["n_events"], *why))
         return None
     isi_ok = m["isi_violations_1ms"] < isi_limits[0] and m["isi_violations_2ms"] < isi_limits[1]
     single = bool(isi_ok and m["contamination"] <= float(params.autosort.single_unit_max_contamination))

@@ -69,16 +69,18 @@ def add_warnings(path: str | os.PathLike, lines: list[str], replace_prefix: str 
 
 
 #: Columns of ``QA_output/autosort_rejected.csv`` (pipeline/store_units.py writes it).
-AUTOSORT_REJECTED_COLUMNS = ("electrode", "solution", "clusters", "events", "reason")
+AUTOSORT_REJECTED_COLUMNS = ("electrode", "solution", "clusters", "events", "kind", "reason")
 
 
 def autosort_rejected_csv(rows: list[dict]) -> str:
     """QA_output/autosort_rejected.csv: one row per candidate auto-sort did not keep (its
-    electrode, the solution and clusters it was, its events) and the reason, quoted."""
+    electrode, the solution and clusters it was, its events), the criterion it failed and why,
+    quoted."""
     out = [",".join(AUTOSORT_REJECTED_COLUMNS)]
     for r in rows:
         reason = str(r["reason"]).replace('"', "'")
-        out.append(f"{int(r['electrode'])},{int(r['solution'])},{r['clusters']},{int(r['events'])},\"{reason}\"")
+        out.append(f"{int(r['electrode'])},{int(r['solution'])},{r['clusters']},{int(r['events'])},"
+                   f"{r.get('kind', '')},\"{reason}\"")
     return "\n".join(out) + "\n"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -15,6 +16,7 @@ from blechrs import kernels
 from blechrs.core.rows import mean_rows
 from blechrs.mapped import MappedRows, mapping
 from blechrs.core.echoes import echo_candidates, own_wire_share
+from blechrs.core.judge_units import REJECTION_KINDS
 from blechrs.curation import sort_file as sf
 from blechrs.errors import PipelineError
 from blechrs.io import atomic, paths, unit_store, work_files
@@ -108,7 +110,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     h5 = paths.h5_path(directory)
     origin = unit_store.units_from(h5)
     if origin and origin.startswith("sort file") and not force:
-        write_autosort_rejected(directory)
+        write_autosort_rejected(directory)  # (auto-sort's own account; the store is the person's)
         report.notes.append(f"{h5.name} holds units from a {origin}; kept them (use --force to replace "
                             "them with auto-sort's)")
         report.h5 = h5
@@ -138,7 +140,7 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
 
     names = unit_store.write_units(h5, written_as_they_come(), attrs={"units_from": "autosort"})
     report.store_written = True
-    write_autosort_rejected(directory)
+    report.notes.append(write_autosort_rejected(directory))
     path, written = write_autosort_sort_file(directory, selections, comments, force=force)
     if not written:
         report.notes.append(f"{path.name} was edited since blechrs wrote it; kept it (use --force to replace it)")
@@ -148,10 +150,10 @@ def save_autosort(directory: str | os.PathLike, params: SortParams | None = None
     return report
 
 
-def write_autosort_rejected(directory: Path) -> Path:
+def write_autosort_rejected(directory: Path) -> str:
     """QA_output/autosort_rejected.csv from the work files: what auto-sort judged and did not keep
     as a unit, and why. A person checking a cluster of a solution picture that is no unit finds
-    the reason there."""
+    the reason there. Returns a line for the run report: how many, of which kinds."""
     rows = []
     for e in sorted_electrodes(directory):
         path = paths.electrode_path(directory, e)
@@ -160,7 +162,10 @@ def write_autosort_rejected(directory: Path) -> Path:
     out = paths.autosort_rejected_path(directory)
     out.parent.mkdir(exist_ok=True)
     atomic.write_text_atomic(out, autosort_rejected_csv(rows))
-    return out
+    kinds = Counter(r.get("kind", "") for r in rows)
+    counted = ", ".join(f"{k}: {kinds[k]}" for k in REJECTION_KINDS if kinds[k])
+    return (f"auto-sort did not keep {len(rows)} candidate(s)" + (f" ({counted})" if counted else "")
+            + f"; each, and why: {out.parent.name}/{out.name}")
 
 
 def without_reference_echoes(directory: Path, units: list[Unit], params: SortParams, report: RunReport) -> list[Unit]:

@@ -144,7 +144,7 @@ def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_va
         member = np.isin(labels, group)
         if is_echo(times, amplitude, member, fs):
             if rejected is not None:
-                rejected.append(rejection(number, group, int(member.sum()), ECHO_REASON))
+                rejected.append(rejection(number, group, int(member.sum()), "echo", ECHO_REASON))
             continue
         merged = "+".join(str(c) for c in group)
         choice = judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s,
@@ -261,7 +261,8 @@ def _template_units(w, t, features, assigned, params, sampling_rate, mad_val, du
         # the rebound of a larger unit's spikes re-crossing the threshold (step 3's echo test)
         if is_echo(t, amplitude, labels == k, sampling_rate):
             if rejected is not None:
-                rejected.append(rejection(TEMPLATE_SOLUTION, [k], int(np.count_nonzero(labels == k)), ECHO_REASON))
+                rejected.append(rejection(TEMPLATE_SOLUTION, [k], int(np.count_nonzero(labels == k)), "echo",
+                                          ECHO_REASON))
             continue
         choice = judge_unit(w, t, features, labels == k, params, sampling_rate, mad_val, duration_s,
                             TEMPLATE_SOLUTION, [k], f"unit {k} of the template assignment (solution "
