@@ -162,7 +162,12 @@ def test_electrodes_too_short_for_a_unit_get_no_solution_pictures_and_the_page_s
             in text)
     page = check_page(root / "index.html", paths.h5_path(d))
     assert not any(link.startswith(f"electrode{small:02d}/solution") for link in page.links)
+    # nor an empty thumbnail: no unit there, and none could be (the thumbnail of the run before is gone)
+    assert not unit_store.read_units(paths.h5_path(d), electrode=small)
+    assert not (root / f"electrode{small:02d}" / "units.png").exists()
+    assert f"electrode{small:02d}/units.png" not in page.images
     # back to a threshold it meets: drawn again
     save_params(params_path, load_params(params_path).replace(cluster_count_threshold=10))
     pipeline.run(d, jobs=1, plots=True)
     assert list((root / f"electrode{small:02d}").glob("solution*.png"))
+    assert (root / f"electrode{small:02d}" / "units.png").exists()

@@ -148,10 +148,15 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
                                      map_waveforms=min(PICTURES_MAP_EVENTS, params.autosort.max_refine_events))
     long = mapping(work.waveforms) is not None
     made = plot_solutions(directory, work, params) if solutions else []
+    units = unit_store.read_units(paths.h5_path(directory), waveforms=not long, electrode=electrode)
+    thumbnail = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png"
+    if not units and len(work.times) < int(params.autosort.cluster_count_threshold):
+        # too few events for any unit: an empty thumbnail says nothing (the index page says why)
+        thumbnail.unlink(missing_ok=True)
+        return made
     scale = electrode_scale(work, params)
     view = _view(work, scale)
     shown_times = work.times[view.index]
-    units = unit_store.read_units(paths.h5_path(directory), waveforms=not long, electrode=electrode)
     unit_of_view = np.full(len(view.index), -1, dtype=np.int64)
     means = []
     for k, u in enumerate(units):
@@ -169,7 +174,7 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
         made.append(str(plot_unit(picture, info[TITLE_KEY], u.times, waveforms, scale, view, in_view, info,
                                   index=rows_of_unit)))
     made.append(str(plot_electrode_units(
-        paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png", electrode, [u.name for u in units],
+        thumbnail, electrode, [u.name for u in units],
         means, scale, view, unit_of_view, {UNITS_KEY: "; ".join(unit_identity(u) for u in units)})))
     return made
 
