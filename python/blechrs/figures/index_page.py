@@ -10,6 +10,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from blechrs.io.paths import AUTOSORT_REJECTED_NAME
+
 STYLE = """
 body{font-family:sans-serif;margin:1em 1.5em;color:#222}
 h2{margin-top:1.6em;border-bottom:1px solid #ccc}
@@ -151,7 +153,7 @@ def _unit_row(u: UnitRow) -> str:
 
 
 def _electrodes(c: IndexContents) -> list[str]:
-    rejected = "autosort_rejected.csv"
+    rejected = AUTOSORT_REJECTED_NAME
     why = (f" The clusters it judged and did not keep, and why: <a href='{_e(c.qa_dir + '/' + rejected)}'>{rejected}</a>."
            if rejected in c.qa_files else "")
     parts = ["<h2 id='electrodes'>Electrodes</h2>",

@@ -21,6 +21,7 @@ from blechrs.errors import LayoutError
 WORK_DIR = "blechrs_work"
 PLOT_DIR = "blechrs_plots"
 QA_DIR = "QA_output"
+AUTOSORT_REJECTED_NAME = "autosort_rejected.csv"
 TRIAL_TABLE_NAME = "trial_info_frame.csv"
 PHY_DIR = "phy"
 LOCK_NAME = ".blechrs.lock"
@@ -113,7 +114,7 @@ def reference_echoes_path(directory: str | os.PathLike) -> Path:
 
 def autosort_rejected_path(directory: str | os.PathLike) -> Path:
     """``QA_output/autosort_rejected.csv``: what auto-sort judged and did not keep as a unit, and why."""
-    return qa_dir(directory) / "autosort_rejected.csv"
+    return qa_dir(directory) / AUTOSORT_REJECTED_NAME
 
 
 def qa_warnings_path(directory: str | os.PathLike) -> Path:
