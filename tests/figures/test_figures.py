@@ -175,3 +175,53 @@ def test_index_page_shows_what_it_is_given():
     assert "no current picture" in text and "units/unit000.png" in text and "qa/unit000.png" in text
     assert "of an earlier clustering" in text and "no clusters" in text
     assert "../QA_output/unit_qa.json" in text
+
+
+def test_unit_qa_raster_puts_each_spike_in_its_trial_row(tmp_path):
+    """The raster of the unit QA picture, read back from the PNG's pixels: a unit that fires
+    exactly 1 s after every onset of the first taste and never near the second shows a tick of the
+    first taste's colour at +1000 ms in each of its rows, and nothing at +1000 ms in the second's
+    rows nor at +3000 ms anywhere (the pixel positions computed here from the frame, not by the
+    drawing code)."""
+    from blechrs.figures.waveform_raster import COLORS, RasterGroup, WaveformRaster
+
+    first = np.arange(10) * 20 * int(FS) + int(FS)  # 10 trials 20 s apart
+    second = first + 10 * int(FS)
+    drawer = WaveformRaster([RasterGroup("sweet", first), RasterGroup("bitter", second)], FS, (2000, 5000), 15)
+    times = first + int(FS)  # +1000 ms in every trial of the first taste
+    rng = np.random.default_rng(0)
+    waveforms = rng.normal(0, 5, (len(times), 45)).astype(np.float32)
+    path = drawer.save(tmp_path / "unit000.png", "unit000", waveforms, times, {"k": "v"})
+    assert picture_info(path) == {"k": "v"}
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    x0, y0, w, h = drawer.raster_panel.box
+    H = img.shape[0]
+
+    def pixel_x(ms):  # the frame spans -2000..5000 ms
+        return int(round(x0 + (ms + 2000) / 7000 * w))
+
+    def row_y(trial):  # 20 rows, trial 0 at the top
+        return int(round(H - (y0 + h - (trial + 0.5) / 20 * h)))
+
+    blue = np.array([int(COLORS[0][i:i + 2], 16) for i in (1, 3, 5)])
+
+    def near(x, y, color):
+        patch = img[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3)
+        return bool(np.any(np.abs(patch - color).sum(axis=1) < 120))
+
+    assert all(near(pixel_x(1000), row_y(k), blue) for k in range(10))
+    white = np.array([255, 255, 255])
+    for k in range(10, 20):
+        patch = img[row_y(k) - 1:row_y(k) + 2, pixel_x(1000) - 1:pixel_x(1000) + 2].reshape(-1, 3)
+        assert np.all(np.abs(patch - white).sum(axis=1) < 30), k
+    for k in range(20):
+        patch = img[row_y(k) - 1:row_y(k) + 2, pixel_x(3000) - 1:pixel_x(3000) + 2].reshape(-1, 3)
+        assert np.all(np.abs(patch - white).sum(axis=1) < 30), k
+
+
+def test_unit_qa_picture_without_waveforms_or_trials(tmp_path):
+    from blechrs.figures.waveform_raster import WaveformRaster
+
+    drawer = WaveformRaster([], FS, (2000, 5000), 15)
+    path = drawer.save(tmp_path / "u.png", "unit001", np.zeros((0, 45), np.float32), np.array([], np.int64))
+    assert Image.open(path).size[0] > 0

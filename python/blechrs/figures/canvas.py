@@ -186,6 +186,11 @@ class Canvas:
         """A label at canvas pixel (x, y) (y up); ``size`` in pixels."""
         self.texts.append((x, y, s, size, color, ha, va))
 
+    @staticmethod
+    def text_width(s: str, size: int = 11) -> float:
+        """The width of a label in pixels (to place labels side by side)."""
+        return float(_font(size).getlength(s))
+
     # -- output ---------------------------------------------------------------------------------
     def _line_collection(self):
         """Every polyline of one (colour, width, style) as one NaN-separated path: a handful of
