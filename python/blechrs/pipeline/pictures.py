@@ -148,7 +148,7 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
                                      map_waveforms=min(PICTURES_MAP_EVENTS, params.autosort.max_refine_events))
     long = mapping(work.waveforms) is not None
     made = plot_solutions(directory, work, params) if solutions else []
-    units = unit_store.read_units(paths.h5_path(directory), waveforms=not long, electrode=electrode)
+    units = unit_store.read_units(paths.h5_path(directory), waveforms=not long, electrode=electrode, metrics=False)
     thumbnail = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png"
     if not units and len(work.times) < int(params.autosort.cluster_count_threshold):
         # too few events for any unit: an empty thumbnail says nothing (the index page says why)
@@ -288,7 +288,8 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
         electrodes = layout.sorted_electrodes(layout.load_layout(directory))
     # Unit numbers change between sorts: a picture of a unit no longer in the store would mislead.
     # Pictures of units that are still there, unchanged, are kept (plot_electrode skips them).
-    current = {u.name: unit_identity(u) for u in unit_store.read_units(paths.h5_path(directory), waveforms=False)}
+    current = {u.name: unit_identity(u) for u in unit_store.read_units(paths.h5_path(directory), waveforms=False,
+                                                                              metrics=False)}
     for p in (paths.plot_dir(directory) / "units").glob("unit*.png"):
         if p.stem not in current or picture_info(p).get(UNIT_KEY) != current[p.stem]:
             p.unlink()
