@@ -301,3 +301,31 @@ def test_drift_check_has_no_false_alarms_when_trial_windows_overlap():
     half = n // 2
     drifting = np.sort(np.concatenate([units[0], rng.choice(np.arange(half, n), len(units[0]) // 2, replace=False)]))
     assert drift_check([drifting], onsets, tastes, FS)[0]["flagged"]
+
+
+def test_drift_check_does_not_test_with_fewer_trials_than_it_needs():
+    """6 usable trials of 2 tastes in 4 groups leave 1 residual degree of freedom for a model of
+    5 parameters: small integer counts are then often fitted exactly (F infinite, p 0) and the
+    30 s demo flagged 5 of 14 stationary units. Below as many residual degrees of freedom as
+    parameters nothing is tested or flagged; from there on the F test runs (checked against a
+    least-squares fit written here)."""
+    rng = np.random.default_rng(31)
+    units = [np.sort(rng.choice(int(200 * FS), int(r * 200), replace=False)) for r in rng.uniform(1, 10, 100)]
+    for n_trials, tested in ((6, False), (9, False), (10, True)):
+        onsets = (np.arange(n_trials) * 15 * FS + 5 * FS).astype(np.int64)
+        tastes = np.array(["A", "B"])[np.arange(n_trials) % 2]
+        res = drift_check(units, onsets, tastes, FS)
+        # parameters: 2 tastes + 4 groups - 1 = 5; residual df = n_trials - 5
+        assert all(r["too_few_trials"] == (not tested) for r in res)
+        if not tested:
+            assert not any(r["flagged"] for r in res)
+            assert all(np.isnan(r[k]["p"]) for r in res for k in ("baseline", "response"))
+            continue
+        g = np.arange(n_trials) * 4 // n_trials
+        y = np.array([np.sum((units[0] >= s - FS) & (units[0] < s)) for s in onsets], float)
+        x_red = np.stack([tastes == "A", tastes == "B"], axis=1).astype(float)
+        x_full = np.hstack([x_red, np.eye(4)[g][:, 1:]])
+        rss = [float(np.sum((y - x @ np.linalg.lstsq(x, y, rcond=None)[0]) ** 2)) for x in (x_red, x_full)]
+        if rss[1] > 1e-9:
+            f_ref = ((rss[0] - rss[1]) / 3) / (rss[1] / (n_trials - 5))
+            assert res[0]["baseline"]["F"] == pytest.approx(f_ref, rel=1e-8)

@@ -255,8 +255,8 @@ def _drift(times: list[np.ndarray], trials: TrialTable | None, fs: float, p: Sor
         limit = np.floor(trials.start - pre_bins * spb + trials.valid_end_bin * spb).astype(np.int64)
     drift = (drift_check(times, trials.start, trials.taste, fs, p, limit)
              if trials is not None and len(trials) else [None] * len(times))
-    if trials is not None and len(trials) and drift and drift[0]["n_trials"] < 2 * p.quality.n_trial_bins:
-        warnings.append(f"only {drift[0]['n_trials']} usable trials: too few for a drift test")
+    if drift and drift[0] is not None and drift[0]["too_few_trials"]:
+        warnings.append(f"only {drift[0]['n_trials']} usable trials: too few for a drift test (no unit tested)")
     if drift and drift[0] is not None and drift[0].get("n_overlapping"):
         warnings.append(f"drift check: {drift[0]['n_overlapping']} trials left out, their windows overlap an earlier "
                         f"trial's (drift_baseline_ms + drift_post_ms = "

@@ -17,6 +17,12 @@ allows (on the simulator's default trials, 1-2 s apart, 43 of 78 stationary unit
 So only trials whose windows overlap no earlier kept trial's are used (in delivery order: the
 first trial, then each trial starting after the last kept one's window ended); the record says
 how many were left out (``n_overlapping``).
+
+A test also needs at least as many residual degrees of freedom as the full model has parameters
+(tastes + trial groups - 1): with fewer trials, small integer counts are often fitted exactly and
+the F statistic is infinite or wild. Such a unit is not tested (p NaN, ``too_few_trials``), not
+flagged: a 30 s demo with 6 usable trials in 4 groups of 2 tastes (1 residual degree of freedom)
+flagged 5 of its 14 stationary units with p = 0.
 """
 
 from __future__ import annotations
@@ -108,14 +114,18 @@ def drift_check(
     n_overlapping = int(len(onsets) - apart.sum())
     onsets, tastes = onsets[apart], tastes[apart]
     group = trial_group(len(onsets), p.quality.n_trial_bins)
+    parameters = len(np.unique(tastes)) + len(np.unique(group)) - 1  # of the full model (taste + group)
+    too_few = len(onsets) - parameters < parameters
     out = []
     for times in unit_times:
         t = np.sort(np.asarray(times, dtype=np.int64))
-        rec: dict[str, Any] = {"n_trials": int(len(onsets)), "n_overlapping": n_overlapping}
+        rec: dict[str, Any] = {"n_trials": int(len(onsets)), "n_overlapping": n_overlapping,
+                               "too_few_trials": bool(too_few)}
         for label, lo, hi, ms in (("baseline", onsets - pre, onsets, p.quality.drift_baseline_ms),
                                   ("response", onsets, onsets + post, p.quality.drift_post_ms)):
             counts = _window_counts(t, lo, hi).astype(np.float64)
-            f, pv, df1, df2 = group_f_test(counts, group, tastes) if len(counts) else (math.nan, math.nan, 0, 0)
+            f, pv, df1, df2 = (group_f_test(counts, group, tastes) if len(counts) and not too_few
+                               else (math.nan, math.nan, 0, 0))
             rec[label] = {
                 "F": f, "p": pv, "df": [df1, df2],
                 "group_rate_hz": [float(counts[group == g].mean() * 1000.0 / ms) if np.any(group == g) else math.nan
