@@ -139,22 +139,25 @@ fn bandpass<'py>(
 /// returned dead channels. Groups with fewer than two live channels are unchanged.
 /// ``method``: how the normalised channels are combined per sample: ``"mean"`` (blech_clust),
 /// ``"median"``, or ``"clipped_mean"`` (the mean of those within ``clip`` of the median), as
-/// the ``reference_method`` and ``reference_clip`` parameters.
+/// the ``reference_method`` and ``reference_clip`` parameters. ``skip``: the first ``skip``
+/// samples count for the medians and MADs but are not referenced; the output is
+/// ``x[:, skip:]`` referenced (the same values as those columns of the whole output).
 #[pyfunction]
-#[pyo3(signature = (x, groups, method="mean", clip=3.0))]
+#[pyo3(signature = (x, groups, method="mean", clip=3.0, skip=0))]
 fn common_average_reference<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     groups: &Bound<'py, PyAny>,
     method: &str,
     clip: f64,
+    skip: usize,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<usize>)> {
     let arr = any_array(x, "x")?;
     let v = arr.samples();
     let rows = v.shape().first().copied().unwrap_or(0);
     let groups = int_list(groups, "groups", rows, "x")?;
     let (out, dead) = run_detached(py, || {
-        kernels::common_average_reference(&v, &groups, method, clip)
+        kernels::common_average_reference(&v, &groups, method, clip, skip)
     })?;
     Ok((PyArray2::from_owned_array(py, out), dead))
 }

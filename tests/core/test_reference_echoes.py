@@ -129,3 +129,55 @@ def test_candidates_found_once_give_the_same_echoes():
     alone = reference_echoes(times, wf, electrode, group, FS)
     handed = reference_echoes(times, wf, electrode, group, FS, candidates=candidates)
     assert [vars(f) for f in handed] == [vars(f) for f in alone] and {f.unit for f in alone} == {1, 2}
+
+
+def brute_candidates(times, sizes, electrode, group, window):
+    """Every pair (u, p) checked on its own: which of u's spikes have one of p's within window."""
+    from blechrs.core.echoes import REFERENCE_ECHO_FLAG
+
+    out = {}
+    for u in range(len(times)):
+        for p in range(len(times)):
+            if (group[u] < 0 or len(times[u]) == 0 or p == u or group[p] != group[u]
+                    or electrode[p] == electrode[u] or sizes[p] <= sizes[u]):
+                continue
+            mask = np.array([bool(len(times[p])) and bool(np.any(np.abs(times[p] - x) <= window))
+                             for x in times[u]], dtype=bool)
+            if mask.mean() > REFERENCE_ECHO_FLAG:
+                out.setdefault(u, []).append((p, float(mask.mean()), mask))
+    return out
+
+
+def test_candidates_match_every_pair_checked_alone():
+    """The search in each group's merged spikes finds, for random units (near-coincident copies,
+    equal sizes, shared wires, empty units, units outside any group, a window that is not a whole
+    number of samples), exactly the pairs, fractions and spikes of a pair-by-pair count."""
+    from blechrs.core.echoes import echo_candidates
+
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        fs = [20000.0, 30000.0, 24414.0625][seed % 3]
+        n_units = int(rng.integers(2, 12))
+        base = np.sort(rng.choice(200000, 400, replace=False))
+        times = []
+        for _ in range(n_units):
+            kind = rng.integers(4)
+            if kind == 0:
+                t = rng.choice(200000, int(rng.integers(0, 300)), replace=False)
+            elif kind == 1:  # a jittered copy of part of the base spikes (coincident)
+                t = base[rng.random(len(base)) < rng.random()] + rng.integers(-14, 15, 1)[0]
+            else:
+                keep = base[rng.random(len(base)) < rng.random()]
+                t = np.concatenate([keep + rng.integers(-10, 11, len(keep)), rng.choice(200000, 50)])
+            times.append(np.sort(t.astype(np.int64)))
+        sizes = [float(rng.choice([1.0, 2.0, 3.0, rng.random() * 5])) for _ in range(n_units)]
+        electrode = [int(rng.integers(0, 5)) for _ in range(n_units)]
+        group = [int(rng.choice([-1, 0, 1])) if seed % 2 else int(rng.choice([0, 1])) for _ in range(n_units)]
+        window = REFERENCE_ECHO_MS * fs / 1000
+        got = echo_candidates(times, sizes, electrode, group, fs)
+        want = brute_candidates(times, sizes, electrode, group, window)
+        assert list(got) == sorted(want), seed
+        for u in want:
+            assert [(p, f) for p, f, _ in got[u]] == [(p, f) for p, f, _ in want[u]], (seed, u)
+            for (_, _, a), (_, _, b) in zip(got[u], want[u]):
+                assert a.dtype == bool and np.array_equal(a, b)

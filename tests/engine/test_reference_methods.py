@@ -56,6 +56,34 @@ def test_whole_array_matches_numpy(method, groups):
     np.testing.assert_allclose(y, numpy_car(x, groups, method), rtol=1e-6, atol=2e-3)
 
 
+@pytest.mark.parametrize("method", ["mean", "median", "clipped_mean"])
+@pytest.mark.parametrize("skip", [0, 1, 255, 257, 33333, 60000])
+def test_skip_references_the_rest_with_the_whole_statistics(method, skip):
+    """``skip``: the first samples set the medians and MADs but are not referenced nor returned;
+    the rest are referenced as in the whole array (the store's own-wire test: a recording's head
+    for the statistics, spike windows after it), to the bit."""
+    x, _ = recording()
+    x[2, :5000] = 7  # a wire flat in the head only: live by the whole statistics, referenced as such
+    groups = [0, 0, 0, 0, 1, 1, -1]
+    whole, dead = kernels.common_average_reference(x, groups, method, 3.0)
+    y, dead_skip = kernels.common_average_reference(x, groups, method, 3.0, skip=skip)
+    assert y.shape == (7, x.shape[1] - skip) and dead_skip == dead
+    np.testing.assert_array_equal(y, whole[:, skip:])
+    if method != "mean":
+        np.testing.assert_allclose(y, numpy_car(x, groups, method)[:, skip:], rtol=1e-6, atol=2e-3)
+    else:
+        ours = np.asarray(x, np.float64)
+        dec = ours[:, ::100]
+        med = np.median(dec, axis=1)
+        mad = np.median(np.abs(dec - med[:, None]), axis=1)
+        for idx in ([0, 1, 2, 3], [4, 5]):
+            r = np.mean((ours[idx] - med[idx, None]) / mad[idx, None], axis=0)
+            ours[idx] -= mad[idx, None] * r
+        np.testing.assert_allclose(y, ours[:, skip:], rtol=1e-6, atol=2e-3)
+    with pytest.raises(ValueError, match="skip"):
+        kernels.common_average_reference(x, groups, method, 3.0, skip=x.shape[1] + 1)
+
+
 @pytest.mark.parametrize("method", ["median", "clipped_mean"])
 def test_streamed_matches_numpy_pipeline(method):
     x, _ = recording()

@@ -102,15 +102,6 @@ class ReferenceEcho:
                 + (f"; {own}" if own else "") + ")")
 
 
-def _shared(times, other, window) -> np.ndarray:
-    """Which of ``times`` have one of the sorted ``other`` within ``window`` samples."""
-    if len(other) == 0:
-        return np.zeros(len(times), dtype=bool)
-    i = np.clip(np.searchsorted(other, times), 1, len(other) - 1) if len(other) > 1 else np.zeros(len(times), int)
-    near = np.minimum(np.abs(other[i] - times), np.abs(other[np.maximum(i - 1, 0)] - times))
-    return near <= window
-
-
 def _inverted_match(echo_mean: np.ndarray, parent_mean: np.ndarray) -> tuple[float, float]:
     """(most negative correlation over +-2 samples of shift, signed size ratio at the parent's
     extremum)."""
@@ -129,21 +120,47 @@ def _inverted_match(echo_mean: np.ndarray, parent_mean: np.ndarray) -> tuple[flo
 def echo_candidates(times, sizes, electrode, group, sampling_rate: float) -> dict[int, list[tuple[int, float, np.ndarray]]]:
     """For each unit u (lists indexed alike: sorted spike times, size of its mean waveform,
     electrode, CAR group id or -1), the larger units p on other wires of its group that more than
-    REFERENCE_ECHO_FLAG of its spikes coincide with, in unit order: (p, that fraction, which of
-    u's spikes). Times only: the shapes are judged by :func:`reference_echoes`."""
+    REFERENCE_ECHO_FLAG of its spikes coincide with (a spike of p within REFERENCE_ECHO_MS), in
+    unit order: (p, that fraction, which of u's spikes). Times only: the shapes are judged by
+    :func:`reference_echoes`.
+
+    One search per unit in its group's spikes merged (not one per pair of units: 1275 searches for
+    52 units on 32 wires in 4 groups): a window of 0.4 ms holds a handful of the group's spikes,
+    stepped through for all of u's spikes at once."""
     window = REFERENCE_ECHO_MS * sampling_rate / 1000.0
-    out: dict[int, list[tuple[int, float, np.ndarray]]] = {}
-    for u in range(len(times)):
-        if group[u] < 0 or len(times[u]) == 0:
-            continue
-        for p in range(len(times)):
-            if p == u or group[p] != group[u] or electrode[p] == electrode[u] or sizes[p] <= sizes[u]:
+    reach = int(np.floor(window))  # |a - b| <= window for whole samples (integer queries: no float copy)
+    found: dict[int, list[tuple[int, float, np.ndarray]]] = {}
+    for g in sorted({int(x) for x in group if x >= 0}):
+        members = [u for u in range(len(times)) if group[u] == g]
+        merged = np.concatenate([np.asarray(times[u], dtype=np.int64) for u in members])
+        owner = np.repeat(np.asarray(members, dtype=np.int64), [len(times[u]) for u in members])
+        order = np.argsort(merged, kind="stable")
+        merged, owner = merged[order], owner[order]
+        for u in members:
+            t = np.asarray(times[u], dtype=np.int64)
+            parents = [p for p in members
+                       if p != u and electrode[p] != electrode[u] and sizes[p] > sizes[u]]
+            if len(t) == 0 or not parents:
                 continue
-            shared = _shared(times[u], times[p], window)
-            frac = float(shared.mean())
-            if frac > REFERENCE_ECHO_FLAG:
-                out.setdefault(u, []).append((p, frac, shared))
-    return out
+            row_of = np.full(len(times), -1, dtype=np.int64)
+            row_of[parents] = np.arange(len(parents))
+            lo = np.searchsorted(merged, t - reach, side="left")
+            count = np.searchsorted(merged, t + reach, side="right") - lo
+            # (parent row, spike of u) of every coincidence, as one code per pair
+            codes = []
+            for j in range(int(count.max())):
+                has = np.nonzero(count > j)[0]
+                r = row_of[owner[lo[has] + j]]
+                codes.append(r[r >= 0] * len(t) + has[r >= 0])
+            codes = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
+            hits = np.bincount(codes // len(t), minlength=len(parents))
+            for k, p in enumerate(parents):
+                if hits[k] / len(t) <= REFERENCE_ECHO_FLAG:
+                    continue
+                shared = np.zeros(len(t), dtype=bool)
+                shared[codes[codes // len(t) == k] - k * len(t)] = True
+                found.setdefault(u, []).append((p, float(shared.mean()), shared))
+    return {u: found[u] for u in sorted(found)}
 
 
 def reference_echoes(times, waveforms, electrode, group, sampling_rate: float, means=None,

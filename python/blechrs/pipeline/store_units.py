@@ -272,17 +272,18 @@ def own_wire_shares(directory: Path, units: list[Unit], group_of: dict[int, int]
             batch = ids[b:b + per_batch]
             full = np.concatenate([head] + [rec.read(chans, int(s) - before, int(s) + after + 1)
                                             for i in batch for s in spikes[i]], axis=1)
+            # the head sets the medians and MADs; only the windows are referenced (skip)
             referenced, _ = kernels.common_average_reference(full, [0] * len(chans), x.reference_method,
-                                                             x.reference_clip)
-            start = head.shape[1]
+                                                             x.reference_clip, skip=head.shape[1])
+            windows, start = full[:, head.shape[1]:], 0
             for i in batch:
                 t = spikes[i]
                 row, stop = chans.index(units[i].electrode), start + len(t) * width
-                raw = filtered(np.asarray(full[row, start:stop]).reshape(len(t), width))
+                raw = filtered(np.asarray(windows[row, start:stop]).reshape(len(t), width))
                 ref = filtered(np.asarray(referenced[row, start:stop]).reshape(len(t), width))
                 out[i] = own_wire_share(raw, ref, x.samples_before, max(1, int(round(0.3 * fs / 1000))))
                 start = stop
-            full = referenced = None
+            full = windows = referenced = None
     return out
 
 

@@ -449,12 +449,16 @@ pub fn recording_cutoff(x: &Samples<'_>, fs: f64, p: &CutoffParams) -> Result<us
 
 /// Common average reference by groups (channels x samples in, float32 out) and the dead
 /// (flat) channels; `groups[i]` is channel i's group (-1 = not referenced); `method` and `clip`
-/// as the `reference_method` and `reference_clip` parameters.
+/// as the `reference_method` and `reference_clip` parameters. The first `skip` samples count
+/// for the channels' medians and MADs but are not referenced (nor returned): each sample's
+/// reference depends on its own column and those statistics only, so the columns returned are
+/// those of the whole output.
 pub fn common_average_reference(
     x: &Samples<'_>,
     groups: &[i64],
     method: &str,
     clip: f64,
+    skip: usize,
 ) -> Result<(Array2<f32>, Vec<usize>)> {
     let method = reference::Method::parse(method, clip).ok_or_else(|| {
         value_err(format!(
@@ -480,32 +484,40 @@ pub fn common_average_reference(
             groups.len()
         )));
     }
+    if skip > cols {
+        return Err(value_err(format!(
+            "skip is {skip} but x has {cols} samples"
+        )));
+    }
     let (out, dead) = match x {
-        Samples::I16(v) => car_rows(v, groups, rows, cols, method)?,
-        Samples::F32(v) => car_rows(v, groups, rows, cols, method)?,
-        Samples::F64(v) => car_rows(v, groups, rows, cols, method)?,
+        Samples::I16(v) => car_rows(v, groups, rows, cols, skip, method)?,
+        Samples::F32(v) => car_rows(v, groups, rows, cols, skip, method)?,
+        Samples::F64(v) => car_rows(v, groups, rows, cols, skip, method)?,
     };
-    let out = Array2::from_shape_vec((rows, cols), out).map_err(|e| value_err(e.to_string()))?;
+    let out = Array2::from_shape_vec((rows, cols - skip), out).map_err(|e| value_err(e.to_string()))?;
     Ok((out, dead))
 }
 
-/// Whole-array CAR: the same statistics (every 100th sample) and arithmetic as the stream.
+/// Whole-array CAR: the same statistics (every 100th sample) and arithmetic as the stream;
+/// statistics from all `cols` samples, output for samples `skip..cols`.
 fn car_rows<T: Finite>(
     v: &ArrayViewD<'_, T>,
     groups: &[i64],
     rows: usize,
     cols: usize,
+    skip: usize,
     method: reference::Method,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
-    let mut out = limits::zeroed::<f32>(limits::count(&[rows, cols], "x")?, "x")?;
+    let len = cols - skip;
+    let mut out = limits::zeroed::<f32>(limits::count(&[rows, len], "x")?, "x")?;
     let stats = car_stats(v, rows, cols)?;
     let (gs, dead) = reference::make_groups(groups, &stats, method);
     with_threads(0, || {
-        out.par_chunks_mut(cols.max(1))
+        out.par_chunks_mut(len.max(1))
             .enumerate()
             .for_each(|(c, o)| {
                 with_row(v, c, |x| {
-                    for (d, s) in o.iter_mut().zip(x.iter()) {
+                    for (d, s) in o.iter_mut().zip(x.iter().skip(skip)) {
                         *d = s.to_f64() as f32;
                     }
                 })
@@ -515,15 +527,15 @@ fn car_rows<T: Finite>(
     for (_, g) in &gs {
         reference::group_reference(
             g,
-            cols,
-            |c| with_row(v, c, |x| x.iter().map(|s| s.to_f64()).collect()),
+            len,
+            |c| with_row(v, c, |x| x.iter().skip(skip).map(|s| s.to_f64()).collect()),
             &mut r,
         );
         for &(c, mad, _) in &g.live {
             with_row(v, c, |x| {
-                for ((d, s), rf) in out[c * cols..(c + 1) * cols]
+                for ((d, s), rf) in out[c * len..(c + 1) * len]
                     .iter_mut()
-                    .zip(x.iter())
+                    .zip(x.iter().skip(skip))
                     .zip(r.iter())
                 {
                     *d = (s.to_f64() - mad * rf) as f32;
