@@ -128,11 +128,12 @@ def _write_spike_group(h5: tables.File, t: TasteArrays, filters: tables.Filters,
     if arr.size:  # one chunk per trial: compresses the mostly-zero array fast
         ca = h5.create_carray(g, "spike_array", atom=tables.Atom.from_dtype(dtype), shape=arr.shape,
                               filters=filters, chunkshape=(1, arr.shape[1], arr.shape[2]))
-        if compact:
-            for k in range(arr.shape[0]):
-                ca[k] = arr[k]
+        trials = (arr[k] if compact else np.minimum(arr[k], 1).astype(np.float64) for k in range(arr.shape[0]))
+        if compact or not hasattr(ca, "write_chunk"):  # (direct chunk writes: PyTables >= 3.10)
+            for k, trial in enumerate(trials):
+                ca[k] = trial
         else:  # a trial at a time: the float64 form is never whole in memory
-            write_deflated_chunks(ca, (np.minimum(arr[k], 1).astype(np.float64) for k in range(arr.shape[0])))
+            write_deflated_chunks(ca, trials)
     else:  # no units: HDF5 chunked arrays cannot have a zero dimension
         h5.create_array(g, "spike_array", np.zeros(arr.shape, dtype))
     h5.create_array(g, "valid_bins", t.valid_bins)
