@@ -403,6 +403,14 @@ class SortParams:
         """A copy with some parameters changed, by their flat names (``replace(max_clusters=4)``)."""
         return SortParams.from_flat(self.to_flat() | flat)
 
+    def cluster_fingerprint(self, n_events: int) -> str:
+        """The clustering stage's fingerprint of an electrode of ``n_events`` events. One with fewer
+        events than ``cluster_count_threshold`` (the fewest a unit may have: it can hold none) is
+        not clustered, and says so here, so moving the threshold across it redoes it; any other
+        electrode's is the stage's own (auto-sort's parameters stay out of it)."""
+        few = int(n_events) < int(self.autosort.cluster_count_threshold)
+        return self.fingerprint("cluster", extra="fewer events than a unit needs" if few else None)
+
     def fingerprint(self, stage: str, extra: Any = None) -> str:
         """A short hash of one stage's parameters (and ``extra``): its results are reused on resume
         only while this is unchanged."""

@@ -36,6 +36,7 @@ from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
 from blechrs.pipeline.init_recording import raw_qa_pictures
 from blechrs.pipeline.lock import holds_folder_lock
+from blechrs.schemes.sort_electrode import too_few_events
 
 #: An electrode with more events has its pictures drawn from its waveforms memory-mapped in its
 #: work file, read a span at a time (smaller ones are read whole: faster). 100 000 events are
@@ -114,13 +115,6 @@ def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
             p.unlink()
     (out_dir / "solutions.stamp").write_text(_stamp(directory, work))
     return made
-
-
-def too_few_events(n_events: int, params: SortParams) -> str:
-    """Why an electrode's solutions are not drawn ("" when they are): fewer events than
-    ``cluster_count_threshold``, the fewest a unit may have."""
-    least = int(params.autosort.cluster_count_threshold)
-    return f"{n_events} events, fewer than a unit needs (cluster_count_threshold {least})" if n_events < least else ""
 
 
 def unit_identity(u: Unit) -> str:
