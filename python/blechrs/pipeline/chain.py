@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from blechrs.errors import PipelineError
@@ -13,6 +14,7 @@ from blechrs.pipeline.clustering import cluster
 from blechrs.pipeline.executors import Progress, RemoteExecutor, n_workers, start_pool
 from blechrs.pipeline.extraction import extract
 from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
+from blechrs.pipeline.init_recording import raw_qa_pictures
 from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.pictures import plot_recording, write_index
 from blechrs.pipeline.report import RunReport
@@ -33,8 +35,13 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         raise PipelineError(f"{directory}: not a directory")
     report = RunReport(directory)
     t0 = time.perf_counter()
+    # With local worker processes, the raw QA's pictures are drawn by one of them beside the
+    # extraction: in this process they were ~0.8 s (matplotlib's import and the drawing) before any
+    # sorting began, most of a tiny recording's fixed cost.
+    qa_in_pool = plots and executor is None and n_workers(jobs) > 1
     if needs_init(directory):
-        res = init(directory, auto_car=auto_car, pictures=plots)  # (--no-plots: none; `blechrs plot` draws them)
+        # (--no-plots: none; `blechrs plot` draws them)
+        res = init(directory, auto_car=auto_car, pictures=plots and not qa_in_pool)
         # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
         own = {f"warning: {w}" for w in res.recording.warnings}
         report.notes.extend(f"init: {line}" for line in res.lines()
@@ -47,28 +54,40 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         params.run.n_jobs = int(jobs)
     pool = executor or start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
     try:
+        qa_pictures = None
+        if qa_in_pool:  # (those missing or older than the QA's numbers)
+            if isinstance(pool, ProcessPoolExecutor):
+                qa_pictures = pool.submit(raw_qa_pictures, directory)
+            else:  # one electrode: no pool
+                raw_qa_pictures(directory)
         extract(directory, params, force=force, progress=progress, report=report, pool=executor)
         cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots,
                 pool=pool)
+        if qa_pictures is not None:
+            qa_pictures.result()  # before the index page lists QA_output
+        save_autosort(directory, params, force=force, report=report)
+        # The workers, started and with matplotlib loaded, draw the unit pictures and thumbnails.
+        local = pool if isinstance(pool, ProcessPoolExecutor) else None
+        outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress, pool=local)
     finally:
         if pool is not None and executor is None:
             pool.shutdown(cancel_futures=True)
-    save_autosort(directory, params, force=force, report=report)
-    outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress)
     report.timings["total"] = time.perf_counter() - t0
     return report
 
 
 def outputs_after_store(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
-                        jobs: int | None = None, progress: Progress | None = None) -> None:
+                        jobs: int | None = None, progress: Progress | None = None,
+                        pool: ProcessPoolExecutor | None = None) -> None:
     """Everything made from the unit store, redone after the store changed (``run``, ``autosort``,
     ``post-process``), so no picture, array or QA file describes a unit that is gone: the unit
     pictures (solution pictures are kept while their clustering is current), the trial arrays,
-    unit QA and the index page."""
+    unit QA and the index page. ``pool``: worker processes already started (``run``'s)."""
     directory = Path(directory)
     if pictures:
         t1 = time.perf_counter()
-        plot_recording(directory, params, jobs=n_workers(jobs), progress=progress, redraw_solutions=False)
+        plot_recording(directory, params, jobs=n_workers(jobs), progress=progress, redraw_solutions=False,
+                       pool=pool)
         report.timings["plots"] = time.perf_counter() - t1
     trials_and_qa(directory, params, report, pictures=pictures, progress=progress)
 

@@ -15,6 +15,7 @@ same voltage range (:func:`electrode_scale`).
 from __future__ import annotations
 
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -117,6 +118,12 @@ def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
     return made
 
 
+def wants_thumbnail(n_events: int, has_units: bool, params: SortParams) -> bool:
+    """Whether an electrode gets a thumbnail: not without units and with too few events for any
+    (an empty thumbnail says nothing; the index page says why)."""
+    return has_units or not too_few_events(n_events, params)
+
+
 def unit_identity(u: Unit) -> str:
     """What tells a stored unit from any other that may later bear its name."""
     t = np.asarray(u.times, dtype=np.int64)
@@ -144,8 +151,7 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
     made = plot_solutions(directory, work, params) if solutions else []
     units = unit_store.read_units(paths.h5_path(directory), waveforms=not long, electrode=electrode)
     thumbnail = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png"
-    if not units and len(work.times) < int(params.autosort.cluster_count_threshold):
-        # too few events for any unit: an empty thumbnail says nothing (the index page says why)
+    if not wants_thumbnail(len(work.times), bool(units), params):
         thumbnail.unlink(missing_ok=True)
         return made
     scale = electrode_scale(work, params)
@@ -273,26 +279,34 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int], params:
 @holds_folder_lock
 def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
                    progress: Callable[[str, int, int], None] | None = None,
-                   electrodes: Sequence[int] | None = None, redraw_solutions: bool = True) -> Path:
+                   electrodes: Sequence[int] | None = None, redraw_solutions: bool = True,
+                   pool: ProcessPoolExecutor | None = None) -> Path:
     """Every picture of a recording, one process-pool task per electrode, then the index page.
     With ``redraw_solutions`` False, solution figures already drawn from the current clustering
-    (``run`` draws them in the clustering workers) are kept."""
+    (``run`` draws them in the clustering workers) are kept. ``pool``: worker processes already
+    started (then used whatever there is to draw)."""
     directory = Path(directory)
     if electrodes is None:
         electrodes = layout.sorted_electrodes(layout.load_layout(directory))
     # Unit numbers change between sorts: a picture of a unit no longer in the store would mislead.
     # Pictures of units that are still there, unchanged, are kept (plot_electrode skips them).
-    current = {u.name: unit_identity(u) for u in unit_store.read_units(paths.h5_path(directory), waveforms=False)}
+    stored = unit_store.read_units(paths.h5_path(directory), waveforms=False)
+    current = {u.name: unit_identity(u) for u in stored}
     for p in (paths.plot_dir(directory) / "units").glob("unit*.png"):
         if p.stem not in current or picture_info(p).get(UNIT_KEY) != current[p.stem]:
             p.unlink()
+    with_units = {u.electrode for u in stored}
     args = []
     for e in electrodes:
-        redo = redraw_solutions or not solutions_current(
-            directory, e, work_files.read_meta(paths.electrode_path(directory, e)))
+        meta = work_files.read_meta(paths.electrode_path(directory, e))
+        redo = redraw_solutions or not solutions_current(directory, e, meta)
+        if not redo and e not in with_units and not wants_thumbnail(int(meta.n_events), False, params):
+            # Nothing to draw (most electrodes of a short recording): no task reading its work file.
+            (paths.plot_dir(directory) / f"electrode{e:02d}" / "units.png").unlink(missing_ok=True)
+            continue
         args.append((str(directory), int(e), params, redo))
-    # Unit pictures alone are cheap: no worker processes for them.
+    # Unit pictures alone are cheap: no worker processes started for them.
     heavy = sum(1 for a in args if a[3])
-    map_jobs(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
+    map_jobs(plot_electrode, args, jobs if heavy > 1 or pool is not None else 1, "plots", progress, pool=pool)
     raw_qa_pictures(directory)  # those a run without pictures left out
     return write_index(directory, electrodes, params)
