@@ -15,7 +15,6 @@ same voltage range (:func:`electrode_scale`).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -279,12 +278,10 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int], params:
 @holds_folder_lock
 def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
                    progress: Callable[[str, int, int], None] | None = None,
-                   electrodes: Sequence[int] | None = None, redraw_solutions: bool = True,
-                   pool: ProcessPoolExecutor | None = None) -> Path:
+                   electrodes: Sequence[int] | None = None, redraw_solutions: bool = True) -> Path:
     """Every picture of a recording, one process-pool task per electrode, then the index page.
     With ``redraw_solutions`` False, solution figures already drawn from the current clustering
-    (``run`` draws them in the clustering workers) are kept. ``pool``: worker processes already
-    started (then used whatever there is to draw)."""
+    (``run`` draws them in the clustering workers) are kept."""
     directory = Path(directory)
     if electrodes is None:
         electrodes = layout.sorted_electrodes(layout.load_layout(directory))
@@ -307,6 +304,6 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
         args.append((str(directory), int(e), params, redo))
     # Unit pictures alone are cheap: no worker processes started for them.
     heavy = sum(1 for a in args if a[3])
-    map_jobs(plot_electrode, args, jobs if heavy > 1 or pool is not None else 1, "plots", progress, pool=pool)
+    map_jobs(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
     raw_qa_pictures(directory)  # those a run without pictures left out
     return write_index(directory, electrodes, params)
