@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from blechrs.errors import PipelineError
+from blechrs.errors import BlechrsError, PipelineError
 from blechrs.figures.canvas import preload
+from blechrs.io import paths
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
 from blechrs.pipeline.clustering import cluster
@@ -41,21 +43,22 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     # extraction: in this process they were ~0.8 s (matplotlib's import and the drawing) before any
     # sorting began, most of a tiny recording's fixed cost.
     qa_in_pool = plots and executor is None and n_workers(jobs) > 1
-    if needs_init(directory):
-        # (--no-plots: none; `blechrs plot` draws them)
-        res = init(directory, auto_car=auto_car, pictures=plots and not qa_in_pool)
-        # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
-        own = {f"warning: {w}" for w in res.recording.warnings}
-        report.notes.extend(f"init: {line}" for line in res.lines()
-                            if line.startswith(("wrote", "warning")) and line not in own)
-        if res.qa is not None:
-            report.summaries.append(res.qa)
-        report.timings["init"] = time.perf_counter() - t0
-    params = params or load_params(directory)
-    if jobs:
-        params.run.n_jobs = int(jobs)
-    pool = executor or start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
+    # Started first: the workers' start-up (~0.5 s each) runs beside init and the extraction.
+    pool = executor or start_pool(min(n_workers(jobs), _electrodes_at_most(directory)))
     try:
+        if needs_init(directory):
+            # (--no-plots: none; `blechrs plot` draws them)
+            res = init(directory, auto_car=auto_car, pictures=plots and not qa_in_pool)
+            # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
+            own = {f"warning: {w}" for w in res.recording.warnings}
+            report.notes.extend(f"init: {line}" for line in res.lines()
+                                if line.startswith(("wrote", "warning")) and line not in own)
+            if res.qa is not None:
+                report.summaries.append(res.qa)
+            report.timings["init"] = time.perf_counter() - t0
+        params = params or load_params(directory)
+        if jobs:
+            params.run.n_jobs = int(jobs)
         qa_pictures = None
         if qa_in_pool:  # (those missing or older than the QA's numbers)
             if isinstance(pool, ProcessPoolExecutor):
@@ -80,6 +83,22 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress)
     report.timings["total"] = time.perf_counter() - t0
     return report
+
+
+def _electrodes_at_most(directory: Path) -> int:
+    """The electrodes the run sorts (the layout's), or before init the recording's channels (the
+    default layout sorts at most those); 1 when unknown (init then says why)."""
+    if paths.layout_path(directory).exists():
+        try:
+            return max(1, len(sorted_electrodes(directory)))
+        except BlechrsError:  # (the run refuses the layout with its own message)
+            return 1
+    try:
+        with warnings.catch_warnings():  # (said where init opens the recording)
+            warnings.simplefilter("ignore")
+            return max(1, open_recording(directory).n_channels)
+    except BlechrsError:
+        return 1
 
 
 def _preload_drawing() -> None:
