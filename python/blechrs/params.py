@@ -222,7 +222,9 @@ class AutosortParams:
     """Which clusters become units, and the template assignment of every event."""
 
     cluster_count_threshold: int = rule(50, low=1, high=10**9)
-    """Fewest spikes a unit may have (blech_clust uses 2000 on 1 h recordings; blechrs scales by rate)."""
+    """Fewest spikes a unit may have (blech_clust uses 2000 on 1 h recordings; blechrs scales by rate).
+    An electrode with fewer events is not clustered (no solutions; its status says why): part of
+    its clustering fingerprint (``SortParams.cluster_fingerprint``)."""
     min_firing_rate: float = rule(0.05, low=0.0)
     """Hz; a cluster firing slower than this is not saved as a unit."""
     autosort_merge_dprime: float = rule(3.5, low=0.0)
