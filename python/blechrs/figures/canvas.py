@@ -26,16 +26,6 @@ MARGINS = (44, 14, 17, 30)
 TITLE_PX = 24
 
 
-def preload() -> None:
-    """Import what drawing needs (matplotlib and Pillow, ~0.5 s), e.g. in a thread of a process
-    that is waiting anyway, so its first picture starts at once."""
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.collections  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-    import matplotlib.lines  # noqa: F401
-    from PIL import Image, ImageDraw, ImageFont  # noqa: F401
-
-
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from blechrs.errors import BlechrsError, PipelineError
-from blechrs.figures.canvas import preload
 from blechrs.io import paths
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
@@ -45,6 +43,7 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     qa_in_pool = plots and executor is None and n_workers(jobs) > 1
     # Started first: the workers' start-up (~0.5 s each) runs beside init and the extraction.
     pool = executor or start_pool(min(n_workers(jobs), _electrodes_at_most(directory)))
+    done = False
     try:
         if needs_init(directory):
             # (--no-plots: none; `blechrs plot` draws them)
@@ -66,19 +65,18 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
             else:  # one electrode: no pool
                 raw_qa_pictures(directory)
         extract(directory, params, force=force, progress=progress, report=report, pool=executor)
-        if plots and pool is not None:
-            # This process waits on the clustering's workers: meanwhile it loads matplotlib for
-            # the pictures it draws after the store (~0.5 s of a tiny recording's run).
-            _preload_drawing()
         cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots,
                 pool=pool)
         if qa_pictures is not None:
             qa_pictures.result()  # before the index page lists QA_output
+        done = True
     finally:
         if pool is not None and executor is None:
             # (not kept for the pictures after the store: idle workers beside the store and unit
-            # QA's own pool raised the peak memory of 32 ch x 600 s from 421 to 654 MB)
-            pool.shutdown(cancel_futures=True)
+            # QA's own pool raised the peak memory of 32 ch x 600 s from 421 to 654 MB.) Idle
+            # workers' exit (~0.3 s) is not waited for; after an error it is: none may still
+            # write into the folder once its lock is let go.
+            pool.shutdown(wait=not done, cancel_futures=True)
     save_autosort(directory, params, force=force, report=report)
     outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress)
     report.timings["total"] = time.perf_counter() - t0
@@ -99,16 +97,6 @@ def _electrodes_at_most(directory: Path) -> int:
             return max(1, open_recording(directory).n_channels)
     except BlechrsError:
         return 1
-
-
-def _preload_drawing() -> None:
-    def load() -> None:
-        try:
-            preload()
-        except Exception:  # (a missing library is said where a picture is drawn)
-            pass
-
-    threading.Thread(target=load, name="blechrs-preload-drawing", daemon=True).start()
 
 
 def outputs_after_store(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
