@@ -194,3 +194,37 @@ def test_electrodes_too_short_for_a_unit_get_no_solution_pictures_and_the_page_s
     assert again.status == "ok" and again.fp_cluster == first[small].fp_cluster
     assert {k: s.labels.tolist() for k, s in again.solutions.items()} == \
         {k: s.labels.tolist() for k, s in first[small].solutions.items()}
+
+
+def test_a_no_unit_thumbnail_is_drawn_where_clustered_and_redrawn_when_a_unit_is_stored(rec, reference_engine,
+                                                                                      monkeypatch):
+    from blechrs.io.params_file import load_params, save_params
+
+    d = rec
+    params_path = paths.params_path(d)
+    save_params(params_path, load_params(params_path).replace(min_snr=1000.0))  # no cluster can be a unit
+    pipeline.run(d, jobs=1, plots=True)
+    root = paths.plot_dir(d)
+    assert unit_store.read_units(paths.h5_path(d)) == []
+    thumbs = {e: root / f"electrode{e:02d}" / "units.png" for e in range(4)}
+    for e, thumb in thumbs.items():  # every electrode has enough events for a unit (tested above)
+        assert picture_info(thumb)[plots.UNITS_KEY] == ""
+    page = check_page(root / "index.html", paths.h5_path(d))
+    assert {f"electrode{e:02d}/units.png" for e in range(4)} <= set(page.images)
+    # Current: the pictures after the store draw nothing for these electrodes.
+    drawn = []
+    monkeypatch.setattr(plots, "plot_electrode", lambda *a, **k: drawn.append(a[1]) or [])
+    before = {e: t.read_bytes() for e, t in thumbs.items()}
+    pipeline.outputs_after_store(d, load_params(params_path), pipeline.RunReport(d), pictures=True, jobs=1)
+    assert drawn == [] and {e: t.read_bytes() for e, t in thumbs.items()} == before
+    monkeypatch.undo()
+    # A person's unit on electrode 0: its thumbnail shows it.
+    sort_file = d / "mine.csv"
+    sort_file.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n0,0,2,0,,,,mine\n")
+    report, problems, _ = pipeline.post_process(d, sort_file)
+    assert problems == []
+    pipeline.outputs_after_store(d, load_params(params_path), report, pictures=True, jobs=1)
+    (unit,) = unit_store.read_units(paths.h5_path(d))
+    assert picture_info(thumbs[0])[plots.UNITS_KEY] == plots.unit_identity(unit)
+    assert all(picture_info(thumbs[e])[plots.UNITS_KEY] == "" for e in (1, 2, 3))
+    check_page(root / "index.html", paths.h5_path(d))
