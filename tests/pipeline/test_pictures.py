@@ -175,6 +175,13 @@ def test_electrodes_too_short_for_a_unit_get_no_solution_pictures_and_the_page_s
                 {k: s.labels.tolist() for k, s in first[e].solutions.items() if s.kind != "templates"}
     assert {"electrode": small, "events": counts[small], "status": why, "units": 0} .items() <= \
         next(r for r in report.quiet if r["electrode"] == small).items()
+    # A person's sort file picking its clusters is told why there are none, and nothing is stored.
+    stored = unit_store.read_units(paths.h5_path(d))
+    sort_file = d / "mine.csv"
+    sort_file.write_text(f"Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n0,{small},2,0,,,,mine\n")
+    _, problems, _ = pipeline.post_process(d, sort_file)
+    assert [p.message for p in problems] == [f"electrode {small} has no solution 2 (solutions: none: {why})"]
+    assert [u.name for u in unit_store.read_units(paths.h5_path(d))] == [u.name for u in stored]
     text = (root / "index.html").read_text()
     assert (f"none drawn ({counts[small]} events, fewer than a unit needs (cluster_count_threshold {least}))"
             in text)
