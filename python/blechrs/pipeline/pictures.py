@@ -330,7 +330,7 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
         if not redo and e not in with_units and _thumbnail_without_units_current(directory, e, meta, params):
             continue  # nothing to draw (most electrodes of a short recording): no task reading its work file
         args.append((str(directory), int(e), params, redo))
-    # Unit pictures alone are cheap: no worker processes started for them.
+    # Unit pictures alone are cheap: no worker processes for them.
     heavy = sum(1 for a in args if a[3])
     map_jobs(plot_electrode, args, jobs if heavy > 1 else 1, "plots", progress)
     raw_qa_pictures(directory)  # those a run without pictures left out
