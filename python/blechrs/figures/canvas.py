@@ -241,7 +241,9 @@ class Canvas:
             # inside the frame's line (drawn by Agg) by a pixel on every side
             left, top = int(round(x0 * sx)) + 1, int(round((self.H - y0 - h) * sy)) + 1
             size_px = (max(1, int(round((x0 + w) * sx)) - left), max(1, int(round((self.H - y0) * sy)) - top))
-            img.paste(Image.fromarray(rgb, "RGB").resize(size_px, Image.NEAREST), (left, top))
+            rows = np.arange(size_px[1]) * rgb.shape[0] // size_px[1]  # nearest: blocks of pixels
+            cols = np.arange(size_px[0]) * rgb.shape[1] // size_px[0]
+            img.paste(Image.fromarray(np.ascontiguousarray(rgb[rows][:, cols]), "RGB"), (left, top))
         for x, y, s, size, color, ha, va in self.texts:
             anchor = {"left": "l", "center": "m", "right": "r"}[ha] + {"top": "a", "center": "m", "bottom": "d"}[va]
             mask, (dx, dy) = _text_mask(s, size, anchor)
