@@ -222,7 +222,9 @@ class AutosortParams:
     """Which clusters become units, and the template assignment of every event."""
 
     cluster_count_threshold: int = rule(50, low=1, high=10**9)
-    """Fewest spikes a unit may have (blech_clust uses 2000 on 1 h recordings; blechrs scales by rate)."""
+    """Fewest spikes a unit may have (blech_clust uses 2000 on 1 h recordings; blechrs scales by rate).
+    An electrode with fewer events is not clustered (no solutions; its status says why): part of
+    its clustering fingerprint (``SortParams.cluster_fingerprint``)."""
     min_firing_rate: float = rule(0.05, low=0.0)
     """Hz; a cluster firing slower than this is not saved as a unit."""
     autosort_merge_dprime: float = rule(3.5, low=0.0)
@@ -402,6 +404,14 @@ class SortParams:
     def replace(self, **flat: Any) -> "SortParams":
         """A copy with some parameters changed, by their flat names (``replace(max_clusters=4)``)."""
         return SortParams.from_flat(self.to_flat() | flat)
+
+    def cluster_fingerprint(self, n_events: int) -> str:
+        """The clustering stage's fingerprint of an electrode of ``n_events`` events. One with fewer
+        events than ``cluster_count_threshold`` (the fewest a unit may have: it can hold none) is
+        not clustered, and says so here, so moving the threshold across it redoes it; any other
+        electrode's is the stage's own (auto-sort's parameters stay out of it)."""
+        few = int(n_events) < int(self.autosort.cluster_count_threshold)
+        return self.fingerprint("cluster", extra="fewer events than a unit needs" if few else None)
 
     def fingerprint(self, stage: str, extra: Any = None) -> str:
         """A short hash of one stage's parameters (and ``extra``): its results are reused on resume

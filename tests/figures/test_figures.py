@@ -225,3 +225,40 @@ def test_unit_qa_picture_without_waveforms_or_trials(tmp_path):
     drawer = WaveformRaster([], FS, (2000, 5000), 15)
     path = drawer.save(tmp_path / "u.png", "unit001", np.zeros((0, 45), np.float32), np.array([], np.int64))
     assert Image.open(path).size[0] > 0
+
+
+def test_channel_correlation_picture_shows_each_r_in_rdbu(tmp_path):
+    """Each matrix cell is painted in matplotlib's RdBu_r colour of its r (the reference: the
+    colour map itself), channel 0 at the top left; NaN (a flat channel) white."""
+    from matplotlib import colormaps
+
+    from blechrs.figures.raw_channels import CORR_CELL, CORR_MARGINS, plot_channel_correlation
+
+    n = 8
+    rng = np.random.default_rng(0)
+    r = rng.uniform(-1, 1, (n, n))
+    r[3, 5] = np.nan
+    path = plot_channel_correlation(tmp_path / "corr.png", r, np.zeros((n, n)), [f"A-{k:03d}" for k in range(n)])
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    left, right, top, bottom = CORR_MARGINS
+    w, h = CORR_CELL[0] - left - right, CORR_CELL[1] - top - bottom
+    y_top = 24 + top  # the title line, then the panel's own top margin
+    for i, j in [(0, 0), (0, n - 1), (n - 1, 0), (2, 6), (3, 5)]:
+        x = int(left + (j + 0.5) * w / n)
+        y = int(y_top + (i + 0.5) * h / n)
+        want = np.array([255, 255, 255]) if np.isnan(r[i, j]) else \
+            np.round(np.array(colormaps["RdBu_r"]((r[i, j] + 1) / 2)[:3]) * 255)
+        assert np.abs(img[y, x] - want).max() <= 3, (i, j, img[y, x], want)
+
+
+def test_digital_inputs_picture_marks_each_pulse_at_its_time(tmp_path):
+    from blechrs.figures.raw_channels import plot_digital_inputs
+
+    fs, n_samples = 1000.0, 10_000
+    din = {"dig_in_00": (np.array([2000]), np.array([3000])), "dig_in_01": (np.array([], dtype=int), np.array([], dtype=int))}
+    path = plot_digital_inputs(tmp_path / "din.png", din, fs, n_samples)
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    coloured = np.flatnonzero((np.abs(img - img[:, :, :1]).max(axis=2) > 60).any(axis=0))  # columns with colour
+    # the panel spans 130 .. 800 - 16 px for 0 .. 10 s: the pulse is 2 .. 3 s
+    x = lambda t: 130 + t / 10.0 * (800 - 130 - 16)  # noqa: E731
+    assert coloured.min() >= x(2.0) - 2 and coloured.max() <= x(3.0) + 2 and len(coloured) >= 0.9 * (x(3) - x(2))

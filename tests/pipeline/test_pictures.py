@@ -18,6 +18,7 @@ from blechrs.figures.canvas import picture_info
 from blechrs.io import paths, unit_store, work_files
 from blechrs.io.qa_files import read_json
 from blechrs.pipeline import pictures as plots
+from blechrs.pipeline.resume import work_state
 from support.sorting_reference import init_folder, simulated_folder
 
 
@@ -147,16 +148,40 @@ def test_electrodes_too_short_for_a_unit_get_no_solution_pictures_and_the_page_s
     root = paths.plot_dir(d)
     counts = {e: work_files.read_meta(paths.electrode_path(d, e)).n_events for e in range(4)}
     assert all(list((root / f"electrode{e:02d}").glob("solution*.png")) for e in range(4))
+    first = {e: work_files.load_electrode(paths.electrode_path(d, e)) for e in range(4)}
     # a threshold above the smallest electrode's events: it cannot hold a unit
     small = min(counts, key=counts.get)
     least = counts[small] + 1
     assert sum(n >= least for n in counts.values()) >= 1
     params_path = paths.params_path(d)
     save_params(params_path, load_params(params_path).replace(cluster_count_threshold=least))
-    pipeline.run(d, jobs=1, plots=True)
+    # The threshold is part of the clustering's resume fingerprint of an electrode it crosses: the
+    # small electrode is clustered again (now not at all), the others only auto-sorted again.
+    states = {e: work_state(d, e, load_params(params_path)) for e in counts}
+    assert states == {e: "autosort-stale" if n >= least else "extracted" for e, n in counts.items()}
+    report = pipeline.run(d, jobs=1, plots=True)
     for e, n in counts.items():
         drawn = sorted((root / f"electrode{e:02d}").glob("solution*.png"))
         assert bool(drawn) == (n >= least), (e, n, least)
+    # The small electrode has no solutions and says why; the others keep their clustering.
+    why = f"{counts[small]} events, fewer than a unit needs (cluster_count_threshold {least})"
+    for e, n in counts.items():
+        work = work_files.load_electrode(paths.electrode_path(d, e))
+        if n < least:
+            assert work.solutions == {} and work.units == [] and work.status == why
+        else:
+            assert work.fp_cluster == first[e].fp_cluster and work.status == "ok"
+            assert {k: s.labels.tolist() for k, s in work.solutions.items() if s.kind != "templates"} == \
+                {k: s.labels.tolist() for k, s in first[e].solutions.items() if s.kind != "templates"}
+    assert {"electrode": small, "events": counts[small], "status": why, "units": 0} .items() <= \
+        next(r for r in report.quiet if r["electrode"] == small).items()
+    # A person's sort file picking its clusters is told why there are none, and nothing is stored.
+    stored = unit_store.read_units(paths.h5_path(d))
+    sort_file = d / "mine.csv"
+    sort_file.write_text(f"Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n0,{small},2,0,,,,mine\n")
+    _, problems, _ = pipeline.post_process(d, sort_file)
+    assert [p.message for p in problems] == [f"electrode {small} has no solution 2 (solutions: none: {why})"]
+    assert [u.name for u in unit_store.read_units(paths.h5_path(d))] == [u.name for u in stored]
     text = (root / "index.html").read_text()
     assert (f"none drawn ({counts[small]} events, fewer than a unit needs (cluster_count_threshold {least}))"
             in text)
@@ -168,6 +193,45 @@ def test_electrodes_too_short_for_a_unit_get_no_solution_pictures_and_the_page_s
     assert f"electrode{small:02d}/units.png" not in page.images
     # back to a threshold it meets: drawn again
     save_params(params_path, load_params(params_path).replace(cluster_count_threshold=10))
+    assert work_state(d, small, load_params(params_path)) == "extracted"
     pipeline.run(d, jobs=1, plots=True)
     assert list((root / f"electrode{small:02d}").glob("solution*.png"))
     assert (root / f"electrode{small:02d}" / "units.png").exists()
+    again = work_files.load_electrode(paths.electrode_path(d, small))
+    assert again.status == "ok" and again.fp_cluster == first[small].fp_cluster
+    assert {k: s.labels.tolist() for k, s in again.solutions.items()} == \
+        {k: s.labels.tolist() for k, s in first[small].solutions.items()}
+
+
+def test_a_no_unit_thumbnail_is_drawn_where_clustered_and_redrawn_when_a_unit_is_stored(rec, reference_engine,
+                                                                                      monkeypatch):
+    from blechrs.io.params_file import load_params, save_params
+
+    d = rec
+    params_path = paths.params_path(d)
+    save_params(params_path, load_params(params_path).replace(min_snr=1000.0))  # no cluster can be a unit
+    pipeline.run(d, jobs=1, plots=True)
+    root = paths.plot_dir(d)
+    assert unit_store.read_units(paths.h5_path(d)) == []
+    thumbs = {e: root / f"electrode{e:02d}" / "units.png" for e in range(4)}
+    for e, thumb in thumbs.items():  # every electrode has enough events for a unit (tested above)
+        assert picture_info(thumb)[plots.UNITS_KEY] == ""
+    page = check_page(root / "index.html", paths.h5_path(d))
+    assert {f"electrode{e:02d}/units.png" for e in range(4)} <= set(page.images)
+    # Current: the pictures after the store draw nothing for these electrodes.
+    drawn = []
+    monkeypatch.setattr(plots, "plot_electrode", lambda *a, **k: drawn.append(a[1]) or [])
+    before = {e: t.read_bytes() for e, t in thumbs.items()}
+    pipeline.outputs_after_store(d, load_params(params_path), pipeline.RunReport(d), pictures=True, jobs=1)
+    assert drawn == [] and {e: t.read_bytes() for e, t in thumbs.items()} == before
+    monkeypatch.undo()
+    # A person's unit on electrode 0: its thumbnail shows it.
+    sort_file = d / "mine.csv"
+    sort_file.write_text("Unit,Chan,Solution,Cluster,Split,single_unit,Type,Comments\n0,0,2,0,,,,mine\n")
+    report, problems, _ = pipeline.post_process(d, sort_file)
+    assert problems == []
+    pipeline.outputs_after_store(d, load_params(params_path), report, pictures=True, jobs=1)
+    (unit,) = unit_store.read_units(paths.h5_path(d))
+    assert picture_info(thumbs[0])[plots.UNITS_KEY] == plots.unit_identity(unit)
+    assert all(picture_info(thumbs[e])[plots.UNITS_KEY] == "" for e in (1, 2, 3))
+    check_page(root / "index.html", paths.h5_path(d))

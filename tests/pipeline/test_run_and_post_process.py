@@ -184,16 +184,18 @@ def _quiet(n, rng, polarity=-1, amplitude=0.0):
                          dead=False, stage="extracted")
 
 
-@pytest.mark.parametrize("case", ["no events", "three events", "dead", "one polarity", "pure noise"])
+@pytest.mark.parametrize("case", ["no events", "three events", "nine events", "dead", "one polarity", "pure noise"])
 def test_quiet_electrodes_are_reported_not_crashed(case):
     rng = np.random.default_rng(0)
     params = SortParams().replace(cluster_count_threshold=10, max_clusters=4, num_restarts=1)
     data = {"no events": lambda: _quiet(0, rng), "three events": lambda: _quiet(3, rng),
+            "nine events": lambda: _quiet(9, rng, amplitude=120.0),  # max_clusters 4 <= 9 < 10 a unit needs
             "dead": lambda: dataclasses.replace(_quiet(0, rng), dead=True),
             "one polarity": lambda: _quiet(400, rng, +1, 120.0),
             "pure noise": lambda: _quiet(400, rng)}[case]()
     out = pipeline.cluster_work(data, params)
     expected_status = {"no events": "no events", "three events": "3 events, fewer than max_clusters (4)",
+                       "nine events": "9 events, fewer than a unit needs (cluster_count_threshold 10)",
                        "dead": "dead channel"}
     if case in expected_status:
         assert out.status == expected_status[case]

@@ -32,7 +32,8 @@ def sorted_folder(tmp_path_factory):
     d.mkdir()
     # No common reference: on 4 wires it makes echoes, which the echo check removes, and these tests
     # need units enough to merge, split, remove and relabel (6 here).
-    return sorted_small_folder(d, use_car=False)
+    # (cluster_count_threshold 5: electrode 0 has 7 events, and a row below picks its clusters)
+    return sorted_small_folder(d, use_car=False, cluster_count_threshold=5)
 
 
 @pytest.fixture()

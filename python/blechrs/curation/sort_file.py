@@ -306,8 +306,10 @@ def apply_sort_rows(rows: Sequence[SortRow], load: Callable[[int], ElectrodeWork
         labels = work.labels_of(row.solution)
         if labels is None:
             known = sorted(work.solutions)
+            # an electrode not clustered says why (too few events for a unit, dead ...)
+            why = f"none: {work.status}" if not known and work.status not in (None, "ok") else "none"
             problems.append(RowProblem(row.row, f"electrode {row.electrode} has no solution {row.solution} "
-                                                 f"(solutions: {', '.join(map(str, known)) or 'none'})"))
+                                                 f"(solutions: {', '.join(map(str, known)) or why})"))
             continue
         present = set(np.unique(labels[labels >= 0]).tolist())
         unknown = [c for c in row.clusters if c not in present]

@@ -119,6 +119,7 @@ class Canvas:
         self.poly_colors: list[Any] = []
         self.texts: list[tuple] = []
         self.points: list[tuple] = []
+        self.images: list[tuple] = []
         self.text(8, self.H - 5, title, size=12, va="top")
 
     # -- layout ---------------------------------------------------------------------------------
@@ -182,6 +183,11 @@ class Canvas:
     def add_points(self, x, y, color, size: float = 2.0) -> None:
         self.points.append((x, y, color, size))
 
+    def image(self, p: Panel, rgb: np.ndarray) -> None:
+        """An (rows, cols, 3) uint8 image filling panel ``p``'s frame (row 0 at the top), each
+        pixel a block of canvas pixels (nearest, no smoothing); pasted on the rendered picture."""
+        self.images.append((p.box, np.ascontiguousarray(rgb, dtype=np.uint8)))
+
     def text(self, x, y, s, size=11, color="k", ha="left", va="top") -> None:
         """A label at canvas pixel (x, y) (y up); ``size`` in pixels."""
         self.texts.append((x, y, s, size, color, ha, va))
@@ -236,6 +242,13 @@ class Canvas:
         img = Image.frombuffer("RGBA", (width, height), self.fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
         img = img.convert("RGB")
         sx, sy = width / self.W, height / self.H
+        for (x0, y0, w, h), rgb in self.images:
+            # inside the frame's line (drawn by Agg) by a pixel on every side
+            left, top = int(round(x0 * sx)) + 1, int(round((self.H - y0 - h) * sy)) + 1
+            size_px = (max(1, int(round((x0 + w) * sx)) - left), max(1, int(round((self.H - y0) * sy)) - top))
+            rows = np.arange(size_px[1]) * rgb.shape[0] // size_px[1]  # nearest: blocks of pixels
+            cols = np.arange(size_px[0]) * rgb.shape[1] // size_px[0]
+            img.paste(Image.fromarray(np.ascontiguousarray(rgb[rows][:, cols]), "RGB"), (left, top))
         for x, y, s, size, color, ha, va in self.texts:
             anchor = {"left": "l", "center": "m", "right": "r"}[ha] + {"top": "a", "center": "m", "bottom": "d"}[va]
             mask, (dx, dy) = _text_mask(s, size, anchor)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from blechrs.errors import PipelineError
+from blechrs.errors import BlechrsError, PipelineError
+from blechrs.io import paths
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
 from blechrs.pipeline.clustering import cluster
 from blechrs.pipeline.executors import Progress, RemoteExecutor, n_workers, start_pool
 from blechrs.pipeline.extraction import extract
 from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
+from blechrs.pipeline.init_recording import raw_qa_pictures
 from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.pictures import plot_recording, write_index
 from blechrs.pipeline.report import RunReport
@@ -33,30 +37,66 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
         raise PipelineError(f"{directory}: not a directory")
     report = RunReport(directory)
     t0 = time.perf_counter()
-    if needs_init(directory):
-        res = init(directory, auto_car=auto_car, pictures=plots)  # (--no-plots: none; `blechrs plot` draws them)
-        # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
-        own = {f"warning: {w}" for w in res.recording.warnings}
-        report.notes.extend(f"init: {line}" for line in res.lines()
-                            if line.startswith(("wrote", "warning")) and line not in own)
-        if res.qa is not None:
-            report.summaries.append(res.qa)
-        report.timings["init"] = time.perf_counter() - t0
-    params = params or load_params(directory)
-    if jobs:
-        params.run.n_jobs = int(jobs)
-    pool = executor or start_pool(min(n_workers(jobs), max(1, len(sorted_electrodes(directory)))))
+    # With local worker processes, the raw QA's pictures are drawn by one of them beside the
+    # extraction: in this process they were ~0.8 s (matplotlib's import and the drawing) before any
+    # sorting began, most of a tiny recording's fixed cost.
+    qa_in_pool = plots and executor is None and n_workers(jobs) > 1
+    # Started first: the workers' start-up (~0.5 s each) runs beside init and the extraction.
+    pool = executor or start_pool(min(n_workers(jobs), _electrodes_at_most(directory)))
+    done = False
     try:
+        if needs_init(directory):
+            # (--no-plots: none; `blechrs plot` draws them)
+            res = init(directory, auto_car=auto_car, pictures=plots and not qa_in_pool)
+            # (the recording's own warnings are RecordingWarnings, shown where the recording is opened)
+            own = {f"warning: {w}" for w in res.recording.warnings}
+            report.notes.extend(f"init: {line}" for line in res.lines()
+                                if line.startswith(("wrote", "warning")) and line not in own)
+            if res.qa is not None:
+                report.summaries.append(res.qa)
+            report.timings["init"] = time.perf_counter() - t0
+        params = params or load_params(directory)
+        if jobs:
+            params.run.n_jobs = int(jobs)
+        qa_pictures = None
+        if qa_in_pool:  # (those missing or older than the QA's numbers)
+            if isinstance(pool, ProcessPoolExecutor):
+                qa_pictures = pool.submit(raw_qa_pictures, directory)
+            else:  # one electrode: no pool
+                raw_qa_pictures(directory)
         extract(directory, params, force=force, progress=progress, report=report, pool=executor)
         cluster(directory, params, force=force, jobs=jobs, progress=progress, report=report, plots=plots,
                 pool=pool)
+        if qa_pictures is not None:
+            qa_pictures.result()  # before the index page lists QA_output
+        done = True
     finally:
         if pool is not None and executor is None:
-            pool.shutdown(cancel_futures=True)
+            # (not kept for the pictures after the store: idle workers beside the store and unit
+            # QA's own pool raised the peak memory of 32 ch x 600 s from 421 to 654 MB.) Idle
+            # workers' exit (~0.3 s) is not waited for; after an error it is: none may still
+            # write into the folder once its lock is let go.
+            pool.shutdown(wait=not done, cancel_futures=True)
     save_autosort(directory, params, force=force, report=report)
     outputs_after_store(directory, params, report, pictures=plots, jobs=jobs, progress=progress)
     report.timings["total"] = time.perf_counter() - t0
     return report
+
+
+def _electrodes_at_most(directory: Path) -> int:
+    """The electrodes the run sorts (the layout's), or before init the recording's channels (the
+    default layout sorts at most those); 1 when unknown (init then says why)."""
+    if paths.layout_path(directory).exists():
+        try:
+            return max(1, len(sorted_electrodes(directory)))
+        except BlechrsError:  # (the run refuses the layout with its own message)
+            return 1
+    try:
+        with warnings.catch_warnings():  # (said where init opens the recording)
+            warnings.simplefilter("ignore")
+            return max(1, open_recording(directory).n_channels)
+    except BlechrsError:
+        return 1
 
 
 def outputs_after_store(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,

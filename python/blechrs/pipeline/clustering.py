@@ -14,7 +14,7 @@ from blechrs.mapped import release
 from blechrs.params import SortParams
 from blechrs.pipeline.executors import Progress, RemoteExecutor, map_jobs, n_workers, own_memory_mb
 from blechrs.pipeline.folder import load_params, sorted_electrodes
-from blechrs.pipeline.pictures import plot_solutions
+from blechrs.pipeline.pictures import plot_solutions, plot_thumbnail_without_units
 from blechrs.pipeline.report import RunReport, electrode_summary
 from blechrs.pipeline.lock import holds_folder_lock
 from blechrs.pipeline.resume import recording_identity, work_state
@@ -51,8 +51,11 @@ def _cluster_job(directory: str, electrode: int, params: SortParams, only_autoso
     work = autosort_work(work, params) if only_autosort else cluster_work(work, params)
     work_files.save_electrode(path, work)
     if plots and not only_autosort:
-        # Solution pictures while the electrode is in memory, in the worker that clustered it.
+        # Solution pictures while the electrode is in memory, in the worker that clustered it
+        # (and its thumbnail when auto-sort gave it no unit: storing auto-sort adds none there).
         plot_solutions(directory, work, params)
+        if not work.units:
+            plot_thumbnail_without_units(directory, work, params)
     release(work.waveforms)
     return electrode_summary(work)
 

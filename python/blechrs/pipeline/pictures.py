@@ -36,13 +36,15 @@ from blechrs.params import SortParams
 from blechrs.pipeline.executors import map_jobs
 from blechrs.pipeline.init_recording import raw_qa_pictures
 from blechrs.pipeline.lock import holds_folder_lock
+from blechrs.schemes.sort_electrode import too_few_events
 
 #: An electrode with more events has its pictures drawn from its waveforms memory-mapped in its
 #: work file, read a span at a time (smaller ones are read whole: faster). 100 000 events are
 #: ~30 MB of waveforms; a 2 h electrode's plots worker went 377 -> 198 MB (docs/benchmarks.md).
 PICTURES_MAP_EVENTS = 100_000
-#: PNG text keys saying what a picture shows (compared with the store by the index page).
-UNIT_KEY, UNITS_KEY, TITLE_KEY = "blechrs-unit", "blechrs-units", "blechrs-title"
+#: PNG text keys saying what a picture shows (compared with the store by the index page; a
+#: thumbnail's WORK_KEY: the clustering it shows, as ``_stamp``).
+UNIT_KEY, UNITS_KEY, TITLE_KEY, WORK_KEY = "blechrs-unit", "blechrs-units", "blechrs-title", "blechrs-work"
 
 
 def _stamp(directory, work: ElectrodeWork) -> str:
@@ -116,11 +118,10 @@ def plot_solutions(directory, work: ElectrodeWork, params) -> list[str]:
     return made
 
 
-def too_few_events(n_events: int, params: SortParams) -> str:
-    """Why an electrode's solutions are not drawn ("" when they are): fewer events than
-    ``cluster_count_threshold``, the fewest a unit may have."""
-    least = int(params.autosort.cluster_count_threshold)
-    return f"{n_events} events, fewer than a unit needs (cluster_count_threshold {least})" if n_events < least else ""
+def wants_thumbnail(n_events: int, has_units: bool, params: SortParams) -> bool:
+    """Whether an electrode gets a thumbnail: not without units and with too few events for any
+    (an empty thumbnail says nothing; the index page says why)."""
+    return has_units or not too_few_events(n_events, params)
 
 
 def unit_identity(u: Unit) -> str:
@@ -150,8 +151,7 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
     made = plot_solutions(directory, work, params) if solutions else []
     units = unit_store.read_units(paths.h5_path(directory), waveforms=not long, electrode=electrode, metrics=False)
     thumbnail = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png"
-    if not units and len(work.times) < int(params.autosort.cluster_count_threshold):
-        # too few events for any unit: an empty thumbnail says nothing (the index page says why)
+    if not wants_thumbnail(len(work.times), bool(units), params):
         thumbnail.unlink(missing_ok=True)
         return made
     scale = electrode_scale(work, params)
@@ -173,10 +173,39 @@ def plot_electrode(directory: str, electrode: int, params: SortParams, solutions
             continue  # the same unit, labelled the same: its picture is current
         made.append(str(plot_unit(picture, info[TITLE_KEY], u.times, waveforms, scale, view, in_view, info,
                                   index=rows_of_unit)))
-    made.append(str(plot_electrode_units(
-        thumbnail, electrode, [u.name for u in units],
-        means, scale, view, unit_of_view, {UNITS_KEY: "; ".join(unit_identity(u) for u in units)})))
+    made.append(_draw_thumbnail(directory, work, [u.name for u in units], means, scale, view, unit_of_view,
+                                "; ".join(unit_identity(u) for u in units)))
     return made
+
+
+def _draw_thumbnail(directory, work: ElectrodeWork, names: list[str], means: list, scale: ElectrodeScale,
+                    view: FeatureView, unit_of_view: np.ndarray, identity: str) -> str:
+    thumbnail = paths.plot_dir(directory) / f"electrode{work.electrode:02d}" / "units.png"
+    return str(plot_electrode_units(thumbnail, work.electrode, names, means, scale, view, unit_of_view,
+                                    {UNITS_KEY: identity, WORK_KEY: _stamp(directory, work)}))
+
+
+def plot_thumbnail_without_units(directory, work: ElectrodeWork, params: SortParams) -> list[str]:
+    """The thumbnail of an electrode auto-sort gave no unit, drawn by the worker that clustered it
+    (the electrode is in memory there, and a run storing no unit then needs no drawing in its
+    main process): kept by :func:`plot_recording` while the store has no unit of the electrode
+    and its clustering is the one it shows (``WORK_KEY``)."""
+    if not wants_thumbnail(len(work.times), False, params):
+        return []
+    scale = electrode_scale(work, params)
+    view = _view(work, scale)
+    return [_draw_thumbnail(directory, work, [], [], scale, view, np.full(len(view.index), -1, dtype=np.int64), "")]
+
+
+def _thumbnail_without_units_current(directory, electrode: int, meta: ElectrodeWork, params: SortParams) -> bool:
+    """Whether an electrode with no stored unit has the thumbnail it needs: none with too few
+    events for a unit (an older one is removed here), else one of no unit drawn from its current
+    clustering."""
+    thumbnail = paths.plot_dir(directory) / f"electrode{electrode:02d}" / "units.png"
+    if not wants_thumbnail(int(meta.n_events), False, params):
+        thumbnail.unlink(missing_ok=True)
+        return True
+    return picture_info(thumbnail).items() >= {UNITS_KEY: "", WORK_KEY: _stamp(directory, meta)}.items()
 
 
 def unit_rows(work: ElectrodeWork, unit: Unit) -> np.ndarray:
@@ -288,15 +317,18 @@ def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
         electrodes = layout.sorted_electrodes(layout.load_layout(directory))
     # Unit numbers change between sorts: a picture of a unit no longer in the store would mislead.
     # Pictures of units that are still there, unchanged, are kept (plot_electrode skips them).
-    current = {u.name: unit_identity(u) for u in unit_store.read_units(paths.h5_path(directory), waveforms=False,
-                                                                              metrics=False)}
+    stored = unit_store.read_units(paths.h5_path(directory), waveforms=False, metrics=False)
+    current = {u.name: unit_identity(u) for u in stored}
     for p in (paths.plot_dir(directory) / "units").glob("unit*.png"):
         if p.stem not in current or picture_info(p).get(UNIT_KEY) != current[p.stem]:
             p.unlink()
+    with_units = {u.electrode for u in stored}
     args = []
     for e in electrodes:
-        redo = redraw_solutions or not solutions_current(
-            directory, e, work_files.read_meta(paths.electrode_path(directory, e)))
+        meta = work_files.read_meta(paths.electrode_path(directory, e))
+        redo = redraw_solutions or not solutions_current(directory, e, meta)
+        if not redo and e not in with_units and _thumbnail_without_units_current(directory, e, meta, params):
+            continue  # nothing to draw (most electrodes of a short recording): no task reading its work file
         args.append((str(directory), int(e), params, redo))
     # Unit pictures alone are cheap: no worker processes for them.
     heavy = sum(1 for a in args if a[3])

@@ -43,7 +43,7 @@ def work_state(directory, electrode: int, params: SortParams, recording: str | N
         return "none"
     if recording is not None and meta.recording != recording:
         return "none"
-    if meta.stage == "clustered" and meta.fp_cluster == params.fingerprint("cluster"):
+    if meta.stage == "clustered" and meta.fp_cluster == params.cluster_fingerprint(meta.n_events):
         if meta.fp_autosort == params.fingerprint("autosort"):
             return "clustered"
         return "autosort-stale"

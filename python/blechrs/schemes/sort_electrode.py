@@ -32,6 +32,7 @@ from blechrs.schemes.autosort import autosort_electrode
 
 
 def quiet_reason(work: ElectrodeWork, params: SortParams) -> str | None:
+    """Why an electrode is not clustered (None: it is)."""
     n = len(work.times)
     if work.dead:
         return "dead channel"
@@ -39,7 +40,16 @@ def quiet_reason(work: ElectrodeWork, params: SortParams) -> str | None:
         return "no events"
     if n < params.cluster.max_clusters:
         return f"{n} events, fewer than max_clusters ({params.cluster.max_clusters})"
-    return None
+    # No cluster of it could become a unit, and on short recordings such electrodes were most of
+    # the clustering's time (their clustering fingerprint says so: params.cluster_fingerprint).
+    return too_few_events(n, params) or None
+
+
+def too_few_events(n_events: int, params: SortParams) -> str:
+    """Why an electrode is neither clustered nor has solution pictures ("" when it has): fewer
+    events than ``cluster_count_threshold``, the fewest a unit may have."""
+    least = int(params.autosort.cluster_count_threshold)
+    return f"{n_events} events, fewer than a unit needs (cluster_count_threshold {least})" if n_events < least else ""
 
 
 def unit_metrics(work: ElectrodeWork, indices: np.ndarray, params: SortParams) -> dict[str, float]:
@@ -144,7 +154,7 @@ def _cluster_work(work: ElectrodeWork, params: SortParams) -> ElectrodeWork:
             solutions[number] = Solution(number, labels, sol.kind)
     out = dataclasses.replace(work, features=features, clustered=clustered, solutions=solutions,
                               status="ok" if reason is None else reason, stage="clustered",
-                              fp_cluster=params.fingerprint("cluster"))
+                              fp_cluster=params.cluster_fingerprint(len(work.times)))
     return _autosort_work(out, params)
 
 
