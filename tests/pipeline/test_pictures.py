@@ -235,3 +235,25 @@ def test_a_no_unit_thumbnail_is_drawn_where_clustered_and_redrawn_when_a_unit_is
     assert picture_info(thumbs[0])[plots.UNITS_KEY] == plots.unit_identity(unit)
     assert all(picture_info(thumbs[e])[plots.UNITS_KEY] == "" for e in (1, 2, 3))
     check_page(root / "index.html", paths.h5_path(d))
+
+
+def test_pictures_drawn_beside_unit_qa_match_those_drawn_before_it(rec, tmp_path, reference_engine):
+    """With two workers, a run's unit pictures and thumbnails are drawn by a worker while the
+    arrays and unit QA run here (chain.outputs_after_store); one worker draws them first, in this
+    process. Both give the same pictures, bytes for bytes, and an index page linking every unit
+    and QA picture."""
+    other = tmp_path / "other"
+    shutil.copytree(rec, other)
+    pipeline.run(rec, jobs=1, plots=True)
+    report = pipeline.run(other, jobs=2, plots=True)
+    assert report.units and "plots" in report.timings
+    for d in (rec, other):
+        units = unit_store.read_units(paths.h5_path(d), waveforms=False)
+        page = check_page(paths.plot_dir(d) / "index.html", paths.h5_path(d))
+        assert {f"units/{u.name}.png" for u in units} <= set(page.images)
+        assert {f"qa/{u.name}.png" for u in units} <= set(page.links)
+    for sub in ("units", "qa"):
+        a = sorted((paths.plot_dir(rec) / sub).glob("*.png"))
+        b = sorted((paths.plot_dir(other) / sub).glob("*.png"))
+        assert [p.name for p in a] == [p.name for p in b] and a
+        assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))

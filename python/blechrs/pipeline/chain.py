@@ -13,12 +13,12 @@ from blechrs.io import paths
 from blechrs.io.recording import open_recording
 from blechrs.params import SortParams
 from blechrs.pipeline.clustering import cluster
-from blechrs.pipeline.executors import Progress, RemoteExecutor, n_workers, start_pool
+from blechrs.pipeline.executors import Progress, RemoteExecutor, n_workers, spawn_workers, start_pool
 from blechrs.pipeline.extraction import extract
 from blechrs.pipeline.folder import init, load_params, needs_init, sorted_electrodes
 from blechrs.pipeline.init_recording import raw_qa_pictures
 from blechrs.pipeline.lock import holds_folder_lock
-from blechrs.pipeline.pictures import plot_recording, write_index
+from blechrs.pipeline.pictures import plot_recording, stale_solution_pictures, write_index
 from blechrs.pipeline.report import RunReport
 from blechrs.pipeline.store_units import save_autosort
 from blechrs.pipeline.trial_arrays import make_arrays
@@ -99,6 +99,12 @@ def _electrodes_at_most(directory: Path) -> int:
         return 1
 
 
+#: Electrodes whose solution pictures a run may still have to redraw after the store (their marks
+#: changed: units removed as reference echoes) for its pictures to be drawn by one worker beside
+#: the arrays and unit QA (~0.6 s each at 32 x 600 s); with more, a pool draws them first.
+BESIDE_QA_REDRAWS = 4
+
+
 def outputs_after_store(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
                         jobs: int | None = None, progress: Progress | None = None) -> None:
     """Everything made from the unit store, redone after the store changed (``run``, ``autosort``,
@@ -106,6 +112,20 @@ def outputs_after_store(directory: Path, params: SortParams, report: RunReport, 
     pictures (solution pictures are kept while their clustering is current), the trial arrays,
     unit QA and the index page."""
     directory = Path(directory)
+    if (pictures and report.units and n_workers(jobs) > 1
+            and stale_solution_pictures(directory, sorted_electrodes(directory)) <= BESIDE_QA_REDRAWS):
+        # Mostly unit pictures and thumbnails to draw (~2 s at 32 x 600 s, one core): drawn by a
+        # worker beside the trial arrays and unit QA here (as long, one core), under this
+        # process's lock, which waits for it. The index page is written last, once both are done.
+        pool = spawn_workers(1)
+        try:
+            drawing = pool.submit(_unit_pictures, directory, params)
+            trials_and_qa(directory, params, report, pictures=True, progress=progress, index=False)
+            report.timings["plots"] = drawing.result()  # (its own time, beside the arrays and unit QA)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        write_index(directory, sorted_electrodes(directory), params)
+        return
     if pictures:
         t1 = time.perf_counter()
         plot_recording(directory, params, jobs=n_workers(jobs), progress=progress, redraw_solutions=False)
@@ -113,10 +133,19 @@ def outputs_after_store(directory: Path, params: SortParams, report: RunReport, 
     trials_and_qa(directory, params, report, pictures=pictures, progress=progress)
 
 
+def _unit_pictures(directory: Path, params: SortParams) -> float:
+    """The pictures :func:`outputs_after_store` has a worker draw (under its caller's lock); their
+    time."""
+    t = time.perf_counter()
+    plot_recording.__wrapped__(directory, params, jobs=1, redraw_solutions=False)  # type: ignore[attr-defined]
+    return time.perf_counter() - t
+
+
 def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictures: bool = True,
-                  progress: Progress | None = None) -> None:
+                  progress: Progress | None = None, index: bool = True) -> None:
     """Spike-train arrays when the recording has digital-input pulses, then unit QA (similarity,
-    drift across trials, a picture per unit). Skipped when no unit was stored."""
+    drift across trials, a picture per unit). Skipped when no unit was stored. ``index``: write
+    the index page again after the QA pictures (the caller may write it later)."""
     if not report.units:
         return
     t = time.perf_counter()
@@ -132,6 +161,6 @@ def trials_and_qa(directory: Path, params: SortParams, report: RunReport, pictur
                                     jobs=n_workers(params.run.n_jobs) if pictures else 1,
                                     progress=(lambda done, total: progress("unit QA", done, total)) if progress
                                     else None))
-    if pictures:  # the index was written before the QA pictures existed
+    if pictures and index:  # the index was written before the QA pictures existed
         write_index(directory, sorted_electrodes(directory), params)
     report.timings["unit QA"] = time.perf_counter() - t

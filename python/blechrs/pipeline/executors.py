@@ -137,6 +137,12 @@ def start_pool(jobs: int) -> ProcessPoolExecutor | None:
     start-up (~0.4 s each) is off the critical path."""
     if jobs <= 1:
         return None
+    return spawn_workers(jobs)
+
+
+def spawn_workers(jobs: int) -> ProcessPoolExecutor:
+    """:func:`start_pool`'s pool of ``jobs`` (>= 1) spawned workers, one also for one job (work
+    done beside this process's own)."""
     saved = {v: os.environ.get(v) for v in THREAD_VARS}
     _one_thread_each()  # inherited by the spawned workers before they import numpy
     # Ctrl-C is held back while the workers start: they inherit the blocked signal and ignore it

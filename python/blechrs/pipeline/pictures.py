@@ -305,6 +305,13 @@ def write_index(directory: str | os.PathLike, electrodes: Sequence[int], params:
     return path
 
 
+def stale_solution_pictures(directory, electrodes: Sequence[int]) -> int:
+    """How many electrodes' solution pictures :func:`plot_recording` would redraw after a run (not
+    drawn from their current clustering, or marks of units the store removed as reference echoes)."""
+    return sum(not solutions_current(directory, e, work_files.read_meta(paths.electrode_path(directory, e)))
+               for e in electrodes)
+
+
 @holds_folder_lock
 def plot_recording(directory: str | os.PathLike, params, jobs: int = 1,
                    progress: Callable[[str, int, int], None] | None = None,
