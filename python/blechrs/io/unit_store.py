@@ -184,12 +184,13 @@ def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int |
         # The descriptor holds every unit's metadata row: one table read instead of one per unit.
         described = _descriptor_rows(f)
         if electrode is not None and described is not None:
-            names = [n for n, row in described.items() if int(row["electrode_number"]) == electrode]
+            names = [f"unit{k:03d}" for k, row in described.items() if int(row["electrode_number"]) == electrode]
             groups = [(n, f.get_node(f"/sorted_units/{n}")) for n in names if f"/sorted_units/{n}" in f]
         else:
             groups = sorted((g._v_name, g) for g in f.list_nodes("/sorted_units", classname="Group"))
         for name, g in groups:
-            meta = described[name] if described is not None and name in described else g.unit_metadata[0]
+            k = _unit_number(name)
+            meta = described[k] if described is not None and k in described else g.unit_metadata[0]
             if electrode is not None and int(meta["electrode_number"]) != electrode:
                 continue
             quality = {}
@@ -210,16 +211,22 @@ def read_units(path: str | os.PathLike, waveforms: bool = True, electrode: int |
     return out
 
 
-def _descriptor_rows(f: tables.File) -> dict[str, Any] | None:
-    """unit name -> its /unit_descriptor row, when the descriptor numbers every unit and carries
-    the unit_metadata fields (blechrs writes both alike); None otherwise (read each unit's own)."""
+def _descriptor_rows(f: tables.File, fields=tuple(sorted_unit_metadata.columns)) -> dict[int, Any] | None:
+    """unit number -> its /unit_descriptor row, when the descriptor numbers the units and carries
+    ``fields`` (blechrs writes all of unit_metadata's there too); None otherwise (then each unit's
+    own table is read). /unit_descriptor is one table: opening every unit's small metadata table
+    costs ~4 ms a unit."""
     if "/unit_descriptor" not in f:
         return None
     desc = f.root.unit_descriptor.read()
-    fields = set(desc.dtype.names or ())
-    if not {"unit_number", *sorted_unit_metadata.columns} <= fields:
+    if not {"unit_number", *fields} <= set(desc.dtype.names or ()):
         return None
-    return {f"unit{int(row['unit_number']):03d}": row for row in desc}
+    return {int(row["unit_number"]): row for row in desc}
+
+
+def _unit_number(name: str) -> int:
+    """unitNNN -> NNN (-1 for a name of another form)."""
+    return int(name[4:]) if name.startswith("unit") and name[4:].isdigit() else -1
 
 
 def existing_store(directory: str | os.PathLike) -> Path:
@@ -257,15 +264,10 @@ def read_unit_spikes(path: str | os.PathLike, waveforms: bool = False) -> list[U
 
 
 def _unit_electrodes(h5: tables.File, groups: list) -> list[int]:
-    # /unit_descriptor is one table: opening every unit's small metadata table costs ~1 s per 64
-    names = [g._v_name for g in groups]
-    if "/unit_descriptor" in h5:
-        desc = h5.root.unit_descriptor.read()
-        if {"unit_number", "electrode_number"} <= set(desc.dtype.names or ()):
-            by_number = {int(n): int(e) for n, e in zip(desc["unit_number"], desc["electrode_number"])}
-            numbers = [int(n[4:]) if n[4:].isdigit() else -1 for n in names]
-            if all(k in by_number for k in numbers):
-                return [by_number[k] for k in numbers]
+    numbers = [_unit_number(g._v_name) for g in groups]
+    described = _descriptor_rows(h5, ("electrode_number",))
+    if described is not None and all(k in described for k in numbers):
+        return [int(described[k]["electrode_number"]) for k in numbers]
     out = []
     for g in groups:
         meta = g.unit_metadata.read() if "unit_metadata" in g else None
