@@ -249,6 +249,12 @@ class AutosortParams:
     amplitude sits on the threshold (half its spikes undetected) has ~0.68 there, one 1 SD above
     it ~0.4 (docs/benchmarks.md, session 11: 18 of 18 background "units" on 32 wires, no
     well-detected unit). 1 turns the test off (blech_clust has none)."""
+    max_multi_threshold_share: float = rule(0.5, low=0.0, high=1.0)
+    """The same test, stricter, for a cluster that would be a multi-unit (it fails the single-unit
+    tests below): kept only when at most this share of its events peak within 1 noise SD of the
+    threshold. A multi-unit mostly at the threshold is a hash of background units, their upper
+    tail (ISIs of independent neurons, contamination 0.2-1), not a neuron or a few; multi-units of
+    sortable neurons have ~0-0.3 (docs/benchmarks.md, session 13). 1 turns it off."""
     single_unit_max_contamination: float = rule(0.1, low=0.0, high=1.0)
     fast_spiking_max_width_ms: float = rule(0.4, low=0.0, high=20.0)
     """Trough-to-peak width below which a single unit is called fast spiking."""

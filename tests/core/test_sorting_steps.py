@@ -254,12 +254,14 @@ def background_electrode(seed, duration=60.0, noise=8.0):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_background_activity_is_not_a_unit(seed):
     """The distant neurons' crossings are the upper tail of activity below the threshold: no unit
-    (max_threshold_share); the neuron above it stays whole. Without the test (1.0) they are kept."""
+    (max_threshold_share); the neuron above it stays whole. Without the tests (max_threshold_share
+    and max_multi_threshold_share 1.0) they are kept."""
     w, t, y = background_electrode(seed)
     rejected = []
 
     def units(share):
-        p = SortParams.from_flat(dict(max_threshold_share=share))
+        p = SortParams.from_flat(dict(max_threshold_share=share) if share < 1.0 else
+                                 dict(max_threshold_share=1.0, max_multi_threshold_share=1.0))
         f = compute_features(w, p)
         sols = cluster_electrode(f, p)
         rejected.clear()
@@ -275,3 +277,22 @@ def test_background_activity_is_not_a_unit(seed):
     assert choices[0].metrics["threshold_share"] < 0.05
     choices, _ = units(1.0)
     assert len(choices) >= 3 and sum(c.metrics["threshold_share"] > 0.65 for c in choices) >= 2
+
+
+def test_multi_unit_at_the_threshold_is_background():
+    """A multi-unit with most events within 1 noise SD of the threshold is background hash
+    (max_multi_threshold_share); a single unit with the same share is a neuron at the threshold,
+    kept up to max_threshold_share. Before the template assignment (``final`` False) the hash
+    cluster stays a candidate, so its events are not handed to a neighbour."""
+    from blechrs.core.judge_units import why_not_a_unit
+
+    p = SortParams()
+    single = dict(n_events=1000, firing_rate=16.0, snr=7.5, threshold_share=0.6, l_ratio=0.0,
+                  isi_violations_1ms=0.0, isi_violations_2ms=0.0, contamination=0.0)
+    multi = dict(single, isi_violations_2ms=1.5, contamination=0.3)
+    assert why_not_a_unit(single, p) is None
+    kind, reason = why_not_a_unit(multi, p)
+    assert kind == "background" and "max_multi_threshold_share" in reason
+    assert why_not_a_unit(multi, p, final=False) is None
+    assert why_not_a_unit(dict(multi, threshold_share=0.45), p) is None
+    assert why_not_a_unit(multi, p.replace(max_multi_threshold_share=1.0)) is None

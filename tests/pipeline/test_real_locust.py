@@ -39,7 +39,10 @@ def sorted_locust(request, tmp_path_factory):
 def test_real_tetrode_sorts_without_echoes(sorted_locust):
     d, x, fs, split, units = sorted_locust
     assert len(units) >= 3
-    assert len({u.electrode for u in units}) >= 3
+    # Tridesclous's wires 2 and 3 carry no unit by the keep criteria: wire 3 is nearly silent, and
+    # wire 2's one candidate is a multi-unit with Poisson ISIs (contamination 1) and 59 % of its
+    # events within 1 noise SD of the threshold (max_multi_threshold_share): background.
+    assert len({u.electrode for u in units}) >= 2
     assert "CAR group" in paths.qa_warnings_path(d).read_text()  # a tetrode: the small-group warning
     sos = butter(2, [300, 3000], btype="bandpass", fs=fs, output="sos")
     raw = sosfiltfilt(sos, x.astype(np.float64) * 0.195, axis=0)  # unreferenced, microvolts

@@ -79,10 +79,12 @@ def connect(address: str, workers: int) -> DaskExecutor:
         raise PipelineError("--scheduler needs Dask's distributed scheduler: pip install 'blechrs[dask]'") from None
     if address == "local":
         def start():
-            # Its warnings are Dask's business, not the person's (a worker stopped by Ctrl-C says
-            # it was cancelled, its nanny that it had to kill it): errors only.
+            # Its logs are Dask's business, not the person's (a worker stopped by Ctrl-C says it
+            # was cancelled, its nanny that it had to kill it, and a heartbeat that finds the
+            # scheduler gone logs an ERROR with a traceback): critical only. A task's own error
+            # reaches this process as an exception all the same.
             cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
             return DaskExecutor(Client(cluster), cluster)
 
         return _quietly_started(start)

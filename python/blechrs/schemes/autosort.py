@@ -38,7 +38,7 @@ from blechrs.core.choose_base_solution import choose_base_solution
 from blechrs.core.cluster import Solution
 from blechrs.core.echoes import REFERENCE_OWN_SHARE, ReferenceEcho, is_echo, reference_echoes
 from blechrs.core.features import peak_index
-from blechrs.core.judge_units import judge_unit, rejection
+from blechrs.core.judge_units import judge_unit, rejection, why_not_a_unit
 from blechrs.model import Unit
 from blechrs.core.merge_clusters import merge_clusters
 from blechrs.core.merge_units import merge_same_units
@@ -148,7 +148,8 @@ def _units_of_clusters(waveforms, times, features, solutions, params, fs, mad_va
             continue
         merged = "+".join(str(c) for c in group)
         choice = judge_unit(waveforms, times, features, member, params, fs, mad_val, duration_s,
-                            number, list(group), f"clusters {merged} of solution {number}", rejected=rejected)
+                            number, list(group), f"clusters {merged} of solution {number}", rejected=rejected,
+                            final=not bool(params.autosort.template_assignment))
         if choice is not None:
             choices.append(choice)
     return choices
@@ -181,7 +182,7 @@ def _refine_choices(waveforms, times, features, choices, solutions, params, samp
     assigned = _refined_assignment(w, t, choices, solutions, params, sampling_rate, mad_val, duration_s,
                                    clustered)
     if not isinstance(assigned, np.ndarray):
-        return None, assigned
+        return None, _final_judgement(assigned, params, rejected)
     return _template_units(w, t, features, assigned, params, sampling_rate, mad_val, duration_s, rejected)
 
 
@@ -209,7 +210,7 @@ def _refine_on_stretches(waveforms, times, features, choices, solutions, params,
     assigned = _refined_assignment(w_sample, t[sample], choices, sub, params, sampling_rate, mad_val,
                                    sample_duration, None if clustered is None else np.asarray(clustered)[sample])
     if not isinstance(assigned, np.ndarray):
-        return None, assigned
+        return None, _final_judgement(assigned, params, rejected)
     others = np.ones(n, dtype=bool)
     others[sample] = False
     rest = np.flatnonzero(others)
@@ -221,6 +222,19 @@ def _refine_on_stretches(waveforms, times, features, choices, solutions, params,
     del w_sample
     return _template_units(np.asarray(waveforms), t, features, labels, params, sampling_rate, mad_val,
                            duration_s, rejected)
+
+
+def _final_judgement(choices, params, rejected=None) -> list[Unit]:
+    """Step 4's ``choices`` kept as they are (no template assignment ran) less those that fail the
+    criteria step 4 left to the assignment's judgement (judge_units.why_not_a_unit, ``final``)."""
+    kept = []
+    for c in choices:
+        why = why_not_a_unit(c.metrics, params, check_isolation=False)
+        if why is None:
+            kept.append(c)
+        elif rejected is not None:
+            rejected.append(rejection(c.solution, c.clusters, int(c.metrics["n_events"]), *why))
+    return kept
 
 
 def _refinement_rows(w: np.ndarray) -> np.ndarray:
