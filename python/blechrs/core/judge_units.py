@@ -3,8 +3,9 @@
 1. Keep it as a unit when it has >= ``cluster_count_threshold`` events, fires at
    >= ``min_firing_rate`` Hz, has SNR >= ``min_snr``, at most ``max_threshold_share`` of its
    events just above the detection threshold (more: the upper tail of background activity below
-   it; ``max_multi_threshold_share`` when it would be a multi-unit) and an L-ratio <= ``autosort_max_l_ratio`` (a higher one is a mixture of its neighbours;
-   the template step's units skip this test).
+   it; ``max_multi_threshold_share`` when it would be a multi-unit) and an L-ratio
+   <= ``autosort_max_l_ratio`` (a higher one is a mixture of its neighbours; the template step's
+   units skip this test).
 2. Label it single unit when its ISI violations are within ``ISI_violations_thresholds`` (< 1 ms,
    < 2 ms) and its contamination estimate is <= ``single_unit_max_contamination``; else multi-unit.
    Fast spiking ('f') when the trough-to-peak width is below ``fast_spiking_max_width_ms``, else
