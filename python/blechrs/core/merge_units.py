@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
-from blechrs.core.metrics import CENSORED_MS
+from blechrs.core.metrics import CENSORED_MS, REFRACTORY_MS
 from blechrs.core.refractory import cross_refractory, fire_independently
 from blechrs.core.rows import mean_rows, project_rows
 from blechrs.core.split_units import one_mode_and_shape
@@ -35,13 +35,13 @@ BURST_Z = 5.0
 BURST_MIN_SHARE = 0.5
 
 
-def burst_pairs(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate: float
-                ) -> tuple[int, int]:
+def burst_pairs(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate: float,
+                lo_ms: float = CENSORED_MS) -> tuple[int, int]:
     """(pairs where the later spike is smaller, pairs where it is larger) among pairs of one event of
-    each group (``in_a`` marks group a) between CENSORED_MS and BURST_MS apart."""
+    each group (``in_a`` marks group a) between ``lo_ms`` and BURST_MS apart."""
     order = np.argsort(t, kind="stable")
     t, amp, in_a = t[order], amp[order], in_a[order]
-    lo = CENSORED_MS * sampling_rate / 1000.0
+    lo = lo_ms * sampling_rate / 1000.0
     hi = BURST_MS * sampling_rate / 1000.0
     smaller = larger = 0
     start = np.searchsorted(t, t + lo, side="right")
@@ -125,3 +125,61 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
     ids = [k for k in np.unique(labels) if k >= 0]
     remap = {k: i for i, k in enumerate(ids)}
     return np.array([remap[k] if k >= 0 else -1 for k in labels], dtype=np.int64)
+
+
+#: A unit's event within this many ms after another event of the same units continues a burst.
+BURST_GAP_MS = 20.0
+
+
+def burst_leaders(times: np.ndarray, sampling_rate: float) -> np.ndarray:
+    """For events sorted by time: True for the first event of each burst (no event of the set
+    within BURST_GAP_MS before it)."""
+    gap = np.diff(np.asarray(times, dtype=np.int64)) > BURST_GAP_MS * sampling_rate / 1000.0
+    return np.concatenate([[True], gap])
+
+
+def burst_members(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.ndarray, sampling_rate: float
+                  ) -> np.ndarray:
+    """Give each burst's later spikes to the unit of its first spike: when unit b's spikes follow
+    unit a's within bursts (one shape, pairs where the later spike is smaller outnumber the other
+    order by BURST_MIN_PAIRS and BURST_Z binomial SDs: a bursts, and its smaller later spikes were
+    assigned to b, a smaller neighbour of its shape), every event of b in a chain of a and b
+    events less than BURST_GAP_MS apart that an event of a starts goes to a, unless those are
+    BURST_MIN_SHARE of b or more (then b is a piece of a, which merge_same_units joins whole).
+    Returns new labels."""
+    w = np.asarray(waveforms)
+    labels = np.asarray(unit_labels, dtype=np.int64).copy()
+    t_all = np.asarray(times)
+    if labels.size == 0 or labels.max() < 1:
+        return labels
+    k_units = int(labels.max()) + 1
+    templates = mean_waveforms(w, labels, k_units)
+    whiten = whitening(noise_cholesky(w, labels, templates))
+    u = {k: mean_rows(w, labels == k) @ whiten for k in range(k_units) if np.any(labels == k)}
+    size = {k: float(np.sqrt(v @ v)) for k, v in u.items()}
+    for a in sorted(u, key=lambda k: -size[k]):
+        for b in sorted(u, key=lambda k: -size[k]):
+            if size[b] >= size[a]:
+                continue
+            alpha = float(u[b] @ u[a]) / max(float(u[a] @ u[a]), 1e-12)
+            diff = u[b] - alpha * u[a]
+            if float(np.sqrt(diff @ diff)) >= MERGE_MAX_SHAPE_DPRIME:
+                continue
+            idx = np.flatnonzero((labels == a) | (labels == b))
+            in_a = labels[idx] == a
+            amp = project_rows(w, idx, whiten, u[a] + u[b])
+            # pairs closer than a refractory period are a's own rebound re-crossing the threshold
+            # (echoes, noise-like), not burst spikes
+            smaller, larger = burst_pairs(t_all[idx], amp, in_a, sampling_rate, lo_ms=REFRACTORY_MS)
+            if smaller - larger < max(BURST_MIN_PAIRS, BURST_Z * np.sqrt(smaller + larger)):
+                continue
+            order = np.argsort(t_all[idx], kind="stable")
+            ts = t_all[idx][order]
+            lead = burst_leaders(ts, sampling_rate)
+            starts_a = in_a[order][lead][np.cumsum(lead) - 1]  # the chain's first event is a's
+            spaced = np.concatenate([[True], np.diff(ts) >= REFRACTORY_MS * sampling_rate / 1000.0])
+            move = idx[order][starts_a & ~in_a[order] & spaced]
+            if len(move) >= BURST_MIN_SHARE * np.count_nonzero(~in_a):
+                continue  # b is mostly a's burst tails: a piece of a, for merge_same_units to join
+            labels[move] = a
+    return labels

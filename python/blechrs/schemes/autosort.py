@@ -41,7 +41,7 @@ from blechrs.core.features import peak_index
 from blechrs.core.judge_units import judge_unit, rejection, why_not_a_unit
 from blechrs.model import Unit
 from blechrs.core.merge_clusters import merge_clusters
-from blechrs.core.merge_units import merge_same_units
+from blechrs.core.merge_units import burst_members, merge_same_units
 from blechrs.core.rows import rows
 from blechrs.core.noise_model import one_noise_model_per_assignment
 from blechrs.core.noise_units import drop_noise_like, noise_like_units
@@ -256,6 +256,8 @@ def _refined_assignment(w, t, choices, solutions, params, sampling_rate, mad_val
         noise = set(noise_like_units(w, unit_labels, peak, sampling_rate, duration_s, sds))
         return [c for k, c in enumerate(choices) if k not in noise]
     threshold = sds * float(mad_val) / 0.6745
+    if burst:
+        assigned = burst_members(w, assigned, t, sampling_rate)
     assigned = merge_same_units(w, drop_noise_like(w, assigned, peak, sampling_rate, duration_s, sds), t,
                                 sampling_rate, duration_s, burst_merge=burst)
     assigned = _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, duration_s, model, burst)
@@ -312,6 +314,8 @@ def _split_rounds(w, t, assigned, eligible, threshold, peak, sampling_rate, dura
         if split.max() == assigned.max():
             break
         again = assign_to_templates(w, split, sampling_rate, duration_s, eligible, **model)
+        if again is not None and burst:
+            again = burst_members(w, again, t, sampling_rate)
         assigned = merge_same_units(w, again if again is not None else split, t, sampling_rate, duration_s,
                                     burst_merge=burst)
     return assigned
