@@ -11,7 +11,8 @@ Transparent criteria, all computed in core (no downloaded classifier), composed 
    multi-unit, regular or fast spiking (core/judge_units.py).
 5. With ``template_assignment`` (default), refine: the kept units are re-decided event by event
    against their mean waveforms and a noise model (core/assign_templates.py); units that cannot
-   be told from noise crossings are dropped (core/noise_units.py) and units of one shape and one
+   be told from noise crossings are dropped (core/noise_units.py), a burst's later spikes given to
+   a smaller neighbour go back to the unit of its first spike, and units of one shape and one
    amplitude mode merged (core/merge_units.py); then units with bimodal amplitudes or two shapes
    are split (core/split_units.py), and assigned and merged again, up to ``SPLIT_ROUNDS`` rounds;
    last, noise-like units and, as in step 3, echoes are dropped. The units are then those of the
