@@ -127,14 +127,10 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
     return np.array([remap[k] if k >= 0 else -1 for k in labels], dtype=np.int64)
 
 
-#: A unit's event within this many ms after another event of the same units continues a burst.
-BURST_GAP_MS = 20.0
-
-
 def burst_leaders(times: np.ndarray, sampling_rate: float) -> np.ndarray:
     """For events sorted by time: True for the first event of each burst (no event of the set
-    within BURST_GAP_MS before it)."""
-    gap = np.diff(np.asarray(times, dtype=np.int64)) > BURST_GAP_MS * sampling_rate / 1000.0
+    within BURST_MS before it)."""
+    gap = np.diff(np.asarray(times, dtype=np.int64)) > BURST_MS * sampling_rate / 1000.0
     return np.concatenate([[True], gap])
 
 
@@ -144,7 +140,7 @@ def burst_members(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.ndar
     unit a's within bursts (one shape, pairs where the later spike is smaller outnumber the other
     order by BURST_MIN_PAIRS and BURST_Z binomial SDs: a bursts, and its smaller later spikes were
     assigned to b, a smaller neighbour of its shape), every event of b in a chain of a and b
-    events less than BURST_GAP_MS apart that an event of a starts goes to a, unless those are
+    events less than BURST_MS apart that an event of a starts goes to a, unless those are
     BURST_MIN_SHARE of b or more (then b is a piece of a, which merge_same_units joins whole).
     Returns new labels."""
     w = np.asarray(waveforms)
