@@ -37,6 +37,17 @@ ISI_MERGE_DPRIME = 6.0
 PAIR_SAMPLE = 3000
 
 
+#: A shared refractory period (one neuron): at least this many close pairs expected if the two
+#: fired independently, and at most SHARED_MAX_SEEN of them seen.
+SHARED_MIN_EXPECTED = 5.0
+SHARED_MAX_SEEN = 0.1
+
+
+def _shared_refractory(observed: int, expected: float) -> bool:
+    """Close pairs (core.refractory.cross_refractory) say the two groups are one neuron."""
+    return expected >= SHARED_MIN_EXPECTED and observed <= SHARED_MAX_SEEN * expected
+
+
 def _lda_direction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ca = np.atleast_2d(np.cov(a, rowvar=False))
     cb = np.atleast_2d(np.cov(b, rowvar=False))
@@ -116,7 +127,7 @@ def merge_clusters(features, times, labels, fs, max_dprime, min_valley=0.5, dura
         a = features[_subsample(ia, PAIR_SAMPLE)]
         b = features[_subsample(ib, PAIR_SAMPLE)]
         d = _pair_dprime(a, b)
-        if exp >= 5.0 and obs <= 0.1 * exp and d < ISI_MERGE_DPRIME:
+        if _shared_refractory(obs, exp) and d < ISI_MERGE_DPRIME:
             return min(d, max_dprime * 0.999)  # a shared refractory period: one neuron
         if d >= max_dprime:
             return float("inf")
@@ -135,7 +146,7 @@ def merge_clusters(features, times, labels, fs, max_dprime, min_valley=0.5, dura
         obs, exp = cross_refractory(times[ia], times[ib], fs, duration_s)
         if fire_independently(obs, exp):
             return True
-        if exp < 5.0 or obs <= 0.1 * exp:
+        if exp < SHARED_MIN_EXPECTED or _shared_refractory(obs, exp):
             return False  # too few to tell, or one neuron's refractory period
         return _valley_ratio(features[_subsample(ia, PAIR_SAMPLE)], features[_subsample(ib, PAIR_SAMPLE)]) <= min_valley
 

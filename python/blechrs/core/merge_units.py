@@ -57,6 +57,14 @@ def burst_pairs(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate:
     return smaller, larger
 
 
+def shape_dprime(x: np.ndarray, y: np.ndarray) -> float:
+    """How far whitened template ``x`` is from ``y`` scaled to fit it (noise SDs): 0 for one shape
+    at two sizes (see MERGE_MAX_SHAPE_DPRIME)."""
+    alpha = float(x @ y) / max(float(y @ y), 1e-12)
+    diff = x - alpha * y
+    return float(np.sqrt(diff @ diff))
+
+
 def burst_linked(t: np.ndarray, amp: np.ndarray, in_a: np.ndarray, sampling_rate: float, duration_s: float) -> bool:
     """Burst evidence that two groups are one neuron (see the module doc)."""
     if duration_s <= 0:
@@ -100,9 +108,7 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
         pairs = []
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
-                alpha = float(u[a] @ u[b]) / max(float(u[b] @ u[b]), 1e-12)
-                diff = u[a] - alpha * u[b]
-                dprime = float(np.sqrt(diff @ diff))
+                dprime = shape_dprime(u[a], u[b])
                 if dprime < MERGE_MAX_SHAPE_DPRIME:
                     pairs.append((dprime, a, b))
         merged = False
@@ -157,9 +163,7 @@ def burst_members(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.ndar
         for b in sorted(u, key=lambda k: -size[k]):
             if size[b] >= size[a]:
                 continue
-            alpha = float(u[b] @ u[a]) / max(float(u[a] @ u[a]), 1e-12)
-            diff = u[b] - alpha * u[a]
-            if float(np.sqrt(diff @ diff)) >= MERGE_MAX_SHAPE_DPRIME:
+            if shape_dprime(u[b], u[a]) >= MERGE_MAX_SHAPE_DPRIME:
                 continue
             idx = np.flatnonzero((labels == a) | (labels == b))
             in_a = labels[idx] == a
