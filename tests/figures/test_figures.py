@@ -139,7 +139,7 @@ def test_png_writer_makes_valid_files(tmp_path):
     assert picture_info(tmp_path / "missing.png") == {}
 
 
-def test_canvas_reuse_leaves_nothing_of_the_previous_picture(tmp_path):
+def test_a_canvas_holds_nothing_of_the_previous_picture(tmp_path):
     a = Canvas(1, 1, "first")
     p = a.panel(0, 0, (0, 1), (0, 1))
     a.add_points(*p([0.5], [0.5]), "r")
@@ -147,8 +147,6 @@ def test_canvas_reuse_leaves_nothing_of_the_previous_picture(tmp_path):
     a.save(tmp_path / "a.png")
     b = Canvas(1, 1, "second")
     b.save(tmp_path / "b.png")
-    assert b.ax is a.ax  # the one reused figure, emptied
-    assert len(b.ax.collections) == 0 and len(b.ax.lines) + len(b.ax.artists) == 0
     with Image.open(tmp_path / "b.png") as im:
         body = np.asarray(im.convert("L"))[30:, :]
     assert body.min() == 255  # no line or point of the first picture
@@ -262,3 +260,47 @@ def test_digital_inputs_picture_marks_each_pulse_at_its_time(tmp_path):
     # the panel spans 130 .. 800 - 16 px for 0 .. 10 s: the pulse is 2 .. 3 s
     x = lambda t: 130 + t / 10.0 * (800 - 130 - 16)  # noqa: E731
     assert coloured.min() >= x(2.0) - 2 and coloured.max() <= x(3.0) + 2 and len(coloured) >= 0.9 * (x(3) - x(2))
+
+
+def test_canvas_draws_lines_points_and_fills_where_it_is_told(tmp_path):
+    """Pixels read back from the PNG, positions computed here from the canvas geometry (y up,
+    row 0 of the image at the top): a solid line, a dashed line with gaps, a sub-pixel-wide line
+    drawn lighter, a point, a filled rectangle and a translucent one blended over it."""
+    cv = Canvas(1, 1, "")
+    H = cv.H
+    cv.add_lines([np.array([[20.0, 100.5], [120.0, 100.5]])], "k", 1.0)
+    cv.add_lines([np.array([[20.0, 80.5], [120.0, 80.5]])], "#d00000", 1.0, (0, (4, 3)))
+    cv.add_lines([np.array([[20.0, 60.5], [120.0, 60.5]])], "k", 0.5)
+    cv.add_points(np.array([200.5]), np.array([40.5]), "#0000ff", 2.5)
+    cv.add_poly(np.array([[150.0, 90], [200, 90], [200, 110], [150, 110]]), "#00ff00")
+    cv.add_poly(np.array([[160.0, 95], [170, 95], [170, 105], [160, 105]]), (0, 0, 0, 0.5))
+    img = np.asarray(Image.open(cv.save(tmp_path / "c.png")).convert("RGB")).astype(int)
+    row = lambda y: H - 1 - int(y)  # noqa: E731
+    solid = img[row(100.5), 20:120]
+    assert (solid == 0).all()
+    dashed = img[row(80.5), 20:120]
+    red = (dashed[:, 0] > 150) & (dashed[:, 1] < 60)
+    white = (dashed == 255).all(axis=1)
+    assert 0.45 < red.mean() < 0.7 and 0.25 < white.mean() < 0.55  # 4 on, 3 off
+    thin = img[row(60.5), 20:120]
+    assert (np.abs(thin - 128).max(axis=1) <= 2).all()  # half-width black on white: half grey
+    assert (img[row(40.5), 200] == [0, 0, 255]).any() or img[row(40.5), 200][2] > img[row(40.5), 200][0] + 60
+    assert (img[row(100), 180] == [0, 255, 0]).all()
+    assert np.abs(img[row(100), 165] - [0, 128, 0]).max() <= 2  # 50 % black over green
+    assert (img[row(100), 230] == 255).all()  # nothing drawn there
+
+
+def test_drawing_pictures_does_not_import_matplotlib(tmp_path):
+    """matplotlib's import costs ~0.5 s in every process that draws: the canvas needs only its
+    font file."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from blechrs.figures.canvas import Canvas; cv = Canvas(1, 1, 'title'); "
+            "p = cv.panel(0, 0, (0, 1), (0, 1)); cv.axes(p, [0, 1], [0, 1], 'x', 'y', 'panel'); "
+            "cv.add_lines([p.xy([0, 1], [0, 1])], '0.3', 0.8, '--'); cv.add_points([10], [10], 'r'); "
+            f"cv.save({str(tmp_path / 'p.png')!r}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert (tmp_path / "p.png").stat().st_size > 0

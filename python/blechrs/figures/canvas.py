@@ -1,10 +1,10 @@
-"""A canvas of many panels: one matplotlib axes covering the whole figure (axis off, coordinates
-in pixels), the panels rectangles on it with their ticks drawn as line segments, and every label
-drawn by Pillow on the rendered image.
+"""A canvas of many panels, drawn by Pillow: coordinates in pixels (y up), the panels rectangles
+on it with their ticks drawn as line segments, every label a cached glyph mask.
 
-Matplotlib spends ~80 ms per axes on ticks and layout; a figure of many panels drawn as a few
-collections on one reused canvas costs a few tens of ms instead. Pictures are for looking, at
-screen resolution, and must never dominate the run time.
+Matplotlib spends ~80 ms per axes on ticks and layout, and its anti-aliased renderer ~20 ms on a
+picture of a few hundred lines even as one collection; Pillow draws the same lines, one or two
+pixels wide, in a few ms. Pictures are for looking, at screen resolution, and must never dominate
+the run time (nothing of matplotlib is imported: only its DejaVu Sans font file is read).
 """
 
 from __future__ import annotations
@@ -17,40 +17,12 @@ import numpy as np
 
 from blechrs.figures.png import save_rgb
 
-DPI = 72
 #: Default cell of a panel grid, pixels (a panel with its tick labels and title).
 CELL = (250, 140)
 #: Room inside a cell around the panel's frame: left (y tick labels), right, top (title), bottom
 #: (x tick labels and the x axis name), pixels.
 MARGINS = (44, 14, 17, 30)
 TITLE_PX = 24
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-_REUSED: list = []
-
-
-def _reused_canvas(width_px: int, height_px: int):
-    """One figure and axes per process, emptied and resized for each picture (creating an axes
-    costs more than drawing a figure's collections)."""
-    if not _REUSED:
-        fig = _figure(width_px / DPI, height_px / DPI)
-        ax = fig.add_axes((0, 0, 1, 1))
-        ax.set_axis_off()
-        _REUSED.extend([fig, ax])
-    fig, ax = _REUSED
-    for artist in list(ax.collections) + list(ax.lines) + list(ax.texts) + list(ax.artists):
-        artist.remove()
-    fig.set_size_inches(width_px / DPI, height_px / DPI)
-    return fig, ax
 
 
 def nice_ticks(lo: float, hi: float, n: int = 4) -> np.ndarray:
@@ -98,20 +70,14 @@ class Panel:
 class Canvas:
     """A grid of ``rows`` x ``cols`` cells of ``cell`` pixels under a title line.
 
-    Artists are batched per picture: every line segment goes into one LineCollection, every
-    filled polygon into one PolyCollection, points into one marker line per colour, and labels
-    are drawn by Pillow after rendering (Agg's text path costs ~0.3 ms per glyph).
+    Artists are collected, then drawn at :meth:`save`: polylines of one colour, width and style
+    converted to pixels together (matplotlib's line styles and colour names), points of one colour
+    as one call, labels pasted as cached glyph masks.
     """
 
     def __init__(self, rows: int, cols: int, title: str, cell: tuple[int, int] = CELL):
-        from matplotlib.collections import LineCollection, PolyCollection
-
-        self._lc, self._pc = LineCollection, PolyCollection
         self.rows, self.cols, self.cell = rows, cols, cell
         self.W, self.H = int(cols * cell[0]), int(rows * cell[1] + TITLE_PX)
-        self.fig, self.ax = _reused_canvas(self.W, self.H)
-        self.ax.set_xlim(0, self.W)
-        self.ax.set_ylim(0, self.H)
         self.lines: list[np.ndarray] = []
         self.line_colors: list[Any] = []
         self.line_widths: list[float] = []
@@ -198,62 +164,120 @@ class Canvas:
         return float(_font(size).getlength(s))
 
     # -- output ---------------------------------------------------------------------------------
-    def _line_collection(self):
-        """Every polyline of one (colour, width, style) as one NaN-separated path: a handful of
-        paths per picture instead of thousands (matplotlib's cost is per path)."""
-        from matplotlib.colors import to_rgba
+    def render(self):
+        """The picture as a Pillow RGB image: polygons, then lines (by ``z``), points, images and
+        labels, each drawn by Pillow in one call per artist (no anti-aliasing: lines one or two
+        pixels wide, at screen resolution)."""
+        from PIL import Image, ImageDraw
 
+        img = Image.new("RGB", (self.W, self.H), (255, 255, 255))
+        draw = ImageDraw.Draw(img, "RGBA")  # RGBA fills blend (the SD band over a tinted row)
+        for verts, color in zip(self.polys, self.poly_colors):
+            flat, bounds = _runs(self._pixels(verts))
+            for i, j in bounds:
+                if j - i >= 2:
+                    draw.polygon(flat[2 * i:2 * j], fill=_rgba(color))
         groups: dict[tuple, list[np.ndarray]] = {}
         for line, key in zip(self.lines, self.line_colors):
             groups.setdefault(key, []).append(line)
-        keys = sorted(groups, key=lambda k: k[3])  # stable: first drawn first within a z
         gap = np.full((1, 2), np.nan)
-        paths = [np.concatenate([part for line in groups[k] for part in (line, gap)][:-1]) for k in keys]
-        return self._lc(paths, colors=[to_rgba(k[0]) for k in keys], linewidths=[k[1] for k in keys],
-                        linestyles=[k[2] for k in keys])
-
-    def _add_points(self) -> None:
-        """Points of one colour and size as one marker line, whichever panels they are in."""
-        from matplotlib.lines import Line2D
-
-        groups: dict[tuple, list[tuple]] = {}
+        for key in sorted(groups, key=lambda k: k[3]):  # stable: first drawn first within a z
+            color, width, style, _ = key
+            xy = self._pixels(np.concatenate([part for line in groups[key] for part in (line, gap)][:-1]))
+            # a line thinner than a pixel is drawn a pixel wide and that much lighter, as an
+            # anti-aliased renderer would
+            fill, px, dash = _faint(color, width), max(1, int(round(width))), _dash_pattern(style, width)
+            if dash is not None:
+                draw.point(_dashed(xy, *dash), fill=fill)
+                continue
+            flat, bounds = _runs(xy)
+            for i, j in bounds:
+                if j - i >= 2:
+                    draw.line(flat[2 * i:2 * j], fill=fill, width=px, joint="curve" if px > 1 else None)
+        dots: dict[tuple, list[np.ndarray]] = {}
         for x, y, color, size in self.points:
-            groups.setdefault((color if isinstance(color, str) else tuple(color), size), []).append((x, y))
-        for (color, size), parts in groups.items():
-            x = np.concatenate([np.atleast_1d(p[0]) for p in parts])
-            y = np.concatenate([np.atleast_1d(p[1]) for p in parts])
-            self.ax.add_artist(Line2D(x, y, linestyle="none", marker=".", markersize=size, markeredgewidth=0,
-                                      color=color))
-
-    def save(self, path: Path, info: dict[str, str] | None = None) -> Path:
-        """Render and write the PNG; ``info``: text chunks stored in it (what it shows)."""
-        from matplotlib.colors import to_rgba
-
-        if self.polys:
-            self.ax.add_collection(self._pc(self.polys, facecolors=[to_rgba(c) for c in self.poly_colors],
-                                            linewidths=0))
-        if self.lines:
-            self.ax.add_collection(self._line_collection())
-        self._add_points()
-        self.fig.canvas.draw()
-        from PIL import Image
-
-        width, height = self.fig.canvas.get_width_height()
-        img = Image.frombuffer("RGBA", (width, height), self.fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-        img = img.convert("RGB")
-        sx, sy = width / self.W, height / self.H
+            dots.setdefault((color if isinstance(color, str) else tuple(color), size), []).append(
+                np.column_stack([np.atleast_1d(np.asarray(x, dtype=np.float64)),
+                                 np.atleast_1d(np.asarray(y, dtype=np.float64))]))
+        for (color, size), parts in dots.items():
+            xy = self._pixels(np.concatenate(parts))
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            # a square dot of about the marker's size (its area's share of the square in alpha)
+            k = 2 if size < 3.5 else 3
+            draw.point((xy[:, None, :] + _DOT[k][None]).ravel().tolist(), fill=_faint(color, (size / (k + 1.5)) ** 2))
         for (x0, y0, w, h), rgb in self.images:
-            # inside the frame's line (drawn by Agg) by a pixel on every side
-            left, top = int(round(x0 * sx)) + 1, int(round((self.H - y0 - h) * sy)) + 1
-            size_px = (max(1, int(round((x0 + w) * sx)) - left), max(1, int(round((self.H - y0) * sy)) - top))
+            # inside the frame's line by a pixel on every side
+            left, top = int(round(x0)) + 1, int(round(self.H - y0 - h)) + 1
+            size_px = (max(1, int(round(x0 + w)) - left), max(1, int(round(self.H - y0)) - top))
             rows = np.arange(size_px[1]) * rgb.shape[0] // size_px[1]  # nearest: blocks of pixels
             cols = np.arange(size_px[0]) * rgb.shape[1] // size_px[0]
             img.paste(Image.fromarray(np.ascontiguousarray(rgb[rows][:, cols]), "RGB"), (left, top))
         for x, y, s, size, color, ha, va in self.texts:
             anchor = {"left": "l", "center": "m", "right": "r"}[ha] + {"top": "a", "center": "m", "bottom": "d"}[va]
             mask, (dx, dy) = _text_mask(s, size, anchor)
-            img.paste(_rgb(color), (int(round(x * sx)) + dx, int(round((self.H - y) * sy)) + dy), mask)
-        return save_rgb(path, img, info)
+            img.paste(_rgb(color), (int(round(x)) + dx, int(round(self.H - y)) + dy), mask)
+        return img
+
+    def _pixels(self, points) -> np.ndarray:
+        """Canvas coordinates (y up) -> integer pixel columns and rows (row 0 at the top) as float
+        (NaN kept: it separates polylines)."""
+        a = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return np.column_stack([np.floor(a[:, 0]), np.floor(self.H - a[:, 1])])
+
+    def save(self, path: Path, info: dict[str, str] | None = None) -> Path:
+        """Render and write the PNG; ``info``: text chunks stored in it (what it shows)."""
+        return save_rgb(path, self.render(), info)
+
+
+#: Pixel offsets of a square dot of 2 and of 3 pixels.
+_DOT = {k: np.array([(dx, dy) for dy in range(k) for dx in range(k)], dtype=np.float64) for k in (2, 3)}
+
+
+def _runs(xy: np.ndarray) -> tuple[list[float], list[tuple[int, int]]]:
+    """A polyline's coordinates as one flat list, and the [start, end) point ranges of its
+    NaN-free runs (NaN rows separate lines drawn as one)."""
+    bad = ~np.isfinite(xy).all(axis=1)
+    cuts = np.flatnonzero(bad)
+    starts = np.concatenate([[0], cuts + 1])
+    ends = np.concatenate([cuts, [len(xy)]])
+    return np.where(bad[:, None], 0.0, xy).ravel().tolist(), [(int(i), int(j)) for i, j in zip(starts, ends) if j > i]
+
+
+def _dash_pattern(style, width: float) -> tuple[float, float] | None:
+    """(on, off) pixels of a line style, scaled by the width as matplotlib does; None if solid."""
+    if style in (None, "solid", "-"):
+        return None
+    if style in ("--", "dashed"):
+        on, off = 3.7, 1.6
+    elif style in (":", "dotted"):
+        on, off = 1.0, 1.65
+    elif style in ("-.", "dashdot"):
+        on, off = 6.4, 3.2
+    else:  # (offset, (on, off, ...))
+        on, off = (float(v) for v in style[1][:2])
+    scale = max(float(width), 1.0)
+    return max(1.0, on * scale), max(1.0, off * scale)
+
+
+def _dashed(xy: np.ndarray, on: float, off: float) -> list[float]:
+    """The pixels of dashed polylines (NaN rows separate them), flat: each sampled every half
+    pixel along its length, the samples in the "on" part of each period kept (the pattern starts
+    again on every line)."""
+    if len(xy) < 2:
+        return []
+    a, b = xy[:-1], xy[1:]
+    ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    length = np.where(ok, np.hypot(*(b - a).T), 0.0)
+    # arc length at each segment's start, from its own line's start
+    total = np.concatenate([[0.0], np.cumsum(length)])
+    line_start = np.maximum.accumulate(np.where(np.concatenate([[True], ~ok]), np.arange(len(total)), 0))
+    start = (total - total[line_start])[:-1]
+    k = np.where(ok, np.ceil(length / 0.5).astype(np.int64) + 1, 0)
+    seg = np.repeat(np.arange(len(k)), k)
+    t = (np.arange(len(seg)) - np.repeat(np.cumsum(k) - k, k)) / np.maximum(np.repeat(k, k) - 1, 1)
+    keep = (start[seg] + t * length[seg]) % (on + off) < on
+    seg, t = seg[keep], t[keep][:, None]
+    return np.floor(a[seg] + t * (b[seg] - a[seg])).ravel().tolist()
 
 
 _MASKS: dict[tuple, Any] = {}
@@ -275,19 +299,60 @@ def _text_mask(s: str, size: int, anchor: str):
     return _MASKS[key]
 
 
-_RGB: dict[Any, tuple[int, int, int]] = {}
+#: matplotlib's one-letter colours, as the figures name them.
+_BASE_COLORS = {"b": (0.0, 0.0, 1.0), "g": (0.0, 0.5, 0.0), "r": (1.0, 0.0, 0.0), "c": (0.0, 0.75, 0.75),
+                "m": (0.75, 0.0, 0.75), "y": (0.75, 0.75, 0.0), "k": (0.0, 0.0, 0.0), "w": (1.0, 1.0, 1.0)}
+_RGBA: dict[Any, tuple[int, int, int, int]] = {}
+
+
+def to_rgba(color) -> tuple[float, float, float, float]:
+    """A colour as matplotlib names it (a one-letter colour, a grey level "0.55", "#rrggbb", a CSS
+    name, or an (r, g, b[, a]) tuple in 0..1) as r, g, b, a in 0..1."""
+    if isinstance(color, str):
+        if color in _BASE_COLORS:
+            return (*_BASE_COLORS[color], 1.0)
+        try:
+            grey = float(color)
+        except ValueError:
+            from PIL import ImageColor
+
+            rgb = ImageColor.getrgb(color)
+            return (rgb[0] / 255, rgb[1] / 255, rgb[2] / 255, rgb[3] / 255 if len(rgb) > 3 else 1.0)
+        return (grey, grey, grey, 1.0)
+    c = tuple(float(v) for v in color)
+    return (c[0], c[1], c[2], c[3] if len(c) > 3 else 1.0)
+
+
+def _rgba(color) -> tuple[int, int, int, int]:
+    key = color if isinstance(color, (str, tuple)) else str(color)
+    if key not in _RGBA:
+        _RGBA[key] = tuple(int(round(255 * v)) for v in to_rgba(color))  # type: ignore[assignment]
+    return _RGBA[key]
+
+
+def _faint(color, share: float) -> tuple[int, int, int, int]:
+    """``color`` with its alpha times ``share`` (at most 1)."""
+    r, g, b, a = _rgba(color)
+    return r, g, b, int(round(a * min(1.0, max(0.0, float(share)))))
 
 
 def _rgb(color) -> tuple[int, int, int]:
-    key = color if isinstance(color, (str, tuple)) else str(color)
-    if key not in _RGB:
-        from matplotlib.colors import to_rgba
-
-        _RGB[key] = tuple(int(round(255 * v)) for v in to_rgba(color)[:3])  # type: ignore[assignment]
-    return _RGB[key]
+    return _rgba(color)[:3]
 
 
 _FONTS: dict[int, Any] = {}
+
+
+def _font_file() -> str | None:
+    """matplotlib's DejaVu Sans, found without importing matplotlib (0.5 s per process)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return str(path)
+    return None
 
 
 def _font(size: int):
@@ -295,10 +360,9 @@ def _font(size: int):
         from PIL import ImageFont
 
         try:
-            from matplotlib import font_manager
-
-            _FONTS[size] = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), int(size))
-        except Exception:  # no FreeType: Pillow's built-in bitmap font
+            path = _font_file()
+            _FONTS[size] = ImageFont.truetype(path, int(size)) if path else ImageFont.load_default()
+        except OSError:  # no FreeType: Pillow's built-in bitmap font
             _FONTS[size] = ImageFont.load_default()
     return _FONTS[size]
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from blechrs.core.metrics import autocorrelogram
 from blechrs.core.rows import rows
-from blechrs.figures.canvas import Canvas, nice_ticks
+from blechrs.figures.canvas import Canvas, nice_ticks, to_rgba
 
 MAX_WAVEFORMS = 40
 MAX_POINTS = 1500
@@ -110,9 +110,7 @@ def mean_sd(waveforms: np.ndarray, index: np.ndarray | None = None,
 def _light(color, amount: float = 0.55) -> tuple[float, float, float]:
     """``color`` mixed with white (sample waveforms under their mean; opaque, so that one path of
     all of them looks as separate lines would)."""
-    from matplotlib.colors import to_rgb
-
-    r, g, b = to_rgb(color)
+    r, g, b, _ = to_rgba(color)
     return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
 
 

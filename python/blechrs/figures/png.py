@@ -10,17 +10,6 @@ from typing import Any
 from blechrs.io.atomic import atomic_path
 
 
-def save_png(path: str | os.PathLike, picture: Any, **options: Any) -> Path:
-    """Write a matplotlib figure (``options`` go to ``savefig``) or a Pillow image (to
-    ``Image.save``) as ``path``, atomically."""
-    with atomic_path(path, suffix=".png") as tmp:
-        if hasattr(picture, "savefig"):
-            picture.savefig(tmp, **options)
-        else:
-            picture.save(tmp, format="PNG", **options)
-    return Path(path)
-
-
 def save_rgb(path: str | os.PathLike, image: Any, info: dict[str, str] | None = None) -> Path:
     """A Pillow RGB image as a PNG with text chunks ``info``, atomically. Written directly: rows
     unfiltered, zlib level 1 (pictures of mostly white panels compress well without filtering,

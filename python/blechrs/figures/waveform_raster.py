@@ -1,9 +1,9 @@
 """The unit QA picture: a unit's waveforms (up to 200 + mean +- SD) beside a raster of every
 trial, grouped by taste.
 
-Drawn on the shared many-panel canvas (figures/canvas.py: one collection per colour, labels by
-Pillow): matplotlib axes with tick labels cost ~200 ms per picture here (Agg's text path and the
-axes' layout), as much as the rest of unit QA."""
+Drawn on the shared many-panel canvas (figures/canvas.py, drawn by Pillow): matplotlib axes with
+tick labels cost ~200 ms per picture here (Agg's text path and the axes' layout), as much as the
+rest of unit QA."""
 
 from __future__ import annotations
 

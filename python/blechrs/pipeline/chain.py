@@ -38,8 +38,8 @@ def run(directory: str | os.PathLike, params: SortParams | None = None, force: b
     report = RunReport(directory)
     t0 = time.perf_counter()
     # With local worker processes, the raw QA's pictures are drawn by one of them beside the
-    # extraction: in this process they were ~0.8 s (matplotlib's import and the drawing) before any
-    # sorting began, most of a tiny recording's fixed cost.
+    # extraction: in this process they were ~0.8 s (then matplotlib's import and the drawing) before
+    # any sorting began, most of a tiny recording's fixed cost.
     qa_in_pool = plots and executor is None and n_workers(jobs) > 1
     # Started first: the workers' start-up (~0.5 s each) runs beside init and the extraction.
     pool = executor or start_pool(min(n_workers(jobs), _electrodes_at_most(directory)))

@@ -27,7 +27,7 @@ CLUSTER_MB_PER_EVENT = 1.0 / 1024
 #: ... and per event beyond ``max_refine_events`` (refined on a sample, waveforms memory-mapped:
 #: times, features and solution labels remain), measured 0.17 kB (benchmarks/long_electrode.py).
 LONG_MB_PER_EVENT = 0.25 / 1024
-#: A worker process between electrodes (measured 103-136 MB once matplotlib is loaded), and the
+#: A worker process between electrodes (measured 103-136 MB when it still loaded matplotlib), and the
 #: multiprocessing resource tracker beside the pool.
 WORKER_MB = 150.0
 TRACKER_MB = 15.0

@@ -38,8 +38,8 @@ from blechrs.quality.similarity import closest_unit, similarity_violations, unit
 from blechrs.trials.settings import trial_config
 from blechrs.trials.table import TrialTable, build_trials
 
-#: Fewest pictures worth starting worker processes for: a picture takes ~55 ms, a worker ~1 s to
-#: start and import matplotlib (52 pictures took 3.3 s in one process and in two, 32 x 600 s).
+#: Fewest pictures worth starting worker processes for: a picture took ~55 ms, a worker ~1 s to
+#: start (52 pictures took 3.3 s in one process and in two, 32 x 600 s, with matplotlib drawing).
 PARALLEL_PICTURES = 64
 
 
