@@ -10,6 +10,7 @@ script), so an abort or a crash shows as a failed test naming the kernel, not a 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,36 @@ def _waveform_window_child():
         except OverflowError:
             print("OverflowError")
     kernels.extract_waveforms(x, [500], 2**9, 2**9 - 100)
+    print("ok")
+
+
+def test_reading_a_recording_beyond_its_end_is_an_error_not_an_abort(tmp_path):
+    # Recording.read(channels, 0, 2**40) aborted the process (a 2 TB allocation) and 2**62 raised
+    # "internal error" (a capacity-overflow panic): run where an abort cannot kill pytest
+    r = run_child("read-range", str(tmp_path))
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "ok" and len(lines) == 6, r.stdout
+    assert all(line.startswith("RecordingError samples 0..") and "outside the recording (0..300)" in line
+               for line in lines[:3]), r.stdout
+    assert lines[3].startswith("RecordingError channel 5 does not exist"), r.stdout
+    assert lines[4] == "(2, 0)", r.stdout
+
+
+def _read_range_child(directory):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from blechrs.io.recording import open_recording
+    from support.real_data import write_intan_folder
+
+    samples = (np.arange(300 * 3, dtype=np.int64).reshape(300, 3) % 1000).astype(np.int16)
+    rec = open_recording(write_intan_folder(Path(directory), samples, FS))
+    for args in (([0], 0, 2**40), ([0, 1], 0, 2**62), ([2], 0, 301), ([5], 0, 10), ([0, 2], 7, 3)):
+        try:
+            out = rec.read(*args)
+            print(out.shape)
+        except Exception as e:  # noqa: BLE001 - the type is what is printed
+            print(type(e).__name__, str(e).splitlines()[0])
+    assert np.array_equal(rec.read([2, 0], 290, 300), samples[290:300, [2, 0]].T)
     print("ok")
 
 
@@ -318,6 +349,8 @@ def _electrodes(call, x, electrodes, car_groups, kw, threads):
 if __name__ == "__main__":
     if sys.argv[1] == "waveform-window":
         _waveform_window_child()
+    elif sys.argv[1] == "read-range":
+        _read_range_child(sys.argv[2])
     elif sys.argv[1] == "sequences":
         _sequences_child()
     elif sys.argv[1] == "property":

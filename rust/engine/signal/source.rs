@@ -327,7 +327,12 @@ pub fn read_range(
     stop: usize,
 ) -> Result<(Vec<i16>, usize)> {
     let len = stop.saturating_sub(start);
-    let mut out = vec![0i16; channels.len() * len];
+    // checked before the allocation: a range beyond the recording is an error, not an abort
+    check_block(src, channels, start, len, usize::MAX)?;
+    let mut out = crate::limits::zeroed::<i16>(
+        crate::limits::count(&[channels.len(), len], "the samples asked for")?,
+        "the samples asked for",
+    )?;
     src.read_block(channels, start, len, &mut out)?;
     Ok((out, len))
 }
@@ -366,5 +371,16 @@ mod tests {
         assert_eq!(s[3], data[ns + 300]);
         assert_eq!(s[10 + 9], data[2 * ns + 900]);
         std::fs::remove_file(path).ok();
+    }
+
+    #[test]
+    fn a_range_beyond_the_recording_is_an_error_before_any_allocation() {
+        let data = vec![1i16; 3 * 1000];
+        let a = ArraySource::new(&data, 3, 1000).unwrap();
+        assert!(read_range(&a, &[0], 0, 1 << 40).is_err());
+        assert!(read_range(&a, &[0], 0, usize::MAX).is_err());
+        assert!(read_range(&a, &[3], 0, 10).is_err());
+        assert_eq!(read_range(&a, &[0], 7, 3).unwrap().1, 0);
+        assert_eq!(read_range(&a, &[2, 1], 990, 1000).unwrap().0, vec![1i16; 20]);
     }
 }
