@@ -117,6 +117,40 @@ def test_burst_merge_joins_a_bursting_unit_split_by_amplitude():
     assert np.all(burst == 0)
 
 
+def test_burst_merge_joins_later_spikes_whose_shape_changed_but_not_two_neurons():
+    """A large bursting neuron's later spikes ride on the after-potential of the spike before: a
+    little change of shape that is several noise SDs on a 200 uV unit (whitened d' between the
+    amplitude merge's 3 and the burst merge's 6, computed here). They are merged on burst
+    evidence; two independent neurons of the same two shapes and sizes are not."""
+    from blechrs.core.merge_units import MERGE_MAX_SHAPE_DPRIME, BURST_MAX_SHAPE_DPRIME, shape_dprime
+    from blechrs.core.noise_model import mean_waveforms, noise_cholesky, whitening
+
+    rng = np.random.default_rng(6)
+    tpl = shape() * 200.0 / -shape().min()  # 20 x noise
+    ms = (np.arange(L) - 30) / FS * 1000.0
+    after = 14.0 * np.exp(-(ms + 1.0) / 0.6) * (ms > -1.0)  # the previous spike's after-potential
+    t, a = bursting_train(rng, 500, 150.0, decay=0.2)
+    later = a < 0.9
+    w = a[:, None] * tpl[None, :] + later[:, None] * after[None, :] + band_noise(rng, len(a) * L).reshape(len(a), L)
+    split = later.astype(np.int64)  # first spikes / later spikes (what the clustering made of them)
+    templates = mean_waveforms(w, split, 2)
+    wh = whitening(noise_cholesky(w, split, templates))
+    d = shape_dprime(templates[1] @ wh, templates[0] @ wh)  # the later spikes' shape at their size
+    assert MERGE_MAX_SHAPE_DPRIME < d < BURST_MAX_SHAPE_DPRIME, d
+    assert shape_dprime(templates[0] @ wh, templates[1] @ wh) > BURST_MAX_SHAPE_DPRIME  # at the larger size
+    assert np.all(merge_same_units(w, split, t, FS, 150.0, burst_merge=True) == 0)
+    # the same two shapes and sizes as two independent neurons (Poisson, 5 and 10 Hz): apart
+    ta = np.sort(rng.choice(np.arange(100, int(150 * FS) - 100), 750, replace=False))
+    tb = np.sort(rng.choice(np.arange(100, int(150 * FS) - 100), 1500, replace=False))
+    t2 = np.concatenate([ta, tb])
+    lab2 = np.concatenate([np.zeros(len(ta), np.int64), np.ones(len(tb), np.int64)])
+    w2 = np.where(lab2[:, None] == 0, tpl[None, :], 0.64 * tpl[None, :] + after[None, :]) \
+        + band_noise(rng, len(t2) * L).reshape(len(t2), L)
+    order = np.argsort(t2, kind="stable")
+    out = merge_same_units(w2[order], lab2[order], t2[order], FS, 150.0, burst_merge=True)
+    assert len(np.unique(out)) == 2
+
+
 def test_matched_filter_finds_spikes_below_the_threshold_and_skips_known_events():
     rng = np.random.default_rng(5)
     n = int(60 * FS)

@@ -24,6 +24,11 @@ from blechrs.core.split_units import one_mode_and_shape
 #: unit cut apart in feature space sit at ~1.6 (the means of a Gaussian cut in two), units of
 #: different shape far above.
 MERGE_MAX_SHAPE_DPRIME = 3.0
+#: ... and for a merge on burst evidence (``burst_merge``): a burst's later spikes ride on the
+#: after-potential of the spike before and change shape a little, which on a large unit is several
+#: noise SDs (a 160 uV unit cut into its bursts' first and later spikes: d' 3.7-4.3); the burst
+#: evidence itself is what tells one neuron from two (two neurons give either order as often).
+BURST_MAX_SHAPE_DPRIME = 6.0
 #: Burst evidence: among pairs (one event of each unit) between the censored period and BURST_MS
 #: apart, those where the later spike is smaller outnumber those where it is larger by at least
 #: BURST_MIN_PAIRS, BURST_Z binomial SDs (two independent neurons give either order as often:
@@ -105,24 +110,30 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
         if len(ids) < 2:
             break
         u = {k: mean_rows(w, labels == k) @ whiten for k in ids}
+        bursts = burst_merge and times is not None
         pairs = []
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
                 dprime = shape_dprime(u[a], u[b])
                 if dprime < MERGE_MAX_SHAPE_DPRIME:
                     pairs.append((dprime, a, b))
+                elif bursts:
+                    # the smaller unit's shape against the larger one's scaled to it (the later
+                    # spikes' change of shape, at their own size)
+                    small, large = (a, b) if u[a] @ u[a] < u[b] @ u[b] else (b, a)
+                    if shape_dprime(u[small], u[large]) < BURST_MAX_SHAPE_DPRIME:
+                        pairs.append((dprime, a, b))
         merged = False
-        for _, a, b in sorted(pairs):
+        for dprime, a, b in sorted(pairs):
             if times is not None and _fire_independently(times[labels == a], times[labels == b],
                                                          sampling_rate, duration_s):
                 continue
             idx = np.flatnonzero((labels == a) | (labels == b))
             # ... and only when their union is not one the split tests would split again (merge and
             # split must agree, or a split neighbour comes straight back)
-            if one_mode_and_shape(w, idx, whiten) or (
-                    burst_merge and times is not None
-                    and burst_linked(times[idx], project_rows(w, idx, whiten, u[a] + u[b]), labels[idx] == a,
-                                     sampling_rate, duration_s)):
+            if (dprime < MERGE_MAX_SHAPE_DPRIME and one_mode_and_shape(w, idx, whiten)) or (
+                    bursts and burst_linked(times[idx], project_rows(w, idx, whiten, u[a] + u[b]),
+                                            labels[idx] == a, sampling_rate, duration_s)):
                 labels[labels == b] = a
                 merged = True
                 break
