@@ -105,12 +105,12 @@ def merge_same_units(waveforms: np.ndarray, unit_labels: np.ndarray, times: np.n
         return labels
     templates = mean_waveforms(w, labels, int(labels.max()) + 1)
     whiten = whitening(noise_cholesky(w, labels, templates))
+    bursts = burst_merge and times is not None
     while True:
         ids = [k for k in np.unique(labels) if k >= 0]
         if len(ids) < 2:
             break
         u = {k: mean_rows(w, labels == k) @ whiten for k in ids}
-        bursts = burst_merge and times is not None
         pairs = []
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:

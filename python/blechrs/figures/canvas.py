@@ -80,7 +80,6 @@ class Canvas:
         self.W, self.H = int(cols * cell[0]), int(rows * cell[1] + TITLE_PX)
         self.lines: list[np.ndarray] = []
         self.line_colors: list[Any] = []
-        self.line_widths: list[float] = []
         self.polys: list[np.ndarray] = []
         self.poly_colors: list[Any] = []
         self.texts: list[tuple] = []
